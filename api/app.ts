@@ -1,0 +1,106 @@
+/**
+ * The HTTP API as a Hono app built from its dependencies, so tests call
+ * `app.request()` without a port. Resource sub-apps are mounted under
+ * `/v1`; the auth middleware (the one slot for authentication) runs on
+ * `/v1/*` and sets the `principal` every handler reads.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ store });
+ * const res = await app.request("/v1/vms");
+ * ```
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { Registry } from "prom-client";
+import { type Config, ConfigSchema } from "../core/config.ts";
+import { keys } from "../core/keys.ts";
+import type { Store } from "../core/store.ts";
+import { type AppEnv, type Principal } from "./env.ts";
+import { errorJson, notFound, onError, validationHook } from "./errors.ts";
+import { hosts } from "./hosts.ts";
+import { httpMetrics, metrics } from "./metrics.ts";
+import { tasks } from "./tasks.ts";
+import { vms } from "./vms.ts";
+
+export type { AppEnv, Principal };
+
+/** The largest request body accepted, in bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The default principal: a local administrator (no authentication yet). */
+export const LOCAL_ADMIN: Principal = { name: "local", admin: true };
+
+export interface AppOptions {
+  store: Store;
+  /** Task settings; defaults from core/config.ts. */
+  config?: Pick<Config, "tasks">;
+  /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
+  auth?: MiddlewareHandler<AppEnv>;
+  /** Where metrics are registered; a new registry per app by default. */
+  registry?: Registry;
+}
+
+const localAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set("principal", LOCAL_ADMIN);
+  await next();
+};
+
+/** Builds the API app. */
+export function createApp({
+  store,
+  config = { tasks: ConfigSchema.shape.tasks.parse(undefined) },
+  auth = localAdmin,
+  registry = new Registry(),
+}: AppOptions): OpenAPIHono<AppEnv> {
+  const deps = { store, config };
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.onError(onError);
+  app.notFound(notFound);
+  app.use("*", httpMetrics(registry));
+
+  app.get("/healthz", async (c) => {
+    try {
+      await store.count(keys.hosts);
+      return c.json({ ok: true }, 200);
+    } catch (err) {
+      return c.json({ ok: false, error: (err as Error).message }, 503);
+    }
+  });
+  app.route("/metrics", metrics({ store, registry }));
+
+  // Registered before the auth middleware: the API description is public.
+  app.doc("/v1/openapi.json", {
+    openapi: "3.0.3",
+    info: {
+      title: "ucloud",
+      version: "1",
+      description: "The ucloud HTTP API. Errors are `{ error: { status, " +
+        "code, message, field? } }`.",
+    },
+  });
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorJson(
+          c,
+          413,
+          `Request body is larger than ${MAX_BODY_BYTES} bytes`,
+        ),
+    }),
+    auth,
+    async (c, next) => {
+      if (!c.get("principal")) {
+        throw new Error("The auth middleware did not set a principal");
+      }
+      await next();
+    },
+  );
+  app.route("/v1/vms", vms(deps));
+  app.route("/v1/hosts", hosts(deps));
+  app.route("/v1/tasks", tasks(deps));
+  return app;
+}

@@ -1,0 +1,55 @@
+/**
+ * What every API sub-app shares: the request variables (the principal set by
+ * the auth middleware), the dependencies handed to each sub-app, and a
+ * router factory that installs the validation hook.
+ *
+ * @example
+ * ```ts
+ * const vms = router();
+ * vms.openapi(route, (c) => c.json({ who: c.get("principal").name }, 200));
+ * ```
+ */
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Config } from "../core/config.ts";
+import { ID_RE, Task, Vm } from "../core/schemas.ts";
+import type { Store } from "../core/store.ts";
+import { validationHook } from "./errors.ts";
+
+/** Who makes a request; set by the auth middleware on `/v1/*`. */
+export interface Principal {
+  name: string;
+  admin: boolean;
+}
+
+export type AppEnv = { Variables: { principal: Principal } };
+
+/** What the resource sub-apps are built from. */
+export interface Deps {
+  store: Store;
+  config: Pick<Config, "tasks">;
+}
+
+/** A sub-app whose zod failures become JSON 400s naming the field. */
+export function router(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+/** The `{id}` path parameter of a VM or task. */
+export const IdParams = z.object({
+  id: z.string().regex(
+    ID_RE,
+    "id must be 1-64 lowercase letters, digits or '-', starting with a letter or digit",
+  ).openapi({
+    param: { name: "id", in: "path" },
+    example: "vm-0mbq3k2x1-3f9a0c1d",
+  }),
+});
+
+/** True when `p` may see a document owned by `owner`. */
+export function canSee(p: Principal, owner: string | undefined): boolean {
+  return p.admin || owner === p.name;
+}
+
+/** The VM and task documents as named OpenAPI components. */
+export const VmDoc = Vm.openapi("Vm");
+export const TaskDoc = Task.openapi("Task");

@@ -1,0 +1,47 @@
+/**
+ * Runs the API server: `deno run -A api/main.ts`. Reads the configuration
+ * (core/config.ts), connects to etcd, serves on `api.listen`:`api.port`,
+ * and shuts down cleanly on SIGINT or SIGTERM.
+ *
+ * @example
+ * ```sh
+ * UCLOUD_API_PORT=8750 deno run -A api/main.ts
+ * ```
+ */
+import { loadConfig } from "../core/config.ts";
+import { logger } from "../core/log.ts";
+import { Store } from "../core/store.ts";
+import { createApp } from "./app.ts";
+
+const log = logger({ component: "api" });
+
+/** Serves the API until SIGINT or SIGTERM. */
+export async function main(): Promise<void> {
+  const config = await loadConfig();
+  const store = Store.connect(config.etcd);
+  const app = createApp({ store, config });
+  const server = Deno.serve({
+    hostname: config.api.listen,
+    port: config.api.port,
+    onListen: ({ hostname, port }) => {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      log.info("api listening", {
+        url: `http://${host}:${port}`,
+        etcd: config.etcd.endpoints,
+        prefix: config.etcd.prefix,
+      });
+    },
+  }, app.fetch);
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const stop = () => {
+    log.info("api stopping");
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+    server.shutdown();
+  };
+  for (const s of signals) Deno.addSignalListener(s, stop);
+  await server.finished;
+  store.close();
+  log.info("api stopped");
+}
+
+if (import.meta.main) await main();

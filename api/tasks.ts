@@ -1,0 +1,83 @@
+/**
+ * `/v1/tasks`: list and show task documents, newest first. Non-admins see
+ * only the tasks they own.
+ *
+ * @example
+ * ```ts
+ * app.route("/v1/tasks", tasks({ store, config }));
+ * ```
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { NotFoundError } from "../core/errors.ts";
+import { keys } from "../core/keys.ts";
+import { ID_RE, Task, TaskState } from "../core/schemas.ts";
+import { canSee, type Deps, IdParams, router, TaskDoc } from "./env.ts";
+import { errorResponses } from "./errors.ts";
+
+export const TaskQuery = z.object({
+  state: TaskState.optional(),
+  kind: z.string().min(1).max(100).optional(),
+  vm: z.string().regex(ID_RE, "vm must be a VM id").optional(),
+  target: z.string().min(1).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+const listTasks = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List tasks, newest first",
+  request: { query: TaskQuery },
+  responses: {
+    200: {
+      description: "Matching tasks visible to the caller",
+      content: {
+        "application/json": { schema: z.object({ items: z.array(TaskDoc) }) },
+      },
+    },
+    ...errorResponses(400, 503),
+  },
+});
+
+const showTask = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Show a task",
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "The task",
+      content: { "application/json": { schema: TaskDoc } },
+    },
+    ...errorResponses(400, 404, 503),
+  },
+});
+
+/** Builds the `/v1/tasks` sub-app. */
+export function tasks({ store }: Deps) {
+  return router()
+    .openapi(listTasks, async (c) => {
+      const who = c.get("principal");
+      const q = c.req.valid("query");
+      const { items } = await store.list(keys.tasks, Task);
+      const out: Task[] = [];
+      // Task ids sort by creation time, so etcd's key order reversed is newest first.
+      for (let i = items.length - 1; i >= 0 && out.length < q.limit; i--) {
+        const t = items[i].value;
+        if (!canSee(who, t.owner)) continue;
+        if (q.state && t.state !== q.state) continue;
+        if (q.kind && t.kind !== q.kind) continue;
+        if (q.target && t.target !== q.target) continue;
+        if (q.vm && t.payload.vm !== q.vm) continue;
+        out.push(t);
+      }
+      return c.json({ items: out }, 200);
+    })
+    .openapi(showTask, async (c) => {
+      const id = c.req.valid("param").id;
+      const t = await store.get(keys.task(id), Task);
+      if (!t || !canSee(c.get("principal"), t.value.owner)) {
+        throw new NotFoundError("task", id);
+      }
+      return c.json(t.value, 200);
+    });
+}

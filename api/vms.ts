@@ -1,0 +1,342 @@
+/**
+ * `/v1/vms`: create, list, show, stop, start and delete VMs. Every change
+ * writes the VM document and the task that carries it out in one etcd
+ * transaction that compares what was read (DESIGN.md rule 1).
+ *
+ * @example
+ * ```ts
+ * app.route("/v1/vms", vms({ store, config }));
+ * ```
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ConflictError, NotFoundError } from "../core/errors.ts";
+import { keys, newId } from "../core/keys.ts";
+import {
+  Idempotency,
+  Task,
+  Vm,
+  VmCreateInput,
+  type VmStatus,
+} from "../core/schemas.ts";
+import type { Store } from "../core/store.ts";
+import { enqueue, newTask } from "../tasks/queue.ts";
+import {
+  canSee,
+  type Deps,
+  IdParams,
+  type Principal,
+  router,
+  TaskDoc,
+  VmDoc,
+} from "./env.ts";
+import { errorResponses } from "./errors.ts";
+
+/** How often a read-modify-write is retried after a lost compare. */
+const ATTEMPTS = 5;
+
+const VmAndTask = z.object({ vm: VmDoc, task: TaskDoc }).openapi("VmAndTask");
+const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() })
+  .openapi("VmAndMaybeTask");
+
+const IdempotencyHeaders = z.object({
+  "Idempotency-Key": z.string().regex(
+    /^[A-Za-z0-9_.:-]{1,200}$/,
+    "Idempotency-Key must be 1-200 characters of A-Z a-z 0-9 _ . : -",
+  ).optional(),
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const createVm = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Create a VM",
+  description:
+    "Writes the VM and a `vm.create` task in one transaction. With an " +
+    "`Idempotency-Key`, repeating the same request returns what the first made.",
+  request: {
+    headers: IdempotencyHeaders,
+    body: {
+      required: true,
+      content: { "application/json": { schema: VmCreateInput } },
+    },
+  },
+  responses: {
+    201: json(VmAndTask, "VM created"),
+    200: json(VmAndMaybeTask, "Replay of an earlier request with this key"),
+    ...errorResponses(400, 409, 415, 503),
+  },
+});
+
+const listVms = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List VMs",
+  responses: {
+    200: json(z.object({ items: z.array(VmDoc) }), "VMs visible to the caller"),
+    ...errorResponses(503),
+  },
+});
+
+const showVm = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Show a VM",
+  request: { params: IdParams },
+  responses: {
+    200: json(VmDoc, "The VM"),
+    ...errorResponses(400, 404, 503),
+  },
+});
+
+const action = (path: string, summary: string, method: "post" | "delete") =>
+  createRoute({
+    method,
+    path,
+    summary,
+    request: { params: IdParams },
+    responses: {
+      202: json(VmAndMaybeTask, "Change accepted; `task` carries it out"),
+      200: json(VmAndMaybeTask, "Already in the asked state; `task` is null"),
+      ...errorResponses(400, 404, 409, 503),
+    },
+  });
+
+const deleteVm = action("/{id}", "Delete a VM", "delete");
+const stopVm = action("/{id}/stop", "Stop a VM", "post");
+const startVm = action("/{id}/start", "Start a VM", "post");
+
+/** What a state change decided: nothing to do, or a new VM plus its task. */
+type Plan =
+  | { change: false; status: 200 | 202 }
+  | { change: true; vm: Vm; task: Task };
+
+/** Builds the `/v1/vms` sub-app. */
+export function vms({ store, config }: Deps) {
+  const maxAttempts = config.tasks.maxAttempts;
+
+  const task = (kind: string, target: string, vm: Vm, now: Date) =>
+    newTask({
+      kind,
+      target,
+      payload: { vm: vm.id },
+      owner: vm.owner,
+      maxAttempts,
+      now,
+    });
+
+  /** The VM with `phase` and without a stale failure reason. */
+  const moved = (
+    vm: Vm,
+    desired: Vm["desired"],
+    phase: VmStatus["phase"],
+    now: Date,
+  ): Vm => {
+    const { reason: _, ...status } = vm.status;
+    return {
+      ...vm,
+      desired,
+      status: { ...status, phase, updatedAt: now.toISOString() },
+    };
+  };
+
+  /**
+   * Reads the VM, lets `plan` decide, and writes the change in a
+   * transaction comparing the read revision; retries a lost compare.
+   */
+  const change = async (
+    who: Principal,
+    id: string,
+    plan: (vm: Vm, now: Date) => Plan,
+  ): Promise<{ status: 200 | 202; vm: Vm; task: Task | null }> => {
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const cur = await readVm(store, who, id);
+      const p = plan(cur.value, new Date());
+      if (!p.change) return { status: p.status, vm: cur.value, task: null };
+      const txn = store.txn().ifModRevision(cur.key, cur.modRevision)
+        .put(cur.key, p.vm);
+      const r = await enqueue(txn, p.task).commit();
+      if (r.ok) return { status: 202, vm: p.vm, task: p.task };
+    }
+    throw new ConflictError(
+      `Cannot change VM ${id}: it changed ${ATTEMPTS} times while trying; try again`,
+    );
+  };
+
+  return router()
+    .openapi(createVm, async (c) => {
+      const input = c.req.valid("json");
+      const key = c.req.valid("header")["Idempotency-Key"];
+      const owner = c.get("principal").name;
+      const now = new Date();
+      const vm: Vm = {
+        id: newId("vm"),
+        owner,
+        spec: input,
+        desired: "running",
+        status: { phase: "pending", updatedAt: now.toISOString() },
+        createdAt: now.toISOString(),
+      };
+      const t = newTask({
+        kind: "vm.create",
+        target: "any",
+        payload: { vm: vm.id },
+        owner,
+        maxAttempts,
+        idempotencyKey: key,
+        now,
+      });
+      const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
+      enqueue(txn, t);
+      if (key === undefined) {
+        if (!(await txn.commit()).ok) {
+          throw new ConflictError(
+            `Cannot create VM ${vm.id}: id already taken`,
+          );
+        }
+        return c.json({ vm, task: t }, 201);
+      }
+      const idem = keys.idempotency(owner, key);
+      const request = await requestHash(input);
+      txn.ifAbsent(idem).put(idem, { vm: vm.id, task: t.id, request });
+      if ((await txn.commit()).ok) return c.json({ vm, task: t }, 201);
+      const prior = await store.get(idem, Idempotency);
+      if (!prior) {
+        throw new ConflictError(
+          `Cannot create VM: Idempotency-Key ${key} changed concurrently; try again`,
+        );
+      }
+      if (prior.value.request !== request) {
+        throw new ConflictError(
+          `Idempotency-Key ${key} was used with a different request`,
+        );
+      }
+      const [pvm, ptask] = await Promise.all([
+        store.get(keys.vm(prior.value.vm), Vm),
+        store.get(keys.task(prior.value.task), Task),
+      ]);
+      if (!pvm) {
+        throw new ConflictError(
+          `Idempotency-Key ${key} created VM ${prior.value.vm}, which no longer exists`,
+        );
+      }
+      return c.json({ vm: pvm.value, task: ptask?.value ?? null }, 200);
+    })
+    .openapi(listVms, async (c) => {
+      const who = c.get("principal");
+      const { items } = await store.list(keys.vms, Vm);
+      return c.json({
+        items: items.map((kv) => kv.value).filter((v) => canSee(who, v.owner)),
+      }, 200);
+    })
+    .openapi(showVm, async (c) => {
+      const vm = await readVm(
+        store,
+        c.get("principal"),
+        c.req.valid("param").id,
+      );
+      return c.json(vm.value, 200);
+    })
+    .openapi(deleteVm, async (c) => {
+      const r = await change(
+        c.get("principal"),
+        c.req.valid("param").id,
+        (vm, now) => {
+          if (vm.desired === "deleted") return { change: false, status: 202 };
+          return {
+            change: true,
+            vm: moved(vm, "deleted", "deleting", now),
+            task: task("vm.delete", vm.status.host ?? "any", vm, now),
+          };
+        },
+      );
+      return c.json({ vm: r.vm, task: r.task }, r.status);
+    })
+    .openapi(stopVm, async (c) => {
+      const r = await change(
+        c.get("principal"),
+        c.req.valid("param").id,
+        (vm, now) => {
+          if (vm.desired === "deleted") {
+            throw new ConflictError(
+              `Cannot stop VM ${vm.id}: it is being deleted`,
+            );
+          }
+          if (vm.desired === "stopped" && vm.status.phase === "stopped") {
+            return { change: false, status: 200 };
+          }
+          const host = vm.status.host;
+          if (!host) {
+            throw new ConflictError(
+              `Cannot stop VM ${vm.id}: it has no host yet (phase ${vm.status.phase})`,
+            );
+          }
+          return {
+            change: true,
+            vm: moved(vm, "stopped", "stopping", now),
+            task: task("vm.stop", host, vm, now),
+          };
+        },
+      );
+      return c.json({ vm: r.vm, task: r.task }, r.status);
+    })
+    .openapi(startVm, async (c) => {
+      const r = await change(
+        c.get("principal"),
+        c.req.valid("param").id,
+        (vm, now) => {
+          if (vm.desired === "deleted") {
+            throw new ConflictError(
+              `Cannot start VM ${vm.id}: it is being deleted`,
+            );
+          }
+          if (vm.desired === "running" && vm.status.phase === "running") {
+            return { change: false, status: 200 };
+          }
+          const host = vm.status.host;
+          if (!host) {
+            return {
+              change: true,
+              vm: moved(vm, "running", "pending", now),
+              task: task("vm.create", "any", vm, now),
+            };
+          }
+          return {
+            change: true,
+            vm: moved(vm, "running", "starting", now),
+            task: task("vm.start", host, vm, now),
+          };
+        },
+      );
+      return c.json({ vm: r.vm, task: r.task }, r.status);
+    });
+}
+
+/** Reads a VM the principal may see; 404 otherwise (even when it exists). */
+async function readVm(store: Store, who: Principal, id: string) {
+  const vm = await store.get(keys.vm(id), Vm);
+  if (!vm || !canSee(who, vm.value.owner)) throw new NotFoundError("vm", id);
+  return vm;
+}
+
+/** sha-256 (hex) of the JSON of `value` with object keys sorted. */
+export async function requestHash(value: unknown): Promise<string> {
+  const data = new TextEncoder().encode(canonicalJson(value));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`);
+    return `{${entries.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,1220 @@
+#!/usr/bin/env -S deno run --allow-net --allow-env=UCLOUD_API
+/**
+ * `ucloud`: the command-line client of the ucloud API. One self-contained
+ * file that uses only the Deno runtime, so it can be copied or `deno bundle`d
+ * alone.
+ *
+ * Exit codes: 0 ok, 1 API or operation error, 2 usage error.
+ *
+ * @example
+ * ```sh
+ * deno run --allow-net --allow-env=UCLOUD_API cli/ucloud.ts \
+ *   vm create --name web1 --cpus 1 --memory 128
+ * ```
+ *
+ * @module
+ */
+
+/** A VM as the API returns it (`Vm` in `core/schemas.ts`). */
+export interface Vm {
+  id: string;
+  owner: string;
+  spec: { name: string; cpus: number; memory: number; image: string };
+  desired: string;
+  status: {
+    phase: string;
+    host?: string;
+    reason?: string;
+    handle?: Record<string, unknown>;
+    updatedAt: string;
+  };
+  createdAt: string;
+}
+
+/** A task as the API returns it (`Task` in `core/schemas.ts`). */
+export interface Task {
+  id: string;
+  kind: string;
+  target: string;
+  payload: { vm?: unknown };
+  state: string;
+  attempts: number;
+  maxAttempts: number;
+  notBefore: number;
+  createdAt: string;
+  updatedAt: string;
+  worker?: string;
+  progress?: string;
+  result?: unknown;
+  error?: string;
+  history: { at: string; state: string; worker?: string; message?: string }[];
+}
+
+/** A host as `GET /v1/hosts` lists it. */
+export interface HostView {
+  name: string;
+  capacity: { cpus: number; memoryMiB: number };
+  usage: { cpus: number; memoryMiB: number; vms: number };
+  state: string;
+  alive: boolean;
+  incarnation?: string;
+  started?: string;
+  addresses: string[];
+  os: string;
+  drivers: string[];
+}
+
+/** What create, start, stop and delete answer. */
+interface Operation {
+  vm: Vm;
+  task: Task | null;
+}
+
+const DEFAULT_API = "http://127.0.0.1:8750";
+const DEFAULT_TIMEOUT_SECONDS = 120;
+const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME_RULE =
+  "1-63 lowercase letters, digits or '-', not starting or ending with '-'";
+const TASK_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+/**
+ * An error the CLI reports as `error: <message>` and exits with `exitCode`.
+ *
+ * @example
+ * ```ts
+ * throw new CliError("Cannot find vm web1: no VM has this id or name");
+ * ```
+ */
+export class CliError extends Error {
+  override name = "CliError";
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+/**
+ * Bad command-line input: exit code 2. `topic` names the command whose help
+ * applies; `showHelp` prints that help instead of a one-line hint.
+ *
+ * @example
+ * ```ts
+ * throw new UsageError("--cpus must be an integer from 1 to 64", ["vm", "create"]);
+ * ```
+ */
+export class UsageError extends CliError {
+  override name = "UsageError";
+  constructor(
+    message: string,
+    readonly topic: string[] = [],
+    readonly showHelp = false,
+  ) {
+    super(message, 2);
+  }
+}
+
+/**
+ * An error answer of the API, `{error: {status, code, message, field?}}`.
+ *
+ * @example
+ * ```ts
+ * const err = new ApiError(400, "invalid", "image not found", "image");
+ * err.message; // "image not found (field: image)"
+ * ```
+ */
+export class ApiError extends CliError {
+  override name = "ApiError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(field ? `${message} (field: ${field})` : message);
+  }
+}
+
+// ---------------------------------------------------------------- arguments
+
+type Wait = { timeoutSeconds: number } | null;
+
+/** What `parseArgs()` understood: one command with its validated input. */
+export type ParsedArgs =
+  & { api?: string; json: boolean }
+  & (
+    | { command: "help"; topic: string[] }
+    | {
+      command: "vm create";
+      input: { name: string; cpus: number; memory: number; image?: string };
+      idempotencyKey?: string;
+      wait: Wait;
+    }
+    | { command: "vm list" | "host list" }
+    | { command: "vm show"; vm: string }
+    | { command: "vm start" | "vm stop" | "vm delete"; vm: string; wait: Wait }
+    | {
+      command: "task list";
+      query: { state?: string; kind?: string; vm?: string; limit?: number };
+    }
+    | { command: "task show"; task: string }
+  );
+
+type CommandName = Exclude<ParsedArgs["command"], "help">;
+
+interface CommandSpec {
+  summary: string;
+  usage: string;
+  /** Flags besides the global ones, with their help lines. */
+  flags: Record<string, string>;
+  examples: string[];
+}
+
+const WAIT_FLAGS = {
+  "--wait": "wait until the VM gets there (the default)",
+  "--no-wait": "return as soon as the API accepted the request",
+  "--timeout SECONDS":
+    `stop waiting after this long (default ${DEFAULT_TIMEOUT_SECONDS})`,
+};
+
+const COMMANDS: Record<CommandName, CommandSpec> = {
+  "vm create": {
+    summary: "Create a VM and wait until it runs",
+    usage: "ucloud vm create --name NAME --cpus N --memory MIB [flags]",
+    flags: {
+      "--name NAME": NAME_RULE,
+      "--cpus N": "whole CPUs, 1 to 64",
+      "--memory MIB": "memory in MiB, 96 to 1048576",
+      "--image IMAGE": "guest image (default tiny)",
+      "--idempotency-key KEY":
+        "retrying with the same key returns the first VM, not a new one",
+      ...WAIT_FLAGS,
+    },
+    examples: [
+      "ucloud vm create --name web1 --cpus 1 --memory 128",
+      "ucloud vm create --name db1 --cpus 2 --memory 2048 --image tiny --no-wait",
+    ],
+  },
+  "vm list": {
+    summary: "List VMs",
+    usage: "ucloud vm list [--json]",
+    flags: {},
+    examples: ["ucloud vm list"],
+  },
+  "vm show": {
+    summary: "Show one VM",
+    usage: "ucloud vm show ID|NAME [--json]",
+    flags: {},
+    examples: ["ucloud vm show web1"],
+  },
+  "vm start": {
+    summary: "Start a stopped VM and wait until it runs",
+    usage: "ucloud vm start ID|NAME [flags]",
+    flags: WAIT_FLAGS,
+    examples: ["ucloud vm start web1"],
+  },
+  "vm stop": {
+    summary: "Stop a VM and wait until it is stopped",
+    usage: "ucloud vm stop ID|NAME [flags]",
+    flags: WAIT_FLAGS,
+    examples: ["ucloud vm stop web1 --timeout 30"],
+  },
+  "vm delete": {
+    summary: "Delete a VM and wait until it is gone",
+    usage: "ucloud vm delete ID|NAME [flags]",
+    flags: WAIT_FLAGS,
+    examples: ["ucloud vm delete web1 --no-wait"],
+  },
+  "host list": {
+    summary: "List hosts with their capacity and usage",
+    usage: "ucloud host list [--json]",
+    flags: {},
+    examples: ["ucloud host list"],
+  },
+  "task list": {
+    summary: "List tasks, newest first",
+    usage: "ucloud task list [--state STATE] [--kind KIND] [--vm ID|NAME] " +
+      "[--limit N]",
+    flags: {
+      "--state STATE": TASK_STATES.join(", "),
+      "--kind KIND": "e.g. vm.create",
+      "--vm ID|NAME": "tasks of this VM",
+      "--limit N": "at most N tasks",
+    },
+    examples: ["ucloud task list --state failed", "ucloud task list --vm web1"],
+  },
+  "task show": {
+    summary: "Show one task with its history",
+    usage: "ucloud task show ID [--json]",
+    flags: {},
+    examples: ["ucloud task show t-0123"],
+  },
+};
+
+const GLOBAL_FLAGS = {
+  "--api URL": `API address (default $UCLOUD_API, else ${DEFAULT_API})`,
+  "--json": "print the JSON the API answers instead of a table",
+  "-h, --help": "show help",
+};
+
+const GROUPS = ["vm", "host", "task"];
+const VALUE_FLAGS = new Set([
+  "api",
+  "timeout",
+  "name",
+  "cpus",
+  "memory",
+  "image",
+  "idempotency-key",
+  "state",
+  "kind",
+  "vm",
+  "limit",
+]);
+const BOOLEAN_FLAGS = new Set(["json", "help", "wait", "no-wait"]);
+
+/** The flag names (`cpus`, `no-wait`) a command accepts besides the globals. */
+function flagNames(spec: CommandSpec): Set<string> {
+  const names = Object.keys(spec.flags).map((f) => f.split(" ")[0].slice(2));
+  return new Set([...names, "api", "json", "help"]);
+}
+
+/**
+ * Parses the command line into one command with validated flags. Throws
+ * `UsageError` for anything wrong, naming the flag.
+ *
+ * @example
+ * ```ts
+ * const args = parseArgs(["vm", "create", "--name", "web1", "--cpus", "1", "--memory", "128"]);
+ * args.command; // "vm create"
+ * ```
+ */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const words: string[] = [];
+  const flags = new Map<string, string | true>();
+  let problem: string | undefined;
+  let onlyWords = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (onlyWords || !arg.startsWith("-") || arg === "-") {
+      words.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      onlyWords = true;
+      continue;
+    }
+    if (!arg.startsWith("--") && arg !== "-h") {
+      problem ??= `unknown flag ${arg}`;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg === "-h"
+      ? "help"
+      : arg.slice(2, eq === -1 ? undefined : eq);
+    let value: string | true = true;
+    if (VALUE_FLAGS.has(name)) {
+      const next = argv[i + 1];
+      if (eq !== -1) value = arg.slice(eq + 1);
+      else if (next === undefined || next.startsWith("--")) {
+        problem ??= `--${name} needs a value`;
+        continue;
+      } else {
+        value = next;
+        i++;
+      }
+    } else if (!BOOLEAN_FLAGS.has(name)) {
+      problem ??= `unknown flag --${name}`;
+      continue;
+    } else if (eq !== -1) {
+      problem ??= `--${name} takes no value`;
+      continue;
+    }
+    if (flags.has(name)) problem ??= `--${name} is given twice`;
+    flags.set(name, value);
+  }
+
+  const globals = { api: apiFlag(flags.get("api")), json: flags.has("json") };
+  if (words[0] === "help") {
+    if (problem) throw new UsageError(problem);
+    return { ...globals, command: "help", topic: helpTopic(words.slice(1)) };
+  }
+  if (words.length === 0) {
+    if (problem) throw new UsageError(problem);
+    if (flags.has("help")) return { ...globals, command: "help", topic: [] };
+    throw new UsageError("missing command", [], true);
+  }
+  const [group, sub] = words;
+  if (!GROUPS.includes(group)) {
+    throw new UsageError(`unknown command '${group}'`);
+  }
+  if (sub === undefined || sub === "help") {
+    if (problem) throw new UsageError(problem, [group]);
+    if (sub === "help") {
+      const topic = helpTopic([group, ...words.slice(2)]);
+      return { ...globals, command: "help", topic };
+    }
+    if (flags.has("help")) {
+      return { ...globals, command: "help", topic: [group] };
+    }
+    throw new UsageError(`missing ${group} command`, [group], true);
+  }
+  const command = `${group} ${sub}`;
+  if (!isCommand(command)) {
+    throw new UsageError(`unknown command '${command}'`, [group]);
+  }
+  const topic = [group, sub];
+  if (problem) throw new UsageError(problem, topic);
+  if (flags.has("help")) return { ...globals, command: "help", topic };
+  const allowed = flagNames(COMMANDS[command]);
+  for (const name of flags.keys()) {
+    if (!allowed.has(name)) {
+      throw new UsageError(
+        `--${name} is not a flag of 'ucloud ${command}'`,
+        topic,
+      );
+    }
+  }
+  const read = new FlagReader(flags, topic);
+  const args = words.slice(2);
+  switch (command) {
+    case "vm create": {
+      read.required("name", "cpus", "memory");
+      noArgs(args, topic);
+      const input = {
+        name: read.name("name")!,
+        cpus: read.integer("cpus", 1, 64, "an integer from 1 to 64")!,
+        memory: read.integer(
+          "memory",
+          96,
+          1_048_576,
+          "a whole number of MiB from 96 to 1048576",
+        )!,
+        image: read.name("image"),
+      };
+      return {
+        ...globals,
+        command,
+        input,
+        idempotencyKey: read.text("idempotency-key"),
+        wait: read.wait(),
+      };
+    }
+    case "vm show":
+      return { ...globals, command, vm: oneArg(args, "VM id or name", topic) };
+    case "vm start":
+    case "vm stop":
+    case "vm delete":
+      return {
+        ...globals,
+        command,
+        vm: oneArg(args, "VM id or name", topic),
+        wait: read.wait(),
+      };
+    case "task list": {
+      noArgs(args, topic);
+      const state = read.text("state");
+      if (state !== undefined && !TASK_STATES.includes(state)) {
+        throw new UsageError(
+          `--state must be one of ${TASK_STATES.join(", ")}, got "${state}"`,
+          topic,
+        );
+      }
+      const query = {
+        state,
+        kind: read.text("kind"),
+        vm: read.text("vm"),
+        limit: read.integer("limit", 1, 10_000, "an integer from 1 to 10000"),
+      };
+      return { ...globals, command, query };
+    }
+    case "task show":
+      return { ...globals, command, task: oneArg(args, "task id", topic) };
+    case "vm list":
+    case "host list":
+      noArgs(args, topic);
+      return { ...globals, command };
+  }
+}
+
+function isCommand(command: string): command is CommandName {
+  return Object.hasOwn(COMMANDS, command);
+}
+
+function helpTopic(words: string[]): string[] {
+  if (words.length === 0) return [];
+  if (!GROUPS.includes(words[0])) {
+    throw new UsageError(`no help for unknown command '${words.join(" ")}'`);
+  }
+  if (words.length === 1) return words;
+  const command = `${words[0]} ${words[1]}`;
+  if (words.length > 2 || !isCommand(command)) {
+    throw new UsageError(
+      `no help for unknown command '${words.join(" ")}'`,
+      [words[0]],
+    );
+  }
+  return words;
+}
+
+function apiFlag(value: string | true | undefined): string | undefined {
+  return typeof value === "string" ? apiUrl(value, "--api") : undefined;
+}
+
+function apiUrl(value: string, source: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new UsageError(
+      `${source} must be an http(s) URL such as ${DEFAULT_API}, got "${value}"`,
+    );
+  }
+  return value.replace(/\/+$/, "");
+}
+
+function noArgs(args: string[], topic: string[]): void {
+  if (args.length > 0) {
+    throw new UsageError(`unexpected argument '${args[0]}'`, topic);
+  }
+}
+
+function oneArg(args: string[], what: string, topic: string[]): string {
+  if (args.length === 0) throw new UsageError(`missing ${what}`, topic);
+  noArgs(args.slice(1), topic);
+  return args[0];
+}
+
+/** Reads and validates flag values; every message names the flag. */
+class FlagReader {
+  constructor(
+    private readonly flags: Map<string, string | true>,
+    private readonly topic: string[],
+  ) {}
+
+  required(...names: string[]): void {
+    const missing = names.filter((n) => !this.flags.has(n));
+    if (missing.length > 0) {
+      const list = missing.map((n) => `--${n}`).join(", ");
+      throw new UsageError(`missing required flag ${list}`, this.topic);
+    }
+  }
+
+  text(name: string): string | undefined {
+    const value = this.flags.get(name);
+    if (value === undefined) return undefined;
+    if (typeof value !== "string" || value === "") {
+      throw new UsageError(`--${name} must not be empty`, this.topic);
+    }
+    return value;
+  }
+
+  name(flag: string): string | undefined {
+    const value = this.text(flag);
+    if (value !== undefined && !NAME_RE.test(value)) {
+      throw new UsageError(
+        `--${flag} must be ${NAME_RULE}, got "${value}"`,
+        this.topic,
+      );
+    }
+    return value;
+  }
+
+  integer(
+    name: string,
+    min: number,
+    max: number,
+    rule: string,
+  ): number | undefined {
+    const value = this.flags.get(name);
+    if (value === undefined) return undefined;
+    const n = typeof value === "string" && /^-?\d+$/.test(value)
+      ? Number(value)
+      : NaN;
+    if (!(n >= min && n <= max)) {
+      throw new UsageError(
+        `--${name} must be ${rule}, got "${value}"`,
+        this.topic,
+      );
+    }
+    return n;
+  }
+
+  wait(): Wait {
+    if (this.flags.has("wait") && this.flags.has("no-wait")) {
+      throw new UsageError(
+        "--wait and --no-wait exclude each other",
+        this.topic,
+      );
+    }
+    const timeout = this.flags.get("timeout");
+    const seconds = timeout === undefined
+      ? DEFAULT_TIMEOUT_SECONDS
+      : Number(timeout);
+    if (!(seconds > 0 && seconds <= 86_400)) {
+      throw new UsageError(
+        `--timeout must be a number of seconds above 0 and at most 86400, got "${timeout}"`,
+        this.topic,
+      );
+    }
+    return this.flags.has("no-wait") ? null : { timeoutSeconds: seconds };
+  }
+}
+
+// ---------------------------------------------------------------- help
+
+function helpText(topic: string[]): string {
+  const lines: string[] = [];
+  const globals = formatFlags(GLOBAL_FLAGS);
+  if (topic.length === 2) {
+    const spec = COMMANDS[`${topic[0]} ${topic[1]}` as CommandName];
+    lines.push(`${spec.summary}.`, "", `Usage: ${spec.usage}`, "");
+    if (Object.keys(spec.flags).length > 0) {
+      lines.push("Flags:", ...formatFlags(spec.flags), "");
+    }
+    lines.push("Global flags:", ...globals, "", "Examples:");
+    lines.push(...spec.examples.map((e) => `  ${e}`));
+    return lines.join("\n") + "\n";
+  }
+  const group = topic[0];
+  const names = (Object.keys(COMMANDS) as CommandName[])
+    .filter((c) => group === undefined || c.startsWith(`${group} `));
+  if (group === undefined) {
+    lines.push(
+      "ucloud: manage the VMs, hosts and tasks of a ucloud cloud.",
+      "",
+    );
+  }
+  lines.push(`Usage: ucloud ${group ?? "<group>"} <command> [flags]`, "");
+  lines.push("Commands:");
+  lines.push(
+    ...formatTable(names, [
+      { header: "", value: (c) => `  ${c}` },
+      { header: "", value: (c) => COMMANDS[c].summary },
+    ]).split("\n").slice(1),
+  );
+  lines.push("", "Global flags:", ...globals, "");
+  lines.push(
+    `Run 'ucloud ${group ? `${group} ` : ""}<command> --help' for its flags.`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+function formatFlags(flags: Record<string, string>): string[] {
+  return formatTable(Object.entries(flags), [
+    { header: "", value: ([flag]) => `  ${flag}` },
+    { header: "", value: ([, text]) => text },
+  ]).split("\n").slice(1);
+}
+
+// ---------------------------------------------------------------- output
+
+/** One column of `formatTable()`. */
+export interface Column<T> {
+  header: string;
+  value: (row: T) => string | number;
+  align?: "left" | "right";
+}
+
+/**
+ * Formats rows as a table: a header line, then one line per row, columns
+ * two spaces apart, padded to the widest cell, no trailing spaces.
+ *
+ * @example
+ * ```ts
+ * formatTable([{ id: "vm-1", cpus: 2 }], [
+ *   { header: "ID", value: (r) => r.id },
+ *   { header: "CPUS", value: (r) => r.cpus, align: "right" },
+ * ]);
+ * // "ID    CPUS\nvm-1     2"
+ * ```
+ */
+export function formatTable<T>(
+  rows: readonly T[],
+  columns: readonly Column<T>[],
+): string {
+  const cells = [
+    columns.map((c) => c.header),
+    ...rows.map((row) => columns.map((c) => String(c.value(row)))),
+  ];
+  const widths = columns.map((_, i) =>
+    Math.max(...cells.map((line) => line[i].length))
+  );
+  return cells.map((line) =>
+    line.map((cell, i) =>
+      columns[i].align === "right"
+        ? cell.padStart(widths[i])
+        : cell.padEnd(widths[i])
+    ).join("  ").trimEnd()
+  ).join("\n");
+}
+
+/** Aligned `key: value` lines; pairs without a value are left out. */
+function formatFields(fields: [string, string | number | undefined][]): string {
+  const shown = fields.filter((f): f is [string, string | number] =>
+    f[1] !== undefined && f[1] !== ""
+  );
+  const width = Math.max(...shown.map(([key]) => key.length)) + 1;
+  return shown.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`)
+    .join("\n");
+}
+
+/** "4s", "3m", "5h", "2d" since `iso`; "-" when it does not parse. */
+function age(iso: string, now = Date.now()): string {
+  const seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (Number.isNaN(seconds)) return "-";
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 48 * 3600) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+function when(iso: string): string {
+  return `${iso} (${age(iso)} ago)`;
+}
+
+function taskVm(task: Task): string {
+  return typeof task.payload?.vm === "string" ? task.payload.vm : "-";
+}
+
+function label(vm: Vm): string {
+  return `vm ${vm.spec.name} (${vm.id})`;
+}
+
+const VM_COLUMNS: Column<Vm>[] = [
+  { header: "ID", value: (vm) => vm.id },
+  { header: "NAME", value: (vm) => vm.spec.name },
+  { header: "CPUS", value: (vm) => vm.spec.cpus, align: "right" },
+  { header: "MEM", value: (vm) => `${vm.spec.memory}Mi`, align: "right" },
+  { header: "PHASE", value: (vm) => vm.status.phase },
+  { header: "HOST", value: (vm) => vm.status.host ?? "-" },
+];
+
+const HOST_COLUMNS: Column<HostView>[] = [
+  { header: "NAME", value: (h) => h.name },
+  { header: "STATE", value: (h) => h.state },
+  { header: "ALIVE", value: (h) => h.alive ? "yes" : "no" },
+  {
+    header: "CPUS",
+    value: (h) => `${h.usage.cpus}/${h.capacity.cpus}`,
+    align: "right",
+  },
+  {
+    header: "MEM(MiB)",
+    value: (h) => `${h.usage.memoryMiB}/${h.capacity.memoryMiB}`,
+    align: "right",
+  },
+  { header: "VMS", value: (h) => h.usage.vms, align: "right" },
+];
+
+const TASK_COLUMNS: Column<Task>[] = [
+  { header: "ID", value: (t) => t.id },
+  { header: "KIND", value: (t) => t.kind },
+  { header: "TARGET", value: (t) => t.target },
+  { header: "STATE", value: (t) => t.state },
+  {
+    header: "ATTEMPTS",
+    value: (t) => `${t.attempts}/${t.maxAttempts}`,
+    align: "right",
+  },
+  { header: "AGE", value: (t) => age(t.createdAt), align: "right" },
+  { header: "VM", value: taskVm },
+];
+
+function vmFields(vm: Vm): string {
+  return formatFields([
+    ["id", vm.id],
+    ["name", vm.spec.name],
+    ["owner", vm.owner],
+    ["cpus", vm.spec.cpus],
+    ["memory", `${vm.spec.memory} MiB`],
+    ["image", vm.spec.image],
+    ["desired", vm.desired],
+    ["phase", vm.status.phase],
+    ["host", vm.status.host],
+    ["reason", vm.status.reason],
+    ["handle", vm.status.handle && JSON.stringify(vm.status.handle)],
+    ["updated", when(vm.status.updatedAt)],
+    ["created", when(vm.createdAt)],
+  ]);
+}
+
+function taskFields(task: Task): string {
+  const fields = formatFields([
+    ["id", task.id],
+    ["kind", task.kind],
+    ["target", task.target],
+    ["vm", taskVm(task)],
+    ["state", task.state],
+    ["attempts", `${task.attempts}/${task.maxAttempts}`],
+    ["worker", task.worker],
+    ["progress", task.progress],
+    ["error", task.error],
+    [
+      "result",
+      task.result === undefined ? undefined : JSON.stringify(task.result),
+    ],
+    [
+      "not before",
+      task.notBefore > Date.now()
+        ? new Date(task.notBefore).toISOString()
+        : undefined,
+    ],
+    ["created", when(task.createdAt)],
+    ["updated", when(task.updatedAt)],
+  ]);
+  const history = formatTable(task.history, [
+    { header: "AT", value: (e) => e.at },
+    { header: "STATE", value: (e) => e.state },
+    { header: "WORKER", value: (e) => e.worker ?? "-" },
+    { header: "MESSAGE", value: (e) => e.message ?? "" },
+  ]).split("\n").map((line) => `  ${line}`.trimEnd());
+  return [fields, "history:", ...history].join("\n");
+}
+
+// ---------------------------------------------------------------- API client
+
+/** Where the CLI writes; `isTerminal` allows rewriting the progress line. */
+export interface Output {
+  write(text: string): void;
+  isTerminal?(): boolean;
+  columns?(): number;
+}
+
+type Api = <T>(
+  method: string,
+  path: string,
+  init?: { body?: unknown; headers?: Record<string, string> },
+) => Promise<T>;
+
+function connect(base: string, fetchFn: typeof globalThis.fetch): Api {
+  return async <T>(
+    method: string,
+    path: string,
+    init: { body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<T> => {
+    let response: Response;
+    try {
+      response = await fetchFn(`${base}${path}`, {
+        method,
+        headers: {
+          accept: "application/json",
+          ...(init.body === undefined
+            ? {}
+            : { "content-type": "application/json" }),
+          ...init.headers,
+        },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+    } catch (err) {
+      const why = networkReason(err);
+      throw new CliError(
+        `the ucloud API is not reachable at ${base} (${why}). ` +
+          "Start it with 'deno task up', or point --api or UCLOUD_API at " +
+          "a running API.",
+      );
+    }
+    const text = await response.text();
+    let data: unknown;
+    try {
+      data = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+    if (!response.ok) throw apiError(response, data, text);
+    if (data === undefined) {
+      throw new CliError(
+        `the API answered ${method} ${path} with ${response.status} ` +
+          "but without a JSON body",
+      );
+    }
+    return data as T;
+  };
+}
+
+/** "connection refused", else the innermost message of a fetch failure. */
+function networkReason(err: unknown): string {
+  let reason = String(err);
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/connection refused/i.test(e.message)) return "connection refused";
+    reason = e.message;
+  }
+  return reason;
+}
+
+function apiError(response: Response, data: unknown, text: string): ApiError {
+  const error = (data as { error?: Record<string, unknown> } | undefined)
+    ?.error;
+  if (error && typeof error.message === "string") {
+    return new ApiError(
+      response.status,
+      String(error.code ?? ""),
+      error.message,
+      typeof error.field === "string" ? error.field : undefined,
+    );
+  }
+  const body = text.trim().slice(0, 200);
+  return new ApiError(
+    response.status,
+    "",
+    `the API answered ${response.status} ${response.statusText}` +
+      (body ? `: ${body}` : ""),
+  );
+}
+
+const path = {
+  vm: (id: string) => `/v1/vms/${encodeURIComponent(id)}`,
+  task: (id: string) => `/v1/tasks/${encodeURIComponent(id)}`,
+};
+
+/** The VM with this id, or null when the API answers 404. */
+async function getVm(api: Api, id: string): Promise<Vm | null> {
+  try {
+    return await api<Vm>("GET", path.vm(id));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+/**
+ * The VM whose id or, failing that, whose name is `ref`; null when none.
+ * Several VMs with that name are an error: the user must pick an id.
+ */
+async function findVm(api: Api, ref: string): Promise<Vm | null> {
+  try {
+    const vm = await getVm(api, ref);
+    if (vm) return vm;
+  } catch (err) {
+    // A name that is not a valid id may be refused as a bad request.
+    if (!(err instanceof ApiError && err.status === 400)) throw err;
+  }
+  const { items } = await api<{ items: Vm[] }>("GET", "/v1/vms");
+  const named = items.filter((vm) => vm.spec.name === ref);
+  if (named.length > 1) {
+    const ids = named.map((vm) => vm.id).join(", ");
+    throw new CliError(
+      `Cannot pick vm ${ref}: ${named.length} VMs have this name (${ids}); ` +
+        "use an id",
+    );
+  }
+  return named[0] ?? null;
+}
+
+async function resolveVm(api: Api, ref: string): Promise<Vm> {
+  const vm = await findVm(api, ref);
+  if (!vm) {
+    throw new CliError(`Cannot find vm ${ref}: no VM has this id or name`);
+  }
+  return vm;
+}
+
+// ---------------------------------------------------------------- waiting
+
+type Goal = "running" | "stopped" | "deleted";
+
+/** One progress line on stderr; rewritten in place on a terminal. */
+class Progress {
+  #last = "";
+  #open = false;
+  readonly #tty: boolean;
+  constructor(private readonly out: Output) {
+    this.#tty = out.isTerminal?.() ?? false;
+  }
+
+  show(status: string, prefix: string): void {
+    if (status === this.#last) return;
+    this.#last = status;
+    const line = `${prefix} ${status}`;
+    if (!this.#tty) return this.out.write(`${line}\n`);
+    const columns = this.out.columns?.() ?? 80;
+    const fitted = line.length < columns
+      ? line
+      : `${line.slice(0, columns - 2)}…`;
+    this.out.write(`\r\x1b[K${fitted}`);
+    this.#open = true;
+  }
+
+  end(): void {
+    if (this.#open) this.out.write("\n");
+    this.#open = false;
+  }
+}
+
+function describe(vm: Vm, task: Task | null, gone: boolean): string {
+  const where = vm.status.host ? ` on ${vm.status.host}` : "";
+  const parts = [`${label(vm)}: ${gone ? "deleted" : vm.status.phase}${where}`];
+  if (task) {
+    const progress = task.progress ? `: ${task.progress}` : "";
+    parts.push(
+      `task ${task.id} ${task.kind} ${task.state} ` +
+        `(attempt ${task.attempts}/${task.maxAttempts})${progress}`,
+    );
+  }
+  return parts.join(" | ");
+}
+
+interface WaitContext {
+  api: Api;
+  stderr: Output;
+  pollIntervalMs: number;
+}
+
+/**
+ * Polls the task and the VM until the VM reaches `goal`; prints a progress
+ * line on stderr at every change. Throws `CliError` when the task fails, the
+ * VM fails or crashes (after the operation began), or time runs out.
+ */
+async function waitFor(
+  { api, stderr, pollIntervalMs }: WaitContext,
+  start: Operation,
+  goal: Goal,
+  timeoutSeconds: number,
+): Promise<Operation> {
+  const began = Date.now();
+  const deadline = began + timeoutSeconds * 1000;
+  const since = start.task ? Date.parse(start.task.createdAt) : NaN;
+  const progress = new Progress(stderr);
+  let { vm, task } = start;
+  let gone = false;
+  let movedOn = false;
+  try {
+    while (true) {
+      const elapsed = `[${((Date.now() - began) / 1000).toFixed(1)}s]`;
+      progress.show(describe(vm, task, gone), elapsed);
+      const phase = vm.status.phase;
+      if (gone || phase === goal) return { vm, task };
+      if (task?.state === "failed" || task?.state === "cancelled") {
+        throw new CliError(
+          `task ${task.id} (${task.kind}) ${task.state}: ` +
+            (task.error ?? vm.status.reason ?? "no reason given"),
+        );
+      }
+      if (goal !== "deleted" && (phase === "failed" || phase === "crashed")) {
+        // A failure from before this operation does not count.
+        if (!task || movedOn || Date.parse(vm.status.updatedAt) > since) {
+          throw new CliError(
+            `${label(vm)} ${phase}: ${vm.status.reason ?? "no reason given"}`,
+          );
+        }
+      } else movedOn = true;
+      if (Date.now() >= deadline) {
+        const taskState = task ? `, task ${task.id} ${task.state}` : "";
+        throw new CliError(
+          `Cannot wait longer than ${timeoutSeconds}s for ${label(vm)} to be ` +
+            `${goal}: phase is ${phase}${taskState}. The operation goes on ` +
+            `in the background: see 'ucloud vm show ${vm.id}', or wait ` +
+            "longer with --timeout",
+        );
+      }
+      await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+      const [nextTask, nextVm] = await Promise.all([
+        task ? api<Task>("GET", path.task(task.id)) : null,
+        getVm(api, vm.id),
+      ]);
+      task = nextTask;
+      if (nextVm) vm = nextVm;
+      else if (goal === "deleted") gone = true;
+      else throw new CliError(`${label(vm)} was deleted while waiting`);
+    }
+  } finally {
+    progress.end();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+// ---------------------------------------------------------------- commands
+
+interface Context extends WaitContext {
+  stdout: Output;
+  json: boolean;
+}
+
+function print(ctx: Context, text: string): void {
+  ctx.stdout.write(`${text}\n`);
+}
+
+function printJson(ctx: Context, data: unknown): void {
+  print(ctx, JSON.stringify(data, null, 2));
+}
+
+const GOALS = {
+  "vm create": "running",
+  "vm start": "running",
+  "vm stop": "stopped",
+  "vm delete": "deleted",
+} as const;
+
+async function operate(
+  ctx: Context,
+  command: keyof typeof GOALS,
+  wait: Wait,
+  send: () => Promise<Operation>,
+): Promise<void> {
+  const began = Date.now();
+  const accepted = await send();
+  const verb = command.slice(3);
+  if (!wait) {
+    if (ctx.json) return printJson(ctx, accepted);
+    const { vm, task } = accepted;
+    return print(
+      ctx,
+      task
+        ? `${
+          label(vm)
+        }: ${verb} accepted as task ${task.id} (${task.state}); ` +
+          `follow it with 'ucloud task show ${task.id}'`
+        : `${label(vm)}: nothing to do, phase ${vm.status.phase}`,
+    );
+  }
+  const goal = GOALS[command];
+  const done = await waitFor(ctx, accepted, goal, wait.timeoutSeconds);
+  if (ctx.json) return printJson(ctx, done);
+  const where = goal === "running" && done.vm.status.host
+    ? ` on ${done.vm.status.host}`
+    : "";
+  const took = ((Date.now() - began) / 1000).toFixed(1);
+  print(ctx, `${label(done.vm)} is ${goal}${where} (${took}s)`);
+}
+
+async function run(args: ParsedArgs, ctx: Context): Promise<void> {
+  const { api } = ctx;
+  switch (args.command) {
+    case "help":
+      return print(ctx, helpText(args.topic).trimEnd());
+    case "vm create":
+      return operate(
+        ctx,
+        args.command,
+        args.wait,
+        () =>
+          api<Operation>("POST", "/v1/vms", {
+            body: args.input,
+            headers: args.idempotencyKey
+              ? { "Idempotency-Key": args.idempotencyKey }
+              : {},
+          }),
+      );
+    case "vm start":
+    case "vm stop":
+    case "vm delete": {
+      const vm = await resolveVm(api, args.vm);
+      const action = args.command.slice(3);
+      return operate(
+        ctx,
+        args.command,
+        args.wait,
+        () =>
+          action === "delete"
+            ? api<Operation>("DELETE", path.vm(vm.id))
+            : api<Operation>("POST", `${path.vm(vm.id)}/${action}`),
+      );
+    }
+    case "vm list": {
+      const list = await api<{ items: Vm[] }>("GET", "/v1/vms");
+      if (ctx.json) return printJson(ctx, list);
+      return print(ctx, formatTable(list.items, VM_COLUMNS));
+    }
+    case "vm show": {
+      const vm = await resolveVm(api, args.vm);
+      return ctx.json ? printJson(ctx, vm) : print(ctx, vmFields(vm));
+    }
+    case "host list": {
+      const list = await api<{ items: HostView[] }>("GET", "/v1/hosts");
+      if (ctx.json) return printJson(ctx, list);
+      return print(ctx, formatTable(list.items, HOST_COLUMNS));
+    }
+    case "task list": {
+      const { state, kind, vm, limit } = args.query;
+      const query = new URLSearchParams();
+      if (state) query.set("state", state);
+      if (kind) query.set("kind", kind);
+      // A name is resolved among current VMs; else it may be a deleted VM's id.
+      if (vm) query.set("vm", (await findVm(api, vm))?.id ?? vm);
+      if (limit) query.set("limit", String(limit));
+      const qs = query.size > 0 ? `?${query}` : "";
+      const list = await api<{ items: Task[] }>("GET", `/v1/tasks${qs}`);
+      if (ctx.json) return printJson(ctx, list);
+      return print(ctx, formatTable(list.items, TASK_COLUMNS));
+    }
+    case "task show": {
+      const task = await api<Task>("GET", path.task(args.task));
+      return ctx.json ? printJson(ctx, task) : print(ctx, taskFields(task));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+/** Seams of `main()`; each defaults to the real thing. */
+export interface MainOptions {
+  fetch?: typeof globalThis.fetch;
+  stdout?: Output;
+  stderr?: Output;
+  env?: Record<string, string | undefined>;
+  /** How often to poll while waiting. */
+  pollIntervalMs?: number;
+}
+
+function denoOutput(file: typeof Deno.stdout): Output {
+  const encoder = new TextEncoder();
+  return {
+    write(text) {
+      const data = encoder.encode(text);
+      let written = 0;
+      while (written < data.length) {
+        written += file.writeSync(data.subarray(written));
+      }
+    },
+    isTerminal: () => file.isTerminal(),
+    columns: () => Deno.consoleSize().columns,
+  };
+}
+
+/**
+ * Runs one command line and returns the exit code: 0 ok, 1 API or operation
+ * error, 2 usage error. Never throws for those; prints `error: ...` instead.
+ *
+ * @example
+ * ```ts
+ * const code = await main(["vm", "list"], { env: { UCLOUD_API: "http://127.0.0.1:8750" } });
+ * ```
+ */
+export async function main(
+  argv: readonly string[],
+  {
+    fetch = globalThis.fetch,
+    stdout = denoOutput(Deno.stdout),
+    stderr = denoOutput(Deno.stderr),
+    env = { UCLOUD_API: Deno.env.get("UCLOUD_API") },
+    pollIntervalMs = 250,
+  }: MainOptions = {},
+): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    const base = args.api ??
+      (env.UCLOUD_API ? apiUrl(env.UCLOUD_API, "UCLOUD_API") : DEFAULT_API);
+    const api = connect(base, fetch);
+    await run(args, { api, stdout, stderr, json: args.json, pollIntervalMs });
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError && err.showHelp) {
+      stderr.write(`error: ${err.message}\n\n${helpText(err.topic)}`);
+    } else if (err instanceof UsageError) {
+      const command = ["ucloud", ...err.topic].join(" ");
+      stderr.write(
+        `error: ${err.message}\nRun '${command} --help' for usage.\n`,
+      );
+    } else {
+      const message = err instanceof Error ? err.message : String(err);
+      stderr.write(`error: ${message}\n`);
+    }
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,853 @@
+import assert from "node:assert/strict";
+import {
+  formatTable,
+  type HostView,
+  main,
+  type Output,
+  parseArgs,
+  type Task,
+  UsageError,
+  type Vm,
+} from "./ucloud.ts";
+
+// ---------------------------------------------------------------- parseArgs
+
+const create = ["vm", "create", "--name", "web1", "--cpus", "1"];
+
+Deno.test("parseArgs() reads vm create with its defaults", () => {
+  assert.deepEqual(parseArgs([...create, "--memory", "128"]), {
+    api: undefined,
+    json: false,
+    command: "vm create",
+    input: { name: "web1", cpus: 1, memory: 128, image: undefined },
+    idempotencyKey: undefined,
+    wait: { timeoutSeconds: 120 },
+  });
+});
+
+Deno.test("parseArgs() takes --flag=value and global flags anywhere", () => {
+  assert.deepEqual(
+    parseArgs([
+      "--api=http://[::1]:8750/",
+      "vm",
+      "--json",
+      "create",
+      "--name=db-1",
+      "--cpus",
+      "64",
+      "--memory=1048576",
+      "--image",
+      "tiny",
+      "--idempotency-key",
+      "k1",
+      "--timeout",
+      "2.5",
+    ]),
+    {
+      api: "http://[::1]:8750",
+      json: true,
+      command: "vm create",
+      input: { name: "db-1", cpus: 64, memory: 1048576, image: "tiny" },
+      idempotencyKey: "k1",
+      wait: { timeoutSeconds: 2.5 },
+    },
+  );
+  assert.equal(
+    parseArgs(["vm", "stop", "web1", "--no-wait"]).command,
+    "vm stop",
+  );
+  assert.deepEqual(parseArgs(["vm", "delete", "--no-wait", "vm-1"]), {
+    api: undefined,
+    json: false,
+    command: "vm delete",
+    vm: "vm-1",
+    wait: null,
+  });
+});
+
+function usageError(argv: string[], message: string | RegExp): UsageError {
+  let caught: unknown;
+  try {
+    parseArgs(argv);
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof UsageError, `${argv.join(" ")} must throw`);
+  assert.equal(caught.exitCode, 2);
+  if (typeof message === "string") assert.equal(caught.message, message);
+  else assert.match(caught.message, message);
+  return caught;
+}
+
+Deno.test("parseArgs() rejects sizes and names out of range, naming the flag", () => {
+  const cases: [string[], string][] = [
+    [
+      ["--memory", "128", "--cpus", "0"],
+      '--cpus must be an integer from 1 to 64, got "0"',
+    ],
+    [
+      ["--memory", "128", "--cpus", "65"],
+      '--cpus must be an integer from 1 to 64, got "65"',
+    ],
+    [
+      ["--memory", "128", "--cpus", "1.5"],
+      '--cpus must be an integer from 1 to 64, got "1.5"',
+    ],
+    [
+      ["--memory", "128", "--cpus", "two"],
+      '--cpus must be an integer from 1 to 64, got "two"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "95"],
+      '--memory must be a whole number of MiB from 96 to 1048576, got "95"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "1048577"],
+      '--memory must be a whole number of MiB from 96 to 1048576, got "1048577"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "1G"],
+      '--memory must be a whole number of MiB from 96 to 1048576, got "1G"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "-128"],
+      '--memory must be a whole number of MiB from 96 to 1048576, got "-128"',
+    ],
+  ];
+  for (const [flags, message] of cases) {
+    const err = usageError(
+      ["vm", "create", "--name", "web1", ...flags],
+      message,
+    );
+    assert.deepEqual(err.topic, ["vm", "create"]);
+  }
+  const sized = ["--cpus", "1", "--memory", "128"];
+  for (const name of ["Web1", "web_1", "-web", "web-", "a".repeat(64), ""]) {
+    usageError(
+      ["vm", "create", `--name=${name}`, ...sized],
+      name === ""
+        ? "--name must not be empty"
+        : /^--name must be 1-63 lowercase letters/,
+    );
+  }
+  usageError(
+    ["vm", "create", "--name", "web1", ...sized, "--image", "Tiny"],
+    /^--image must be 1-63/,
+  );
+  assert.equal(
+    (parseArgs(["vm", "create", "--name", "a".repeat(63), ...sized]) as {
+      input: { name: string };
+    })
+      .input.name.length,
+    63,
+  );
+});
+
+Deno.test("parseArgs() reports missing flags, values and arguments", () => {
+  usageError(
+    ["vm", "create"],
+    "missing required flag --name, --cpus, --memory",
+  );
+  usageError([...create], "missing required flag --memory");
+  usageError([...create, "--memory"], "--memory needs a value");
+  usageError(["vm", "create", "--name", "--cpus", "1"], "--name needs a value");
+  usageError(["vm", "show"], "missing VM id or name");
+  usageError(["vm", "show", "a", "b"], "unexpected argument 'b'");
+  usageError(["task", "show"], "missing task id");
+  usageError(["vm", "list", "extra"], "unexpected argument 'extra'");
+});
+
+Deno.test("parseArgs() rejects unknown commands and flags, and flags of other commands", () => {
+  usageError(["vms", "list"], "unknown command 'vms'");
+  usageError(["vm", "reboot", "web1"], "unknown command 'vm reboot'");
+  usageError(["vm", "list", "--bogus"], "unknown flag --bogus");
+  usageError(["vm", "list", "-x"], "unknown flag -x");
+  usageError(
+    ["vm", "list", "--cpus", "1"],
+    "--cpus is not a flag of 'ucloud vm list'",
+  );
+  usageError(
+    ["vm", "show", "web1", "--wait"],
+    "--wait is not a flag of 'ucloud vm show'",
+  );
+  usageError(["vm", "list", "--json=yes"], "--json takes no value");
+  usageError(["vm", "list", "--json", "--json"], "--json is given twice");
+  usageError(
+    ["vm", "stop", "web1", "--wait", "--no-wait"],
+    "--wait and --no-wait exclude each other",
+  );
+  usageError(
+    ["vm", "stop", "web1", "--timeout", "0"],
+    /^--timeout must be a number of seconds/,
+  );
+  usageError(
+    ["vm", "stop", "web1", "--timeout", "soon"],
+    /^--timeout must be a number of seconds/,
+  );
+  usageError(
+    ["vm", "list", "--api", "localhost:8750"],
+    /^--api must be an http\(s\) URL/,
+  );
+  const missing = usageError([], "missing command");
+  assert.equal(missing.showHelp, true);
+  assert.deepEqual(usageError(["vm"], "missing vm command").topic, ["vm"]);
+});
+
+Deno.test("parseArgs() validates task list filters", () => {
+  assert.deepEqual(
+    parseArgs([
+      "task",
+      "list",
+      "--state",
+      "failed",
+      "--vm",
+      "web1",
+      "--limit",
+      "5",
+      "--kind",
+      "vm.create",
+    ]),
+    {
+      api: undefined,
+      json: false,
+      command: "task list",
+      query: { state: "failed", kind: "vm.create", vm: "web1", limit: 5 },
+    },
+  );
+  usageError(
+    ["task", "list", "--state", "done"],
+    /^--state must be one of queued, running, succeeded, failed, cancelled/,
+  );
+  usageError(
+    ["task", "list", "--limit", "0"],
+    '--limit must be an integer from 1 to 10000, got "0"',
+  );
+});
+
+Deno.test("parseArgs() returns help at every level", () => {
+  const topic = (argv: string[]) => {
+    const args = parseArgs(argv);
+    assert.equal(args.command, "help");
+    return (args as { topic: string[] }).topic;
+  };
+  assert.deepEqual(topic(["--help"]), []);
+  assert.deepEqual(topic(["help"]), []);
+  assert.deepEqual(topic(["vm", "--help"]), ["vm"]);
+  assert.deepEqual(topic(["vm", "help"]), ["vm"]);
+  assert.deepEqual(topic(["vm", "help", "stop"]), ["vm", "stop"]);
+  assert.deepEqual(topic(["help", "task"]), ["task"]);
+  assert.deepEqual(topic(["help", "vm", "create"]), ["vm", "create"]);
+  assert.deepEqual(topic(["vm", "create", "-h"]), ["vm", "create"]);
+  assert.deepEqual(topic(["host", "list", "--help"]), ["host", "list"]);
+  usageError(
+    ["help", "vm", "reboot"],
+    "no help for unknown command 'vm reboot'",
+  );
+});
+
+// ---------------------------------------------------------------- formatTable
+
+Deno.test("formatTable() pads columns, aligns right on demand and trims line ends", () => {
+  const rows = [{ id: "vm-1", name: "web1", cpus: 2 }, {
+    id: "vm-22",
+    name: "db",
+    cpus: 16,
+  }];
+  const table = formatTable(rows, [
+    { header: "ID", value: (r) => r.id },
+    { header: "CPUS", value: (r) => r.cpus, align: "right" },
+    { header: "NAME", value: (r) => r.name },
+  ]);
+  assert.equal(
+    table,
+    [
+      "ID     CPUS  NAME",
+      "vm-1      2  web1",
+      "vm-22    16  db",
+    ].join("\n"),
+  );
+});
+
+Deno.test("formatTable() prints only the header when there are no rows", () => {
+  assert.equal(
+    formatTable([], [{ header: "ID", value: String }, {
+      header: "NAME",
+      value: String,
+    }]),
+    "ID  NAME",
+  );
+});
+
+// ---------------------------------------------------------------- fake API
+
+type Step<T> = Partial<T> | "gone";
+
+/** A small stateful API that mimics the real one; steps advance per GET. */
+class FakeApi {
+  readonly vms = new Map<string, Vm>();
+  readonly tasks = new Map<string, Task>();
+  readonly vmSteps = new Map<string, Step<Vm["status"]>[]>();
+  readonly taskSteps = new Map<string, Partial<Task>[]>();
+  readonly requests: {
+    method: string;
+    url: URL;
+    headers: Headers;
+    body: unknown;
+  }[] = [];
+  hosts: HostView[] = [];
+  /** Answers instead of the fake when it returns a response. */
+  override?: (method: string, url: URL) => Response | undefined;
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  #taskSeq = 0;
+
+  constructor() {
+    this.#server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      (req) => this.#handle(req),
+    );
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#server.addr.port}`;
+  }
+
+  close(): Promise<void> {
+    return this.#server.shutdown();
+  }
+
+  addVm(id: string, name: string, status: Partial<Vm["status"]> = {}): Vm {
+    const vm: Vm = {
+      id,
+      owner: "alice",
+      spec: { name, cpus: 1, memory: 128, image: "tiny" },
+      desired: "running",
+      status: {
+        phase: "running",
+        host: "h1",
+        updatedAt: new Date().toISOString(),
+        ...status,
+      },
+      createdAt: new Date().toISOString(),
+    };
+    this.vms.set(id, vm);
+    return vm;
+  }
+
+  addTask(kind: string, vm: string, fields: Partial<Task> = {}): Task {
+    const now = new Date().toISOString();
+    const task: Task = {
+      id: `t-${++this.#taskSeq}`,
+      kind,
+      target: "any",
+      payload: { vm },
+      state: "queued",
+      attempts: 0,
+      maxAttempts: 3,
+      notBefore: 0,
+      createdAt: now,
+      updatedAt: now,
+      history: [{ at: now, state: "queued" }],
+      ...fields,
+    };
+    this.tasks.set(task.id, task);
+    return task;
+  }
+
+  async #handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const text = await req.text();
+    const body = text ? JSON.parse(text) : undefined;
+    this.requests.push({ method: req.method, url, headers: req.headers, body });
+    const answer = this.override?.(req.method, url);
+    if (answer) return answer;
+    const parts = url.pathname.split("/").slice(2);
+    const key = `${req.method} ${parts[0]}${parts.length > 1 ? "/:id" : ""}${
+      parts[2] ? `/${parts[2]}` : ""
+    }`;
+    const id = parts[1];
+    switch (key) {
+      case "POST vms": {
+        const vm = this.addVm(`vm-${this.vms.size + 1}`, body.name, {
+          phase: "pending",
+          host: undefined,
+        });
+        const task = this.addTask("vm.create", vm.id);
+        return Response.json({ vm, task }, { status: 201 });
+      }
+      case "GET vms":
+        return Response.json({ items: [...this.vms.values()] });
+      case "GET vms/:id": {
+        const vm = this.vms.get(id);
+        const step = this.vmSteps.get(id)?.shift();
+        if (vm && step === "gone") this.vms.delete(id);
+        else if (vm && step) {
+          Object.assign(vm.status, step, {
+            updatedAt: new Date().toISOString(),
+          });
+        }
+        return this.vms.has(id) ? Response.json(vm) : notFound("vm", id);
+      }
+      case "DELETE vms/:id":
+      case "POST vms/:id/start":
+      case "POST vms/:id/stop": {
+        const vm = this.vms.get(id);
+        if (!vm) return notFound("vm", id);
+        const action = parts[2] ?? "delete";
+        return Response.json({ vm, task: this.addTask(`vm.${action}`, id) }, {
+          status: 202,
+        });
+      }
+      case "GET hosts":
+        return Response.json({ items: this.hosts });
+      case "GET tasks": {
+        const q = url.searchParams;
+        const items = [...this.tasks.values()].filter((t) =>
+          (!q.has("state") || t.state === q.get("state")) &&
+          (!q.has("vm") || t.payload.vm === q.get("vm"))
+        );
+        return Response.json({ items });
+      }
+      case "GET tasks/:id": {
+        const task = this.tasks.get(id);
+        if (!task) return notFound("task", id);
+        Object.assign(task, this.taskSteps.get(id)?.shift());
+        return Response.json(task);
+      }
+    }
+    return Response.json({
+      error: { status: 404, code: "not_found", message: `No route ${key}` },
+    }, { status: 404 });
+  }
+}
+
+function notFound(kind: string, id: string): Response {
+  return Response.json(
+    {
+      error: {
+        status: 404,
+        code: "not_found",
+        message: `Cannot find ${kind} ${id}`,
+      },
+    },
+    { status: 404 },
+  );
+}
+
+class Captured implements Output {
+  text = "";
+  constructor(private readonly tty = false) {}
+  write(text: string): void {
+    this.text += text;
+  }
+  isTerminal(): boolean {
+    return this.tty;
+  }
+}
+
+async function run(
+  argv: string[],
+  api: FakeApi | string,
+  { tty = false } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new Captured();
+  const stderr = new Captured(tty);
+  const env = { UCLOUD_API: typeof api === "string" ? api : api.url };
+  const code = await main(argv, { stdout, stderr, env, pollIntervalMs: 5 });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+async function withApi(fn: (api: FakeApi) => Promise<void>): Promise<void> {
+  const api = new FakeApi();
+  try {
+    await fn(api);
+  } finally {
+    await api.close();
+  }
+}
+
+async function closedPort(): Promise<string> {
+  const server = Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen: () => {},
+  }, () => new Response());
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  await server.shutdown();
+  return url;
+}
+
+// ---------------------------------------------------------------- main()
+
+Deno.test("main() vm create waits: the task runs, then the VM runs", () =>
+  withApi(async (api) => {
+    api.vmSteps.set("vm-1", [
+      {},
+      { phase: "scheduled", host: "h1" },
+      { phase: "starting" },
+      {},
+      { phase: "running" },
+    ]);
+    api.taskSteps.set("t-1", [
+      {},
+      { state: "running", attempts: 1, worker: "h1" },
+      { progress: "booting" },
+      { progress: "booting" },
+      { state: "succeeded" },
+    ]);
+    const result = await run(
+      [...create, "--memory", "128", "--idempotency-key", "k-42"],
+      api,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^vm web1 \(vm-1\) is running on h1 \(\d+\.\d+s\)\n$/,
+    );
+    const lines = result.stderr.trimEnd().split("\n").map((l) =>
+      l.replace(/^\[\d+\.\ds\] /, "")
+    );
+    assert.deepEqual(lines, [
+      "vm web1 (vm-1): pending | task t-1 vm.create queued (attempt 0/3)",
+      "vm web1 (vm-1): scheduled on h1 | task t-1 vm.create running (attempt 1/3)",
+      "vm web1 (vm-1): starting on h1 | task t-1 vm.create running (attempt 1/3): booting",
+      "vm web1 (vm-1): running on h1 | task t-1 vm.create succeeded (attempt 1/3): booting",
+    ]);
+    const post = api.requests[0];
+    assert.equal(post.method, "POST");
+    assert.equal(post.url.pathname, "/v1/vms");
+    assert.deepEqual(post.body, { name: "web1", cpus: 1, memory: 128 });
+    assert.equal(post.headers.get("idempotency-key"), "k-42");
+    assert.equal(post.headers.get("content-type"), "application/json");
+  }));
+
+Deno.test("main() vm create --no-wait returns once the API accepted it", () =>
+  withApi(async (api) => {
+    const result = await run([...create, "--memory", "128", "--no-wait"], api);
+    assert.equal(result.code, 0);
+    assert.equal(
+      result.stdout,
+      "vm web1 (vm-1): create accepted as task t-1 (queued); follow it with 'ucloud task show t-1'\n",
+    );
+    assert.equal(result.stderr, "");
+    assert.deepEqual(api.requests.map((r) => `${r.method} ${r.url.pathname}`), [
+      "POST /v1/vms",
+    ]);
+  }));
+
+Deno.test("main() vm create --json prints the final VM and task", () =>
+  withApi(async (api) => {
+    api.vmSteps.set("vm-1", [{ phase: "running", host: "h2" }]);
+    api.taskSteps.set("t-1", [{ state: "succeeded", attempts: 1 }]);
+    const result = await run([...create, "--memory", "128", "--json"], api);
+    assert.equal(result.code, 0);
+    const out = JSON.parse(result.stdout);
+    assert.equal(out.vm.status.phase, "running");
+    assert.equal(out.vm.status.host, "h2");
+    assert.equal(out.task.state, "succeeded");
+  }));
+
+Deno.test("main() shows the API's error with its field and exits 1", () =>
+  withApi(async (api) => {
+    api.override = (method) =>
+      method === "POST"
+        ? Response.json(
+          {
+            error: {
+              status: 400,
+              code: "invalid",
+              message: "image not found",
+              field: "image",
+            },
+          },
+          { status: 400 },
+        )
+        : undefined;
+    const result = await run(
+      [...create, "--memory", "128", "--image", "nope"],
+      api,
+    );
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, "error: image not found (field: image)\n");
+    assert.equal(result.stdout, "");
+  }));
+
+Deno.test("main() shows a non-JSON error answer with its status", () =>
+  withApi(async (api) => {
+    api.override = () =>
+      new Response("upstream down", { status: 502, statusText: "Bad Gateway" });
+    const result = await run(["host", "list"], api);
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      "error: the API answered 502 Bad Gateway: upstream down\n",
+    );
+  }));
+
+Deno.test("main() validates sizes locally: exit 2 and no request", () =>
+  withApi(async (api) => {
+    const result = await run([...create, "--memory", "64"], api);
+    assert.equal(result.code, 2);
+    assert.equal(
+      result.stderr,
+      'error: --memory must be a whole number of MiB from 96 to 1048576, got "64"\n' +
+        "Run 'ucloud vm create --help' for usage.\n",
+    );
+    assert.equal(api.requests.length, 0);
+  }));
+
+Deno.test("main() reports a VM or task that does not exist: exit 1", () =>
+  withApi(async (api) => {
+    const vm = await run(["vm", "show", "nope"], api);
+    assert.equal(vm.code, 1);
+    assert.equal(
+      vm.stderr,
+      "error: Cannot find vm nope: no VM has this id or name\n",
+    );
+    const task = await run(["task", "show", "t-9"], api);
+    assert.equal(task.code, 1);
+    assert.equal(task.stderr, "error: Cannot find task t-9\n");
+  }));
+
+Deno.test("main() vm show accepts a name and refuses an ambiguous one", () =>
+  withApi(async (api) => {
+    api.addVm("vm-a", "web1", { handle: { pid: 42 } });
+    const byName = await run(["vm", "show", "web1"], api);
+    assert.equal(byName.code, 0, byName.stderr);
+    assert.match(byName.stdout, /^id: +vm-a$/m);
+    assert.match(byName.stdout, /^name: +web1$/m);
+    assert.match(byName.stdout, /^memory: +128 MiB$/m);
+    assert.match(byName.stdout, /^host: +h1$/m);
+    assert.match(byName.stdout, /^handle: +\{"pid":42\}$/m);
+    const json = await run(["vm", "show", "vm-a", "--json"], api);
+    assert.equal(JSON.parse(json.stdout).id, "vm-a");
+
+    api.addVm("vm-b", "web1");
+    const ambiguous = await run(["vm", "stop", "web1"], api);
+    assert.equal(ambiguous.code, 1);
+    assert.equal(
+      ambiguous.stderr,
+      "error: Cannot pick vm web1: 2 VMs have this name (vm-a, vm-b); use an id\n",
+    );
+  }));
+
+Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.addVm("vm-2", "database", { phase: "pending", host: undefined });
+    api.vms.get("vm-2")!.spec.memory = 2048;
+    api.hosts = [{
+      name: "h1",
+      capacity: { cpus: 8, memoryMiB: 16384 },
+      usage: { cpus: 3, memoryMiB: 2176, vms: 2 },
+      state: "active",
+      alive: true,
+      addresses: ["::1"],
+      os: "linux",
+      drivers: ["qemu"],
+    }];
+    api.addTask("vm.create", "vm-1", { state: "running", attempts: 1 });
+    api.addTask("vm.create", "vm-2");
+
+    const vms = await run(["vm", "list"], api);
+    assert.equal(
+      vms.stdout,
+      "ID    NAME      CPUS     MEM  PHASE    HOST\n" +
+        "vm-1  web1         1   128Mi  running  h1\n" +
+        "vm-2  database     1  2048Mi  pending  -\n",
+    );
+    const hosts = await run(["host", "list"], api);
+    assert.equal(
+      hosts.stdout,
+      "NAME  STATE   ALIVE  CPUS    MEM(MiB)  VMS\n" +
+        "h1    active  yes     3/8  2176/16384    2\n",
+    );
+    const tasks = await run([
+      "task",
+      "list",
+      "--vm",
+      "web1",
+      "--state",
+      "running",
+      "--limit",
+      "5",
+    ], api);
+    assert.equal(tasks.code, 0, tasks.stderr);
+    assert.match(
+      tasks.stdout,
+      /^ID +KIND +TARGET +STATE +ATTEMPTS +AGE +VM\nt-1 +vm\.create +any +running +1\/3 +\d+s +vm-1\n$/,
+    );
+    const query = api.requests.at(-1)!.url.searchParams;
+    assert.equal(query.toString(), "state=running&vm=vm-1&limit=5");
+    const json = await run(["vm", "list", "--json"], api);
+    assert.deepEqual(JSON.parse(json.stdout).items.map((v: Vm) => v.id), [
+      "vm-1",
+      "vm-2",
+    ]);
+  }));
+
+Deno.test("main() task show prints fields and the history", () =>
+  withApi(async (api) => {
+    api.addTask("vm.start", "vm-1", {
+      state: "failed",
+      attempts: 3,
+      error: "qemu exited with 1",
+      history: [
+        { at: "2026-01-01T00:00:00.000Z", state: "queued" },
+        {
+          at: "2026-01-01T00:00:01.000Z",
+          state: "failed",
+          worker: "h1",
+          message: "qemu exited with 1",
+        },
+      ],
+    });
+    const result = await run(["task", "show", "t-1"], api);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /^attempts: +3\/3$/m);
+    assert.match(result.stdout, /^error: +qemu exited with 1$/m);
+    assert.match(
+      result.stdout,
+      /\nhistory:\n {2}AT +STATE +WORKER +MESSAGE\n {2}2026-01-01T00:00:00\.000Z +queued +-\n/,
+    );
+  }));
+
+Deno.test("main() vm stop by name waits until the VM is stopped", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.vmSteps.set("vm-1", [{ phase: "stopping" }, { phase: "stopped" }]);
+    const result = await run(["vm", "stop", "web1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^vm web1 \(vm-1\) is stopped \(/);
+    assert.ok(
+      api.requests.some((r) =>
+        r.method === "POST" && r.url.pathname === "/v1/vms/vm-1/stop"
+      ),
+    );
+  }));
+
+Deno.test("main() vm delete waits until the VM answers 404", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.vmSteps.set("vm-1", [{}, { phase: "deleting" }, "gone"]);
+    const result = await run(["vm", "delete", "vm-1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^vm web1 \(vm-1\) is deleted \(/);
+    assert.match(
+      result.stderr,
+      /vm web1 \(vm-1\): deleted on h1 \| task t-1 vm.delete queued/,
+    );
+  }));
+
+Deno.test("main() fails with the task's error when the task fails", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", { phase: "stopped", host: undefined });
+    api.taskSteps.set("t-1", [{ state: "running", attempts: 1 }, {
+      state: "failed",
+      error: "no host has 1 CPU free",
+    }]);
+    const result = await run(["vm", "start", "web1"], api);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /\nerror: task t-1 \(vm\.start\) failed: no host has 1 CPU free\n$/,
+    );
+  }));
+
+Deno.test("main() fails when the VM crashes while starting", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", { phase: "stopped" });
+    api.vmSteps.set("vm-1", [{ phase: "starting" }, {
+      phase: "crashed",
+      reason: "qemu exited with 1",
+    }]);
+    const result = await run(["vm", "start", "vm-1"], api);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /\nerror: vm web1 \(vm-1\) crashed: qemu exited with 1\n$/,
+    );
+  }));
+
+Deno.test("main() vm start of a crashed VM ignores the crash from before", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", {
+      phase: "crashed",
+      updatedAt: "2020-01-01T00:00:00.000Z",
+    });
+    api.vmSteps.set("vm-1", [{ phase: "starting" }, { phase: "running" }]);
+    const result = await run(["vm", "start", "web1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /is running on h1/);
+  }));
+
+Deno.test("main() gives up after --timeout and says the operation goes on", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", { phase: "running" });
+    const started = Date.now();
+    const result = await run(["vm", "stop", "web1", "--timeout", "0.2"], api);
+    assert.equal(result.code, 1);
+    assert.ok(Date.now() - started < 2000);
+    assert.match(
+      result.stderr,
+      /error: Cannot wait longer than 0.2s for vm web1 \(vm-1\) to be stopped: phase is running, task t-1 queued\. The operation goes on in the background: see 'ucloud vm show vm-1'/,
+    );
+  }));
+
+Deno.test("main() rewrites the progress line when stderr is a terminal", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", { phase: "stopped" });
+    api.vmSteps.set("vm-1", [{ phase: "starting" }, { phase: "running" }]);
+    const result = await run(["vm", "start", "web1"], api, { tty: true });
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr.split("\r\x1b[K").length, 4);
+    assert.ok(result.stderr.endsWith("\n"));
+    assert.equal(result.stderr.split("\n").length, 2);
+  }));
+
+Deno.test("main() tells how to start the API when the connection is refused", async () => {
+  const url = await closedPort();
+  const result = await run(["vm", "list"], url);
+  assert.equal(result.code, 1);
+  assert.equal(
+    result.stderr,
+    `error: the ucloud API is not reachable at ${url} (connection refused). ` +
+      "Start it with 'deno task up', or point --api or UCLOUD_API at a running API.\n",
+  );
+});
+
+Deno.test("main() takes --api over UCLOUD_API", async () => {
+  const closed = await closedPort();
+  await withApi(async (api) => {
+    const stdout = new Captured();
+    const code = await main(["host", "list", "--api", `${api.url}/`], {
+      stdout,
+      stderr: new Captured(),
+      env: { UCLOUD_API: closed },
+    });
+    assert.equal(code, 0);
+    assert.equal(stdout.text, "NAME  STATE  ALIVE  CPUS  MEM(MiB)  VMS\n");
+  });
+  const bad = await run(["vm", "list"], "not a url");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: UCLOUD_API must be an http\(s\) URL/);
+});
+
+Deno.test("main() prints help on stdout with exit 0, and on stderr with exit 2 when a command is missing", async () => {
+  const help = await run(["vm", "--help"], "http://127.0.0.1:1");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: ucloud vm <command> \[flags\]\n/);
+  assert.match(
+    help.stdout,
+    /^ {2}vm create +Create a VM and wait until it runs$/m,
+  );
+  assert.doesNotMatch(help.stdout, /host list/);
+  const command = await run(["help", "vm", "create"], "http://127.0.0.1:1");
+  assert.match(
+    command.stdout,
+    /^ {2}--memory MIB +memory in MiB, 96 to 1048576$/m,
+  );
+  const missing = await run([], "http://127.0.0.1:1");
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stdout, "");
+  assert.match(missing.stderr, /^error: missing command\n\nucloud: manage/);
+});

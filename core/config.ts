@@ -1,0 +1,139 @@
+/**
+ * The one configuration object, validated by zod. Sources, later wins:
+ * defaults, the JSON file named by `UCLOUD_CONFIG` (or `<stateDir>/config.json`
+ * when it exists), then environment variables. README documents every field.
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig();
+ * console.log(config.etcd.endpoints);
+ * ```
+ */
+import { z } from "zod";
+
+function defaultStateDir(): string {
+  return Deno.env.get("UCLOUD_STATE") ??
+    `${Deno.env.get("HOME") ?? "/root"}/.local/share/ucloud`;
+}
+
+export const ConfigSchema = z.object({
+  stateDir: z.string().min(1).default(defaultStateDir),
+  etcd: z.object({
+    endpoints: z.array(z.url()).min(1).default(["http://127.0.0.1:23790"]),
+    prefix: z.string().regex(/^\/[^\s]*[^/\s]$/).default("/ucloud/v1"),
+    timeoutMs: z.number().int().min(100).max(60_000).default(2000),
+  }).prefault({}),
+  api: z.object({
+    listen: z.string().default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(8750),
+  }).prefault({}),
+  worker: z.object({
+    host: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).default(() =>
+      Deno.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-")
+    ),
+    leaseTtlSeconds: z.number().int().min(1).max(600).default(3),
+    leaseMarginMs: z.number().int().min(0).default(1000),
+    monitorIntervalMs: z.number().int().min(50).default(1000),
+    concurrency: z.number().int().min(1).max(256).default(4),
+    cpus: z.number().int().min(1).optional(),
+    memoryMiB: z.number().int().min(64).optional(),
+  }).prefault({}).refine(
+    (w) => w.leaseMarginMs < w.leaseTtlSeconds * 1000 * 2 / 3,
+    {
+      message:
+        "worker.leaseMarginMs must be less than two thirds of the lease TTL (keep-alives run every TTL/3)",
+      path: ["leaseMarginMs"],
+    },
+  ),
+  qemu: z.object({
+    accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
+    binary: z.string().default("qemu-system-x86_64"),
+  }).prefault({}),
+  tasks: z.object({
+    maxAttempts: z.number().int().min(1).max(100).default(5),
+    backoffBaseMs: z.number().int().min(1).default(500),
+    backoffMaxMs: z.number().int().min(1).default(30_000),
+    taskTimeoutMs: z.number().int().min(1000).default(120_000),
+  }).prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+function envOverrides(env: (name: string) => string | undefined) {
+  const o: Record<string, Record<string, unknown>> = {
+    etcd: {},
+    api: {},
+    worker: {},
+    qemu: {},
+  };
+  const num = (v: string) => Number(v);
+  const set = (sect: string, key: string, v: unknown) => o[sect][key] = v;
+  const e = (name: string, f: (v: string) => void) => {
+    const v = env(name);
+    if (v !== undefined && v !== "") f(v);
+  };
+  const top: Record<string, unknown> = {};
+  e("UCLOUD_STATE", (v) => top.stateDir = v);
+  e("UCLOUD_ETCD", (v) => set("etcd", "endpoints", v.split(",")));
+  e("UCLOUD_PREFIX", (v) => set("etcd", "prefix", v));
+  e("UCLOUD_API_LISTEN", (v) => set("api", "listen", v));
+  e("UCLOUD_API_PORT", (v) => set("api", "port", num(v)));
+  e("UCLOUD_HOST", (v) => set("worker", "host", v));
+  e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
+  e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
+  e("UCLOUD_HOST_CPUS", (v) => set("worker", "cpus", num(v)));
+  e("UCLOUD_HOST_MEMORY", (v) => set("worker", "memoryMiB", num(v)));
+  e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
+  return { top, sections: o };
+}
+
+function merge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === "object" && !Array.isArray(v) &&
+        b && typeof b === "object" && !Array.isArray(b)
+      ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
+
+/**
+ * Builds the configuration from a file object and an environment reader.
+ * Throws an Error naming every invalid field.
+ */
+export function parseConfig(
+  file: Record<string, unknown> = {},
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): Config {
+  const { top, sections } = envOverrides(env);
+  const raw = merge(merge(file, sections), top);
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const detail = r.error.issues.map((i) =>
+      `${i.path.join(".")}: ${i.message}`
+    )
+      .join("; ");
+    throw new Error(`Invalid configuration: ${detail}`);
+  }
+  return r.data;
+}
+
+/** Reads the config file (if any) and the environment. */
+export async function loadConfig(): Promise<Config> {
+  const path = Deno.env.get("UCLOUD_CONFIG") ??
+    `${defaultStateDir()}/config.json`;
+  let file: Record<string, unknown> = {};
+  try {
+    file = JSON.parse(await Deno.readTextFile(path));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new Error(`Cannot read config file ${path}: ${err}`);
+    }
+  }
+  return parseConfig(file);
+}

@@ -1,0 +1,33 @@
+/**
+ * Domain errors that callers catch. The API maps each to an HTTP status in
+ * one place (`api/app.ts`); everything else is a 500.
+ *
+ * @example
+ * ```ts
+ * throw new NotFoundError("vm", "vm-123");
+ * ```
+ */
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+  constructor(readonly kind: string, readonly id: string) {
+    super(`Cannot find ${kind} ${id}`);
+  }
+}
+
+/** A request that conflicts with the current state, e.g. deleting twice. */
+export class ConflictError extends Error {
+  override name = "ConflictError";
+}
+
+/** Bad input that passed the schema but not a domain rule. */
+export class InvalidError extends Error {
+  override name = "InvalidError";
+  constructor(readonly field: string, message: string) {
+    super(message);
+  }
+}
+
+/** A dependency (etcd, LDAP) that does not answer. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}

@@ -1,0 +1,118 @@
+/**
+ * Starts a one-node etcd as a child process: the embedded etcd of
+ * `deno task up` and the throwaway etcd of every test suite. Short heartbeat
+ * and election timeouts let leases of 1 s work (DESIGN.md).
+ *
+ * @example
+ * ```ts
+ * const etcd = await startEtcd({ dataDir: await Deno.makeTempDir() });
+ * console.log(etcd.endpoint);
+ * await etcd.stop();
+ * ```
+ */
+export interface EtcdServer {
+  endpoint: string;
+  port: number;
+  peerPort: number;
+  dataDir: string;
+  pid: number;
+  /** Stops the process (SIGTERM, then SIGKILL) and waits for its exit. */
+  stop(signal?: Deno.Signal): Promise<void>;
+  /** Resolves when the process exits. */
+  exited: Promise<Deno.CommandStatus>;
+}
+
+export interface EtcdOptions {
+  dataDir: string;
+  /** Client port; 0 picks a free loopback port. */
+  port?: number;
+  /** Peer port; 0 picks one. Pass the old one to restart on the same data. */
+  peerPort?: number;
+  binary?: string;
+  /** Where etcd's own log goes; default `<dataDir>/etcd.log`. */
+  logFile?: string;
+  signal?: AbortSignal;
+}
+
+/** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function healthy(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${endpoint}/health`, {
+      signal: AbortSignal.timeout(500),
+    });
+    const body = await res.json();
+    return body.health === "true";
+  } catch {
+    return false;
+  }
+}
+
+/** Starts etcd and resolves once `/health` says true (at most 15 s). */
+export async function startEtcd(opts: EtcdOptions): Promise<EtcdServer> {
+  const port = opts.port || freePort();
+  const peer = opts.peerPort || freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  await Deno.mkdir(opts.dataDir, { recursive: true });
+  const logFile = opts.logFile ?? `${opts.dataDir}/etcd.log`;
+  const child = new Deno.Command(opts.binary ?? "etcd", {
+    args: [
+      "--name=ucloud",
+      `--data-dir=${opts.dataDir}/data`,
+      `--listen-client-urls=${endpoint}`,
+      `--advertise-client-urls=${endpoint}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=ucloud=http://127.0.0.1:${peer}`,
+      "--heartbeat-interval=50",
+      "--election-timeout=500",
+      "--log-level=warn",
+      "--logger=zap",
+      `--log-outputs=${logFile}`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const exited = child.status;
+  let done = false;
+  exited.then(() => done = true);
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (done) return;
+    try {
+      child.kill(signal);
+    } catch { /* already gone */ }
+    const t = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await exited;
+    clearTimeout(t);
+  };
+  const deadline = Date.now() + 15_000;
+  while (!(await healthy(endpoint))) {
+    if (done || Date.now() > deadline || opts.signal?.aborted) {
+      await stop("SIGKILL");
+      const tail = (await Deno.readTextFile(logFile).catch(() => ""))
+        .split("\n").slice(-10).join("\n");
+      throw new Error(`Cannot start etcd on ${endpoint}: ${tail}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    endpoint,
+    port,
+    peerPort: peer,
+    dataDir: opts.dataDir,
+    pid: child.pid,
+    stop,
+    exited,
+  };
+}

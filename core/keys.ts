@@ -1,0 +1,42 @@
+/**
+ * The etcd keyspace, relative to the configured prefix (see DESIGN.md).
+ * Store methods add the prefix; these functions never do.
+ *
+ * @example
+ * ```ts
+ * keys.vm("vm-1"); // "vm/vm-1"
+ * ```
+ */
+export const keys = {
+  vm: (id: string) => `vm/${id}`,
+  vms: "vm/",
+  host: (name: string) => `host/${name}`,
+  hosts: "host/",
+  alive: (name: string) => `alive/${name}`,
+  alives: "alive/",
+  alloc: (host: string) => `alloc/${host}`,
+  allocs: "alloc/",
+  task: (id: string) => `task/${id}`,
+  tasks: "task/",
+  queue: (target: string, id: string) => `queue/${target}/${id}`,
+  queueOf: (target: string) => `queue/${target}/`,
+  queues: "queue/",
+  claim: (taskId: string) => `claim/${taskId}`,
+  claims: "claim/",
+  idempotency: (owner: string, key: string) => `idem/${owner}/${key}`,
+} as const;
+
+/** Returns the last path segment of a key: the id of the document. */
+export function idOf(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
+}
+
+/**
+ * A random id with a readable prefix that sorts by creation time, e.g.
+ * `t-mbq3k2x1-3f9a0c1d`: queue keys then list oldest first.
+ */
+export function newId(prefix: string): string {
+  const b = crypto.getRandomValues(new Uint8Array(4));
+  const rand = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${prefix}-${Date.now().toString(36).padStart(9, "0")}-${rand}`;
+}

@@ -1,0 +1,146 @@
+/**
+ * zod schemas of every document kept in etcd. The API validates input with
+ * the `*Input` schemas; workers parse what they read with the document
+ * schemas, so a malformed document fails loudly at the boundary.
+ *
+ * @example
+ * ```ts
+ * const input = VmCreateInput.parse({ name: "web1", cpus: 1, memory: 128 });
+ * ```
+ */
+import { z } from "zod";
+
+export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+export const VmPhase = z.enum([
+  "pending", // waiting for placement
+  "scheduled", // placed on a host, not started yet
+  "starting",
+  "running",
+  "stopping",
+  "stopped",
+  "crashed", // qemu exited without ucloud asking
+  "deleting",
+  "failed", // a task gave up; reason says why
+]);
+export type VmPhase = z.infer<typeof VmPhase>;
+
+/** What a user may ask for when creating a VM. Sizes in whole CPUs and MiB. */
+export const VmCreateInput = z.object({
+  name: z.string().regex(
+    NAME_RE,
+    "name must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'",
+  ),
+  cpus: z.number().int().min(1).max(64),
+  memory: z.number().int().min(96).max(1_048_576).describe("MiB"),
+  image: z.string().regex(NAME_RE).default("tiny"),
+}).strict();
+export type VmCreateInput = z.infer<typeof VmCreateInput>;
+
+export const VmSpec = VmCreateInput;
+export type VmSpec = z.infer<typeof VmSpec>;
+
+/** The driver handle: plain JSON the worker re-attaches from. */
+export const Handle = z.record(z.string(), z.unknown());
+
+export const VmStatus = z.object({
+  phase: VmPhase,
+  host: z.string().optional(),
+  handle: Handle.optional(),
+  reason: z.string().optional(),
+  updatedAt: z.string(),
+});
+export type VmStatus = z.infer<typeof VmStatus>;
+
+export const Vm = z.object({
+  id: z.string().regex(ID_RE),
+  owner: z.string(),
+  spec: VmSpec,
+  desired: z.enum(["running", "stopped", "deleted"]),
+  status: VmStatus,
+  createdAt: z.string(),
+});
+export type Vm = z.infer<typeof Vm>;
+
+export const Host = z.object({
+  name: z.string(),
+  capacity: z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }),
+  addresses: z.array(z.string()),
+  os: z.string(),
+  drivers: z.array(z.string()),
+  state: z.enum(["active", "draining"]),
+  registeredAt: z.string(),
+});
+export type Host = z.infer<typeof Host>;
+
+/** Bound to the host's lease: its deletion is the death signal. */
+export const Alive = z.object({
+  incarnation: z.string(),
+  started: z.string(),
+  pid: z.number().int(),
+  lease: z.string(),
+});
+export type Alive = z.infer<typeof Alive>;
+
+/** Per-host reservations; placement compares its mod revision. */
+export const Alloc = z.object({
+  vms: z.record(
+    z.string(),
+    z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }),
+  ),
+});
+export type Alloc = z.infer<typeof Alloc>;
+
+export const TaskState = z.enum([
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+]);
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TaskEvent = z.object({
+  at: z.string(),
+  state: TaskState,
+  worker: z.string().optional(),
+  message: z.string().optional(),
+});
+
+export const Task = z.object({
+  id: z.string().regex(ID_RE),
+  kind: z.string(),
+  target: z.string(),
+  payload: z.record(z.string(), z.unknown()),
+  owner: z.string().optional(),
+  state: TaskState,
+  attempts: z.number().int().min(0),
+  maxAttempts: z.number().int().min(1),
+  notBefore: z.number().int().min(0),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  worker: z.string().optional(),
+  progress: z.string().optional(),
+  result: z.unknown().optional(),
+  error: z.string().optional(),
+  idempotencyKey: z.string().optional(),
+  history: z.array(TaskEvent),
+});
+export type Task = z.infer<typeof Task>;
+
+/** Held by the claiming worker, bound to its lease. */
+export const Claim = z.object({
+  worker: z.string(),
+  lease: z.string(),
+  at: z.string(),
+});
+export type Claim = z.infer<typeof Claim>;
+
+/** Remembers what a create call with an idempotency key made. */
+export const Idempotency = z.object({
+  vm: z.string(),
+  task: z.string(),
+  request: z.string(),
+});
+export type Idempotency = z.infer<typeof Idempotency>;

@@ -1,0 +1,183 @@
+/**
+ * A lease session: one lease per process, kept alive every TTL/3, with the
+ * process's own deadline (last good keep-alive + TTL - margin). When the
+ * deadline passes or etcd says the lease is gone, `signal` aborts: the owner
+ * must stop every side effect (DESIGN.md rule 2). The etcd3 library's own
+ * `lost` event fires far too late (about 2 x TTL) to be used for this.
+ *
+ * @example
+ * ```ts
+ * const session = await Session.open(store, { ttlSeconds: 3, marginMs: 1000 });
+ * await store.txn().put("alive/h1", doc, { lease: session.lease }).commit();
+ * session.signal.addEventListener("abort", () => fence());
+ * ```
+ */
+import type { Store } from "./store.ts";
+import type { Logger } from "./log.ts";
+
+export interface SessionOptions {
+  ttlSeconds: number;
+  marginMs: number;
+  log?: Logger;
+  /** Clock, the test seam. */
+  now?: () => number;
+}
+
+/** Raised (as the abort reason) when the session ends. */
+export class SessionLostError extends Error {
+  override name = "SessionLostError";
+}
+
+export class Session {
+  readonly #controller = new AbortController();
+  #deadline: number;
+  #lastGood: number;
+  #timer?: ReturnType<typeof setInterval>;
+  #deadlineTimer?: ReturnType<typeof setTimeout>;
+  #closed = false;
+
+  private constructor(
+    readonly store: Store,
+    readonly lease: string,
+    readonly opts: SessionOptions,
+    granted: number,
+  ) {
+    this.#lastGood = granted;
+    this.#deadline = granted + opts.ttlSeconds * 1000 - opts.marginMs;
+  }
+
+  /** Grants a lease and starts keeping it alive. */
+  static async open(store: Store, opts: SessionOptions): Promise<Session> {
+    const now = opts.now ?? Date.now;
+    const sent = now();
+    const res = await store.client.leaseClient.leaseGrant({
+      TTL: opts.ttlSeconds,
+    });
+    if (res.error) throw new Error(`Cannot grant lease: ${res.error}`);
+    const s = new Session(store, String(res.ID), opts, sent);
+    s.#schedule();
+    return s;
+  }
+
+  /** Aborts when the session is lost or closed. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The moment (ms since epoch) after which this process must assume its lease is gone. */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /** When the last keep-alive that etcd acknowledged was sent. */
+  get lastKeepAlive(): number {
+    return this.#lastGood;
+  }
+
+  #now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  #schedule(): void {
+    const every = Math.max(50, Math.floor(this.opts.ttlSeconds * 1000 / 3));
+    this.#timer = setInterval(() => this.#keepAlive(), every);
+    this.#armDeadline();
+  }
+
+  #armDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = setTimeout(() => {
+      if (this.#now() >= this.#deadline) {
+        this.#lose(
+          `no keep-alive acknowledged for ${
+            this.#now() - this.#lastGood
+          } ms (deadline passed)`,
+        );
+      } else this.#armDeadline();
+    }, Math.max(0, this.#deadline - this.#now()));
+  }
+
+  async #keepAlive(): Promise<void> {
+    if (this.#closed || this.signal.aborted) return;
+    const sent = this.#now();
+    const wait = Math.max(50, this.#deadline - sent);
+    try {
+      const ttl = await keepAliveOnce(this.store, this.lease, wait);
+      if (this.signal.aborted) return;
+      if (ttl <= 0) {
+        this.#lose("etcd reports the lease expired");
+        return;
+      }
+      if (sent > this.#lastGood) {
+        this.#lastGood = sent;
+        this.#deadline = sent + this.opts.ttlSeconds * 1000 -
+          this.opts.marginMs;
+        this.#armDeadline();
+      }
+    } catch (err) {
+      this.opts.log?.warn("lease keep-alive failed", {
+        lease: this.lease,
+        error: String(err),
+      });
+    }
+  }
+
+  #lose(why: string): void {
+    if (this.signal.aborted) return;
+    this.#stopTimers();
+    this.opts.log?.error("lease session lost", { lease: this.lease, why });
+    this.#controller.abort(
+      new SessionLostError(`Lease ${this.lease} lost: ${why}`),
+    );
+  }
+
+  #stopTimers(): void {
+    clearInterval(this.#timer);
+    clearTimeout(this.#deadlineTimer);
+  }
+
+  /** Stops keep-alives and revokes the lease (its keys vanish at once). */
+  async close({ revoke = true } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopTimers();
+    if (!this.signal.aborted) {
+      this.#controller.abort(new SessionLostError("session closed"));
+    }
+    if (revoke) {
+      await this.store.client.leaseClient.leaseRevoke({ ID: this.lease }, {
+        deadline: Date.now() + this.store.timeoutMs,
+      }).catch(() => {});
+    }
+  }
+}
+
+/** Sends one keep-alive; resolves with the remaining TTL (0: expired). */
+async function keepAliveOnce(
+  store: Store,
+  lease: string,
+  timeoutMs: number,
+): Promise<number> {
+  const stream = await store.client.leaseClient.leaseKeepAlive({
+    deadline: Date.now() + timeoutMs,
+  });
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(
+        () => reject(new Error(`keep-alive timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      stream.on("data", (res: { TTL: string }) => {
+        clearTimeout(t);
+        resolve(Number(res.TTL));
+      });
+      stream.on("error", (err: Error) => {
+        clearTimeout(t);
+        reject(err);
+      });
+      stream.write({ ID: lease });
+    });
+  } finally {
+    stream.end();
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The etcd store layer: typed reads, prefix listings that return the header
+ * revision, and transactions that compare mod revisions (DESIGN.md rule 1).
+ * A lost compare is a returned `{ ok: false }`, never an exception.
+ *
+ * @example
+ * ```ts
+ * const store = Store.connect(config.etcd);
+ * const vm = await store.get(keys.vm(id), Vm);
+ * const r = await store.txn().ifModRevision(keys.vm(id), vm!.modRevision)
+ *   .put(keys.vm(id), { ...vm!.value, desired: "stopped" }).commit();
+ * if (!r.ok) { ... read again ... }
+ * ```
+ */
+import { Buffer } from "node:buffer";
+import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from "etcd3";
+import { ExponentialBackoff, type IBackoff, noop } from "cockatiel";
+import type { z } from "zod";
+import { UnavailableError } from "./errors.ts";
+
+export interface Kv<T> {
+  key: string;
+  value: T;
+  modRevision: string;
+  createRevision: string;
+  lease: string;
+}
+
+export interface StoreOptions {
+  endpoints: string[];
+  prefix: string;
+  timeoutMs?: number;
+}
+
+/** Returns the end of the key range that holds every key starting with `p`. */
+export function prefixEnd(p: Buffer): Buffer {
+  const end = Buffer.from(p);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+export class Store {
+  readonly #prefix: string;
+  readonly timeoutMs: number;
+
+  constructor(readonly client: Etcd3, prefix: string, timeoutMs = 2000) {
+    this.#prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** Connects to etcd. Retries and circuit breaking are left to callers. */
+  static connect(opts: StoreOptions): Store {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    const client = new Etcd3({
+      hosts: opts.endpoints,
+      dialTimeout: timeoutMs,
+      faultHandling: {
+        host: () => noop,
+        global: noop,
+        // etcd3 types this as a backoff state but uses it as a factory,
+        // exactly like its own default `new ExponentialBackoff()`.
+        watchBackoff: new ExponentialBackoff({
+          initialDelay: 100,
+          maxDelay: 1000,
+        }) as unknown as IBackoff<unknown>,
+      },
+      defaultCallOptions: (ctx) =>
+        ctx.isStream ? {} : { deadline: Date.now() + timeoutMs },
+    });
+    return new Store(client, opts.prefix, timeoutMs);
+  }
+
+  /** The full etcd key of a keyspace-relative key. */
+  full(key: string): Buffer {
+    return Buffer.from(this.#prefix + key);
+  }
+
+  /** The keyspace-relative key of a full etcd key. */
+  rel(key: Buffer | string): string {
+    return key.toString().slice(this.#prefix.length);
+  }
+
+  decode<T>(kv: IKeyValue, schema: z.ZodType<T>): Kv<T> {
+    const key = this.rel(kv.key);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(kv.value.toString());
+    } catch {
+      throw new Error(`Cannot parse document ${key}: not JSON`);
+    }
+    const r = schema.safeParse(raw);
+    if (!r.success) {
+      throw new Error(`Cannot parse document ${key}: ${r.error.message}`);
+    }
+    return {
+      key,
+      value: r.data,
+      modRevision: String(kv.mod_revision),
+      createRevision: String(kv.create_revision),
+      lease: String(kv.lease),
+    };
+  }
+
+  async #call<T>(what: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      throw new UnavailableError(`Cannot ${what}: etcd: ${errMessage(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Reads one document, or null when the key does not exist. */
+  async get<T>(key: string, schema: z.ZodType<T>): Promise<Kv<T> | null> {
+    const res = await this.#call(
+      `read ${key}`,
+      () => this.client.kv.range({ key: this.full(key) }),
+    );
+    return res.kvs.length ? this.decode(res.kvs[0], schema) : null;
+  }
+
+  /** Lists documents under a prefix with the header revision of the read. */
+  async list<T>(
+    prefix: string,
+    schema: z.ZodType<T>,
+    opts: { limit?: number; revision?: string } = {},
+  ): Promise<{ items: Kv<T>[]; revision: string }> {
+    const k = this.full(prefix);
+    const res = await this.#call(`list ${prefix}`, () =>
+      this.client.kv.range({
+        key: k,
+        range_end: prefixEnd(k),
+        limit: opts.limit ?? 0,
+        revision: opts.revision,
+      }));
+    return {
+      items: res.kvs.map((kv) => this.decode(kv, schema)),
+      revision: String(res.header.revision),
+    };
+  }
+
+  /** Lists only the keys under a prefix (relative), cheap for indexes. */
+  async keys(prefix: string, limit = 0): Promise<string[]> {
+    const k = this.full(prefix);
+    const res = await this.#call(`list ${prefix}`, () =>
+      this.client.kv.range({
+        key: k,
+        range_end: prefixEnd(k),
+        keys_only: true,
+        limit,
+      }));
+    return res.kvs.map((kv) => this.rel(kv.key));
+  }
+
+  /** Counts the keys under a prefix without reading them. */
+  async count(prefix: string): Promise<number> {
+    const k = this.full(prefix);
+    const res = await this.#call(`count ${prefix}`, () =>
+      this.client.kv.range({
+        key: k,
+        range_end: prefixEnd(k),
+        count_only: true,
+      }));
+    return Number(res.count);
+  }
+
+  /** Starts a transaction. */
+  txn(): Txn {
+    return new Txn(this);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface TxnResult {
+  ok: boolean;
+  revision: string;
+}
+
+/**
+ * A transaction builder. Conditions are ANDed; `put`/`delete` run when all
+ * hold. Nothing is sent until `commit()`.
+ */
+export class Txn {
+  readonly #compare: ICompare[] = [];
+  readonly #ops: IRequestOp[] = [];
+
+  constructor(readonly store: Store) {}
+
+  /** Holds when the key's mod revision equals `rev` ("0": key absent). */
+  ifModRevision(key: string, rev: string): this {
+    this.#compare.push({
+      key: this.store.full(key),
+      target: "Mod",
+      result: "Equal",
+      mod_revision: rev,
+    });
+    return this;
+  }
+
+  /** Holds when the key does not exist. */
+  ifAbsent(key: string): this {
+    this.#compare.push({
+      key: this.store.full(key),
+      target: "Create",
+      result: "Equal",
+      create_revision: 0,
+    });
+    return this;
+  }
+
+  /** Holds when the key exists and is bound to `lease`. */
+  ifLease(key: string, lease: string): this {
+    this.#compare.push({
+      key: this.store.full(key),
+      target: "Lease",
+      result: "Equal",
+      lease,
+    });
+    return this;
+  }
+
+  /** Writes a JSON document, optionally bound to a lease. */
+  put(key: string, value: unknown, opts: { lease?: string } = {}): this {
+    this.#ops.push({
+      request_put: {
+        key: this.store.full(key),
+        value: Buffer.from(JSON.stringify(value)),
+        lease: opts.lease,
+      },
+    });
+    return this;
+  }
+
+  delete(key: string): this {
+    this.#ops.push({ request_delete_range: { key: this.store.full(key) } });
+    return this;
+  }
+
+  /** True when nothing has been added yet. */
+  get empty(): boolean {
+    return this.#ops.length === 0 && this.#compare.length === 0;
+  }
+
+  /** Appends another transaction's conditions and operations. */
+  merge(other: Txn): this {
+    this.#compare.push(...other.#compare);
+    this.#ops.push(...other.#ops);
+    return this;
+  }
+
+  async commit(): Promise<TxnResult> {
+    try {
+      const res = await this.store.client.kv.txn({
+        compare: this.#compare,
+        success: this.#ops,
+        failure: [],
+      });
+      return { ok: res.succeeded, revision: String(res.header.revision) };
+    } catch (err) {
+      throw new UnavailableError(
+        `Cannot commit transaction: etcd: ${errMessage(err)}`,
+        { cause: err },
+      );
+    }
+  }
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,148 @@
+/**
+ * Lists a prefix, then watches it from the listing's header revision + 1; on
+ * any watch error (compacted revision, cancel, lost stream) it lists again
+ * and hands the caller a fresh snapshot (DESIGN.md rule 4). Runs until
+ * `signal` aborts.
+ *
+ * @example
+ * ```ts
+ * await watchPrefix(store, "queue/h1/", {
+ *   signal,
+ *   onReset: (items) => resync(items),
+ *   onEvent: (ev) => ev.type === "put" ? add(ev.key) : remove(ev.key),
+ * });
+ * ```
+ */
+import type { IKeyValue } from "etcd3";
+import type { Store } from "./store.ts";
+import { prefixEnd } from "./store.ts";
+import type { Logger } from "./log.ts";
+
+export interface RawKv {
+  key: string;
+  value: string;
+  modRevision: string;
+}
+
+export interface WatchEvent extends RawKv {
+  type: "put" | "delete";
+}
+
+export interface WatchOptions {
+  signal: AbortSignal;
+  /** Called with the full listing at start and after every watch error. */
+  onReset: (items: RawKv[], revision: string) => void | Promise<void>;
+  onEvent: (ev: WatchEvent) => void | Promise<void>;
+  log?: Logger;
+  /** Wait after a failed listing before the next try. */
+  retryMs?: number;
+}
+
+/** Reads every key and value under a prefix with the header revision. */
+export async function listRaw(
+  store: Store,
+  prefix: string,
+): Promise<{ items: RawKv[]; revision: string }> {
+  const k = store.full(prefix);
+  const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
+  return {
+    items: res.kvs.map((kv) => raw(store, kv)),
+    revision: String(res.header.revision),
+  };
+}
+
+function raw(store: Store, kv: IKeyValue): RawKv {
+  return {
+    key: store.rel(kv.key),
+    value: kv.value.toString(),
+    modRevision: String(kv.mod_revision),
+  };
+}
+
+/** Resolves when `signal` aborts; rejects only on a caller's handler error. */
+export async function watchPrefix(
+  store: Store,
+  prefix: string,
+  opts: WatchOptions,
+): Promise<void> {
+  const { signal } = opts;
+  while (!signal.aborted) {
+    let listing;
+    try {
+      listing = await listRaw(store, prefix);
+    } catch (err) {
+      opts.log?.warn("watch listing failed, retrying", {
+        prefix,
+        error: String(err),
+      });
+      await sleep(opts.retryMs ?? 250, signal);
+      continue;
+    }
+    await opts.onReset(listing.items, listing.revision);
+    await watchOnce(store, prefix, listing.revision, opts);
+  }
+}
+
+/** Watches from revision + 1 until an error or abort; events in order. */
+async function watchOnce(
+  store: Store,
+  prefix: string,
+  revision: string,
+  opts: WatchOptions,
+): Promise<void> {
+  const { signal } = opts;
+  const full = store.full(prefix);
+  let watcher;
+  try {
+    watcher = await store.client.watch().inRange({
+      start: full,
+      end: prefixEnd(full),
+    }).startRevision(String(BigInt(revision) + 1n)).create();
+  } catch (err) {
+    opts.log?.warn("watch create failed", { prefix, error: String(err) });
+    await sleep(opts.retryMs ?? 250, signal);
+    return;
+  }
+  // Events are handled one at a time, in revision order.
+  let chain = Promise.resolve();
+  let failure: unknown;
+  const push = (type: "put" | "delete", kv: IKeyValue) => {
+    chain = chain.then(() => opts.onEvent({ type, ...raw(store, kv) })).catch(
+      (err) => {
+        failure = err;
+      },
+    );
+  };
+  await new Promise<void>((resolve) => {
+    const end = () => resolve();
+    watcher.on("put", (kv) => push("put", kv));
+    watcher.on("delete", (kv) => push("delete", kv));
+    watcher.on("error", (err) => {
+      opts.log?.warn("watch error, listing again", {
+        prefix,
+        error: String(err),
+      });
+      end();
+    });
+    watcher.on("end", end);
+    signal.addEventListener("abort", end, { once: true });
+  });
+  // A watcher that etcd already canceled never answers cancel(): do not wait.
+  await Promise.race([watcher.cancel().catch(() => {}), sleep(1000)]);
+  await chain;
+  if (failure) throw failure;
+}
+
+/** Sleeps, resolving early when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

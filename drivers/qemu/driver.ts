@@ -1,0 +1,433 @@
+/**
+ * The qemu VM driver: start, re-adopt, inspect, stop and remove daemonized
+ * qemu-system-x86_64 processes, one directory per VM under the state dir.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { run } from "../runner.ts";
+import { delay } from "./_deadline.ts";
+import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
+import { detectAccel } from "./accel.ts";
+import { qemuArgs, type QemuSpec, type VmPaths, vmPaths } from "./args.ts";
+import { QmpClient, queryStatus } from "./qmp.ts";
+
+/**
+ * Plain JSON naming a running qemu; kept in the VM's status so that a
+ * restarted worker can re-attach with {@linkcode QemuDriver.recover}.
+ */
+// A type alias, not an interface, so it is assignable to the JSON record
+// kept in the VM's status.
+export type QemuHandle = {
+  driver: "qemu";
+  pid: number;
+  dir: string;
+  qmp: string;
+  serial: string;
+  pidfile: string;
+  accel: "kvm" | "tcg";
+  startedAt: string;
+};
+
+/** What {@linkcode QemuDriver.inspect} sees. */
+export interface QemuState {
+  /** "gone": the process is dead (crashed, or killed outside ucloud). */
+  state: "running" | "paused" | "shutdown" | "gone" | "unknown";
+  /** qemu's own run state when it differs from `state`, or why "unknown". */
+  detail?: string;
+}
+
+/** Options of the {@linkcode QemuDriver} constructor. */
+export interface QemuDriverOptions {
+  /** VMs live in `<stateDir>/vms/<id>/`. */
+  stateDir: string;
+  /** Accelerator mode, see {@linkcode detectAccel}. Default "auto". */
+  accel?: "kvm" | "tcg" | "auto";
+  /** Default "qemu-system-x86_64". */
+  qemuBinary?: string;
+}
+
+const START_TIMEOUT_MS = 30_000;
+const QMP_READY_TIMEOUT_MS = 10_000;
+const QMP_CALL_TIMEOUT_MS = 3_000;
+const KILL_WAIT_MS = 5_000;
+const POLL_MS = 50;
+
+const PAUSED = new Set([
+  "paused",
+  "suspended",
+  "prelaunch",
+  "inmigrate",
+  "postmigrate",
+  "finish-migrate",
+  "save-vm",
+  "restore-vm",
+  "debug",
+  "io-error",
+  "watchdog",
+  "colo",
+]);
+
+/**
+ * Runs VMs as daemonized qemu processes. Processes are recognised by their
+ * `-pidfile <stateDir>/vms/<id>/qemu.pid` argument in /proc/<pid>/cmdline,
+ * checked before every signal, so a reused pid is never signalled.
+ *
+ * @example
+ * ```ts
+ * const driver = new QemuDriver({ stateDir: "/var/lib/ucloud", accel: "tcg" });
+ * const handle = await driver.start({
+ *   id: "vm-1", name: "web", cpus: 1, memoryMiB: 128,
+ *   boot: { kernel: "/img/vmlinux", initrd: "/img/initrd.cpio.gz", append: "console=ttyS0" },
+ * });
+ * await driver.inspect(handle); // { state: "running" }
+ * await driver.stop(handle);
+ * await driver.destroy("vm-1");
+ * ```
+ */
+export class QemuDriver {
+  /** The driver's name, as shown in host documents and task progress. */
+  readonly name = "qemu";
+  readonly stateDir: string;
+  #accelMode: "kvm" | "tcg" | "auto";
+  #accel?: Promise<"kvm" | "tcg">;
+  #qemuBinary: string;
+  #locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    { stateDir, accel = "auto", qemuBinary = "qemu-system-x86_64" }:
+      QemuDriverOptions,
+  ) {
+    this.stateDir = resolve(stateDir);
+    this.#accelMode = accel;
+    this.#qemuBinary = qemuBinary;
+  }
+
+  /**
+   * Starts the VM and resolves once QMP answers. Idempotent: when the VM's
+   * pidfile names a live qemu of this VM, resolves with a handle to it.
+   */
+  async start(
+    spec: QemuSpec,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<QemuHandle> {
+    const paths = vmPaths(this.stateDir, spec?.id);
+    return await this.#exclusive(spec.id, async () => {
+      signal?.throwIfAborted();
+      this.#accel ??= detectAccel(this.#accelMode);
+      const accel = await this.#accel;
+      const args = qemuArgs(spec, paths, accel);
+
+      const running = await this.#adopt(spec.id, paths, signal);
+      if (running) return running;
+
+      await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
+      await removeFiles(paths.pidfile, paths.qmp);
+      try {
+        await run(this.#qemuBinary, args, {
+          signal,
+          timeoutMs: START_TIMEOUT_MS,
+        });
+      } catch (err) {
+        // Timed out or aborted after the daemon forked: do not leave it behind.
+        const orphan = await readPidfile(paths.pidfile);
+        if (orphan !== null) {
+          await this.#kill(toHandle(orphan, paths, accel, new Date()));
+        }
+        throw err;
+      }
+      const pid = await readPidfile(paths.pidfile);
+      if (pid === null) {
+        throw new Error(
+          `Cannot start vm ${spec.id}: qemu exited 0 but wrote no pid to ${paths.pidfile}`,
+        );
+      }
+      const handle = toHandle(pid, paths, accel, new Date());
+      try {
+        await this.#waitForQmp(handle, signal);
+      } catch (err) {
+        await this.#kill(handle);
+        throw new Error(`Cannot start vm ${spec.id}: QMP does not answer`, {
+          cause: err,
+        });
+      }
+      return handle;
+    });
+  }
+
+  /**
+   * Re-adopts a VM from its stored handle: resolves with the handle when its
+   * pid is alive, is the qemu of this VM, and QMP answers; otherwise null.
+   */
+  async recover(handle: QemuHandle): Promise<QemuHandle | null> {
+    checkHandle(handle);
+    if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
+      return null;
+    }
+    try {
+      await queryStatus(handle.qmp, { timeoutMs: QMP_CALL_TIMEOUT_MS });
+    } catch {
+      return null;
+    }
+    const { driver, pid, dir, qmp, serial, pidfile, accel, startedAt } = handle;
+    return { driver, pid, dir, qmp, serial, pidfile, accel, startedAt };
+  }
+
+  /** Reports the VM's state; "gone" when its process is dead. */
+  async inspect(handle: QemuHandle): Promise<QemuState> {
+    checkHandle(handle);
+    if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
+      return { state: "gone" };
+    }
+    let status: string;
+    try {
+      status = await queryStatus(handle.qmp, {
+        timeoutMs: QMP_CALL_TIMEOUT_MS,
+      });
+    } catch (err) {
+      if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
+        return { state: "gone" };
+      }
+      return {
+        state: "unknown",
+        detail: err instanceof Error ? err.message : String(err),
+      };
+    }
+    if (status === "running" || status === "shutdown") return { state: status };
+    if (PAUSED.has(status)) {
+      return status === "paused"
+        ? { state: "paused" }
+        : { state: "paused", detail: status };
+    }
+    return { state: "unknown", detail: status };
+  }
+
+  /**
+   * Stops the VM: QMP "quit", then SIGTERM, then SIGKILL, each given
+   * `graceMs` (default 3000); resolves once the process is gone.
+   * Idempotent: a VM already gone is fine.
+   */
+  async stop(
+    handle: QemuHandle,
+    { signal, graceMs = 3_000 }: { signal?: AbortSignal; graceMs?: number } =
+      {},
+  ): Promise<void> {
+    checkHandle(handle);
+    if (await this.#alive(handle)) {
+      await this.#quit(handle, graceMs, signal);
+      if (!await this.#waitGone(handle, graceMs, signal)) {
+        await this.#signal(handle, "SIGTERM");
+        if (!await this.#waitGone(handle, graceMs, signal)) {
+          await this.#kill(handle, signal);
+        }
+      }
+    }
+    await removeFiles(handle.pidfile, handle.qmp);
+  }
+
+  /**
+   * Removes `<stateDir>/vms/<id>` and everything in it. Idempotent; refuses
+   * while the VM's qemu is still running.
+   */
+  async destroy(id: string): Promise<void> {
+    const paths = vmPaths(this.stateDir, id);
+    return await this.#exclusive(id, async () => {
+      const pid = await readPidfile(paths.pidfile);
+      if (
+        pid !== null && ownsPidfile(await processArgs(pid), paths.pidfile)
+      ) {
+        throw new Error(
+          `Cannot destroy vm ${id}: qemu pid ${pid} is still running; stop it first`,
+        );
+      }
+      await Deno.remove(paths.dir, { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    });
+  }
+
+  /** Ids of the VMs that have a directory under `<stateDir>/vms`, sorted. */
+  async listLocal(): Promise<string[]> {
+    const ids: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(`${this.stateDir}/vms`)) {
+        if (!entry.isDirectory) continue;
+        try {
+          vmPaths(this.stateDir, entry.name);
+          ids.push(entry.name);
+        } catch {
+          // not a VM directory of ours
+        }
+      }
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
+    return ids.sort();
+  }
+
+  /** Runs `fn` after any other start/destroy of the same VM in this process. */
+  async #exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(id) ?? Promise.resolve();
+    const current = before.catch(() => {}).then(fn);
+    const tail = current.catch(() => {});
+    this.#locks.set(id, tail);
+    try {
+      return await current;
+    } finally {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    }
+  }
+
+  /** A handle to the live qemu named by the VM's pidfile, or null. */
+  async #adopt(
+    id: string,
+    paths: VmPaths,
+    signal?: AbortSignal,
+  ): Promise<QemuHandle | null> {
+    const pid = await readPidfile(paths.pidfile);
+    if (pid === null) return null;
+    const args = await processArgs(pid);
+    if (!ownsPidfile(args, paths.pidfile)) return null;
+    const accelArg = args?.[args.indexOf("-accel") + 1] ?? "";
+    const { mtime } = await Deno.stat(paths.pidfile);
+    const handle = toHandle(
+      pid,
+      paths,
+      accelArg.startsWith("kvm") ? "kvm" : "tcg",
+      mtime ?? new Date(),
+    );
+    try {
+      await this.#waitForQmp(handle, signal);
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw new Error(
+        `Cannot start vm ${id}: qemu pid ${pid} is running but QMP does not answer; stop it first`,
+        { cause: err },
+      );
+    }
+    return handle;
+  }
+
+  async #waitForQmp(handle: QemuHandle, signal?: AbortSignal): Promise<void> {
+    const until = Date.now() + QMP_READY_TIMEOUT_MS;
+    while (true) {
+      try {
+        await queryStatus(handle.qmp, {
+          signal,
+          timeoutMs: Math.max(
+            1,
+            Math.min(QMP_CALL_TIMEOUT_MS, until - Date.now()),
+          ),
+        });
+        return;
+      } catch (err) {
+        signal?.throwIfAborted();
+        if (!await this.#alive(handle)) {
+          throw new Error(`qemu pid ${handle.pid} exited`, { cause: err });
+        }
+        if (Date.now() >= until) throw err;
+      }
+      await delay(POLL_MS, signal);
+    }
+  }
+
+  async #quit(
+    handle: QemuHandle,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    try {
+      const qmp = await QmpClient.connect(handle.qmp, { signal, timeoutMs });
+      try {
+        await qmp.execute("quit", undefined, { signal, timeoutMs });
+      } finally {
+        await qmp.close();
+      }
+    } catch {
+      // qemu may close the socket before replying; the wait decides
+      signal?.throwIfAborted();
+    }
+  }
+
+  async #alive(handle: QemuHandle): Promise<boolean> {
+    return ownsPidfile(await processArgs(handle.pid), handle.pidfile);
+  }
+
+  /** Sends `sig` to the handle's pid if it is still this VM's qemu. */
+  async #signal(handle: QemuHandle, sig: Deno.Signal): Promise<void> {
+    if (!await this.#alive(handle)) return;
+    try {
+      Deno.kill(handle.pid, sig);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+
+  /** SIGKILL and wait until gone. */
+  async #kill(handle: QemuHandle, signal?: AbortSignal): Promise<void> {
+    await this.#signal(handle, "SIGKILL");
+    if (!await this.#waitGone(handle, KILL_WAIT_MS, signal)) {
+      throw new Error(
+        `Cannot stop qemu pid ${handle.pid}: still running after SIGKILL`,
+      );
+    }
+  }
+
+  async #waitGone(
+    handle: QemuHandle,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (await this.#alive(handle)) {
+      if (Date.now() >= until) return false;
+      await delay(POLL_MS, signal);
+    }
+    return true;
+  }
+}
+
+function toHandle(
+  pid: number,
+  paths: VmPaths,
+  accel: "kvm" | "tcg",
+  startedAt: Date,
+): QemuHandle {
+  return {
+    driver: "qemu",
+    pid,
+    dir: paths.dir,
+    qmp: paths.qmp,
+    serial: paths.serial,
+    pidfile: paths.pidfile,
+    accel,
+    startedAt: startedAt.toISOString(),
+  };
+}
+
+function checkHandle(handle: QemuHandle): void {
+  const fail = (problem: string) => {
+    throw new TypeError(`Cannot use qemu handle: ${problem}`);
+  };
+  if (typeof handle !== "object" || handle === null) fail("must be an object");
+  if (handle.driver !== "qemu") {
+    fail(`driver must be "qemu", got ${JSON.stringify(handle.driver)}`);
+  }
+  if (!Number.isInteger(handle.pid) || handle.pid <= 1) {
+    fail(`pid must be an integer above 1, got ${JSON.stringify(handle.pid)}`);
+  }
+  for (const key of ["dir", "qmp", "serial", "pidfile"] as const) {
+    if (typeof handle[key] !== "string" || !handle[key].startsWith("/")) {
+      fail(`${key} must be an absolute path`);
+    }
+  }
+}
+
+async function removeFiles(...paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await Deno.remove(path).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}

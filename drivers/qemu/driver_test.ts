@@ -1,0 +1,297 @@
+import assert from "node:assert/strict";
+import { CommandError, run } from "../runner.ts";
+import { processArgs } from "./_proc.ts";
+import type { QemuSpec } from "./args.ts";
+import { QemuDriver, type QemuHandle } from "./driver.ts";
+import { queryStatus } from "./qmp.ts";
+
+const MARKER = "UCLOUD-GUEST-READY";
+const BUILD_GUEST = new URL("../../scripts/build_guest.sh", import.meta.url)
+  .pathname;
+
+let guestDir: Promise<string> | undefined;
+
+/** The tiny test guest, built (and cached) by scripts/build_guest.sh. */
+function tinyGuest(): Promise<string> {
+  guestDir ??= run("bash", [BUILD_GUEST], { timeoutMs: 600_000 })
+    .then(({ stdout }) => stdout.trim().split("\n").at(-1)!);
+  return guestDir;
+}
+
+async function guestSpec(id: string): Promise<QemuSpec> {
+  const dir = await tinyGuest();
+  return {
+    id,
+    name: `test ${id}`,
+    cpus: 1,
+    memoryMiB: 128,
+    boot: {
+      kernel: `${dir}/vmlinux`,
+      initrd: `${dir}/initrd.cpio.gz`,
+      append: (await Deno.readTextFile(`${dir}/cmdline`)).trim(),
+    },
+  };
+}
+
+/**
+ * Runs `fn` with a driver on a fresh temp state dir; afterwards kills every
+ * qemu started under that dir (found through /proc) and removes the dir.
+ */
+async function withDriver(
+  fn: (driver: QemuDriver, stateDir: string) => Promise<void>,
+): Promise<void> {
+  const stateDir = await Deno.makeTempDir({ prefix: "ucloud-qemu-" });
+  try {
+    await fn(new QemuDriver({ stateDir, accel: "tcg" }), stateDir);
+  } finally {
+    for (const pid of await qemuPidsUnder(stateDir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Deno.remove(stateDir, { recursive: true });
+  }
+}
+
+async function qemuPidsUnder(stateDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const args = await processArgs(Number(entry.name));
+    const i = args?.indexOf("-pidfile") ?? -1;
+    if (args && i >= 0 && args[i + 1]?.startsWith(`${stateDir}/`)) {
+      pids.push(Number(entry.name));
+    }
+  }
+  return pids;
+}
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<number> {
+  const started = Date.now();
+  while (!await check()) {
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return Date.now() - started;
+}
+
+const serialHasMarker = (handle: QemuHandle) => async () => {
+  try {
+    return (await Deno.readTextFile(handle.serial)).includes(MARKER);
+  } catch {
+    return false;
+  }
+};
+
+const pidGone = (pid: number) => async () => (await processArgs(pid)) === null;
+
+Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const spec = await guestSpec("vm-life");
+    const handle = await driver.start(spec);
+    assert.equal(handle.driver, "qemu");
+    assert.equal(handle.accel, "tcg");
+    assert.equal(handle.dir, `${stateDir}/vms/vm-life`);
+    assert.equal(handle.pidfile, `${stateDir}/vms/vm-life/qemu.pid`);
+    assert.equal(await queryStatus(handle.qmp), "running");
+    assert.deepEqual(await driver.inspect(handle), { state: "running" });
+
+    const bootMs = await waitFor(
+      "the guest marker",
+      serialHasMarker(handle),
+      30_000,
+    );
+    console.log(`guest marker after ${bootMs} ms from start() resolving`);
+
+    const again = await driver.start(spec);
+    assert.equal(again.pid, handle.pid, "start() is idempotent");
+    assert.deepEqual(await qemuPidsUnder(stateDir), [handle.pid]);
+
+    const stored: QemuHandle = JSON.parse(JSON.stringify(handle));
+    assert.deepEqual(await driver.recover(stored), handle);
+    assert.deepEqual(await driver.listLocal(), ["vm-life"]);
+
+    Deno.kill(handle.pid, "SIGKILL");
+    await waitFor("the killed qemu to vanish", pidGone(handle.pid), 5_000);
+    assert.deepEqual(await driver.inspect(stored), { state: "gone" });
+    assert.equal(await driver.recover(stored), null);
+
+    const restarted = await driver.start(spec);
+    assert.notEqual(restarted.pid, handle.pid);
+    assert.deepEqual(await driver.inspect(restarted), { state: "running" });
+
+    await driver.stop(restarted);
+    assert.equal(await processArgs(restarted.pid), null);
+    assert.deepEqual(await driver.inspect(restarted), { state: "gone" });
+    await driver.stop(restarted);
+
+    await driver.destroy("vm-life");
+    await assert.rejects(() => Deno.stat(handle.dir), Deno.errors.NotFound);
+    await driver.destroy("vm-life");
+    assert.deepEqual(await driver.listLocal(), []);
+  });
+});
+
+Deno.test("QemuDriver.stop() falls back to SIGTERM when QMP is unreachable", async () => {
+  await withDriver(async (driver) => {
+    const handle = await driver.start(await guestSpec("vm-term"));
+    await Deno.remove(handle.qmp);
+    const inspected = await driver.inspect(handle);
+    assert.equal(inspected.state, "unknown");
+    assert.match(inspected.detail ?? "", /Cannot connect to QMP/);
+
+    const started = Date.now();
+    await driver.stop(handle, { graceMs: 300 });
+    assert.ok(Date.now() - started >= 300, "waited for quit before SIGTERM");
+    assert.equal(await processArgs(handle.pid), null);
+  });
+});
+
+Deno.test("QemuDriver starts one qemu for concurrent start() calls; destroy() refuses while it runs", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const spec = await guestSpec("vm-busy");
+    const [handle, twin] = await Promise.all([
+      driver.start(spec),
+      driver.start(spec),
+    ]);
+    assert.equal(twin.pid, handle.pid);
+    assert.deepEqual(await qemuPidsUnder(stateDir), [handle.pid]);
+    await assert.rejects(
+      () => driver.destroy("vm-busy"),
+      /Cannot destroy vm vm-busy: qemu pid \d+ is still running/,
+    );
+    await driver.stop(handle);
+    await driver.destroy("vm-busy");
+  });
+});
+
+Deno.test("QemuDriver.start() fails with qemu's stderr and leaves no process", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const spec = await guestSpec("vm-bad");
+    const err = await driver.start({
+      ...spec,
+      boot: { kernel: `${stateDir}/missing-vmlinux` },
+    }).catch((e) => e);
+    assert.ok(err instanceof CommandError, String(err));
+    assert.match(
+      err.message,
+      /^Cannot run qemu-system-x86_64: exit 1: .*missing-vmlinux/,
+    );
+    assert.deepEqual(await qemuPidsUnder(stateDir), []);
+  });
+});
+
+Deno.test("QemuDriver.start() is aborted by its signal and leaves no process", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const reason = new Error("lease lost");
+    await assert.rejects(
+      () =>
+        driver.start(specWithoutGuest("vm-abort"), {
+          signal: AbortSignal.abort(reason),
+        }),
+      (err) => err === reason,
+    );
+    const spec = await guestSpec("vm-abort");
+    for (const afterMs of [5, 20, 40, 60, 80, 120]) {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(reason), afterMs);
+      const outcome = await driver.start(spec, { signal: controller.signal })
+        .catch((err: Error) => err);
+      if (!(outcome instanceof Error)) {
+        await driver.stop(outcome);
+        continue;
+      }
+      assert.ok(
+        outcome === reason || outcome.cause === reason,
+        String(outcome),
+      );
+      // A daemon forked just before the abort must not survive either.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(
+        await qemuPidsUnder(stateDir),
+        [],
+        `abort after ${afterMs} ms`,
+      );
+    }
+  });
+});
+
+Deno.test("QemuDriver never touches a process that is not its qemu", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    try {
+      const handle: QemuHandle = {
+        driver: "qemu",
+        pid: sleeper.pid,
+        dir: `${stateDir}/vms/vm-x`,
+        qmp: `${stateDir}/vms/vm-x/qmp.sock`,
+        serial: `${stateDir}/vms/vm-x/serial.log`,
+        pidfile: `${stateDir}/vms/vm-x/qemu.pid`,
+        accel: "tcg",
+        startedAt: new Date().toISOString(),
+      };
+      assert.deepEqual(await driver.inspect(handle), { state: "gone" });
+      assert.equal(await driver.recover(handle), null);
+      await driver.stop(handle);
+      assert.notEqual(await processArgs(sleeper.pid), null, "sleep still runs");
+
+      await Deno.mkdir(handle.dir, { recursive: true });
+      await Deno.writeTextFile(handle.pidfile, `${sleeper.pid}\n`);
+      await driver.destroy("vm-x");
+      assert.notEqual(await processArgs(sleeper.pid), null, "sleep still runs");
+    } finally {
+      sleeper.kill("SIGKILL");
+      await sleeper.status;
+    }
+  });
+});
+
+Deno.test("QemuDriver rejects a malformed handle", async () => {
+  await withDriver(async (driver) => {
+    const bad = {
+      driver: "qemu",
+      pid: 1,
+      dir: "/x",
+      qmp: "/x",
+      serial: "/x",
+      pidfile: "/x",
+    };
+    await assert.rejects(
+      () => driver.inspect(bad as QemuHandle),
+      { name: "TypeError", message: /pid must be an integer above 1/ },
+    );
+    await assert.rejects(
+      () => driver.stop({ ...bad, pid: 1234, qmp: "qmp.sock" } as QemuHandle),
+      { name: "TypeError", message: /qmp must be an absolute path/ },
+    );
+  });
+});
+
+Deno.test("QemuDriver.listLocal() lists only VM directories", async () => {
+  await withDriver(async (driver, stateDir) => {
+    assert.deepEqual(await driver.listLocal(), []);
+    await Deno.mkdir(`${stateDir}/vms/vm-b`, { recursive: true });
+    await Deno.mkdir(`${stateDir}/vms/vm-a`);
+    await Deno.mkdir(`${stateDir}/vms/Not_A_VM`);
+    await Deno.writeTextFile(`${stateDir}/vms/vm-file`, "");
+    assert.deepEqual(await driver.listLocal(), ["vm-a", "vm-b"]);
+  });
+});
+
+function specWithoutGuest(id: string): QemuSpec {
+  return {
+    id,
+    name: id,
+    cpus: 1,
+    memoryMiB: 128,
+    boot: { kernel: "/nonexistent/vmlinux" },
+  };
+}

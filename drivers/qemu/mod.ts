@@ -1,0 +1,26 @@
+/**
+ * The qemu VM driver and its pure parts.
+ *
+ * @example
+ * ```ts
+ * import { QemuDriver } from "./drivers/qemu/mod.ts";
+ * const driver = new QemuDriver({ stateDir: "/var/lib/ucloud", accel: "auto" });
+ * ```
+ *
+ * @module
+ */
+export { detectAccel, type DetectAccelOptions } from "./accel.ts";
+export { qemuArgs, type QemuSpec, type VmPaths, vmPaths } from "./args.ts";
+export {
+  QemuDriver,
+  type QemuDriverOptions,
+  type QemuHandle,
+  type QemuState,
+} from "./driver.ts";
+export {
+  type QmpCallOptions,
+  QmpClient,
+  QmpError,
+  type QmpEvent,
+  queryStatus,
+} from "./qmp.ts";

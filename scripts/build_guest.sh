@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Builds the tiny test guest that ucloud's qemu tests boot under TCG:
+#   vmlinux          Debian's kernel, uncompressed ELF (qemu boots it via PVH)
+#   initrd.cpio.gz   busybox-static initramfs; /init prints UCLOUD-GUEST-READY
+#   cmdline          the kernel command line to pass with -append
+# into ${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny/ and prints that
+# directory. Cached: does nothing when the three files exist.
+#
+# Usage: scripts/build_guest.sh            (UCLOUD_STATE=/some/dir to relocate)
+set -euo pipefail
+
+out="${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny"
+marker="UCLOUD-GUEST-READY"
+cmdline="console=ttyS0 quiet panic=-1"
+# Loaded in this order by /init, each after its dependencies (from modules.dep).
+wanted_modules=(virtio_pci virtio_blk virtio_net)
+
+if [[ -s "$out/vmlinux" && -s "$out/initrd.cpio.gz" && -s "$out/cmdline" ]]; then
+  echo "$out"
+  exit 0
+fi
+
+log() { echo "build_guest: $*" >&2; }
+die() {
+  log "$*"
+  exit 1
+}
+
+# Installs Debian packages whose command is missing.
+ensure_packages() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd="${pair%%:*}" pkg="${pair#*:}"
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
+    missing+=(busybox-static)
+  fi
+  ((${#missing[@]} == 0)) && return 0
+  [[ $(id -u) == 0 ]] || die "Cannot install ${missing[*]}: not root (install them and rerun)"
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+ensure_packages qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils \
+  cpio:cpio xz:xz-utils gzip:gzip depmod:kmod dpkg-deb:dpkg
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# --- kernel -----------------------------------------------------------------
+# The package that linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64.
+kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+# Fetches the kernel .deb into $work without installing it.
+download_kernel() {
+  kpkg="$(kernel_package)"
+  [[ -n "$kpkg" ]] && (cd "$work" && apt-get download -qq "$kpkg" >&2)
+}
+chown _apt "$work" 2>/dev/null || true # apt downloads as the _apt user
+if ! download_kernel; then
+  [[ $(id -u) == 0 ]] || die "Cannot download the Debian kernel (run apt-get update as root)"
+  log "apt-get update"
+  apt-get update -qq
+  download_kernel || die "Cannot download the Debian kernel package ${kpkg:-linux-image-amd64}"
+fi
+log "downloaded $kpkg"
+dpkg-deb -x "$work"/"$kpkg"_*.deb "$work/pkg"
+vmlinuz="$(ls "$work"/pkg/boot/vmlinuz-*)"
+kver="${vmlinuz##*/vmlinuz-}"
+depmod -b "$work/pkg" "$kver" || die "Cannot run depmod for $kver"
+moddir="$work/pkg/lib/modules/$kver"
+
+# Like the kernel's scripts/extract-vmlinux: find a compressed stream whose
+# output is an ELF file.
+extract_vmlinux() {
+  local img="$1" dst="$2" magic tool off
+  for pair in '\x1f\x8b\x08:gunzip' '\xfd7zXZ\x00:unxz' '\x28\xb5\x2f\xfd:unzstd' \
+    '\x5d\x00\x00\x00:unlzma' 'BZh:bunzip2'; do
+    magic="${pair%%:*}" tool="${pair#*:}"
+    command -v "$tool" >/dev/null 2>&1 || continue
+    for off in $(LC_ALL=C grep -obUaP "$magic" "$img" | cut -d: -f1); do
+      tail -c +"$((off + 1))" "$img" | "$tool" -c >"$dst" 2>/dev/null || true
+      if [[ "$(head -c 4 "$dst" | od -An -c | tr -d ' ')" == '177ELF' ]]; then
+        return 0
+      fi
+    done
+  done
+  return 1
+}
+extract_vmlinux "$vmlinuz" "$work/vmlinux" || die "Cannot extract vmlinux from $vmlinuz"
+
+# --- initramfs --------------------------------------------------------------
+root="$work/root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+cp "$(command -v busybox)" "$root/bin/busybox"
+file -L "$root/bin/busybox" 2>/dev/null | grep -q 'dynamically linked' &&
+  die "busybox is not the static build (install busybox-static)"
+for applet in $("$root/bin/busybox" --list); do
+  [[ -e "$root/bin/$applet" ]] || ln -s busybox "$root/bin/$applet"
+done
+
+# Appends module $1 (a modules.dep path) after its dependencies to $load_order.
+load_order=()
+add_module() {
+  local path="$1" line dep seen
+  for seen in "${load_order[@]}"; do [[ "$seen" == "$path" ]] && return 0; done
+  line="$(grep -m1 "^$path:" "$moddir/modules.dep")" || die "Cannot find $path in modules.dep"
+  for dep in ${line#*:}; do add_module "$dep"; done
+  load_order+=("$path")
+}
+for mod in "${wanted_modules[@]}"; do
+  if grep -q "/$mod.ko\$" "$moddir/modules.builtin"; then continue; fi
+  path="$(grep -m1 -oE "^[^:]*/$mod\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | tr -d :)" ||
+    die "Cannot find module $mod in $kpkg"
+  add_module "$path"
+done
+for path in "${load_order[@]}"; do
+  case "$path" in
+  *.ko) cp "$moddir/$path" "$root/lib/modules/" ;;
+  *.ko.xz) xz -dc "$moddir/$path" >"$root/lib/modules/$(basename "$path" .xz)" ;;
+  *.ko.zst) zstd -qdc "$moddir/$path" >"$root/lib/modules/$(basename "$path" .zst)" ;;
+  *) die "Cannot unpack module $path" ;;
+  esac
+  basename "${path%.ko*}.ko" >>"$root/lib/modules/load"
+done
+touch "$root/lib/modules/load"
+
+cat >"$root/init" <<EOF
+#!/bin/sh
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+for m in \$(cat /lib/modules/load); do insmod /lib/modules/\$m; done
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then ip link set eth0 up; fi
+echo $marker
+while true; do sleep 3600; done
+EOF
+chmod 755 "$root/init"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
+  gzip -9 >"$work/initrd.cpio.gz"
+
+# --- publish ----------------------------------------------------------------
+mkdir -p "$out"
+for f in vmlinux initrd.cpio.gz; do
+  mv "$work/$f" "$out/$f.tmp"
+  mv "$out/$f.tmp" "$out/$f"
+done
+echo "$kver" >"$out/kernel-release"
+echo "$cmdline" >"$out/cmdline.tmp"
+mv "$out/cmdline.tmp" "$out/cmdline"
+log "built $kpkg ($kver) with modules: ${load_order[*]##*/}"
+echo "$out"

@@ -1,0 +1,80 @@
+/**
+ * What a task handler gets and returns. Handlers are reconcilers: they read
+ * the current documents, drive the world towards the desired state, and
+ * return the etcd writes that record the outcome. The worker applies those
+ * writes in the same transaction that completes the task, guarded by the
+ * claim, so a handler that ran twice records its outcome once.
+ *
+ * @example
+ * ```ts
+ * const handler: TaskHandler = async (ctx) => {
+ *   await ctx.progress("doing it");
+ *   return { result: { done: true }, txn: ctx.guard().put("x", 1) };
+ * };
+ * ```
+ */
+import type { Config } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import type { Task } from "../core/schemas.ts";
+import type { Store, Txn } from "../core/store.ts";
+import type { WorkerId } from "./queue.ts";
+
+/** JSON kept in the VM's status so a restarted worker can re-attach. */
+export type DriverHandle = Record<string, unknown>;
+
+/** Boot source of an image, resolved on the host that runs the VM. */
+export type Boot = { kernel: string; initrd?: string; append?: string } | {
+  disk: string;
+};
+
+export interface DriverSpec {
+  id: string;
+  name: string;
+  cpus: number;
+  memoryMiB: number;
+  boot: Boot;
+}
+
+/** The narrow VM driver life cycle (DESIGN.md: drivers). */
+export interface VmDriver {
+  readonly name: string;
+  start(
+    spec: DriverSpec,
+    opts?: { signal?: AbortSignal },
+  ): Promise<DriverHandle>;
+  recover(handle: DriverHandle): Promise<DriverHandle | null>;
+  inspect(handle: DriverHandle): Promise<{ state: string; detail?: string }>;
+  stop(handle: DriverHandle, opts?: { signal?: AbortSignal }): Promise<void>;
+  destroy(id: string): Promise<void>;
+  listLocal(): Promise<string[]>;
+}
+
+export interface TaskContext {
+  store: Store;
+  config: Config;
+  task: Task;
+  worker: WorkerId;
+  /** The host this worker runs on. */
+  host: string;
+  driver: VmDriver;
+  images: (name: string) => Promise<Boot>;
+  signal: AbortSignal;
+  log: Logger;
+  /** A transaction that holds only while this worker holds the claim. */
+  guard(): Txn;
+  /** Sets the task's progress line. */
+  progress(message: string): Promise<void>;
+}
+
+export interface TaskOutcome {
+  result?: unknown;
+  /** Writes applied atomically with completion; a lost compare reruns the handler. */
+  txn?: Txn;
+}
+
+export type TaskHandler = (ctx: TaskContext) => Promise<TaskOutcome>;
+
+/** A failure that retrying cannot fix; the task fails at once. */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+}

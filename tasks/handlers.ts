@@ -1,0 +1,20 @@
+/**
+ * The task kinds a worker runs, by name.
+ *
+ * @example
+ * ```ts
+ * const handler = handlers["vm.start"];
+ * ```
+ */
+import type { TaskHandler } from "./context.ts";
+import { vmCreate } from "./vm_create.ts";
+import { vmDelete } from "./vm_delete.ts";
+import { vmStart } from "./vm_start.ts";
+import { vmStop } from "./vm_stop.ts";
+
+export const handlers: Readonly<Record<string, TaskHandler>> = {
+  "vm.create": vmCreate,
+  "vm.start": vmStart,
+  "vm.stop": vmStop,
+  "vm.delete": vmDelete,
+};

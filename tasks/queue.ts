@@ -1,0 +1,259 @@
+/**
+ * The task queue on etcd. A task document lives at `task/<id>`; while it is
+ * runnable an index key `queue/<target>/<id>` exists, so a worker watches
+ * only its own target and `any`. A worker claims a task by creating
+ * `claim/<id>` bound to its lease in a transaction that also compares the
+ * task's mod revision; every later write of that task compares the claim
+ * (DESIGN.md rules 1 and 3), so a worker whose lease expired can change
+ * nothing.
+ *
+ * @example
+ * ```ts
+ * const task = newTask({ kind: "vm.start", target: "h1", payload: { vm } });
+ * await enqueue(store.txn(), task).commit();
+ * const claimed = await claim(store, task.id, worker);
+ * if (claimed) await complete(store, claimed, worker, { ok: true });
+ * ```
+ */
+import { keys, newId } from "../core/keys.ts";
+import { Task } from "../core/schemas.ts";
+import type { Kv, Store, Txn } from "../core/store.ts";
+import { transition } from "./state.ts";
+
+/** Who claims: the worker's name and the lease its claims are bound to. */
+export interface WorkerId {
+  name: string;
+  lease: string;
+}
+
+export interface NewTask {
+  kind: string;
+  target: string;
+  payload: Record<string, unknown>;
+  owner?: string;
+  maxAttempts?: number;
+  idempotencyKey?: string;
+  now?: Date;
+}
+
+/** Builds a queued task document. */
+export function newTask(t: NewTask): Task {
+  const at = (t.now ?? new Date()).toISOString();
+  return {
+    id: newId("t"),
+    kind: t.kind,
+    target: t.target,
+    payload: t.payload,
+    ...(t.owner ? { owner: t.owner } : {}),
+    state: "queued",
+    attempts: 0,
+    maxAttempts: t.maxAttempts ?? 5,
+    notBefore: 0,
+    createdAt: at,
+    updatedAt: at,
+    ...(t.idempotencyKey ? { idempotencyKey: t.idempotencyKey } : {}),
+    history: [{ at, state: "queued" }],
+  };
+}
+
+/**
+ * Adds the task document and its queue index to `txn`, so the task is
+ * created in the same transaction as the resource change that needs it.
+ */
+export function enqueue(txn: Txn, task: Task): Txn {
+  return txn.ifAbsent(keys.task(task.id))
+    .put(keys.task(task.id), task)
+    .put(keys.queue(task.target, task.id), { notBefore: task.notBefore });
+}
+
+/** Returns a transaction that holds only while `worker` holds the claim. */
+export function guard(store: Store, taskId: string, worker: WorkerId): Txn {
+  return store.txn().ifLease(keys.claim(taskId), worker.lease);
+}
+
+/**
+ * Claims a runnable task. Returns the claimed task (state running, attempts
+ * counted) or null when it is gone, finished, not yet due, or claimed by
+ * someone else. Never throws for a lost race.
+ */
+export async function claim(
+  store: Store,
+  taskId: string,
+  worker: WorkerId,
+  now = new Date(),
+): Promise<Kv<Task> | null> {
+  const cur = await store.get(keys.task(taskId), Task);
+  if (!cur) return null;
+  const t = cur.value;
+  if (t.state !== "queued" && t.state !== "running") return null;
+  if (t.notBefore > now.getTime()) return null;
+  const next = {
+    ...transition(t, "running", {
+      worker: worker.name,
+      message: t.state === "running"
+        ? "reclaimed after lease expiry"
+        : undefined,
+      now,
+    }),
+    attempts: t.attempts + 1,
+    worker: worker.name,
+  };
+  const r = await store.txn()
+    .ifModRevision(cur.key, cur.modRevision)
+    .ifAbsent(keys.claim(taskId))
+    .put(keys.task(taskId), next)
+    .put(keys.claim(taskId), {
+      worker: worker.name,
+      lease: worker.lease,
+      at: now.toISOString(),
+    }, { lease: worker.lease })
+    .commit();
+  if (!r.ok) return null;
+  return { ...cur, value: next, modRevision: r.revision };
+}
+
+/** Writes a task that this worker holds the claim of; false if it lost it. */
+async function writeClaimed(
+  store: Store,
+  worker: WorkerId,
+  task: Task,
+  build: (txn: Txn) => Txn,
+  extra?: Txn,
+): Promise<boolean> {
+  const txn = build(
+    guard(store, task.id, worker).put(keys.task(task.id), task),
+  );
+  if (extra) txn.merge(extra);
+  return (await txn.commit()).ok;
+}
+
+/**
+ * Marks a claimed task succeeded, removes its queue entry and claim, and
+ * applies `extra` (the handler's own writes) in the same transaction.
+ * Returns false when the claim was lost or a compare in `extra` failed.
+ */
+export async function complete(
+  store: Store,
+  claimed: Task,
+  worker: WorkerId,
+  result?: unknown,
+  extra?: Txn,
+): Promise<boolean> {
+  const done = {
+    ...transition(claimed, "succeeded", { worker: worker.name }),
+    result,
+    progress: undefined,
+  };
+  return await writeClaimed(
+    store,
+    worker,
+    done,
+    (t) =>
+      t.delete(keys.queue(claimed.target, claimed.id)).delete(
+        keys.claim(claimed.id),
+      ),
+    extra,
+  );
+}
+
+/** Delay before attempt `attempts + 1`: exponential with jitter, capped. */
+export function backoff(
+  attempts: number,
+  baseMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(exp / 2 + (exp / 2) * random());
+}
+
+export interface FailOptions {
+  retryable?: boolean;
+  baseMs?: number;
+  maxMs?: number;
+  now?: Date;
+  /** Writes applied only when the task fails for good (e.g. VM failed). */
+  onGiveUp?: Txn;
+}
+
+/**
+ * Records a failed attempt. Retries (state queued, notBefore in the future,
+ * claim released) while attempts remain and the error is retryable;
+ * otherwise the task fails for good. Returns what happened, or "lost" when
+ * this worker no longer held the claim.
+ */
+export async function fail(
+  store: Store,
+  claimed: Task,
+  worker: WorkerId,
+  error: string,
+  opts: FailOptions = {},
+): Promise<"retry" | "failed" | "lost"> {
+  const now = opts.now ?? new Date();
+  const retry = (opts.retryable ?? true) &&
+    claimed.attempts < claimed.maxAttempts;
+  if (retry) {
+    const delay = backoff(
+      claimed.attempts,
+      opts.baseMs ?? 500,
+      opts.maxMs ?? 30_000,
+    );
+    const next = {
+      ...transition(claimed, "queued", {
+        worker: worker.name,
+        message: `attempt ${claimed.attempts} failed: ${error}`,
+        now,
+      }),
+      notBefore: now.getTime() + delay,
+      error,
+      progress: undefined,
+    };
+    const ok = await writeClaimed(
+      store,
+      worker,
+      next,
+      (t) =>
+        t.put(keys.queue(claimed.target, claimed.id), {
+          notBefore: next.notBefore,
+        }).delete(keys.claim(claimed.id)),
+    );
+    return ok ? "retry" : "lost";
+  }
+  const next = {
+    ...transition(claimed, "failed", {
+      worker: worker.name,
+      message: error,
+      now,
+    }),
+    error,
+    progress: undefined,
+  };
+  const ok = await writeClaimed(
+    store,
+    worker,
+    next,
+    (t) =>
+      t.delete(keys.queue(claimed.target, claimed.id)).delete(
+        keys.claim(claimed.id),
+      ),
+    opts.onGiveUp,
+  );
+  return ok ? "failed" : "lost";
+}
+
+/**
+ * Sets the progress line of a claimed task (shown by `ucloud task show` and
+ * the CLI's `--wait`). Returns false when the claim was lost.
+ */
+export async function reportProgress(
+  store: Store,
+  claimed: Task,
+  worker: WorkerId,
+  progress: string,
+): Promise<boolean> {
+  return await writeClaimed(store, worker, {
+    ...claimed,
+    progress,
+    updatedAt: new Date().toISOString(),
+  }, (t) => t);
+}

@@ -1,0 +1,36 @@
+/**
+ * `vm.delete` (target: the VM's host, or `any` when it was never placed):
+ * stops the process, removes its files, then deletes the VM document and
+ * releases its reservation in one transaction.
+ */
+import { keys } from "../core/keys.ts";
+import { Alloc } from "../core/schemas.ts";
+import type { TaskHandler } from "./context.ts";
+import { forwardTo, readVm } from "./vm_common.ts";
+
+export const vmDelete: TaskHandler = async (ctx) => {
+  const vm = await readVm(ctx);
+  if (!vm) return { result: { skipped: "vm is gone" } };
+  const host = vm.value.status.host;
+  if (host && host !== ctx.host) return forwardTo(ctx, host);
+  const id = vm.value.id;
+  if (host) {
+    const handle = vm.value.status.handle;
+    if (handle) {
+      await ctx.progress(`stopping ${ctx.driver.name}`);
+      await ctx.driver.stop(handle, { signal: ctx.signal });
+    }
+    await ctx.progress("removing files");
+    await ctx.driver.destroy(id);
+  }
+  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key);
+  if (host) {
+    const alloc = await ctx.store.get(keys.alloc(host), Alloc);
+    if (alloc?.value.vms[id]) {
+      const vms = { ...alloc.value.vms };
+      delete vms[id];
+      txn.ifModRevision(alloc.key, alloc.modRevision).put(alloc.key, { vms });
+    }
+  }
+  return { result: { deleted: id }, txn };
+};

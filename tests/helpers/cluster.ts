@@ -1,0 +1,224 @@
+/**
+ * Test fixtures: a throwaway etcd, worker processes (real `workers/main.ts`
+ * children, so tests can SIGKILL them), the API app, and process checks.
+ * Everything is torn down in `stop()`: processes by pid, temp dirs.
+ */
+import { type Config, parseConfig } from "../../core/config.ts";
+import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
+import { prefixEnd, Store } from "../../core/store.ts";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Where the test guest is built once and shared by all suites. */
+export const GUEST_CACHE = Deno.env.get("UCLOUD_TEST_CACHE") ??
+  "/var/tmp/ucloud-test-cache";
+
+/** Builds (once, cached) the tiny test guest; returns its images dir. */
+export async function ensureGuest(): Promise<string> {
+  const images = `${GUEST_CACHE}/images`;
+  try {
+    await Deno.stat(`${images}/tiny/initrd.cpio.gz`);
+    return images;
+  } catch { /* build it */ }
+  const out = await new Deno.Command("bash", {
+    args: [`${ROOT}scripts/build_guest.sh`],
+    env: { UCLOUD_STATE: GUEST_CACHE },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `build_guest.sh failed: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return images;
+}
+
+export interface HostSpec {
+  name: string;
+  cpus?: number;
+  memoryMiB?: number;
+}
+
+export class WorkerProc {
+  child?: Deno.ChildProcess;
+  readonly logFile: string;
+
+  constructor(readonly cluster: Cluster, readonly spec: HostSpec) {
+    this.logFile = `${cluster.dir}/worker-${spec.name}.log`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts `workers/main.ts` as a child process. */
+  async start(): Promise<void> {
+    const log = await Deno.open(this.logFile, {
+      create: true,
+      append: true,
+      write: true,
+    });
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}workers/main.ts`],
+      env: {
+        ...this.cluster.env,
+        UCLOUD_HOST: this.spec.name,
+        UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
+        UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const w = log.writable.getWriter();
+    const child = this.child;
+    (async () => {
+      for await (const chunk of child.stderr) await w.write(chunk);
+      await w.close();
+    })().catch(() => {});
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    if (!this.child) return;
+    try {
+      this.child.kill(signal);
+    } catch { /* already gone */ }
+    await this.child.status;
+    this.child = undefined;
+  }
+
+  async log(): Promise<string> {
+    return await Deno.readTextFile(this.logFile).catch(() => "");
+  }
+}
+
+export class Cluster {
+  readonly workers = new Map<string, WorkerProc>();
+  constructor(
+    readonly dir: string,
+    public etcd: EtcdServer,
+    readonly store: Store,
+    readonly config: Config,
+    readonly env: Record<string, string>,
+  ) {}
+
+  get stateDir(): string {
+    return `${this.dir}/state`;
+  }
+
+  async addWorker(spec: HostSpec): Promise<WorkerProc> {
+    const w = new WorkerProc(this, spec);
+    this.workers.set(spec.name, w);
+    await w.start();
+    return w;
+  }
+
+  /** Stops etcd and starts it again on the same port and data. */
+  async restartEtcd(downMs = 0): Promise<void> {
+    await this.etcd.stop();
+    if (downMs) await new Promise((r) => setTimeout(r, downMs));
+    this.etcd = await startEtcd({
+      dataDir: this.etcd.dataDir,
+      port: this.etcd.port,
+      peerPort: this.etcd.peerPort,
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.workers.values()) await w.kill("SIGKILL");
+    await killQemus(this.stateDir);
+    this.store.close();
+    await this.etcd.stop("SIGKILL");
+    if (!Deno.env.get("UCLOUD_KEEP_TEST_DIRS")) {
+      await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/**
+ * Starts etcd and the state dir with the test guest linked in. Workers are
+ * added with `addWorker`. Short leases so expiry tests are quick.
+ */
+export async function startCluster(
+  opts: { leaseTtlSeconds?: number; guest?: boolean } = {},
+): Promise<Cluster> {
+  const dir = await Deno.makeTempDir({ prefix: "uc-" });
+  const etcd = await startEtcd({ dataDir: `${dir}/etcd` });
+  await Deno.mkdir(`${dir}/state`, { recursive: true });
+  if (opts.guest ?? true) {
+    await Deno.symlink(await ensureGuest(), `${dir}/state/images`);
+  }
+  const env: Record<string, string> = {
+    UCLOUD_ETCD: etcd.endpoint,
+    UCLOUD_PREFIX: "/test",
+    UCLOUD_STATE: `${dir}/state`,
+    UCLOUD_CONFIG: `${dir}/none.json`,
+    UCLOUD_LEASE_TTL: String(opts.leaseTtlSeconds ?? 2),
+    UCLOUD_LEASE_MARGIN_MS: "500",
+    UCLOUD_ACCEL: "tcg",
+  };
+  const config = parseConfig({}, (n) => env[n]);
+  config.worker.monitorIntervalMs = 250;
+  const store = Store.connect(config.etcd);
+  return new Cluster(dir, etcd, store, config, env);
+}
+
+/** Pids of qemu processes whose command line mentions `needle`. */
+export async function qemuPids(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      if (cmd.startsWith("qemu-system") && cmd.includes(needle)) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* exited */ }
+  }
+  return pids;
+}
+
+/** SIGKILLs every qemu started under `stateDir`. */
+export async function killQemus(stateDir: string): Promise<void> {
+  for (const pid of await qemuPids(stateDir)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Polls `f` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  what: string,
+  f: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}${
+      last ? `: ${last}` : ""
+    }`,
+  );
+}
+
+/** Every key and value under the store's prefix, for before/after checks. */
+export async function dump(store: Store): Promise<Record<string, string>> {
+  const k = store.full("");
+  const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
+  return Object.fromEntries(
+    res.kvs.map((kv) => [store.rel(kv.key), kv.value.toString()]),
+  );
+}

@@ -1,0 +1,254 @@
+/**
+ * The task queue, the lease session and the watch helper against a real
+ * etcd started for this file.
+ */
+import assert from "node:assert/strict";
+import { startEtcd } from "../core/etcd_server.ts";
+import { keys } from "../core/keys.ts";
+import { Claim, Task } from "../core/schemas.ts";
+import { Session } from "../core/session.ts";
+import { Store } from "../core/store.ts";
+import { type RawKv, watchPrefix } from "../core/watch.ts";
+import {
+  backoff,
+  claim,
+  complete,
+  enqueue,
+  fail,
+  newTask,
+  type WorkerId,
+} from "../tasks/queue.ts";
+import { waitFor } from "./helpers/cluster.ts";
+
+async function withEtcd(
+  f: (
+    store: Store,
+    restart: () => Promise<void>,
+    pid: () => number,
+  ) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "uc-q-" });
+  let etcd = await startEtcd({ dataDir: dir });
+  const store = Store.connect({
+    endpoints: [etcd.endpoint],
+    prefix: "/q",
+    timeoutMs: 1000,
+  });
+  const restart = async () => {
+    await etcd.stop();
+    etcd = await startEtcd({
+      dataDir: dir,
+      port: etcd.port,
+      peerPort: etcd.peerPort,
+    });
+  };
+  try {
+    await f(store, restart, () => etcd.pid);
+  } finally {
+    store.close();
+    await etcd.stop("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function grant(store: Store, ttl = 2): Promise<string> {
+  const r = await store.client.leaseClient.leaseGrant({ TTL: ttl });
+  return String(r.ID);
+}
+
+Deno.test("claim() lets exactly one of 20 concurrent claimers win", async () => {
+  await withEtcd(async (store) => {
+    const task = newTask({ kind: "k", target: "any", payload: {} });
+    assert.ok((await enqueue(store.txn(), task).commit()).ok);
+    const workers: WorkerId[] = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => ({
+        name: `w${i}`,
+        lease: await grant(store),
+      })),
+    );
+    const results = await Promise.all(
+      workers.map((w) => claim(store, task.id, w)),
+    );
+    const winners = results.filter((r) => r !== null);
+    assert.equal(winners.length, 1);
+    const t = (await store.get(keys.task(task.id), Task))!.value;
+    assert.equal(t.state, "running");
+    assert.equal(t.attempts, 1);
+    const c = (await store.get(keys.claim(task.id), Claim))!;
+    assert.equal(c.value.worker, winners[0]!.value.worker);
+    assert.equal(c.lease, c.value.lease);
+  });
+});
+
+Deno.test("complete() succeeds for the holder and is refused after its lease is gone", async () => {
+  await withEtcd(async (store) => {
+    const a = newTask({ kind: "k", target: "h1", payload: {} });
+    const b = newTask({ kind: "k", target: "h1", payload: {} });
+    await enqueue(enqueue(store.txn(), a), b).commit();
+    const w = { name: "h1", lease: await grant(store) };
+    const ca = (await claim(store, a.id, w))!;
+    const cb = (await claim(store, b.id, w))!;
+    assert.ok(await complete(store, ca.value, w, { ok: 1 }));
+    const done = (await store.get(keys.task(a.id), Task))!.value;
+    assert.equal(done.state, "succeeded");
+    assert.deepEqual(done.result, { ok: 1 });
+    assert.equal(await store.get(keys.queue("h1", a.id), Task.partial()), null);
+    assert.equal(await store.get(keys.claim(a.id), Claim), null);
+
+    await store.client.leaseClient.leaseRevoke({ ID: w.lease });
+    assert.equal(await complete(store, cb.value, w, {}), false);
+    assert.equal(
+      (await store.get(keys.task(b.id), Task))!.value.state,
+      "running",
+    );
+    // Another worker reclaims the orphaned running task.
+    const w2 = { name: "h1b", lease: await grant(store) };
+    const again = (await claim(store, b.id, w2))!;
+    assert.equal(again.value.attempts, 2);
+    assert.match(again.value.history.at(-1)!.message!, /reclaimed/);
+  });
+});
+
+Deno.test("fail() retries with backoff up to maxAttempts, then fails for good", async () => {
+  await withEtcd(async (store) => {
+    const t = newTask({
+      kind: "k",
+      target: "any",
+      payload: {},
+      maxAttempts: 2,
+    });
+    await enqueue(store.txn(), t).commit();
+    const w = { name: "w", lease: await grant(store) };
+    const c1 = (await claim(store, t.id, w))!;
+    assert.equal(
+      await fail(store, c1.value, w, "boom", { baseMs: 60_000 }),
+      "retry",
+    );
+    const q = (await store.get(keys.task(t.id), Task))!.value;
+    assert.equal(q.state, "queued");
+    assert.ok(q.notBefore > Date.now() + 20_000);
+    assert.equal(await claim(store, t.id, w), null, "not due yet");
+    const c2 = (await claim(store, t.id, w, new Date(q.notBefore + 1)))!;
+    assert.equal(c2.value.attempts, 2);
+    assert.equal(await fail(store, c2.value, w, "boom again"), "failed");
+    const f = (await store.get(keys.task(t.id), Task))!.value;
+    assert.equal(f.state, "failed");
+    assert.equal(f.error, "boom again");
+    assert.equal(await store.count(keys.queues), 0);
+    assert.equal(await claim(store, t.id, w), null);
+  });
+});
+
+Deno.test("backoff() grows exponentially, is capped and jittered", () => {
+  assert.equal(backoff(1, 100, 10_000, () => 1), 100);
+  assert.equal(backoff(3, 100, 10_000, () => 1), 400);
+  assert.equal(backoff(3, 100, 10_000, () => 0), 200);
+  assert.equal(backoff(30, 100, 10_000, () => 1), 10_000);
+});
+
+Deno.test("Session aborts by its own deadline when etcd stops answering", async () => {
+  await withEtcd(async (store, _restart, etcdPid) => {
+    const s = await Session.open(store, { ttlSeconds: 2, marginMs: 500 });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(!s.signal.aborted, "alive while keep-alives succeed");
+      assert.ok(s.deadline > Date.now());
+      // Freeze etcd: keep-alives cannot be acknowledged.
+      const pid = etcdPid();
+      Deno.kill(pid, "SIGSTOP");
+      const frozen = Date.now();
+      try {
+        await waitFor("session abort", () => s.signal.aborted, 5000, 20);
+        const after = Date.now() - frozen;
+        // Deadline = last acknowledged keep-alive + TTL - margin <= 1.5 s.
+        assert.ok(after <= 1600, `aborted ${after} ms after the freeze`);
+        assert.match(String(s.signal.reason), /deadline passed/);
+      } finally {
+        Deno.kill(pid, "SIGCONT");
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+Deno.test("watchPrefix() delivers events and resumes after an etcd restart", async () => {
+  await withEtcd(async (store, restart) => {
+    const ac = new AbortController();
+    const seen = new Map<string, string>();
+    let resets = 0;
+    const done = watchPrefix(store, "w/", {
+      signal: ac.signal,
+      retryMs: 50,
+      onReset: (items: RawKv[]) => {
+        resets++;
+        seen.clear();
+        for (const it of items) seen.set(it.key, it.value);
+      },
+      onEvent: (ev) => {
+        if (ev.type === "put") seen.set(ev.key, ev.value);
+        else seen.delete(ev.key);
+      },
+    });
+    try {
+      await store.txn().put("w/a", 1).commit();
+      await waitFor("put a", () => seen.get("w/a") === "1");
+      await restart();
+      await waitFor(
+        "etcd back",
+        async () => (await store.txn().put("w/b", 2).commit()).ok,
+        10_000,
+        100,
+      );
+      await waitFor(
+        "put b after restart",
+        () => seen.get("w/b") === "2",
+        10_000,
+      );
+      await store.txn().delete("w/a").commit();
+      await waitFor("delete a", () => !seen.has("w/a"), 10_000);
+      assert.ok(resets >= 1);
+    } finally {
+      ac.abort();
+      await done;
+    }
+  });
+});
+
+Deno.test("watchPrefix() lists again when its start revision was compacted", async () => {
+  await withEtcd(async (store) => {
+    const ac = new AbortController();
+    let resets = 0;
+    const seen = new Set<string>();
+    // Compact right after the first listing, before the watch is created.
+    const done = watchPrefix(store, "c/", {
+      signal: ac.signal,
+      retryMs: 50,
+      onReset: async (items) => {
+        resets++;
+        seen.clear();
+        for (const it of items) seen.add(it.key);
+        if (resets === 1) {
+          for (let i = 0; i < 5; i++) {
+            await store.txn().put(`c/${i}`, i).commit();
+          }
+          const r = await store.txn().put("other", 1).commit();
+          await store.client.kv.compact({
+            revision: r.revision,
+            physical: true,
+          });
+        }
+      },
+      onEvent: (ev) => {
+        if (ev.type === "put") seen.add(ev.key);
+      },
+    });
+    try {
+      await waitFor("re-list after compaction", () => resets >= 2, 10_000);
+      await waitFor("all keys seen", () => seen.size === 5, 5000);
+    } finally {
+      ac.abort();
+      await done;
+    }
+  });
+});

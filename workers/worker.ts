@@ -1,0 +1,459 @@
+/**
+ * The worker of one host: registers the host under a lease session, re-adopts
+ * the VMs it already runs, claims tasks for its host and `any`, runs their
+ * handlers, and keeps VM status in step with what the driver reports.
+ * Stateless: everything it knows it reads from etcd and the driver.
+ *
+ * `run()` resolves "stopped" after `stop()`, or "lost" when the lease
+ * session ended; the caller then starts a new incarnation.
+ *
+ * @example
+ * ```ts
+ * const worker = new Worker({ store, config, driver, log });
+ * const why = await worker.run();
+ * ```
+ */
+import type { Config } from "../core/config.ts";
+import { keys } from "../core/keys.ts";
+import type { Logger } from "../core/log.ts";
+import { Alive, Claim, Host, Task, Vm } from "../core/schemas.ts";
+import { Session } from "../core/session.ts";
+import type { Kv, Store } from "../core/store.ts";
+import { sleep, watchPrefix } from "../core/watch.ts";
+import {
+  type Boot,
+  PermanentError,
+  type TaskContext,
+  type VmDriver,
+} from "../tasks/context.ts";
+import { handlers } from "../tasks/handlers.ts";
+import {
+  claim,
+  complete,
+  fail,
+  guard,
+  reportProgress,
+  type WorkerId,
+} from "../tasks/queue.ts";
+import { withStatus } from "../tasks/vm_common.ts";
+import { hostInfo } from "./host_info.ts";
+import { resolveImage } from "./images.ts";
+
+export interface WorkerOptions {
+  store: Store;
+  config: Config;
+  driver: VmDriver;
+  log: Logger;
+  images?: (name: string) => Promise<Boot>;
+}
+
+interface Queued {
+  target: string;
+  notBefore: number;
+}
+
+/** How often a handler whose completion lost a compare is run again. */
+const RERUNS = 5;
+
+export class Worker {
+  readonly host: string;
+  readonly #o: WorkerOptions;
+  readonly #log: Logger;
+  readonly #stop = new AbortController();
+  #session?: Session;
+  #id?: WorkerId;
+  /** Runnable tasks seen in this host's queues, by task id. */
+  readonly #queued = new Map<string, Queued>();
+  /** Task ids another worker holds a claim on. */
+  readonly #claimedElsewhere = new Set<string>();
+  /** Task ids this worker is claiming or running. */
+  readonly #mine = new Set<string>();
+  /** Per-VM chains so tasks of one VM never run at once on this host. */
+  readonly #vmChains = new Map<string, Promise<void>>();
+  readonly #running = new Set<Promise<void>>();
+  #wake?: ReturnType<typeof setTimeout>;
+
+  constructor(opts: WorkerOptions) {
+    this.#o = opts;
+    this.host = opts.config.worker.host;
+    this.#log = opts.log.child({ host: this.host });
+  }
+
+  /** The lease this incarnation holds (after registration). */
+  get lease(): string | undefined {
+    return this.#id?.lease;
+  }
+
+  /** Asks `run()` to finish: no new claims, running tasks are aborted. */
+  stop(): void {
+    this.#stop.abort();
+  }
+
+  async run(): Promise<"stopped" | "lost"> {
+    const { store, config } = this.#o;
+    const session = await Session.open(store, {
+      ttlSeconds: config.worker.leaseTtlSeconds,
+      marginMs: config.worker.leaseMarginMs,
+      log: this.#log,
+    });
+    this.#session = session;
+    this.#id = { name: this.host, lease: session.lease };
+    const signal = AbortSignal.any([session.signal, this.#stop.signal]);
+    try {
+      await this.#register(signal);
+      if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
+      await this.#recover();
+      const loops = [
+        this.#watchQueue(this.host, signal),
+        this.#watchQueue("any", signal),
+        this.#watchClaims(signal),
+        this.#monitor(signal),
+      ];
+      await Promise.all(loops);
+      return this.#stop.signal.aborted ? "stopped" : "lost";
+    } finally {
+      clearTimeout(this.#wake);
+      await Promise.allSettled([...this.#running]);
+      await session.close({ revoke: this.#stop.signal.aborted });
+      this.#log.info("worker incarnation ended", {
+        lease: session.lease,
+        why: this.#stop.signal.aborted ? "stopped" : "lease lost",
+      });
+    }
+  }
+
+  /** Writes host/<name> and alive/<name>; waits out a previous incarnation. */
+  async #register(signal: AbortSignal): Promise<void> {
+    const { store, config } = this.#o;
+    const info = await hostInfo({
+      name: this.host,
+      cpus: config.worker.cpus,
+      memoryMiB: config.worker.memoryMiB,
+      drivers: [this.#o.driver.name],
+    });
+    let waiting = false;
+    while (!signal.aborted) {
+      const prev = await store.get(keys.host(this.host), Host);
+      const host: Host = {
+        ...info,
+        state: prev?.value.state ?? "active",
+        registeredAt: new Date().toISOString(),
+      };
+      const alive: Alive = {
+        incarnation: this.#id!.lease,
+        started: new Date().toISOString(),
+        pid: Deno.pid,
+        lease: this.#id!.lease,
+      };
+      const r = await store.txn()
+        .ifAbsent(keys.alive(this.host))
+        .ifModRevision(keys.host(this.host), prev?.modRevision ?? "0")
+        .put(keys.host(this.host), host)
+        .put(keys.alive(this.host), alive, { lease: this.#id!.lease })
+        .commit();
+      if (r.ok) {
+        this.#log.info("host registered", {
+          lease: this.#id!.lease,
+          capacity: host.capacity,
+        });
+        return;
+      }
+      if (!waiting) {
+        waiting = true;
+        this.#log.info(
+          "waiting for the previous incarnation's lease to expire",
+        );
+      }
+      await sleep(100, signal);
+    }
+  }
+
+  /** A transaction that holds only while this incarnation is alive. */
+  #aliveGuard() {
+    return this.#o.store.txn().ifLease(keys.alive(this.host), this.#id!.lease);
+  }
+
+  /** Re-adopts running VMs of this host; marks dead ones crashed. */
+  async #recover(): Promise<void> {
+    const { store, driver } = this.#o;
+    const vms = (await store.list(keys.vms, Vm)).items;
+    const known = new Set(vms.map((v) => v.value.id));
+    for (const vm of vms) {
+      if (vm.value.status.host !== this.host) continue;
+      const handle = vm.value.status.handle;
+      if (!handle) continue;
+      const adopted = await driver.recover(handle);
+      if (adopted) {
+        this.#log.info("re-adopted running VM", {
+          vm: vm.value.id,
+          pid: adopted.pid,
+        });
+      } else if (vm.value.status.phase === "running") {
+        await this.#markCrashed(vm, "process was gone when the worker started");
+      }
+    }
+    for (const id of await driver.listLocal()) {
+      if (known.has(id)) continue;
+      this.#log.warn("removing files of a VM that no longer exists", {
+        vm: id,
+      });
+      await driver.destroy(id);
+    }
+  }
+
+  async #markCrashed(vm: Kv<Vm>, why: string): Promise<void> {
+    const pid = vm.value.status.handle?.pid;
+    const reason = `${this.#o.driver.name} ${
+      pid ? `(pid ${pid}) ` : ""
+    }exited without ucloud stopping it: ${why}`;
+    const r = await this.#aliveGuard()
+      .ifModRevision(vm.key, vm.modRevision)
+      .put(
+        vm.key,
+        withStatus(vm.value, {
+          phase: "crashed",
+          handle: undefined,
+          reason,
+        }),
+      ).commit();
+    if (r.ok) this.#log.warn("VM crashed", { vm: vm.value.id, reason });
+  }
+
+  /** Keeps VM status in step with what the driver reports. */
+  async #monitor(signal: AbortSignal): Promise<void> {
+    const { store, driver, config } = this.#o;
+    while (!signal.aborted) {
+      await sleep(config.worker.monitorIntervalMs, signal);
+      if (signal.aborted) break;
+      try {
+        const vms = (await store.list(keys.vms, Vm)).items;
+        for (const vm of vms) {
+          const s = vm.value.status;
+          if (s.host !== this.#o.config.worker.host || !s.handle) continue;
+          if (s.phase !== "running") continue;
+          if (this.#vmChains.has(vm.value.id)) continue;
+          const seen = await driver.inspect(s.handle);
+          if (seen.state === "gone") {
+            await this.#markCrashed(vm, seen.detail ?? "process exited");
+          }
+        }
+      } catch (err) {
+        this.#log.warn("monitor pass failed", { error: String(err) });
+      }
+    }
+  }
+
+  async #watchQueue(target: string, signal: AbortSignal): Promise<void> {
+    const prefix = keys.queueOf(target);
+    const parse = (v: string) => {
+      try {
+        return Number(JSON.parse(v).notBefore) || 0;
+      } catch {
+        return 0;
+      }
+    };
+    await watchPrefix(this.#o.store, prefix, {
+      signal,
+      log: this.#log,
+      onReset: (items) => {
+        for (const [id, q] of this.#queued) {
+          if (q.target === target) this.#queued.delete(id);
+        }
+        for (const it of items) {
+          this.#queued.set(it.key.slice(prefix.length), {
+            target,
+            notBefore: parse(it.value),
+          });
+        }
+        this.#pump();
+      },
+      onEvent: (ev) => {
+        const id = ev.key.slice(prefix.length);
+        if (ev.type === "delete") this.#queued.delete(id);
+        else {
+          this.#queued.set(id, { target, notBefore: parse(ev.value) });
+          this.#claimedElsewhere.delete(id);
+        }
+        this.#pump();
+      },
+    });
+  }
+
+  async #watchClaims(signal: AbortSignal): Promise<void> {
+    await watchPrefix(this.#o.store, keys.claims, {
+      signal,
+      log: this.#log,
+      onReset: (items) => {
+        this.#claimedElsewhere.clear();
+        for (const it of items) {
+          const id = it.key.slice(keys.claims.length);
+          if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
+        }
+        this.#pump();
+      },
+      onEvent: (ev) => {
+        const id = ev.key.slice(keys.claims.length);
+        if (ev.type === "delete") this.#claimedElsewhere.delete(id);
+        else if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
+        this.#pump();
+      },
+    });
+  }
+
+  /** Claims what is due, up to the concurrency limit; re-arms a timer. */
+  #pump(): void {
+    const signal = this.#session?.signal;
+    if (!signal || signal.aborted || this.#stop.signal.aborted) return;
+    clearTimeout(this.#wake);
+    const now = Date.now();
+    let next = Infinity;
+    const ids = [...this.#queued.keys()].sort();
+    for (const id of ids) {
+      if (this.#mine.size >= this.#o.config.worker.concurrency) break;
+      if (this.#mine.has(id) || this.#claimedElsewhere.has(id)) continue;
+      const q = this.#queued.get(id)!;
+      if (q.notBefore > now) {
+        next = Math.min(next, q.notBefore);
+        continue;
+      }
+      this.#mine.add(id);
+      const p = this.#claimAndRun(id).catch((err) =>
+        this.#log.error("task runner failed", { task: id, error: String(err) })
+      ).finally(() => {
+        this.#mine.delete(id);
+        this.#running.delete(p);
+        this.#pump();
+      });
+      this.#running.add(p);
+    }
+    if (next < Infinity) {
+      this.#wake = setTimeout(() => this.#pump(), next - now + 5);
+    }
+  }
+
+  async #claimAndRun(id: string): Promise<void> {
+    const claimed = await claim(this.#o.store, id, this.#id!);
+    if (!claimed) {
+      // Someone else holds it, or it is finished or not due: wait for news.
+      const c = await this.#o.store.get(keys.claim(id), Claim);
+      if (c) this.#claimedElsewhere.add(id);
+      else {
+        const t = await this.#o.store.get(keys.task(id), Task);
+        const q = this.#queued.get(id);
+        if (t && q && t.value.notBefore > Date.now()) {
+          q.notBefore = t.value.notBefore;
+        } else if (!t || t.value.state !== "queued") this.#queued.delete(id);
+      }
+      return;
+    }
+    const vm = typeof claimed.value.payload.vm === "string"
+      ? claimed.value.payload.vm
+      : undefined;
+    if (!vm) return await this.#execute(claimed.value);
+    const before = this.#vmChains.get(vm) ?? Promise.resolve();
+    const mine = before.then(() => this.#execute(claimed.value));
+    const link = mine.catch(() => {});
+    this.#vmChains.set(vm, link);
+    try {
+      await mine;
+    } finally {
+      if (this.#vmChains.get(vm) === link) this.#vmChains.delete(vm);
+    }
+  }
+
+  async #execute(task: Task): Promise<void> {
+    const { store, config, driver } = this.#o;
+    const id = this.#id!;
+    const log = this.#log.child({
+      task: task.id,
+      kind: task.kind,
+      ...(typeof task.payload.vm === "string" ? { vm: task.payload.vm } : {}),
+    });
+    const signal = AbortSignal.any([
+      this.#session!.signal,
+      this.#stop.signal,
+      AbortSignal.timeout(config.tasks.taskTimeoutMs),
+    ]);
+    const handler = handlers[task.kind];
+    let current = task;
+    const ctx: TaskContext = {
+      store,
+      config,
+      task,
+      worker: id,
+      host: this.host,
+      driver,
+      images: this.#o.images ??
+        ((name) => resolveImage(config.stateDir, name)),
+      signal,
+      log,
+      guard: () => guard(store, task.id, id),
+      progress: async (message) => {
+        current = { ...current, progress: message };
+        await reportProgress(store, current, id, message);
+        log.info("progress", { progress: message });
+      },
+    };
+    log.info("task started", { attempt: task.attempts });
+    const started = performance.now();
+    try {
+      if (!handler) {
+        throw new PermanentError(`No handler for task kind ${task.kind}`);
+      }
+      for (let i = 0; i < RERUNS; i++) {
+        const outcome = await handler(ctx);
+        if (
+          await complete(store, task, id, outcome.result, outcome.txn)
+        ) {
+          log.info("task succeeded", {
+            ms: Math.round(performance.now() - started),
+            result: outcome.result,
+          });
+          return;
+        }
+        if (!(await this.#holdsClaim(task.id))) {
+          log.warn("claim lost before completion; outcome not recorded");
+          return;
+        }
+        log.info("state changed while the task ran; running it again");
+      }
+      throw new Error(`state kept changing during ${RERUNS} runs`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.#session!.signal.aborted) {
+        log.warn("task abandoned: lease session lost", { error: message });
+        return;
+      }
+      const r = await fail(store, task, id, message, {
+        retryable: !(err instanceof PermanentError),
+        baseMs: config.tasks.backoffBaseMs,
+        maxMs: config.tasks.backoffMaxMs,
+      });
+      log.warn(`task ${r === "retry" ? "will retry" : r}`, { error: message });
+      if (r === "failed") await this.#vmFailed(task, message);
+    }
+  }
+
+  async #holdsClaim(taskId: string): Promise<boolean> {
+    const c = await this.#o.store.get(keys.claim(taskId), Claim);
+    return c?.lease === this.#id!.lease;
+  }
+
+  /** After a task gave up, the VM shows phase failed with the reason. */
+  async #vmFailed(task: Task, error: string): Promise<void> {
+    if (typeof task.payload.vm !== "string") return;
+    for (let i = 0; i < 3; i++) {
+      const vm = await this.#o.store.get(keys.vm(task.payload.vm), Vm);
+      if (!vm) return;
+      const r = await this.#aliveGuard().ifModRevision(vm.key, vm.modRevision)
+        .put(
+          vm.key,
+          withStatus(vm.value, {
+            phase: "failed",
+            reason: `${task.kind} failed: ${error}`,
+          }),
+        ).commit();
+      if (r.ok) return;
+    }
+  }
+}
