@@ -52,15 +52,16 @@ export class WorkerProc {
     return this.child?.pid;
   }
 
-  /** Starts `workers/main.ts` as a child process. */
-  async start(): Promise<void> {
-    const log = await Deno.open(this.logFile, {
-      create: true,
-      append: true,
-      write: true,
-    });
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}workers/main.ts`],
+  /** Starts `workers/main.ts` as a child process, stderr to its log file. */
+  start(): Promise<void> {
+    this.child = new Deno.Command("bash", {
+      args: [
+        "-c",
+        'exec "$0" run -A "$1" 2>>"$2"',
+        Deno.execPath(),
+        `${ROOT}workers/main.ts`,
+        this.logFile,
+      ],
       env: {
         ...this.cluster.env,
         UCLOUD_HOST: this.spec.name,
@@ -69,14 +70,9 @@ export class WorkerProc {
       },
       stdin: "null",
       stdout: "null",
-      stderr: "piped",
+      stderr: "null",
     }).spawn();
-    const w = log.writable.getWriter();
-    const child = this.child;
-    (async () => {
-      for await (const chunk of child.stderr) await w.write(chunk);
-      await w.close();
-    })().catch(() => {});
+    return Promise.resolve();
   }
 
   /** Sends a signal and waits for the process to exit. */
@@ -172,7 +168,7 @@ export async function qemuPids(needle: string): Promise<number[]> {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      if (cmd.startsWith("qemu-system") && cmd.includes(needle)) {
+      if (cmd.split("\0")[0].includes("qemu-system") && cmd.includes(needle)) {
         pids.push(Number(e.name));
       }
     } catch { /* exited */ }

@@ -1,0 +1,172 @@
+/**
+ * Recovery on real components: worker processes killed with SIGKILL,
+ * restarted workers, and etcd restarted under a running cluster.
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../api/app.ts";
+import { keys } from "../core/keys.ts";
+import { Task, Vm } from "../core/schemas.ts";
+import { queryStatus } from "../drivers/qemu/qmp.ts";
+import {
+  type Cluster,
+  qemuPids,
+  startCluster,
+  waitFor,
+} from "./helpers/cluster.ts";
+
+type App = ReturnType<typeof createApp>;
+
+async function create(app: App, name: string): Promise<string> {
+  const res = await app.request("/v1/vms", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, cpus: 1, memory: 128 }),
+  });
+  assert.equal(res.status, 201);
+  return (await res.json()).vm.id;
+}
+
+async function vm(c: Cluster, id: string): Promise<Vm | null> {
+  return (await c.store.get(keys.vm(id), Vm))?.value ?? null;
+}
+
+function running(c: Cluster, id: string, ms = 30_000): Promise<Vm> {
+  return waitFor(`vm ${id} running`, async () => {
+    const v = await vm(c, id);
+    return v?.status.phase === "running" ? v : null;
+  }, ms);
+}
+
+function pidOf(v: Vm): number {
+  return (v.status.handle as { pid: number }).pid;
+}
+
+async function tasksOf(c: Cluster, id: string): Promise<Task[]> {
+  return (await c.store.list(keys.tasks, Task)).items.map((t) => t.value)
+    .filter((t) => t.payload.vm === id);
+}
+
+async function withCluster(f: (c: Cluster, app: App) => Promise<void>) {
+  const c = await startCluster({ leaseTtlSeconds: 2 });
+  try {
+    await f(c, createApp({ store: c.store }));
+  } catch (err) {
+    for (const w of c.workers.values()) {
+      console.error(`--- ${w.spec.name} ---\n${(await w.log()).slice(-3000)}`);
+    }
+    throw err;
+  } finally {
+    await c.stop();
+  }
+}
+
+Deno.test("a worker killed with SIGKILL mid-task: the restarted worker reclaims it after lease expiry; one qemu", async () => {
+  await withCluster(async (c, app) => {
+    const w = await c.addWorker({ name: "h1" });
+    await waitFor(
+      "h1 alive",
+      () => c.store.get(keys.alive("h1"), Vm.partial()),
+    );
+    const id = await create(app, "victim");
+    // Kill the worker the moment it has claimed vm.start.
+    const start = await waitFor(
+      "vm.start claimed",
+      async () =>
+        (await tasksOf(c, id)).find((t) =>
+          t.kind === "vm.start" && t.state === "running"
+        ),
+      30_000,
+      5,
+    );
+    await w.kill("SIGKILL");
+    const killedAt = Date.now();
+    await w.start();
+    const v = await running(c, id);
+    const t = (await c.store.get(keys.task(start.id), Task))!.value;
+    assert.equal(t.state, "succeeded");
+    assert.equal(t.attempts, 2, "claimed once by each incarnation");
+    assert.ok(
+      t.history.some((e) =>
+        e.message?.includes("reclaimed after lease expiry")
+      ),
+    );
+    // Not reclaimed before the dead worker's lease could have expired.
+    const reclaim = t.history.find((e) => e.message?.includes("reclaimed"))!;
+    assert.ok(Date.parse(reclaim.at) - killedAt >= 1000);
+    assert.deepEqual(await qemuPids(`/vms/${id}/`), [pidOf(v)]);
+    // Stays exactly one while the worker monitors it.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await qemuPids(`/vms/${id}/`), [pidOf(v)]);
+  });
+});
+
+Deno.test("restarting the worker re-adopts a running VM: same pid, not restarted", async () => {
+  await withCluster(async (c, app) => {
+    const w = await c.addWorker({ name: "h1" });
+    const id = await create(app, "keeper");
+    const before = await running(c, id);
+    const pid = pidOf(before);
+    // Graceful stop, then a hard kill: both leave the VM running.
+    for (const sig of ["SIGTERM", "SIGKILL"] as const) {
+      await w.kill(sig);
+      assert.deepEqual(await qemuPids(`/vms/${id}/`), [pid]);
+      await w.start();
+      await waitFor(
+        "re-adoption logged",
+        async () =>
+          (await w.log()).split("re-adopted running VM").length >
+            (sig === "SIGTERM" ? 1 : 2),
+        15_000,
+      );
+    }
+    const after = await vm(c, id);
+    assert.equal(after!.status.phase, "running");
+    assert.equal(pidOf(after!), pid);
+    assert.equal(
+      await queryStatus((after!.status.handle as { qmp: string }).qmp),
+      "running",
+    );
+    // The re-adopted VM is still managed: stop works through the new worker.
+    const res = await app.request(`/v1/vms/${id}/stop`, { method: "POST" });
+    assert.equal(res.status, 202);
+    await waitFor(
+      "stopped",
+      async () => (await vm(c, id))?.status.phase === "stopped",
+    );
+    assert.deepEqual(await qemuPids(`/vms/${id}/`), []);
+  });
+});
+
+Deno.test("etcd restarted mid-run: watches resume, no task lost or run twice", async () => {
+  await withCluster(async (c, app) => {
+    await c.addWorker({ name: "h1" });
+    const a = await create(app, "before");
+    await running(c, a);
+    // Enqueue work, then restart etcd while it is being processed.
+    const b = await create(app, "during");
+    await c.restartEtcd();
+    const cId = await waitFor(
+      "api answers again",
+      async () => {
+        try {
+          return await create(app, "after");
+        } catch {
+          return null;
+        }
+      },
+      15_000,
+      200,
+    );
+    for (const id of [a, b, cId]) {
+      const v = await running(c, id, 45_000);
+      assert.deepEqual(
+        await qemuPids(`/vms/${id}/`),
+        [pidOf(v)],
+        `one qemu for ${id}`,
+      );
+      const ts = await tasksOf(c, id);
+      assert.ok(ts.every((t) => t.state === "succeeded"), JSON.stringify(ts));
+      assert.equal(ts.filter((t) => t.kind === "vm.start").length, 1);
+    }
+  });
+});
