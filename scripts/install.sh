@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what ucloud needs and is missing: Debian packages (as root, via
+# apt-get) and Deno from the npm registry (pinned in package.json).
+# Idempotent and quiet when everything is there. Used by up.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  etcd-server etcd-client     # the embedded etcd and etcdctl
+  qemu-system-x86 qemu-utils  # VMs
+  nftables iproute2           # networking (namespaces in tests)
+  busybox-static cpio xz-utils kmod gzip  # the tiny test guest
+  nodejs npm                  # to fetch Deno from the npm registry
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs/npm may come from outside Debian's packages: accept any working npm.
+if command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]}"
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "ucloud: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "ucloud: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+want=$(node -p 'require("./package.json").devDependencies.deno')
+have=$(node_modules/.bin/deno --version 2>/dev/null | awk 'NR==1{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "ucloud: installing deno $want from the npm registry" >&2
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+fi
+node_modules/.bin/deno --version | head -1 >&2

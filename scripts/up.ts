@@ -1,0 +1,98 @@
+/**
+ * `deno task up`: an all-in-one cloud on this machine. Starts an embedded
+ * etcd (data in `<stateDir>/etcd`) unless `UCLOUD_ETCD` names one, builds the
+ * tiny test guest, serves the API on loopback and runs one worker process for
+ * this host. Ctrl-C stops the API, the worker and etcd; VMs keep running and
+ * the next start re-adopts them.
+ */
+import { createApp } from "../api/app.ts";
+import { loadConfig } from "../core/config.ts";
+import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
+import { logger } from "../core/log.ts";
+import { Store } from "../core/store.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const log = logger({ component: "up" });
+const config = await loadConfig();
+await Deno.mkdir(config.stateDir, { recursive: true });
+
+let etcd: EtcdServer | undefined;
+if (!Deno.env.get("UCLOUD_ETCD")) {
+  const port = Number(new URL(config.etcd.endpoints[0]).port);
+  etcd = await startEtcd({ dataDir: `${config.stateDir}/etcd`, port });
+  log.info("embedded etcd started", {
+    endpoint: etcd.endpoint,
+    data: etcd.dataDir,
+  });
+}
+
+const guest = await new Deno.Command("bash", {
+  args: [`${root}scripts/build_guest.sh`],
+  env: { UCLOUD_STATE: config.stateDir },
+  stdout: "null",
+  stderr: "inherit",
+}).output();
+if (!guest.success) {
+  log.warn("test guest could not be built; image tiny is missing");
+}
+
+const store = Store.connect(config.etcd);
+const app = createApp({ store });
+const server = Deno.serve({
+  hostname: config.api.listen,
+  port: config.api.port,
+  onListen: () => {},
+}, app.fetch);
+const apiUrl = `http://${
+  config.api.listen.includes(":") ? `[${config.api.listen}]` : config.api.listen
+}:${config.api.port}`;
+
+const worker = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", `${root}workers/main.ts`],
+  env: {
+    UCLOUD_STATE: config.stateDir,
+    UCLOUD_ETCD: config.etcd.endpoints.join(","),
+  },
+  stdin: "null",
+}).spawn();
+
+console.log(`
+ucloud is up.
+  API:    ${apiUrl}  (OpenAPI: ${apiUrl}/v1/openapi.json, metrics: ${apiUrl}/metrics)
+  etcd:   ${config.etcd.endpoints.join(",")}
+  state:  ${config.stateDir}
+  host:   ${config.worker.host}
+
+Use the CLI from another terminal:
+  export PATH="${root}bin:$PATH"
+  ucloud vm create --name web1 --cpus 1 --memory 128
+  ucloud vm list
+  ucloud host list
+  ucloud task list
+  ucloud --help
+
+Ctrl-C stops the cloud (VMs keep running and are re-adopted at the next start).
+`);
+
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  log.info("stopping");
+  try {
+    worker.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await worker.status;
+  await server.shutdown();
+  store.close();
+  await etcd?.stop();
+  log.info("stopped");
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGINT", shutdown);
+Deno.addSignalListener("SIGTERM", shutdown);
+const status = await worker.status;
+if (!stopping) {
+  log.error("worker exited; stopping", { code: status.code });
+  await shutdown();
+}
