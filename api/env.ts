@@ -51,5 +51,8 @@ export function canSee(p: Principal, owner: string | undefined): boolean {
 }
 
 /** The VM and task documents as named OpenAPI components. */
-export const VmDoc = Vm.openapi("Vm");
-export const TaskDoc = Task.openapi("Task");
+// Rebuilt with the extended `z`: zod 4 schemas made before
+// @hono/zod-openapi was loaded (core/ is imported first by some entry
+// points) have no `.openapi` method of their own.
+export const VmDoc = z.object(Vm.shape).openapi("Vm");
+export const TaskDoc = z.object(Task.shape).openapi("Task");

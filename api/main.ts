@@ -10,6 +10,7 @@
  */
 import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
 
@@ -19,6 +20,8 @@ const log = logger({ component: "api" });
 export async function main(): Promise<void> {
   const config = await loadConfig();
   const store = Store.connect(config.etcd);
+  // Lets POST /v1/vms place VMs in the same transaction that creates them.
+  const placement = PlacementCache.start(store, { log });
   const app = createApp({ store, config });
   const server = Deno.serve({
     hostname: config.api.listen,
@@ -40,6 +43,7 @@ export async function main(): Promise<void> {
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
+  await placement.close();
   store.close();
   log.info("api stopped");
 }

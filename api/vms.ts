@@ -18,8 +18,19 @@ import {
   VmCreateInput,
   type VmStatus,
 } from "../core/schemas.ts";
+import type { Config } from "../core/config.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
 import type { Store } from "../core/store.ts";
+import { sleep } from "../core/watch.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
+import {
+  choose,
+  fits,
+  isLive,
+  needOf,
+  type Policy,
+  reserve,
+} from "../workers/placement.ts";
 import {
   canSee,
   type Deps,
@@ -33,6 +44,10 @@ import { errorResponses } from "./errors.ts";
 
 /** How often a read-modify-write is retried after a lost compare. */
 const ATTEMPTS = 5;
+/** How often an inline placement is retried after a lost alloc compare. */
+const PLACE_ATTEMPTS = 5;
+/** How long a create waits for a starting placement cache. */
+const CACHE_READY_MS = 1_000;
 
 const VmAndTask = z.object({ vm: VmDoc, task: TaskDoc }).openapi("VmAndTask");
 const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() })
@@ -55,7 +70,11 @@ const createVm = createRoute({
   path: "/",
   summary: "Create a VM",
   description:
-    "Writes the VM and a `vm.create` task in one transaction. With an " +
+    "Writes the VM and its first task in one transaction. When the API's " +
+    "placement cache finds a host with room, the VM is placed in that same " +
+    "transaction (phase `scheduled`, its reservation on the host, task " +
+    "`vm.start` there); otherwise it is `pending` with `status.reason` and " +
+    "the task is `vm.create`, which places it once a host has room. With an " +
     "`Idempotency-Key`, repeating the same request returns what the first made.",
   request: {
     headers: IdempotencyHeaders,
@@ -117,6 +136,11 @@ type Plan =
 /** Builds the `/v1/vms` sub-app. */
 export function vms({ store, config }: Deps) {
   const maxAttempts = config.tasks.maxAttempts;
+  // createApp types its config as the tasks section only; api/main.ts
+  // hands over the whole configuration.
+  const policy: Policy =
+    (config as Partial<Pick<Config, "scheduler">>).scheduler?.policy ??
+      "spread";
 
   const task = (kind: string, target: string, vm: Vm, now: Date) =>
     newTask({
@@ -166,13 +190,126 @@ export function vms({ store, config }: Deps) {
     );
   };
 
+  /** Answers a create whose Idempotency-Key is already taken. */
+  const replay = async (
+    owner: string,
+    key: string,
+    request: string,
+  ): Promise<{ vm: Vm; task: Task | null }> => {
+    const prior = await store.get(keys.idempotency(owner, key), Idempotency);
+    if (!prior) {
+      throw new ConflictError(
+        `Cannot create VM: Idempotency-Key ${key} changed concurrently; try again`,
+      );
+    }
+    if (prior.value.request !== request) {
+      throw new ConflictError(
+        `Idempotency-Key ${key} was used with a different request`,
+      );
+    }
+    const [pvm, ptask] = await Promise.all([
+      store.get(keys.vm(prior.value.vm), Vm),
+      store.get(keys.task(prior.value.task), Task),
+    ]);
+    if (!pvm) {
+      throw new ConflictError(
+        `Idempotency-Key ${key} created VM ${prior.value.vm}, which no longer exists`,
+      );
+    }
+    return { vm: pvm.value, task: ptask?.value ?? null };
+  };
+
+  /**
+   * Places a new VM in the transaction that creates it: the VM (phase
+   * scheduled), its reservation in `alloc/<host>` comparing the cached
+   * revision, and `vm.start` on that host. Retries a lost compare with
+   * the refreshed reservation; gives up with a reason.
+   */
+  const placeInline = async (
+    cache: PlacementCache,
+    vm: Vm,
+    idem: { key: string; request: string } | undefined,
+    now: Date,
+  ): Promise<
+    | { placed: true; vm: Vm; task: Task }
+    | { placed: false; reason: string }
+    | { placed: false; taken: true }
+  > => {
+    const need = needOf(vm);
+    for (let i = 0; i < PLACE_ATTEMPTS; i++) {
+      const pick = choose(cache.candidates(), need, policy);
+      if ("reason" in pick) return { placed: false, reason: pick.reason };
+      const host = pick.host;
+      const r = await cache.withHost(host, async () => {
+        // Another create of this process may have filled it meanwhile.
+        const c = cache.candidate(host);
+        const alive = cache.aliveOf(host);
+        if (!c || !alive || !isLive(c) || !fits(c, need)) {
+          return "again" as const;
+        }
+        const alloc = cache.alloc(host);
+        const placed: Vm = {
+          ...vm,
+          status: { phase: "scheduled", host, updatedAt: now.toISOString() },
+        };
+        const start = newTask({
+          kind: "vm.start",
+          target: host,
+          payload: { vm: vm.id },
+          owner: vm.owner,
+          maxAttempts,
+          idempotencyKey: idem?.key,
+          now,
+        });
+        const reserved = reserve(alloc.value, vm.id, need);
+        const txn = store.txn().ifAbsent(keys.vm(vm.id))
+          .put(keys.vm(vm.id), placed)
+          .ifModRevision(keys.alloc(host), alloc.modRevision)
+          // Only while the host's incarnation lives: never onto a host
+          // whose failover may already have run.
+          .ifLease(keys.alive(host), alive.lease)
+          .put(keys.alloc(host), reserved);
+        enqueue(txn, start);
+        if (idem) {
+          const k = keys.idempotency(vm.owner, idem.key);
+          txn.ifAbsent(k).put(k, {
+            vm: vm.id,
+            task: start.id,
+            request: idem.request,
+          });
+        }
+        const res = await txn.commit();
+        if (res.ok) {
+          cache.applyAlloc(host, reserved, res.revision);
+          return { vm: placed, task: start };
+        }
+        if (
+          idem &&
+          await store.get(keys.idempotency(vm.owner, idem.key), Idempotency)
+        ) return "taken" as const;
+        await cache.refreshAlloc(host);
+        return "lost" as const;
+      });
+      if (r === "taken") return { placed: false, taken: true };
+      if (typeof r === "object") return { placed: true, ...r };
+      // Another process won the host: back off a little before retrying.
+      if (r === "lost") await sleep(Math.random() * 4 * (i + 1));
+    }
+    return {
+      placed: false,
+      reason: `placement lost the race for a host ${PLACE_ATTEMPTS} times; ` +
+        "a worker will place it",
+    };
+  };
+
   return router()
     .openapi(createVm, async (c) => {
       const input = c.req.valid("json");
       const key = c.req.valid("header")["Idempotency-Key"];
       const owner = c.get("principal").name;
       const now = new Date();
-      const vm: Vm = {
+      const request = key === undefined ? "" : await requestHash(input);
+      let vm: Vm = {
         id: newId("vm"),
         owner,
         spec: input,
@@ -180,6 +317,20 @@ export function vms({ store, config }: Deps) {
         status: { phase: "pending", updatedAt: now.toISOString() },
         createdAt: now.toISOString(),
       };
+      const cache = PlacementCache.for(store);
+      if (cache && await cache.waitReady(CACHE_READY_MS)) {
+        const r = await placeInline(
+          cache,
+          vm,
+          key === undefined ? undefined : { key, request },
+          now,
+        );
+        if (r.placed) return c.json({ vm: r.vm, task: r.task }, 201);
+        if ("taken" in r) {
+          return c.json(await replay(owner, key!, request), 200);
+        }
+        vm = { ...vm, status: { ...vm.status, reason: r.reason } };
+      }
       const t = newTask({
         kind: "vm.create",
         target: "any",
@@ -200,30 +351,9 @@ export function vms({ store, config }: Deps) {
         return c.json({ vm, task: t }, 201);
       }
       const idem = keys.idempotency(owner, key);
-      const request = await requestHash(input);
       txn.ifAbsent(idem).put(idem, { vm: vm.id, task: t.id, request });
       if ((await txn.commit()).ok) return c.json({ vm, task: t }, 201);
-      const prior = await store.get(idem, Idempotency);
-      if (!prior) {
-        throw new ConflictError(
-          `Cannot create VM: Idempotency-Key ${key} changed concurrently; try again`,
-        );
-      }
-      if (prior.value.request !== request) {
-        throw new ConflictError(
-          `Idempotency-Key ${key} was used with a different request`,
-        );
-      }
-      const [pvm, ptask] = await Promise.all([
-        store.get(keys.vm(prior.value.vm), Vm),
-        store.get(keys.task(prior.value.task), Task),
-      ]);
-      if (!pvm) {
-        throw new ConflictError(
-          `Idempotency-Key ${key} created VM ${prior.value.vm}, which no longer exists`,
-        );
-      }
-      return c.json({ vm: pvm.value, task: ptask?.value ?? null }, 200);
+      return c.json(await replay(owner, key, request), 200);
     })
     .openapi(listVms, async (c) => {
       const who = c.get("principal");

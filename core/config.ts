@@ -37,6 +37,8 @@ export const ConfigSchema = z.object({
     concurrency: z.number().int().min(1).max(256).default(4),
     cpus: z.number().int().min(1).optional(),
     memoryMiB: z.number().int().min(64).optional(),
+    /** The VM driver: qemu, or sim (a plain process per VM, for benchmarks). */
+    driver: z.enum(["qemu", "sim"]).default("qemu"),
   }).prefault({}).refine(
     (w) => w.leaseMarginMs < w.leaseTtlSeconds * 1000 * 2 / 3,
     {
@@ -48,6 +50,10 @@ export const ConfigSchema = z.object({
   qemu: z.object({
     accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
     binary: z.string().default("qemu-system-x86_64"),
+  }).prefault({}),
+  scheduler: z.object({
+    /** spread: the host with the most room; pack: the least that fits. */
+    policy: z.enum(["spread", "pack"]).default("spread"),
   }).prefault({}),
   tasks: z.object({
     maxAttempts: z.number().int().min(1).max(100).default(5),
@@ -65,6 +71,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     api: {},
     worker: {},
     qemu: {},
+    scheduler: {},
   };
   const num = (v: string) => Number(v);
   const set = (sect: string, key: string, v: unknown) => o[sect][key] = v;
@@ -84,6 +91,8 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_HOST_CPUS", (v) => set("worker", "cpus", num(v)));
   e("UCLOUD_HOST_MEMORY", (v) => set("worker", "memoryMiB", num(v)));
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
+  e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
+  e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
   return { top, sections: o };
 }
 

@@ -29,6 +29,11 @@ export interface EtcdOptions {
   /** Peer port; 0 picks one. Pass the old one to restart on the same data. */
   peerPort?: number;
   binary?: string;
+  /**
+   * More addresses to serve clients on besides 127.0.0.1 (e.g. a test
+   * bridge's IPv6 address), same port.
+   */
+  extraListen?: string[];
   /** Where etcd's own log goes; default `<dataDir>/etcd.log`. */
   logFile?: string;
   signal?: AbortSignal;
@@ -59,14 +64,20 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdServer> {
   const port = opts.port || freePort();
   const peer = opts.peerPort || freePort();
   const endpoint = `http://127.0.0.1:${port}`;
+  const clientUrls = [
+    endpoint,
+    ...(opts.extraListen ?? []).map((a) =>
+      `http://${a.includes(":") ? `[${a}]` : a}:${port}`
+    ),
+  ].join(",");
   await Deno.mkdir(opts.dataDir, { recursive: true });
   const logFile = opts.logFile ?? `${opts.dataDir}/etcd.log`;
   const child = new Deno.Command(opts.binary ?? "etcd", {
     args: [
       "--name=ucloud",
       `--data-dir=${opts.dataDir}/data`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
+      `--listen-client-urls=${clientUrls}`,
+      `--advertise-client-urls=${clientUrls}`,
       `--listen-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-cluster=ucloud=http://127.0.0.1:${peer}`,

@@ -24,6 +24,8 @@ export const keys = {
   claim: (taskId: string) => `claim/${taskId}`,
   claims: "claim/",
   idempotency: (owner: string, key: string) => `idem/${owner}/${key}`,
+  failover: (host: string, incarnation: string) =>
+    `failover/${host}/${incarnation}`,
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

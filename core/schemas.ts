@@ -47,6 +47,8 @@ export const Handle = z.record(z.string(), z.unknown());
 export const VmStatus = z.object({
   phase: VmPhase,
   host: z.string().optional(),
+  /** The lease (incarnation) of the worker that started the process. */
+  incarnation: z.string().optional(),
   handle: Handle.optional(),
   reason: z.string().optional(),
   updatedAt: z.string(),
@@ -65,12 +67,19 @@ export type Vm = z.infer<typeof Vm>;
 
 export const Host = z.object({
   name: z.string(),
-  capacity: z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }),
+  capacity: z.object({
+    cpus: z.number().int(),
+    memoryMiB: z.number().int(),
+    /** Local disk for VMs; absent when VM disks live elsewhere (shared). */
+    diskMiB: z.number().int().optional(),
+  }),
   addresses: z.array(z.string()),
   os: z.string(),
   drivers: z.array(z.string()),
   state: z.enum(["active", "draining"]),
   registeredAt: z.string(),
+  /** The lease of the worker incarnation that registered last. */
+  incarnation: z.string().optional(),
 });
 export type Host = z.infer<typeof Host>;
 
@@ -87,7 +96,11 @@ export type Alive = z.infer<typeof Alive>;
 export const Alloc = z.object({
   vms: z.record(
     z.string(),
-    z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }),
+    z.object({
+      cpus: z.number().int(),
+      memoryMiB: z.number().int(),
+      diskMiB: z.number().int().optional(),
+    }),
   ),
 });
 export type Alloc = z.infer<typeof Alloc>;
@@ -144,3 +157,7 @@ export const Idempotency = z.object({
   request: z.string(),
 });
 export type Idempotency = z.infer<typeof Idempotency>;
+
+/** One per failed host incarnation: makes failover run exactly once. */
+export const Failover = z.object({ task: z.string(), at: z.string() });
+export type Failover = z.infer<typeof Failover>;

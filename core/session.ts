@@ -19,6 +19,8 @@ export interface SessionOptions {
   ttlSeconds: number;
   marginMs: number;
   log?: Logger;
+  /** Called after every acknowledged keep-alive with the new deadline. */
+  onDeadline?: (deadline: number) => void;
   /** Clock, the test seam. */
   now?: () => number;
 }
@@ -56,6 +58,27 @@ export class Session {
     if (res.error) throw new Error(`Cannot grant lease: ${res.error}`);
     const s = new Session(store, String(res.ID), opts, sent);
     s.#schedule();
+    opts.onDeadline?.(s.deadline);
+    return s;
+  }
+
+  /**
+   * Takes over an existing lease (e.g. the one a previous process of this
+   * host held): a keep-alive proves it still exists. Returns null when it
+   * has expired.
+   */
+  static async adopt(
+    store: Store,
+    lease: string,
+    opts: SessionOptions,
+  ): Promise<Session | null> {
+    const now = opts.now ?? Date.now;
+    const sent = now();
+    const ttl = await keepAliveOnce(store, lease, store.timeoutMs);
+    if (ttl <= 0) return null;
+    const s = new Session(store, lease, opts, sent);
+    s.#schedule();
+    opts.onDeadline?.(s.deadline);
     return s;
   }
 
@@ -113,6 +136,7 @@ export class Session {
         this.#deadline = sent + this.opts.ttlSeconds * 1000 -
           this.opts.marginMs;
         this.#armDeadline();
+        this.opts.onDeadline?.(this.#deadline);
       }
     } catch (err) {
       this.opts.log?.warn("lease keep-alive failed", {

@@ -9,6 +9,14 @@
  *            ratio to the CAS rate at the same concurrency;
  * - `api`:   `POST /v1/vms` latency over real HTTP (`Deno.serve` of the
  *            in-process app) at a fixed client concurrency, no workers;
+ * - `place`: placement throughput: 100 hosts registered by hand (host and
+ *            alive documents, one lease, no worker processes), 10,000 VMs
+ *            created through the in-process app (`app.request`, 64 in
+ *            flight) with its placement cache, so each VM is placed inline
+ *            in the transaction that creates it. Reports VMs placed per
+ *            second, etcd transactions, revisions and keys written per VM
+ *            (counted on the store's client), the ratio to this run's CAS
+ *            rate, and checks afterwards that no host is overcommitted;
  * - `vm`:    with one real worker process running qemu (TCG, tiny test
  *            guest), the time from sending `POST /v1/vms` to QMP
  *            `query-status` "running" and to the guest's serial marker
@@ -19,17 +27,21 @@
  * directory unless `--no-write`. Progress goes to stderr.
  *
  * Usage:
- *   deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,vm]
- *     [--no-write] [--n=2000] [--vms=10]
+ *   deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,place,vm,failover]
+ *     [--no-write] [--n=2000] [--vms=10] [--place-vms=10000]
+ *     [--hosts=100] [--policy=spread|pack]
  *
- * `--quick` (smaller N, 3 VMs) is the test suite's smoke run: under 60 s.
+ * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs) is the test
+ * suite's smoke run: under 60 s.
  * Everything started here (etcd, HTTP servers, the worker, qemu VMs, temp
  * dirs) is torn down in `finally`, on SIGINT/SIGTERM, and by a watchdog.
  */
+import { type FailoverRun, failoverRun } from "./bench_failover.ts";
 import { createApp } from "../api/app.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
-import { Alive, Vm } from "../core/schemas.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
+import { Alive, Alloc, Host, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { queryStatus } from "../drivers/qemu/qmp.ts";
 import {
@@ -45,8 +57,10 @@ import {
   startCluster,
   waitFor,
 } from "../tests/helpers/cluster.ts";
+import { type Policy, usage as allocUsage } from "../workers/placement.ts";
 import {
   Cleanup,
+  countCalls,
   rate,
   round,
   type Row,
@@ -57,7 +71,7 @@ import {
   timedPool,
 } from "./bench_util.ts";
 
-const PHASES = ["cas", "claim", "api", "vm"] as const;
+const PHASES = ["cas", "claim", "api", "place", "vm", "failover"] as const;
 type Phase = typeof PHASES[number];
 
 const MARKER = "UCLOUD-GUEST-READY";
@@ -76,12 +90,16 @@ interface Options {
   apiRequests: number;
   vms: number;
   warmupVms: number;
+  placeVms: number;
+  placeHosts: number;
+  policy: Policy;
 }
 
 function usage(): never {
   console.error(
-    "usage: deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,vm] " +
-      "[--no-write] [--n=N] [--vms=N]",
+    "usage: deno run -A scripts/bench.ts [--quick] " +
+      "[--only=cas,claim,api,place,vm,failover] [--no-write] [--n=N] [--vms=N] " +
+      "[--place-vms=N] [--hosts=N] [--policy=spread|pack]",
   );
   Deno.exit(2);
 }
@@ -92,6 +110,9 @@ function parseArgs(args: string[]): Options {
   let only = new Set<Phase>(PHASES);
   let n: number | undefined;
   let vms: number | undefined;
+  let placeVms: number | undefined;
+  let placeHosts: number | undefined;
+  let policy: Policy = "spread";
   const int = (v: string, min: number) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < min) usage();
@@ -110,9 +131,16 @@ function parseArgs(args: string[]): Options {
         usage();
       }
       only = new Set(names as Phase[]);
+      // Placement is judged against the raw CAS rate of the same run.
+      if (only.has("place")) only.add("cas");
     } else if (flag === "--n") n = int(value, 1);
     else if (flag === "--vms") vms = int(value, 1);
-    else usage();
+    else if (flag === "--place-vms") placeVms = int(value, 1);
+    else if (flag === "--hosts") placeHosts = int(value, 1);
+    else if (flag === "--policy") {
+      if (value !== "spread" && value !== "pack") usage();
+      policy = value;
+    } else usage();
   }
   return {
     quick,
@@ -122,6 +150,9 @@ function parseArgs(args: string[]): Options {
     apiRequests: quick ? 200 : 1000,
     vms: vms ?? (quick ? 3 : 10),
     warmupVms: quick ? 0 : 1,
+    placeVms: placeVms ?? (quick ? 500 : 10_000),
+    placeHosts: placeHosts ?? (quick ? 20 : 100),
+    policy,
   };
 }
 
@@ -314,6 +345,211 @@ async function benchApi(
   }
 }
 
+// ---------------------------------------------------------------- place
+
+interface PlaceResult {
+  hosts: number;
+  vms: number;
+  concurrency: number;
+  policy: Policy;
+  hostCapacity: { cpus: number; memoryMiB: number };
+  vmSize: { cpus: number; memoryMiB: number };
+  placementsPerS: number;
+  latencyMs: Summary;
+  /** VMs placed inline (phase scheduled in the POST answer). */
+  placed: number;
+  /** VMs left pending (no fit, or inline placement gave up). */
+  pending: number;
+  /** Every etcd txn RPC during the run, lost compares included, per VM. */
+  txnsPerVm: number;
+  /** Txns whose compare failed (another placer won the host). */
+  lostCompares: number;
+  /** etcd revisions the run consumed, per VM: write transactions. */
+  revisionsPerVm: number;
+  /** Keys put or deleted by successful txns, per VM. */
+  keysWrittenPerVm: number;
+  /** etcd range reads during the run, per VM (refresh after a lost compare). */
+  readsPerVm: number;
+  /** Hosts with more reserved than their capacity: must be 0. */
+  overcommitted: number;
+  /** VMs per host after the run. */
+  perHost: { min: number; max: number };
+  casParallelOpsPerS: number | null;
+  ratioToCasParallel: number | null;
+}
+
+async function benchPlace(
+  endpoint: string,
+  opts: Options,
+  cas: CasResult | undefined,
+): Promise<PlaceResult> {
+  const store = storeFor(endpoint, "/bench/place");
+  const vmSize = { cpus: 1, memoryMiB: 256 };
+  // Room for every VM with about a fifth to spare.
+  const perHost = Math.ceil(opts.placeVms * 1.25 / opts.placeHosts);
+  const capacity = { cpus: perHost, memoryMiB: perHost * vmSize.memoryMiB };
+  let lease: string | undefined;
+  let cache: PlacementCache | undefined;
+  try {
+    lease = String(
+      (await store.client.leaseClient.leaseGrant({ TTL: 600 })).ID,
+    );
+    progress(
+      `place: registering ${opts.placeHosts} hosts of ${capacity.cpus} CPUs`,
+    );
+    const names = Array.from(
+      { length: opts.placeHosts },
+      (_, i) => `bh${String(i).padStart(3, "0")}`,
+    );
+    // etcd takes at most 128 operations per transaction.
+    for (let i = 0; i < names.length; i += 50) {
+      const txn = store.txn();
+      for (const name of names.slice(i, i + 50)) {
+        const host: Host = {
+          name,
+          capacity,
+          addresses: [],
+          os: "linux",
+          drivers: ["sim"],
+          state: "active",
+          registeredAt: new Date().toISOString(),
+        };
+        const alive: Alive = {
+          incarnation: lease,
+          started: new Date().toISOString(),
+          pid: Deno.pid,
+          lease,
+        };
+        txn.put(keys.host(name), host)
+          .put(keys.alive(name), alive, { lease });
+      }
+      await txn.commit();
+    }
+    cache = PlacementCache.start(store);
+    await cache.ready;
+    const app = createApp({
+      store,
+      config: {
+        tasks: {
+          maxAttempts: 5,
+          backoffBaseMs: 500,
+          backoffMaxMs: 30_000,
+          taskTimeoutMs: 120_000,
+        },
+        scheduler: { policy: opts.policy },
+      } as Parameters<typeof createApp>[0]["config"],
+    });
+    let placed = 0;
+    let pending = 0;
+    let placedAll = 0;
+    const create = async (i: number) => {
+      const res = await app.request("/v1/vms", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          name: `p${i}`,
+          cpus: vmSize.cpus,
+          memory: vmSize.memoryMiB,
+        }),
+      });
+      const body = await res.json();
+      if (res.status !== 201) {
+        throw new Error(`POST /v1/vms: ${res.status} ${JSON.stringify(body)}`);
+      }
+      if (body.vm.status.phase === "scheduled") {
+        placed++;
+        placedAll++;
+      } else pending++;
+      return true;
+    };
+    const warm = 50;
+    await timedPool(warm, 8, (i) => create(opts.placeVms + i));
+    placed = pending = 0;
+    const revision = async () =>
+      BigInt((await store.list(keys.hosts, Host, { limit: 1 })).revision);
+    const rev0 = await revision();
+    const kv = store.client.kv;
+    const txns = countCalls(kv, "txn", (req, res) => ({
+      lost: res?.succeeded === false ? 1 : 0,
+      keys: res?.succeeded ? (req.success?.length ?? 0) : 0,
+    }));
+    const reads = countCalls(kv, "range");
+    progress(
+      `place: ${opts.placeVms} VMs through POST /v1/vms, ${IN_FLIGHT} in flight, ` +
+        `${opts.policy}`,
+    );
+    let r;
+    try {
+      r = await timedPool(opts.placeVms, IN_FLIGHT, create);
+    } finally {
+      txns.restore();
+      reads.restore();
+    }
+    const rev1 = await revision();
+    // Afterwards: no host overcommitted, every VM reserved exactly once.
+    const allocs = await store.list(keys.allocs, Alloc);
+    let overcommitted = 0;
+    const counts: number[] = [];
+    const seen = new Set<string>();
+    let dup = 0;
+    for (const a of allocs.items) {
+      const u = allocUsage(a.value);
+      if (u.cpus > capacity.cpus || u.memoryMiB > capacity.memoryMiB) {
+        overcommitted++;
+      }
+      counts.push(u.vms);
+      for (const id of Object.keys(a.value.vms)) {
+        if (seen.has(id)) dup++;
+        seen.add(id);
+      }
+    }
+    while (counts.length < opts.placeHosts) counts.push(0);
+    const total = opts.placeVms + warm;
+    const vmDocs = await store.count(keys.vms);
+    if (vmDocs !== total) {
+      throw new Error(`place: ${vmDocs} VM documents, expected ${total}`);
+    }
+    if (dup) throw new Error(`place: ${dup} VMs reserved on two hosts`);
+    if (seen.size !== placedAll) {
+      throw new Error(
+        `place: ${seen.size} reservations for ${placedAll} placed VMs`,
+      );
+    }
+    const n = opts.placeVms;
+    const rate_ = rate(placed, r.elapsedMs);
+    const casPar = cas?.parallelOpsPerS ?? null;
+    return {
+      hosts: opts.placeHosts,
+      vms: n,
+      concurrency: IN_FLIGHT,
+      policy: opts.policy,
+      hostCapacity: capacity,
+      vmSize,
+      placementsPerS: rate_,
+      latencyMs: summarize(r.latencies),
+      placed,
+      pending,
+      txnsPerVm: round(txns.calls / n, 3),
+      lostCompares: txns.sum.lost,
+      revisionsPerVm: round(Number(rev1 - rev0) / n, 3),
+      keysWrittenPerVm: round(txns.sum.keys / n, 2),
+      readsPerVm: round(reads.calls / n, 3),
+      overcommitted,
+      perHost: { min: Math.min(...counts), max: Math.max(...counts) },
+      casParallelOpsPerS: casPar,
+      ratioToCasParallel: casPar ? round(rate_ / casPar, 2) : null,
+    };
+  } finally {
+    await cache?.close();
+    if (lease) {
+      await store.client.leaseClient.leaseRevoke({ ID: lease }).catch(
+        () => {},
+      );
+    }
+    store.close();
+  }
+}
+
 // ---------------------------------------------------------------- vm
 
 interface VmSample {
@@ -468,7 +704,7 @@ async function benchVm(
       for (const id of ids) {
         if (await cluster.store.get(keys.vm(id), Vm)) return false;
       }
-      return (await qemuPids(cluster.stateDir)).length === 0;
+      return (await qemuPids(cluster.dir)).length === 0;
     },
     60_000,
     POLL_MS,
@@ -510,7 +746,18 @@ async function etcdVersion(): Promise<string> {
 
 function rows(r: Results): Row[] {
   const out: Row[] = [];
-  const { cas, claim: cl, api, vm } = r;
+  const { cas, claim: cl, api, place, vm } = r;
+  for (const f of r.failover ?? []) {
+    for (const p of ["p50", "p95"] as const) {
+      out.push({
+        name: `failover, TTL ${f.ttlSeconds} s, ${p}`,
+        value: f.failoverMs[p],
+        unit: "ms",
+        notes:
+          `SIGKILL of a host -> its VMs QMP running elsewhere; ${f.kills} kills, ${f.failoverMs.n} VMs, margin ${f.marginMs} ms`,
+      });
+    }
+  }
   if (cas) {
     out.push({
       name: "etcd CAS txn, 1 in flight",
@@ -575,6 +822,52 @@ function rows(r: Results): Row[] {
       },
     );
   }
+  if (place) {
+    const n = `${place.vms} VMs on ${place.hosts} hosts, ` +
+      `${place.concurrency} in flight, ${place.policy}`;
+    const vs = place.ratioToCasParallel === null
+      ? ""
+      : `, ${place.ratioToCasParallel} x CAS rate (${place.casParallelOpsPerS}/s)`;
+    out.push(
+      {
+        name: "placements (inline at POST /v1/vms)",
+        value: place.placementsPerS,
+        unit: "VMs/s",
+        notes: `${n}${vs}`,
+      },
+      {
+        name: "placement POST p50 / p99",
+        value: `${place.latencyMs.p50} / ${place.latencyMs.p99}`,
+        unit: "ms",
+        notes: `app.request, max ${place.latencyMs.max} ms`,
+      },
+      {
+        name: "etcd txns per VM placed",
+        value: place.txnsPerVm,
+        unit: "txn",
+        notes: `${place.lostCompares} lost alloc compares`,
+      },
+      {
+        name: "etcd writes per VM placed",
+        value: place.revisionsPerVm,
+        unit: "rev",
+        notes: `revisions consumed; ${place.keysWrittenPerVm} keys per VM`,
+      },
+      {
+        name: "etcd reads per VM placed",
+        value: place.readsPerVm,
+        unit: "range",
+        notes: "candidates come from the watch cache",
+      },
+      {
+        name: "placement result",
+        value: place.overcommitted,
+        unit: "overcommitted hosts",
+        notes: `${place.placed} placed, ${place.pending} pending; ` +
+          `${place.perHost.min}-${place.perHost.max} VMs per host`,
+      },
+    );
+  }
   if (vm) {
     const n = `n=${vm.count}, 1 CPU 128 MiB, TCG`;
     const pair = (name: string, s: Summary, notes: string) => [
@@ -634,7 +927,9 @@ interface Results {
   cas?: CasResult;
   claim?: ClaimResult;
   api?: ApiResult;
+  place?: PlaceResult;
   vm?: VmResult;
+  failover?: FailoverRun[];
 }
 
 async function main(): Promise<number> {
@@ -674,7 +969,8 @@ async function main(): Promise<number> {
   };
   try {
     if (
-      opts.only.has("cas") || opts.only.has("claim") || opts.only.has("api")
+      opts.only.has("cas") || opts.only.has("claim") ||
+      opts.only.has("api") || opts.only.has("place")
     ) {
       const dir = await Deno.makeTempDir({ prefix: "uc-bench-" });
       cleanup.add("temp dir", () => Deno.remove(dir, { recursive: true }));
@@ -690,9 +986,21 @@ async function main(): Promise<number> {
       if (opts.only.has("api")) {
         results.api = await benchApi(etcd.endpoint, opts.apiRequests, cleanup);
       }
+      if (opts.only.has("place")) {
+        results.place = await benchPlace(etcd.endpoint, opts, results.cas);
+      }
       await cleanup.run();
     }
     if (opts.only.has("vm")) results.vm = await benchVm(opts, cleanup);
+    if (opts.only.has("failover")) {
+      // Default TTL and the shortest the embedded etcd allows (1 s).
+      const plan = opts.quick ? [[1, 1]] : [[3, 10], [1, 10]];
+      results.failover = [];
+      for (const [ttl, kills] of plan) {
+        progress(`failover: ${kills} host kills with lease TTL ${ttl} s`);
+        results.failover.push(await failoverRun(ttl, kills));
+      }
+    }
   } finally {
     await cleanup.run();
     clearTimeout(watchdog);
@@ -713,7 +1021,7 @@ async function main(): Promise<number> {
     progress(`wrote ${Deno.cwd()}/bench-results.json`);
   }
   const failed = (results.cas?.failed ?? 0) + (results.claim?.failed ?? 0) +
-    (results.api?.errors ?? 0);
+    (results.api?.errors ?? 0) + (results.place?.overcommitted ?? 0);
   return failed ? 1 : 0;
 }
 

@@ -94,6 +94,48 @@ export async function timedPool(
   return { elapsedMs, latencies, failed };
 }
 
+export interface CallCounter {
+  /** Calls made (failed ones included). */
+  calls: number;
+  /** Sums of what `measure` returned for each call that resolved. */
+  sum: Record<string, number>;
+  /** Puts the original method back. */
+  restore(): void;
+}
+
+/**
+ * Counts the calls of `obj[method]` (an async method, e.g. the etcd
+ * client's `kv.txn`) until `restore()`, summing what `measure` returns for
+ * each call's first argument and result.
+ */
+export function countCalls(
+  obj: object,
+  method: string,
+  // deno-lint-ignore no-explicit-any
+  measure?: (arg: any, res: any) => Record<string, number>,
+): CallCounter {
+  const target = obj as Record<string, unknown>;
+  const own = Object.prototype.hasOwnProperty.call(obj, method);
+  const orig = target[method] as (...args: unknown[]) => Promise<unknown>;
+  const counter: CallCounter = {
+    calls: 0,
+    sum: {},
+    restore: () => {
+      if (own) target[method] = orig;
+      else delete target[method];
+    },
+  };
+  target[method] = async function (this: unknown, ...args: unknown[]) {
+    counter.calls++;
+    const res = await orig.apply(this, args);
+    for (const [k, v] of Object.entries(measure?.(args[0], res) ?? {})) {
+      counter.sum[k] = (counter.sum[k] ?? 0) + v;
+    }
+    return res;
+  };
+  return counter;
+}
+
 /** Operations per second of `n` items done in `elapsedMs`. */
 export function rate(n: number, elapsedMs: number): number {
   return round(n / (elapsedMs / 1000), 0);

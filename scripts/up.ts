@@ -9,6 +9,7 @@ import { createApp } from "../api/app.ts";
 import { loadConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
 import { Store } from "../core/store.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -37,7 +38,8 @@ if (!guest.success) {
 }
 
 const store = Store.connect(config.etcd);
-const app = createApp({ store });
+const placement = PlacementCache.start(store, { log });
+const app = createApp({ store, config });
 const server = Deno.serve({
   hostname: config.api.listen,
   port: config.api.port,
@@ -84,6 +86,7 @@ async function shutdown() {
   } catch { /* already gone */ }
   await worker.status;
   await server.shutdown();
+  await placement.close();
   store.close();
   await etcd?.stop();
   log.info("stopped");

@@ -47,6 +47,8 @@ export interface VmDriver {
   stop(handle: DriverHandle, opts?: { signal?: AbortSignal }): Promise<void>;
   destroy(id: string): Promise<void>;
   listLocal(): Promise<string[]>;
+  /** Kills every VM process of this host at once (self-fencing). */
+  fence(): Promise<string[]>;
 }
 
 export interface TaskContext {

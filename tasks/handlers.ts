@@ -7,6 +7,7 @@
  * ```
  */
 import type { TaskHandler } from "./context.ts";
+import { hostFailed } from "./host_failed.ts";
 import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
 import { vmStart } from "./vm_start.ts";
@@ -17,4 +18,5 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "vm.start": vmStart,
   "vm.stop": vmStop,
   "vm.delete": vmDelete,
+  "host.failed": hostFailed,
 };

@@ -112,6 +112,35 @@ export async function claim(
   return { ...cur, value: next, modRevision: r.revision };
 }
 
+/**
+ * Resumes a task whose claim is bound to `worker.lease` (a restarted worker
+ * process that adopted its predecessor's lease). Returns the task, counted
+ * as a new attempt, or null when the claim is not this lease's.
+ */
+export async function resume(
+  store: Store,
+  taskId: string,
+  worker: WorkerId,
+  now = new Date(),
+): Promise<Kv<Task> | null> {
+  const cur = await store.get(keys.task(taskId), Task);
+  if (!cur || cur.value.state !== "running") return null;
+  const next = {
+    ...transition(cur.value, "running", {
+      worker: worker.name,
+      message: "resumed by a restarted worker process",
+      now,
+    }),
+    attempts: cur.value.attempts + 1,
+    worker: worker.name,
+  };
+  const r = await guard(store, taskId, worker)
+    .ifModRevision(cur.key, cur.modRevision)
+    .put(cur.key, next)
+    .commit();
+  return r.ok ? { ...cur, value: next, modRevision: r.revision } : null;
+}
+
 /** Writes a task that this worker holds the claim of; false if it lost it. */
 async function writeClaimed(
   store: Store,

@@ -1,20 +1,164 @@
 /**
- * `vm.create` (target `any`): places a pending VM on a host (first fit) and
- * reserves its cores and memory in `alloc/<host>` in one transaction that
- * also sets the VM's host and enqueues `vm.start` there. Two workers placing
- * at once cannot overcommit a host: the transaction compares the
- * reservation document's mod revision.
+ * `vm.create` (target `any`): places a pending VM. The host comes from the
+ * scheduler policy (`scheduler.policy`, workers/placement.ts `choose()`);
+ * the VM's cores and memory are reserved in `alloc/<host>` in one
+ * transaction that also sets the VM's host (phase scheduled) and enqueues
+ * `vm.start` there. Two placers at once cannot overcommit a host: the
+ * transaction compares the reservation document's mod revision, so the
+ * loser's completion fails and the worker runs the handler again.
+ *
+ * Candidates come from the process's placement cache
+ * (core/placement_cache.ts) when one runs for the store (see
+ * `setPlacementCache`), otherwise from three listings per run.
+ *
+ * When nothing fits, the VM stays pending with the reason in
+ * `status.reason`, and the handler completes its task and enqueues a fresh
+ * `vm.create` due after a short delay (at most `MAX_WAIT_MS`) in the same
+ * transaction: waiting for capacity consumes no attempts and needs nothing
+ * from the worker. The chain keeps at most two finished task documents per
+ * VM: the first one (whose id the API returned) and the latest.
  */
 import { keys } from "../core/keys.ts";
-import { Alive, Alloc, Host } from "../core/schemas.ts";
-import { firstFit } from "../workers/placement.ts";
-import type { TaskHandler } from "./context.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
+import { Alive, Alloc, Host, type Vm } from "../core/schemas.ts";
+import type { Kv } from "../core/store.ts";
+import {
+  type Candidate,
+  choose,
+  fits,
+  isLive,
+  type Need,
+  needOf,
+  type Policy,
+  reserve,
+} from "../workers/placement.ts";
+import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
 import { enqueue, newTask } from "./queue.ts";
-import { readVm, statusTxn, writeStatus } from "./vm_common.ts";
+import { readVm, statusTxn } from "./vm_common.ts";
 
-/** Raised when no host has room; the task retries with backoff. */
-export class NoCapacityError extends Error {
-  override name = "NoCapacityError";
+/** Longest wait between two placement tries of a VM that fits nowhere. */
+export const MAX_WAIT_MS = 2_000;
+/** First wait; doubles per try up to `MAX_WAIT_MS`. */
+const FIRST_WAIT_MS = 250;
+/** How long a run waits for a starting placement cache before listing. */
+const CACHE_READY_MS = 1_000;
+
+let configured: PlacementCache | null = null;
+
+/**
+ * Makes `vm.create` take candidates from `cache` (null: back to the cache
+ * registered for the task's store, if any, else listings). Optional: a
+ * cache started with `PlacementCache.start(store)` is found by itself.
+ */
+export function setPlacementCache(cache: PlacementCache | null): void {
+  configured = cache;
+}
+
+/** The delay before try `waits + 1` of a VM waiting for capacity, jittered. */
+export function capacityWait(waits: number, random = Math.random): number {
+  const base = Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * 2 ** waits);
+  return Math.round(base * (0.75 + 0.25 * random()));
+}
+
+type Pick =
+  | { host: string; alloc: Kv<Alloc> | null; lease: string }
+  | { reason: string };
+
+/** Chooses from the cache; re-reads the chosen host's reservations. */
+async function pickCached(
+  ctx: TaskContext,
+  cache: PlacementCache,
+  need: Need,
+  policy: Policy,
+): Promise<Pick | null> {
+  for (let i = 0; i < 3; i++) {
+    const pick = choose(cache.candidates(), need, policy);
+    if ("reason" in pick) return pick;
+    // The cache may lag behind another placer: compare what etcd has now.
+    const kv = await ctx.store.get(keys.alloc(pick.host), Alloc);
+    if (kv) cache.applyAlloc(pick.host, kv.value, kv.modRevision);
+    else await cache.refreshAlloc(pick.host);
+    const c = cache.candidate(pick.host);
+    const alive = cache.aliveOf(pick.host);
+    if (
+      c && alive && isLive(c) &&
+      fits({ host: c.host, alloc: kv?.value ?? null }, need)
+    ) return { host: pick.host, alloc: kv, lease: alive.lease };
+  }
+  return null;
+}
+
+/** Chooses from three listings (no cache in this process). */
+async function pickListed(
+  ctx: TaskContext,
+  need: Need,
+  policy: Policy,
+): Promise<Pick> {
+  const [hosts, alive, allocs] = await Promise.all([
+    ctx.store.list(keys.hosts, Host),
+    ctx.store.list(keys.alives, Alive),
+    ctx.store.list(keys.allocs, Alloc),
+  ]);
+  const aliveOf = new Map(
+    alive.items.map((a) => [a.key.slice(keys.alives.length), a.value]),
+  );
+  const allocOf = new Map(
+    allocs.items.map((a) => [a.key.slice(keys.allocs.length), a]),
+  );
+  const candidates: Candidate[] = hosts.items.map((h) => ({
+    host: h.value,
+    alive: aliveOf.has(h.value.name),
+    alloc: allocOf.get(h.value.name)?.value ?? null,
+  }));
+  const pick = choose(candidates, need, policy);
+  if ("reason" in pick) return pick;
+  return {
+    host: pick.host,
+    alloc: allocOf.get(pick.host) ?? null,
+    lease: aliveOf.get(pick.host)!.lease,
+  };
+}
+
+/** The finished predecessor in a waiting chain, to delete (not the first). */
+function staleTask(ctx: TaskContext): string | null {
+  const { previous, origin } = ctx.task.payload;
+  return typeof previous === "string" && previous !== origin ? previous : null;
+}
+
+/** VM stays pending with `reason`; a fresh vm.create runs after a delay. */
+function waitForCapacity(
+  ctx: TaskContext,
+  vm: Kv<Vm>,
+  reason: string,
+): TaskOutcome {
+  const p = ctx.task.payload;
+  const waits = typeof p.waits === "number" ? p.waits : 0;
+  const delay = capacityWait(waits);
+  const next = newTask({
+    kind: "vm.create",
+    target: "any",
+    payload: {
+      vm: vm.value.id,
+      origin: typeof p.origin === "string" ? p.origin : ctx.task.id,
+      previous: ctx.task.id,
+      waits: waits + 1,
+    },
+    owner: ctx.task.owner,
+    maxAttempts: ctx.task.maxAttempts,
+  });
+  next.notBefore = Date.now() + delay;
+  // Compare the VM even when the reason is unchanged: a VM deleted or
+  // placed meanwhile makes the worker run this handler again.
+  const txn = vm.value.status.reason === reason
+    ? ctx.guard().ifModRevision(vm.key, vm.modRevision)
+    : statusTxn(ctx, vm, { reason });
+  enqueue(txn, next);
+  const stale = staleTask(ctx);
+  if (stale) txn.delete(keys.task(stale));
+  return {
+    result: { pending: reason, next: next.id, retryInMs: delay },
+    txn,
+  };
 }
 
 export const vmCreate: TaskHandler = async (ctx) => {
@@ -28,50 +172,39 @@ export const vmCreate: TaskHandler = async (ctx) => {
       result: { host: vm.value.status.host, skipped: "already placed" },
     };
   }
-  const [hosts, alive, allocs] = await Promise.all([
-    ctx.store.list(keys.hosts, Host),
-    ctx.store.list(keys.alives, Alive),
-    ctx.store.list(keys.allocs, Alloc),
-  ]);
-  const aliveSet = new Set(
-    alive.items.map((a) => a.key.slice("alive/".length)),
-  );
-  const allocOf = new Map(
-    allocs.items.map((a) => [a.key.slice("alloc/".length), a]),
-  );
-  const need = { cpus: vm.value.spec.cpus, memoryMiB: vm.value.spec.memory };
-  const pick = firstFit(
-    hosts.items.map((h) => ({
-      host: h.value,
-      alive: aliveSet.has(h.value.name),
-      alloc: allocOf.get(h.value.name)?.value ?? null,
-    })),
-    need,
-  );
-  if ("reason" in pick) {
-    if (vm.value.status.reason !== pick.reason) {
-      await writeStatus(ctx, vm, { reason: pick.reason });
-    }
-    throw new NoCapacityError(pick.reason);
+  const need = needOf(vm.value);
+  const policy: Policy = ctx.config.scheduler?.policy ?? "spread";
+  const cache = configured ?? PlacementCache.for(ctx.store);
+  let pick: Pick | null = null;
+  if (cache && await cache.waitReady(CACHE_READY_MS)) {
+    pick = await pickCached(ctx, cache, need, policy);
   }
-  const host = pick.host;
-  const alloc = allocOf.get(host);
-  const start = newTask({
-    kind: "vm.start",
-    target: host,
-    payload: { vm: vm.value.id },
-    owner: ctx.task.owner,
-    maxAttempts: ctx.task.maxAttempts,
-  });
+  pick ??= await pickListed(ctx, need, policy);
+  if ("reason" in pick) return waitForCapacity(ctx, vm, pick.reason);
+
+  const { host, alloc, lease } = pick;
   const txn = statusTxn(ctx, vm, {
     phase: "scheduled",
     host,
     reason: undefined,
   })
     .ifModRevision(keys.alloc(host), alloc?.modRevision ?? "0")
-    .put(keys.alloc(host), {
-      vms: { ...alloc?.value.vms, [vm.value.id]: need },
-    });
-  if (vm.value.desired === "running") enqueue(txn, start);
+    // Only while the host's incarnation lives (see api/vms.ts).
+    .ifLease(keys.alive(host), lease)
+    .put(keys.alloc(host), reserve(alloc?.value ?? null, vm.value.id, need));
+  if (vm.value.desired === "running") {
+    enqueue(
+      txn,
+      newTask({
+        kind: "vm.start",
+        target: host,
+        payload: { vm: vm.value.id },
+        owner: ctx.task.owner,
+        maxAttempts: ctx.task.maxAttempts,
+      }),
+    );
+  }
+  const stale = staleTask(ctx);
+  if (stale) txn.delete(keys.task(stale));
   return { result: { host }, txn };
 };

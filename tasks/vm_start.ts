@@ -40,6 +40,11 @@ export const vmStart: TaskHandler = async (ctx) => {
   const now = await readVm(ctx) ?? vm;
   return {
     result: { pid: handle.pid },
-    txn: statusTxn(ctx, now, { phase: "running", handle, reason: undefined }),
+    txn: statusTxn(ctx, now, {
+      phase: "running",
+      handle,
+      incarnation: ctx.worker.lease,
+      reason: undefined,
+    }),
   };
 };

@@ -24,6 +24,7 @@ export const vmStop: TaskHandler = async (ctx) => {
     txn: statusTxn(ctx, now, {
       phase: now.value.desired === "deleted" ? "deleting" : "stopped",
       handle: undefined,
+      incarnation: undefined,
       reason: undefined,
     }),
   };

@@ -7,20 +7,32 @@
  */
 import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
+import { PlacementCache } from "../core/placement_cache.ts";
 import { Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
+import { SimDriver } from "../drivers/sim/driver.ts";
+import type { Boot, VmDriver } from "../tasks/context.ts";
 import { Worker } from "./worker.ts";
 
 if (import.meta.main) {
   const config = await loadConfig();
   const log = logger({ component: "worker" });
   const store = Store.connect(config.etcd);
-  const driver = new QemuDriver({
-    stateDir: config.stateDir,
-    accel: config.qemu.accel,
-    qemuBinary: config.qemu.binary,
-  });
+  // vm.create handlers find the cache by store.
+  const placement = PlacementCache.start(store, { log });
+  const sim = config.worker.driver === "sim";
+  const driver: VmDriver = sim
+    ? new SimDriver({ stateDir: config.stateDir })
+    : new QemuDriver({
+      stateDir: config.stateDir,
+      accel: config.qemu.accel,
+      qemuBinary: config.qemu.binary,
+    });
+  // The sim driver boots nothing: any image name resolves.
+  const images = sim
+    ? (): Promise<Boot> => Promise.resolve({ disk: "/dev/null" })
+    : undefined;
   let stopping = false;
   let current: Worker | undefined;
   const stop = () => {
@@ -30,7 +42,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   while (!stopping) {
-    current = new Worker({ store, config, driver, log });
+    current = new Worker({ store, config, driver, log, images });
     try {
       const why = await current.run();
       if (why === "stopped") break;
@@ -40,6 +52,7 @@ if (import.meta.main) {
     }
     await sleep(500);
   }
+  await placement.close();
   store.close();
   log.info("worker stopped");
   Deno.exit(0);

@@ -1,15 +1,25 @@
 import assert from "node:assert/strict";
-import { firstFit, usage } from "./placement.ts";
-import type { Host } from "../core/schemas.ts";
+import {
+  type Candidate,
+  choose,
+  fits,
+  NEAR_TIE,
+  noFitReason,
+  reserve,
+  score,
+  usage,
+} from "./placement.ts";
+import type { Alloc, Host } from "../core/schemas.ts";
 
 const host = (
   name: string,
   cpus: number,
   mem: number,
   state: Host["state"] = "active",
+  diskMiB?: number,
 ): Host => ({
   name,
-  capacity: { cpus, memoryMiB: mem },
+  capacity: { cpus, memoryMiB: mem, ...(diskMiB ? { diskMiB } : {}) },
   addresses: [],
   os: "linux",
   drivers: ["qemu"],
@@ -17,29 +27,151 @@ const host = (
   registeredAt: "2026-01-01T00:00:00Z",
 });
 
-Deno.test("firstFit() picks the first live active host with room", () => {
-  const r = firstFit([
-    { host: host("b", 4, 1024), alive: true, alloc: null },
-    {
-      host: host("a", 2, 512),
-      alive: true,
-      alloc: { vms: { x: { cpus: 2, memoryMiB: 128 } } },
-    },
-    { host: host("0", 64, 65536), alive: false, alloc: null },
-    { host: host("1", 64, 65536, "draining"), alive: true, alloc: null },
-  ], { cpus: 1, memoryMiB: 128 });
-  assert.deepEqual(r, { host: "b" });
+/** A live host with `usedCpus` cores and `usedMem` MiB reserved. */
+const cand = (
+  name: string,
+  cpus: number,
+  mem: number,
+  usedCpus = 0,
+  usedMem = 0,
+  extra: Partial<Candidate> = {},
+): Candidate => ({
+  host: host(name, cpus, mem),
+  alive: true,
+  alloc: usedCpus || usedMem
+    ? { vms: { [`vm-${name}`]: { cpus: usedCpus, memoryMiB: usedMem } } }
+    : null,
+  ...extra,
 });
 
-Deno.test("firstFit() explains when nothing fits", () => {
-  assert.deepEqual(firstFit([], { cpus: 1, memoryMiB: 128 }), {
-    reason: "no live host is registered",
+const one = { cpus: 1, memoryMiB: 128 };
+
+/** A seeded generator, so tests over random tie-breaks are repeatable. */
+function seeded(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x / 2 ** 31;
+  };
+}
+
+Deno.test("choose() considers only live, active hosts with room", () => {
+  const cs = [
+    cand("full", 2, 512, 2, 128),
+    { ...cand("dead", 64, 65536), alive: false },
+    { ...cand("drain", 64, 65536), host: host("drain", 64, 65536, "draining") },
+    cand("ok", 4, 1024),
+  ];
+  for (const policy of ["spread", "pack"] as const) {
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(choose(cs, one, policy), { host: "ok" });
+    }
+  }
+});
+
+Deno.test("spread picks the host with the most room, pack the least that fits", () => {
+  const cs = [
+    cand("a", 8, 8192, 6, 6144), // 25 % free
+    cand("b", 8, 8192, 0, 0), // empty
+    cand("c", 8, 8192, 7, 7000), // nearly full, still fits one
+    cand("d", 8, 8192, 4, 4096), // half
+  ];
+  for (let seed = 1; seed < 50; seed++) {
+    assert.deepEqual(choose(cs, one, "spread", seeded(seed)), { host: "b" });
+    assert.deepEqual(choose(cs, one, "pack", seeded(seed)), { host: "c" });
+  }
+  // Normalized: memory counts as much as CPUs.
+  const mixed = [
+    cand("cpu-free", 8, 8192, 0, 7168), // CPUs free, memory nearly gone
+    cand("balanced", 8, 8192, 3, 3072),
+  ];
+  assert.deepEqual(choose(mixed, one, "spread"), { host: "balanced" });
+});
+
+Deno.test("near-ties are broken at random, so placers spread out", () => {
+  const cs = Array.from({ length: 10 }, (_, i) => cand(`h${i}`, 64, 65536));
+  const seen = new Set<string>();
+  const rand = seeded(7);
+  for (let i = 0; i < 200; i++) {
+    const r = choose(cs, one, "spread", rand);
+    assert.ok("host" in r);
+    seen.add(r.host);
+  }
+  assert.ok(seen.size >= 8, `only ${[...seen]} picked`);
+  // Within the tie window; outside it the best host always wins.
+  const near = [cand("x", 100, 100_000), cand("y", 100, 100_000, 2, 2000)];
+  assert.ok(score(near[0], one) - score(near[1], one) <= NEAR_TIE);
+  const picks = new Set(
+    Array.from({ length: 50 }, () => {
+      const r = choose(near, one, "pack");
+      return "host" in r ? r.host : r.reason;
+    }),
+  );
+  assert.deepEqual([...picks].sort(), ["x", "y"]);
+});
+
+Deno.test("hosts busy in this process are used only when nothing else fits", () => {
+  const cs = [
+    cand("busy", 64, 65536, 0, 0, { busy: true }),
+    cand("idle", 64, 65536, 60, 60000),
+  ];
+  for (let i = 0; i < 20; i++) {
+    assert.deepEqual(choose(cs, one, "spread"), { host: "idle" });
+  }
+  const full = [cs[0], cand("idle", 64, 65536, 64, 60000)];
+  assert.deepEqual(choose(full, one, "spread"), { host: "busy" });
+});
+
+Deno.test("choose() explains when nothing fits", () => {
+  assert.deepEqual(choose([], one), { reason: "no live host is registered" });
+  assert.deepEqual(
+    choose([{ ...cand("a", 4, 4096), alive: false }], one),
+    {
+      reason:
+        "no live host is registered (1 registered: 1 not alive, 0 draining)",
+    },
+  );
+  const r = choose([
+    cand("a", 4, 4096, 3, 2048),
+    cand("b", 4, 4096, 4, 4096),
+    cand("c", 2, 8192, 1, 6144),
+    { ...cand("d", 64, 65536), alive: false },
+  ], { cpus: 2, memoryMiB: 4096 });
+  assert.deepEqual(r, {
+    reason: "no live host has 2 free CPU(s) and 4096 MiB free memory " +
+      "(3 host(s) checked, 1 down or draining; largest free: 1 CPU(s), " +
+      "2048 MiB on a)",
   });
-  const r = firstFit([{ host: host("a", 1, 256), alive: true, alloc: null }], {
-    cpus: 1,
-    memoryMiB: 512,
+});
+
+Deno.test("local disk counts only on hosts that track it", () => {
+  const disk = (name: string, diskMiB: number, vms: Alloc["vms"] = {}) => ({
+    host: host(name, 8, 8192, "active", diskMiB),
+    alive: true,
+    alloc: { vms },
   });
-  assert.match((r as { reason: string }).reason, /1 free CPU\(s\) and 512 MiB/);
+  const need = { cpus: 1, memoryMiB: 128, diskMiB: 10_000 };
+  assert.equal(fits(disk("small", 5_000), need), false);
+  assert.equal(
+    fits(
+      disk("used", 20_000, { x: { cpus: 1, memoryMiB: 1, diskMiB: 15_000 } }),
+      need,
+    ),
+    false,
+  );
+  assert.equal(fits(disk("big", 20_000), need), true);
+  assert.equal(fits(cand("shared", 8, 8192), need), true);
+  assert.match(
+    noFitReason([disk("small", 5_000)], need),
+    /10000 MiB free disk .*largest free: 8 CPU\(s\), 8192 MiB, 5000 MiB disk on small/,
+  );
+});
+
+Deno.test("reserve() adds the VM to the host's reservations", () => {
+  assert.deepEqual(reserve(null, "vm-1", one), { vms: { "vm-1": one } });
+  assert.deepEqual(reserve({ vms: { a: one } }, "vm-1", one), {
+    vms: { a: one, "vm-1": one },
+  });
 });
 
 Deno.test("usage() sums reservations", () => {

@@ -27,15 +27,20 @@ import {
   type VmDriver,
 } from "../tasks/context.ts";
 import { handlers } from "../tasks/handlers.ts";
+import { enqueueHostFailed } from "../tasks/host_failed.ts";
 import {
   claim,
   complete,
+  enqueue,
   fail,
   guard,
+  newTask,
   reportProgress,
+  resume,
   type WorkerId,
 } from "../tasks/queue.ts";
 import { withStatus } from "../tasks/vm_common.ts";
+import { ensureFencer, writeDeadline } from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
 
@@ -90,31 +95,38 @@ export class Worker {
   }
 
   async run(): Promise<"stopped" | "lost"> {
-    const { store, config } = this.#o;
-    const session = await Session.open(store, {
-      ttlSeconds: config.worker.leaseTtlSeconds,
-      marginMs: config.worker.leaseMarginMs,
-      log: this.#log,
-    });
+    const { config, driver } = this.#o;
+    const { session, adopted } = await this.#openSession();
     this.#session = session;
     this.#id = { name: this.host, lease: session.lease };
     const signal = AbortSignal.any([session.signal, this.#stop.signal]);
     try {
-      await this.#register(signal);
+      await this.#register(signal, adopted);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
+      await ensureFencer({ stateDir: config.stateDir, driver: driver.name });
       await this.#recover();
       const loops = [
         this.#watchQueue(this.host, signal),
         this.#watchQueue("any", signal),
         this.#watchClaims(signal),
+        this.#watchAlive(signal),
         this.#monitor(signal),
       ];
       await Promise.all(loops);
       return this.#stop.signal.aborted ? "stopped" : "lost";
     } finally {
       clearTimeout(this.#wake);
+      if (session.signal.aborted && !this.#stop.signal.aborted) {
+        // Self-fencing: the cluster may restart these VMs elsewhere soon.
+        const killed = await driver.fence();
+        this.#log.error("lease lost: fenced every VM of this host", {
+          killed,
+        });
+      }
       await Promise.allSettled([...this.#running]);
-      await session.close({ revoke: this.#stop.signal.aborted });
+      // Never revoke: the lease's end is the death signal, and the fencer
+      // kills the VMs at its deadline unless a restarted worker adopts it.
+      await session.close({ revoke: false });
       this.#log.info("worker incarnation ended", {
         lease: session.lease,
         why: this.#stop.signal.aborted ? "stopped" : "lease lost",
@@ -122,9 +134,50 @@ export class Worker {
     }
   }
 
-  /** Writes host/<name> and alive/<name>; waits out a previous incarnation. */
-  async #register(signal: AbortSignal): Promise<void> {
+  /**
+   * Adopts the lease of this host's previous worker process when it is still
+   * alive in etcd (a restart within the deadline keeps VMs and claims), else
+   * grants a new one. Refuses while another worker process of this host runs.
+   */
+  async #openSession(): Promise<{ session: Session; adopted: boolean }> {
     const { store, config } = this.#o;
+    const opts = {
+      ttlSeconds: config.worker.leaseTtlSeconds,
+      marginMs: config.worker.leaseMarginMs,
+      log: this.#log,
+      onDeadline: (d: number) => {
+        writeDeadline(config.stateDir, d).catch((err) =>
+          this.#log.error("cannot write the fence deadline", {
+            error: String(err),
+          })
+        );
+      },
+    };
+    await Deno.mkdir(config.stateDir, { recursive: true });
+    const alive = await store.get(keys.alive(this.host), Alive);
+    if (alive) {
+      const pid = alive.value.pid;
+      if (pid !== Deno.pid && await isWorkerProcess(pid)) {
+        throw new Error(
+          `Cannot start: worker process ${pid} already runs for host ${this.host}`,
+        );
+      }
+      const adopted = await Session.adopt(store, alive.value.lease, opts);
+      if (adopted) {
+        this.#log.info("adopted the lease of the previous worker process", {
+          lease: adopted.lease,
+          pid,
+        });
+        return { session: adopted, adopted: true };
+      }
+    }
+    return { session: await Session.open(store, opts), adopted: false };
+  }
+
+  /** Writes host/<name> and alive/<name>; waits out a previous incarnation. */
+  async #register(signal: AbortSignal, adopted: boolean): Promise<void> {
+    const { store, config } = this.#o;
+    const lease = this.#id!.lease;
     const info = await hostInfo({
       name: this.host,
       cpus: config.worker.cpus,
@@ -134,31 +187,37 @@ export class Worker {
     let waiting = false;
     while (!signal.aborted) {
       const prev = await store.get(keys.host(this.host), Host);
+      const prevAlive = await store.get(keys.alive(this.host), Alive);
       const host: Host = {
         ...info,
         state: prev?.value.state ?? "active",
         registeredAt: new Date().toISOString(),
+        incarnation: lease,
       };
       const alive: Alive = {
-        incarnation: this.#id!.lease,
-        started: new Date().toISOString(),
+        incarnation: lease,
+        started: adopted && prevAlive
+          ? prevAlive.value.started
+          : new Date().toISOString(),
         pid: Deno.pid,
-        lease: this.#id!.lease,
+        lease,
       };
-      const r = await store.txn()
-        .ifAbsent(keys.alive(this.host))
+      const txn = store.txn()
         .ifModRevision(keys.host(this.host), prev?.modRevision ?? "0")
         .put(keys.host(this.host), host)
-        .put(keys.alive(this.host), alive, { lease: this.#id!.lease })
-        .commit();
-      if (r.ok) {
+        .put(keys.alive(this.host), alive, { lease });
+      if (adopted) {
+        txn.ifModRevision(keys.alive(this.host), prevAlive?.modRevision ?? "0");
+      } else txn.ifAbsent(keys.alive(this.host));
+      if ((await txn.commit()).ok) {
         this.#log.info("host registered", {
-          lease: this.#id!.lease,
+          lease,
+          adopted,
           capacity: host.capacity,
         });
         return;
       }
-      if (!waiting) {
+      if (!waiting && prevAlive && prevAlive.value.lease !== lease) {
         waiting = true;
         this.#log.info(
           "waiting for the previous incarnation's lease to expire",
@@ -173,31 +232,76 @@ export class Worker {
     return this.#o.store.txn().ifLease(keys.alive(this.host), this.#id!.lease);
   }
 
-  /** Re-adopts running VMs of this host; marks dead ones crashed. */
+  /**
+   * Re-adopts the VMs this host runs. A VM that should run but whose process
+   * is gone (fenced, or the host rebooted) is started again; files of VMs
+   * that no longer exist or now run elsewhere are removed.
+   */
   async #recover(): Promise<void> {
     const { store, driver } = this.#o;
     const vms = (await store.list(keys.vms, Vm)).items;
-    const known = new Set(vms.map((v) => v.value.id));
+    const byId = new Map(vms.map((v) => [v.value.id, v]));
     for (const vm of vms) {
-      if (vm.value.status.host !== this.host) continue;
-      const handle = vm.value.status.handle;
-      if (!handle) continue;
-      const adopted = await driver.recover(handle);
-      if (adopted) {
-        this.#log.info("re-adopted running VM", {
-          vm: vm.value.id,
-          pid: adopted.pid,
-        });
-      } else if (vm.value.status.phase === "running") {
-        await this.#markCrashed(vm, "process was gone when the worker started");
+      const s = vm.value.status;
+      if (s.host !== this.host) continue;
+      if (s.handle) {
+        const adopted = await driver.recover(s.handle);
+        if (adopted) {
+          this.#log.info("re-adopted running VM", {
+            vm: vm.value.id,
+            pid: adopted.pid,
+          });
+          continue;
+        }
+      }
+      if (s.phase === "running" && vm.value.desired === "running") {
+        await this.#restart(vm);
       }
     }
     for (const id of await driver.listLocal()) {
-      if (known.has(id)) continue;
-      this.#log.warn("removing files of a VM that no longer exists", {
-        vm: id,
+      if (byId.get(id)?.value.status.host === this.host) continue;
+      try {
+        await driver.destroy(id);
+        this.#log.info("removed files of a VM this host no longer runs", {
+          vm: id,
+        });
+      } catch (err) {
+        this.#log.error("cannot remove a VM this host no longer runs", {
+          vm: id,
+          error: String(err),
+        });
+      }
+    }
+  }
+
+  /** Starts a VM again whose process was gone when this worker started. */
+  async #restart(vm: Kv<Vm>): Promise<void> {
+    const reason =
+      "restarting: its process was gone when the worker started (fenced or host restarted)";
+    const txn = this.#aliveGuard()
+      .ifModRevision(vm.key, vm.modRevision)
+      .put(
+        vm.key,
+        withStatus(vm.value, {
+          phase: "starting",
+          handle: undefined,
+          incarnation: undefined,
+          reason,
+        }),
+      );
+    enqueue(
+      txn,
+      newTask({
+        kind: "vm.start",
+        target: this.host,
+        payload: { vm: vm.value.id, reason },
+        owner: vm.value.owner,
+      }),
+    );
+    if ((await txn.commit()).ok) {
+      this.#log.warn("VM process gone at worker start: restarting it", {
+        vm: vm.value.id,
       });
-      await driver.destroy(id);
     }
   }
 
@@ -287,7 +391,11 @@ export class Worker {
         this.#claimedElsewhere.clear();
         for (const it of items) {
           const id = it.key.slice(keys.claims.length);
-          if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
+          // Claims of this (adopted) lease are resumed by #pump.
+          if (this.#mine.has(id) || leaseOf(it.value) === this.#id!.lease) {
+            continue;
+          }
+          this.#claimedElsewhere.add(id);
         }
         this.#pump();
       },
@@ -296,6 +404,52 @@ export class Worker {
         if (ev.type === "delete") this.#claimedElsewhere.delete(id);
         else if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
         this.#pump();
+      },
+    });
+  }
+
+  /**
+   * The failure watcher: when another host's `alive/` key disappears (its
+   * lease expired), enqueue `host.failed` for that incarnation; every worker
+   * watches, exactly one enqueues. Hosts already dead at start are caught by
+   * the listing.
+   */
+  async #watchAlive(signal: AbortSignal): Promise<void> {
+    const { store } = this.#o;
+    const incarnations = new Map<string, string>();
+    const failed = async (host: string, incarnation: string | undefined) => {
+      if (!incarnation || host === this.host) return;
+      const task = await enqueueHostFailed(store, host, incarnation);
+      if (task) {
+        this.#log.warn("host lease expired: failover enqueued", {
+          failed: host,
+          incarnation,
+          task: task.id,
+        });
+      }
+    };
+    await watchPrefix(store, keys.alives, {
+      signal,
+      log: this.#log,
+      onReset: async (items) => {
+        incarnations.clear();
+        for (const it of items) {
+          incarnations.set(it.key.slice(keys.alives.length), leaseOf(it.value));
+        }
+        for (const h of (await store.list(keys.hosts, Host)).items) {
+          if (!incarnations.has(h.value.name)) {
+            await failed(h.value.name, h.value.incarnation);
+          }
+        }
+      },
+      onEvent: async (ev) => {
+        const host = ev.key.slice(keys.alives.length);
+        if (ev.type === "put") incarnations.set(host, leaseOf(ev.value));
+        else {
+          const inc = incarnations.get(host);
+          incarnations.delete(host);
+          await failed(host, inc);
+        }
       },
     });
   }
@@ -332,7 +486,10 @@ export class Worker {
   }
 
   async #claimAndRun(id: string): Promise<void> {
-    const claimed = await claim(this.#o.store, id, this.#id!);
+    // A claim this lease already holds was made by the previous process of
+    // this host whose lease was adopted: resume it.
+    const claimed = await claim(this.#o.store, id, this.#id!) ??
+      await resume(this.#o.store, id, this.#id!);
     if (!claimed) {
       // Someone else holds it, or it is finished or not due: wait for news.
       const c = await this.#o.store.get(keys.claim(id), Claim);
@@ -346,12 +503,17 @@ export class Worker {
       }
       return;
     }
-    const vm = typeof claimed.value.payload.vm === "string"
-      ? claimed.value.payload.vm
+    await this.#runClaimed(claimed.value);
+  }
+
+  /** Runs a claimed task, after any other task of the same VM here. */
+  async #runClaimed(task: Task): Promise<void> {
+    const vm = typeof task.payload.vm === "string"
+      ? task.payload.vm
       : undefined;
-    if (!vm) return await this.#execute(claimed.value);
+    if (!vm) return await this.#execute(task);
     const before = this.#vmChains.get(vm) ?? Promise.resolve();
-    const mine = before.then(() => this.#execute(claimed.value));
+    const mine = before.then(() => this.#execute(task));
     const link = mine.catch(() => {});
     this.#vmChains.set(vm, link);
     try {
@@ -455,5 +617,24 @@ export class Worker {
         ).commit();
       if (r.ok) return;
     }
+  }
+}
+
+/** The lease named in an `alive/` or `claim/` document (both have `lease`). */
+function leaseOf(raw: string): string {
+  try {
+    return String(JSON.parse(raw).lease ?? "");
+  } catch {
+    return "";
+  }
+}
+
+/** True when `pid` is a live ucloud worker process on this machine. */
+async function isWorkerProcess(pid: number): Promise<boolean> {
+  try {
+    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmd.includes("workers/main.ts");
+  } catch {
+    return false;
   }
 }

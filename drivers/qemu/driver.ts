@@ -266,6 +266,27 @@ export class QemuDriver {
     return ids.sort();
   }
 
+  /**
+   * Self-fencing: SIGKILLs every qemu of this state dir at once, without
+   * grace. Returns the ids it killed.
+   */
+  async fence(): Promise<string[]> {
+    const killed: string[] = [];
+    await Promise.all((await this.listLocal()).map(async (id) => {
+      const paths = vmPaths(this.stateDir, id);
+      const pid = await readPidfile(paths.pidfile);
+      if (pid === null) return;
+      if (!ownsPidfile(await processArgs(pid), paths.pidfile)) return;
+      try {
+        Deno.kill(pid, "SIGKILL");
+        killed.push(id);
+      } catch {
+        // exited meanwhile
+      }
+    }));
+    return killed.sort();
+  }
+
   /** Runs `fn` after any other start/destroy of the same VM in this process. */
   async #exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const before = this.#locks.get(id) ?? Promise.resolve();

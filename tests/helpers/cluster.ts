@@ -48,6 +48,23 @@ export class WorkerProc {
     this.logFile = `${cluster.dir}/worker-${spec.name}.log`;
   }
 
+  /** Each host has its own state dir (VMs, fence deadline, fencer). */
+  get stateDir(): string {
+    return `${this.cluster.dir}/hosts/${this.spec.name}`;
+  }
+
+  /** SIGKILLs the host's fencer (it outlives the worker by design). */
+  async killFencer(): Promise<void> {
+    const pid = Number(
+      await Deno.readTextFile(`${this.stateDir}/fencer.pid`).catch(() => "0"),
+    );
+    if (pid > 1) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -64,6 +81,7 @@ export class WorkerProc {
       ],
       env: {
         ...this.cluster.env,
+        UCLOUD_STATE: this.stateDir,
         UCLOUD_HOST: this.spec.name,
         UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
         UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
@@ -98,15 +116,16 @@ export class Cluster {
     readonly store: Store,
     readonly config: Config,
     readonly env: Record<string, string>,
+    readonly images?: string,
   ) {}
-
-  get stateDir(): string {
-    return `${this.dir}/state`;
-  }
 
   async addWorker(spec: HostSpec): Promise<WorkerProc> {
     const w = new WorkerProc(this, spec);
     this.workers.set(spec.name, w);
+    await Deno.mkdir(w.stateDir, { recursive: true });
+    if (this.images) {
+      await Deno.symlink(this.images, `${w.stateDir}/images`).catch(() => {});
+    }
     await w.start();
     return w;
   }
@@ -123,8 +142,11 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
-    for (const w of this.workers.values()) await w.kill("SIGKILL");
-    await killQemus(this.stateDir);
+    for (const w of this.workers.values()) {
+      await w.kill("SIGKILL");
+      await w.killFencer();
+    }
+    await killQemus(this.dir);
     this.store.close();
     await this.etcd.stop("SIGKILL");
     if (!Deno.env.get("UCLOUD_KEEP_TEST_DIRS")) {
@@ -142,10 +164,7 @@ export async function startCluster(
 ): Promise<Cluster> {
   const dir = await Deno.makeTempDir({ prefix: "uc-" });
   const etcd = await startEtcd({ dataDir: `${dir}/etcd` });
-  await Deno.mkdir(`${dir}/state`, { recursive: true });
-  if (opts.guest ?? true) {
-    await Deno.symlink(await ensureGuest(), `${dir}/state/images`);
-  }
+  const images = (opts.guest ?? true) ? await ensureGuest() : undefined;
   const env: Record<string, string> = {
     UCLOUD_ETCD: etcd.endpoint,
     UCLOUD_PREFIX: "/test",
@@ -158,7 +177,7 @@ export async function startCluster(
   const config = parseConfig({}, (n) => env[n]);
   config.worker.monitorIntervalMs = 250;
   const store = Store.connect(config.etcd);
-  return new Cluster(dir, etcd, store, config, env);
+  return new Cluster(dir, etcd, store, config, env, images);
 }
 
 /** Pids of qemu processes whose command line mentions `needle`. */

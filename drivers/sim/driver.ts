@@ -1,0 +1,239 @@
+/**
+ * The `sim` VM driver: a VM is one plain long-running process (`sleep
+ * infinity`, renamed so it can be recognised), for control-plane scale
+ * tests and benchmarks where booting qemu would measure the wrong thing.
+ * Same life cycle and files as the qemu driver, trivially:
+ * `<stateDir>/vms/<id>/sim.pid` names the process, whose argv[0] is
+ * `ucloud-sim <pidfile>` (checked before every signal, so a reused pid is
+ * never signalled). The process runs in its own session, detached from the
+ * worker, so a restarted worker re-adopts it like a daemonized qemu.
+ *
+ * @example
+ * ```ts
+ * const driver = new SimDriver({ stateDir: "/var/lib/ucloud" });
+ * const handle = await driver.start({ id: "vm-1", name: "a", cpus: 1,
+ *   memoryMiB: 128, boot: { disk: "/dev/null" } });
+ * await driver.inspect(handle); // { state: "running" }
+ * await driver.stop(handle);
+ * await driver.destroy("vm-1");
+ * ```
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import type { DriverHandle, DriverSpec } from "../../tasks/context.ts";
+import { run } from "../runner.ts";
+
+export type SimHandle = {
+  driver: "sim";
+  pid: number;
+  dir: string;
+  pidfile: string;
+  startedAt: string;
+};
+
+export interface SimDriverOptions {
+  /** VMs live in `<stateDir>/vms/<id>/`. */
+  stateDir: string;
+}
+
+const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const START_TIMEOUT_MS = 10_000;
+const POLL_MS = 10;
+/** Renames the process and execs sleep; `$1` is the pidfile. */
+const SCRIPT = 'exec </dev/null >/dev/null 2>&1; echo $$ >"$1.tmp" && ' +
+  'mv "$1.tmp" "$1" && exec -a "ucloud-sim $1" sleep infinity';
+
+export class SimDriver {
+  readonly name = "sim";
+  readonly stateDir: string;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor({ stateDir }: SimDriverOptions) {
+    this.stateDir = resolve(stateDir);
+  }
+
+  #paths(id: string): { dir: string; pidfile: string } {
+    if (!ID_RE.test(id)) {
+      throw new TypeError(`Cannot use vm id ${JSON.stringify(id)}`);
+    }
+    const dir = `${this.stateDir}/vms/${id}`;
+    return { dir, pidfile: `${dir}/sim.pid` };
+  }
+
+  /** Starts the VM's process; idempotent (re-attaches to a live one). */
+  async start(
+    spec: DriverSpec,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<SimHandle> {
+    const { dir, pidfile } = this.#paths(spec.id);
+    return await this.#exclusive(spec.id, async () => {
+      signal?.throwIfAborted();
+      const running = await livePid(pidfile);
+      if (running !== null) return await handleOf(running, dir, pidfile);
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      await Deno.remove(pidfile).catch(() => {});
+      await run("setsid", ["-f", "bash", "-c", SCRIPT, "ucloud-sim", pidfile], {
+        signal,
+        timeoutMs: START_TIMEOUT_MS,
+      });
+      const until = Date.now() + START_TIMEOUT_MS;
+      while (Date.now() < until) {
+        const pid = await livePid(pidfile);
+        if (pid !== null) return await handleOf(pid, dir, pidfile);
+        signal?.throwIfAborted();
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+      throw new Error(
+        `Cannot start vm ${spec.id}: no sim process after ${START_TIMEOUT_MS} ms`,
+      );
+    });
+  }
+
+  /** The handle when its process still runs, else null. */
+  async recover(handle: DriverHandle): Promise<SimHandle | null> {
+    const h = checkHandle(handle);
+    return await owns(h.pid, h.pidfile) ? h : null;
+  }
+
+  async inspect(
+    handle: DriverHandle,
+  ): Promise<{ state: "running" | "gone"; detail?: string }> {
+    const h = checkHandle(handle);
+    return await owns(h.pid, h.pidfile)
+      ? { state: "running" }
+      : { state: "gone", detail: `sim process ${h.pid} is gone` };
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; idempotent. */
+  async stop(
+    handle: DriverHandle,
+    { graceMs = 2_000 }: { signal?: AbortSignal; graceMs?: number } = {},
+  ): Promise<void> {
+    const h = checkHandle(handle);
+    for (const sig of ["SIGTERM", "SIGKILL"] as const) {
+      if (!await owns(h.pid, h.pidfile)) break;
+      kill(h.pid, sig);
+      const until = Date.now() + graceMs;
+      while (Date.now() < until && await owns(h.pid, h.pidfile)) {
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    }
+    await Deno.remove(h.pidfile).catch(() => {});
+  }
+
+  /** Removes the VM's directory; refuses while its process runs. */
+  async destroy(id: string): Promise<void> {
+    const { dir, pidfile } = this.#paths(id);
+    await this.#exclusive(id, async () => {
+      const pid = await livePid(pidfile);
+      if (pid !== null) {
+        throw new Error(
+          `Cannot destroy vm ${id}: sim pid ${pid} is still running; stop it first`,
+        );
+      }
+      await Deno.remove(dir, { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    });
+  }
+
+  /** Ids of the VMs that have a directory here, sorted. */
+  async listLocal(): Promise<string[]> {
+    const ids: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${this.stateDir}/vms`)) {
+        if (e.isDirectory && ID_RE.test(e.name)) ids.push(e.name);
+      }
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
+    return ids.sort();
+  }
+
+  /** Self-fencing: SIGKILLs every sim process of this state dir at once. */
+  async fence(): Promise<string[]> {
+    const killed: string[] = [];
+    await Promise.all((await this.listLocal()).map(async (id) => {
+      const pid = await livePid(this.#paths(id).pidfile);
+      if (pid !== null && kill(pid, "SIGKILL")) killed.push(id);
+    }));
+    return killed.sort();
+  }
+
+  async #exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(id) ?? Promise.resolve();
+    const current = before.catch(() => {}).then(fn);
+    const tail = current.catch(() => {});
+    this.#locks.set(id, tail);
+    try {
+      return await current;
+    } finally {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    }
+  }
+}
+
+function checkHandle(handle: DriverHandle): SimHandle {
+  const h = handle as Partial<SimHandle>;
+  if (
+    h?.driver !== "sim" || !Number.isInteger(h.pid) ||
+    typeof h.pidfile !== "string" || typeof h.dir !== "string"
+  ) {
+    throw new TypeError(
+      `Cannot use handle ${JSON.stringify(handle)}: not a sim handle`,
+    );
+  }
+  return h as SimHandle;
+}
+
+async function handleOf(
+  pid: number,
+  dir: string,
+  pidfile: string,
+): Promise<SimHandle> {
+  const { mtime } = await Deno.stat(pidfile);
+  return {
+    driver: "sim",
+    pid,
+    dir,
+    pidfile,
+    startedAt: (mtime ?? new Date()).toISOString(),
+  };
+}
+
+/** The pid in `pidfile` when that process is our sim process, else null. */
+async function livePid(pidfile: string): Promise<number | null> {
+  let pid: number;
+  try {
+    pid = Number((await Deno.readTextFile(pidfile)).trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  return await owns(pid, pidfile) ? pid : null;
+}
+
+/** Whether `pid` is alive (not a zombie) and is the sim of `pidfile`. */
+export async function owns(pid: number, pidfile: string): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2).charAt(0);
+    if (state === "Z" || state === "X") return false;
+    const argv0 = (await Deno.readTextFile(`/proc/${pid}/cmdline`))
+      .split("\0")[0];
+    return argv0 === `ucloud-sim ${pidfile}`;
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number, sig: Deno.Signal): boolean {
+  try {
+    Deno.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,615 @@
+/**
+ * Multi-host test fixtures: every "host" is a network namespace joined to the
+ * root namespace by a veth pair on one bridge, with IPv6 ULA addresses only
+ * (`fd75:c10d:<rand>::/64`). etcd stays in the root namespace and also
+ * listens on the bridge address; a worker runs in its host's namespace and
+ * the qemu processes it starts inherit that namespace.
+ *
+ * - `createHostNet(names)` builds the bridge, namespaces and veths;
+ *   `partition(name)` / `heal(name)` cut a host off and reconnect it while
+ *   its processes keep running; `killHost(name)` SIGKILLs everything in a
+ *   host; `destroy()` removes it all (idempotent). Networks left behind by
+ *   a test process that died are swept by the next `createHostNet`.
+ * - `serveEtcdOn(cluster, net)` makes the cluster's etcd listen on the bridge
+ *   address too; `startWorkerIn(cluster, net, spec)` runs `workers/main.ts` in
+ *   a host's namespace.
+ * - `qemuByHost(net)` says which qemu (pid, vm id) runs in which namespace;
+ *   `startSampler(net)` samples that repeatedly and reports every moment
+ *   one VM ran in two namespaces at once.
+ *
+ * @example
+ * ```ts
+ * const net = await createHostNet(["h1", "h2"]);
+ * const cluster = await startCluster();
+ * try {
+ *   await serveEtcdOn(cluster, net);
+ *   await startWorkerIn(cluster, net, { name: "h1" });
+ *   await net.partition("h1");
+ *   await net.heal("h1");
+ * } finally {
+ *   await cluster.stop();
+ *   await net.destroy();
+ * }
+ * ```
+ */
+import { run } from "../../drivers/runner.ts";
+import { startEtcd } from "../../core/etcd_server.ts";
+import { type Cluster, type HostSpec, ROOT, WorkerProc } from "./cluster.ts";
+
+/** The ULA /48 every test network takes a /64 of. */
+export const ULA_PREFIX = "fd75:c10d";
+
+/** One host of a {@linkcode HostNet}. */
+export interface NetHost {
+  name: string;
+  /** Network namespace name, `uc-<rand>-<name>` (`/run/netns/<ns>`). */
+  ns: string;
+  /** The host's address on `eth0` inside the namespace (no brackets). */
+  address: string;
+  /** Root-namespace end of the veth pair, a port of the bridge. */
+  vethRoot: string;
+}
+
+/** Bridge, namespaces and veths made by {@linkcode createHostNet}. */
+export interface HostNet {
+  /** Random 4 hex digits shared by every name and the /64 of this network. */
+  readonly id: string;
+  /** Bridge in the root namespace, `ucbr<rand>`. */
+  readonly bridge: string;
+  /** The /64, e.g. `fd75:c10d:1a2b::/64`. */
+  readonly prefix: string;
+  /** The bridge's address: where the namespaces reach the root (etcd). */
+  readonly etcdAddress: string;
+  readonly hosts: Map<string, NetHost>;
+  /** The host called `name`; throws when there is none. */
+  host(name: string): NetHost;
+  /**
+   * Cuts the host off from the root namespace and every other host: the
+   * root-side veth goes down (the namespace's eth0 then has no carrier and
+   * its packets are dropped). Nothing inside the namespace is touched, so
+   * the worker and its VMs keep running, and a firewall flush inside the
+   * namespace cannot undo it. TCP connections stay open and resume after
+   * `heal` unless they time out meanwhile.
+   */
+  partition(name: string): Promise<void>;
+  /** Brings the root-side veth up again (bridge port forwards at once: no STP). */
+  heal(name: string): Promise<void>;
+  /** Whether the root-side veth is down (from the kernel, not a flag). */
+  isPartitioned(name: string): Promise<boolean>;
+  /** Pids of the processes in the host's namespace (`ip netns pids`). */
+  pids(name: string): Promise<number[]>;
+  /**
+   * SIGKILLs every process in the host's namespace (worker and its qemus)
+   * until none is left; returns the pids killed.
+   */
+  killHost(name: string): Promise<number[]>;
+  /**
+   * Kills every process left in the namespaces, deletes veths, namespaces
+   * and the bridge. Idempotent; throws when something could not be removed.
+   */
+  destroy(): Promise<void>;
+}
+
+/** Options of {@linkcode createHostNet}. */
+export interface HostNetOptions {
+  /**
+   * First remove networks left behind by test processes that died without
+   * cleaning up (owner pid recorded in the bridge's alias). Default true.
+   */
+  sweepStale?: boolean;
+}
+
+const ALIAS = "ucloud-test-hostnet owner=";
+
+async function ip(...args: string[]): Promise<string> {
+  return (await run("ip", args, { timeoutMs: 10_000 })).stdout;
+}
+
+/** Runs `ip`; "does not exist" errors are not errors (for cleanup). */
+async function ipQuiet(...args: string[]): Promise<void> {
+  try {
+    await ip(...args);
+  } catch (err) {
+    const msg = String(err);
+    if (
+      !/Cannot find device|No such file|does not exist|No such device/.test(
+        msg,
+      )
+    ) throw err;
+  }
+}
+
+function randomId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(2));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function checkName(name: string): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) {
+    throw new Error(`Bad host name ${JSON.stringify(name)}: [a-z0-9-]{1,32}`);
+  }
+}
+
+/** Pids in a namespace; [] when it does not exist. */
+async function nsPids(ns: string): Promise<number[]> {
+  try {
+    return (await ip("netns", "pids", ns)).split(/\s+/).filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function killAllIn(ns: string, timeoutMs = 10_000): Promise<number[]> {
+  const killed = new Set<number>();
+  const end = Date.now() + timeoutMs;
+  while (true) {
+    const pids = await nsPids(ns);
+    if (pids.length === 0) return [...killed];
+    if (Date.now() > end) {
+      throw new Error(`Processes left in namespace ${ns}: ${pids.join(" ")}`);
+    }
+    for (const pid of pids) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+        killed.add(pid);
+      } catch { /* gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function listNetns(): Promise<string[]> {
+  return (await ip("netns", "list")).split("\n").map((l) => l.split(" ")[0])
+    .filter(Boolean);
+}
+
+async function listLinks(): Promise<{ name: string; alias?: string }[]> {
+  const all = JSON.parse(await ip("-j", "link", "show")) as {
+    ifname: string;
+    ifalias?: string;
+  }[];
+  return all.map((l) => ({ name: l.ifname, alias: l.ifalias }));
+}
+
+/** Deletes everything of network `id`, whatever state it is in. */
+async function teardown(id: string): Promise<void> {
+  const nses = (await listNetns()).filter((n) => n.startsWith(`uc-${id}-`));
+  for (const ns of nses) await killAllIn(ns);
+  for (const l of await listLinks()) {
+    if (l.name.startsWith(`uc${id}v`)) await ipQuiet("link", "del", l.name);
+  }
+  for (const ns of nses) await ipQuiet("netns", "del", ns);
+  await ipQuiet("link", "del", `ucbr${id}`);
+}
+
+/** What of network `id` still exists (empty: nothing). */
+async function leftovers(id: string): Promise<string[]> {
+  return [
+    ...(await listNetns()).filter((n) => n.startsWith(`uc-${id}-`))
+      .map((n) => `netns ${n}`),
+    ...(await listLinks()).map((l) => l.name)
+      .filter((n) => n === `ucbr${id}` || n.startsWith(`uc${id}v`))
+      .map((n) => `link ${n}`),
+  ];
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes networks whose creating test process is gone (it died before its
+ * `destroy()`); networks of live processes are left alone.
+ */
+export async function sweepStaleHostNets(): Promise<string[]> {
+  const swept: string[] = [];
+  for (const l of await listLinks()) {
+    const m = l.name.match(/^ucbr([0-9a-f]{4})$/);
+    if (!m || !l.alias?.startsWith(ALIAS)) continue;
+    const owner = Number(l.alias.slice(ALIAS.length));
+    if (owner && alive(owner)) continue;
+    await teardown(m[1]);
+    swept.push(m[1]);
+  }
+  return swept;
+}
+
+/**
+ * Creates the bridge `ucbr<rand>` (fd75:c10d:<rand>::1/64) and, for host i,
+ * namespace `uc-<rand>-<name>` whose `eth0` (fd75:c10d:<rand>::<i+2>/64) is
+ * a veth to `uc<rand>v<i>` on the bridge. On failure everything made so far
+ * is removed.
+ */
+export async function createHostNet(
+  names: string[],
+  opts: HostNetOptions = {},
+): Promise<HostNet> {
+  if (names.length === 0 || names.length > 200) {
+    throw new Error("createHostNet needs 1 to 200 host names");
+  }
+  names.forEach(checkName);
+  if (new Set(names).size !== names.length) {
+    throw new Error(`Duplicate host names: ${names.join(" ")}`);
+  }
+  if (opts.sweepStale ?? true) await sweepStaleHostNets();
+
+  // The bridge name is the lock on the random id: creating it fails when a
+  // parallel suite holds the same id.
+  let id = "";
+  for (let attempt = 0;; attempt++) {
+    id = randomId();
+    try {
+      await ip(
+        "link",
+        "add",
+        `ucbr${id}`,
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+        "mcast_snooping",
+        "0",
+      );
+      break;
+    } catch (err) {
+      if (attempt >= 20 || !/File exists/.test(String(err))) throw err;
+    }
+  }
+  const bridge = `ucbr${id}`;
+  const prefix = `${ULA_PREFIX}:${id}::/64`;
+  const etcdAddress = `${ULA_PREFIX}:${id}::1`;
+  const hosts = new Map<string, NetHost>();
+  names.forEach((name, i) =>
+    hosts.set(name, {
+      name,
+      ns: `uc-${id}-${name}`,
+      address: `${ULA_PREFIX}:${id}::${(i + 2).toString(16)}`,
+      vethRoot: `uc${id}v${i}`,
+    })
+  );
+
+  const host = (name: string): NetHost => {
+    const h = hosts.get(name);
+    if (!h) throw new Error(`No host ${name} in network ${id}`);
+    return h;
+  };
+
+  let destroyed = false;
+  const net: HostNet = {
+    id,
+    bridge,
+    prefix,
+    etcdAddress,
+    hosts,
+    host,
+    async partition(name) {
+      await ip("link", "set", host(name).vethRoot, "down");
+    },
+    async heal(name) {
+      await ip("link", "set", host(name).vethRoot, "up");
+    },
+    async isPartitioned(name) {
+      const [l] = JSON.parse(
+        await ip("-j", "link", "show", host(name).vethRoot),
+      ) as { flags: string[] }[];
+      return !l.flags.includes("UP");
+    },
+    pids: (name) => nsPids(host(name).ns),
+    killHost: (name) => killAllIn(host(name).ns),
+    async destroy() {
+      if (destroyed && (await leftovers(id)).length === 0) return;
+      await teardown(id);
+      let left = await leftovers(id);
+      if (left.length) {
+        // A namespace kept alive by a process that was just exiting.
+        await new Promise((r) => setTimeout(r, 200));
+        await teardown(id);
+        left = await leftovers(id);
+      }
+      if (left.length) {
+        throw new Error(`Cannot remove network ${id}: ${left.join(", ")}`);
+      }
+      destroyed = true;
+    },
+  };
+
+  try {
+    await ip("link", "set", bridge, "alias", `${ALIAS}${Deno.pid}`);
+    await ip("addr", "add", `${etcdAddress}/64`, "dev", bridge, "nodad");
+    await ip("link", "set", bridge, "up");
+    for (const h of hosts.values()) {
+      await ip("netns", "add", h.ns);
+      await ip(
+        "link",
+        "add",
+        h.vethRoot,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        h.ns,
+      );
+      await ip("link", "set", h.vethRoot, "master", bridge, "up");
+      await ip("-n", h.ns, "link", "set", "lo", "up");
+      await ip(
+        "-n",
+        h.ns,
+        "addr",
+        "add",
+        `${h.address}/64`,
+        "dev",
+        "eth0",
+        "nodad",
+      );
+      await ip("-n", h.ns, "link", "set", "eth0", "up");
+    }
+  } catch (err) {
+    await net.destroy().catch(() => {});
+    throw err;
+  }
+  return net;
+}
+
+// ---------------------------------------------------------------- etcd
+
+const etcdListeners = new WeakMap<Cluster, string>();
+
+/**
+ * Restarts the cluster's etcd (same port and data) so that it also listens
+ * on `http://[<net.etcdAddress>]:<port>` (`startEtcd`'s `extraListen`);
+ * returns that endpoint. `startCluster` has no such option yet, hence the
+ * restart (about 0.1 s). `cluster.restartEtcd` is replaced on this instance
+ * so later restarts keep the address.
+ */
+export async function serveEtcdOn(
+  cluster: Cluster,
+  net: HostNet,
+): Promise<string> {
+  const endpoint = `http://[${net.etcdAddress}]:${cluster.etcd.port}`;
+  if (etcdListeners.get(cluster) === endpoint) return endpoint;
+  const start = () =>
+    startEtcd({
+      dataDir: cluster.etcd.dataDir,
+      port: cluster.etcd.port,
+      peerPort: cluster.etcd.peerPort,
+      extraListen: [net.etcdAddress],
+    });
+  await cluster.etcd.stop();
+  cluster.etcd = await start();
+  cluster.restartEtcd = async (downMs = 0) => {
+    await cluster.etcd.stop();
+    if (downMs) await new Promise((r) => setTimeout(r, downMs));
+    cluster.etcd = await start();
+  };
+  etcdListeners.set(cluster, endpoint);
+  return endpoint;
+}
+
+// -------------------------------------------------------------- workers
+
+/**
+ * A worker process running in a host's namespace; see
+ * {@linkcode startWorkerIn}. Same interface as `WorkerProc` (start, kill,
+ * log, pid, stateDir, killFencer); the host's fencer, started by the worker,
+ * runs in the namespace too.
+ */
+export class NsWorkerProc extends WorkerProc {
+  constructor(cluster: Cluster, readonly net: HostNet, spec: HostSpec) {
+    super(cluster, spec);
+    net.host(spec.name);
+  }
+
+  get host(): NetHost {
+    return this.net.host(this.spec.name);
+  }
+
+  /** Starts `ip netns exec <ns> deno run -A workers/main.ts`. */
+  override async start(): Promise<void> {
+    const endpoint = etcdListeners.get(this.cluster);
+    if (!endpoint) {
+      throw new Error(
+        "etcd does not listen on the host network: call serveEtcdOn(cluster, net) first",
+      );
+    }
+    await Deno.mkdir(this.stateDir, { recursive: true });
+    if (this.cluster.images) {
+      await Deno.symlink(this.cluster.images, `${this.stateDir}/images`)
+        .catch(() => {});
+    }
+    this.child = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.host.ns,
+        "bash",
+        "-c",
+        'exec "$0" run -A "$1" 2>>"$2"',
+        Deno.execPath(),
+        `${ROOT}workers/main.ts`,
+        this.logFile,
+      ],
+      env: {
+        ...this.cluster.env,
+        UCLOUD_ETCD: endpoint,
+        UCLOUD_STATE: this.stateDir,
+        UCLOUD_HOST: this.spec.name,
+        UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
+        UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  }
+}
+
+/**
+ * Starts a worker in host `spec.name`'s namespace, registered in
+ * `cluster.workers` (so `cluster.stop()` kills it and its fencer, and tests
+ * print its log). The state dir is `WorkerProc`'s per-host one, with the
+ * cluster's images linked in. The cluster's etcd must listen on the bridge:
+ * {@linkcode serveEtcdOn}.
+ */
+export async function startWorkerIn(
+  cluster: Cluster,
+  net: HostNet,
+  spec: HostSpec,
+): Promise<NsWorkerProc> {
+  const w = new NsWorkerProc(cluster, net, spec);
+  cluster.workers.set(spec.name, w);
+  await w.start();
+  return w;
+}
+
+// ------------------------------------------------------ qemu by host
+
+/** A qemu process seen in a host's namespace. */
+export interface QemuProc {
+  pid: number;
+  /** From `-pidfile <...>/vms/<id>/qemu.pid`; null without one. */
+  vmId: string | null;
+}
+
+async function nsInode(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).ino;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Which qemu processes run in which host namespace, by comparing the inode
+ * of `/proc/<pid>/ns/net` with that of `/run/netns/<ns>`. Every host is in
+ * the map (maybe with []); qemus outside the network's namespaces are left
+ * out. A qemu that is daemonizing shows up twice for a moment (parent and
+ * child have the same command line).
+ */
+export async function qemuByHost(
+  net: HostNet,
+): Promise<Map<string, QemuProc[]>> {
+  const byInode = new Map<number, string>();
+  const out = new Map<string, QemuProc[]>();
+  for (const h of net.hosts.values()) {
+    out.set(h.name, []);
+    const ino = await nsInode(`/run/netns/${h.ns}`);
+    if (ino !== null) byInode.set(ino, h.name);
+  }
+  if (byInode.size === 0) return out;
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    let args: string[];
+    let ino: number | null;
+    try {
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      args = cmd.replace(/\0$/, "").split("\0");
+      if (!args[0].includes("qemu-system")) continue;
+      ino = await nsInode(`/proc/${e.name}/ns/net`);
+    } catch {
+      continue; // exited
+    }
+    const host = ino === null ? undefined : byInode.get(ino);
+    if (!host) continue;
+    const i = args.indexOf("-pidfile");
+    const m = i >= 0 ? args[i + 1]?.match(/\/vms\/([^/]+)\/qemu\.pid$/) : null;
+    out.get(host)!.push({ pid: Number(e.name), vmId: m ? m[1] : null });
+  }
+  return out;
+}
+
+/** One look at the hosts. */
+export interface QemuSample {
+  /** Date.now() when the sample was taken. */
+  at: number;
+  byHost: Map<string, QemuProc[]>;
+}
+
+/** One moment at which one VM ran in more than one host namespace. */
+export interface Violation {
+  at: number;
+  vmId: string;
+  /** The distinct hosts, sorted. */
+  hosts: string[];
+  pids: number[];
+}
+
+/**
+ * Every (sample, vm id) where the VM's qemu runs in two or more distinct
+ * namespaces. Two qemus of one VM in the same namespace are not flagged:
+ * a daemonizing qemu briefly is two processes with one command line.
+ */
+export function findViolations(samples: QemuSample[]): Violation[] {
+  const out: Violation[] = [];
+  for (const s of samples) {
+    const seen = new Map<string, { hosts: Set<string>; pids: number[] }>();
+    for (const [host, procs] of s.byHost) {
+      for (const p of procs) {
+        if (p.vmId === null) continue;
+        const v = seen.get(p.vmId) ?? { hosts: new Set(), pids: [] };
+        v.hosts.add(host);
+        v.pids.push(p.pid);
+        seen.set(p.vmId, v);
+      }
+    }
+    for (const [vmId, v] of seen) {
+      if (v.hosts.size > 1) {
+        out.push({ at: s.at, vmId, hosts: [...v.hosts].sort(), pids: v.pids });
+      }
+    }
+  }
+  return out;
+}
+
+/** A running {@linkcode startSampler}. */
+export interface Sampler {
+  /** Samples taken so far (live array). */
+  readonly samples: QemuSample[];
+  /** Stops sampling; resolves with every sample and the violations in them. */
+  stop(): Promise<{ samples: QemuSample[]; violations: Violation[] }>;
+}
+
+/** Samples {@linkcode qemuByHost} every `everyMs` until `stop()`. */
+export function startSampler(net: HostNet, everyMs = 50): Sampler {
+  const samples: QemuSample[] = [];
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let error: unknown;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const at = Date.now();
+        samples.push({ at, byHost: await qemuByHost(net) });
+      } catch (err) {
+        error = err;
+        return;
+      }
+      if (stopped) break;
+      await new Promise<void>((r) => {
+        wake = r;
+        timer = setTimeout(r, everyMs);
+      });
+    }
+  })();
+  return {
+    samples,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      wake?.();
+      await loop;
+      if (error) throw error;
+      return { samples, violations: findViolations(samples) };
+    },
+  };
+}
