@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "./config.ts";
+
+const none = () => undefined;
+
+Deno.test("parseConfig() has safe defaults", () => {
+  const c = parseConfig({}, none);
+  assert.equal(c.worker.leaseTtlSeconds, 3);
+  assert.equal(c.worker.leaseMarginMs, 1000);
+  assert.equal(c.etcd.prefix, "/ucloud/v1");
+  assert.equal(c.qemu.accel, "auto");
+});
+
+Deno.test("parseConfig() refuses a lease margin that leaves no time to fence", () => {
+  assert.throws(
+    () =>
+      parseConfig({ worker: { leaseTtlSeconds: 1, leaseMarginMs: 900 } }, none),
+    /worker\.leaseMarginMs: .*two thirds of the lease TTL/,
+  );
+  assert.throws(
+    () => parseConfig({}, (n) => ({ UCLOUD_LEASE_TTL: "0" })[n]),
+    /worker\.leaseTtlSeconds/,
+  );
+  assert.equal(
+    parseConfig(
+      {},
+      (n) => ({ UCLOUD_LEASE_TTL: "1", UCLOUD_LEASE_MARGIN_MS: "300" })[n],
+    )
+      .worker.leaseMarginMs,
+    300,
+  );
+});
+
+Deno.test("parseConfig() names every bad field; environment wins over the file", () => {
+  assert.throws(
+    () => parseConfig({ api: { port: 70000 }, qemu: { accel: "xen" } }, none),
+    (err: Error) =>
+      /api\.port/.test(err.message) && /qemu\.accel/.test(err.message),
+  );
+  const c = parseConfig(
+    { worker: { host: "file-host" } },
+    (n) => ({ UCLOUD_HOST: "env-host" })[n],
+  );
+  assert.equal(c.worker.host, "env-host");
+});
