@@ -34,6 +34,8 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+bash scripts/install_identity.sh
+
 want=$(node -p 'require("./package.json").devDependencies.deno')
 have=$(node_modules/.bin/deno --version 2>/dev/null | awk 'NR==1{print $2}' || true)
 if [ "$have" != "$want" ]; then
