@@ -20,6 +20,7 @@ import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
+import { maintenance } from "./maintenance.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -34,8 +35,8 @@ export const LOCAL_ADMIN: Principal = { name: "local", admin: true };
 
 export interface AppOptions {
   store: Store;
-  /** Task settings; defaults from core/config.ts. */
-  config?: Pick<Config, "tasks">;
+  /** Task and scheduler settings; defaults from core/config.ts. */
+  config?: Pick<Config, "tasks"> & Partial<Pick<Config, "scheduler">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /** Where metrics are registered; a new registry per app by default. */
@@ -102,5 +103,6 @@ export function createApp({
   app.route("/v1/vms", vms(deps));
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
+  app.route("/v1/maintenance", maintenance(deps));
   return app;
 }

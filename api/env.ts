@@ -11,7 +11,8 @@
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
-import { ID_RE, Task, Vm } from "../core/schemas.ts";
+import { ForbiddenError } from "../core/errors.ts";
+import { HOST_RE, ID_RE, Task, Vm } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { validationHook } from "./errors.ts";
 
@@ -26,7 +27,8 @@ export type AppEnv = { Variables: { principal: Principal } };
 /** What the resource sub-apps are built from. */
 export interface Deps {
   store: Store;
-  config: Pick<Config, "tasks">;
+  /** Task settings; the scheduler's default when absent (core/config.ts). */
+  config: Pick<Config, "tasks"> & Partial<Pick<Config, "scheduler">>;
 }
 
 /** A sub-app whose zod failures become JSON 400s naming the field. */
@@ -44,6 +46,21 @@ export const IdParams = z.object({
     example: "vm-0mbq3k2x1-3f9a0c1d",
   }),
 });
+
+/** The `{name}` path parameter of a host. */
+export const HostParams = z.object({
+  name: z.string().regex(
+    HOST_RE,
+    "name must be a host name: 1-63 lowercase letters, digits, '.' or '-', starting with a letter or digit",
+  ).openapi({ param: { name: "name", in: "path" }, example: "h1" }),
+});
+
+/** Throws ForbiddenError (403) unless `p` is an administrator. */
+export function requireAdmin(p: Principal, action: string): void {
+  if (!p.admin) {
+    throw new ForbiddenError(`Cannot ${action}: ${p.name} is not an admin`);
+  }
+}
 
 /** True when `p` may see a document owned by `owner`. */
 export function canSee(p: Principal, owner: string | undefined): boolean {

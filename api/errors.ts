@@ -16,6 +16,7 @@ import { z } from "@hono/zod-openapi";
 import type { Hook } from "@hono/zod-openapi";
 import {
   ConflictError,
+  ForbiddenError,
   InvalidError,
   NotFoundError,
   UnavailableError,
@@ -128,6 +129,7 @@ export const validationHook: Hook<
 export function onError(err: Error, c: Context): Response {
   if (err instanceof NotFoundError) return errorJson(c, 404, err.message);
   if (err instanceof ConflictError) return errorJson(c, 409, err.message);
+  if (err instanceof ForbiddenError) return errorJson(c, 403, err.message);
   if (err instanceof InvalidError) {
     return errorJson(c, 400, err.message, err.field);
   }

@@ -1,7 +1,13 @@
 /**
  * `/v1/hosts`: the registered hosts with their liveness (`alive/`, bound to
- * the host's lease) and their reserved usage (sums over `alloc/<host>`).
+ * the host's lease), their reserved usage and VMs (`alloc/<host>`) and the
+ * time of their last heartbeat; draining and enabling a host (admins only).
  * The three listings are read at one etcd revision, so they agree.
+ *
+ * Draining sets the host's state to `draining` (placement skips it) and
+ * enqueues `host.drain`, which moves every VM off it, in one transaction;
+ * enabling sets it back to `active` and records a finished `host.enable`
+ * task, so every state change is a task document.
  *
  * @example
  * ```ts
@@ -9,10 +15,16 @@
  * ```
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { idOf, keys } from "../core/keys.ts";
 import { Alive, Alloc, Host } from "../core/schemas.ts";
-import { type Deps, router } from "./env.ts";
+import type { Store } from "../core/store.ts";
+import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
+import { type Deps, HostParams, requireAdmin, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
+
+/** How often a state change is retried after a lost compare. */
+const ATTEMPTS = 5;
 
 export const HostView = z.object({
   name: z.string(),
@@ -22,61 +34,210 @@ export const HostView = z.object({
     memoryMiB: z.number().int(),
     vms: z.number().int(),
   }),
+  /** Ids of the VMs reserved on the host. */
+  vms: z.array(z.string()),
   state: Host.shape.state,
   alive: z.boolean(),
   incarnation: z.string().optional(),
   started: z.string().optional(),
+  /** The host's last lease keep-alive (1 s resolution); alive hosts only. */
+  lastHeartbeat: z.string().optional(),
   addresses: z.array(z.string()),
   os: z.string(),
   drivers: z.array(z.string()),
 }).openapi("HostView");
 export type HostView = z.infer<typeof HostView>;
 
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
 const listHosts = createRoute({
   method: "get",
   path: "/",
-  summary: "List hosts with liveness and reserved usage",
+  summary: "List hosts with liveness, reserved usage and VMs",
   responses: {
-    200: {
-      description: "Every registered host, by name",
-      content: {
-        "application/json": { schema: z.object({ items: z.array(HostView) }) },
-      },
-    },
+    200: json(
+      z.object({ items: z.array(HostView) }),
+      "Every registered host, by name",
+    ),
     ...errorResponses(503),
   },
 });
 
+const drainHost = createRoute({
+  method: "post",
+  path: "/{name}/drain",
+  summary: "Drain a host: no new VMs, every VM moved elsewhere (admin)",
+  request: { params: HostParams },
+  responses: {
+    202: json(
+      z.object({ host: HostView, task: TaskDoc }),
+      "Host draining; `task` (host.drain) moves its VMs",
+    ),
+    200: json(
+      z.object({ host: HostView, task: z.null() }),
+      "Already draining",
+    ),
+    ...errorResponses(400, 403, 404, 409, 503),
+  },
+});
+
+const enableHost = createRoute({
+  method: "post",
+  path: "/{name}/enable",
+  summary: "Enable a drained host for new VMs again (admin)",
+  request: { params: HostParams },
+  responses: {
+    200: json(
+      z.object({ host: HostView, task: TaskDoc.nullable() }),
+      "Host active; `task` records the change (null: it was active)",
+    ),
+    ...errorResponses(400, 403, 404, 409, 503),
+  },
+});
+
+/** The API view of a host from its documents. */
+function toView(
+  h: Host,
+  a: Alive | undefined,
+  alloc: Alloc | undefined,
+  heartbeat: string | undefined,
+): HostView {
+  const entries = Object.entries(alloc?.vms ?? {});
+  return {
+    name: h.name,
+    capacity: h.capacity,
+    usage: {
+      cpus: entries.reduce((n, [, v]) => n + v.cpus, 0),
+      memoryMiB: entries.reduce((n, [, v]) => n + v.memoryMiB, 0),
+      vms: entries.length,
+    },
+    vms: entries.map(([id]) => id).sort(),
+    state: h.state,
+    alive: a !== undefined,
+    ...(a ? { incarnation: a.incarnation, started: a.started } : {}),
+    ...(heartbeat ? { lastHeartbeat: heartbeat } : {}),
+    addresses: h.addresses,
+    os: h.os,
+    drivers: h.drivers,
+  };
+}
+
+/**
+ * When the alive lease was last kept alive: now minus the seconds etcd
+ * says passed since (`grantedTTL - TTL`, whole seconds only).
+ */
+async function heartbeat(
+  store: Store,
+  a: Alive | undefined,
+  now: number,
+): Promise<string | undefined> {
+  if (!a) return undefined;
+  const age = await store.leaseAge(a.lease);
+  return age === null ? undefined : new Date(now - age * 1000).toISOString();
+}
+
+/** Every host's view; the lease lookups run in parallel. */
+async function listViews(store: Store): Promise<HostView[]> {
+  const hs = await store.list(keys.hosts, Host);
+  const at = { revision: hs.revision };
+  const [alive, alloc] = await Promise.all([
+    store.list(keys.alives, Alive, at),
+    store.list(keys.allocs, Alloc, at),
+  ]);
+  const aliveBy = new Map(alive.items.map((kv) => [idOf(kv.key), kv.value]));
+  const allocBy = new Map(alloc.items.map((kv) => [idOf(kv.key), kv.value]));
+  const now = Date.now();
+  return await Promise.all(hs.items.map(async ({ key, value: h }) => {
+    const a = aliveBy.get(idOf(key));
+    return toView(h, a, allocBy.get(idOf(key)), await heartbeat(store, a, now));
+  }));
+}
+
+/** One host's view; 404 when it is not registered. */
+async function readView(store: Store, name: string): Promise<HostView> {
+  const [h, a, alloc] = await Promise.all([
+    store.get(keys.host(name), Host),
+    store.get(keys.alive(name), Alive),
+    store.get(keys.alloc(name), Alloc),
+  ]);
+  if (!h) throw new NotFoundError("host", name);
+  const beat = await heartbeat(store, a?.value, Date.now());
+  return toView(h.value, a?.value, alloc?.value, beat);
+}
+
 /** Builds the `/v1/hosts` sub-app. */
-export function hosts({ store }: Deps) {
-  return router().openapi(listHosts, async (c) => {
-    const hs = await store.list(keys.hosts, Host);
-    const at = { revision: hs.revision };
-    const [alive, alloc] = await Promise.all([
-      store.list(keys.alives, Alive, at),
-      store.list(keys.allocs, Alloc, at),
-    ]);
-    const aliveBy = new Map(alive.items.map((kv) => [idOf(kv.key), kv.value]));
-    const allocBy = new Map(alloc.items.map((kv) => [idOf(kv.key), kv.value]));
-    const items = hs.items.map(({ key, value: h }): HostView => {
-      const a = aliveBy.get(idOf(key));
-      const vms = Object.values(allocBy.get(idOf(key))?.vms ?? {});
-      return {
-        name: h.name,
-        capacity: h.capacity,
-        usage: {
-          cpus: vms.reduce((n, v) => n + v.cpus, 0),
-          memoryMiB: vms.reduce((n, v) => n + v.memoryMiB, 0),
-          vms: vms.length,
-        },
-        state: h.state,
-        alive: a !== undefined,
-        ...(a ? { incarnation: a.incarnation, started: a.started } : {}),
-        addresses: h.addresses,
-        os: h.os,
-        drivers: h.drivers,
-      };
+export function hosts({ store, config }: Deps) {
+  const maxAttempts = config.tasks.maxAttempts;
+
+  /** Reads the host; 404 when it is not registered. */
+  const readHost = async (name: string) => {
+    const h = await store.get(keys.host(name), Host);
+    if (!h) throw new NotFoundError("host", name);
+    return h;
+  };
+
+  return router()
+    .openapi(listHosts, async (c) => {
+      return c.json({ items: await listViews(store) }, 200);
+    })
+    .openapi(drainHost, async (c) => {
+      const { name } = c.req.valid("param");
+      const who = c.get("principal");
+      requireAdmin(who, `drain host ${name}`);
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const h = await readHost(name);
+        if (h.value.state === "draining") {
+          return c.json({ host: await readView(store, name), task: null }, 200);
+        }
+        const task = newTask({
+          kind: "host.drain",
+          target: "any",
+          payload: { host: name, reason: `drained by ${who.name}` },
+          owner: who.name,
+          maxAttempts,
+        });
+        const txn = store.txn().ifModRevision(h.key, h.modRevision)
+          .put(h.key, { ...h.value, state: "draining" });
+        if ((await enqueue(txn, task).commit()).ok) {
+          return c.json({ host: await readView(store, name), task }, 202);
+        }
+      }
+      throw new ConflictError(
+        `Cannot drain host ${name}: it changed ${ATTEMPTS} times while trying; try again`,
+      );
+    })
+    .openapi(enableHost, async (c) => {
+      const { name } = c.req.valid("param");
+      const who = c.get("principal");
+      requireAdmin(who, `enable host ${name}`);
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const h = await readHost(name);
+        if (h.value.state === "active") {
+          return c.json({ host: await readView(store, name), task: null }, 200);
+        }
+        const task = recordDone({
+          kind: "host.enable",
+          target: "any",
+          payload: { host: name, reason: `enabled by ${who.name}` },
+          owner: who.name,
+          maxAttempts,
+          worker: "api",
+          message: `host ${name}: ${h.value.state} -> active`,
+          result: { host: name, state: "active", was: h.value.state },
+        });
+        const r = await store.txn().ifModRevision(h.key, h.modRevision)
+          .put(h.key, { ...h.value, state: "active" })
+          .ifAbsent(keys.task(task.id)).put(keys.task(task.id), task)
+          .commit();
+        if (r.ok) {
+          return c.json({ host: await readView(store, name), task }, 200);
+        }
+      }
+      throw new ConflictError(
+        `Cannot enable host ${name}: it changed ${ATTEMPTS} times while trying; try again`,
+      );
     });
-    return c.json({ items }, 200);
-  });
 }

@@ -18,7 +18,6 @@ import {
   VmCreateInput,
   type VmStatus,
 } from "../core/schemas.ts";
-import type { Config } from "../core/config.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
 import type { Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
@@ -136,11 +135,7 @@ type Plan =
 /** Builds the `/v1/vms` sub-app. */
 export function vms({ store, config }: Deps) {
   const maxAttempts = config.tasks.maxAttempts;
-  // createApp types its config as the tasks section only; api/main.ts
-  // hands over the whole configuration.
-  const policy: Policy =
-    (config as Partial<Pick<Config, "scheduler">>).scheduler?.policy ??
-      "spread";
+  const policy: Policy = config.scheduler?.policy ?? "spread";
 
   const task = (kind: string, target: string, vm: Vm, now: Date) =>
     newTask({

@@ -59,9 +59,23 @@ export interface HostView {
   alive: boolean;
   incarnation?: string;
   started?: string;
+  /** Ids of the VMs reserved on the host. */
+  vms: string[];
+  /** The host's last heartbeat (lease keep-alive), alive hosts only. */
+  lastHeartbeat?: string;
   addresses: string[];
   os: string;
   drivers: string[];
+}
+
+/** What `POST /v1/maintenance/rebalance` answers. */
+export interface RebalanceResult {
+  ran: boolean;
+  by: string;
+  at: string;
+  reason: string;
+  drains: { host: string; task: string }[];
+  moves: { vm: string; from: string; to: string; why: string; task: string }[];
 }
 
 /** What create, start, stop and delete answer. */
@@ -72,9 +86,13 @@ interface Operation {
 
 const DEFAULT_API = "http://127.0.0.1:8750";
 const DEFAULT_TIMEOUT_SECONDS = 120;
+const DRAIN_TIMEOUT_SECONDS = 600;
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME_RULE =
   "1-63 lowercase letters, digits or '-', not starting or ending with '-'";
+const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
+const HOST_RULE =
+  "1-63 lowercase letters, digits, '.' or '-', starting with a letter or digit";
 const TASK_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /**
@@ -148,7 +166,9 @@ export type ParsedArgs =
       idempotencyKey?: string;
       wait: Wait;
     }
-    | { command: "vm list" | "host list" }
+    | { command: "vm list" | "host list" | "host rebalance" }
+    | { command: "host drain"; host: string; wait: Wait }
+    | { command: "host enable"; host: string }
     | { command: "vm show"; vm: string }
     | { command: "vm start" | "vm stop" | "vm delete"; vm: string; wait: Wait }
     | {
@@ -224,10 +244,33 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     examples: ["ucloud vm delete web1 --no-wait"],
   },
   "host list": {
-    summary: "List hosts with their capacity and usage",
+    summary: "List hosts with their capacity, usage, state and heartbeat",
     usage: "ucloud host list [--json]",
     flags: {},
     examples: ["ucloud host list"],
+  },
+  "host drain": {
+    summary: "Stop placing VMs on a host and move its VMs elsewhere",
+    usage: "ucloud host drain NAME [flags]",
+    flags: {
+      "--wait": "wait until no VM is left on the host (the default)",
+      "--no-wait": "return as soon as the API accepted the request",
+      "--timeout SECONDS":
+        `stop waiting after this long (default ${DRAIN_TIMEOUT_SECONDS})`,
+    },
+    examples: ["ucloud host drain h1", "ucloud host drain h1 --no-wait"],
+  },
+  "host enable": {
+    summary: "Let a drained host take VMs again",
+    usage: "ucloud host enable NAME [--json]",
+    flags: {},
+    examples: ["ucloud host enable h1"],
+  },
+  "host rebalance": {
+    summary: "Run a rebalance round now: drains, and moves to idle hosts",
+    usage: "ucloud host rebalance [--json]",
+    flags: {},
+    examples: ["ucloud host rebalance"],
   },
   "task list": {
     summary: "List tasks, newest first",
@@ -428,8 +471,18 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     case "task show":
       return { ...globals, command, task: oneArg(args, "task id", topic) };
+    case "host drain":
+      return {
+        ...globals,
+        command,
+        host: hostArg(args, topic),
+        wait: read.wait(DRAIN_TIMEOUT_SECONDS),
+      };
+    case "host enable":
+      return { ...globals, command, host: hostArg(args, topic) };
     case "vm list":
     case "host list":
+    case "host rebalance":
       noArgs(args, topic);
       return { ...globals, command };
   }
@@ -484,6 +537,17 @@ function oneArg(args: string[], what: string, topic: string[]): string {
   if (args.length === 0) throw new UsageError(`missing ${what}`, topic);
   noArgs(args.slice(1), topic);
   return args[0];
+}
+
+function hostArg(args: string[], topic: string[]): string {
+  const name = oneArg(args, "host name", topic);
+  if (!HOST_RE.test(name)) {
+    throw new UsageError(
+      `host name must be ${HOST_RULE}, got "${name}"`,
+      topic,
+    );
+  }
+  return name;
 }
 
 /** Reads and validates flag values; every message names the flag. */
@@ -541,7 +605,7 @@ class FlagReader {
     return n;
   }
 
-  wait(): Wait {
+  wait(defaultSeconds = DEFAULT_TIMEOUT_SECONDS): Wait {
     if (this.flags.has("wait") && this.flags.has("no-wait")) {
       throw new UsageError(
         "--wait and --no-wait exclude each other",
@@ -549,9 +613,7 @@ class FlagReader {
       );
     }
     const timeout = this.flags.get("timeout");
-    const seconds = timeout === undefined
-      ? DEFAULT_TIMEOUT_SECONDS
-      : Number(timeout);
+    const seconds = timeout === undefined ? defaultSeconds : Number(timeout);
     if (!(seconds > 0 && seconds <= 86_400)) {
       throw new UsageError(
         `--timeout must be a number of seconds above 0 and at most 86400, got "${timeout}"`,
@@ -706,6 +768,10 @@ const HOST_COLUMNS: Column<HostView>[] = [
     align: "right",
   },
   { header: "VMS", value: (h) => h.usage.vms, align: "right" },
+  {
+    header: "HEARTBEAT",
+    value: (h) => h.lastHeartbeat ? `${age(h.lastHeartbeat)} ago` : "-",
+  },
 ];
 
 const TASK_COLUMNS: Column<Task>[] = [
@@ -866,6 +932,7 @@ function apiError(response: Response, data: unknown, text: string): ApiError {
 const path = {
   vm: (id: string) => `/v1/vms/${encodeURIComponent(id)}`,
   task: (id: string) => `/v1/tasks/${encodeURIComponent(id)}`,
+  host: (name: string) => `/v1/hosts/${encodeURIComponent(name)}`,
 };
 
 /** The VM with this id, or null when the API answers 404. */
@@ -1023,6 +1090,68 @@ async function waitFor(
   }
 }
 
+/**
+ * Polls the host list until `host` has no VM left; prints a progress line
+ * on stderr at every change. Throws `CliError` when the drain task fails,
+ * the host is enabled again, or time runs out.
+ */
+async function waitDrained(
+  { api, stderr, pollIntervalMs }: WaitContext,
+  start: { host: HostView; task: Task | null },
+  timeoutSeconds: number,
+): Promise<HostView> {
+  const began = Date.now();
+  const deadline = began + timeoutSeconds * 1000;
+  const progress = new Progress(stderr);
+  let { host, task } = start;
+  try {
+    while (true) {
+      const elapsed = `[${((Date.now() - began) / 1000).toFixed(1)}s]`;
+      const left = host.vms.length
+        ? `${host.vms.length} VM(s) left: ${host.vms.join(", ")}`
+        : "no VM left";
+      const drain = task ? ` | task ${task.id} ${task.kind} ${task.state}` : "";
+      progress.show(
+        `host ${host.name}: ${host.state}, ${left}${drain}`,
+        elapsed,
+      );
+      if (host.vms.length === 0) return host;
+      if (host.state !== "draining") {
+        throw new CliError(
+          `host ${host.name} is ${host.state} again: the drain was undone`,
+        );
+      }
+      if (task?.state === "failed" || task?.state === "cancelled") {
+        throw new CliError(
+          `task ${task.id} (${task.kind}) ${task.state}: ` +
+            (task.error ?? "no reason given"),
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw new CliError(
+          `Cannot wait longer than ${timeoutSeconds}s for host ${host.name} ` +
+            `to be drained: ${host.vms.length} VM(s) left. The drain goes on ` +
+            `in the background: see 'ucloud host list', or wait longer with ` +
+            "--timeout",
+        );
+      }
+      await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+      const [list, nextTask] = await Promise.all([
+        api<{ items: HostView[] }>("GET", "/v1/hosts"),
+        task ? api<Task>("GET", path.task(task.id)) : null,
+      ]);
+      const found = list.items.find((h) => h.name === host.name);
+      if (!found) {
+        throw new CliError(`host ${host.name} was removed while waiting`);
+      }
+      host = found;
+      task = nextTask;
+    }
+  } finally {
+    progress.end();
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
@@ -1127,6 +1256,59 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
       const list = await api<{ items: HostView[] }>("GET", "/v1/hosts");
       if (ctx.json) return printJson(ctx, list);
       return print(ctx, formatTable(list.items, HOST_COLUMNS));
+    }
+    case "host drain": {
+      const began = Date.now();
+      const accepted = await api<{ host: HostView; task: Task | null }>(
+        "POST",
+        `${path.host(args.host)}/drain`,
+      );
+      if (!args.wait) {
+        if (ctx.json) return printJson(ctx, accepted);
+        const { host, task } = accepted;
+        return print(
+          ctx,
+          task
+            ? `host ${host.name}: draining; task ${task.id} moves its ` +
+              `${host.vms.length} VM(s): follow it with 'ucloud host list'`
+            : `host ${host.name}: already draining, ${host.vms.length} VM(s) left`,
+        );
+      }
+      const host = await waitDrained(ctx, accepted, args.wait.timeoutSeconds);
+      if (ctx.json) return printJson(ctx, host);
+      const took = ((Date.now() - began) / 1000).toFixed(1);
+      return print(ctx, `host ${host.name} is drained (${took}s)`);
+    }
+    case "host enable": {
+      const r = await api<{ host: HostView; task: Task | null }>(
+        "POST",
+        `${path.host(args.host)}/enable`,
+      );
+      if (ctx.json) return printJson(ctx, r);
+      return print(
+        ctx,
+        r.task
+          ? `host ${r.host.name} is active: new VMs may be placed on it`
+          : `host ${r.host.name} was already active`,
+      );
+    }
+    case "host rebalance": {
+      const r = await api<RebalanceResult>(
+        "POST",
+        "/v1/maintenance/rebalance",
+      );
+      if (ctx.json) return printJson(ctx, r);
+      if (!r.ran) return print(ctx, `rebalance did not run: ${r.reason}`);
+      const lines = [
+        ...r.drains.map((d) =>
+          `drain of host ${d.host} resumed as task ${d.task}`
+        ),
+        ...r.moves.map((m) =>
+          `moving vm ${m.vm} off ${m.from} (towards ${m.to}) as task ${m.task}`
+        ),
+        `${r.moves.length} move(s): ${r.reason}`,
+      ];
+      return print(ctx, lines.join("\n"));
     }
     case "task list": {
       const { state, kind, vm, limit } = args.query;

@@ -5,6 +5,7 @@ import {
   main,
   type Output,
   parseArgs,
+  type RebalanceResult,
   type Task,
   UsageError,
   type Vm,
@@ -224,6 +225,55 @@ Deno.test("parseArgs() validates task list filters", () => {
   );
 });
 
+Deno.test("parseArgs() reads host drain, enable and rebalance", () => {
+  assert.deepEqual(parseArgs(["host", "drain", "h1"]), {
+    api: undefined,
+    json: false,
+    command: "host drain",
+    host: "h1",
+    wait: { timeoutSeconds: 600 },
+  });
+  assert.deepEqual(
+    parseArgs(["host", "drain", "--no-wait", "node-1.dc"]),
+    {
+      api: undefined,
+      json: false,
+      command: "host drain",
+      host: "node-1.dc",
+      wait: null,
+    },
+  );
+  assert.deepEqual(
+    (parseArgs(["host", "drain", "h1", "--timeout", "5"]) as {
+      wait: unknown;
+    }).wait,
+    { timeoutSeconds: 5 },
+  );
+  assert.deepEqual(parseArgs(["host", "enable", "h1", "--json"]), {
+    api: undefined,
+    json: true,
+    command: "host enable",
+    host: "h1",
+  });
+  assert.deepEqual(parseArgs(["host", "rebalance"]), {
+    api: undefined,
+    json: false,
+    command: "host rebalance",
+  });
+  usageError(["host", "drain"], "missing host name");
+  usageError(
+    ["host", "drain", "H_1"],
+    /^host name must be 1-63 lowercase letters, digits, '\.' or '-'.*got "H_1"$/,
+  );
+  usageError(["host", "enable", "-h1"], "unknown flag -h1");
+  usageError(["host", "enable", "h1", "h2"], "unexpected argument 'h2'");
+  usageError(
+    ["host", "enable", "h1", "--no-wait"],
+    "--no-wait is not a flag of 'ucloud host enable'",
+  );
+  usageError(["host", "rebalance", "h1"], "unexpected argument 'h1'");
+});
+
 Deno.test("parseArgs() returns help at every level", () => {
   const topic = (argv: string[]) => {
     const args = parseArgs(argv);
@@ -295,6 +345,10 @@ class FakeApi {
     body: unknown;
   }[] = [];
   hosts: HostView[] = [];
+  /** Applied to the host of that name at each `GET /v1/hosts`. */
+  readonly hostSteps = new Map<string, Partial<HostView>[]>();
+  /** What `POST /v1/maintenance/rebalance` answers. */
+  rebalance?: RebalanceResult;
   /** Answers instead of the fake when it returns a response. */
   override?: (method: string, url: URL) => Response | undefined;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -398,7 +452,26 @@ class FakeApi {
         });
       }
       case "GET hosts":
+        for (const h of this.hosts) {
+          Object.assign(h, this.hostSteps.get(h.name)?.shift());
+        }
         return Response.json({ items: this.hosts });
+      case "POST hosts/:id/drain":
+      case "POST hosts/:id/enable": {
+        const host = this.hosts.find((h) => h.name === id);
+        if (!host) return notFound("host", id);
+        const state = parts[2] === "drain" ? "draining" : "active";
+        if (host.state === state) return Response.json({ host, task: null });
+        host.state = state;
+        const task = this.addTask(`host.${parts[2]}`, "", {
+          payload: { host: id } as Task["payload"],
+        });
+        return Response.json({ host, task }, {
+          status: state === "draining" ? 202 : 200,
+        });
+      }
+      case "POST maintenance/:id":
+        return Response.json(this.rebalance);
       case "GET tasks": {
         const q = url.searchParams;
         const items = [...this.tasks.values()].filter((t) =>
@@ -639,9 +712,21 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
       name: "h1",
       capacity: { cpus: 8, memoryMiB: 16384 },
       usage: { cpus: 3, memoryMiB: 2176, vms: 2 },
+      vms: ["vm-1", "vm-2"],
       state: "active",
       alive: true,
+      lastHeartbeat: new Date(Date.now() - 1000).toISOString(),
       addresses: ["::1"],
+      os: "linux",
+      drivers: ["qemu"],
+    }, {
+      name: "h2",
+      capacity: { cpus: 4, memoryMiB: 4096 },
+      usage: { cpus: 0, memoryMiB: 0, vms: 0 },
+      vms: [],
+      state: "draining",
+      alive: false,
+      addresses: [],
       os: "linux",
       drivers: ["qemu"],
     }];
@@ -658,8 +743,9 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
     const hosts = await run(["host", "list"], api);
     assert.equal(
       hosts.stdout,
-      "NAME  STATE   ALIVE  CPUS    MEM(MiB)  VMS\n" +
-        "h1    active  yes     3/8  2176/16384    2\n",
+      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  VMS  HEARTBEAT\n" +
+        "h1    active    yes     3/8  2176/16384    2  1s ago\n" +
+        "h2    draining  no      0/4      0/4096    0  -\n",
     );
     const tasks = await run([
       "task",
@@ -825,7 +911,10 @@ Deno.test("main() takes --api over UCLOUD_API", async () => {
       env: { UCLOUD_API: closed },
     });
     assert.equal(code, 0);
-    assert.equal(stdout.text, "NAME  STATE  ALIVE  CPUS  MEM(MiB)  VMS\n");
+    assert.equal(
+      stdout.text,
+      "NAME  STATE  ALIVE  CPUS  MEM(MiB)  VMS  HEARTBEAT\n",
+    );
   });
   const bad = await run(["vm", "list"], "not a url");
   assert.equal(bad.code, 2);
@@ -851,3 +940,151 @@ Deno.test("main() prints help on stdout with exit 0, and on stderr with exit 2 w
   assert.equal(missing.stdout, "");
   assert.match(missing.stderr, /^error: missing command\n\nucloud: manage/);
 });
+
+// ---------------------------------------------------------------- hosts
+
+function addHost(api: FakeApi, name: string, vms: string[]): HostView {
+  const host: HostView = {
+    name,
+    capacity: { cpus: 4, memoryMiB: 2048 },
+    usage: { cpus: vms.length, memoryMiB: 128 * vms.length, vms: vms.length },
+    vms,
+    state: "active",
+    alive: true,
+    addresses: [],
+    os: "linux",
+    drivers: ["qemu"],
+  };
+  api.hosts.push(host);
+  return host;
+}
+
+Deno.test("main() host drain waits until no VM is left, printing progress", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", ["vm-a", "vm-b"]);
+    addHost(api, "h2", []);
+    api.hostSteps.set("h1", [{}, { vms: ["vm-b"] }, {}, { vms: [] }]);
+    api.taskSteps.set("t-1", [{}, { state: "running" }, {
+      state: "succeeded",
+    }]);
+    const result = await run(["host", "drain", "h1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^host h1 is drained \(\d+\.\ds\)\n$/);
+    const lines = result.stderr.trimEnd().split("\n").map((l) =>
+      l.replace(/^\[\d+\.\ds\] /, "")
+    );
+    assert.deepEqual(lines, [
+      "host h1: draining, 2 VM(s) left: vm-a, vm-b | task t-1 host.drain queued",
+      "host h1: draining, 1 VM(s) left: vm-b | task t-1 host.drain running",
+      "host h1: draining, 1 VM(s) left: vm-b | task t-1 host.drain succeeded",
+      "host h1: draining, no VM left | task t-1 host.drain succeeded",
+    ]);
+    assert.equal(api.requests[0].method, "POST");
+    assert.equal(api.requests[0].url.pathname, "/v1/hosts/h1/drain");
+  }));
+
+Deno.test("main() host drain --no-wait, and of a host already draining", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", ["vm-a"]);
+    const first = await run(["host", "drain", "h1", "--no-wait"], api);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(
+      first.stdout,
+      "host h1: draining; task t-1 moves its 1 VM(s): follow it with 'ucloud host list'\n",
+    );
+    const again = await run(["host", "drain", "h1", "--no-wait"], api);
+    assert.equal(again.stdout, "host h1: already draining, 1 VM(s) left\n");
+    assert.equal(api.requests.length, 2);
+  }));
+
+Deno.test("main() host drain fails when the drain task fails or the host is enabled", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", ["vm-a"]);
+    api.taskSteps.set("t-1", [{ state: "failed", error: "etcd went away" }]);
+    const failed = await run(["host", "drain", "h1"], api);
+    assert.equal(failed.code, 1);
+    assert.match(
+      failed.stderr,
+      /\nerror: task t-1 \(host\.drain\) failed: etcd went away\n$/,
+    );
+    addHost(api, "h2", ["vm-b"]);
+    api.hostSteps.set("h2", [{ state: "active" }]);
+    const undone = await run(["host", "drain", "h2"], api);
+    assert.equal(undone.code, 1);
+    assert.match(
+      undone.stderr,
+      /\nerror: host h2 is active again: the drain was undone\n$/,
+    );
+    const missing = await run(["host", "drain", "h9"], api);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, "error: Cannot find host h9\n");
+  }));
+
+Deno.test("main() host drain gives up after --timeout", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", ["vm-a"]);
+    const result = await run(
+      ["host", "drain", "h1", "--timeout", "0.1"],
+      api,
+    );
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /error: Cannot wait longer than 0.1s for host h1 to be drained: 1 VM\(s\) left\. The drain goes on in the background/,
+    );
+  }));
+
+Deno.test("main() host enable says what changed", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", []).state = "draining";
+    const first = await run(["host", "enable", "h1"], api);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(
+      first.stdout,
+      "host h1 is active: new VMs may be placed on it\n",
+    );
+    const again = await run(["host", "enable", "h1"], api);
+    assert.equal(again.stdout, "host h1 was already active\n");
+    const json = await run(["host", "enable", "h1", "--json"], api);
+    assert.equal(JSON.parse(json.stdout).host.state, "active");
+  }));
+
+Deno.test("main() host rebalance lists drains and moves, or why it did not run", () =>
+  withApi(async (api) => {
+    api.rebalance = {
+      ran: true,
+      by: "api:local",
+      at: new Date().toISOString(),
+      reason: "at most 1 move(s) per round: h1 63%, h2 0%",
+      drains: [{ host: "h3", task: "t-7" }],
+      moves: [{
+        vm: "vm-a",
+        from: "h1",
+        to: "h2",
+        why: "h1 63%, h2 0% loaded, gap above 25%",
+        task: "t-8",
+      }],
+    };
+    const result = await run(["host", "rebalance"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "drain of host h3 resumed as task t-7\n" +
+        "moving vm vm-a off h1 (towards h2) as task t-8\n" +
+        "1 move(s): at most 1 move(s) per round: h1 63%, h2 0%\n",
+    );
+    assert.equal(api.requests[0].method, "POST");
+    assert.equal(api.requests[0].url.pathname, "/v1/maintenance/rebalance");
+    api.rebalance = {
+      ...api.rebalance,
+      ran: false,
+      reason: "another rebalance round is running (h2 since 12:00)",
+      drains: [],
+      moves: [],
+    };
+    const skipped = await run(["host", "rebalance"], api);
+    assert.equal(
+      skipped.stdout,
+      "rebalance did not run: another rebalance round is running (h2 since 12:00)\n",
+    );
+  }));

@@ -10,6 +10,7 @@
  * ```
  */
 import { z } from "zod";
+import { HOST_RE } from "./schemas.ts";
 
 function defaultStateDir(): string {
   return Deno.env.get("UCLOUD_STATE") ??
@@ -28,7 +29,7 @@ export const ConfigSchema = z.object({
     port: z.number().int().min(0).max(65535).default(8750),
   }).prefault({}),
   worker: z.object({
-    host: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).default(() =>
+    host: z.string().regex(HOST_RE).default(() =>
       Deno.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-")
     ),
     leaseTtlSeconds: z.number().int().min(1).max(600).default(3),
@@ -54,6 +55,18 @@ export const ConfigSchema = z.object({
   scheduler: z.object({
     /** spread: the host with the most room; pack: the least that fits. */
     policy: z.enum(["spread", "pack"]).default("spread"),
+    /** When the rebalancer runs on every worker (Deno.cron syntax, UTC). */
+    rebalanceSchedule: z.string().regex(
+      /^\S+( \S+){4}$/,
+      "scheduler.rebalanceSchedule must be a cron expression of 5 fields",
+    ).default("* * * * *"),
+    /** At most this many VMs moved per rebalance round (0: never). */
+    rebalanceMaxMoves: z.number().int().min(0).max(100).default(2),
+    /**
+     * Move only while the most loaded live host's load (the used share of
+     * its capacity, 0..1) exceeds the least loaded's by more than this.
+     */
+    rebalanceThreshold: z.number().min(0).max(1).default(0.25),
   }).prefault({}),
   tasks: z.object({
     maxAttempts: z.number().int().min(1).max(100).default(5),
@@ -93,6 +106,14 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
+  e(
+    "UCLOUD_REBALANCE_SCHEDULE",
+    (v) => set("scheduler", "rebalanceSchedule", v),
+  );
+  e(
+    "UCLOUD_REBALANCE_MAX_MOVES",
+    (v) => set("scheduler", "rebalanceMaxMoves", num(v)),
+  );
   return { top, sections: o };
 }
 

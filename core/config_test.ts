@@ -43,3 +43,26 @@ Deno.test("parseConfig() names every bad field; environment wins over the file",
   );
   assert.equal(c.worker.host, "env-host");
 });
+
+Deno.test("parseConfig() has rebalancer defaults and refuses bad ones", () => {
+  const s = parseConfig({}, none).scheduler;
+  assert.equal(s.rebalanceSchedule, "* * * * *");
+  assert.equal(s.rebalanceMaxMoves, 2);
+  assert.equal(s.rebalanceThreshold, 0.25);
+  const env = parseConfig({}, (n) =>
+    ({
+      UCLOUD_REBALANCE_SCHEDULE: "*/5 * * * *",
+      UCLOUD_REBALANCE_MAX_MOVES: "0",
+    })[n]).scheduler;
+  assert.equal(env.rebalanceSchedule, "*/5 * * * *");
+  assert.equal(env.rebalanceMaxMoves, 0);
+  assert.throws(
+    () =>
+      parseConfig({
+        scheduler: { rebalanceSchedule: "hourly", rebalanceThreshold: 2 },
+      }, none),
+    (err: Error) =>
+      /scheduler\.rebalanceSchedule: .*5 fields/.test(err.message) &&
+      /scheduler\.rebalanceThreshold/.test(err.message),
+  );
+});

@@ -19,6 +19,11 @@ export class ConflictError extends Error {
   override name = "ConflictError";
 }
 
+/** The principal may not do this, e.g. a non-admin draining a host. */
+export class ForbiddenError extends Error {
+  override name = "ForbiddenError";
+}
+
 /** Bad input that passed the schema but not a domain rule. */
 export class InvalidError extends Error {
   override name = "InvalidError";

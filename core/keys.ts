@@ -26,6 +26,10 @@ export const keys = {
   idempotency: (owner: string, key: string) => `idem/${owner}/${key}`,
   failover: (host: string, incarnation: string) =>
     `failover/${host}/${incarnation}`,
+  /** A cluster-wide lock of a maintenance job, bound to its holder's lease. */
+  cronLock: (job: string) => `cron/${job}`,
+  /** Marks that a scheduled round of a job ran (bound to a short lease). */
+  cronRound: (job: string, round: string) => `cron-round/${job}/${round}`,
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

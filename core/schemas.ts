@@ -12,6 +12,8 @@ import { z } from "zod";
 
 export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** A host name (`worker.host`): lowercase letters, digits, '.' and '-'. */
+export const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 
 export const VmPhase = z.enum([
   "pending", // waiting for placement
@@ -161,3 +163,7 @@ export type Idempotency = z.infer<typeof Idempotency>;
 /** One per failed host incarnation: makes failover run exactly once. */
 export const Failover = z.object({ task: z.string(), at: z.string() });
 export type Failover = z.infer<typeof Failover>;
+
+/** Held by the one process running a maintenance job's round (`cron/`). */
+export const CronLock = z.object({ by: z.string(), at: z.string() });
+export type CronLock = z.infer<typeof CronLock>;

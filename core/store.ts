@@ -170,6 +170,43 @@ export class Store {
     return Number(res.count);
   }
 
+  /** Grants a lease of `ttlSeconds`; returns its id. */
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const res = await this.#call(
+      "grant a lease",
+      () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
+    );
+    return String(res.ID);
+  }
+
+  /** Revokes a lease (its keys go with it); an expired lease is no error. */
+  async revokeLease(lease: string): Promise<void> {
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: lease });
+    } catch (err) {
+      if (/not found/i.test(errMessage(err))) return;
+      throw new UnavailableError(
+        `Cannot revoke lease ${lease}: etcd: ${errMessage(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * Seconds since the lease was last granted or kept alive, or null when it
+   * has expired. etcd counts TTLs in whole seconds, so this has a 1 s
+   * resolution: `grantedTTL - TTL`.
+   */
+  async leaseAge(lease: string): Promise<number | null> {
+    const res = await this.#call(
+      `read lease ${lease}`,
+      () => this.client.leaseClient.leaseTimeToLive({ ID: lease }),
+    );
+    const ttl = Number(res.TTL);
+    if (!(ttl >= 0)) return null;
+    return Math.max(0, Number(res.grantedTTL) - ttl);
+  }
+
   /** Starts a transaction. */
   txn(): Txn {
     return new Txn(this);

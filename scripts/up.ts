@@ -50,7 +50,7 @@ const apiUrl = `http://${
 }:${config.api.port}`;
 
 const worker = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", `${root}workers/main.ts`],
+  args: ["run", "-A", "--unstable-cron", `${root}workers/main.ts`],
   env: {
     UCLOUD_STATE: config.stateDir,
     UCLOUD_ETCD: config.etcd.endpoints.join(","),

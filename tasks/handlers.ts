@@ -7,9 +7,11 @@
  * ```
  */
 import type { TaskHandler } from "./context.ts";
+import { hostDrain } from "./host_drain.ts";
 import { hostFailed } from "./host_failed.ts";
 import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
+import { vmMove } from "./vm_move.ts";
 import { vmStart } from "./vm_start.ts";
 import { vmStop } from "./vm_stop.ts";
 
@@ -18,5 +20,7 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "vm.start": vmStart,
   "vm.stop": vmStop,
   "vm.delete": vmDelete,
+  "vm.move": vmMove,
   "host.failed": hostFailed,
+  "host.drain": hostDrain,
 };

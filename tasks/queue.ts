@@ -15,7 +15,7 @@
  * if (claimed) await complete(store, claimed, worker, { ok: true });
  * ```
  */
-import { keys, newId } from "../core/keys.ts";
+import { idOf, keys, newId } from "../core/keys.ts";
 import { Task } from "../core/schemas.ts";
 import type { Kv, Store, Txn } from "../core/store.ts";
 import { transition } from "./state.ts";
@@ -285,4 +285,52 @@ export async function reportProgress(
     progress,
     updatedAt: new Date().toISOString(),
   }, (t) => t);
+}
+
+/**
+ * The tasks not finished yet (queued, or running), read through the queue
+ * index: `queue/<target>/` for one target, all of `queue/` without one.
+ * Cheap: the index holds only runnable tasks, not the task history.
+ */
+export async function unfinished(
+  store: Store,
+  target?: string,
+): Promise<Task[]> {
+  const ids = await store.keys(
+    target === undefined ? keys.queues : keys.queueOf(target),
+  );
+  const docs = await Promise.all(
+    ids.map((k) => store.get(keys.task(idOf(k)), Task)),
+  );
+  return docs.flatMap((d) =>
+    d && (d.value.state === "queued" || d.value.state === "running")
+      ? [d.value]
+      : []
+  );
+}
+
+/**
+ * A finished task document for a change made at once (e.g. the API
+ * enabling a host), so it shows in the task history like any other:
+ * queued, running and succeeded at `now`, by `worker`, with `result`.
+ * Nothing runs it: write it without a queue entry.
+ */
+export function recordDone(
+  t: NewTask & { worker: string; result: unknown; message?: string },
+): Task {
+  const queued = newTask(t);
+  const running = transition(queued, "running", {
+    worker: t.worker,
+    now: t.now,
+  });
+  return {
+    ...transition(running, "succeeded", {
+      worker: t.worker,
+      message: t.message,
+      now: t.now,
+    }),
+    attempts: 1,
+    worker: t.worker,
+    result: t.result,
+  };
 }

@@ -17,6 +17,12 @@
  * transaction: waiting for capacity consumes no attempts and needs nothing
  * from the worker. The chain keeps at most two finished task documents per
  * VM: the first one (whose id the API returned) and the latest.
+ *
+ * `payload.avoid` (set by `vm.move`) names the host the VM is moving off:
+ * it is left out of the candidates. When no other host fits, the VM is
+ * placed as usual (back on that host, if it is still live and active and
+ * has room), else it waits for capacity with the move in its reason; the
+ * waiting chain keeps `avoid`.
  */
 import { keys } from "../core/keys.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
@@ -64,15 +70,23 @@ type Pick =
   | { host: string; alloc: Kv<Alloc> | null; lease: string }
   | { reason: string };
 
+/** Candidates without the host named by `avoid`. */
+function without(candidates: Candidate[], avoid?: string): Candidate[] {
+  return avoid === undefined
+    ? candidates
+    : candidates.filter((c) => c.host.name !== avoid);
+}
+
 /** Chooses from the cache; re-reads the chosen host's reservations. */
 async function pickCached(
   ctx: TaskContext,
   cache: PlacementCache,
   need: Need,
   policy: Policy,
+  avoid?: string,
 ): Promise<Pick | null> {
   for (let i = 0; i < 3; i++) {
-    const pick = choose(cache.candidates(), need, policy);
+    const pick = choose(without(cache.candidates(), avoid), need, policy);
     if ("reason" in pick) return pick;
     // The cache may lag behind another placer: compare what etcd has now.
     const kv = await ctx.store.get(keys.alloc(pick.host), Alloc);
@@ -93,6 +107,7 @@ async function pickListed(
   ctx: TaskContext,
   need: Need,
   policy: Policy,
+  avoid?: string,
 ): Promise<Pick> {
   const [hosts, alive, allocs] = await Promise.all([
     ctx.store.list(keys.hosts, Host),
@@ -110,7 +125,7 @@ async function pickListed(
     alive: aliveOf.has(h.value.name),
     alloc: allocOf.get(h.value.name)?.value ?? null,
   }));
-  const pick = choose(candidates, need, policy);
+  const pick = choose(without(candidates, avoid), need, policy);
   if ("reason" in pick) return pick;
   return {
     host: pick.host,
@@ -142,6 +157,7 @@ function waitForCapacity(
       origin: typeof p.origin === "string" ? p.origin : ctx.task.id,
       previous: ctx.task.id,
       waits: waits + 1,
+      ...(typeof p.avoid === "string" ? { avoid: p.avoid } : {}),
     },
     owner: ctx.task.owner,
     maxAttempts: ctx.task.maxAttempts,
@@ -175,16 +191,27 @@ export const vmCreate: TaskHandler = async (ctx) => {
   const need = needOf(vm.value);
   const policy: Policy = ctx.config.scheduler?.policy ?? "spread";
   const cache = configured ?? PlacementCache.for(ctx.store);
-  let pick: Pick | null = null;
-  if (cache && await cache.waitReady(CACHE_READY_MS)) {
-    pick = await pickCached(ctx, cache, need, policy);
+  const cached = cache && await cache.waitReady(CACHE_READY_MS) ? cache : null;
+  const place = async (avoid?: string): Promise<Pick> =>
+    (cached ? await pickCached(ctx, cached, need, policy, avoid) : null) ??
+      await pickListed(ctx, need, policy, avoid);
+  const avoid = typeof ctx.task.payload.avoid === "string"
+    ? ctx.task.payload.avoid
+    : undefined;
+  let pick = await place(avoid);
+  let note: string | undefined;
+  if ("reason" in pick && avoid !== undefined) {
+    pick = await place();
+    if ("reason" in pick) {
+      pick = { reason: `${pick.reason}; moving off ${avoid}` };
+    } else note = `no host other than ${avoid} fits; placed on ${pick.host}`;
   }
-  pick ??= await pickListed(ctx, need, policy);
   if ("reason" in pick) return waitForCapacity(ctx, vm, pick.reason);
 
   const { host, alloc, lease } = pick;
   const txn = statusTxn(ctx, vm, {
-    phase: "scheduled",
+    // A stopped VM is only re-placed (e.g. moved off a draining host).
+    phase: vm.value.desired === "running" ? "scheduled" : "stopped",
     host,
     reason: undefined,
   })
@@ -206,5 +233,5 @@ export const vmCreate: TaskHandler = async (ctx) => {
   }
   const stale = staleTask(ctx);
   if (stale) txn.delete(keys.task(stale));
-  return { result: { host }, txn };
+  return { result: { host, ...(note ? { note } : {}) }, txn };
 };

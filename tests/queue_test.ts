@@ -121,7 +121,11 @@ Deno.test("fail() retries with backoff up to maxAttempts, then fails for good", 
     const w = { name: "w", lease: await grant(store) };
     const c1 = (await claim(store, t.id, w))!;
     assert.equal(
-      await fail(store, c1.value, w, "boom", { baseMs: 60_000 }),
+      // Delay 30-60 s: half the capped backoff plus jitter.
+      await fail(store, c1.value, w, "boom", {
+        baseMs: 60_000,
+        maxMs: 60_000,
+      }),
       "retry",
     );
     const q = (await store.get(keys.task(t.id), Task))!.value;

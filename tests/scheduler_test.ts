@@ -20,7 +20,14 @@ import { PlacementCache } from "../core/placement_cache.ts";
 import { Alive, Alloc, Host, Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import type { TaskContext, VmDriver } from "../tasks/context.ts";
-import { claim, complete, guard, type WorkerId } from "../tasks/queue.ts";
+import {
+  claim,
+  complete,
+  enqueue,
+  guard,
+  newTask,
+  type WorkerId,
+} from "../tasks/queue.ts";
 import { MAX_WAIT_MS, vmCreate } from "../tasks/vm_create.ts";
 import { usage } from "../workers/placement.ts";
 import { ROOT, startCluster, waitFor } from "./helpers/cluster.ts";
@@ -464,6 +471,63 @@ Deno.test({
             /^no live host is registered \(1 registered: 1 not alive/,
           );
           await revoke(store, w.lease);
+        },
+      );
+
+      await step(
+        "vm.create with payload.avoid leaves that host out, falling back to it only when nothing else fits",
+        async () => {
+          const store = connect();
+          const lease = await grant(store);
+          await register(store, lease, [
+            { name: "h1", cpus: 4, memoryMiB: 4096 },
+            { name: "h2", cpus: 1, memoryMiB: 1024 },
+          ]);
+          const app = createApp({ store });
+          const w = { name: "w1", lease: await grant(store) };
+          /** Runs one vm.create for a new pending VM moving off `avoid`. */
+          const move = async (name: string, avoid: string) => {
+            const r = await post(app, { name, cpus: 1, memory: 128 });
+            const t = newTask({
+              kind: "vm.create",
+              target: "any",
+              payload: { vm: r.body.vm.id, avoid, reason: "test" },
+            });
+            assert.ok((await enqueue(store.txn(), t).commit()).ok);
+            const c = (await claim(store, t.id, w))!;
+            const o = await vmCreate(ctxFor(store, config, c.value, w));
+            assert.ok(await complete(store, c.value, w, o.result, o.txn));
+            return {
+              // deno-lint-ignore no-explicit-any
+              result: o.result as any,
+              vm: (await store.get(keys.vm(r.body.vm.id), Vm))!.value,
+            };
+          };
+          // h1 has far more room, but the VM moves off it.
+          const a = await move("a", "h1");
+          assert.deepEqual(a.result, { host: "h2" });
+          assert.equal(a.vm.status.host, "h2");
+          // h2 is full now: back to h1 rather than waiting.
+          const b = await move("b", "h1");
+          assert.deepEqual(b.result, {
+            host: "h1",
+            note: "no host other than h1 fits; placed on h1",
+          });
+          // Nothing fits anywhere: pending, the reason names the move,
+          // and the next try still avoids the host.
+          await store.txn().put(keys.host("h1"), hostDoc("h1", 1, 4096))
+            .commit();
+          const c = await move("c", "h2");
+          assert.match(
+            c.result.pending,
+            /^no live host has 1 free CPU\(s\).*; moving off h2$/,
+          );
+          assert.equal(c.vm.status.phase, "pending");
+          assert.equal(c.vm.status.reason, c.result.pending);
+          const next = (await store.get(keys.task(c.result.next), Task))!;
+          assert.equal(next.value.payload.avoid, "h2");
+          await checkInvariants(store);
+          for (const l of [lease, w.lease]) await revoke(store, l);
         },
       );
 

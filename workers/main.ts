@@ -2,8 +2,11 @@
  * The worker process: one per host. Runs worker incarnations until SIGINT or
  * SIGTERM; after a lost lease session it rejoins with a new incarnation.
  * VMs keep running when the worker stops; the next worker re-adopts them.
+ * Also runs the rebalancer on `scheduler.rebalanceSchedule` with Deno.cron
+ * (one round per schedule tick in the whole cluster: workers/maintenance.ts).
  *
- * Usage: `deno task worker` (configuration: README, core/config.ts).
+ * Usage: `deno task worker` (configuration: README, core/config.ts); needs
+ * `--unstable-cron`.
  */
 import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
@@ -13,6 +16,7 @@ import { sleep } from "../core/watch.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
+import { rebalanceOnce, roundOf } from "./maintenance.ts";
 import { Worker } from "./worker.ts";
 
 if (import.meta.main) {
@@ -41,6 +45,24 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  Deno.cron(
+    "ucloud-rebalance",
+    config.scheduler.rebalanceSchedule,
+    async () => {
+      // Only a registered incarnation takes part.
+      if (stopping || !current?.lease) return;
+      try {
+        const r = await rebalanceOnce(store, config, {
+          by: config.worker.host,
+          round: roundOf(new Date()),
+          log,
+        });
+        if (!r.ran) log.debug("rebalance round skipped", { reason: r.reason });
+      } catch (err) {
+        log.warn("rebalance round failed", { error: String(err) });
+      }
+    },
+  );
   while (!stopping) {
     current = new Worker({ store, config, driver, log, images });
     try {

@@ -431,12 +431,15 @@ export class Worker {
     await watchPrefix(store, keys.alives, {
       signal,
       log: this.#log,
-      onReset: async (items) => {
+      onReset: async (items, revision) => {
         incarnations.clear();
         for (const it of items) {
           incarnations.set(it.key.slice(keys.alives.length), leaseOf(it.value));
         }
-        for (const h of (await store.list(keys.hosts, Host)).items) {
+        // At the listing's revision: a host registering meanwhile is not
+        // taken for one without an alive key.
+        const hosts = await store.list(keys.hosts, Host, { revision });
+        for (const h of hosts.items) {
           if (!incarnations.has(h.value.name)) {
             await failed(h.value.name, h.value.incarnation);
           }

@@ -74,7 +74,7 @@ export class WorkerProc {
     this.child = new Deno.Command("bash", {
       args: [
         "-c",
-        'exec "$0" run -A "$1" 2>>"$2"',
+        'exec "$0" run -A --unstable-cron "$1" 2>>"$2"',
         Deno.execPath(),
         `${ROOT}workers/main.ts`,
         this.logFile,
@@ -173,6 +173,9 @@ export async function startCluster(
     UCLOUD_LEASE_TTL: String(opts.leaseTtlSeconds ?? 2),
     UCLOUD_LEASE_MARGIN_MS: "500",
     UCLOUD_ACCEL: "tcg",
+    // The workers' cron rounds still resume drains, but never move VMs for
+    // balance: that would race with tests that check where VMs run.
+    UCLOUD_REBALANCE_MAX_MOVES: "0",
   };
   const config = parseConfig({}, (n) => env[n]);
   config.worker.monitorIntervalMs = 250;

@@ -413,7 +413,7 @@ export class NsWorkerProc extends WorkerProc {
     return this.net.host(this.spec.name);
   }
 
-  /** Starts `ip netns exec <ns> deno run -A workers/main.ts`. */
+  /** Starts `ip netns exec <ns> deno run -A --unstable-cron workers/main.ts`. */
   override async start(): Promise<void> {
     const endpoint = etcdListeners.get(this.cluster);
     if (!endpoint) {
@@ -433,7 +433,7 @@ export class NsWorkerProc extends WorkerProc {
         this.host.ns,
         "bash",
         "-c",
-        'exec "$0" run -A "$1" 2>>"$2"',
+        'exec "$0" run -A --unstable-cron "$1" 2>>"$2"',
         Deno.execPath(),
         `${ROOT}workers/main.ts`,
         this.logFile,

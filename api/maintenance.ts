@@ -1,0 +1,66 @@
+/**
+ * `/v1/maintenance`: runs maintenance jobs now instead of at their next
+ * scheduled time (admins only). `POST /v1/maintenance/rebalance` runs one
+ * rebalance round (workers/maintenance.ts) and answers what it did; a
+ * round already running elsewhere makes it answer `ran: false`.
+ *
+ * @example
+ * ```ts
+ * app.route("/v1/maintenance", maintenance({ store, config }));
+ * ```
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ConfigSchema } from "../core/config.ts";
+import { rebalanceOnce } from "../workers/maintenance.ts";
+import { type Deps, requireAdmin, router } from "./env.ts";
+import { errorResponses } from "./errors.ts";
+
+const Move = z.object({
+  vm: z.string(),
+  from: z.string(),
+  to: z.string(),
+  why: z.string(),
+  task: z.string(),
+});
+
+export const RebalanceResultDoc = z.object({
+  ran: z.boolean(),
+  by: z.string(),
+  at: z.string(),
+  round: z.string().optional(),
+  reason: z.string(),
+  drains: z.array(z.object({ host: z.string(), task: z.string() })),
+  moves: z.array(Move),
+}).openapi("RebalanceResult");
+
+const rebalance = createRoute({
+  method: "post",
+  path: "/rebalance",
+  summary: "Run one rebalance round now (admin)",
+  description:
+    "Enqueues `host.drain` for draining hosts that still have VMs and, " +
+    "with the spread policy, `vm.move` tasks from the most to the least " +
+    "loaded host (at most `scheduler.rebalanceMaxMoves`).",
+  responses: {
+    200: {
+      description: "What the round did, or why it did not run",
+      content: { "application/json": { schema: RebalanceResultDoc } },
+    },
+    ...errorResponses(403, 503),
+  },
+});
+
+/** Builds the `/v1/maintenance` sub-app. */
+export function maintenance({ store, config }: Deps) {
+  const settings = {
+    tasks: config.tasks,
+    scheduler: config.scheduler ??
+      ConfigSchema.shape.scheduler.parse(undefined),
+  };
+  return router().openapi(rebalance, async (c) => {
+    const who = c.get("principal");
+    requireAdmin(who, "run a rebalance round");
+    const r = await rebalanceOnce(store, settings, { by: `api:${who.name}` });
+    return c.json(r, 200);
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * `vm.move` (target: the host the VM runs on, `payload.from`): moves a VM
+ * off that host by stopping it there and starting it elsewhere. The
+ * handler stops the VM's process and removes its files on this host, then
+ * records the move in one claim-guarded transaction (applied with the
+ * task's completion): the VM's reservation in `alloc/<from>` is released
+ * (comparing its revision), the VM goes back to pending with the reason,
+ * and `vm.create` (target `any`, `payload.avoid` = this host) places it
+ * again, starting it only when its desired state is running.
+ *
+ * Payload: `{ vm, from, reason, drain? }`. The move is skipped when the VM
+ * is gone, being deleted, or no longer on `from` (it moved meanwhile: the
+ * goal, off `from`, is reached), and for a drain (`drain: true`) when the
+ * host was enabled again before the move ran.
+ *
+ * @example
+ * ```ts
+ * enqueue(txn, newTask({
+ *   kind: "vm.move",
+ *   target: "h1",
+ *   payload: { vm: "vm-1", from: "h1", reason: "host h1 is draining" },
+ * }));
+ * ```
+ */
+import { keys } from "../core/keys.ts";
+import { Alloc, Host, type Vm } from "../core/schemas.ts";
+import type { Kv } from "../core/store.ts";
+import {
+  PermanentError,
+  type TaskContext,
+  type TaskHandler,
+} from "./context.ts";
+import { enqueue, newTask } from "./queue.ts";
+import { readVm, withStatus } from "./vm_common.ts";
+
+/** Why a VM found in `vm` need not (or must not) be moved off `from`. */
+export function moveSkip(vm: Vm | null, from: string): string | null {
+  if (!vm) return "vm is gone";
+  if (vm.desired === "deleted") return "vm is being deleted";
+  if (vm.status.host !== from) {
+    return `vm is no longer on ${from} (${
+      vm.status.host ? `on ${vm.status.host}` : vm.status.phase
+    })`;
+  }
+  return null;
+}
+
+function payloadOf(ctx: TaskContext): { from: string; why: string } {
+  const { from, reason } = ctx.task.payload;
+  if (typeof from !== "string") {
+    throw new PermanentError(`Task ${ctx.task.id} has no payload.from`);
+  }
+  return { from, why: typeof reason === "string" ? reason : "moved" };
+}
+
+/** The move as etcd writes; null when a skip applies to the fresh read. */
+async function moveTxn(
+  ctx: TaskContext,
+  vm: Kv<Vm>,
+  from: string,
+  why: string,
+) {
+  const id = vm.value.id;
+  const reason = `moving off ${from}: ${why}`;
+  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision);
+  const alloc = await ctx.store.get(keys.alloc(from), Alloc);
+  txn.ifModRevision(keys.alloc(from), alloc?.modRevision ?? "0");
+  if (alloc?.value.vms[id]) {
+    const vms = { ...alloc.value.vms };
+    delete vms[id];
+    txn.put(keys.alloc(from), { vms });
+  }
+  txn.put(
+    vm.key,
+    withStatus(vm.value, {
+      phase: "pending",
+      host: undefined,
+      handle: undefined,
+      incarnation: undefined,
+      reason,
+    }),
+  );
+  const create = newTask({
+    kind: "vm.create",
+    target: "any",
+    payload: { vm: id, avoid: from, reason },
+    owner: vm.value.owner,
+    maxAttempts: ctx.task.maxAttempts,
+  });
+  enqueue(txn, create);
+  return { txn, create };
+}
+
+export const vmMove: TaskHandler = async (ctx) => {
+  const { from, why } = payloadOf(ctx);
+  const vm = await readVm(ctx);
+  const skip = moveSkip(vm?.value ?? null, from);
+  if (skip || !vm) return { result: { skipped: skip } };
+  if (ctx.task.payload.drain === true) {
+    const host = await ctx.store.get(keys.host(from), Host);
+    if (host?.value.state === "active") {
+      return { result: { skipped: `host ${from} was enabled again` } };
+    }
+  }
+  const handle = vm.value.status.handle;
+  if (handle) {
+    await ctx.progress(`stopping ${ctx.driver.name} on ${from}`);
+    await ctx.driver.stop(handle, { signal: ctx.signal });
+  }
+  await ctx.progress(`removing files on ${from}`);
+  await ctx.driver.destroy(vm.value.id);
+  // Read again: the VM may have changed while it stopped.
+  const now = await readVm(ctx);
+  const late = moveSkip(now?.value ?? null, from);
+  if (late || !now) return { result: { skipped: late } };
+  const { txn, create } = await moveTxn(ctx, now, from, why);
+  return {
+    result: {
+      vm: now.value.id,
+      from,
+      stopped: Boolean(handle),
+      create: create.id,
+    },
+    txn,
+  };
+};

@@ -1,0 +1,151 @@
+/**
+ * Which VMs a rebalance round moves. Pure: the caller reads the documents
+ * and enqueues a `vm.move` per planned move (workers/maintenance.ts).
+ *
+ * A host's load is the used share of its capacity, 0..1 (`1 - score()` of
+ * workers/placement.ts for nothing more to place: the mean over CPUs,
+ * memory and, where tracked, disk). Only live, active hosts take part.
+ * While the most loaded host's load exceeds the least loaded's by more
+ * than `threshold`, one VM moves from the first to the second: the one
+ * that fits there and leaves the two closest together (stopped VMs first
+ * on a tie: moving them interrupts nothing), and only when that narrows
+ * the gap, so moves never overshoot and rounds converge. At most
+ * `maxMoves` per round.
+ *
+ * @example
+ * ```ts
+ * const plan = planRebalance(candidates, vms, { threshold: 0.25, maxMoves: 2 });
+ * for (const m of plan.moves) enqueueMove(m.vm, m.from);
+ * console.log(plan.reason);
+ * ```
+ */
+import type { Alloc, Vm } from "../core/schemas.ts";
+import {
+  type Candidate,
+  fits,
+  isLive,
+  needOf,
+  reserve,
+  score,
+} from "./placement.ts";
+
+export interface PlannedMove {
+  vm: string;
+  from: string;
+  /** The least loaded host; `vm.create` places by policy, avoiding `from`. */
+  to: string;
+  /** The loads that called for the move. */
+  why: string;
+}
+
+export interface RebalancePlan {
+  moves: PlannedMove[];
+  /** Why the plan stops where it does, with the loads it saw. */
+  reason: string;
+}
+
+export interface RebalanceOptions {
+  threshold: number;
+  maxMoves: number;
+}
+
+/** Gaps closer than this count as equal (float noise). */
+const EPSILON = 1e-9;
+
+/** The used share of a host's capacity, 0..1. */
+export function load(c: Pick<Candidate, "host" | "alloc" | "used">): number {
+  return 1 - score(c, { cpus: 0, memoryMiB: 0 });
+}
+
+/** VM phases a rebalance may interrupt: settled, not in a transition. */
+const MOVABLE = new Set<Vm["status"]["phase"]>(["running", "stopped"]);
+
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+
+/** Plans the moves of one rebalance round (see the module comment). */
+export function planRebalance(
+  candidates: Candidate[],
+  vms: Vm[],
+  { threshold, maxMoves }: RebalanceOptions,
+): RebalancePlan {
+  const allocs = new Map<string, Alloc | null>(
+    candidates.map((c) => [c.host.name, c.alloc]),
+  );
+  const live = candidates.filter(isLive);
+  const view = (c: Candidate) => ({
+    host: c.host,
+    alloc: allocs.get(c.host.name) ?? null,
+  });
+  const moved = new Set<string>();
+  const moves: PlannedMove[] = [];
+  if (live.length < 2) {
+    return {
+      moves,
+      reason: `${live.length} live active host(s): nothing to balance`,
+    };
+  }
+  while (true) {
+    const ranked = live.map((c) => ({ c, l: load(view(c)) }))
+      .sort((a, b) => b.l - a.l || a.c.host.name.localeCompare(b.c.host.name));
+    const src = ranked[0];
+    const dst = ranked[ranked.length - 1];
+    const gap = src.l - dst.l;
+    const loads = `${src.c.host.name} ${pct(src.l)}, ${dst.c.host.name} ${
+      pct(dst.l)
+    }`;
+    if (gap <= threshold + EPSILON) {
+      return {
+        moves,
+        reason: `balanced: ${loads} (gap ${pct(gap)} within ${pct(threshold)})`,
+      };
+    }
+    if (moves.length >= maxMoves) {
+      return {
+        moves,
+        reason: `at most ${maxMoves} move(s) per round: ${loads}`,
+      };
+    }
+    const from = src.c.host.name;
+    const to = dst.c.host.name;
+    const fromAlloc = allocs.get(from) ?? null;
+    const options = vms.filter((v) =>
+      v.status.host === from && v.desired !== "deleted" &&
+      MOVABLE.has(v.status.phase) && !moved.has(v.id) &&
+      fromAlloc?.vms[v.id] !== undefined
+    ).flatMap((v) => {
+      const need = needOf(v);
+      const target = view(dst.c);
+      if (!fits(target, need)) return [];
+      const rest = { ...fromAlloc!.vms };
+      delete rest[v.id];
+      const srcAfter = { vms: rest };
+      const dstAfter = reserve(target.alloc, v.id, need);
+      const after = Math.abs(
+        load({ host: src.c.host, alloc: srcAfter }) -
+          load({ host: dst.c.host, alloc: dstAfter }),
+      );
+      return after < gap - EPSILON ? [{ v, after, srcAfter, dstAfter }] : [];
+    }).sort((a, b) =>
+      a.after - b.after ||
+      Number(a.v.status.phase !== "stopped") -
+        Number(b.v.status.phase !== "stopped") ||
+      a.v.id.localeCompare(b.v.id)
+    );
+    if (options.length === 0) {
+      return {
+        moves,
+        reason: `no VM on ${from} fits on ${to} and narrows the gap: ${loads}`,
+      };
+    }
+    const pick = options[0];
+    allocs.set(from, pick.srcAfter);
+    allocs.set(to, pick.dstAfter);
+    moved.add(pick.v.id);
+    moves.push({
+      vm: pick.v.id,
+      from,
+      to,
+      why: `${loads} loaded, gap above ${pct(threshold)}`,
+    });
+  }
+}

@@ -1,0 +1,174 @@
+import assert from "node:assert/strict";
+import type { Alloc, Host, Vm } from "../core/schemas.ts";
+import type { Candidate } from "./placement.ts";
+import { load, planRebalance } from "./rebalance.ts";
+
+const host = (name: string, cpus = 4, mem = 2048): Host => ({
+  name,
+  capacity: { cpus, memoryMiB: mem },
+  addresses: [],
+  os: "linux",
+  drivers: ["qemu"],
+  state: "active",
+  registeredAt: "2026-01-01T00:00:00Z",
+});
+
+const vm = (
+  id: string,
+  on: string,
+  phase: Vm["status"]["phase"] = "running",
+  cpus = 1,
+  memory = 128,
+  desired: Vm["desired"] = "running",
+): Vm => ({
+  id,
+  owner: "alice",
+  spec: { name: id, cpus, memory, image: "tiny" },
+  desired,
+  status: { phase, host: on, updatedAt: "2026-01-01T00:00:00Z" },
+  createdAt: "2026-01-01T00:00:00Z",
+});
+
+/** Candidates and their allocs from the VMs placed on them. */
+function cluster(
+  hosts: (Host & { alive?: boolean })[],
+  vms: Vm[],
+): Candidate[] {
+  return hosts.map((h) => {
+    const alloc: Alloc = { vms: {} };
+    for (const v of vms.filter((v) => v.status.host === h.name)) {
+      alloc.vms[v.id] = { cpus: v.spec.cpus, memoryMiB: v.spec.memory };
+    }
+    return { host: h, alive: h.alive ?? true, alloc };
+  });
+}
+
+const opts = { threshold: 0.25, maxMoves: 2 };
+
+Deno.test("load() is the used share of capacity over CPUs and memory", () => {
+  assert.equal(load({ host: host("h1", 4, 1000), alloc: null }), 0);
+  const alloc = { vms: { a: { cpus: 2, memoryMiB: 250 } } };
+  assert.equal(load({ host: host("h1", 4, 1000), alloc }), (0.5 + 0.25) / 2);
+});
+
+Deno.test("planRebalance() moves from the most to the least loaded host until within the threshold", () => {
+  const vms = ["a", "b", "c", "d"].map((id) => vm(id, "h1"));
+  const plan = planRebalance(
+    cluster([host("h1"), host("h2")], vms),
+    vms,
+    opts,
+  );
+  assert.deepEqual(plan.moves.map((m) => [m.vm, m.from, m.to]), [
+    ["a", "h1", "h2"],
+    ["b", "h1", "h2"],
+  ]);
+  assert.match(plan.moves[0].why, /^h1 63%, h2 0% loaded, gap above 25%$/);
+  assert.match(plan.reason, /^balanced: h1 31%, h2 31% \(gap 0% within 25%\)$/);
+});
+
+Deno.test("planRebalance() stops at maxMoves and says so", () => {
+  const vms = ["a", "b", "c", "d"].map((id) => vm(id, "h1"));
+  const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
+    threshold: 0.25,
+    maxMoves: 1,
+  });
+  assert.deepEqual(plan.moves.map((m) => m.vm), ["a"]);
+  assert.match(plan.reason, /^at most 1 move\(s\) per round: h1 47%, h2 16%$/);
+  const none = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
+    threshold: 0.25,
+    maxMoves: 0,
+  });
+  assert.deepEqual(none.moves, []);
+});
+
+Deno.test("planRebalance() does nothing within the threshold", () => {
+  // h1 2/4 CPUs, h2 empty: loads 31% and 0% (memory counts too).
+  const vms = [vm("a", "h1"), vm("b", "h1")];
+  const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
+    threshold: 0.4,
+    maxMoves: 2,
+  });
+  assert.deepEqual(plan.moves, []);
+  assert.match(plan.reason, /^balanced: h1 31%, h2 0% \(gap 31% within 40%\)$/);
+});
+
+Deno.test("planRebalance() never overshoots: a move must narrow the gap", () => {
+  // One big VM: moving it would only swap the imbalance.
+  const vms = [vm("big", "h1", "running", 3, 1536)];
+  const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, opts);
+  assert.deepEqual(plan.moves, []);
+  assert.match(plan.reason, /^no VM on h1 fits on h2 and narrows the gap/);
+});
+
+Deno.test("planRebalance() picks the VM that balances best, stopped ones on a tie", () => {
+  const vms = [
+    vm("a", "h1", "running"),
+    vm("b", "h1", "stopped", 1, 128, "stopped"),
+    vm("c", "h1", "running", 2, 1024),
+  ];
+  const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
+    threshold: 0.1,
+    maxMoves: 1,
+  });
+  // c alone balances best (h1 2 CPUs/256 MiB vs h2 2 CPUs/1024 MiB).
+  assert.deepEqual(plan.moves.map((m) => m.vm), ["c"]);
+  const small = [vm("a", "h1"), vm("b", "h1", "stopped", 1, 128, "stopped")];
+  const tie = planRebalance(
+    cluster([host("h1", 2, 512), host("h2", 2, 512)], small),
+    small,
+    { threshold: 0.1, maxMoves: 2 },
+  );
+  assert.deepEqual(tie.moves.map((m) => m.vm), ["b"]);
+});
+
+Deno.test("planRebalance() leaves VMs in transition, being deleted or not reserved", () => {
+  const vms = [
+    vm("starting", "h1", "starting"),
+    vm("deleting", "h1", "deleting", 1, 128, "deleted"),
+    vm("failed", "h1", "failed"),
+    vm("crashed", "h1", "crashed"),
+  ];
+  const cands = cluster([host("h1"), host("h2")], vms);
+  const plan = planRebalance(cands, vms, opts);
+  assert.deepEqual(plan.moves, []);
+  // A VM document on h1 that h1's reservations do not list is not moved.
+  const ghost = vm("ghost", "h1");
+  assert.deepEqual(planRebalance(cands, [...vms, ghost], opts).moves, []);
+});
+
+Deno.test("planRebalance() only uses live active hosts as source and target", () => {
+  const vms = ["a", "b", "c", "d"].map((id) => vm(id, "h1"));
+  const dead = { ...host("h2"), alive: false };
+  const draining: Host = { ...host("h3"), state: "draining" };
+  const plan = planRebalance(
+    cluster([host("h1"), dead, draining], vms),
+    vms,
+    opts,
+  );
+  assert.deepEqual(plan.moves, []);
+  assert.equal(plan.reason, "1 live active host(s): nothing to balance");
+  // The target must have room.
+  const full = [vm("x", "h2", "running", 4, 128)];
+  const all = [...vms, ...full];
+  const tight = planRebalance(
+    cluster([host("h1", 8, 2048), host("h2", 4, 4096)], all),
+    all,
+    opts,
+  );
+  assert.deepEqual(tight.moves, []);
+});
+
+Deno.test("planRebalance() spreads over several hosts, least loaded first", () => {
+  const vms = ["a", "b", "c", "d", "e", "f"].map((id) => vm(id, "h1"));
+  const plan = planRebalance(
+    cluster([host("h1", 6, 1536), host("h2", 6, 1536), host("h3", 6, 1536)], [
+      ...vms,
+      vm("z", "h3"),
+    ]),
+    [...vms, vm("z", "h3")],
+    { threshold: 0.05, maxMoves: 10 },
+  );
+  // 6+0+1 VMs become 3+2+2: a fourth move would only swap the gap.
+  assert.deepEqual(plan.moves.map((m) => m.to), ["h2", "h3", "h2"]);
+  assert.match(plan.reason, /^no VM on h1 fits on h\d and narrows the gap/);
+});
