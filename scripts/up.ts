@@ -2,8 +2,8 @@
  * `deno task up`: an all-in-one cloud on this machine. Starts an embedded
  * etcd (data in `<stateDir>/etcd`) unless `UCLOUD_ETCD` names one, builds the
  * tiny test guest, serves the API on loopback and runs one worker process for
- * this host. Ctrl-C stops the API, the worker and etcd; VMs keep running and
- * the next start re-adopts them.
+ * this host. Ctrl-C stops the API, the worker and etcd; the host's fencer
+ * stops the VMs at the lease deadline, and the next start runs them again.
  */
 import { createApp } from "../api/app.ts";
 import { loadConfig } from "../core/config.ts";
@@ -73,7 +73,7 @@ Use the CLI from another terminal:
   ucloud task list
   ucloud --help
 
-Ctrl-C stops the cloud (VMs keep running and are re-adopted at the next start).
+Ctrl-C stops the cloud; VMs stop at the lease deadline and start again at the next up.
 `);
 
 let stopping = false;
