@@ -10,11 +10,11 @@
  * already runs or is about to start are left alone.
  */
 import { keys } from "../core/keys.ts";
-import { Alive, Alloc, type Task, Vm } from "../core/schemas.ts";
+import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
 import type { TaskContext, TaskHandler } from "./context.ts";
 import { enqueue, newTask } from "./queue.ts";
-import { withStatus } from "./vm_common.ts";
+import { releaseAlloc, replace } from "./vm_common.ts";
 
 /**
  * Enqueues `host.failed` for one failed incarnation, at most once across
@@ -57,36 +57,21 @@ async function evacuate(
   incarnation: string,
 ): Promise<"evacuated" | "deleted" | "conflict"> {
   const id = vm.value.id;
-  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision);
-  const alloc = await ctx.store.get(keys.alloc(host), Alloc);
-  if (alloc?.value.vms[id]) {
-    const vms = { ...alloc.value.vms };
-    delete vms[id];
-    txn.ifModRevision(alloc.key, alloc.modRevision).put(alloc.key, { vms });
-  }
+  const txn = await releaseAlloc(
+    ctx,
+    ctx.guard().ifModRevision(vm.key, vm.modRevision),
+    host,
+    id,
+  );
   if (vm.value.desired === "deleted") {
     txn.delete(vm.key);
     return (await txn.commit()).ok ? "deleted" : "conflict";
   }
-  const reason = `host ${host} failed (lease ${incarnation} expired)`;
-  txn.put(
-    vm.key,
-    withStatus(vm.value, {
-      phase: "pending",
-      host: undefined,
-      handle: undefined,
-      incarnation: undefined,
-      reason: `evacuating: ${reason}`,
-    }),
-  );
-  enqueue(
+  replace(
+    ctx,
     txn,
-    newTask({
-      kind: "vm.create",
-      target: "any",
-      payload: { vm: id, reason: `evacuation: ${reason}` },
-      owner: vm.value.owner,
-    }),
+    vm,
+    `evacuating: host ${host} failed (lease ${incarnation} expired)`,
   );
   return (await txn.commit()).ok ? "evacuated" : "conflict";
 }

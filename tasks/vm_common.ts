@@ -11,7 +11,7 @@
  * ```
  */
 import { keys } from "../core/keys.ts";
-import { Vm, type VmStatus } from "../core/schemas.ts";
+import { Alloc, type Task, Vm, type VmStatus } from "../core/schemas.ts";
 import type { Kv, Txn } from "../core/store.ts";
 import { enqueue, newTask } from "./queue.ts";
 import {
@@ -93,4 +93,56 @@ export function forwardTo(ctx: TaskContext, host: string): TaskOutcome {
     result: { forwarded: task.id, host },
     txn: enqueue(ctx.guard(), task),
   };
+}
+
+/**
+ * Adds to `txn` the release of VM `id`'s reservation on `host`, comparing
+ * the reservation document's revision (also when the entry is absent).
+ */
+export async function releaseAlloc(
+  ctx: TaskContext,
+  txn: Txn,
+  host: string,
+  id: string,
+): Promise<Txn> {
+  const alloc = await ctx.store.get(keys.alloc(host), Alloc);
+  txn.ifModRevision(keys.alloc(host), alloc?.modRevision ?? "0");
+  if (alloc?.value.vms[id]) {
+    const vms = { ...alloc.value.vms };
+    delete vms[id];
+    txn.put(keys.alloc(host), { vms });
+  }
+  return txn;
+}
+
+/**
+ * Adds to `txn`: the VM back to pending (no host, no process) with `reason`,
+ * and a `vm.create` task that places it again. Returns that task.
+ */
+export function replace(
+  ctx: TaskContext,
+  txn: Txn,
+  vm: Kv<Vm>,
+  reason: string,
+  payload: Record<string, unknown> = {},
+): Task {
+  txn.put(
+    vm.key,
+    withStatus(vm.value, {
+      phase: "pending",
+      host: undefined,
+      handle: undefined,
+      incarnation: undefined,
+      reason,
+    }),
+  );
+  const task = newTask({
+    kind: "vm.create",
+    target: "any",
+    payload: { vm: vm.value.id, reason, ...payload },
+    owner: vm.value.owner,
+    maxAttempts: ctx.task.maxAttempts,
+  });
+  enqueue(txn, task);
+  return task;
 }

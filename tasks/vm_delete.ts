@@ -3,10 +3,8 @@
  * stops the process, removes its files, then deletes the VM document and
  * releases its reservation in one transaction.
  */
-import { keys } from "../core/keys.ts";
-import { Alloc } from "../core/schemas.ts";
 import type { TaskHandler } from "./context.ts";
-import { forwardTo, readVm } from "./vm_common.ts";
+import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
 
 export const vmDelete: TaskHandler = async (ctx) => {
   const vm = await readVm(ctx);
@@ -24,13 +22,6 @@ export const vmDelete: TaskHandler = async (ctx) => {
     await ctx.driver.destroy(id);
   }
   const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key);
-  if (host) {
-    const alloc = await ctx.store.get(keys.alloc(host), Alloc);
-    if (alloc?.value.vms[id]) {
-      const vms = { ...alloc.value.vms };
-      delete vms[id];
-      txn.ifModRevision(alloc.key, alloc.modRevision).put(alloc.key, { vms });
-    }
-  }
+  if (host) await releaseAlloc(ctx, txn, host, id);
   return { result: { deleted: id }, txn };
 };

@@ -23,15 +23,14 @@
  * ```
  */
 import { keys } from "../core/keys.ts";
-import { Alloc, Host, type Vm } from "../core/schemas.ts";
+import { Host, type Vm } from "../core/schemas.ts";
 import type { Kv } from "../core/store.ts";
 import {
   PermanentError,
   type TaskContext,
   type TaskHandler,
 } from "./context.ts";
-import { enqueue, newTask } from "./queue.ts";
-import { readVm, withStatus } from "./vm_common.ts";
+import { readVm, releaseAlloc, replace } from "./vm_common.ts";
 
 /** Why a VM found in `vm` need not (or must not) be moved off `from`. */
 export function moveSkip(vm: Vm | null, from: string): string | null {
@@ -60,34 +59,14 @@ async function moveTxn(
   from: string,
   why: string,
 ) {
-  const id = vm.value.id;
   const reason = `moving off ${from}: ${why}`;
-  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision);
-  const alloc = await ctx.store.get(keys.alloc(from), Alloc);
-  txn.ifModRevision(keys.alloc(from), alloc?.modRevision ?? "0");
-  if (alloc?.value.vms[id]) {
-    const vms = { ...alloc.value.vms };
-    delete vms[id];
-    txn.put(keys.alloc(from), { vms });
-  }
-  txn.put(
-    vm.key,
-    withStatus(vm.value, {
-      phase: "pending",
-      host: undefined,
-      handle: undefined,
-      incarnation: undefined,
-      reason,
-    }),
+  const txn = await releaseAlloc(
+    ctx,
+    ctx.guard().ifModRevision(vm.key, vm.modRevision),
+    from,
+    vm.value.id,
   );
-  const create = newTask({
-    kind: "vm.create",
-    target: "any",
-    payload: { vm: id, avoid: from, reason },
-    owner: vm.value.owner,
-    maxAttempts: ctx.task.maxAttempts,
-  });
-  enqueue(txn, create);
+  const create = replace(ctx, txn, vm, reason, { avoid: from });
   return { txn, create };
 }
 
