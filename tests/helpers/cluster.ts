@@ -38,6 +38,8 @@ export interface HostSpec {
   name: string;
   cpus?: number;
   memoryMiB?: number;
+  /** Local disk the worker reports (`UCLOUD_HOST_DISK`), not df's answer. */
+  diskMiB?: number;
 }
 
 export class WorkerProc {
@@ -70,27 +72,44 @@ export class WorkerProc {
   }
 
   /** Starts `workers/main.ts` as a child process, stderr to its log file. */
-  start(): Promise<void> {
-    this.child = new Deno.Command("bash", {
+  async start(): Promise<void> {
+    await Deno.mkdir(this.stateDir, { recursive: true });
+    if (this.cluster.images) {
+      await Deno.symlink(this.cluster.images, `${this.stateDir}/images`)
+        .catch(() => {});
+    }
+    const [cmd, ...pre] = this.launcher();
+    this.child = new Deno.Command(cmd, {
       args: [
+        ...pre,
         "-c",
         'exec "$0" run -A --unstable-cron "$1" 2>>"$2"',
         Deno.execPath(),
         `${ROOT}workers/main.ts`,
         this.logFile,
       ],
-      env: {
-        ...this.cluster.env,
-        UCLOUD_STATE: this.stateDir,
-        UCLOUD_HOST: this.spec.name,
-        UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
-        UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
-      },
+      env: this.workerEnv(),
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
-    return Promise.resolve();
+  }
+
+  /** How bash is started for the worker (hook: e.g. inside a namespace). */
+  protected launcher(): string[] {
+    return ["bash"];
+  }
+
+  /** The worker's environment (hook). */
+  protected workerEnv(): Record<string, string> {
+    return {
+      ...this.cluster.env,
+      UCLOUD_STATE: this.stateDir,
+      UCLOUD_HOST: this.spec.name,
+      UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
+      UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
+      UCLOUD_HOST_DISK: String(this.spec.diskMiB ?? 102_400),
+    };
   }
 
   /** Sends a signal and waits for the process to exit. */
@@ -122,10 +141,6 @@ export class Cluster {
   async addWorker(spec: HostSpec): Promise<WorkerProc> {
     const w = new WorkerProc(this, spec);
     this.workers.set(spec.name, w);
-    await Deno.mkdir(w.stateDir, { recursive: true });
-    if (this.images) {
-      await Deno.symlink(this.images, `${w.stateDir}/images`).catch(() => {});
-    }
     await w.start();
     return w;
   }

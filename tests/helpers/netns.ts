@@ -34,7 +34,7 @@
  */
 import { run } from "../../drivers/runner.ts";
 import { startEtcd } from "../../core/etcd_server.ts";
-import { type Cluster, type HostSpec, ROOT, WorkerProc } from "./cluster.ts";
+import { type Cluster, type HostSpec, WorkerProc } from "./cluster.ts";
 
 /** The ULA /48 every test network takes a /64 of. */
 export const ULA_PREFIX = "fd75:c10d";
@@ -413,43 +413,25 @@ export class NsWorkerProc extends WorkerProc {
     return this.net.host(this.spec.name);
   }
 
-  /** Starts `ip netns exec <ns> deno run -A --unstable-cron workers/main.ts`. */
+  /** Starts the worker through `ip netns exec <ns>`, etcd on the bridge. */
   override async start(): Promise<void> {
-    const endpoint = etcdListeners.get(this.cluster);
-    if (!endpoint) {
+    if (!etcdListeners.get(this.cluster)) {
       throw new Error(
         "etcd does not listen on the host network: call serveEtcdOn(cluster, net) first",
       );
     }
-    await Deno.mkdir(this.stateDir, { recursive: true });
-    if (this.cluster.images) {
-      await Deno.symlink(this.cluster.images, `${this.stateDir}/images`)
-        .catch(() => {});
-    }
-    this.child = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.host.ns,
-        "bash",
-        "-c",
-        'exec "$0" run -A --unstable-cron "$1" 2>>"$2"',
-        Deno.execPath(),
-        `${ROOT}workers/main.ts`,
-        this.logFile,
-      ],
-      env: {
-        ...this.cluster.env,
-        UCLOUD_ETCD: endpoint,
-        UCLOUD_STATE: this.stateDir,
-        UCLOUD_HOST: this.spec.name,
-        UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
-        UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
-      },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    await super.start();
+  }
+
+  protected override launcher(): string[] {
+    return ["ip", "netns", "exec", this.host.ns, "bash"];
+  }
+
+  protected override workerEnv(): Record<string, string> {
+    return {
+      ...super.workerEnv(),
+      UCLOUD_ETCD: etcdListeners.get(this.cluster)!,
+    };
   }
 }
 
