@@ -32,6 +32,8 @@ export const HostView = z.object({
   usage: z.object({
     cpus: z.number().int(),
     memoryMiB: z.number().int(),
+    /** Reserved local disk; only when the host tracks disk. */
+    diskMiB: z.number().int().optional(),
     vms: z.number().int(),
   }),
   /** Ids of the VMs reserved on the host. */
@@ -112,6 +114,9 @@ function toView(
     usage: {
       cpus: entries.reduce((n, [, v]) => n + v.cpus, 0),
       memoryMiB: entries.reduce((n, [, v]) => n + v.memoryMiB, 0),
+      ...(h.capacity.diskMiB !== undefined
+        ? { diskMiB: entries.reduce((n, [, v]) => n + (v.diskMiB ?? 0), 0) }
+        : {}),
       vms: entries.length,
     },
     vms: entries.map(([id]) => id).sort(),

@@ -19,7 +19,14 @@
 export interface Vm {
   id: string;
   owner: string;
-  spec: { name: string; cpus: number; memory: number; image: string };
+  spec: {
+    name: string;
+    cpus: number;
+    memory: number;
+    image: string;
+    /** GiB of local disk, when asked for. */
+    disk?: number;
+  };
   desired: string;
   status: {
     phase: string;
@@ -53,8 +60,9 @@ export interface Task {
 /** A host as `GET /v1/hosts` lists it. */
 export interface HostView {
   name: string;
-  capacity: { cpus: number; memoryMiB: number };
-  usage: { cpus: number; memoryMiB: number; vms: number };
+  /** `diskMiB` only on hosts whose VM disks are local. */
+  capacity: { cpus: number; memoryMiB: number; diskMiB?: number };
+  usage: { cpus: number; memoryMiB: number; diskMiB?: number; vms: number };
   state: string;
   alive: boolean;
   incarnation?: string;
@@ -162,7 +170,13 @@ export type ParsedArgs =
     | { command: "help"; topic: string[] }
     | {
       command: "vm create";
-      input: { name: string; cpus: number; memory: number; image?: string };
+      input: {
+        name: string;
+        cpus: number;
+        memory: number;
+        image?: string;
+        disk?: number;
+      };
       idempotencyKey?: string;
       wait: Wait;
     }
@@ -204,6 +218,8 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       "--cpus N": "whole CPUs, 1 to 64",
       "--memory MIB": "memory in MiB, 96 to 1048576",
       "--image IMAGE": "guest image (default tiny)",
+      "--disk GIB":
+        "local disk in GiB, 1 to 65536 (default: the image's size, none reserved)",
       "--idempotency-key KEY":
         "retrying with the same key returns the first VM, not a new one",
       ...WAIT_FLAGS,
@@ -211,6 +227,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     examples: [
       "ucloud vm create --name web1 --cpus 1 --memory 128",
       "ucloud vm create --name db1 --cpus 2 --memory 2048 --image tiny --no-wait",
+      "ucloud vm create --name data1 --cpus 1 --memory 512 --disk 20",
     ],
   },
   "vm list": {
@@ -306,6 +323,7 @@ const VALUE_FLAGS = new Set([
   "cpus",
   "memory",
   "image",
+  "disk",
   "idempotency-key",
   "state",
   "kind",
@@ -433,10 +451,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         )!,
         image: read.name("image"),
       };
+      const disk = read.integer(
+        "disk",
+        1,
+        65_536,
+        "a whole number of GiB from 1 to 65536",
+      );
       return {
         ...globals,
         command,
-        input,
+        // Only when given, so the request stays what the user typed.
+        input: disk === undefined ? input : { ...input, disk },
         idempotencyKey: read.text("idempotency-key"),
         wait: read.wait(),
       };
@@ -769,10 +794,30 @@ const HOST_COLUMNS: Column<HostView>[] = [
   },
   { header: "VMS", value: (h) => h.usage.vms, align: "right" },
   {
+    header: "DISK(GiB)",
+    value: (h) =>
+      h.capacity.diskMiB === undefined
+        ? "-"
+        : `${gib(h.usage.diskMiB ?? 0)}/${gib(h.capacity.diskMiB)}`,
+    align: "right",
+  },
+  {
     header: "HEARTBEAT",
     value: (h) => h.lastHeartbeat ? `${age(h.lastHeartbeat)} ago` : "-",
   },
 ];
+
+/** MiB as whole GiB (rounded down), for the DISK column. */
+function gib(mib: number): number {
+  return Math.floor(mib / 1024);
+}
+
+/** The host columns; DISK only when some host tracks local disk. */
+function hostColumns(hosts: HostView[]): Column<HostView>[] {
+  return hosts.some((h) => h.capacity.diskMiB !== undefined)
+    ? HOST_COLUMNS
+    : HOST_COLUMNS.filter((c) => c.header !== "DISK(GiB)");
+}
 
 const TASK_COLUMNS: Column<Task>[] = [
   { header: "ID", value: (t) => t.id },
@@ -796,6 +841,7 @@ function vmFields(vm: Vm): string {
     ["cpus", vm.spec.cpus],
     ["memory", `${vm.spec.memory} MiB`],
     ["image", vm.spec.image],
+    ["disk", vm.spec.disk === undefined ? undefined : `${vm.spec.disk} GiB`],
     ["desired", vm.desired],
     ["phase", vm.status.phase],
     ["host", vm.status.host],
@@ -1255,7 +1301,7 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
     case "host list": {
       const list = await api<{ items: HostView[] }>("GET", "/v1/hosts");
       if (ctx.json) return printJson(ctx, list);
-      return print(ctx, formatTable(list.items, HOST_COLUMNS));
+      return print(ctx, formatTable(list.items, hostColumns(list.items)));
     }
     case "host drain": {
       const began = Date.now();

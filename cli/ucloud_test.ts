@@ -26,6 +26,23 @@ Deno.test("parseArgs() reads vm create with its defaults", () => {
   });
 });
 
+Deno.test("parseArgs() passes --disk in GiB only when given", () => {
+  const parsed = parseArgs([...create, "--memory", "128", "--disk", "20"]);
+  assert.equal(parsed.command, "vm create");
+  if (parsed.command !== "vm create") return;
+  assert.deepEqual(parsed.input, {
+    name: "web1",
+    cpus: 1,
+    memory: 128,
+    image: undefined,
+    disk: 20,
+  });
+  const max = parseArgs([...create, "--memory", "128", "--disk=65536"]);
+  assert.equal(max.command === "vm create" && max.input.disk, 65536);
+  const none = parseArgs([...create, "--memory", "128"]);
+  assert.ok(none.command === "vm create" && !("disk" in none.input));
+});
+
 Deno.test("parseArgs() takes --flag=value and global flags anywhere", () => {
   assert.deepEqual(
     parseArgs([
@@ -113,6 +130,22 @@ Deno.test("parseArgs() rejects sizes and names out of range, naming the flag", (
     [
       ["--cpus", "1", "--memory", "-128"],
       '--memory must be a whole number of MiB from 96 to 1048576, got "-128"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "128", "--disk", "0"],
+      '--disk must be a whole number of GiB from 1 to 65536, got "0"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "128", "--disk", "65537"],
+      '--disk must be a whole number of GiB from 1 to 65536, got "65537"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "128", "--disk", "1.5"],
+      '--disk must be a whole number of GiB from 1 to 65536, got "1.5"',
+    ],
+    [
+      ["--cpus", "1", "--memory", "128", "--disk", "20G"],
+      '--disk must be a whole number of GiB from 1 to 65536, got "20G"',
     ],
   ];
   for (const [flags, message] of cases) {
@@ -607,6 +640,21 @@ Deno.test("main() vm create --no-wait returns once the API accepted it", () =>
     ]);
   }));
 
+Deno.test("main() vm create --disk sends the size in GiB", () =>
+  withApi(async (api) => {
+    const result = await run(
+      [...create, "--memory", "128", "--disk", "20", "--no-wait"],
+      api,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(api.requests[0].body, {
+      name: "web1",
+      cpus: 1,
+      memory: 128,
+      disk: 20,
+    });
+  }));
+
 Deno.test("main() vm create --json prints the final VM and task", () =>
   withApi(async (api) => {
     api.vmSteps.set("vm-1", [{ phase: "running", host: "h2" }]);
@@ -746,6 +794,16 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
       "NAME  STATE     ALIVE  CPUS    MEM(MiB)  VMS  HEARTBEAT\n" +
         "h1    active    yes     3/8  2176/16384    2  1s ago\n" +
         "h2    draining  no      0/4      0/4096    0  -\n",
+    );
+    // A host tracking local disk adds DISK used/total in GiB.
+    api.hosts[0].capacity.diskMiB = 100 * 1024 + 512;
+    api.hosts[0].usage.diskMiB = 20 * 1024;
+    const disk = await run(["host", "list"], api);
+    assert.equal(
+      disk.stdout,
+      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  VMS  DISK(GiB)  HEARTBEAT\n" +
+        "h1    active    yes     3/8  2176/16384    2     20/100  1s ago\n" +
+        "h2    draining  no      0/4      0/4096    0          -  -\n",
     );
     const tasks = await run([
       "task",

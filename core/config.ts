@@ -38,6 +38,13 @@ export const ConfigSchema = z.object({
     concurrency: z.number().int().min(1).max(256).default(4),
     cpus: z.number().int().min(1).optional(),
     memoryMiB: z.number().int().min(64).optional(),
+    /** Local disk for VMs in MiB; default: the state dir's filesystem size. */
+    diskMiB: z.number().int().min(1).optional(),
+    /**
+     * VM disks live on this host (the file store): report `diskMiB` so
+     * placement counts disk. False (shared store): disk is no constraint.
+     */
+    localDisk: z.boolean().default(true),
     /** The VM driver: qemu, or sim (a plain process per VM, for benchmarks). */
     driver: z.enum(["qemu", "sim"]).default("qemu"),
   }).prefault({}).refine(
@@ -103,6 +110,7 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
   e("UCLOUD_HOST_CPUS", (v) => set("worker", "cpus", num(v)));
   e("UCLOUD_HOST_MEMORY", (v) => set("worker", "memoryMiB", num(v)));
+  e("UCLOUD_HOST_DISK", (v) => set("worker", "diskMiB", num(v)));
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));

@@ -66,3 +66,19 @@ Deno.test("parseConfig() has rebalancer defaults and refuses bad ones", () => {
       /scheduler\.rebalanceThreshold/.test(err.message),
   );
 });
+
+Deno.test("parseConfig() reads the host's disk and the local-disk flag", () => {
+  const d = parseConfig({}, none);
+  assert.equal(d.worker.diskMiB, undefined);
+  assert.equal(d.worker.localDisk, true);
+  const c = parseConfig(
+    { worker: { localDisk: false } },
+    (n) => ({ UCLOUD_HOST_DISK: "51200" })[n],
+  );
+  assert.equal(c.worker.diskMiB, 51200);
+  assert.equal(c.worker.localDisk, false);
+  assert.throws(
+    () => parseConfig({}, (n) => ({ UCLOUD_HOST_DISK: "lots" })[n]),
+    /worker\.diskMiB/,
+  );
+});

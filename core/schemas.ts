@@ -28,7 +28,11 @@ export const VmPhase = z.enum([
 ]);
 export type VmPhase = z.infer<typeof VmPhase>;
 
-/** What a user may ask for when creating a VM. Sizes in whole CPUs and MiB. */
+/**
+ * What a user may ask for when creating a VM. Sizes in whole CPUs, MiB of
+ * memory and GiB of local disk (`disk` absent: the image's own size, no
+ * local disk reserved).
+ */
 export const VmCreateInput = z.object({
   name: z.string().regex(
     NAME_RE,
@@ -37,6 +41,9 @@ export const VmCreateInput = z.object({
   cpus: z.number().int().min(1).max(64),
   memory: z.number().int().min(96).max(1_048_576).describe("MiB"),
   image: z.string().regex(NAME_RE).default("tiny"),
+  disk: z.number().int().min(1).max(65_536).optional().describe(
+    "GiB of local disk; absent: the image's own size, no disk reserved",
+  ),
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 

@@ -202,6 +202,16 @@ Deno.test({
         },
       );
 
+      await step("POST /v1/vms keeps an asked-for disk size", async () => {
+        const { store, app } = fresh();
+        const { vm } = await create(app, { ...input, disk: 20 });
+        assert.deepEqual(vm.spec, { ...input, image: "tiny", disk: 20 });
+        assert.equal(
+          (await store.get(keys.vm(vm.id), Vm))?.value.spec.disk,
+          20,
+        );
+      });
+
       await step("config.tasks.maxAttempts is used for new tasks", async () => {
         const { app } = fresh({
           config: {
@@ -409,6 +419,42 @@ Deno.test({
               status: 400,
               field: "memory",
               message: /^memory: .*<=1048576/,
+            },
+            {
+              name: "disk 0",
+              method: "POST",
+              path: "/v1/vms",
+              init: { json: { ...input, disk: 0 }, headers: alice },
+              status: 400,
+              field: "disk",
+              message: /^disk: .*>=1/,
+            },
+            {
+              name: "disk too big",
+              method: "POST",
+              path: "/v1/vms",
+              init: { json: { ...input, disk: 65_537 }, headers: alice },
+              status: 400,
+              field: "disk",
+              message: /^disk: .*<=65536/,
+            },
+            {
+              name: "disk not whole GiB",
+              method: "POST",
+              path: "/v1/vms",
+              init: { json: { ...input, disk: 1.5 }, headers: alice },
+              status: 400,
+              field: "disk",
+              message: /^disk: /,
+            },
+            {
+              name: "disk as text",
+              method: "POST",
+              path: "/v1/vms",
+              init: { json: { ...input, disk: "20" }, headers: alice },
+              status: 400,
+              field: "disk",
+              message: /^disk: .*expected number/,
             },
             {
               name: "bad name",
@@ -1200,6 +1246,16 @@ Deno.test({
         ]);
         const post = paths["/v1/vms"].post;
         assert.ok(post.requestBody.content["application/json"].schema);
+        const body = post.requestBody.content["application/json"].schema;
+        assert.deepEqual(body.properties.disk, {
+          type: "integer",
+          minimum: 1,
+          maximum: 65536,
+          description:
+            "GiB of local disk; absent: the image's own size, no disk reserved",
+        });
+        assert.ok(!body.required.includes("disk"));
+        assert.equal(body.additionalProperties, false);
         assert.ok(
           post.parameters.some((p: { name: string }) =>
             p.name === "Idempotency-Key"

@@ -54,9 +54,14 @@ async function revoke(store: Store, lease: string): Promise<void> {
   await store.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => {});
 }
 
-const hostDoc = (name: string, cpus: number, memoryMiB: number): Host => ({
+const hostDoc = (
+  name: string,
+  cpus: number,
+  memoryMiB: number,
+  diskMiB?: number,
+): Host => ({
   name,
-  capacity: { cpus, memoryMiB },
+  capacity: { cpus, memoryMiB, ...(diskMiB ? { diskMiB } : {}) },
   addresses: [],
   os: "linux",
   drivers: ["sim"],
@@ -68,7 +73,7 @@ const hostDoc = (name: string, cpus: number, memoryMiB: number): Host => ({
 async function register(
   store: Store,
   lease: string,
-  hosts: { name: string; cpus: number; memoryMiB: number }[],
+  hosts: { name: string; cpus: number; memoryMiB: number; diskMiB?: number }[],
 ): Promise<void> {
   for (const h of hosts) {
     const alive: Alive = {
@@ -78,7 +83,10 @@ async function register(
       lease,
     };
     const r = await store.txn()
-      .put(keys.host(h.name), hostDoc(h.name, h.cpus, h.memoryMiB))
+      .put(
+        keys.host(h.name),
+        hostDoc(h.name, h.cpus, h.memoryMiB, h.diskMiB),
+      )
       .put(keys.alive(h.name), alive, { lease })
       .commit();
     assert.ok(r.ok);
@@ -108,7 +116,8 @@ async function checkInvariants(store: Store) {
     assert.ok(cap, `alloc for unknown host ${host}`);
     const used = usage(a.value);
     assert.ok(
-      used.cpus <= cap.cpus && used.memoryMiB <= cap.memoryMiB,
+      used.cpus <= cap.cpus && used.memoryMiB <= cap.memoryMiB &&
+        (cap.diskMiB === undefined || (used.diskMiB ?? 0) <= cap.diskMiB),
       `host ${host} overcommitted: ${JSON.stringify(used)} > ${
         JSON.stringify(cap)
       }`,
@@ -141,6 +150,7 @@ async function checkInvariants(store: Store) {
       assert.deepEqual(a?.value.vms[vm.id], {
         cpus: vm.spec.cpus,
         memoryMiB: vm.spec.memory,
+        ...(vm.spec.disk ? { diskMiB: vm.spec.disk * 1024 } : {}),
       });
     } else {
       pending++;
@@ -348,6 +358,76 @@ Deno.test({
           );
           const inv = await checkInvariants(store);
           assert.deepEqual(inv, { placed: 2, pending: 2, cpus: 2, vms: 4 });
+        },
+      );
+
+      await step(
+        "disk: a VM lands only where its disk fits; none fits: pending, disk named",
+        async () => {
+          const store = connect();
+          const lease = await grant(store);
+          await register(store, lease, [
+            { name: "h1", cpus: 4, memoryMiB: 4096, diskMiB: 10 * 1024 },
+            { name: "h2", cpus: 4, memoryMiB: 4096, diskMiB: 50 * 1024 },
+          ]);
+          await cacheFor(store);
+          // pack would pick the smaller host h1 if disk did not count.
+          const pack = parseConfig(
+            { scheduler: { policy: "pack" } },
+            () => undefined,
+          );
+          const app = createApp({ store, config: pack });
+          const a = await post(app, {
+            name: "a",
+            cpus: 1,
+            memory: 128,
+            disk: 20,
+          });
+          assert.equal(a.status, 201, JSON.stringify(a.body));
+          assert.equal(a.body.vm.status.phase, "scheduled");
+          assert.equal(a.body.vm.status.host, "h2");
+          assert.deepEqual((await store.get(keys.alloc("h2"), Alloc))?.value, {
+            vms: {
+              [a.body.vm.id]: { cpus: 1, memoryMiB: 128, diskMiB: 20 * 1024 },
+            },
+          });
+          // 40 GiB: h1 has 10, h2 30 left. Pending at create, and the
+          // worker's vm.create finds no room either.
+          const c = await post(app, {
+            name: "c",
+            cpus: 1,
+            memory: 128,
+            disk: 40,
+          });
+          assert.equal(c.status, 201);
+          assert.equal(c.body.vm.status.phase, "pending");
+          assert.equal(
+            c.body.vm.status.reason,
+            "no live host has 1 free CPU(s) and 128 MiB free memory and " +
+              "40960 MiB free disk (2 host(s) checked; largest free: " +
+              "3 CPU(s), 3968 MiB, 30720 MiB disk on h2; " +
+              "short of disk on 2 host(s))",
+          );
+          const w = { name: "w1", lease: await grant(store) };
+          const claimed = await claim(store, c.body.task.id, w);
+          assert.ok(claimed);
+          const o = await vmCreate(ctxFor(store, config, claimed.value, w));
+          assert.match(
+            (o.result as { pending: string }).pending,
+            /40960 MiB free disk .*short of disk on 2 host\(s\)/,
+          );
+          assert.ok(await complete(store, claimed.value, w, o.result, o.txn));
+          const vm = (await store.get(keys.vm(c.body.vm.id), Vm))!.value;
+          assert.equal(vm.status.phase, "pending");
+          assert.match(vm.status.reason ?? "", /short of disk/);
+          assert.deepEqual(await checkInvariants(store), {
+            placed: 1,
+            pending: 1,
+            cpus: 1,
+            vms: 2,
+          });
+          await revoke(store, w.lease);
+          await revoke(store, lease);
         },
       );
 
@@ -666,7 +746,8 @@ Deno.test({
       assert.equal(
         r.body.vm.status.reason,
         "no live host has 2 free CPU(s) and 256 MiB free memory " +
-          "(1 host(s) checked; largest free: 1 CPU(s), 1024 MiB on h1)",
+          "(1 host(s) checked; largest free: 1 CPU(s), 1024 MiB, " +
+          "102400 MiB disk on h1)",
       );
       // The worker's vm.create finds no room either and waits.
       await waitFor("the worker to try vm.create", async () => {

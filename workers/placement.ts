@@ -43,7 +43,9 @@ export interface Need {
 
 /** What a VM reserves on its host. */
 export function needOf(vm: Vm): Need {
-  return { cpus: vm.spec.cpus, memoryMiB: vm.spec.memory };
+  const need: Need = { cpus: vm.spec.cpus, memoryMiB: vm.spec.memory };
+  if (vm.spec.disk) need.diskMiB = vm.spec.disk * 1024;
+  return need;
 }
 
 /** The host's reservation document with `vm` added (or replaced). */
@@ -166,8 +168,22 @@ export function noFitReason(candidates: Candidate[], need: Need): string {
     (f.diskMiB !== undefined ? `, ${f.diskMiB} MiB disk` : "") +
     ` on ${roomiest.c.host.name}`;
   const others = candidates.length - live.length;
+  const short = shortOf(live, need);
   return `no live host has ${wants.join(" and ")} ` +
     `(${live.length} host(s) checked${
       others ? `, ${others} down or draining` : ""
-    }; largest free: ${largest})`;
+    }; largest free: ${largest}${short})`;
+}
+
+/**
+ * When disk is what keeps `need` off hosts: "; short of disk on N host(s)"
+ * (N: live hosts whose free disk is too small), else "".
+ */
+function shortOf(live: Candidate[], need: Need): string {
+  if (!need.diskMiB) return "";
+  const n = live.filter((c) => {
+    const f = free(c);
+    return f.diskMiB !== undefined && f.diskMiB < need.diskMiB!;
+  }).length;
+  return n ? `; short of disk on ${n} host(s)` : "";
 }

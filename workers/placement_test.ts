@@ -4,12 +4,13 @@ import {
   choose,
   fits,
   NEAR_TIE,
+  needOf,
   noFitReason,
   reserve,
   score,
   usage,
 } from "./placement.ts";
-import type { Alloc, Host } from "../core/schemas.ts";
+import type { Alloc, Host, Vm } from "../core/schemas.ts";
 
 const host = (
   name: string,
@@ -185,4 +186,80 @@ Deno.test("usage() sums reservations", () => {
       vms: 2,
     },
   );
+});
+
+Deno.test("needOf() asks for disk in MiB only when the VM names a size", () => {
+  const vm = (disk?: number): Vm => ({
+    id: "vm-1",
+    owner: "alice",
+    spec: {
+      name: "web1",
+      cpus: 2,
+      memory: 256,
+      image: "tiny",
+      ...(disk ? { disk } : {}),
+    },
+    desired: "running",
+    status: { phase: "pending", updatedAt: "2026-01-01T00:00:00Z" },
+    createdAt: "2026-01-01T00:00:00Z",
+  });
+  assert.deepEqual(needOf(vm()), { cpus: 2, memoryMiB: 256 });
+  assert.deepEqual(needOf(vm(20)), {
+    cpus: 2,
+    memoryMiB: 256,
+    diskMiB: 20 * 1024,
+  });
+});
+
+Deno.test("choose() places by disk: fits, does not fit, untracked ignores it", () => {
+  const withDisk = (
+    name: string,
+    diskMiB: number,
+    usedDisk = 0,
+  ): Candidate => ({
+    host: host(name, 8, 8192, "active", diskMiB),
+    alive: true,
+    alloc: usedDisk
+      ? { vms: { x: { cpus: 1, memoryMiB: 128, diskMiB: usedDisk } } }
+      : null,
+  });
+  const need = { cpus: 1, memoryMiB: 128, diskMiB: 30 * 1024 };
+  // Fits: only the host with enough free disk is picked, whatever the policy.
+  for (const policy of ["spread", "pack"] as const) {
+    assert.deepEqual(
+      choose(
+        [withDisk("small", 20 * 1024), withDisk("big", 100 * 1024)],
+        need,
+        policy,
+      ),
+      { host: "big" },
+    );
+  }
+  // Reserved disk counts: 100 GiB with 80 used has 20 left.
+  assert.equal(fits(withDisk("used", 100 * 1024, 80 * 1024), need), false);
+  assert.equal(fits(withDisk("exact", 30 * 1024), need), true);
+  // Does not fit anywhere: the reason names disk as the constraint.
+  const r = choose([withDisk("a", 10 * 1024), withDisk("b", 20 * 1024)], need);
+  assert.ok("reason" in r);
+  assert.equal(
+    r.reason,
+    "no live host has 1 free CPU(s) and 128 MiB free memory and 30720 MiB " +
+      "free disk (2 host(s) checked; largest free: 8 CPU(s), 8192 MiB, " +
+      "20480 MiB disk on b; short of disk on 2 host(s))",
+  );
+  // A host without diskMiB (shared store) ignores disk entirely.
+  assert.deepEqual(
+    choose([withDisk("a", 10 * 1024), cand("shared", 2, 1024)], need),
+    {
+      host: "shared",
+    },
+  );
+  assert.equal(
+    score(cand("shared", 2, 1024), need),
+    score(cand("shared", 2, 1024), one),
+  );
+  // CPU short, disk fine: the reason does not blame disk.
+  const cpu = choose([withDisk("a", 100 * 1024)], { ...need, cpus: 16 });
+  assert.ok("reason" in cpu);
+  assert.doesNotMatch(cpu.reason, /short of disk/);
 });

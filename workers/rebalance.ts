@@ -3,8 +3,10 @@
  * and enqueues a `vm.move` per planned move (workers/maintenance.ts).
  *
  * A host's load is the used share of its capacity, 0..1 (`1 - score()` of
- * workers/placement.ts for nothing more to place: the mean over CPUs,
- * memory and, where tracked, disk). Only live, active hosts take part.
+ * workers/placement.ts for nothing more to place: the mean over CPUs and
+ * memory). Local disk is not part of the load, only a limit on where a VM
+ * may go (`fits()`): most VMs reserve none, and an idle disk share would
+ * dilute every gap. Only live, active hosts take part.
  * While the most loaded host's load exceeds the least loaded's by more
  * than `threshold`, one VM moves from the first to the second: the one
  * that fits there and leaves the two closest together (stopped VMs first
@@ -52,9 +54,11 @@ export interface RebalanceOptions {
 /** Gaps closer than this count as equal (float noise). */
 const EPSILON = 1e-9;
 
-/** The used share of a host's capacity, 0..1. */
+/** The used share of a host's CPUs and memory, 0..1 (disk left out). */
 export function load(c: Pick<Candidate, "host" | "alloc" | "used">): number {
-  return 1 - score(c, { cpus: 0, memoryMiB: 0 });
+  const { cpus, memoryMiB } = c.host.capacity;
+  const host = { ...c.host, capacity: { cpus, memoryMiB } };
+  return 1 - score({ ...c, host }, { cpus: 0, memoryMiB: 0 });
 }
 
 /** VM phases a rebalance may interrupt: settled, not in a transition. */

@@ -49,6 +49,12 @@ Deno.test("load() is the used share of capacity over CPUs and memory", () => {
   assert.equal(load({ host: host("h1", 4, 1000), alloc: null }), 0);
   const alloc = { vms: { a: { cpus: 2, memoryMiB: 250 } } };
   assert.equal(load({ host: host("h1", 4, 1000), alloc }), (0.5 + 0.25) / 2);
+  // Local disk limits where VMs go but is not part of the load.
+  const disk = host("h1", 4, 1000);
+  disk.capacity.diskMiB = 10_000;
+  assert.equal(load({ host: disk, alloc }), (0.5 + 0.25) / 2);
+  const withDisk = { vms: { a: { cpus: 2, memoryMiB: 250, diskMiB: 9000 } } };
+  assert.equal(load({ host: disk, alloc: withDisk }), (0.5 + 0.25) / 2);
 });
 
 Deno.test("planRebalance() moves from the most to the least loaded host until within the threshold", () => {

@@ -182,7 +182,11 @@ export class Worker {
       name: this.host,
       cpus: config.worker.cpus,
       memoryMiB: config.worker.memoryMiB,
+      diskMiB: config.worker.diskMiB,
+      stateDir: config.stateDir,
+      localDisk: config.worker.localDisk,
       drivers: [this.#o.driver.name],
+      signal,
     });
     let waiting = false;
     while (!signal.aborted) {
