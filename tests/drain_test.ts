@@ -12,8 +12,8 @@ import { Alive, Alloc, Host, Task, Vm } from "../core/schemas.ts";
 import {
   type Cluster,
   qemuPids,
-  startCluster,
   waitFor,
+  withCluster,
 } from "./helpers/cluster.ts";
 
 type App = ReturnType<typeof createApp>;
@@ -93,24 +93,6 @@ async function createVms(app: App, n: number, prefix: string) {
     ids.push(r.body.vm.id);
   }
   return ids;
-}
-
-async function withCluster(
-  f: (c: Cluster) => Promise<void>,
-): Promise<void> {
-  const c = await startCluster();
-  try {
-    await f(c);
-  } catch (err) {
-    for (const w of c.workers.values()) {
-      console.error(
-        `--- ${w.spec.name} log ---\n${(await w.log()).slice(-6000)}`,
-      );
-    }
-    throw err;
-  } finally {
-    await c.stop();
-  }
 }
 
 Deno.test("drain moves every VM to another host exactly once; enable lets VMs land again", async () => {

@@ -65,9 +65,7 @@ async function withHosts(
     );
     await f(c, net, createApp({ store: c.store }));
   } catch (err) {
-    for (const w of c.workers.values()) {
-      console.error(`--- ${w.spec.name} ---\n${(await w.log()).slice(-3000)}`);
-    }
+    await c.printLogs();
     throw err;
   } finally {
     await c.stop();

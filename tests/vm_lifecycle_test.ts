@@ -11,8 +11,8 @@ import {
   type Cluster,
   dump,
   qemuPids,
-  startCluster,
   waitFor,
+  withCluster,
 } from "./helpers/cluster.ts";
 
 type App = ReturnType<typeof createApp>;
@@ -37,24 +37,12 @@ async function waitPhase(c: Cluster, id: string, phase: string, ms = 30_000) {
   }, ms);
 }
 
-async function withCluster(f: (c: Cluster, app: App) => Promise<void>) {
-  const c = await startCluster();
-  try {
-    await f(c, createApp({ store: c.store }));
-  } catch (err) {
-    for (const w of c.workers.values()) {
-      console.error(
-        `--- ${w.spec.name} log ---\n${(await w.log()).slice(-4000)}`,
-      );
-    }
-    throw err;
-  } finally {
-    await c.stop();
-  }
+function withApp(f: (c: Cluster, app: App) => Promise<void>) {
+  return withCluster((c) => f(c, createApp({ store: c.store })));
 }
 
 Deno.test("a VM created through the API boots, and delete removes process, files and keys", async () => {
-  await withCluster(async (c, app) => {
+  await withApp(async (c, app) => {
     await c.addWorker({ name: "h1" });
     const created = await api(app, "POST", "/v1/vms", {
       name: "web1",
@@ -111,7 +99,7 @@ Deno.test("a VM created through the API boots, and delete removes process, files
 });
 
 Deno.test("stop and start a VM; a VM killed outside ucloud shows as crashed", async () => {
-  await withCluster(async (c, app) => {
+  await withApp(async (c, app) => {
     await c.addWorker({ name: "h1" });
     const { body } = await api(app, "POST", "/v1/vms", {
       name: "a",

@@ -10,8 +10,8 @@ import { queryStatus } from "../drivers/qemu/qmp.ts";
 import {
   type Cluster,
   qemuPids,
-  startCluster,
   waitFor,
+  withCluster,
 } from "./helpers/cluster.ts";
 
 type App = ReturnType<typeof createApp>;
@@ -46,22 +46,15 @@ async function tasksOf(c: Cluster, id: string): Promise<Task[]> {
     .filter((t) => t.payload.vm === id);
 }
 
-async function withCluster(f: (c: Cluster, app: App) => Promise<void>) {
-  const c = await startCluster({ leaseTtlSeconds: 2 });
-  try {
-    await f(c, createApp({ store: c.store }));
-  } catch (err) {
-    for (const w of c.workers.values()) {
-      console.error(`--- ${w.spec.name} ---\n${(await w.log()).slice(-3000)}`);
-    }
-    throw err;
-  } finally {
-    await c.stop();
-  }
+function withApp(f: (c: Cluster, app: App) => Promise<void>) {
+  return withCluster(
+    (c) => f(c, createApp({ store: c.store })),
+    { leaseTtlSeconds: 2 },
+  );
 }
 
 Deno.test("a worker killed with SIGKILL mid-task: the restarted process adopts its lease and resumes the task; one qemu", async () => {
-  await withCluster(async (c, app) => {
+  await withApp(async (c, app) => {
     const w = await c.addWorker({ name: "h1" });
     await waitFor(
       "h1 alive",
@@ -104,7 +97,7 @@ Deno.test("a worker killed with SIGKILL mid-task: the restarted process adopts i
 });
 
 Deno.test("restarting the worker re-adopts a running VM: same pid, not restarted", async () => {
-  await withCluster(async (c, app) => {
+  await withApp(async (c, app) => {
     const w = await c.addWorker({ name: "h1" });
     const id = await create(app, "keeper");
     const before = await running(c, id);
@@ -141,7 +134,7 @@ Deno.test("restarting the worker re-adopts a running VM: same pid, not restarted
 });
 
 Deno.test("etcd restarted mid-run: watches resume, no task lost or run twice", async () => {
-  await withCluster(async (c, app) => {
+  await withApp(async (c, app) => {
     await c.addWorker({ name: "h1" });
     const a = await create(app, "before");
     await running(c, a);

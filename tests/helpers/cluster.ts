@@ -156,6 +156,15 @@ export class Cluster {
     });
   }
 
+  /** Prints the tail of every worker's log (for a failed test). */
+  async printLogs(chars = 4000): Promise<void> {
+    for (const w of this.workers.values()) {
+      console.error(
+        `--- ${w.spec.name} log ---\n${(await w.log()).slice(-chars)}`,
+      );
+    }
+  }
+
   async stop(): Promise<void> {
     for (const w of this.workers.values()) {
       await w.kill("SIGKILL");
@@ -254,4 +263,23 @@ export async function dump(store: Store): Promise<Record<string, string>> {
   return Object.fromEntries(
     res.kvs.map((kv) => [store.rel(kv.key), kv.value.toString()]),
   );
+}
+
+/**
+ * Runs `f` with a fresh cluster; prints the workers' logs when it throws and
+ * always stops the cluster.
+ */
+export async function withCluster(
+  f: (c: Cluster) => Promise<void>,
+  opts: Parameters<typeof startCluster>[0] = {},
+): Promise<void> {
+  const c = await startCluster(opts);
+  try {
+    await f(c);
+  } catch (err) {
+    await c.printLogs();
+    throw err;
+  } finally {
+    await c.stop();
+  }
 }
