@@ -39,6 +39,11 @@ export interface AppOptions {
   config?: Pick<Config, "tasks"> & Partial<Pick<Config, "scheduler">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
+  /**
+   * Authentication built by `createIdentity` (api/identity.ts): its `auth`
+   * fills the `auth` slot and its routes are mounted at `/v1/auth`.
+   */
+  identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
 }
@@ -52,9 +57,11 @@ const localAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
 export function createApp({
   store,
   config = { tasks: ConfigSchema.shape.tasks.parse(undefined) },
-  auth = localAdmin,
+  auth,
+  identity,
   registry = new Registry(),
 }: AppOptions): OpenAPIHono<AppEnv> {
+  auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.onError(onError);
@@ -104,5 +111,8 @@ export function createApp({
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
+  if (identity) app.route("/v1/auth", identity.routes);
+  // Without identity, `ucloud whoami` still says who the API takes you for.
+  else app.get("/v1/auth/whoami", (c) => c.json(c.get("principal"), 200));
   return app;
 }

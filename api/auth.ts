@@ -24,6 +24,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createRoute, z } from "@hono/zod-openapi";
 import { UnavailableError } from "../core/errors.ts";
+import { keys } from "../core/keys.ts";
 import type { UserDirectory } from "../core/ldap.ts";
 import { type Logger, logger } from "../core/log.ts";
 import type { AuthLimiter } from "../core/rate_limit.ts";
@@ -81,7 +82,7 @@ export class MemoryRevocationList implements RevocationList {
 }
 
 /** The etcd key of a revoked bearer token, relative to the store prefix. */
-export const revokedKey = (jti: string) => `auth-revoked/${jti}`;
+export const revokedKey = keys.authRevoked;
 
 /**
  * Revocations in etcd, one key per revoked token bound to a lease that ends

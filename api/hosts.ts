@@ -64,7 +64,7 @@ const listHosts = createRoute({
       z.object({ items: z.array(HostView) }),
       "Every registered host, by name",
     ),
-    ...errorResponses(503),
+    ...errorResponses(403, 503),
   },
 });
 
@@ -186,6 +186,7 @@ export function hosts({ store, config }: Deps) {
 
   return router()
     .openapi(listHosts, async (c) => {
+      requireAdmin(c.get("principal"), "list hosts");
       return c.json({ items: await listViews(store) }, 200);
     })
     .openapi(drainHost, async (c) => {

@@ -13,6 +13,7 @@ import { logger } from "../core/log.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
+import { createIdentity } from "./identity.ts";
 
 const log = logger({ component: "api" });
 
@@ -22,7 +23,20 @@ export async function main(): Promise<void> {
   const store = Store.connect(config.etcd);
   // Lets POST /v1/vms place VMs in the same transaction that creates them.
   const placement = PlacementCache.start(store, { log });
-  const app = createApp({ store, config });
+  const identity = config.identity.enabled
+    ? await createIdentity({ store, config })
+    : undefined;
+  if (identity) {
+    log.info("authentication on", {
+      ldap: config.identity.ldap.url,
+      otp: config.identity.otp.mode,
+    });
+  } else {
+    log.warn(
+      "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
+    );
+  }
+  const app = createApp({ store, config, identity });
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=UCLOUD_API
+#!/usr/bin/env -S deno run --allow-net --allow-env=UCLOUD_API,XDG_CONFIG_HOME,HOME --allow-read --allow-write
 /**
  * `ucloud`: the command-line client of the ucloud API. One self-contained
  * file that uses only the Deno runtime, so it can be copied or `deno bundle`d
@@ -8,7 +8,7 @@
  *
  * @example
  * ```sh
- * deno run --allow-net --allow-env=UCLOUD_API cli/ucloud.ts \
+ * deno run --allow-net --allow-env=UCLOUD_API,XDG_CONFIG_HOME,HOME --allow-read --allow-write cli/ucloud.ts \
  *   vm create --name web1 --cpus 1 --memory 128
  * ```
  *
@@ -93,6 +93,7 @@ interface Operation {
 }
 
 const DEFAULT_API = "http://127.0.0.1:8750";
+const DEFAULT_REALM = "ucloud";
 const DEFAULT_TIMEOUT_SECONDS = 120;
 const DRAIN_TIMEOUT_SECONDS = 600;
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -101,6 +102,8 @@ const NAME_RULE =
 const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const HOST_RULE =
   "1-63 lowercase letters, digits, '.' or '-', starting with a letter or digit";
+/** A user or realm name of ungleich-otp (no '/' or ':'). */
+const OTP_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 const TASK_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /**
@@ -190,6 +193,14 @@ export type ParsedArgs =
       query: { state?: string; kind?: string; vm?: string; limit?: number };
     }
     | { command: "task show"; task: string }
+    | {
+      command: "login";
+      name?: string;
+      realm: string;
+      passwordStdin: boolean;
+      replace: boolean;
+    }
+    | { command: "whoami" | "logout" }
   );
 
 type CommandName = Exclude<ParsedArgs["command"], "help">;
@@ -307,6 +318,35 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     flags: {},
     examples: ["ucloud task show t-0123"],
   },
+  "login": {
+    summary:
+      "Get a TOTP seed with the LDAP password and keep it for later commands",
+    usage:
+      "ucloud login [--name NAME] [--realm REALM] [--password-stdin] [--replace]",
+    flags: {
+      "--name NAME": "the LDAP user name (asked when absent)",
+      "--realm REALM": `the realm (default ${DEFAULT_REALM})`,
+      "--password-stdin": "read the LDAP password from stdin",
+      "--replace":
+        "replace an existing seed (the old one and its devices stop working)",
+    },
+    examples: [
+      "ucloud login --name alice",
+      'echo "$PW" | ucloud login --name alice --password-stdin',
+    ],
+  },
+  "whoami": {
+    summary: "Show who the API sees",
+    usage: "ucloud whoami [--json]",
+    flags: {},
+    examples: ["ucloud whoami"],
+  },
+  "logout": {
+    summary: "Forget the stored seed and bearer token",
+    usage: "ucloud logout",
+    flags: {},
+    examples: ["ucloud logout"],
+  },
 };
 
 const GLOBAL_FLAGS = {
@@ -316,6 +356,8 @@ const GLOBAL_FLAGS = {
 };
 
 const GROUPS = ["vm", "host", "task"];
+/** Commands of one word. */
+const SINGLES = ["login", "whoami", "logout"];
 const VALUE_FLAGS = new Set([
   "api",
   "timeout",
@@ -329,8 +371,16 @@ const VALUE_FLAGS = new Set([
   "kind",
   "vm",
   "limit",
+  "realm",
 ]);
-const BOOLEAN_FLAGS = new Set(["json", "help", "wait", "no-wait"]);
+const BOOLEAN_FLAGS = new Set([
+  "json",
+  "help",
+  "wait",
+  "no-wait",
+  "password-stdin",
+  "replace",
+]);
 
 /** The flag names (`cpus`, `no-wait`) a command accepts besides the globals. */
 function flagNames(spec: CommandSpec): Set<string> {
@@ -402,6 +452,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (problem) throw new UsageError(problem);
     if (flags.has("help")) return { ...globals, command: "help", topic: [] };
     throw new UsageError("missing command", [], true);
+  }
+  if (SINGLES.includes(words[0])) {
+    return parseSingle(words, flags, globals, problem);
   }
   const [group, sub] = words;
   if (!GROUPS.includes(group)) {
@@ -510,7 +563,52 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     case "host rebalance":
       noArgs(args, topic);
       return { ...globals, command };
+    default:
+      throw new UsageError(`unknown command '${command}'`, [group]);
   }
+}
+
+/** `login`, `whoami`, `logout`: commands without a group. */
+function parseSingle(
+  words: string[],
+  flags: Map<string, string | true>,
+  globals: { api?: string; json: boolean },
+  problem: string | undefined,
+): ParsedArgs {
+  const command = words[0] as "login" | "whoami" | "logout";
+  const topic = [command];
+  if (problem) throw new UsageError(problem, topic);
+  if (flags.has("help")) return { ...globals, command: "help", topic };
+  const allowed = flagNames(COMMANDS[command]);
+  for (const name of flags.keys()) {
+    if (!allowed.has(name)) {
+      throw new UsageError(
+        `--${name} is not a flag of 'ucloud ${command}'`,
+        topic,
+      );
+    }
+  }
+  noArgs(words.slice(1), topic);
+  if (command !== "login") return { ...globals, command };
+  const read = new FlagReader(flags, topic);
+  const name = read.text("name");
+  const realm = read.text("realm") ?? DEFAULT_REALM;
+  for (const [flag, v] of [["name", name], ["realm", realm]]) {
+    if (v !== undefined && !OTP_NAME_RE.test(v)) {
+      throw new UsageError(
+        `--${flag} must be 1-128 letters, digits or ._@+- (no / or :), got "${v}"`,
+        topic,
+      );
+    }
+  }
+  return {
+    ...globals,
+    command,
+    name,
+    realm,
+    passwordStdin: flags.has("password-stdin"),
+    replace: flags.has("replace"),
+  };
 }
 
 function isCommand(command: string): command is CommandName {
@@ -519,6 +617,12 @@ function isCommand(command: string): command is CommandName {
 
 function helpTopic(words: string[]): string[] {
   if (words.length === 0) return [];
+  if (SINGLES.includes(words[0])) {
+    if (words.length > 1) {
+      throw new UsageError(`no help for unknown command '${words.join(" ")}'`);
+    }
+    return words;
+  }
   if (!GROUPS.includes(words[0])) {
     throw new UsageError(`no help for unknown command '${words.join(" ")}'`);
   }
@@ -654,8 +758,8 @@ class FlagReader {
 function helpText(topic: string[]): string {
   const lines: string[] = [];
   const globals = formatFlags(GLOBAL_FLAGS);
-  if (topic.length === 2) {
-    const spec = COMMANDS[`${topic[0]} ${topic[1]}` as CommandName];
+  if (topic.length === 2 || SINGLES.includes(topic[0])) {
+    const spec = COMMANDS[topic.join(" ") as CommandName];
     lines.push(`${spec.summary}.`, "", `Usage: ${spec.usage}`, "");
     if (Object.keys(spec.flags).length > 0) {
       lines.push("Flags:", ...formatFlags(spec.flags), "");
@@ -666,7 +770,9 @@ function helpText(topic: string[]): string {
   }
   const group = topic[0];
   const names = (Object.keys(COMMANDS) as CommandName[])
-    .filter((c) => group === undefined || c.startsWith(`${group} `));
+    .filter((c) =>
+      group === undefined ? !SINGLES.includes(c) : c.startsWith(`${group} `)
+    );
   if (group === undefined) {
     lines.push(
       "ucloud: manage the VMs, hosts and tasks of a ucloud cloud.",
@@ -681,6 +787,14 @@ function helpText(topic: string[]): string {
       { header: "", value: (c) => COMMANDS[c].summary },
     ]).split("\n").slice(1),
   );
+  if (group === undefined) {
+    lines.push(
+      ...formatTable(SINGLES as CommandName[], [
+        { header: "", value: (c) => `  ${c}` },
+        { header: "", value: (c) => COMMANDS[c].summary },
+      ]).split("\n").slice(1),
+    );
+  }
   lines.push("", "Global flags:", ...globals, "");
   lines.push(
     `Run 'ucloud ${group ? `${group} ` : ""}<command> --help' for its flags.`,
@@ -900,32 +1014,45 @@ type Api = <T>(
   init?: { body?: unknown; headers?: Record<string, string> },
 ) => Promise<T>;
 
-function connect(base: string, fetchFn: typeof globalThis.fetch): Api {
+function connect(
+  base: string,
+  fetchFn: typeof globalThis.fetch,
+  session?: Session,
+): Api {
   return async <T>(
     method: string,
     path: string,
     init: { body?: unknown; headers?: Record<string, string> } = {},
   ): Promise<T> => {
-    let response: Response;
-    try {
-      response = await fetchFn(`${base}${path}`, {
-        method,
-        headers: {
-          accept: "application/json",
-          ...(init.body === undefined
-            ? {}
-            : { "content-type": "application/json" }),
-          ...init.headers,
-        },
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      });
-    } catch (err) {
-      const why = networkReason(err);
-      throw new CliError(
-        `the ucloud API is not reachable at ${base} (${why}). ` +
-          "Start it with 'deno task up', or point --api or UCLOUD_API at " +
-          "a running API.",
-      );
+    const send = async (auth: Record<string, string>) => {
+      try {
+        return await fetchFn(`${base}${path}`, {
+          method,
+          headers: {
+            accept: "application/json",
+            ...(init.body === undefined
+              ? {}
+              : { "content-type": "application/json" }),
+            ...auth,
+            ...init.headers,
+          },
+          body: init.body === undefined ? undefined : JSON.stringify(init.body),
+        });
+      } catch (err) {
+        const why = networkReason(err);
+        throw new CliError(
+          `the ucloud API is not reachable at ${base} (${why}). ` +
+            "Start it with 'deno task up', or point --api or UCLOUD_API at " +
+            "a running API.",
+        );
+      }
+    };
+    const auth = session ? await session.headers() : {};
+    let response = await send(auth);
+    if (response.status === 401 && session && auth.authorization) {
+      // The cached bearer token was revoked or the API's key changed.
+      await response.body?.cancel();
+      response = await send(await session.headers(true));
     }
     const text = await response.text();
     let data: unknown;
@@ -934,7 +1061,18 @@ function connect(base: string, fetchFn: typeof globalThis.fetch): Api {
     } catch {
       data = undefined;
     }
-    if (!response.ok) throw apiError(response, data, text);
+    if (!response.ok) {
+      const err = apiError(response, data, text);
+      if (response.status === 401 && session && !auth.authorization) {
+        throw new ApiError(
+          err.status,
+          err.code,
+          `${err.message} (run 'ucloud login' first)`,
+          err.field,
+        );
+      }
+      throw err;
+    }
     if (data === undefined) {
       throw new CliError(
         `the API answered ${method} ${path} with ${response.status} ` +
@@ -1202,11 +1340,302 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
+// ---------------------------------------------------------------- credentials
+
+/**
+ * What `ucloud login` keeps in `$XDG_CONFIG_HOME/ucloud/config.json`
+ * (`~/.config/ucloud/config.json`), readable only by the user.
+ */
+export interface StoredLogin {
+  api: string;
+  name: string;
+  realm: string;
+  /** The base32 TOTP seed: the CLI makes its own tokens from it. */
+  seed: string;
+}
+
+/** A bearer token kept in `token.json` next to the config until it expires. */
+interface CachedToken {
+  api: string;
+  name: string;
+  realm: string;
+  token: string;
+  expiresAt: string;
+  /** The TOTP step it was bought with: each step is accepted once. */
+  step: number;
+}
+
+/** Files of the CLI; the seam of tests. */
+export interface Files {
+  /** The file's text, or null when it does not exist. */
+  read(path: string): Promise<string | null>;
+  /** Replaces the file with `text`, readable only by the user (0600). */
+  writePrivate(path: string, text: string): Promise<void>;
+  /** Removes the file when it exists. */
+  remove(path: string): Promise<void>;
+}
+
+const denoFiles: Files = {
+  async read(path) {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
+    }
+  },
+  async writePrivate(path, text) {
+    try {
+      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), {
+        recursive: true,
+        mode: 0o700,
+      });
+      const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+      await Deno.writeTextFile(tmp, text, { createNew: true, mode: 0o600 });
+      await Deno.chmod(tmp, 0o600);
+      await Deno.rename(tmp, path);
+    } catch (err) {
+      throw new CliError(`cannot write ${path}: ${(err as Error).message}`);
+    }
+  },
+  async remove(path) {
+    try {
+      await Deno.remove(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        throw new CliError(`cannot remove ${path}: ${(err as Error).message}`);
+      }
+    }
+  },
+};
+
+/** `$XDG_CONFIG_HOME/ucloud`, else `$HOME/.config/ucloud`; null without both. */
+function configDir(env: Record<string, string | undefined>): string | null {
+  if (env.XDG_CONFIG_HOME) return `${env.XDG_CONFIG_HOME}/ucloud`;
+  if (env.HOME) return `${env.HOME}/.config/ucloud`;
+  return null;
+}
+
+const TOTP_STEP_MS = 30_000;
+
+function base32Decode(text: string): Uint8Array<ArrayBuffer> {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const clean = text.toUpperCase().replace(/=+$/, "");
+  const out = new Uint8Array(Math.floor(clean.length * 5 / 8));
+  let bits = 0;
+  let value = 0;
+  let i = 0;
+  for (const ch of clean) {
+    const v = alphabet.indexOf(ch);
+    if (v === -1) throw new CliError("the stored seed is not base32");
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out[i++] = (value >>> (bits - 8)) & 0xff;
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+/** The 6-digit HOTP (RFC 4226, HMAC-SHA1) of a base32 seed at `counter`. */
+export async function hotp(seed: string, counter: number): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    base32Decode(seed),
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  const msg = new DataView(new ArrayBuffer(8));
+  msg.setUint32(0, Math.floor(counter / 2 ** 32));
+  msg.setUint32(4, counter >>> 0);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, msg));
+  const off = mac[mac.length - 1] & 0xf;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) |
+    (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1_000_000).padStart(6, "0");
+}
+
+/** The TOTP (RFC 6238: 30 s steps, SHA-1, 6 digits) of a seed at `nowMs`. */
+export function totp(seed: string, nowMs = Date.now()): Promise<string> {
+  return hotp(seed, Math.floor(nowMs / TOTP_STEP_MS));
+}
+
+/**
+ * Authentication of one API base: the stored login (when it was made for
+ * this API) and a cached bearer token, bought with a fresh TOTP when the
+ * cached one is missing, about to expire, or refused.
+ */
+class Session {
+  #login: StoredLogin | null | undefined;
+
+  constructor(
+    readonly base: string,
+    readonly fetchFn: typeof globalThis.fetch,
+    readonly files: Files,
+    readonly dir: string | null,
+    readonly now: () => number,
+  ) {}
+
+  get configPath(): string | null {
+    return this.dir && `${this.dir}/config.json`;
+  }
+
+  get tokenPath(): string | null {
+    return this.dir && `${this.dir}/token.json`;
+  }
+
+  /** The stored login, whatever API it is for. */
+  async stored(): Promise<StoredLogin | null> {
+    if (this.#login !== undefined) return this.#login;
+    const text = this.configPath && await this.files.read(this.configPath);
+    let login: StoredLogin | null = null;
+    if (text) {
+      try {
+        const v = JSON.parse(text);
+        if (
+          typeof v.api === "string" && typeof v.name === "string" &&
+          typeof v.realm === "string" && typeof v.seed === "string"
+        ) login = v;
+      } catch { /* reported below */ }
+      if (!login) {
+        throw new CliError(
+          `${this.configPath} is not a ucloud login; run 'ucloud login' again`,
+        );
+      }
+    }
+    this.#login = login;
+    return login;
+  }
+
+  /** The login for this API; credentials never go to another one. */
+  async login(): Promise<StoredLogin | null> {
+    const l = await this.stored();
+    return l && l.api === this.base ? l : null;
+  }
+
+  async #cached(login: StoredLogin): Promise<CachedToken | null> {
+    const text = this.tokenPath && await this.files.read(this.tokenPath);
+    if (!text) return null;
+    try {
+      const t = JSON.parse(text) as CachedToken;
+      return t.api === login.api && t.name === login.name &&
+          t.realm === login.realm && typeof t.token === "string"
+        ? t
+        : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Headers that authenticate a request; none without a login. */
+  async headers(fresh = false): Promise<Record<string, string>> {
+    const login = await this.login();
+    if (!login) return {};
+    const cached = await this.#cached(login);
+    let t = cached;
+    if (
+      fresh || !t || Date.parse(t.expiresAt) - 30_000 <= this.now()
+    ) t = await this.#exchange(login, cached?.step ?? -1);
+    return { authorization: `Bearer ${t.token}` };
+  }
+
+  /**
+   * Buys the first bearer token of a new login. The name's current step may
+   * be used already (by an earlier login or another client of the same
+   * name): then the next step's token, which the API also accepts.
+   */
+  async prime(): Promise<void> {
+    const login = await this.login();
+    if (!login) throw new CliError("no stored login");
+    try {
+      await this.#exchange(login, -1);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) throw err;
+      await this.#exchange(login, Math.floor(this.now() / TOTP_STEP_MS));
+    }
+  }
+
+  /** Buys a bearer token with the TOTP of a step not used before. */
+  async #exchange(login: StoredLogin, lastStep: number): Promise<CachedToken> {
+    const current = Math.floor(this.now() / TOTP_STEP_MS);
+    const step = Math.max(current, lastStep + 1);
+    if (step > current + 1) {
+      throw new CliError(
+        "the TOTP tokens of this half minute are used up; retry in 30 s",
+      );
+    }
+    const api = connect(this.base, this.fetchFn);
+    const answer = await api<{ token: string; expiresAt: string }>(
+      "POST",
+      "/v1/auth/token",
+      {
+        headers: {
+          "X-Otp-Name": login.name,
+          "X-Otp-Realm": login.realm,
+          "X-Otp-Token": await hotp(login.seed, step),
+        },
+      },
+    );
+    const t: CachedToken = {
+      api: login.api,
+      name: login.name,
+      realm: login.realm,
+      token: answer.token,
+      expiresAt: answer.expiresAt,
+      step,
+    };
+    if (this.tokenPath) {
+      await this.files.writePrivate(this.tokenPath, JSON.stringify(t) + "\n");
+    }
+    return t;
+  }
+}
+
+/** Reads one line from the terminal; without echo when `hidden`. */
+async function readLineFromTerminal(
+  question: string,
+  hidden: boolean,
+): Promise<string> {
+  const stdin = Deno.stdin;
+  const tty = stdin.isTerminal();
+  Deno.stderr.writeSync(new TextEncoder().encode(question));
+  if (tty && hidden) stdin.setRaw(true);
+  const bytes: number[] = [];
+  try {
+    const buf = new Uint8Array(1);
+    while (true) {
+      const n = await stdin.read(buf);
+      if (n === null || n === 0) break;
+      const b = buf[0];
+      if (b === 3) throw new CliError("cancelled");
+      if (b === 10 || b === 13) break;
+      if (b === 127 || b === 8) {
+        bytes.pop();
+        continue;
+      }
+      bytes.push(b);
+    }
+  } finally {
+    if (tty && hidden) {
+      stdin.setRaw(false);
+      Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+    }
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
 // ---------------------------------------------------------------- commands
 
 interface Context extends WaitContext {
   stdout: Output;
   json: boolean;
+  session: Session;
+  /** All of stdin (`--password-stdin`). */
+  readStdin: () => Promise<string>;
+  /** Asks on the terminal; `hidden` does not echo. */
+  readLine: (question: string, hidden: boolean) => Promise<string>;
 }
 
 function print(ctx: Context, text: string): void {
@@ -1254,6 +1683,83 @@ async function operate(
     : "";
   const took = ((Date.now() - began) / 1000).toFixed(1);
   print(ctx, `${label(done.vm)} is ${goal}${where} (${took}s)`);
+}
+
+/**
+ * `ucloud login`: the LDAP password buys a new TOTP seed (shown once by the
+ * API), stored with name and realm in a file only the user can read; a
+ * bearer token bought with the first TOTP proves it works.
+ */
+async function login(
+  args: Extract<ParsedArgs, { command: "login" }>,
+  ctx: Context,
+): Promise<void> {
+  const { session } = ctx;
+  const configPath = session.configPath;
+  if (!configPath) {
+    throw new CliError(
+      "cannot tell where to store the login: set HOME or XDG_CONFIG_HOME",
+    );
+  }
+  const name = args.name ??
+    (await ctx.readLine("LDAP user name: ", false)).trim();
+  if (!OTP_NAME_RE.test(name)) {
+    throw new UsageError(`"${name}" is not a user name`, ["login"]);
+  }
+  const password = args.passwordStdin
+    ? (await ctx.readStdin()).replace(/\r?\n$/, "")
+    : await ctx.readLine(`LDAP password of ${name}: `, true);
+  if (password === "") throw new UsageError("empty password", ["login"]);
+  const plain = connect(session.base, session.fetchFn);
+  let answer: { name: string; realm: string; seed: string };
+  try {
+    answer = await plain("POST", "/v1/auth/seed", {
+      body: { name, password, replace: args.replace },
+    });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      throw new CliError(
+        `${name} already has a TOTP seed. 'ucloud login --replace' makes a ` +
+          "new one; the old one (and every device using it) stops working.",
+      );
+    }
+    throw err;
+  }
+  if (answer.realm !== args.realm) {
+    throw new CliError(
+      `the API keeps users in realm ${answer.realm}, not ${args.realm}; ` +
+        `run 'ucloud login --replace --realm ${answer.realm}'`,
+    );
+  }
+  const stored: StoredLogin = {
+    api: session.base,
+    name: answer.name,
+    realm: answer.realm,
+    seed: answer.seed,
+  };
+  await session.files.writePrivate(
+    configPath,
+    JSON.stringify(stored, null, 2) + "\n",
+  );
+  if (session.tokenPath) await session.files.remove(session.tokenPath);
+  const fresh = new Session(
+    session.base,
+    session.fetchFn,
+    session.files,
+    session.dir,
+    session.now,
+  );
+  await fresh.prime();
+  const me = await connect(session.base, session.fetchFn, fresh)<
+    { name: string; admin: boolean }
+  >("GET", "/v1/auth/whoami");
+  if (ctx.json) return printJson(ctx, { ...me, api: session.base });
+  print(
+    ctx,
+    `logged in to ${session.base} as ${me.name}${
+      me.admin ? " (admin)" : ""
+    }; the seed is in ${configPath} (only you can read it)`,
+  );
 }
 
 async function run(args: ParsedArgs, ctx: Context): Promise<void> {
@@ -1369,6 +1875,22 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
       if (ctx.json) return printJson(ctx, list);
       return print(ctx, formatTable(list.items, TASK_COLUMNS));
     }
+    case "login":
+      return login(args, ctx);
+    case "whoami": {
+      const me = await api<{ name: string; admin: boolean }>(
+        "GET",
+        "/v1/auth/whoami",
+      );
+      if (ctx.json) return printJson(ctx, me);
+      return print(ctx, `${me.name}${me.admin ? " (admin)" : ""}`);
+    }
+    case "logout": {
+      const { configPath, tokenPath } = ctx.session;
+      if (configPath) await ctx.session.files.remove(configPath);
+      if (tokenPath) await ctx.session.files.remove(tokenPath);
+      return print(ctx, "logged out: the stored seed and token are removed");
+    }
     case "task show": {
       const task = await api<Task>("GET", path.task(args.task));
       return ctx.json ? printJson(ctx, task) : print(ctx, taskFields(task));
@@ -1383,9 +1905,23 @@ export interface MainOptions {
   fetch?: typeof globalThis.fetch;
   stdout?: Output;
   stderr?: Output;
+  /** `UCLOUD_API`, `XDG_CONFIG_HOME`, `HOME`. */
   env?: Record<string, string | undefined>;
   /** How often to poll while waiting. */
   pollIntervalMs?: number;
+  files?: Files;
+  readStdin?: () => Promise<string>;
+  readLine?: (question: string, hidden: boolean) => Promise<string>;
+  now?: () => number;
+}
+
+/** An environment variable, or undefined when unset or not permitted. */
+function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }
 
 function denoOutput(file: typeof Deno.stdout): Output {
@@ -1418,16 +1954,41 @@ export async function main(
     fetch = globalThis.fetch,
     stdout = denoOutput(Deno.stdout),
     stderr = denoOutput(Deno.stderr),
-    env = { UCLOUD_API: Deno.env.get("UCLOUD_API") },
+    env = {
+      UCLOUD_API: envVar("UCLOUD_API"),
+      XDG_CONFIG_HOME: envVar("XDG_CONFIG_HOME"),
+      HOME: envVar("HOME"),
+    },
     pollIntervalMs = 250,
+    files = denoFiles,
+    readStdin = () => new Response(Deno.stdin.readable).text(),
+    readLine = readLineFromTerminal,
+    now = Date.now,
   }: MainOptions = {},
 ): Promise<number> {
   try {
     const args = parseArgs(argv);
-    const base = args.api ??
-      (env.UCLOUD_API ? apiUrl(env.UCLOUD_API, "UCLOUD_API") : DEFAULT_API);
-    const api = connect(base, fetch);
-    await run(args, { api, stdout, stderr, json: args.json, pollIntervalMs });
+    const dir = configDir(env);
+    let base = args.api ??
+      (env.UCLOUD_API ? apiUrl(env.UCLOUD_API, "UCLOUD_API") : undefined);
+    if (base === undefined && args.command !== "help") {
+      // Without --api or UCLOUD_API: the API of the stored login.
+      const stored = await new Session("", fetch, files, dir, now).stored();
+      base = stored?.api;
+    }
+    base ??= DEFAULT_API;
+    const session = new Session(base, fetch, files, dir, now);
+    const api = connect(base, fetch, session);
+    await run(args, {
+      api,
+      stdout,
+      stderr,
+      json: args.json,
+      pollIntervalMs,
+      session,
+      readStdin,
+      readLine,
+    });
     return 0;
   } catch (err) {
     if (err instanceof UsageError && err.showHelp) {

@@ -7,6 +7,7 @@ import {
   parseArgs,
   type RebalanceResult,
   type Task,
+  totp,
   UsageError,
   type Vm,
 } from "./ucloud.ts";
@@ -1146,3 +1147,39 @@ Deno.test("main() host rebalance lists drains and moves, or why it did not run",
       "rebalance did not run: another rebalance round is running (h2 since 12:00)\n",
     );
   }));
+
+Deno.test("parseArgs() reads login, whoami and logout", () => {
+  assert.deepEqual(
+    parseArgs(["login", "--name", "alice", "--password-stdin"]),
+    {
+      api: undefined,
+      json: false,
+      command: "login",
+      name: "alice",
+      realm: "ucloud",
+      passwordStdin: true,
+      replace: false,
+    },
+  );
+  const r = parseArgs(["login", "--realm", "ops", "--replace"]);
+  assert.equal(r.command, "login");
+  assert.ok(r.command === "login" && r.realm === "ops" && r.replace);
+  assert.equal(parseArgs(["whoami", "--json"]).command, "whoami");
+  assert.equal(parseArgs(["logout"]).command, "logout");
+  assert.deepEqual(
+    (parseArgs(["login", "--help"]) as { topic: string[] }).topic,
+    ["login"],
+  );
+  assert.throws(() => parseArgs(["login", "--name", "a/b"]), /--name must be/);
+  assert.throws(() => parseArgs(["whoami", "--cpus", "1"]), /not a flag/);
+  assert.throws(() => parseArgs(["whoami", "extra"]), /unexpected argument/);
+});
+
+Deno.test("totp() matches the RFC 6238 SHA-1 test vectors", async () => {
+  // RFC 6238 appendix B: the ASCII seed "12345678901234567890", 8 digits
+  // there; the last 6 of them here.
+  const seed = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+  assert.equal(await totp(seed, 59_000), "287082");
+  assert.equal(await totp(seed, 1_111_111_109_000), "081804");
+  assert.equal(await totp(seed, 2_000_000_000_000), "279037");
+});

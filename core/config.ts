@@ -10,6 +10,7 @@
  * ```
  */
 import { z } from "zod";
+import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
 
 function defaultStateDir(): string {
@@ -81,6 +82,14 @@ export const ConfigSchema = z.object({
     backoffMaxMs: z.number().int().min(1).default(30_000),
     taskTimeoutMs: z.number().int().min(1000).default(120_000),
   }).prefault({}),
+  /**
+   * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
+   * to true when `identity.ldap.url` is given (file or environment); while
+   * false the API treats every caller as the local admin.
+   */
+  identity: IdentityConfig.extend({
+    enabled: z.boolean().default(false),
+  }).prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -93,6 +102,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     qemu: {},
     scheduler: {},
   };
+  const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
   const set = (sect: string, key: string, v: unknown) => o[sect][key] = v;
   const e = (name: string, f: (v: string) => void) => {
@@ -122,7 +132,20 @@ function envOverrides(env: (name: string) => string | undefined) {
     "UCLOUD_REBALANCE_MAX_MOVES",
     (v) => set("scheduler", "rebalanceMaxMoves", num(v)),
   );
-  return { top, sections: o };
+  e("UCLOUD_LDAP_URL", (v) => identity.ldap.url = v);
+  e("UCLOUD_LDAP_BIND_DN", (v) => identity.ldap.bindDn = v);
+  e("UCLOUD_LDAP_BIND_PASSWORD", (v) => identity.ldap.bindPassword = v);
+  e(
+    "UCLOUD_IDENTITY_KEY_FILE",
+    (v) => (identity as Record<string, unknown>).keyFile = v,
+  );
+  e(
+    "UCLOUD_AUTH",
+    (v) =>
+      (identity as Record<string, unknown>).enabled = v === "1" ||
+        v === "true" || v === "on",
+  );
+  return { top, sections: { ...o, identity } };
 }
 
 function merge(
@@ -150,6 +173,12 @@ export function parseConfig(
 ): Config {
   const { top, sections } = envOverrides(env);
   const raw = merge(merge(file, sections), top);
+  const id = raw.identity as
+    | { enabled?: unknown; ldap?: { url?: unknown } }
+    | undefined;
+  if (id && id.enabled === undefined && typeof id.ldap?.url === "string") {
+    raw.identity = { ...id, enabled: true };
+  }
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) {
     const detail = r.error.issues.map((i) =>

@@ -82,3 +82,35 @@ Deno.test("parseConfig() reads the host's disk and the local-disk flag", () => {
     /worker\.diskMiB/,
   );
 });
+
+Deno.test("parseConfig() has an identity section, enabled by an LDAP URL", () => {
+  const d = parseConfig({}, none);
+  assert.equal(d.identity.enabled, false);
+  assert.equal(d.identity.ldap.url, "ldap://127.0.0.1:389");
+  assert.equal(d.identity.otp.mode, "local");
+  const f = parseConfig(
+    { identity: { ldap: { url: "ldap://dir:389" } } },
+    none,
+  );
+  assert.equal(f.identity.enabled, true);
+  assert.equal(f.identity.ldap.url, "ldap://dir:389");
+  const env = {
+    UCLOUD_LDAP_URL: "ldaps://ldap.example",
+    UCLOUD_LDAP_BIND_PASSWORD: "pw",
+    UCLOUD_IDENTITY_KEY_FILE: "/etc/ucloud/identity.key",
+  } as Record<string, string>;
+  const e = parseConfig({}, (n) => env[n]);
+  assert.equal(e.identity.enabled, true);
+  assert.equal(e.identity.ldap.url, "ldaps://ldap.example");
+  assert.equal(e.identity.ldap.bindPassword, "pw");
+  assert.equal(e.identity.keyFile, "/etc/ucloud/identity.key");
+  assert.equal(
+    parseConfig({ identity: { enabled: false } }, (n) => env[n]).identity
+      .enabled,
+    false,
+  );
+  assert.throws(
+    () => parseConfig({ identity: { ldap: { url: "http://x" } } }, none),
+    /identity\.ldap\.url/,
+  );
+});

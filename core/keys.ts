@@ -30,6 +30,16 @@ export const keys = {
   cronLock: (job: string) => `cron/${job}`,
   /** Marks that a scheduled round of a job ran (bound to a short lease). */
   cronRound: (job: string, round: string) => `cron-round/${job}/${round}`,
+  /** A user's TOTP seed, encrypted (core/totp.ts). */
+  otpSeed: (realm: string, name: string) => `otp-seed/${realm}/${name}`,
+  otpSeeds: "otp-seed/",
+  /** A used TOTP step (replay record, bound to a lease). */
+  otpUsed: (realm: string, name: string, step: string) =>
+    `otp-used/${realm}/${name}/${step}`,
+  otpUseds: "otp-used/",
+  /** A bearer token revoked before its expiry (bound to a lease). */
+  authRevoked: (jti: string) => `auth-revoked/${jti}`,
+  authRevokeds: "auth-revoked/",
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

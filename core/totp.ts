@@ -22,6 +22,7 @@ import { Buffer } from "node:buffer";
 import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ConflictError, UnavailableError } from "./errors.ts";
+import { keys } from "./keys.ts";
 import {
   base32Decode,
   decryptSecret,
@@ -45,9 +46,8 @@ export const TOKEN_RE = /^[0-9]{6}$/;
 
 /** The etcd keys of this module, relative to the store prefix. */
 export const otpKeys = {
-  seed: (realm: string, name: string) => `otp-seed/${realm}/${name}`,
-  used: (realm: string, name: string, step: string) =>
-    `otp-used/${realm}/${name}/${step}`,
+  seed: keys.otpSeed,
+  used: keys.otpUsed,
 } as const;
 
 /** A caller's claim: who it is and its current token. */

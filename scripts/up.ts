@@ -6,6 +6,7 @@
  * stops the VMs at the lease deadline, and the next start runs them again.
  */
 import { createApp } from "../api/app.ts";
+import { createIdentity } from "../api/identity.ts";
 import { loadConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
@@ -39,7 +40,15 @@ if (!guest.success) {
 
 const store = Store.connect(config.etcd);
 const placement = PlacementCache.start(store, { log });
-const app = createApp({ store, config });
+const identity = config.identity.enabled
+  ? await createIdentity({ store, config })
+  : undefined;
+if (!identity) {
+  log.warn(
+    "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
+  );
+}
+const app = createApp({ store, config, identity });
 const server = Deno.serve({
   hostname: config.api.listen,
   port: config.api.port,
