@@ -21,6 +21,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { createRoute, z } from "@hono/zod-openapi";
 import { UnavailableError } from "../core/errors.ts";
@@ -130,9 +131,23 @@ export interface BearerOptions {
   /** Lifetime of a token; 15 minutes by default. */
   ttlSeconds?: number;
   now?: () => number;
+  /**
+   * What the tokens are for: `bearer` (`Authorization: Bearer`, prefix
+   * `uc1.`) or `session` (the `ucloud_session` cookie, prefix `ucs1.`). The
+   * prefix is signed, so a token of one purpose never verifies as the other.
+   */
+  purpose?: TokenPurpose;
 }
 
-const BEARER_PREFIX = "uc1.";
+export type TokenPurpose = "bearer" | "session";
+
+const PREFIXES: Record<TokenPurpose, string> = {
+  bearer: "uc1.",
+  session: "ucs1.",
+};
+
+/** The cookie holding a web session token. */
+export const SESSION_COOKIE = "ucloud_session";
 
 /** Issues and checks bearer tokens: `uc1.<claims base64url>.<hmac base64url>`. */
 export class BearerTokens {
@@ -140,14 +155,25 @@ export class BearerTokens {
   readonly #revocations: RevocationList;
   readonly ttlSeconds: number;
   readonly #now: () => number;
+  readonly #prefix: string;
+  readonly #re: RegExp;
+  readonly purpose: TokenPurpose;
 
   constructor(
-    { key, revocations, ttlSeconds = 900, now = Date.now }: BearerOptions,
+    { key, revocations, ttlSeconds = 900, now = Date.now, purpose = "bearer" }:
+      BearerOptions,
   ) {
     this.#key = key;
     this.#revocations = revocations;
     this.ttlSeconds = ttlSeconds;
     this.#now = now;
+    this.purpose = purpose;
+    this.#prefix = PREFIXES[purpose];
+    this.#re = new RegExp(
+      `^${
+        this.#prefix.replace(".", "\\.")
+      }([A-Za-z0-9_-]+)\\.([A-Za-z0-9_-]{43})$`,
+    );
   }
 
   async #mac(body: string): Promise<Uint8Array<ArrayBuffer>> {
@@ -155,7 +181,7 @@ export class BearerTokens {
       await crypto.subtle.sign(
         "HMAC",
         this.#key,
-        new TextEncoder().encode(BEARER_PREFIX + body),
+        new TextEncoder().encode(this.#prefix + body),
       ),
     );
   }
@@ -172,18 +198,18 @@ export class BearerTokens {
     };
     const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
     const mac = Buffer.from(await this.#mac(body)).toString("base64url");
-    return { token: `${BEARER_PREFIX}${body}.${mac}`, claims };
+    return { token: `${this.#prefix}${body}.${mac}`, claims };
   }
 
   /** Checks signature, expiry and revocation. */
   async verify(token: string): Promise<BearerResult> {
-    const m = /^uc1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/.exec(token);
+    const m = this.#re.exec(token);
     if (!m) return { ok: false, reason: "malformed" };
     const good = await crypto.subtle.verify(
       "HMAC",
       this.#key,
       new Uint8Array(Buffer.from(m[2], "base64url")),
-      new TextEncoder().encode(BEARER_PREFIX + m[1]),
+      new TextEncoder().encode(this.#prefix + m[1]),
     );
     if (!good) return { ok: false, reason: "signature" };
     let claims: BearerClaims;
@@ -214,6 +240,14 @@ export class BearerTokens {
     await this.#revocations.revoke(r.claims.jti, r.claims.exp * 1000);
     return true;
   }
+
+  /**
+   * Revokes the token with id `jti` without the token itself: kept for
+   * `ttlSeconds`, as long as any token of this issuer can live.
+   */
+  async revokeId(jti: string): Promise<void> {
+    await this.#revocations.revoke(jti, this.#now() + this.ttlSeconds * 1000);
+  }
 }
 
 export interface TotpAuthOptions {
@@ -221,6 +255,8 @@ export interface TotpAuthOptions {
   /** Where users of `userRealm` are looked up (the LDAP directory). */
   users: UserDirectory;
   bearer: BearerTokens;
+  /** Web session tokens, read from the `ucloud_session` cookie. */
+  sessions?: BearerTokens;
   limiter: AuthLimiter;
   /** The realm of directory users; their principal is their name. */
   userRealm?: string;
@@ -235,11 +271,19 @@ export interface TotpAuthOptions {
   log?: Logger;
 }
 
-const methods = new WeakMap<Request, "totp" | "bearer">();
+export type AuthMethod = "totp" | "bearer" | "session";
+
+const methods = new WeakMap<Request, AuthMethod>();
+const tokens = new WeakMap<Request, BearerClaims>();
 
 /** How the request was authenticated, once `totpAuth` let it through. */
-export function authMethod(c: Context): "totp" | "bearer" | undefined {
+export function authMethod(c: Context): AuthMethod | undefined {
   return methods.get(c.req.raw);
+}
+
+/** The claims of the bearer or session token the request came with. */
+export function currentToken(c: Context): BearerClaims | undefined {
+  return tokens.get(c.req.raw);
 }
 
 function remoteAddress(c: Context): string | undefined {
@@ -318,6 +362,7 @@ export function totpAuth({
   verifier,
   users,
   bearer,
+  sessions,
   limiter,
   userRealm = "ucloud",
   serviceRealms = {},
@@ -326,18 +371,20 @@ export function totpAuth({
 }: TotpAuthOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const addr = address(c);
-    const authz = c.req.header("authorization");
-    if (authz !== undefined) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-      if (!m) return unauthorized(c, "Authorization must be 'Bearer <token>'");
+    /** Checks a signed token of `issuer`; answers itself when refused. */
+    const signed = async (
+      issuer: BearerTokens,
+      token: string,
+      method: "bearer" | "session",
+    ) => {
       const wait = limiter.retryAfterMs({ address: addr });
       if (wait > 0) return tooMany(c, wait);
       let r: BearerResult;
       try {
-        r = await bearer.verify(m[1]);
+        r = await issuer.verify(token);
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
-        log.error("bearer check unavailable", {
+        log.error(`${method} check unavailable`, {
           address: addr,
           error: err.message,
         });
@@ -345,15 +392,34 @@ export function totpAuth({
       }
       if (!r.ok) {
         limiter.fail({ address: addr });
-        log.warn("bearer token refused", { address: addr, reason: r.reason });
-        return unauthorized(c, "Invalid, expired or revoked bearer token");
+        log.warn(`${method} token refused`, {
+          address: addr,
+          reason: r.reason,
+        });
+        return unauthorized(
+          c,
+          method === "bearer"
+            ? "Invalid, expired or revoked bearer token"
+            : "Invalid, expired or revoked session: log in again",
+        );
       }
-      methods.set(c.req.raw, "bearer");
+      methods.set(c.req.raw, method);
+      tokens.set(c.req.raw, r.claims);
       c.set("principal", r.principal);
       return await next();
+    };
+    const authz = c.req.header("authorization");
+    if (authz !== undefined) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+      if (!m) return unauthorized(c, "Authorization must be 'Bearer <token>'");
+      return await signed(bearer, m[1], "bearer");
     }
 
     const cred = await readCredentials(c);
+    const cookie = sessions ? getCookie(c, SESSION_COOKIE) : undefined;
+    if (!cred && sessions && cookie !== undefined) {
+      return await signed(sessions, cookie, "session");
+    }
     if (!cred) {
       return unauthorized(
         c,

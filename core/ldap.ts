@@ -89,6 +89,10 @@ export const IdentityConfig = z.object({
   }),
   /** Lifetime of bearer tokens from POST /v1/auth/token. */
   bearerTtlSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** Lifetime of web sessions (the `ucloud_session` cookie). */
+  sessionTtlSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** Mark the session cookie `Secure` (HTTPS only); off only for plain HTTP. */
+  sessionCookieSecure: z.boolean().default(true),
   /**
    * File holding the base64 32-byte host key (seed encryption, bearer
    * signing); the same on every API host. Default: `<stateDir>/identity.key`.

@@ -86,12 +86,17 @@ const EXPECT: Record<string, UserExpect> = {
   "POST /v1/auth/token": "refused",
   "POST /v1/auth/seed": "refused",
   "GET /v1/auth/whoami": "own",
+  "POST /v1/auth/session": "refused",
+  "DELETE /v1/auth/session": "own",
+  "POST /v1/auth/revoke": "own",
+  "POST /v1/auth/services": "forbidden",
 };
 
 interface Answer {
   status: number;
   text: string;
   body: unknown;
+  headers: Headers;
 }
 
 Deno.test({
@@ -128,6 +133,7 @@ Deno.test({
             bindPassword: SERVICE_PW,
             timeoutMs: 2000,
           },
+          otp: { serviceRealms: { svc: { admin: false } } },
           // The matrix fails on purpose many times per name.
           rateLimit: {
             perName: { limit: 10_000, windowSeconds: 300 },
@@ -169,7 +175,7 @@ Deno.test({
         try {
           body = JSON.parse(text);
         } catch { /* not JSON */ }
-        const a = { status: res.status, text, body };
+        const a = { status: res.status, text, body, headers: res.headers };
         answers.push({ text, allowed: [] });
         return a;
       };
@@ -257,6 +263,162 @@ Deno.test({
         assert.equal(replay.status, 401);
       });
 
+      const cookieOf = (token: string) => ({
+        cookie: `ucloud_session=${token}`,
+      });
+      await step("web session: LDAP password plus TOTP, a cookie", async () => {
+        const token = await oathtool(seeds.bob, Date.now() + 30_000);
+        const wrong = String((Number(token) + 1) % 1e6).padStart(6, "0");
+        secrets.add(token);
+        const before = await dump(store);
+        for (
+          const json of [
+            { name: "bob", password: "alice-pw", token },
+            { name: "bob", password: "bob-pw", token: wrong },
+            { name: "bob", token },
+            { name: "mallory", password: "bob-pw", token },
+          ]
+        ) {
+          const r = await call("POST", "/v1/auth/session", { json });
+          assert.equal(r.status, 401, r.text);
+          assert.equal(r.headers.get("set-cookie"), null);
+        }
+        assert.deepEqual(await dump(store), before);
+        const ok = await call("POST", "/v1/auth/session", {
+          json: { name: "bob", password: "bob-pw", token },
+        });
+        assert.equal(ok.status, 200, ok.text);
+        assert.equal((ok.body as { expiresIn: number }).expiresIn, 900);
+        const parts = ok.headers.get("set-cookie")!.split(/;\s*/);
+        const m = /^ucloud_session=(ucs1\.[A-Za-z0-9_.-]+)$/.exec(parts[0]);
+        assert.ok(m, parts[0]);
+        const session = m[1];
+        secrets.add(session);
+        assert.deepEqual(parts.slice(1).sort(), [
+          "HttpOnly",
+          "Max-Age=900",
+          "Path=/",
+          "SameSite=Strict",
+          "Secure",
+        ]);
+        const me = await call("GET", "/v1/auth/whoami", {
+          headers: cookieOf(session),
+        });
+        assert.deepEqual(me.body, {
+          name: "bob",
+          admin: false,
+          method: "session",
+        });
+        // Replay-protected; a session is no bearer and extends nothing.
+        const replay = await call("POST", "/v1/auth/session", {
+          json: { name: "bob", password: "bob-pw", token },
+        });
+        assert.equal(replay.status, 401);
+        for (
+          const [path, headers] of [
+            ["/v1/auth/whoami", bearerHeaders(session)],
+            ["/v1/auth/token", cookieOf(session)],
+          ] as const
+        ) {
+          const r = await call(
+            path.endsWith("token") ? "POST" : "GET",
+            path,
+            { headers },
+          );
+          assert.equal(r.status, 401, r.text);
+        }
+        const out = await call("DELETE", "/v1/auth/session", {
+          headers: cookieOf(session),
+        });
+        assert.deepEqual(out.body, { revoked: true });
+        assert.match(
+          out.headers.get("set-cookie")!,
+          /^ucloud_session=;.*Max-Age=0/,
+        );
+        const after = await call("GET", "/v1/auth/whoami", {
+          headers: cookieOf(session),
+        });
+        assert.equal(after.status, 401);
+      });
+
+      await step("revoke: own token or session; admins any jti", async () => {
+        const own = (await identity.bearer.issue({ name: "bob", admin: false }))
+          .token;
+        const other = await identity.bearer.issue({
+          name: "bob",
+          admin: false,
+        });
+        const sess =
+          (await identity.sessions.issue({ name: "bob", admin: false })).token;
+        for (const x of [own, other.token, sess]) secrets.add(x);
+        const before = await dump(store);
+        const denied = await call("POST", "/v1/auth/revoke", {
+          headers: bearerHeaders(bobBearer),
+          json: { jti: other.claims.jti },
+        });
+        assert.equal(denied.status, 403, denied.text);
+        assert.deepEqual(await dump(store), before);
+        for (const headers of [bearerHeaders(own), cookieOf(sess)]) {
+          const r = await call("POST", "/v1/auth/revoke", { headers });
+          assert.deepEqual(r.body, { revoked: true }, r.text);
+          const w = await call("GET", "/v1/auth/whoami", { headers });
+          assert.equal(w.status, 401);
+        }
+        const byAdmin = await call("POST", "/v1/auth/revoke", {
+          headers: bearerHeaders(aliceBearer),
+          json: { jti: other.claims.jti },
+        });
+        assert.deepEqual(byAdmin.body, { revoked: true }, byAdmin.text);
+        const w = await call("GET", "/v1/auth/whoami", {
+          headers: bearerHeaders(other.token),
+        });
+        assert.equal(w.status, 401);
+      });
+
+      await step(
+        "service seeds: admins create them in service realms",
+        async () => {
+          const made = await call("POST", "/v1/auth/services", {
+            headers: bearerHeaders(aliceBearer),
+            json: { name: "backup", realm: "svc" },
+          });
+          assert.equal(made.status, 201, made.text);
+          const seed = (made.body as { seed: string }).seed;
+          assert.match(seed, /^[A-Z2-7]{32}$/);
+          answers[answers.length - 1].allowed.push(seed);
+          secrets.add(seed);
+          const before = await dump(store);
+          for (
+            const [json, status] of [
+              [{ name: "backup", realm: "svc" }, 409],
+              [{ name: "backup", realm: "ucloud" }, 400],
+              [{ name: "backup", realm: "nope" }, 400],
+            ] as const
+          ) {
+            const r = await call("POST", "/v1/auth/services", {
+              headers: bearerHeaders(aliceBearer),
+              json,
+            });
+            assert.equal(r.status, status, r.text);
+          }
+          assert.deepEqual(await dump(store), before);
+          const token = await oathtool(seed);
+          secrets.add(token);
+          const me = await call("GET", "/v1/auth/whoami", {
+            headers: {
+              "X-Otp-Name": "backup",
+              "X-Otp-Realm": "svc",
+              "X-Otp-Token": token,
+            },
+          });
+          assert.deepEqual(me.body, {
+            name: "svc:backup",
+            admin: false,
+            method: "totp",
+          });
+        },
+      );
+
       // alice's VM and task (the things bob must not reach), bob's own VM.
       const vmBody = { name: "m", cpus: 1, memory: 128 };
       const made = await call("POST", "/v1/vms", {
@@ -297,6 +459,9 @@ Deno.test({
           .token;
       secrets.add(revoked);
       assert.ok(await identity.bearer.revoke(revoked));
+      const bobSession =
+        (await identity.sessions.issue({ name: "bob", admin: false })).token;
+      secrets.add(bobSession);
       const forged = aliceBearer.slice(0, -4) +
         (aliceBearer.endsWith("AAAA") ? "BBBB" : "AAAA");
       const badCredentials: Record<string, Record<string, string>> = {
@@ -307,6 +472,8 @@ Deno.test({
         "expired bearer": bearerHeaders(expired.token),
         "revoked bearer": bearerHeaders(revoked),
         "forged bearer": bearerHeaders(forged),
+        "session as bearer": bearerHeaders(bobSession),
+        "bearer as session": cookieOf(aliceBearer),
       };
 
       const spec = (await call("GET", "/v1/openapi.json")).body as {
@@ -338,8 +505,10 @@ Deno.test({
       const bodyOf = (key: string, who: "bob" | "alice") =>
         key === "POST /v1/vms"
           ? { ...vmBody, name: `n-${crypto.randomUUID().slice(0, 8)}` }
-          : key === "POST /v1/auth/seed"
+          : key === "POST /v1/auth/seed" || key === "POST /v1/auth/session"
           ? { name: who }
+          : key === "POST /v1/auth/services"
+          ? { name: "backup", realm: "svc", replace: true }
           : undefined;
 
       /** Calls and asserts the status; etcd must not change. */
@@ -409,11 +578,20 @@ Deno.test({
               ...init,
               json: op.key === "POST /v1/auth/seed"
                 ? { name: "alice", password: "bob-pw", replace: true }
+                : op.key === "POST /v1/auth/session"
+                ? { name: "alice", password: "bob-pw", token: "123456" }
                 : undefined,
             });
           } else {
+            // Revoking must not cost bob the bearer token of later calls.
+            const own = op.key === "POST /v1/auth/revoke"
+              ? (await identity.bearer.issue({ name: "bob", admin: false }))
+                .token
+              : bobBearer;
+            secrets.add(own);
             const r = await call(op.method, path, {
               ...init,
+              headers: bearerHeaders(own),
               json: bodyOf(op.key, "bob"),
             });
             assert.ok(r.status < 300, `${op.key} as bob: ${r.text}`);
@@ -459,6 +637,27 @@ Deno.test({
             } else if (op.key === "POST /v1/auth/seed") {
               await createSeed("alice", "alice-pw", true);
               continue;
+            } else if (op.key === "POST /v1/auth/session") {
+              continue; // its own step: each login uses up a TOTP step
+            } else if (op.key === "POST /v1/auth/revoke") {
+              const victim = await identity.bearer.issue({
+                name: "bob",
+                admin: false,
+              });
+              secrets.add(victim.token);
+              r = await call(op.method, path, {
+                headers: bearerHeaders(aliceBearer),
+                json: { jti: victim.claims.jti },
+              });
+            } else if (op.key === "POST /v1/auth/services") {
+              r = await call(op.method, path, {
+                headers: bearerHeaders(aliceBearer),
+                json: bodyOf(op.key, "alice"),
+              });
+              assert.equal(r.status, 201, r.text);
+              const seed = (r.body as { seed: string }).seed;
+              answers[answers.length - 1].allowed.push(seed);
+              secrets.add(seed);
             } else {
               r = await call(op.method, path, {
                 headers: bearerHeaders(aliceBearer),
