@@ -61,6 +61,23 @@ async function healthy(endpoint: string): Promise<boolean> {
 
 /** Starts etcd and resolves once `/health` says true (at most 15 s). */
 export async function startEtcd(opts: EtcdOptions): Promise<EtcdServer> {
+  // A port picked by freePort() can be taken before etcd binds it: with
+  // picked ports, try again with new ones.
+  const picked = !opts.port || !opts.peerPort;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (
+        !picked || attempt >= 5 || !/address already in use/.test(String(err))
+      ) {
+        throw err;
+      }
+    }
+  }
+}
+
+async function startOnce(opts: EtcdOptions): Promise<EtcdServer> {
   const port = opts.port || freePort();
   const peer = opts.peerPort || freePort();
   const endpoint = `http://127.0.0.1:${port}`;
