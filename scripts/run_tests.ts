@@ -36,12 +36,31 @@ if (extra.length === 0) {
 }
 
 const junit = await Deno.makeTempFile({ suffix: ".xml" });
-const test = await new Deno.Command(deno, {
+const secretsFile = await Deno.makeTempFile({ suffix: ".secrets" });
+const child = new Deno.Command(deno, {
   args: ["test", "-A", `--junit-path=${junit}`, ...extra],
   cwd: root,
-  stdout: "inherit",
-  stderr: "inherit",
-}).output();
+  env: { UCLOUD_SECRETS_FILE: secretsFile },
+  stdout: "piped",
+  stderr: "piped",
+}).spawn();
+// Pass the output through and keep it, to search it for secrets afterwards.
+const output: string[] = [];
+const pump = async (
+  from: ReadableStream<Uint8Array>,
+  to: typeof Deno.stdout,
+) => {
+  const dec = new TextDecoder();
+  for await (const chunk of from) {
+    output.push(dec.decode(chunk, { stream: true }));
+    await to.write(chunk);
+  }
+};
+await Promise.all([
+  pump(child.stdout, Deno.stdout),
+  pump(child.stderr, Deno.stderr),
+]);
+const test = await child.status;
 const xml = await Deno.readTextFile(junit).catch(() => "");
 await Deno.remove(junit).catch(() => {});
 // Count leaf test cases: <testcase ...> elements, failed when they hold <failure.
@@ -54,6 +73,24 @@ if (!test.success && cases.every((c) => !/<failure\b|<error\b/.test(c))) {
   // deno test failed outside any test case (e.g. a type error).
   failed++;
   console.log("FAIL deno test exited with an error outside the test cases");
+}
+// No seed or token that a test created may appear anywhere in the output.
+const secrets = (await Deno.readTextFile(secretsFile)).split("\n").filter(
+  Boolean,
+);
+await Deno.remove(secretsFile).catch(() => {});
+const text = output.join("");
+const leaked = secrets.filter((s) => text.includes(s));
+if (leaked.length) {
+  failed++;
+  console.log(
+    `FAIL ${leaked.length} seed(s) or token(s) found in the test output`,
+  );
+} else if (extra.length === 0) {
+  passed++;
+  console.log(
+    `ok   no seed or token in the test output (${secrets.length} checked)`,
+  );
 }
 console.log(`${passed} passed, ${failed} failed`);
 Deno.exit(failed ? 1 : 0);

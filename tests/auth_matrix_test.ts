@@ -8,6 +8,7 @@
  * request leaves etcd exactly as it was. No response body or log line holds a
  * seed or a token, except the answer that created or issued it.
  */
+import { SecretSet } from "./helpers/secrets_log.ts";
 import assert from "node:assert/strict";
 import { MemoryRevocationList } from "../api/auth.ts";
 import { BearerTokens } from "../api/auth.ts";
@@ -154,7 +155,7 @@ Deno.test({
 
       /** Every answer, with the secrets it may legitimately hold. */
       const answers: { text: string; allowed: string[] }[] = [];
-      const secrets = new Set<string>();
+      const secrets = new SecretSet();
       const call = async (
         method: string,
         path: string,

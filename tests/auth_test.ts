@@ -5,6 +5,7 @@
  * on a tiny Hono app, and verifier mode against an ungleich-otp compatible
  * endpoint. No response body or log line may hold a seed or a token.
  */
+import { recordSecret } from "./helpers/secrets_log.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Hono } from "hono";
@@ -103,6 +104,7 @@ class Secrets {
   readonly bodies: string[] = [];
 
   add<T extends string>(v: T): T {
+    recordSecret(v);
     this.values.add(v);
     return v;
   }
