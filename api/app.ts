@@ -16,6 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
+import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
@@ -101,8 +102,24 @@ export function createApp({
     }),
     auth,
     async (c, next) => {
-      if (!c.get("principal")) {
-        throw new Error("The auth middleware did not set a principal");
+      const p = c.get("principal");
+      if (!p) throw new Error("The auth middleware did not set a principal");
+      // An admin acts for a user: everything then runs with the user's
+      // rights and is owned by the user.
+      const actAs = c.req.header("x-act-as");
+      if (actAs !== undefined) {
+        if (!p.admin) {
+          return errorJson(
+            c,
+            403,
+            `Cannot act as ${actAs}: ${p.name} is not an admin`,
+            "X-Act-As",
+          );
+        }
+        if (!NAME_RE.test(actAs)) {
+          return errorJson(c, 400, "X-Act-As must be a user name", "X-Act-As");
+        }
+        c.set("principal", { name: actAs, admin: false, actor: p.name });
       }
       await next();
     },

@@ -20,6 +20,8 @@ import { validationHook } from "./errors.ts";
 export interface Principal {
   name: string;
   admin: boolean;
+  /** The admin acting for `name` (header `X-Act-As`), if any. */
+  actor?: string;
 }
 
 export type AppEnv = { Variables: { principal: Principal } };
