@@ -8,6 +8,7 @@
  * request leaves etcd exactly as it was. No response body or log line holds a
  * seed or a token, except the answer that created or issued it.
  */
+import { captureLog, oathtool } from "./helpers/otp.ts";
 import { SecretSet } from "./helpers/secrets_log.ts";
 import assert from "node:assert/strict";
 import { MemoryRevocationList } from "../api/auth.ts";
@@ -17,7 +18,6 @@ import { createIdentity } from "../api/identity.ts";
 import { main as cliMain, totp as cliTotp } from "../cli/ucloud.ts";
 import { parseConfig } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";
-import type { Fields, Logger } from "../core/log.ts";
 import { importHostKey, newHostKey } from "../core/secrets.ts";
 import { Store } from "../core/store.ts";
 import { dump } from "./helpers/cluster.ts";
@@ -31,37 +31,6 @@ import {
 } from "./helpers/slapd.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
-
-/** A token from oathtool, the independent reference implementation. */
-async function oathtool(seed: string, atMs = Date.now()): Promise<string> {
-  const at = new Date(Math.floor(atMs / 1000) * 1000).toISOString()
-    .replace("T", " ").replace(".000Z", " UTC");
-  const out = await new Deno.Command("oathtool", {
-    args: ["--totp", "-b", "-N", at, seed],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`oathtool: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const make = (base: Fields): Logger => {
-    const w = (level: string) => (msg: string, f?: Fields) =>
-      lines.push(JSON.stringify({ level, msg, ...base, ...f }));
-    return {
-      debug: w("debug"),
-      info: w("info"),
-      warn: w("warn"),
-      error: w("error"),
-      child: (f) => make({ ...base, ...f }),
-    };
-  };
-  return Object.assign(make({}), { lines });
-}
 
 /** What a plain user (bob) gets on an operation aimed at alice's things. */
 type UserExpect =

@@ -5,6 +5,7 @@
  * on a tiny Hono app, and verifier mode against an ungleich-otp compatible
  * endpoint. No response body or log line may hold a seed or a token.
  */
+import { captureLog, oathtool } from "./helpers/otp.ts";
 import { recordSecret } from "./helpers/secrets_log.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -25,7 +26,6 @@ import { onError } from "../api/errors.ts";
 import { UnavailableError } from "../core/errors.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { Directory, IdentityConfig } from "../core/ldap.ts";
-import type { Fields, Logger } from "../core/log.ts";
 import { AuthLimiter } from "../core/rate_limit.ts";
 import {
   importHostKey,
@@ -57,21 +57,6 @@ import {
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 
-/** A token from oathtool, the independent reference implementation. */
-async function oathtool(seed: string, atMs = Date.now()): Promise<string> {
-  const at = new Date(Math.floor(atMs / 1000) * 1000).toISOString()
-    .replace("T", " ").replace(".000Z", " UTC");
-  const out = await new Deno.Command("oathtool", {
-    args: ["--totp", "-b", "-N", at, seed],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`oathtool: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
 function otpauth(seed: string): OTPAuth.TOTP {
   return new OTPAuth.TOTP({
     secret: OTPAuth.Secret.fromBase32(seed),
@@ -79,23 +64,6 @@ function otpauth(seed: string): OTPAuth.TOTP {
     digits: 6,
     period: 30,
   });
-}
-
-/** A logger that keeps its lines for the no-secrets check. */
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const make = (base: Fields): Logger => {
-    const w = (level: string) => (msg: string, f?: Fields) =>
-      lines.push(JSON.stringify({ level, msg, ...base, ...f }));
-    return {
-      debug: w("debug"),
-      info: w("info"),
-      warn: w("warn"),
-      error: w("error"),
-      child: (f) => make({ ...base, ...f }),
-    };
-  };
-  return Object.assign(make({}), { lines });
 }
 
 /** Seeds and tokens used by a test, and what must never show them. */
