@@ -27,12 +27,26 @@ export type Boot = { kernel: string; initrd?: string; append?: string } | {
   disk: string;
 };
 
+/**
+ * A VM NIC as the VM driver sees it: the host-side port device (a tap the
+ * network driver made, opened by name), the MAC, and a hot-plug slot
+ * (0..7: qemu puts slot N on its own PCIe root port `hpN`; device and
+ * netdev id `nicN`).
+ */
+export interface DriverNic {
+  slot: number;
+  tap: string;
+  mac: string;
+}
+
 export interface DriverSpec {
   id: string;
   name: string;
   cpus: number;
   memoryMiB: number;
   boot: Boot;
+  /** NICs present from boot (cold-plugged), each on its slot's root port. */
+  nics?: DriverNic[];
 }
 
 /** The narrow VM driver life cycle (DESIGN.md: drivers). */
@@ -49,6 +63,23 @@ export interface VmDriver {
   listLocal(): Promise<string[]>;
   /** Kills every VM process of this host at once (self-fencing). */
   fence(): Promise<string[]>;
+  /** Slots of the NICs the running VM has now (from the hypervisor). */
+  listNics(handle: DriverHandle): Promise<number[]>;
+  /** Hot-plugs a NIC into the running VM; a NIC already in its slot is fine. */
+  plugNic(
+    handle: DriverHandle,
+    nic: DriverNic,
+    opts?: { signal?: AbortSignal },
+  ): Promise<void>;
+  /**
+   * Hot-unplugs the NIC of `slot` and waits until the guest released it
+   * (or throws after a timeout, naming the slot); an empty slot is fine.
+   */
+  unplugNic(
+    handle: DriverHandle,
+    slot: number,
+    opts?: { signal?: AbortSignal },
+  ): Promise<void>;
 }
 
 export interface TaskContext {

@@ -1,0 +1,79 @@
+/**
+ * What the host network driver (drivers/net/driver.ts) is asked to make
+ * true on one host. The worker computes a {@linkcode HostNetState} from
+ * etcd (the VMs this host runs, their NICs and networks) and calls
+ * `NetDriver.sync(state)`; the driver converges bridges, VXLAN devices,
+ * port devices, nftables rules and router advertisements to it, and
+ * removes what is no longer wanted. Idempotent: syncing the same state
+ * twice changes nothing (no rule is replaced, counters keep counting).
+ *
+ * @module
+ */
+
+/** A network as a host needs to know it. */
+export interface NetworkSpec {
+  /** The network id (`network/<id>` in etcd). */
+  id: string;
+  /** private: a VXLAN segment on a bridge ucloud makes; public: a host bridge. */
+  kind: "private" | "public";
+  /** The network's IPv6 /64, e.g. "fdc1:d00:0:5::/64". */
+  prefix: string;
+  /** Legacy IPv4 subnet (e.g. "192.0.2.0/24"), absent on IPv6-only networks. */
+  ipv4?: string;
+  /** private: the 24-bit VXLAN network identifier. */
+  vni?: number;
+  /** private: multicast (group) or unicast (head-end replication to peers). */
+  mode?: "multicast" | "unicast";
+  /** private, multicast: the IPv6 group, `ff05::<vni hex>`. */
+  group?: string;
+  /** public: the name of the existing host bridge the VM ports join. */
+  bridge?: string;
+  /** Send router advertisements for `prefix` on this host's bridge (radvd). */
+  ra: boolean;
+  /** Optional DHCP servers (dnsmasq) on this host's bridge. */
+  dhcp: { v6: boolean; v4: boolean };
+}
+
+/** One VM NIC's host-side port. */
+export interface PortSpec {
+  /**
+   * Host-side device name (max 15 characters). The driver creates it as a
+   * persistent tap (qemu opens it by name) when it does not exist; an
+   * existing device of that name (e.g. a veth of a namespace acting as a
+   * VM in tests) is used as it is.
+   */
+  name: string;
+  /** `NetworkSpec.id` of the network it joins. */
+  network: string;
+  /** The NIC's MAC: the only source MAC allowed from this port. */
+  mac: string;
+  /** The NIC's IPv6 address (EUI-64 of `mac` in the network's prefix). */
+  ipv6: string;
+  /** The NIC's IPv4 address on legacy networks. */
+  ipv4?: string;
+}
+
+/** Everything the host should have; what is not here is removed. */
+export interface HostNetState {
+  networks: NetworkSpec[];
+  ports: PortSpec[];
+  /**
+   * Unicast-mode networks: underlay IPv6 addresses of the other hosts that
+   * have the network (network id → addresses), kept as all-zero FDB entries.
+   */
+  peers: Record<string, string[]>;
+}
+
+/** The host's underlay: where VXLAN packets leave and arrive. */
+export interface Underlay {
+  /** Device name, e.g. "eth0". */
+  device: string;
+  /** This host's IPv6 address on it (the VXLAN source address). */
+  address: string;
+}
+
+/** What `sync` changed (names of devices and chains), for logs and tests. */
+export interface SyncReport {
+  added: string[];
+  removed: string[];
+}
