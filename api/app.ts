@@ -22,6 +22,7 @@ import { type AppEnv, type Principal } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
 import { maintenance } from "./maintenance.ts";
+import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -37,7 +38,9 @@ export const LOCAL_ADMIN: Principal = { name: "local", admin: true };
 export interface AppOptions {
   store: Store;
   /** Task and scheduler settings; defaults from core/config.ts. */
-  config?: Pick<Config, "tasks"> & Partial<Pick<Config, "scheduler">>;
+  config?:
+    & Pick<Config, "tasks">
+    & Partial<Pick<Config, "scheduler" | "network">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /**
@@ -125,6 +128,7 @@ export function createApp({
     },
   );
   app.route("/v1/vms", vms(deps));
+  app.route("/v1/networks", networks(deps));
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));

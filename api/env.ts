@@ -30,7 +30,9 @@ export type AppEnv = { Variables: { principal: Principal } };
 export interface Deps {
   store: Store;
   /** Task settings; the scheduler's default when absent (core/config.ts). */
-  config: Pick<Config, "tasks"> & Partial<Pick<Config, "scheduler">>;
+  config:
+    & Pick<Config, "tasks">
+    & Partial<Pick<Config, "scheduler" | "network">>;
 }
 
 /** A sub-app whose zod failures become JSON 400s naming the field. */

@@ -12,7 +12,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys, newId } from "../core/keys.ts";
 import {
+  ID_RE,
   Idempotency,
+  MAX_NICS,
   Task,
   Vm,
   VmCreateInput,
@@ -20,6 +22,7 @@ import {
 } from "../core/schemas.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
 import type { Store } from "../core/store.ts";
+import { type NicPlan, planNics, releaseNics } from "../core/nics.ts";
 import { sleep } from "../core/watch.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
 import {
@@ -127,6 +130,49 @@ const deleteVm = action("/{id}", "Delete a VM", "delete");
 const stopVm = action("/{id}/stop", "Stop a VM", "post");
 const startVm = action("/{id}/start", "Start a VM", "post");
 
+const NicParams = IdParams.extend({
+  slot: z.coerce.number().int().min(0).max(MAX_NICS - 1).openapi({
+    param: { name: "slot", in: "path" },
+    example: 0,
+  }),
+});
+
+const attachNic = createRoute({
+  method: "post",
+  path: "/{id}/nics",
+  summary: "Attach a network to a VM (hot-plugs a NIC into a running VM)",
+  request: {
+    params: IdParams,
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z.object({ network: z.string().regex(ID_RE) }).strict(),
+        },
+      },
+    },
+  },
+  responses: {
+    202: json(VmAndMaybeTask, "NIC added; `task` (vm.nics) plugs it in"),
+    ...errorResponses(400, 404, 409, 415, 503),
+  },
+});
+
+const detachNic = createRoute({
+  method: "delete",
+  path: "/{id}/nics/{slot}",
+  summary: "Detach a NIC from a VM (hot-unplugs it from a running VM)",
+  request: { params: NicParams },
+  responses: {
+    202: json(VmAndMaybeTask, "NIC detaching; `task` (vm.nics) unplugs it"),
+    200: json(VmAndMaybeTask, "NIC removed (the VM was not running)"),
+    ...errorResponses(400, 404, 409, 503),
+  },
+});
+
+/** Phases in which the VM's host may have its process and ports. */
+const ON_HOST = new Set(["scheduled", "starting", "running", "stopping"]);
+
 /** What a state change decided: nothing to do, or a new VM plus its task. */
 type Plan =
   | { change: false; status: 200 | 202 }
@@ -225,10 +271,12 @@ export function vms({ store, config }: Deps) {
     vm: Vm,
     idem: { key: string; request: string } | undefined,
     now: Date,
+    plan: NicPlan | null,
   ): Promise<
     | { placed: true; vm: Vm; task: Task }
     | { placed: false; reason: string }
     | { placed: false; taken: true }
+    | { placed: false; stale: true }
   > => {
     const need = needOf(vm);
     for (let i = 0; i < PLACE_ATTEMPTS; i++) {
@@ -265,6 +313,7 @@ export function vms({ store, config }: Deps) {
           .ifLease(keys.alive(host), alive.lease)
           .put(keys.alloc(host), reserved);
         enqueue(txn, start);
+        plan?.apply(txn);
         if (idem) {
           const k = keys.idempotency(vm.owner, idem.key);
           txn.ifAbsent(k).put(k, {
@@ -282,10 +331,12 @@ export function vms({ store, config }: Deps) {
           idem &&
           await store.get(keys.idempotency(vm.owner, idem.key), Idempotency)
         ) return "taken" as const;
+        if (plan && !await plan.fresh()) return "stale" as const;
         await cache.refreshAlloc(host);
         return "lost" as const;
       });
       if (r === "taken") return { placed: false, taken: true };
+      if (r === "stale") return { placed: false, stale: true };
       if (typeof r === "object") return { placed: true, ...r };
       // Another process won the host: back off a little before retrying.
       if (r === "lost") await sleep(Math.random() * 4 * (i + 1));
@@ -301,54 +352,71 @@ export function vms({ store, config }: Deps) {
     .openapi(createVm, async (c) => {
       const input = c.req.valid("json");
       const key = c.req.valid("header")["Idempotency-Key"];
-      const owner = c.get("principal").name;
-      const now = new Date();
+      const who = c.get("principal");
+      const owner = who.name;
       const request = key === undefined ? "" : await requestHash(input);
-      let vm: Vm = {
-        id: newId("vm"),
-        owner,
-        spec: input,
-        desired: "running",
-        status: { phase: "pending", updatedAt: now.toISOString() },
-        createdAt: now.toISOString(),
-      };
-      const cache = PlacementCache.for(store);
-      if (cache && await cache.waitReady(CACHE_READY_MS)) {
-        const r = await placeInline(
-          cache,
-          vm,
-          key === undefined ? undefined : { key, request },
-          now,
-        );
-        if (r.placed) return c.json({ vm: r.vm, task: r.task }, 201);
-        if ("taken" in r) {
-          return c.json(await replay(owner, key!, request), 200);
-        }
-        vm = { ...vm, status: { ...vm.status, reason: r.reason } };
-      }
-      const t = newTask({
-        kind: "vm.create",
-        target: "any",
-        payload: { vm: vm.id },
-        owner,
-        maxAttempts,
-        idempotencyKey: key,
-        now,
-      });
-      const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
-      enqueue(txn, t);
-      if (key === undefined) {
-        if (!(await txn.commit()).ok) {
-          throw new ConflictError(
-            `Cannot create VM ${vm.id}: id already taken`,
+      const id = newId("vm");
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const now = new Date();
+        // NICs: slots, MACs and addresses, taken in the create transaction.
+        const plan = input.networks?.length
+          ? await planNics(store, who, id, input.networks)
+          : null;
+        let vm: Vm = {
+          id,
+          owner,
+          spec: input,
+          nics: plan?.nics ?? [],
+          desired: "running",
+          status: { phase: "pending", updatedAt: now.toISOString() },
+          createdAt: now.toISOString(),
+        };
+        const cache = PlacementCache.for(store);
+        if (cache && await cache.waitReady(CACHE_READY_MS)) {
+          const r = await placeInline(
+            cache,
+            vm,
+            key === undefined ? undefined : { key, request },
+            now,
+            plan,
           );
+          if (r.placed) return c.json({ vm: r.vm, task: r.task }, 201);
+          if ("taken" in r) {
+            return c.json(await replay(owner, key!, request), 200);
+          }
+          if ("stale" in r) continue;
+          vm = { ...vm, status: { ...vm.status, reason: r.reason } };
         }
-        return c.json({ vm, task: t }, 201);
+        const t = newTask({
+          kind: "vm.create",
+          target: "any",
+          payload: { vm: vm.id },
+          owner,
+          maxAttempts,
+          idempotencyKey: key,
+          now,
+        });
+        const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(
+          keys.vm(vm.id),
+          vm,
+        );
+        enqueue(txn, t);
+        plan?.apply(txn);
+        if (key !== undefined) {
+          const idem = keys.idempotency(owner, key);
+          txn.ifAbsent(idem).put(idem, { vm: vm.id, task: t.id, request });
+        }
+        if ((await txn.commit()).ok) return c.json({ vm, task: t }, 201);
+        if (
+          key !== undefined &&
+          await store.get(keys.idempotency(owner, key), Idempotency)
+        ) return c.json(await replay(owner, key, request), 200);
+        if (plan && !await plan.fresh()) continue;
+        throw new ConflictError(`Cannot create VM ${vm.id}: id already taken`);
       }
-      const idem = keys.idempotency(owner, key);
-      txn.ifAbsent(idem).put(idem, { vm: vm.id, task: t.id, request });
-      if ((await txn.commit()).ok) return c.json({ vm, task: t }, 201);
-      return c.json(await replay(owner, key, request), 200);
+      throw new ConflictError(
+        `Cannot create VM: its networks changed ${ATTEMPTS} times while trying; try again`,
+      );
     })
     .openapi(listVms, async (c) => {
       const who = c.get("principal");
@@ -437,6 +505,88 @@ export function vms({ store, config }: Deps) {
         },
       );
       return c.json({ vm: r.vm, task: r.task }, r.status);
+    })
+    .openapi(attachNic, async (c) => {
+      const who = c.get("principal");
+      const id = c.req.valid("param").id;
+      const network = c.req.valid("json").network;
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const cur = await readVm(store, who, id);
+        const vm = cur.value;
+        if (vm.desired === "deleted") {
+          throw new ConflictError(
+            `Cannot attach to VM ${id}: it is being deleted`,
+          );
+        }
+        if (vm.nics.some((n) => n.network === network)) {
+          throw new ConflictError(
+            `Cannot attach network ${network} to VM ${id}: it has a NIC in it already`,
+          );
+        }
+        const plan = await planNics(
+          store,
+          who,
+          id,
+          [network],
+          vm.nics,
+          "network",
+        );
+        const now = new Date();
+        const next: Vm = { ...vm, nics: plan.nics };
+        const txn = plan.apply(
+          store.txn().ifModRevision(cur.key, cur.modRevision).put(
+            cur.key,
+            next,
+          ),
+        );
+        const t = vm.status.host && ON_HOST.has(vm.status.phase)
+          ? task("vm.nics", vm.status.host, vm, now)
+          : null;
+        if (t) enqueue(txn, t);
+        if ((await txn.commit()).ok) return c.json({ vm: next, task: t }, 202);
+      }
+      throw new ConflictError(
+        `Cannot attach to VM ${id}: it changed ${ATTEMPTS} times while trying; try again`,
+      );
+    })
+    .openapi(detachNic, async (c) => {
+      const who = c.get("principal");
+      const { id, slot } = c.req.valid("param");
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const cur = await readVm(store, who, id);
+        const vm = cur.value;
+        const nic = vm.nics.find((n) => n.slot === slot);
+        if (!nic) throw new NotFoundError("nic", `${id}/${slot}`);
+        if (nic.state === "detaching") {
+          return c.json({ vm, task: null }, 202);
+        }
+        const now = new Date();
+        const txn = store.txn().ifModRevision(cur.key, cur.modRevision);
+        let next: Vm;
+        let t: Task | null = null;
+        if (vm.status.host && ON_HOST.has(vm.status.phase)) {
+          // The host unplugs it, then drops it and frees its addresses.
+          next = {
+            ...vm,
+            nics: vm.nics.map((n) =>
+              n.slot === slot ? { ...n, state: "detaching" as const } : n
+            ),
+          };
+          t = task("vm.nics", vm.status.host, vm, now);
+          enqueue(txn, t);
+        } else {
+          const kept = vm.nics.filter((n) => n.slot !== slot);
+          next = { ...vm, nics: kept };
+          await releaseNics(store, txn, id, [nic], kept);
+        }
+        txn.put(cur.key, next);
+        if ((await txn.commit()).ok) {
+          return c.json({ vm: next, task: t }, t ? 202 : 200);
+        }
+      }
+      throw new ConflictError(
+        `Cannot detach from VM ${id}: it changed ${ATTEMPTS} times while trying; try again`,
+      );
     });
 }
 

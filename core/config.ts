@@ -12,6 +12,15 @@
 import { z } from "zod";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
+import { parsePrefix6 } from "./netaddr.ts";
+
+function poolOk(pool: string): boolean {
+  try {
+    return parsePrefix6(pool).length <= 64;
+  } catch {
+    return false;
+  }
+}
 
 function defaultStateDir(): string {
   return Deno.env.get("UCLOUD_STATE") ??
@@ -76,6 +85,29 @@ export const ConfigSchema = z.object({
      */
     rebalanceThreshold: z.number().min(0).max(1).default(0.25),
   }).prefault({}),
+  network: z.object({
+    /** IPv6 pool private networks get their /64 from (next free). */
+    pool: z.string().default("fdc1:d00::/48"),
+    vniMin: z.number().int().min(1).max(0xffffff).default(100),
+    vniMax: z.number().int().min(1).max(0xffffff).default(0xffffff),
+    /** VXLAN mode of new private networks that do not say. */
+    mode: z.enum(["multicast", "unicast"]).default("multicast"),
+    vxlanPort: z.number().int().min(1).max(65535).default(4789),
+    /**
+     * Underlay device for VXLAN; absent: the device of the IPv6 default
+     * route, else the first with a global IPv6 address, else none (networks
+     * then stay on this host).
+     */
+    underlayDevice: z.string().optional(),
+    /** Existing bridges of this host that public networks may use. */
+    publicBridges: z.array(z.string()).default([]),
+  }).prefault({}).refine((n) => n.vniMin <= n.vniMax, {
+    message: "network.vniMin must not exceed network.vniMax",
+    path: ["vniMin"],
+  }).refine((n) => poolOk(n.pool), {
+    message: "network.pool must be an IPv6 prefix of /64 or shorter",
+    path: ["pool"],
+  }),
   tasks: z.object({
     maxAttempts: z.number().int().min(1).max(100).default(5),
     backoffBaseMs: z.number().int().min(1).default(500),
@@ -94,6 +126,11 @@ export const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** The network settings when a caller gives none (tests, embedded API). */
+export function defaultNetworkConfig(): Config["network"] {
+  return ConfigSchema.shape.network.parse(undefined);
+}
+
 function envOverrides(env: (name: string) => string | undefined) {
   const o: Record<string, Record<string, unknown>> = {
     etcd: {},
@@ -101,6 +138,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     worker: {},
     qemu: {},
     scheduler: {},
+    network: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -131,6 +169,13 @@ function envOverrides(env: (name: string) => string | undefined) {
   e(
     "UCLOUD_REBALANCE_MAX_MOVES",
     (v) => set("scheduler", "rebalanceMaxMoves", num(v)),
+  );
+  e("UCLOUD_NET_POOL", (v) => set("network", "pool", v));
+  e("UCLOUD_NET_MODE", (v) => set("network", "mode", v));
+  e("UCLOUD_UNDERLAY", (v) => set("network", "underlayDevice", v));
+  e(
+    "UCLOUD_PUBLIC_BRIDGES",
+    (v) => set("network", "publicBridges", v.split(",").filter(Boolean)),
   );
   e("UCLOUD_LDAP_URL", (v) => identity.ldap.url = v);
   e("UCLOUD_LDAP_BIND_DN", (v) => identity.ldap.bindDn = v);

@@ -40,6 +40,23 @@ export const keys = {
   /** A bearer token revoked before its expiry (bound to a lease). */
   authRevoked: (jti: string) => `auth-revoked/${jti}`,
   authRevokeds: "auth-revoked/",
+  network: (id: string) => `network/${id}`,
+  networks: "network/",
+  /** A VXLAN id in use. */
+  ipamVni: (vni: number) => `ipam/vni/${vni}`,
+  ipamVnis: "ipam/vni/",
+  /** An IPv6 /64 in use (the prefix with '/' as '_'). */
+  ipamPrefix: (prefix: string) => `ipam/prefix/${prefix.replace("/", "_")}`,
+  ipamPrefixes: "ipam/prefix/",
+  /** A NIC MAC in use. */
+  ipamMac: (mac: string) => `ipam/mac/${mac}`,
+  /** An IPv4 address in use in a network. */
+  ipamV4: (network: string, addr: string) => `ipam/v4/${network}/${addr}`,
+  ipamV4s: (network: string) => `ipam/v4/${network}/`,
+  /** Host `host` has network `network`'s bridge (bound to its lease). */
+  netMember: (network: string, host: string) => `netmember/${network}/${host}`,
+  netMembersOf: (network: string) => `netmember/${network}/`,
+  netMembers: "netmember/",
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

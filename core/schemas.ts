@@ -15,6 +15,9 @@ export const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** A host name (`worker.host`): lowercase letters, digits, '.' and '-'. */
 export const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 
+/** NIC slots per VM (PCIe root ports `hp0`..`hp7`). */
+export const MAX_NICS = 8;
+
 export const VmPhase = z.enum([
   "pending", // waiting for placement
   "scheduled", // placed on a host, not started yet
@@ -44,6 +47,11 @@ export const VmCreateInput = z.object({
   disk: z.number().int().min(1).max(65_536).optional().describe(
     "GiB of local disk; absent: the image's own size, no disk reserved",
   ),
+  networks: z.array(z.string().regex(ID_RE, "network ids"))
+    .max(MAX_NICS, `at most ${MAX_NICS} networks`)
+    .refine((a) => new Set(a).size === a.length, "networks must be unique")
+    .optional()
+    .describe("Network ids: one NIC in each, in this order (eth0, eth1, ...)"),
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 
@@ -64,10 +72,28 @@ export const VmStatus = z.object({
 });
 export type VmStatus = z.infer<typeof VmStatus>;
 
+/**
+ * A NIC of a VM: its network, slot, MAC and the addresses known in advance
+ * (IPv6: EUI-64 of the MAC in the network's /64). `detaching`: the API
+ * asked for its removal; the host unplugs it, then it is dropped.
+ */
+export const Nic = z.object({
+  slot: z.number().int().min(0).max(MAX_NICS - 1),
+  network: z.string(),
+  mac: z.string(),
+  ipv6: z.string(),
+  ipv4: z.string().optional(),
+  /** Public networks: the host bridge (placement needs a host with it). */
+  bridge: z.string().optional(),
+  state: z.enum(["attached", "detaching"]),
+});
+export type Nic = z.infer<typeof Nic>;
+
 export const Vm = z.object({
   id: z.string().regex(ID_RE),
   owner: z.string(),
   spec: VmSpec,
+  nics: z.array(Nic).default([]),
   desired: z.enum(["running", "stopped", "deleted"]),
   status: VmStatus,
   createdAt: z.string(),
@@ -89,6 +115,10 @@ export const Host = z.object({
   registeredAt: z.string(),
   /** The lease of the worker incarnation that registered last. */
   incarnation: z.string().optional(),
+  /** Public bridges on this host that public networks can use. */
+  publicBridges: z.array(z.string()).optional(),
+  /** The VXLAN underlay address (absent: networks stay on this host). */
+  underlay: z.string().optional(),
 });
 export type Host = z.infer<typeof Host>;
 
@@ -174,3 +204,66 @@ export type Failover = z.infer<typeof Failover>;
 /** Held by the one process running a maintenance job's round (`cron/`). */
 export const CronLock = z.object({ by: z.string(), at: z.string() });
 export type CronLock = z.infer<typeof CronLock>;
+
+export const NetworkKind = z.enum(["private", "public"]);
+export const VxlanMode = z.enum(["multicast", "unicast"]);
+
+/** What a user may ask for when creating a network. */
+export const NetworkCreateInput = z.object({
+  name: z.string().regex(
+    NAME_RE,
+    "name must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'",
+  ),
+  kind: NetworkKind.default("private").describe(
+    "private: a VXLAN segment of its own; public: the hosts' bridged public network (admin only)",
+  ),
+  prefix: z.string().optional().describe(
+    "IPv6 /64 (admin only); absent: the next free /64 of the pool",
+  ),
+  ipv4: z.string().optional().describe(
+    "Legacy IPv4 subnet (a.b.c.d/8../30); VMs get an address each",
+  ),
+  mode: VxlanMode.optional().describe(
+    "private: multicast (default from config) or unicast VXLAN",
+  ),
+  bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/).optional().describe(
+    "public: the host bridge name (config network.publicBridges)",
+  ),
+  dhcp: z.object({
+    v6: z.boolean().default(false),
+    v4: z.boolean().default(false),
+  }).strict().optional(),
+}).strict();
+export type NetworkCreateInput = z.infer<typeof NetworkCreateInput>;
+
+export const Network = z.object({
+  id: z.string().regex(ID_RE),
+  name: z.string(),
+  owner: z.string(),
+  kind: NetworkKind,
+  prefix: z.string(),
+  ipv4: z.string().optional(),
+  vni: z.number().int().optional(),
+  mode: VxlanMode.optional(),
+  group: z.string().optional(),
+  bridge: z.string().optional(),
+  /** Hosts send router advertisements for `prefix` (private networks). */
+  ra: z.boolean(),
+  dhcp: z.object({ v6: z.boolean(), v4: z.boolean() }),
+  /** VMs with a NIC in this network; delete is refused while not empty. */
+  vms: z.array(z.string()),
+  createdAt: z.string(),
+});
+export type Network = z.infer<typeof Network>;
+
+/** An address or identifier taken from a pool (`ipam/...`). */
+export const IpamEntry = z.object({
+  network: z.string(),
+  vm: z.string().optional(),
+  slot: z.number().int().optional(),
+});
+export type IpamEntry = z.infer<typeof IpamEntry>;
+
+/** A host that has a network's bridge now (bound to the host's lease). */
+export const NetMember = z.object({ address: z.string().optional() });
+export type NetMember = z.infer<typeof NetMember>;

@@ -82,6 +82,17 @@ export interface VmDriver {
   ): Promise<void>;
 }
 
+/** This host's networking, as task handlers use it (workers/net.ts). */
+export interface HostNetwork {
+  /**
+   * Converges this host's bridges, VXLANs, ports, firewall rules and router
+   * advertisements to what etcd says now (VMs on this host and their NICs).
+   */
+  sync(opts?: { signal?: AbortSignal }): Promise<void>;
+  /** The host-side port (tap) device of NIC `slot` of VM `vm`. */
+  port(vm: string, slot: number): string;
+}
+
 export interface TaskContext {
   store: Store;
   config: Config;
@@ -91,6 +102,8 @@ export interface TaskContext {
   host: string;
   driver: VmDriver;
   images: (name: string) => Promise<Boot>;
+  /** Absent where the worker runs without host networking (benchmarks). */
+  net?: HostNetwork;
   signal: AbortSignal;
   log: Logger;
   /** A transaction that holds only while this worker holds the claim. */

@@ -12,6 +12,7 @@ import { hostFailed } from "./host_failed.ts";
 import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
 import { vmMove } from "./vm_move.ts";
+import { vmNics } from "./vm_nics.ts";
 import { vmStart } from "./vm_start.ts";
 import { vmStop } from "./vm_stop.ts";
 
@@ -21,6 +22,7 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "vm.stop": vmStop,
   "vm.delete": vmDelete,
   "vm.move": vmMove,
+  "vm.nics": vmNics,
   "host.failed": hostFailed,
   "host.drain": hostDrain,
 };

@@ -13,6 +13,7 @@ const vm = (
   id,
   owner: "alice",
   spec: { name: id, cpus: 1, memory: 128, image: "tiny" },
+  nics: [],
   desired,
   status: {
     phase,

@@ -1,8 +1,9 @@
 /**
  * `vm.delete` (target: the VM's host, or `any` when it was never placed):
  * stops the process, removes its files, then deletes the VM document and
- * releases its reservation in one transaction.
+ * releases its reservation and its NICs' addresses in one transaction.
  */
+import { releaseNics } from "../core/nics.ts";
 import type { TaskHandler } from "./context.ts";
 import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
 
@@ -23,5 +24,6 @@ export const vmDelete: TaskHandler = async (ctx) => {
   }
   const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key);
   if (host) await releaseAlloc(ctx, txn, host, id);
+  await releaseNics(ctx.store, txn, id, vm.value.nics);
   return { result: { deleted: id }, txn };
 };

@@ -3,7 +3,7 @@
  * Safe to run twice: the driver's start re-attaches to a qemu that already
  * runs for this VM instead of starting a second one.
  */
-import type { TaskHandler } from "./context.ts";
+import { PermanentError, type TaskHandler } from "./context.ts";
 import { forwardTo, readVm, statusTxn, writeStatus } from "./vm_common.ts";
 
 export const vmStart: TaskHandler = async (ctx) => {
@@ -20,6 +20,16 @@ export const vmStart: TaskHandler = async (ctx) => {
   }
   await ctx.progress("resolving image");
   const boot = await ctx.images(vm.value.spec.image);
+  const nics = vm.value.nics.filter((n) => n.state === "attached");
+  if (nics.length) {
+    if (!ctx.net) {
+      throw new PermanentError(
+        `VM ${vm.value.id} has NICs but host ${ctx.host} runs without networking`,
+      );
+    }
+    await ctx.progress("setting up network ports");
+    await ctx.net.sync({ signal: ctx.signal });
+  }
   await ctx.progress(`starting ${ctx.driver.name}`);
   const handle = await ctx.driver.start({
     id: vm.value.id,
@@ -27,6 +37,11 @@ export const vmStart: TaskHandler = async (ctx) => {
     cpus: vm.value.spec.cpus,
     memoryMiB: vm.value.spec.memory,
     boot,
+    nics: nics.map((n) => ({
+      slot: n.slot,
+      tap: ctx.net!.port(vm!.value.id, n.slot),
+      mac: n.mac,
+    })),
   }, { signal: ctx.signal });
   const seen = await ctx.driver.inspect(handle);
   if (seen.state !== "running") {

@@ -5,90 +5,22 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import type { MiddlewareHandler } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { Registry } from "prom-client";
-import { type AppEnv, createApp } from "../api/app.ts";
+import { createApp } from "../api/app.ts";
+import {
+  type App,
+  assertError,
+  call,
+  type CallInit,
+  dump,
+  headerAuth,
+  noSanitize,
+} from "./helpers/api.ts";
 import { freePort, startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
 import { Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { rebalanceOnce } from "../workers/maintenance.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
-
-type App = ReturnType<typeof createApp>;
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  // deno-lint-ignore no-explicit-any
-  body: any;
-}
-
-interface CallInit {
-  json?: unknown;
-  body?: string;
-  headers?: Record<string, string>;
-}
-
-async function call(
-  app: App,
-  method: string,
-  path: string,
-  init: CallInit = {},
-): Promise<Reply> {
-  const headers = new Headers(init.headers);
-  let body = init.body;
-  if (init.json !== undefined) {
-    body = JSON.stringify(init.json);
-    if (!headers.has("content-type")) {
-      headers.set("content-type", "application/json");
-    }
-  }
-  const res = await app.request(path, { method, headers, body });
-  const type = res.headers.get("content-type") ?? "";
-  return {
-    status: res.status,
-    headers: res.headers,
-    body: type.includes("json") ? await res.json() : await res.text(),
-  };
-}
-
-/** Every key under the store's prefix with value and mod revision. */
-async function dump(store: Store) {
-  const { items, revision } = await store.list("", z.unknown());
-  return {
-    revision,
-    kvs: items.map((kv) => ({
-      key: kv.key,
-      value: kv.value,
-      modRevision: kv.modRevision,
-    })),
-  };
-}
-
-function assertError(
-  r: Reply,
-  status: number,
-  field: string | undefined,
-  message?: RegExp,
-) {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.status, status);
-  assert.equal(typeof r.body.error.code, "string");
-  assert.equal(r.body.error.field, field);
-  if (message) assert.match(r.body.error.message, message);
-}
-
-/** Test seam for the auth slot: `X-User: name` or `X-User: name/admin`. */
-const headerAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const user = c.req.header("x-user");
-  if (!user) throw new HTTPException(401, { message: "No X-User header" });
-  const [name, role] = user.split("/");
-  c.set("principal", { name, admin: role === "admin" });
-  await next();
-};
 
 const input = { name: "web1", cpus: 1, memory: 128 };
 
@@ -1232,10 +1164,14 @@ Deno.test({
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",
           "/v1/maintenance/rebalance",
+          "/v1/networks",
+          "/v1/networks/{id}",
           "/v1/tasks",
           "/v1/tasks/{id}",
           "/v1/vms",
           "/v1/vms/{id}",
+          "/v1/vms/{id}/nics",
+          "/v1/vms/{id}/nics/{slot}",
           "/v1/vms/{id}/start",
           "/v1/vms/{id}/stop",
         ]);

@@ -47,6 +47,12 @@ const EXPECT: Record<string, UserExpect> = {
   "DELETE /v1/vms/{id}": "notFound",
   "POST /v1/vms/{id}/stop": "notFound",
   "POST /v1/vms/{id}/start": "notFound",
+  "POST /v1/vms/{id}/nics": "notFound",
+  "DELETE /v1/vms/{id}/nics/{slot}": "notFound",
+  "POST /v1/networks": "own",
+  "GET /v1/networks": "own",
+  "GET /v1/networks/{id}": "notFound",
+  "DELETE /v1/networks/{id}": "notFound",
   "GET /v1/hosts": "forbidden",
   "POST /v1/hosts/{name}/drain": "forbidden",
   "POST /v1/hosts/{name}/enable": "forbidden",
@@ -389,18 +395,29 @@ Deno.test({
         },
       );
 
-      // alice's VM and task (the things bob must not reach), bob's own VM.
+      // alice's network, VM and task (the things bob must not reach), bob's
+      // own network and VM.
+      const netOf = async (bearer: string) => {
+        const r = await call("POST", "/v1/networks", {
+          headers: bearerHeaders(bearer),
+          json: { name: "lan" },
+        });
+        assert.equal(r.status, 201, r.text);
+        return (r.body as { id: string }).id;
+      };
+      const aliceNet = await netOf(aliceBearer);
+      const bobNet = await netOf(bobBearer);
       const vmBody = { name: "m", cpus: 1, memory: 128 };
       const made = await call("POST", "/v1/vms", {
         headers: bearerHeaders(aliceBearer),
-        json: vmBody,
+        json: { ...vmBody, networks: [aliceNet] },
       });
       assert.equal(made.status, 201, made.text);
       const aliceVm = (made.body as { vm: { id: string } }).vm.id;
       const aliceTask = (made.body as { task: { id: string } }).task.id;
       const bobMade = await call("POST", "/v1/vms", {
         headers: bearerHeaders(bobBearer),
-        json: { ...vmBody, name: "b" },
+        json: { ...vmBody, name: "b", networks: [bobNet] },
       });
       assert.equal(bobMade.status, 201, bobMade.text);
       const bobVm = (bobMade.body as { vm: { id: string } }).vm.id;
@@ -465,12 +482,16 @@ Deno.test({
         "every operation of the OpenAPI document must be in EXPECT",
       );
 
-      /** The URL of an operation aimed at `vm` / `task`. */
-      const url = (path: string, vm: string, task: string) =>
+      /** The URL of an operation aimed at `vm` / `task` / network `net`. */
+      const url = (path: string, vm: string, task: string, net: string) =>
         path.replace(
           "{id}",
-          path.startsWith("/v1/vms") ? vm : task,
-        ).replace("{name}", "h1");
+          path.startsWith("/v1/vms")
+            ? vm
+            : path.startsWith("/v1/networks")
+            ? net
+            : task,
+        ).replace("{name}", "h1").replace("{slot}", "0");
       /** The body an operation needs (without any credentials). */
       const bodyOf = (key: string, who: "bob" | "alice") =>
         key === "POST /v1/vms"
@@ -479,6 +500,10 @@ Deno.test({
           ? { name: who }
           : key === "POST /v1/auth/services"
           ? { name: "backup", realm: "svc", replace: true }
+          : key === "POST /v1/networks"
+          ? { name: `n-${crypto.randomUUID().slice(0, 8)}` }
+          : key === "POST /v1/vms/{id}/nics"
+          ? { network: who === "alice" ? aliceNet : bobNet }
           : undefined;
 
       /** Calls and asserts the status; etcd must not change. */
@@ -504,7 +529,7 @@ Deno.test({
         "bad credentials are 401 everywhere, etcd unchanged",
         async () => {
           for (const op of ops) {
-            const path = url(op.path, aliceVm, aliceTask);
+            const path = url(op.path, aliceVm, aliceTask, aliceNet);
             for (const [what, headers] of Object.entries(badCredentials)) {
               const r = await refused(what, op, path, 401, {
                 headers,
@@ -532,7 +557,7 @@ Deno.test({
 
       await step("a user reaches only their own things", async () => {
         for (const op of ops) {
-          const path = url(op.path, aliceVm, aliceTask);
+          const path = url(op.path, aliceVm, aliceTask, aliceNet);
           const init = {
             headers: bearerHeaders(bobBearer),
             json: bodyOf(op.key, "alice"),
@@ -590,7 +615,7 @@ Deno.test({
             Number(a.method === "DELETE") - Number(b.method === "DELETE")
           );
           for (const op of order) {
-            const path = url(op.path, bobVm, aliceTask);
+            const path = url(op.path, bobVm, aliceTask, bobNet);
             let r: Answer;
             if (op.key === "POST /v1/auth/token") {
               // A bearer token is only issued for TOTP; the next step's token.

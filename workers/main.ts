@@ -18,6 +18,35 @@ import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
 import { rebalanceOnce, roundOf } from "./maintenance.ts";
 import { Worker } from "./worker.ts";
+import type { Config } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import { detectUnderlay, NetDriver } from "../drivers/net/mod.ts";
+
+/** The network driver of this host, its underlay and public bridges. */
+async function hostNetwork(config: Config, log: Logger) {
+  const underlay = await detectUnderlay(config.network.underlayDevice);
+  if (!underlay) {
+    log.warn(
+      "no IPv6 underlay found: private networks stay on this host (set network.underlayDevice)",
+    );
+  }
+  const publicBridges: string[] = [];
+  for (const b of config.network.publicBridges) {
+    try {
+      await Deno.stat(`/sys/class/net/${b}/bridge`);
+      publicBridges.push(b);
+    } catch {
+      log.warn("configured public bridge does not exist here", { bridge: b });
+    }
+  }
+  const driver = new NetDriver({
+    stateDir: config.stateDir,
+    underlay,
+    vxlanPort: config.network.vxlanPort,
+    log,
+  });
+  return { driver, underlay, publicBridges };
+}
 
 if (import.meta.main) {
   const config = await loadConfig();
@@ -37,6 +66,9 @@ if (import.meta.main) {
   const images = sim
     ? (): Promise<Boot> => Promise.resolve({ disk: "/dev/null" })
     : undefined;
+  // Host networking (bridges, VXLAN, nftables, radvd) for VMs with NICs.
+  // The sim driver's benchmark hosts run without it.
+  const network = sim ? undefined : await hostNetwork(config, log);
   let stopping = false;
   let current: Worker | undefined;
   const stop = () => {
@@ -64,7 +96,7 @@ if (import.meta.main) {
     },
   );
   while (!stopping) {
-    current = new Worker({ store, config, driver, log, images });
+    current = new Worker({ store, config, driver, log, images, network });
     try {
       const why = await current.run();
       if (why === "stopped") break;

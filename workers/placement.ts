@@ -39,18 +39,25 @@ export interface Need {
   memoryMiB: number;
   /** Local disk, counted only on hosts whose capacity names `diskMiB`. */
   diskMiB?: number;
+  /** Public bridges the host must have (NICs in public networks). */
+  bridges?: string[];
 }
 
 /** What a VM reserves on its host. */
 export function needOf(vm: Vm): Need {
   const need: Need = { cpus: vm.spec.cpus, memoryMiB: vm.spec.memory };
   if (vm.spec.disk) need.diskMiB = vm.spec.disk * 1024;
+  const bridges = [
+    ...new Set((vm.nics ?? []).flatMap((n) => n.bridge ? [n.bridge] : [])),
+  ];
+  if (bridges.length) need.bridges = bridges;
   return need;
 }
 
 /** The host's reservation document with `vm` added (or replaced). */
 export function reserve(alloc: Alloc | null, vm: string, need: Need): Alloc {
-  return { vms: { ...alloc?.vms, [vm]: need } };
+  const { bridges: _, ...size } = need;
+  return { vms: { ...alloc?.vms, [vm]: size } };
 }
 
 /** Scores closer than this (a fraction of capacity) count as a tie. */
@@ -88,7 +95,15 @@ export function fits(
 ): boolean {
   const f = free(c);
   return f.cpus >= need.cpus && f.memoryMiB >= need.memoryMiB &&
-    (f.diskMiB === undefined || f.diskMiB >= (need.diskMiB ?? 0));
+    (f.diskMiB === undefined || f.diskMiB >= (need.diskMiB ?? 0)) &&
+    hasBridges(c.host, need);
+}
+
+/** True when the host has every public bridge `need` names. */
+export function hasBridges(host: Host, need: Need): boolean {
+  return (need.bridges ?? []).every((b) =>
+    host.publicBridges?.includes(b) ?? false
+  );
 }
 
 /** Usable for placement at all: alive and active. */
@@ -153,6 +168,11 @@ export function noFitReason(candidates: Candidate[], need: Need): string {
     ).length;
     return `no live host is registered (${candidates.length} registered: ` +
       `${dead} not alive, ${draining} draining)`;
+  }
+  if (!live.some((c) => hasBridges(c.host, need))) {
+    return `no live host has the public bridge(s) ${
+      need.bridges!.join(", ")
+    } (network.publicBridges)`;
   }
   const wants = [
     `${need.cpus} free CPU(s)`,

@@ -199,6 +199,7 @@ Deno.test("needOf() asks for disk in MiB only when the VM names a size", () => {
       image: "tiny",
       ...(disk ? { disk } : {}),
     },
+    nics: [],
     desired: "running",
     status: { phase: "pending", updatedAt: "2026-01-01T00:00:00Z" },
     createdAt: "2026-01-01T00:00:00Z",
@@ -262,4 +263,33 @@ Deno.test("choose() places by disk: fits, does not fit, untracked ignores it", (
   const cpu = choose([withDisk("a", 100 * 1024)], { ...need, cpus: 16 });
   assert.ok("reason" in cpu);
   assert.doesNotMatch(cpu.reason, /short of disk/);
+});
+
+Deno.test("a VM with a NIC in a public network fits only hosts with that bridge", () => {
+  const need = { cpus: 1, memoryMiB: 128, bridges: ["pub0"] };
+  const host = (name: string, publicBridges?: string[]): Candidate => ({
+    host: {
+      name,
+      capacity: { cpus: 4, memoryMiB: 4096 },
+      addresses: [],
+      os: "linux",
+      drivers: ["qemu"],
+      state: "active",
+      registeredAt: "2026-01-01T00:00:00Z",
+      ...(publicBridges ? { publicBridges } : {}),
+    },
+    alive: true,
+    alloc: null,
+  });
+  assert.deepEqual(
+    choose([host("a"), host("b", ["pub0"]), host("c", ["pub1"])], need),
+    { host: "b" },
+  );
+  const r = choose([host("a"), host("c", ["pub1"])], need);
+  assert.ok("reason" in r && r.reason.includes("public bridge(s) pub0"));
+  // The bridge is not a size: the reservation holds CPUs and memory only.
+  assert.deepEqual(reserve(null, "vm-1", need).vms["vm-1"], {
+    cpus: 1,
+    memoryMiB: 128,
+  });
 });

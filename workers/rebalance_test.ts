@@ -24,6 +24,7 @@ const vm = (
   id,
   owner: "alice",
   spec: { name: id, cpus, memory, image: "tiny" },
+  nics: [],
   desired,
   status: { phase, host: on, updatedAt: "2026-01-01T00:00:00Z" },
   createdAt: "2026-01-01T00:00:00Z",

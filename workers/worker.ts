@@ -43,6 +43,9 @@ import { withStatus } from "../tasks/vm_common.ts";
 import { ensureFencer, writeDeadline } from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
+import { HostNet } from "./net.ts";
+import type { NetDriver } from "../drivers/net/mod.ts";
+import type { Underlay } from "../drivers/net/types.ts";
 
 export interface WorkerOptions {
   store: Store;
@@ -50,6 +53,16 @@ export interface WorkerOptions {
   driver: VmDriver;
   log: Logger;
   images?: (name: string) => Promise<Boot>;
+  /**
+   * Host networking (drivers/net); absent: VMs with NICs cannot start here
+   * (the sim driver's benchmarks run without it).
+   */
+  network?: {
+    driver: NetDriver;
+    underlay: Underlay | null;
+    /** Existing public bridges of this host (reported for placement). */
+    publicBridges: string[];
+  };
 }
 
 interface Queued {
@@ -67,6 +80,7 @@ export class Worker {
   readonly #stop = new AbortController();
   #session?: Session;
   #id?: WorkerId;
+  #net?: HostNet;
   /** Runnable tasks seen in this host's queues, by task id. */
   readonly #queued = new Map<string, Queued>();
   /** Task ids another worker holds a claim on. */
@@ -105,7 +119,24 @@ export class Worker {
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
       await ensureFencer({ stateDir: config.stateDir, driver: driver.name });
       await this.#recover();
+      const network = this.#o.network;
+      if (network) {
+        this.#net = new HostNet({
+          store: this.#o.store,
+          host: this.host,
+          driver: network.driver,
+          underlay: network.underlay,
+          lease: () => this.#id?.lease,
+          log: this.#log,
+        });
+        await this.#net.sync({ signal }).catch((err) =>
+          this.#log.error("network sync at start failed", {
+            error: String(err),
+          })
+        );
+      }
       const loops = [
+        ...(this.#net ? [this.#net.run(signal)] : []),
         this.#watchQueue(this.host, signal),
         this.#watchQueue("any", signal),
         this.#watchClaims(signal),
@@ -188,6 +219,11 @@ export class Worker {
       drivers: [this.#o.driver.name],
       signal,
     });
+    const network = this.#o.network;
+    if (network) {
+      info.publicBridges = network.publicBridges;
+      if (network.underlay) info.underlay = network.underlay.address;
+    }
     let waiting = false;
     while (!signal.aborted) {
       const prev = await store.get(keys.host(this.host), Host);
@@ -554,6 +590,7 @@ export class Worker {
       driver,
       images: this.#o.images ??
         ((name) => resolveImage(config.stateDir, name)),
+      net: this.#net,
       signal,
       log,
       guard: () => guard(store, task.id, id),
@@ -578,6 +615,8 @@ export class Worker {
             ms: Math.round(performance.now() - started),
             result: outcome.result,
           });
+          // Ports follow the VM: removed after a stop, delete or unplug.
+          if (task.kind.startsWith("vm.")) this.#net?.kick();
           return;
         }
         if (!(await this.#holdsClaim(task.id))) {

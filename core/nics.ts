@@ -1,0 +1,175 @@
+/**
+ * NIC bookkeeping shared by the API and the task handlers: planning new
+ * NICs of a VM (slot, unique MAC, the IPv6 address known in advance, an
+ * IPv4 address on legacy networks) and releasing them again. Both add
+ * their writes to a caller's transaction, so a NIC, its addresses and the
+ * network's VM list change together or not at all.
+ *
+ * @example
+ * ```ts
+ * const plan = await planNics(store, who, vm.id, ["net-1"], vm.nics);
+ * const txn = plan.apply(store.txn().put(keys.vm(vm.id), { ...vm, nics: plan.nics }));
+ * ```
+ */
+import { ConflictError, InvalidError } from "./errors.ts";
+import { keys } from "./keys.ts";
+import { eui64, nthIpv4, parsePrefix4, randomMac } from "./netaddr.ts";
+import { MAX_NICS, Network, type Nic } from "./schemas.ts";
+import type { Kv, Store, Txn } from "./store.ts";
+
+/** Who attaches: private networks only their owner's (or an admin's). */
+export interface NetUser {
+  name: string;
+  admin: boolean;
+}
+
+/** Whether `who` may attach VMs to `net`. */
+export function canUse(who: NetUser, net: Network): boolean {
+  return net.kind === "public" || who.admin || net.owner === who.name;
+}
+
+export interface NicPlan {
+  /** Every NIC of the VM: the existing ones, then the new ones. */
+  nics: Nic[];
+  /** The new NICs only. */
+  added: Nic[];
+  /** Adds the compares and writes that take the addresses. */
+  apply(txn: Txn): Txn;
+  /** False when a network changed since planning: plan again. */
+  fresh(): Promise<boolean>;
+}
+
+/**
+ * Plans one new NIC per network id for VM `vm` next to `existing`. Throws
+ * InvalidError naming `field.<i>` for a network that does not exist or is
+ * not `who`'s, ConflictError when slots or IPv4 addresses run out.
+ */
+export async function planNics(
+  store: Store,
+  who: NetUser,
+  vm: string,
+  networkIds: string[],
+  existing: Nic[] = [],
+  field = "networks",
+): Promise<NicPlan> {
+  const nets: Kv<Network>[] = [];
+  for (const [i, id] of networkIds.entries()) {
+    const net = await store.get(keys.network(id), Network);
+    if (!net || !canUse(who, net.value)) {
+      throw new InvalidError(
+        networkIds.length === 1 && field !== "networks"
+          ? field
+          : `${field}.${i}`,
+        `Cannot find network ${id}`,
+      );
+    }
+    nets.push(net);
+  }
+  const used = new Set(existing.map((n) => n.slot));
+  const added: Nic[] = [];
+  const v4s = new Map<string, string>();
+  for (const net of nets) {
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    if (slot >= MAX_NICS) {
+      throw new ConflictError(
+        `Cannot attach network ${net.value.id}: VM ${vm} has ${MAX_NICS} NICs already`,
+      );
+    }
+    used.add(slot);
+    const mac = randomMac();
+    const nic: Nic = {
+      slot,
+      network: net.value.id,
+      mac,
+      ipv6: eui64(net.value.prefix, mac),
+      ...(net.value.bridge ? { bridge: net.value.bridge } : {}),
+      state: "attached",
+    };
+    if (net.value.ipv4) {
+      nic.ipv4 = await freeIpv4(store, net.value);
+      v4s.set(net.value.id, nic.ipv4);
+    }
+    added.push(nic);
+  }
+  return {
+    nics: [...existing, ...added],
+    added,
+    apply(txn: Txn): Txn {
+      for (const net of nets) {
+        txn.ifModRevision(net.key, net.modRevision).put(net.key, {
+          ...net.value,
+          vms: net.value.vms.includes(vm)
+            ? net.value.vms
+            : [...net.value.vms, vm],
+        });
+      }
+      for (const nic of added) {
+        const entry = { network: nic.network, vm, slot: nic.slot };
+        txn.ifAbsent(keys.ipamMac(nic.mac)).put(keys.ipamMac(nic.mac), entry);
+        if (nic.ipv4) {
+          const k = keys.ipamV4(nic.network, nic.ipv4);
+          txn.ifAbsent(k).put(k, entry);
+        }
+      }
+      return txn;
+    },
+    async fresh(): Promise<boolean> {
+      for (const net of nets) {
+        const now = await store.get(net.key, Network);
+        if (now?.modRevision !== net.modRevision) return false;
+      }
+      return true;
+    },
+  };
+}
+
+/** The lowest IPv4 address of the network's subnet not taken yet. */
+async function freeIpv4(store: Store, net: Network): Promise<string> {
+  const subnet = net.ipv4!;
+  parsePrefix4(subnet);
+  const prefix = keys.ipamV4s(net.id);
+  const taken = new Set(
+    (await store.keys(prefix)).map((k) => k.slice(prefix.length)),
+  );
+  for (let i = 0;; i++) {
+    const addr = nthIpv4(subnet, i);
+    if (addr === null) {
+      throw new ConflictError(
+        `Cannot attach network ${net.id}: no free IPv4 address left in ${subnet}`,
+      );
+    }
+    if (!taken.has(addr)) return addr;
+  }
+}
+
+/**
+ * Adds to `txn` the release of `removed` NICs of VM `vm` (keeping `kept`):
+ * their MAC and IPv4 entries, and the VM's place in each network it no
+ * longer has a NIC in (comparing that network's revision).
+ */
+export async function releaseNics(
+  store: Store,
+  txn: Txn,
+  vm: string,
+  removed: Nic[],
+  kept: Nic[] = [],
+): Promise<Txn> {
+  for (const nic of removed) {
+    txn.delete(keys.ipamMac(nic.mac));
+    if (nic.ipv4) txn.delete(keys.ipamV4(nic.network, nic.ipv4));
+  }
+  const left = new Set(kept.map((n) => n.network));
+  const gone = new Set(
+    removed.map((n) => n.network).filter((id) => !left.has(id)),
+  );
+  for (const id of gone) {
+    const net = await store.get(keys.network(id), Network);
+    if (!net) continue;
+    txn.ifModRevision(net.key, net.modRevision).put(net.key, {
+      ...net.value,
+      vms: net.value.vms.filter((v) => v !== vm),
+    });
+  }
+  return txn;
+}
