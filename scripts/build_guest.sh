@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the tiny test guest that ucloud's qemu tests boot under TCG:
 #   vmlinux          Debian's kernel, uncompressed ELF (qemu boots it via PVH)
-#   initrd.cpio.gz   busybox-static initramfs; /init prints UCLOUD-GUEST-READY
+#   initrd.cpio.gz   busybox-static initramfs; /init brings every ethN up
+#                    (hot-plugged ones within a second), prints
+#                    UCLOUD-GUEST-READY, then runs a root shell on the serial
+#                    console (respawned when it exits) for tests to type into
 #   cmdline          the kernel command line to pass with -append
 # into ${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny/ and prints that
-# directory. Cached: does nothing when the three files exist.
+# directory. Cached: does nothing when the three files exist and the stamp
+# file "version" holds the hash of this script (a changed script rebuilds).
 #
 # Usage: scripts/build_guest.sh            (UCLOUD_STATE=/some/dir to relocate)
 set -euo pipefail
@@ -15,7 +19,21 @@ cmdline="console=ttyS0 quiet panic=-1"
 # Loaded in this order by /init, each after its dependencies (from modules.dep).
 wanted_modules=(virtio_pci virtio_blk virtio_net)
 
-if [[ -s "$out/vmlinux" && -s "$out/initrd.cpio.gz" && -s "$out/cmdline" ]]; then
+version="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+
+cached() {
+  [[ -s "$out/vmlinux" && -s "$out/initrd.cpio.gz" && -s "$out/cmdline" &&
+    "$(cat "$out/version" 2>/dev/null)" == "$version" ]]
+}
+if cached; then
+  echo "$out"
+  exit 0
+fi
+# One build at a time per output dir; a waiter finds the cache filled.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+if cached; then
   echo "$out"
   exit 0
 fi
@@ -73,6 +91,12 @@ vmlinuz="$(ls "$work"/pkg/boot/vmlinuz-*)"
 kver="${vmlinuz##*/vmlinuz-}"
 depmod -b "$work/pkg" "$kver" || die "Cannot run depmod for $kver"
 moddir="$work/pkg/lib/modules/$kver"
+# NIC hot-plug into qemu's PCIe root ports needs native PCIe hot-plug
+# (pciehp) or ACPI hot-plug (acpiphp); both are built-in options, not modules.
+for opt in CONFIG_PCIEPORTBUS CONFIG_HOTPLUG_PCI_PCIE CONFIG_HOTPLUG_PCI_ACPI; do
+  grep -q "^$opt=y" "$work/pkg/boot/config-$kver" ||
+    die "Cannot use $kpkg: $opt is not built in (NIC hot-plug needs it)"
+done
 
 # Like the kernel's scripts/extract-vmlinux: find a compressed stream whose
 # output is an ELF file.
@@ -135,18 +159,29 @@ mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Kernel messages would mix into what tests read from the console.
+dmesg -n 1
 for m in \$(cat /lib/modules/load); do insmod /lib/modules/\$m; done
 ip link set lo up
-if [ -e /sys/class/net/eth0 ]; then ip link set eth0 up; fi
+# Brings up every ethN that is down; the kernel's SLAAC defaults stay on.
+links_up() {
+  for f in /sys/class/net/eth*/flags; do
+    [ -e "\$f" ] || continue
+    n="\${f%/flags}"
+    [ \$((\$(cat "\$f") & 1)) = 1 ] || ip link set "\${n##*/}" up
+  done
+}
+links_up
+(while true; do sleep 1; links_up; done) &
 echo $marker
-while true; do sleep 3600; done
+export HOME=/ PS1='# '
+while true; do setsid cttyhack sh; sleep 1; done
 EOF
 chmod 755 "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
   gzip -9 >"$work/initrd.cpio.gz"
 
 # --- publish ----------------------------------------------------------------
-mkdir -p "$out"
 for f in vmlinux initrd.cpio.gz; do
   mv "$work/$f" "$out/$f.tmp"
   mv "$out/$f.tmp" "$out/$f"
@@ -154,5 +189,6 @@ done
 echo "$kver" >"$out/kernel-release"
 echo "$cmdline" >"$out/cmdline.tmp"
 mv "$out/cmdline.tmp" "$out/cmdline"
+echo "$version" >"$out/version"
 log "built $kpkg ($kver) with modules: ${load_order[*]##*/}"
 echo "$out"
