@@ -18,6 +18,22 @@ export interface QemuSpec {
   boot: { kernel: string; initrd?: string; append?: string } | {
     disk: string;
   };
+  /** NICs present from boot (cold-plugged), at most one per slot. */
+  nics?: QemuNic[];
+}
+
+/**
+ * A virtio NIC on an existing host tap device. Slot N sits on its own PCIe
+ * root port `hpN` (so it can be hot-plugged and unplugged); its netdev and
+ * device are both named `nicN`.
+ */
+export interface QemuNic {
+  /** 0 to {@linkcode NIC_SLOTS} - 1. */
+  slot: number;
+  /** Host tap name, 1 to 15 characters of `[a-z0-9-]`. */
+  tap: string;
+  /** Unicast MAC, `xx:xx:xx:xx:xx:xx` in hex. */
+  mac: string;
 }
 
 /** Files of one VM under the state directory. */
@@ -25,19 +41,28 @@ export interface VmPaths {
   dir: string;
   pidfile: string;
   qmp: string;
+  /** Unix socket of the serial console (one client at a time). */
+  console: string;
+  /** Everything the guest wrote to its serial console. */
   serial: string;
 }
+
+/** NIC slots (PCIe root ports `hp0`..`hp7`) every VM has. */
+export const NIC_SLOTS = 8;
 
 /** Largest unix socket path: sun_path is 108 bytes with the final NUL. */
 const MAX_SOCKET_PATH = 107;
 const ID = /^[a-z0-9-]{1,64}$/;
+const TAP = /^[a-z0-9-]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /**
- * The files of VM `id`: `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,serial.log}`.
+ * The files of VM `id`:
+ * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,serial.log}`.
  * Throws TypeError for a relative `stateDir` or a bad id, and RangeError when
- * the QMP socket path would not fit a unix socket address (107 bytes).
+ * a socket path would not fit a unix socket address (107 bytes).
  *
  * @example
  * ```ts
@@ -58,17 +83,21 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     dir,
     pidfile: `${dir}/qemu.pid`,
     qmp: `${dir}/qmp.sock`,
+    console: `${dir}/console.sock`,
     serial: `${dir}/serial.log`,
   };
-  checkSocketPath(paths.qmp, "build VM paths");
+  checkSocketPath("QMP", paths.qmp, "build VM paths");
+  checkSocketPath("console", paths.console, "build VM paths");
   return paths;
 }
 
 /**
  * Builds the arguments of a daemonized qemu-system-x86_64 for `spec`: q35,
  * no default devices, no display, QMP on `paths.qmp`, the serial console
- * written to `paths.serial`, and `-pidfile` (by which the driver recognises
- * its processes). Throws TypeError or RangeError naming the bad field.
+ * served on the socket `paths.console` and logged to `paths.serial`,
+ * `-pidfile` (by which the driver recognises its processes), the
+ * {@linkcode NIC_SLOTS} PCIe root ports for NICs and the NICs of
+ * `spec.nics`. Throws TypeError or RangeError naming the bad field.
  *
  * @example
  * ```ts
@@ -86,10 +115,11 @@ export function qemuArgs(
   accel: "kvm" | "tcg",
 ): string[] {
   checkSpec(spec);
-  for (const key of ["pidfile", "qmp", "serial"] as const) {
+  for (const key of ["pidfile", "qmp", "console", "serial"] as const) {
     checkFile(`paths.${key}`, paths?.[key]);
   }
-  checkSocketPath(paths.qmp);
+  checkSocketPath("QMP", paths.qmp);
+  checkSocketPath("console", paths.console);
   if (accel !== "kvm" && accel !== "tcg") {
     throw new TypeError(
       `Cannot build qemu arguments: accel must be "kvm" or "tcg", got ${
@@ -124,10 +154,26 @@ export function qemuArgs(
     "-mon",
     "chardev=qmp,mode=control",
     "-chardev",
-    `file,id=serial0,path=${opt(paths.serial)}`,
+    `socket,id=serial0,path=${opt(paths.console)},server=on,wait=off,` +
+    `logfile=${opt(paths.serial)}`,
     "-serial",
     "chardev:serial0",
   ];
+  for (let slot = 0; slot < NIC_SLOTS; slot++) {
+    args.push(
+      "-device",
+      `pcie-root-port,id=${portId(slot)},chassis=${slot + 1},slot=${
+        slot + 1
+      },bus=pcie.0`,
+    );
+  }
+  for (const nic of spec.nics ?? []) {
+    const { netdev, device } = nicOptions(nic);
+    const { type, ...rest } = netdev;
+    args.push("-netdev", optionList(type, rest));
+    const { driver, ...props } = device;
+    args.push("-device", optionList(driver, props));
+  }
   if ("kernel" in spec.boot) {
     args.push("-kernel", spec.boot.kernel);
     if (spec.boot.initrd !== undefined) args.push("-initrd", spec.boot.initrd);
@@ -143,19 +189,151 @@ export function qemuArgs(
   return args;
 }
 
+/** QMP arguments of `netdev_add` and `device_add` for one NIC. */
+export interface NicOptions {
+  netdev: {
+    type: "tap";
+    id: string;
+    ifname: string;
+    script: "no";
+    downscript: "no";
+  };
+  device: {
+    driver: "virtio-net-pci";
+    id: string;
+    netdev: string;
+    mac: string;
+    bus: string;
+    /** Device 0 of the port's bus: the only one a guest scans there. */
+    addr: "0";
+  };
+}
+
+/**
+ * The netdev and device of `nic`, as QMP `netdev_add` / `device_add`
+ * arguments (the command line uses the same values). Throws TypeError or
+ * RangeError naming the bad field of `nic` (as `field`, default "nic").
+ *
+ * @example
+ * ```ts
+ * const { netdev, device } = nicOptions({ slot: 1, tap: "t1", mac: "52:54:00:00:00:01" });
+ * await qmp.execute("netdev_add", netdev);
+ * await qmp.execute("device_add", device);
+ * ```
+ */
+export function nicOptions(
+  nic: QemuNic,
+  field = "nic",
+  task = "use NIC",
+): NicOptions {
+  checkNic(nic, field, task);
+  const id = nicId(nic.slot);
+  return {
+    netdev: {
+      type: "tap",
+      id,
+      ifname: nic.tap,
+      script: "no",
+      downscript: "no",
+    },
+    device: {
+      driver: "virtio-net-pci",
+      id,
+      netdev: id,
+      mac: nic.mac.toLowerCase(),
+      bus: portId(nic.slot),
+      addr: "0",
+    },
+  };
+}
+
+/** The netdev and device id of the NIC in `slot`: `nic<slot>`. */
+export function nicId(slot: number): string {
+  checkSlot(slot);
+  return `nic${slot}`;
+}
+
+/** The PCIe root port of `slot`: `hp<slot>`. */
+function portId(slot: number): string {
+  return `hp${slot}`;
+}
+
+/**
+ * Throws TypeError or RangeError "Cannot <task>: <field> must be ..."
+ * unless `slot` is an integer from 0 to {@linkcode NIC_SLOTS} - 1.
+ *
+ * @example
+ * ```ts
+ * checkSlot(8); // RangeError: Cannot use NIC: slot must be an integer from 0 to 7, got 8
+ * ```
+ */
+export function checkSlot(
+  slot: unknown,
+  field = "slot",
+  task = "use NIC",
+): void {
+  if (typeof slot !== "number") {
+    throw new TypeError(
+      `Cannot ${task}: ${field} must be a number, got ${typeof slot}`,
+    );
+  }
+  if (!Number.isInteger(slot) || slot < 0 || slot >= NIC_SLOTS) {
+    throw new RangeError(
+      `Cannot ${task}: ${field} must be an integer from 0 to ${
+        NIC_SLOTS - 1
+      }, got ${slot}`,
+    );
+  }
+}
+
+function checkNic(nic: QemuNic, field: string, task: string): void {
+  if (typeof nic !== "object" || nic === null) {
+    throw new TypeError(
+      `Cannot ${task}: ${field} must be an object { slot, tap, mac }`,
+    );
+  }
+  checkSlot(nic.slot, `${field}.slot`, task);
+  if (typeof nic.tap !== "string" || !TAP.test(nic.tap)) {
+    throw new TypeError(
+      `Cannot ${task}: ${field}.tap must be 1 to 15 characters of [a-z0-9-], got ${
+        JSON.stringify(nic.tap)
+      }`,
+    );
+  }
+  if (typeof nic.mac !== "string" || !MAC.test(nic.mac)) {
+    throw new TypeError(
+      `Cannot ${task}: ${field}.mac must look like 52:54:00:12:34:56, got ${
+        JSON.stringify(nic.mac)
+      }`,
+    );
+  }
+  if (parseInt(nic.mac.slice(0, 2), 16) & 1) {
+    throw new TypeError(
+      `Cannot ${task}: ${field}.mac must be a unicast MAC, got ${nic.mac}`,
+    );
+  }
+}
+
+/** `name,key=value,...` with the values escaped. */
+function optionList(name: string, props: Record<string, string>): string {
+  return [name, ...Object.entries(props).map(([k, v]) => `${k}=${opt(v)}`)]
+    .join(",");
+}
+
 /** Escapes a value inside a qemu `key=value,...` option list. */
 function opt(value: string): string {
   return value.replaceAll(",", ",,");
 }
 
 function checkSocketPath(
+  what: string,
   path: string,
   task = "build qemu arguments",
 ): void {
   const length = new TextEncoder().encode(path).length;
   if (length > MAX_SOCKET_PATH) {
     throw new RangeError(
-      `Cannot ${task}: QMP socket path ${path} is ${length} bytes, ` +
+      `Cannot ${task}: ${what} socket path ${path} is ${length} bytes, ` +
         `more than the ${MAX_SOCKET_PATH} a unix socket allows; use a shorter stateDir`,
     );
   }
@@ -211,6 +389,24 @@ function checkSpec(spec: QemuSpec): void {
   } else {
     checkFile("boot.disk", boot.disk);
   }
+  checkNics(spec.nics);
+}
+
+function checkNics(nics: unknown): void {
+  if (nics === undefined) return;
+  if (!Array.isArray(nics)) {
+    throw new TypeError("Cannot build qemu arguments: nics must be an array");
+  }
+  const slots = new Set<number>();
+  nics.forEach((nic, i) => {
+    checkNic(nic, `nics[${i}]`, "build qemu arguments");
+    if (slots.has(nic.slot)) {
+      throw new RangeError(
+        `Cannot build qemu arguments: nics[${i}].slot ${nic.slot} is already used by another NIC`,
+      );
+    }
+    slots.add(nic.slot);
+  });
 }
 
 function checkInteger(

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { qemuArgs, type QemuSpec, vmPaths } from "./args.ts";
+import {
+  checkSlot,
+  nicId,
+  nicOptions,
+  qemuArgs,
+  type QemuSpec,
+  vmPaths,
+} from "./args.ts";
 
 const paths = vmPaths("/var/lib/ucloud", "vm-1");
 
@@ -28,6 +35,7 @@ Deno.test("vmPaths() puts the files under <stateDir>/vms/<id>", () => {
     dir: "/var/lib/ucloud/vms/vm-1",
     pidfile: "/var/lib/ucloud/vms/vm-1/qemu.pid",
     qmp: "/var/lib/ucloud/vms/vm-1/qmp.sock",
+    console: "/var/lib/ucloud/vms/vm-1/console.sock",
     serial: "/var/lib/ucloud/vms/vm-1/serial.log",
   });
 });
@@ -43,13 +51,14 @@ Deno.test("vmPaths() rejects a relative stateDir and a bad id", () => {
   });
 });
 
-Deno.test("vmPaths() rejects a stateDir that makes the QMP socket path too long", () => {
-  // "/vms/" + 64-char id + "/qmp.sock" is 78 bytes, so 29 bytes of stateDir fit.
+Deno.test("vmPaths() rejects a stateDir that makes a socket path too long", () => {
+  // "/vms/" + 64-char id + "/console.sock" is 82 bytes (the longest socket),
+  // so 25 bytes of stateDir fit.
   const id = "a".repeat(64);
-  assert.equal(vmPaths("/" + "s".repeat(28), id).qmp.length, 107);
-  assert.throws(() => vmPaths("/" + "s".repeat(29), id), {
+  assert.equal(vmPaths("/" + "s".repeat(24), id).console.length, 107);
+  assert.throws(() => vmPaths("/" + "s".repeat(25), id), {
     name: "RangeError",
-    message: /QMP socket path .* is 108 bytes, more than the 107/,
+    message: /console socket path .* is 108 bytes, more than the 107/,
   });
 });
 
@@ -81,9 +90,14 @@ Deno.test("qemuArgs() builds a daemonized q35 command line booting a kernel", ()
     "-mon",
     "chardev=qmp,mode=control",
     "-chardev",
-    "file,id=serial0,path=/var/lib/ucloud/vms/vm-1/serial.log",
+    "socket,id=serial0,path=/var/lib/ucloud/vms/vm-1/console.sock," +
+    "server=on,wait=off,logfile=/var/lib/ucloud/vms/vm-1/serial.log",
     "-serial",
     "chardev:serial0",
+    ...[0, 1, 2, 3, 4, 5, 6, 7].flatMap((n) => [
+      "-device",
+      `pcie-root-port,id=hp${n},chassis=${n + 1},slot=${n + 1},bus=pcie.0`,
+    ]),
     "-kernel",
     "/img/vmlinux",
     "-initrd",
@@ -116,9 +130,10 @@ Deno.test("qemuArgs() attaches a qcow2 disk as virtio-blk for a disk boot", () =
   assert.deepEqual(values(args, "-drive"), [
     "file=/images/vm-1.qcow2,format=qcow2,if=none,id=disk0",
   ]);
-  assert.deepEqual(values(args, "-device"), [
+  assert.deepEqual(
+    values(args, "-device").at(-1),
     "virtio-blk-pci,drive=disk0,bootindex=0",
-  ]);
+  );
   assert.ok(!args.includes("-kernel"));
 });
 
@@ -214,4 +229,142 @@ Deno.test("qemuArgs() rejects a bad accel and bad paths", () => {
       qemuArgs(kernelSpec(), { ...paths, qmp: "/" + "q".repeat(107) }, "tcg"),
     { name: "RangeError", message: /QMP socket path/ },
   );
+  assert.throws(
+    () =>
+      qemuArgs(
+        kernelSpec(),
+        { ...paths, console: "/" + "c".repeat(107) },
+        "tcg",
+      ),
+    { name: "RangeError", message: /console socket path/ },
+  );
+  assert.throws(
+    () => qemuArgs(kernelSpec(), { ...paths, console: "console.sock" }, "tcg"),
+    { name: "TypeError", message: /paths.console must be an absolute path/ },
+  );
+});
+
+Deno.test("qemuArgs() cold-plugs each NIC on its slot's root port", () => {
+  const args = qemuArgs(
+    kernelSpec({
+      nics: [
+        { slot: 3, tap: "uc-tap-3", mac: "52:54:00:AB:CD:03" },
+        { slot: 0, tap: "t0", mac: "02:00:00:00:00:00" },
+      ],
+    }),
+    paths,
+    "tcg",
+  );
+  assert.deepEqual(values(args, "-netdev"), [
+    "tap,id=nic3,ifname=uc-tap-3,script=no,downscript=no",
+    "tap,id=nic0,ifname=t0,script=no,downscript=no",
+  ]);
+  assert.deepEqual(values(args, "-device").slice(8), [
+    "virtio-net-pci,id=nic3,netdev=nic3,mac=52:54:00:ab:cd:03,bus=hp3,addr=0",
+    "virtio-net-pci,id=nic0,netdev=nic0,mac=02:00:00:00:00:00,bus=hp0,addr=0",
+  ]);
+  assert.deepEqual(
+    values(qemuArgs(kernelSpec({ nics: [] }), paths, "tcg"), "-netdev"),
+    [],
+  );
+});
+
+Deno.test("qemuArgs() rejects bad NICs naming the field", () => {
+  const nic = { slot: 0, tap: "tap0", mac: "52:54:00:00:00:01" };
+  const bad: [unknown, string, RegExp][] = [
+    [{}, "TypeError", /nics must be an array/],
+    [[null], "TypeError", /nics\[0\] must be an object/],
+    [
+      [{ ...nic, slot: 8 }],
+      "RangeError",
+      /nics\[0\].slot must be an integer from 0 to 7, got 8/,
+    ],
+    [[{ ...nic, slot: -1 }], "RangeError", /nics\[0\].slot must be/],
+    [[{ ...nic, slot: 0.5 }], "RangeError", /nics\[0\].slot must be/],
+    [[{ ...nic, slot: "1" }], "TypeError", /nics\[0\].slot must be a number/],
+    [
+      [nic, { ...nic, tap: "tap1", mac: "52:54:00:00:00:02" }],
+      "RangeError",
+      /nics\[1\].slot 0 is already used by another NIC/,
+    ],
+    [
+      [{ ...nic, tap: "" }],
+      "TypeError",
+      /nics\[0\].tap must be 1 to 15 characters/,
+    ],
+    [[{ ...nic, tap: "a".repeat(16) }], "TypeError", /nics\[0\].tap must be/],
+    [[{ ...nic, tap: "Tap0" }], "TypeError", /nics\[0\].tap must be/],
+    [[{ ...nic, tap: "tap,0" }], "TypeError", /nics\[0\].tap must be/],
+    [
+      [{ ...nic, mac: "52:54:00:00:00" }],
+      "TypeError",
+      /nics\[0\].mac must look like/,
+    ],
+    [
+      [{ ...nic, mac: "52-54-00-00-00-01" }],
+      "TypeError",
+      /nics\[0\].mac must look like/,
+    ],
+    [[{ ...nic, mac: 5 }], "TypeError", /nics\[0\].mac must look like/],
+    [
+      [{ ...nic, mac: "01:00:5e:00:00:01" }],
+      "TypeError",
+      /nics\[0\].mac must be a unicast MAC/,
+    ],
+  ];
+  for (const [nics, name, message] of bad) {
+    assert.throws(
+      () => qemuArgs(kernelSpec({ nics } as Partial<QemuSpec>), paths, "tcg"),
+      {
+        name,
+        message: new RegExp(`^Cannot build qemu arguments: ${message.source}`),
+      },
+      JSON.stringify(nics),
+    );
+  }
+  assert.equal(
+    qemuArgs(
+      kernelSpec({ nics: [{ ...nic, tap: "a".repeat(15) }] }),
+      paths,
+      "tcg",
+    )
+      .includes("tap,id=nic0,ifname=aaaaaaaaaaaaaaa,script=no,downscript=no"),
+    true,
+  );
+});
+
+Deno.test("nicOptions() gives the QMP netdev_add and device_add arguments", () => {
+  assert.deepEqual(
+    nicOptions({ slot: 7, tap: "t7", mac: "52:54:00:00:00:0A" }),
+    {
+      netdev: {
+        type: "tap",
+        id: "nic7",
+        ifname: "t7",
+        script: "no",
+        downscript: "no",
+      },
+      device: {
+        driver: "virtio-net-pci",
+        id: "nic7",
+        netdev: "nic7",
+        mac: "52:54:00:00:00:0a",
+        bus: "hp7",
+        addr: "0",
+      },
+    },
+  );
+  assert.throws(
+    () => nicOptions({ slot: 1, tap: "t", mac: "x" }, "nic", "plug NIC"),
+    { name: "TypeError", message: /^Cannot plug NIC: nic.mac must look like/ },
+  );
+  assert.equal(nicId(2), "nic2");
+  assert.throws(() => nicId(8), {
+    name: "RangeError",
+    message: /slot must be an integer from 0 to 7/,
+  });
+  assert.throws(() => checkSlot("0", "slot", "unplug NIC"), {
+    name: "TypeError",
+    message: /^Cannot unplug NIC: slot must be a number, got string$/,
+  });
 });

@@ -4,13 +4,22 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { run } from "../runner.ts";
 import { delay } from "./_deadline.ts";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
-import { qemuArgs, type QemuSpec, type VmPaths, vmPaths } from "./args.ts";
-import { QmpClient, queryStatus } from "./qmp.ts";
+import {
+  checkSlot,
+  nicId,
+  nicOptions,
+  qemuArgs,
+  type QemuNic,
+  type QemuSpec,
+  type VmPaths,
+  vmPaths,
+} from "./args.ts";
+import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
 
 /**
  * Plain JSON naming a running qemu; kept in the VM's status so that a
@@ -23,6 +32,11 @@ export type QemuHandle = {
   pid: number;
   dir: string;
   qmp: string;
+  /**
+   * The serial console socket; absent in handles of VMs started before
+   * the console existed (their serial goes only to the log).
+   */
+  console?: string;
   serial: string;
   pidfile: string;
   accel: "kvm" | "tcg";
@@ -52,6 +66,9 @@ const QMP_READY_TIMEOUT_MS = 10_000;
 const QMP_CALL_TIMEOUT_MS = 3_000;
 const KILL_WAIT_MS = 5_000;
 const POLL_MS = 50;
+/** Hot-unplug under TCG took about 0.1 s (ACPI hot-plug); 20 s is generous. */
+const UNPLUG_TIMEOUT_MS = 20_000;
+const UNPLUG_POLL_MS = 100;
 
 const PAUSED = new Set([
   "paused",
@@ -122,7 +139,7 @@ export class QemuDriver {
       if (running) return running;
 
       await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
-      await removeFiles(paths.pidfile, paths.qmp);
+      await removeFiles(paths.pidfile, paths.qmp, paths.console);
       try {
         await run(this.#qemuBinary, args, {
           signal,
@@ -170,7 +187,20 @@ export class QemuDriver {
       return null;
     }
     const { driver, pid, dir, qmp, serial, pidfile, accel, startedAt } = handle;
-    return { driver, pid, dir, qmp, serial, pidfile, accel, startedAt };
+    const console = handle.console === undefined ? {} : {
+      console: handle.console,
+    };
+    return {
+      driver,
+      pid,
+      dir,
+      qmp,
+      ...console,
+      serial,
+      pidfile,
+      accel,
+      startedAt,
+    };
   }
 
   /** Reports the VM's state; "gone" when its process is dead. */
@@ -223,6 +253,132 @@ export class QemuDriver {
       }
     }
     await removeFiles(handle.pidfile, handle.qmp);
+    if (handle.console !== undefined) await removeFiles(handle.console);
+  }
+
+  /**
+   * Slots of the NICs the VM has now, sorted (from qemu: devices `nicN`,
+   * including one whose unplug the guest has not finished).
+   */
+  async listNics(
+    handle: QemuHandle,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<number[]> {
+    checkHandle(handle);
+    return await this.#withQmp(
+      handle,
+      "list NICs",
+      signal,
+      (qmp) => nicSlots(qmp, signal),
+    );
+  }
+
+  /**
+   * Hot-plugs `nic` (a virtio-net-pci on the existing tap `nic.tap`) into
+   * root port `hp<slot>` of the running VM. Idempotent: a NIC with the same
+   * MAC already in the slot is fine; one with another MAC is an error (unplug
+   * it first). When `device_add` fails the netdev is removed again, so
+   * nothing half-made stays.
+   */
+  async plugNic(
+    handle: QemuHandle,
+    nic: QemuNic,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    checkHandle(handle);
+    const { netdev, device } = nicOptions(nic, "nic", "plug NIC");
+    const what = `plug NIC into slot ${nic.slot} of vm ${vmId(handle)}`;
+    await this.#exclusive(
+      `nics:${handle.dir}`,
+      () =>
+        this.#withQmp(handle, what, signal, async (qmp) => {
+          const opts = { signal, timeoutMs: QMP_CALL_TIMEOUT_MS };
+          if ((await nicSlots(qmp, signal)).includes(nic.slot)) {
+            const mac = await qmp.execute<string>("qom-get", {
+              path: `/machine/peripheral/${device.id}`,
+              property: "mac",
+            }, opts);
+            if (mac.toLowerCase() === device.mac) return;
+            throw new Error(
+              `Cannot ${what}: the slot holds a NIC with MAC ${mac}; unplug it first`,
+            );
+          }
+          // A netdev left over by an interrupted plug or unplug.
+          await netdevDel(qmp, netdev.id, signal);
+          await qmp.execute("netdev_add", { ...netdev }, opts);
+          try {
+            await qmp.execute("device_add", { ...device }, opts);
+          } catch (err) {
+            await netdevDel(qmp, netdev.id, signal).catch(() => {});
+            throw err;
+          }
+        }),
+    );
+  }
+
+  /**
+   * Hot-unplugs the NIC of `slot`: `device_del`, then waits until the guest
+   * released it (the device is gone from qemu), then removes its netdev.
+   * Throws after `timeoutMs` (default 20000) when the guest does not
+   * release it. Idempotent: an empty slot is fine.
+   */
+  async unplugNic(
+    handle: QemuHandle,
+    slot: number,
+    { signal, timeoutMs = UNPLUG_TIMEOUT_MS }: {
+      signal?: AbortSignal;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<void> {
+    checkHandle(handle);
+    checkSlot(slot, "slot", "unplug NIC");
+    const id = nicId(slot);
+    const what = `unplug NIC from slot ${slot} of vm ${vmId(handle)}`;
+    await this.#exclusive(`nics:${handle.dir}`, async () => {
+      const present = await this.#withQmp(handle, what, signal, async (qmp) => {
+        if (!(await nicSlots(qmp, signal)).includes(slot)) return false;
+        try {
+          await qmp.execute("device_del", { id }, {
+            signal,
+            timeoutMs: QMP_CALL_TIMEOUT_MS,
+          });
+        } catch (err) {
+          // Asked before (e.g. by an attempt that timed out): keep waiting.
+          if (
+            !(err instanceof QmpError && /process of unplug/.test(err.desc))
+          ) {
+            throw err;
+          }
+        }
+        return true;
+      });
+      if (present) {
+        // Polled on short connections: QMP serves one client at a time,
+        // and inspect() must not starve while the guest takes its time.
+        const until = Date.now() + timeoutMs;
+        while (
+          (await this.#withQmp(
+            handle,
+            what,
+            signal,
+            (qmp) => nicSlots(qmp, signal),
+          )).includes(slot)
+        ) {
+          if (Date.now() >= until) {
+            throw new Error(
+              `Cannot ${what}: the guest did not release it within ${timeoutMs} ms`,
+            );
+          }
+          await delay(UNPLUG_POLL_MS, signal);
+        }
+      }
+      await this.#withQmp(
+        handle,
+        what,
+        signal,
+        (qmp) => netdevDel(qmp, id, signal),
+      );
+    });
   }
 
   /**
@@ -287,7 +443,43 @@ export class QemuDriver {
     return killed.sort();
   }
 
-  /** Runs `fn` after any other start/destroy of the same VM in this process. */
+  /** Runs `fn` on a fresh QMP connection to the VM, then closes it. */
+  async #withQmp<T>(
+    handle: QemuHandle,
+    what: string,
+    signal: AbortSignal | undefined,
+    fn: (qmp: QmpClient) => Promise<T>,
+  ): Promise<T> {
+    let qmp: QmpClient;
+    try {
+      qmp = await QmpClient.connect(handle.qmp, {
+        signal,
+        timeoutMs: QMP_CALL_TIMEOUT_MS,
+      });
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw new Error(`Cannot ${what}: QMP does not answer`, { cause: err });
+    }
+    try {
+      return await fn(qmp);
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (err instanceof Error && err.message.startsWith(`Cannot ${what}`)) {
+        throw err;
+      }
+      throw new Error(
+        `Cannot ${what}: ${err instanceof Error ? err.message : err}`,
+        { cause: err },
+      );
+    } finally {
+      await qmp.close();
+    }
+  }
+
+  /**
+   * Runs `fn` after any other call holding the same key in this process:
+   * the VM id for start/destroy, `nics:<dir>` for NIC changes.
+   */
   async #exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const before = this.#locks.get(id) ?? Promise.resolve();
     const current = before.catch(() => {}).then(fn);
@@ -318,6 +510,10 @@ export class QemuDriver {
       accelArg.startsWith("kvm") ? "kvm" : "tcg",
       mtime ?? new Date(),
     );
+    // A qemu started before VMs had a console socket logs its serial only.
+    if (!args?.some((arg) => arg.startsWith("socket,id=serial0,"))) {
+      delete handle.console;
+    }
     try {
       await this.#waitForQmp(handle, signal);
     } catch (err) {
@@ -420,6 +616,7 @@ function toHandle(
     pid,
     dir: paths.dir,
     qmp: paths.qmp,
+    console: paths.console,
     serial: paths.serial,
     pidfile: paths.pidfile,
     accel,
@@ -441,6 +638,51 @@ function checkHandle(handle: QemuHandle): void {
   for (const key of ["dir", "qmp", "serial", "pidfile"] as const) {
     if (typeof handle[key] !== "string" || !handle[key].startsWith("/")) {
       fail(`${key} must be an absolute path`);
+    }
+  }
+  if (
+    handle.console !== undefined &&
+    (typeof handle.console !== "string" || !handle.console.startsWith("/"))
+  ) {
+    fail("console must be an absolute path");
+  }
+}
+
+/** The VM id: the name of its directory. */
+function vmId(handle: QemuHandle): string {
+  return basename(handle.dir);
+}
+
+/** Slots of the `nicN` devices qemu has, sorted. */
+async function nicSlots(
+  qmp: QmpClient,
+  signal?: AbortSignal,
+): Promise<number[]> {
+  const children = await qmp.execute<{ name: string; type: string }[]>(
+    "qom-list",
+    { path: "/machine/peripheral" },
+    { signal, timeoutMs: QMP_CALL_TIMEOUT_MS },
+  );
+  return children.flatMap(({ name }) => {
+    const match = /^nic([0-9]+)$/.exec(name);
+    return match ? [Number(match[1])] : [];
+  }).sort((a, b) => a - b);
+}
+
+/** Removes netdev `id`; one that does not exist is fine. */
+async function netdevDel(
+  qmp: QmpClient,
+  id: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    await qmp.execute("netdev_del", { id }, {
+      signal,
+      timeoutMs: QMP_CALL_TIMEOUT_MS,
+    });
+  } catch (err) {
+    if (!(err instanceof QmpError && err.errorClass === "DeviceNotFound")) {
+      throw err;
     }
   }
 }

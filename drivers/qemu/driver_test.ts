@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import type { VmDriver } from "../../tasks/context.ts";
 import { CommandError, run } from "../runner.ts";
 import { processArgs } from "./_proc.ts";
-import type { QemuSpec } from "./args.ts";
+import { qemuArgs, type QemuSpec, vmPaths } from "./args.ts";
 import { QemuDriver, type QemuHandle } from "./driver.ts";
 import { queryStatus } from "./qmp.ts";
 
@@ -95,12 +96,15 @@ const pidGone = (pid: number) => async () => (await processArgs(pid)) === null;
 
 Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
   await withDriver(async (driver, stateDir) => {
+    const asDriver: VmDriver = driver; // the worker takes it as a VmDriver
+    assert.equal(asDriver.name, "qemu");
     const spec = await guestSpec("vm-life");
     const handle = await driver.start(spec);
     assert.equal(handle.driver, "qemu");
     assert.equal(handle.accel, "tcg");
     assert.equal(handle.dir, `${stateDir}/vms/vm-life`);
     assert.equal(handle.pidfile, `${stateDir}/vms/vm-life/qemu.pid`);
+    assert.equal(handle.console, `${stateDir}/vms/vm-life/console.sock`);
     assert.equal(await queryStatus(handle.qmp), "running");
     assert.deepEqual(await driver.inspect(handle), { state: "running" });
 
@@ -117,6 +121,9 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
 
     const stored: QemuHandle = JSON.parse(JSON.stringify(handle));
     assert.deepEqual(await driver.recover(stored), handle);
+    // A handle stored before VMs had a console socket still recovers.
+    const { console: _, ...old } = stored;
+    assert.deepEqual(await driver.recover(old), old);
     assert.deepEqual(await driver.listLocal(), ["vm-life"]);
 
     Deno.kill(handle.pid, "SIGKILL");
@@ -137,6 +144,24 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
     await assert.rejects(() => Deno.stat(handle.dir), Deno.errors.NotFound);
     await driver.destroy("vm-life");
     assert.deepEqual(await driver.listLocal(), []);
+  });
+});
+
+Deno.test("QemuDriver adopts a qemu started before VMs had a console socket", async () => {
+  await withDriver(async (driver, stateDir) => {
+    const spec = await guestSpec("vm-old");
+    const paths = vmPaths(stateDir, spec.id);
+    const args = qemuArgs(spec, paths, "tcg").map((arg) =>
+      arg.startsWith("socket,id=serial0,")
+        ? `file,id=serial0,path=${paths.serial}`
+        : arg
+    );
+    await Deno.mkdir(paths.dir, { recursive: true });
+    await run("qemu-system-x86_64", args);
+    const handle = await driver.start(spec);
+    assert.equal(handle.console, undefined);
+    assert.deepEqual(await driver.listNics(handle), []);
+    await driver.stop(handle);
   });
 });
 
@@ -271,6 +296,13 @@ Deno.test("QemuDriver rejects a malformed handle", async () => {
     await assert.rejects(
       () => driver.stop({ ...bad, pid: 1234, qmp: "qmp.sock" } as QemuHandle),
       { name: "TypeError", message: /qmp must be an absolute path/ },
+    );
+    await assert.rejects(
+      () =>
+        driver.listNics(
+          { ...bad, pid: 1234, console: "console.sock" } as QemuHandle,
+        ),
+      { name: "TypeError", message: /console must be an absolute path/ },
     );
   });
 });

@@ -10,7 +10,18 @@
  * @module
  */
 export { detectAccel, type DetectAccelOptions } from "./accel.ts";
-export { qemuArgs, type QemuSpec, type VmPaths, vmPaths } from "./args.ts";
+export {
+  checkSlot,
+  NIC_SLOTS,
+  nicId,
+  type NicOptions,
+  nicOptions,
+  qemuArgs,
+  type QemuNic,
+  type QemuSpec,
+  type VmPaths,
+  vmPaths,
+} from "./args.ts";
 export {
   QemuDriver,
   type QemuDriverOptions,
