@@ -7,6 +7,9 @@
  * `ucloud-sim <pidfile>` (checked before every signal, so a reused pid is
  * never signalled). The process runs in its own session, detached from the
  * worker, so a restarted worker re-adopts it like a daemonized qemu.
+ * Its NICs are the file `<stateDir>/vms/<id>/nics.json` (slot to NIC),
+ * written from `spec.nics` on a fresh start and removed on stop, so NICs
+ * live as long as the process, like qemu's.
  *
  * @example
  * ```ts
@@ -20,8 +23,13 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import type { DriverHandle, DriverSpec } from "../../tasks/context.ts";
+import { basename, resolve } from "node:path";
+import type {
+  DriverHandle,
+  DriverNic,
+  DriverSpec,
+} from "../../tasks/context.ts";
+import { checkSlot, nicOptions } from "../qemu/args.ts";
 import { run } from "../runner.ts";
 
 export type SimHandle = {
@@ -71,8 +79,19 @@ export class SimDriver {
       signal?.throwIfAborted();
       const running = await livePid(pidfile);
       if (running !== null) return await handleOf(running, dir, pidfile);
+      const nics: Nics = {};
+      (spec.nics ?? []).forEach((nic, i) => {
+        nicOptions(nic, `nics[${i}]`, `start vm ${spec.id}`);
+        if (nics[nic.slot]) {
+          throw new RangeError(
+            `Cannot start vm ${spec.id}: nics[${i}].slot ${nic.slot} is already used by another NIC`,
+          );
+        }
+        nics[nic.slot] = { ...nic };
+      });
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       await Deno.remove(pidfile).catch(() => {});
+      await writeNics(dir, nics);
       await run("setsid", ["-f", "bash", "-c", SCRIPT, "ucloud-sim", pidfile], {
         signal,
         timeoutMs: START_TIMEOUT_MS,
@@ -120,6 +139,60 @@ export class SimDriver {
       }
     }
     await Deno.remove(h.pidfile).catch(() => {});
+    await Deno.remove(nicsFile(h.dir)).catch(() => {});
+  }
+
+  /** Slots of the VM's NICs, sorted; throws when its process is gone. */
+  async listNics(handle: DriverHandle): Promise<number[]> {
+    const h = await this.#running(handle, "list NICs");
+    return Object.keys(await readNics(h.dir)).map(Number).sort((a, b) => a - b);
+  }
+
+  /** Adds `nic`; the same NIC already in its slot is fine, another is not. */
+  async plugNic(handle: DriverHandle, nic: DriverNic): Promise<void> {
+    const h = checkHandle(handle);
+    nicOptions(nic, "nic", "plug NIC");
+    const what = `plug NIC into slot ${nic.slot} of vm ${basename(h.dir)}`;
+    await this.#exclusive(`nics:${h.dir}`, async () => {
+      await this.#running(h, what);
+      const nics = await readNics(h.dir);
+      const held = nics[nic.slot];
+      if (held) {
+        if (held.mac.toLowerCase() === nic.mac.toLowerCase()) return;
+        throw new Error(
+          `Cannot ${what}: the slot holds a NIC with MAC ${held.mac}; unplug it first`,
+        );
+      }
+      nics[nic.slot] = { slot: nic.slot, tap: nic.tap, mac: nic.mac };
+      await writeNics(h.dir, nics);
+    });
+  }
+
+  /** Removes the NIC of `slot`; an empty slot is fine. */
+  async unplugNic(handle: DriverHandle, slot: number): Promise<void> {
+    const h = checkHandle(handle);
+    checkSlot(slot, "slot", "unplug NIC");
+    const what = `unplug NIC from slot ${slot} of vm ${basename(h.dir)}`;
+    await this.#exclusive(`nics:${h.dir}`, async () => {
+      await this.#running(h, what);
+      const nics = await readNics(h.dir);
+      if (!nics[slot]) return;
+      delete nics[slot];
+      await writeNics(h.dir, nics);
+    });
+  }
+
+  /** The handle when its process runs; else throws "Cannot <what>: ...". */
+  async #running(handle: DriverHandle, what: string): Promise<SimHandle> {
+    const h = checkHandle(handle);
+    if (!await owns(h.pid, h.pidfile)) {
+      throw new Error(
+        `Cannot ${what}: sim process ${h.pid} of vm ${
+          basename(h.dir)
+        } is not running`,
+      );
+    }
+    return h;
   }
 
   /** Removes the VM's directory; refuses while its process runs. */
@@ -173,6 +246,29 @@ export class SimDriver {
       if (this.#locks.get(id) === tail) this.#locks.delete(id);
     }
   }
+}
+
+/** A VM's NICs by slot. */
+type Nics = Record<number, DriverNic>;
+
+function nicsFile(dir: string): string {
+  return `${dir}/nics.json`;
+}
+
+async function readNics(dir: string): Promise<Nics> {
+  try {
+    return JSON.parse(await Deno.readTextFile(nicsFile(dir)));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return {};
+    throw err;
+  }
+}
+
+/** Replaces the NICs file atomically (write, then rename). */
+async function writeNics(dir: string, nics: Nics): Promise<void> {
+  const file = nicsFile(dir);
+  await Deno.writeTextFile(`${file}.tmp`, JSON.stringify(nics) + "\n");
+  await Deno.rename(`${file}.tmp`, file);
 }
 
 function checkHandle(handle: DriverHandle): SimHandle {

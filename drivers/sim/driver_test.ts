@@ -21,6 +21,13 @@ async function withDriver(f: (d: SimDriver, dir: string) => Promise<void>) {
   }
 }
 
+async function waitGone(h: { pid: number; pidfile: string }): Promise<void> {
+  const until = Date.now() + 5000;
+  while (Date.now() < until && await owns(h.pid, h.pidfile)) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 Deno.test("sim: start, inspect, recover, stop, destroy", async () => {
   await withDriver(async (d, dir) => {
     const asDriver: VmDriver = d; // the worker takes it like the qemu driver
@@ -55,16 +62,63 @@ Deno.test("sim: the process outlives a new driver; kill shows gone; fence", asyn
     const d2 = new SimDriver({ stateDir: dir });
     assert.deepEqual(await d2.recover(a), a);
     Deno.kill(a.pid, "SIGKILL");
-    const until = Date.now() + 5000;
-    while (Date.now() < until && (await d.inspect(a)).state !== "gone") {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitGone(a);
     assert.equal((await d.inspect(a)).state, "gone");
     assert.deepEqual(await d.fence(), ["vm-b"]);
+    // SIGKILL is delivered asynchronously: the process dies a moment later.
+    await waitGone(b);
     assert.equal(await owns(b.pid, b.pidfile), false);
     await assert.rejects(
       d.recover({ driver: "qemu", pid: 1 }),
       /not a sim handle/,
     );
+  });
+});
+
+Deno.test("sim: NICs from the spec, plug and unplug idempotent, gone with the process", async () => {
+  await withDriver(async (d) => {
+    const nic = (slot: number, mac = `52:54:00:00:00:0${slot}`) => ({
+      slot,
+      tap: `tap${slot}`,
+      mac,
+    });
+    const h = await d.start({ ...spec("vm-n"), nics: [nic(2), nic(0)] });
+    assert.deepEqual(await d.listNics(h), [0, 2]);
+    await d.plugNic(h, nic(5));
+    await d.plugNic(h, nic(5)); // already there: fine
+    await d.plugNic(h, nic(0, "52:54:00:00:00:00".toUpperCase()));
+    await assert.rejects(
+      d.plugNic(h, nic(5, "52:54:00:00:00:99")),
+      /Cannot plug NIC into slot 5 of vm vm-n: the slot holds a NIC with MAC 52:54:00:00:00:05; unplug it first/,
+    );
+    assert.deepEqual(await d.listNics(h), [0, 2, 5]);
+    // A re-attaching start() keeps the NICs the VM has now.
+    await d.start({ ...spec("vm-n"), nics: [nic(0)] });
+    assert.deepEqual(await d.listNics(h), [0, 2, 5]);
+    await d.unplugNic(h, 2);
+    await d.unplugNic(h, 2); // empty slot: fine
+    await d.unplugNic(h, 7);
+    assert.deepEqual(await d.listNics(h), [0, 5]);
+    await assert.rejects(d.unplugNic(h, 8), {
+      name: "RangeError",
+      message: /Cannot unplug NIC: slot must be an integer from 0 to 7/,
+    });
+    await assert.rejects(d.plugNic(h, { ...nic(1), tap: "Bad_Tap" }), {
+      name: "TypeError",
+      message: /Cannot plug NIC: nic.tap must be/,
+    });
+    await d.stop(h);
+    await assert.rejects(
+      d.listNics(h),
+      /Cannot list NICs: sim process \d+ of vm vm-n is not running/,
+    );
+    await assert.rejects(d.plugNic(h, nic(1)), /is not running/);
+    const again = await d.start(spec("vm-n"));
+    assert.deepEqual(await d.listNics(again), []);
+    await assert.rejects(
+      d.start({ ...spec("vm-m"), nics: [nic(1), nic(1)] }),
+      /Cannot start vm vm-m: nics\[1\].slot 1 is already used/,
+    );
+    assert.deepEqual(await d.listLocal(), ["vm-n"]);
   });
 });
