@@ -8,7 +8,7 @@ import { QemuDriver, type QemuHandle } from "../drivers/qemu/driver.ts";
 import { QmpClient } from "../drivers/qemu/qmp.ts";
 import { run } from "../drivers/runner.ts";
 import { ensureGuest, killQemus, waitFor } from "./helpers/cluster.ts";
-import { guestExec, guestRun } from "./helpers/console.ts";
+import { guestExec, guestRun, waitConsole } from "./helpers/console.ts";
 
 const MARKER = "UCLOUD-GUEST-READY";
 
@@ -92,6 +92,13 @@ Deno.test("QemuDriver plugs and unplugs NICs the guest sees", async () => {
       { output: "", code: 1 },
     );
     const consoleMs = Date.now() - started - bootMs;
+    // A hung command times out; the next command interrupts it (Ctrl-C).
+    await assert.rejects(
+      guestExec(handle.console!, "sleep 600", { timeoutMs: 1_000 }),
+      /waited 1000 ms for the end of `sleep 600`/,
+    );
+    assert.equal(await guestRun(handle.console!, "echo back"), "back\n");
+    await waitConsole(handle.console!, /\n# /, 5_000, { send: "\n" });
     assert.equal(await waitLinkUp(handle, macs[0]), "eth0");
     assert.deepEqual(await driver.listNics(handle), [0]);
 

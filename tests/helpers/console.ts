@@ -20,7 +20,10 @@ export interface GuestResult {
   code: number;
 }
 
+/** Enter is pressed this often while waiting for a prompt ... */
 const POKE_EVERY_MS = 250;
+/** ... and every this many times Ctrl-C instead, to end a hung command. */
+const CTRL_C_EVERY = 4;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 /** One exchange per socket at a time: qemu serves one client anyway. */
@@ -47,11 +50,12 @@ export async function guestRun(
 
 /**
  * Like {@linkcode guestRun} but resolves with the exit code instead of
- * throwing for a non-zero one. First presses Ctrl-C until the shell shows
- * its prompt (so a hung command or a half-typed line does not get in the
- * way), then types `echo <begin>; <command> ; echo <end> $?` where the
- * markers are typed with empty quotes inside, so the echo of the typed
- * line never matches them.
+ * throwing for a non-zero one. First presses Enter until the shell shows
+ * its prompt, and now and then Ctrl-C (so a hung command does not get in
+ * the way; not at first, as Ctrl-C kills a shell that is just starting),
+ * then types `echo <begin>; <command> ; echo <end> $?` where the markers
+ * are typed with empty quotes inside, so the echo of the typed line never
+ * matches them.
  */
 export async function guestExec(
   consoleSock: string,
@@ -72,7 +76,7 @@ export async function guestExec(
         );
         const match = await con.waitFor(
           new RegExp(`\\nUCB-${tag}\\n([^]*?)UCE-${tag} (\\d+)\\n`),
-          `the end of: ${command}`,
+          `the end of \`${command}\``,
         );
         return {
           output: match[1],
@@ -97,7 +101,7 @@ export function waitConsole(
     () =>
       withConsole(consoleSock, timeoutMs, async (con) => {
         if (send !== undefined) await con.write(send);
-        return await con.waitFor(regex, String(regex));
+        return await con.waitFor(regex, `output matching ${regex}`);
       }),
   );
 }
@@ -117,7 +121,7 @@ interface Console {
   write(text: string): Promise<void>;
   /** Waits until the text read since the last call matches `regex`. */
   waitFor(regex: RegExp, what: string): Promise<RegExpMatchArray>;
-  /** Presses Ctrl-C (again every 250 ms) until a fresh prompt shows. */
+  /** Presses Enter (or Ctrl-C) every 250 ms until a fresh prompt shows. */
   prompt(): Promise<void>;
 }
 
@@ -155,9 +159,10 @@ async function withConsole<T>(
   const waitFor = async (
     regex: RegExp,
     what: string,
-    pokeMs?: number,
+    poke?: (n: number) => string,
   ): Promise<RegExpMatchArray> => {
     let lastPoke = Date.now();
+    let pokes = 0;
     while (true) {
       const match = seen.match(regex);
       if (match) {
@@ -166,14 +171,14 @@ async function withConsole<T>(
       }
       if (closed || Date.now() >= until) {
         throw new Error(
-          `Cannot read the guest console ${path}: no ${what} within ${timeoutMs} ms; it showed: ${
+          `Cannot read the guest console ${path}: waited ${timeoutMs} ms for ${what}; it showed: ${
             JSON.stringify(seen.slice(-2000))
           }`,
         );
       }
-      if (pokeMs !== undefined && Date.now() - lastPoke >= pokeMs) {
+      if (poke !== undefined && Date.now() - lastPoke >= POKE_EVERY_MS) {
         lastPoke = Date.now();
-        await write("\x03");
+        await write(poke(++pokes));
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
@@ -186,8 +191,12 @@ async function withConsole<T>(
       write,
       waitFor: (regex, what) => waitFor(regex, what),
       prompt: async () => {
-        await write("\x03");
-        await waitFor(/\n# /, "shell prompt", POKE_EVERY_MS);
+        await write("\n");
+        await waitFor(
+          /\n# /,
+          "a shell prompt",
+          (n) => n % CTRL_C_EVERY === 0 ? "\x03" : "\n",
+        );
       },
     });
   } finally {
