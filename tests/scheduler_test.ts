@@ -223,6 +223,9 @@ function fakeDriver(): VmDriver {
     destroy: no,
     listLocal: () => Promise.resolve([]),
     fence: () => Promise.resolve([]),
+    listNics: no,
+    plugNic: no,
+    unplugNic: no,
   } as VmDriver;
 }
 
