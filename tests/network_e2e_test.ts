@@ -1,0 +1,340 @@
+/**
+ * Networks end to end, on real components: two hosts as network namespaces
+ * on an IPv6 underlay, a worker in each (qemu driver, host network driver:
+ * bridges, VXLAN, nftables, radvd), etcd, the API in process, and two tiny
+ * qemu guests under TCG typed into through their serial consoles.
+ *
+ * - the guests configure the SLAAC address the API predicted and ping each
+ *   other over IPv6 across the two hosts (VXLAN);
+ * - delete of a network in use is refused;
+ * - attach and detach on a running VM hot-plug a NIC the guest sees come
+ *   and go, and the host's bridge for that network comes and goes with it;
+ * - a worker restart leaves the firewall rules untouched (same handles,
+ *   counters not reset);
+ * - deleting the last VM removes bridge, VXLAN, port, rules and radvd.
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../api/app.ts";
+import { keys } from "../core/keys.ts";
+import { type Network, Task, Vm } from "../core/schemas.ts";
+import { run } from "../drivers/runner.ts";
+import { bridgeOf, NFT_TABLE, tapName, vxlanOf } from "../drivers/net/mod.ts";
+import { networkSpec } from "../workers/net.ts";
+import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
+import { guestRun } from "./helpers/console.ts";
+import {
+  createHostNet,
+  type HostNet,
+  serveEtcdOn,
+  startWorkerIn,
+} from "./helpers/netns.ts";
+
+type App = ReturnType<typeof createApp>;
+const HOSTS = ["h1", "h2"];
+
+async function api(
+  app: App,
+  method: string,
+  path: string,
+  json?: unknown,
+  // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; body: any }> {
+  const res = await app.request(path, {
+    method,
+    headers: json === undefined ? {} : { "content-type": "application/json" },
+    body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Runs a command in host `name`'s namespace; its stdout. */
+async function inHost(net: HostNet, name: string, ...cmd: string[]) {
+  return (await run("ip", ["netns", "exec", net.host(name).ns, ...cmd], {
+    timeoutMs: 10_000,
+  })).stdout;
+}
+
+/** Link names in a host whose names ucloud's network driver makes. */
+async function ucloudLinks(net: HostNet, name: string): Promise<string[]> {
+  const links = JSON.parse(await inHost(net, name, "ip", "-j", "link")) as {
+    ifname: string;
+  }[];
+  return links.map((l) => l.ifname).filter((n) => /^uc[bvt]/.test(n)).sort();
+}
+
+/** The host's nft table as JSON items (chains, rules, maps), or []. */
+async function nftItems(net: HostNet, name: string) {
+  try {
+    const out = await inHost(
+      net,
+      name,
+      "nft",
+      "-j",
+      "list",
+      "table",
+      "bridge",
+      NFT_TABLE,
+    );
+    // deno-lint-ignore no-explicit-any
+    return (JSON.parse(out).nftables as any[]).filter((i) => !i.metainfo);
+  } catch {
+    return [];
+  }
+}
+
+async function radvdRuns(net: HostNet, name: string): Promise<boolean> {
+  for (const pid of await net.pids(name)) {
+    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (cmd.startsWith("radvd") || cmd.includes("/radvd\0")) return true;
+  }
+  return false;
+}
+
+async function vmDoc(c: Cluster, id: string): Promise<Vm | null> {
+  return (await c.store.get(keys.vm(id), Vm))?.value ?? null;
+}
+
+async function taskDone(c: Cluster, id: string, timeoutMs = 60_000) {
+  const t = await waitFor(`task ${id} finished`, async () => {
+    const t = (await c.store.get(keys.task(id), Task))?.value;
+    return t && (t.state === "succeeded" || t.state === "failed") ? t : null;
+  }, timeoutMs);
+  assert.equal(t.state, "succeeded", JSON.stringify(t));
+  return t;
+}
+
+/** Waits until the guest's `dev` has global IPv6 `addr` (SLAAC done, no DAD). */
+async function waitGuestAddr(sock: string, dev: string, addr: string) {
+  await waitFor(
+    `guest ${dev} has ${addr}`,
+    async () => {
+      const r = await guestRun(
+        sock,
+        `ip -6 addr show dev ${dev} scope global`,
+        { timeoutMs: 10_000 },
+      ).catch(() => null);
+      return r !== null && r.includes(`${addr}/64`) &&
+        !r.includes("tentative");
+    },
+    60_000,
+    500,
+  );
+}
+
+Deno.test({
+  name:
+    "networks end to end: two qemu guests on two hosts: SLAAC as predicted, ping over VXLAN, hot-plug, cleanup",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const c = await startCluster({ leaseTtlSeconds: 3 });
+    const net = await createHostNet(HOSTS);
+    try {
+      await serveEtcdOn(c, net);
+      // One CPU each: the two VMs land on different hosts.
+      for (const h of HOSTS) {
+        await startWorkerIn(c, net, { name: h, cpus: 1, memoryMiB: 1024 });
+      }
+      await waitFor(
+        "2 hosts alive",
+        async () => (await c.store.count(keys.alives)) === 2,
+        20_000,
+      );
+      const app = createApp({ store: c.store });
+      const lan = (await api(app, "POST", "/v1/networks", { name: "lan" }))
+        .body as Network;
+      const other = (await api(app, "POST", "/v1/networks", { name: "other" }))
+        .body as Network;
+      assert.ok(lan.vni && other.vni);
+
+      const ids: string[] = [];
+      for (const name of ["a", "b"]) {
+        const r = await api(app, "POST", "/v1/vms", {
+          name,
+          cpus: 1,
+          memory: 128,
+          networks: [lan.id],
+        });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        ids.push(r.body.vm.id);
+      }
+      const [a, b] = await waitFor(
+        "both VMs running",
+        async () => {
+          const docs = await Promise.all(ids.map((id) => vmDoc(c, id)));
+          return docs.every((d) => d?.status.phase === "running")
+            ? docs as Vm[]
+            : null;
+        },
+        60_000,
+        200,
+      );
+      assert.notEqual(a.status.host, b.status.host);
+      const consoleOf = (vm: Vm) => String(vm.status.handle!.console);
+
+      await t.step(
+        "guests get the predicted SLAAC address and ping each other across hosts",
+        async () => {
+          await waitGuestAddr(consoleOf(a), "eth0", a.nics[0].ipv6);
+          await waitGuestAddr(consoleOf(b), "eth0", b.nics[0].ipv6);
+          const mac = await guestRun(
+            consoleOf(a),
+            "cat /sys/class/net/eth0/address",
+          );
+          assert.equal(mac.trim(), a.nics[0].mac);
+          const ab = await guestRun(
+            consoleOf(a),
+            `ping -6 -c 3 -W 3 ${b.nics[0].ipv6}`,
+            { timeoutMs: 30_000 },
+          );
+          assert.match(ab, /3 packets received/);
+          const ba = await guestRun(
+            consoleOf(b),
+            `ping -6 -c 3 -W 3 ${a.nics[0].ipv6}`,
+            { timeoutMs: 30_000 },
+          );
+          assert.match(ba, /3 packets received/);
+          // The hosts made the network's bridge and VXLAN, and the VM's port.
+          for (const vm of [a, b]) {
+            const links = await ucloudLinks(net, vm.status.host!);
+            const spec = networkSpec(lan);
+            assert.ok(links.includes(bridgeOf(spec)), links.join(" "));
+            assert.ok(links.includes(vxlanOf(spec)), links.join(" "));
+            assert.ok(links.includes(tapName(vm.id, 0)), links.join(" "));
+            assert.ok(await radvdRuns(net, vm.status.host!));
+          }
+        },
+      );
+
+      await t.step("a network in use cannot be deleted", async () => {
+        const r = await api(app, "DELETE", `/v1/networks/${lan.id}`);
+        assert.equal(r.status, 409);
+        assert.match(r.body.error.message, new RegExp(a.id));
+      });
+
+      await t.step(
+        "attach and detach on a running VM hot-plug a NIC",
+        async () => {
+          const host = a.status.host!;
+          const spec = networkSpec(other);
+          const r = await api(app, "POST", `/v1/vms/${a.id}/nics`, {
+            network: other.id,
+          });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          assert.equal(r.body.task.kind, "vm.nics");
+          await taskDone(c, r.body.task.id);
+          const nic = r.body.vm.nics.find((n: { slot: number }) =>
+            n.slot === 1
+          );
+          const seen = await waitFor(
+            "guest sees eth1",
+            async () => {
+              const out = await guestRun(
+                consoleOf(a),
+                "cat /sys/class/net/eth1/address",
+              ).catch(() => null);
+              return out?.trim() || null;
+            },
+            30_000,
+            500,
+          );
+          assert.equal(seen, nic.mac);
+          await waitGuestAddr(consoleOf(a), "eth1", nic.ipv6);
+          assert.ok((await ucloudLinks(net, host)).includes(bridgeOf(spec)));
+
+          const d = await api(app, "DELETE", `/v1/vms/${a.id}/nics/1`);
+          assert.equal(d.status, 202, JSON.stringify(d.body));
+          await taskDone(c, d.body.task.id);
+          const gone = await guestRun(
+            consoleOf(a),
+            "test -e /sys/class/net/eth1 && echo present || echo absent",
+          );
+          assert.equal(gone.trim(), "absent");
+          const doc = await vmDoc(c, a.id);
+          assert.deepEqual(doc?.nics.map((n) => n.slot), [0]);
+          // Nobody on this host uses `other` any more: its bridge goes.
+          await waitFor("other's bridge removed", async () => {
+            const links = await ucloudLinks(net, host);
+            return !links.includes(bridgeOf(spec)) &&
+              !links.includes(vxlanOf(spec)) &&
+              !links.includes(tapName(a.id, 1));
+          }, 15_000);
+          const del = await api(app, "DELETE", `/v1/networks/${other.id}`);
+          assert.equal(del.status, 200, JSON.stringify(del.body));
+        },
+      );
+
+      await t.step(
+        "a worker restart leaves the firewall rules as they were",
+        async () => {
+          const host = a.status.host!;
+          const before = await nftItems(net, host);
+          assert.ok(before.some((i) => i.chain), "the table has chains");
+          const w = c.workers.get(host)!;
+          await w.kill("SIGKILL");
+          await w.start();
+          await waitFor("worker back", async () => {
+            const log = await w.log();
+            return log.split("\n").filter((l) => l.includes("host registered"))
+              .length >= 2;
+          }, 20_000);
+          // Let its start-up sync run, then compare rule for rule.
+          await new Promise((r) => setTimeout(r, 2_000));
+          const after = await nftItems(net, host);
+          const rules = (items: typeof before) =>
+            items.filter((i) => i.rule).map((i) => ({
+              chain: i.rule.chain,
+              handle: i.rule.handle,
+              comment: i.rule.comment,
+            }));
+          assert.deepEqual(rules(after), rules(before));
+          const ab = await guestRun(
+            consoleOf(a),
+            `ping -6 -c 2 -W 3 ${b.nics[0].ipv6}`,
+            { timeoutMs: 30_000 },
+          );
+          assert.match(ab, /2 packets received/);
+        },
+      );
+
+      await t.step(
+        "deleting the last VM removes bridge, VXLAN, port, rules and radvd",
+        async () => {
+          for (const id of ids) {
+            const r = await api(app, "DELETE", `/v1/vms/${id}`);
+            assert.equal(r.status, 202);
+          }
+          await waitFor(
+            "VMs gone",
+            async () =>
+              (await Promise.all(ids.map((id) => vmDoc(c, id)))).every((d) =>
+                d === null
+              ),
+            60_000,
+          );
+          for (const h of HOSTS) {
+            await waitFor(
+              `${h} clean`,
+              async () =>
+                (await ucloudLinks(net, h)).length === 0 &&
+                !(await nftItems(net, h)).some((i) =>
+                  i.chain && /^nic/.test(i.chain.name)
+                ) &&
+                !(await radvdRuns(net, h)),
+              15_000,
+            );
+          }
+          const del = await api(app, "DELETE", `/v1/networks/${lan.id}`);
+          assert.equal(del.status, 200, JSON.stringify(del.body));
+          assert.equal((await c.store.keys(keys.netMembers)).length, 0);
+        },
+      );
+    } catch (err) {
+      await c.printLogs();
+      throw err;
+    } finally {
+      await c.stop();
+      await net.destroy();
+    }
+  },
+});
