@@ -76,4 +76,16 @@ export interface Underlay {
 export interface SyncReport {
   added: string[];
   removed: string[];
+  /** Port chains whose rules were replaced in place (the port spec changed). */
+  changed?: string[];
 }
+
+/**
+ * How the driver starts outside programs: `drivers/runner.ts`'s `run`, or
+ * the same inside a named network namespace (`ip netns exec <ns> ...`).
+ */
+export type Exec = (
+  cmd: string,
+  args: string[],
+  opts?: { signal?: AbortSignal; timeoutMs?: number; stdin?: string },
+) => Promise<{ stdout: string; stderr: string }>;

@@ -1,0 +1,804 @@
+/**
+ * The host network driver: converges this host's network namespace to a
+ * {@linkcode HostNetState} (bridges and VXLAN devices of private networks,
+ * VM ports on their bridges, the nftables port firewall, radvd) and removes
+ * what is not wanted. Idempotent: a second `sync` of the same state, also
+ * from a new instance after a worker restart, runs no command that changes
+ * anything, so rules keep their handles and counters.
+ *
+ * Order of one sync (a port never forwards a frame without its rules):
+ * 1. bridges and VXLAN devices (FDB peers in unicast mode), created down,
+ *    sysctls set, then up;
+ * 2. missing taps created (down, on no bridge); ports no longer wanted
+ *    taken off their bridge (our taps deleted);
+ * 3. every firewall change in ONE `nft -f -` transaction;
+ * 4. radvd reconfigured (before ports come up, so that a VM's first
+ *    router solicitation is answered);
+ * 5. ports join their bridge and go up; bridges and VXLANs no longer
+ *    wanted are deleted.
+ *
+ * @example
+ * ```ts
+ * const underlay = await detectUnderlay();
+ * const net = new NetDriver({ stateDir: "/var/lib/ucloud", underlay });
+ * const report = await net.sync({ networks, ports, peers: {} }, { signal });
+ * ```
+ *
+ * @module
+ */
+import { type Logger, logger } from "../../core/log.ts";
+import {
+  canonicalPrefix6,
+  parseIpv6,
+  parsePrefix6,
+} from "../../core/netaddr.ts";
+import { run } from "../runner.ts";
+import {
+  bridgeOf,
+  checkDeviceName,
+  DEVICE_ALIAS,
+  isBridgeName,
+  isTapName,
+  isVxlanName,
+  NFT_TABLE,
+  TAP_PREFIX,
+  vxlanOf,
+} from "./names.ts";
+import {
+  deleteTableScript,
+  type NftTable,
+  parseTable,
+  planTable,
+  portRules,
+} from "./nft.ts";
+import { Radvd, type RadvdInterface } from "./radvd.ts";
+import type {
+  Exec,
+  HostNetState,
+  NetworkSpec,
+  PortSpec,
+  SyncReport,
+  Underlay,
+} from "./types.ts";
+
+/** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN6_OVERHEAD = 70;
+/** The default VXLAN UDP port (IANA). */
+export const VXLAN_PORT = 4789;
+
+/** Options of {@linkcode NetDriver}. */
+export interface NetDriverOptions {
+  /** The worker's state directory; radvd's files go to `<stateDir>/net`. */
+  stateDir: string;
+  /** Where VXLAN packets leave; null: private networks stay on this host. */
+  underlay: Underlay | null;
+  vxlanPort?: number;
+  log?: Logger;
+  /**
+   * Run every command in this named network namespace (`ip netns exec`),
+   * for tests that act as several hosts; the worker runs in its own.
+   */
+  netns?: string;
+}
+
+/** A link as `ip -d -j link show` describes it. */
+interface Link {
+  name: string;
+  kind?: string;
+  master?: string;
+  up: boolean;
+  mtu: number;
+  alias?: string;
+  data: Record<string, unknown>;
+}
+
+/** The converged view of one wanted network. */
+interface NetPlan {
+  net: NetworkSpec;
+  bridge: string;
+  vxlan?: string;
+  /** MTU of the bridge, its VXLAN and its ports. */
+  mtu: number;
+}
+
+/**
+ * An {@linkcode Exec} running commands through `drivers/runner.ts`,
+ * inside network namespace `netns` when given (`ip -n`/`bridge -n` for
+ * iproute2, `ip netns exec` for the rest).
+ */
+export function netnsExec(netns?: string): Exec {
+  if (!netns) return run;
+  return (cmd, args, opts) => {
+    if (cmd === "ip" || cmd === "bridge") {
+      return run(cmd, ["-n", netns, ...args], opts);
+    }
+    return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
+  };
+}
+
+/**
+ * The host's underlay. With `device`: that device and its first global
+ * (not link-local, not tentative) IPv6 address; without: the device of the
+ * IPv6 default route, else the first device other than `lo` with a global
+ * IPv6 address. Null when there is none.
+ */
+export async function detectUnderlay(
+  device?: string,
+  { netns, signal }: { netns?: string; signal?: AbortSignal } = {},
+): Promise<Underlay | null> {
+  const exec = netnsExec(netns);
+  const addrs = async (dev?: string) => {
+    const args = ["-j", "-6", "addr", "show", "scope", "global"];
+    if (dev) args.push("dev", dev);
+    const { stdout } = await exec("ip", args, { signal, timeoutMs: 10_000 });
+    return JSON.parse(stdout || "[]") as {
+      ifname: string;
+      addr_info?: {
+        local: string;
+        scope: string;
+        tentative?: boolean;
+        dadfailed?: boolean;
+      }[];
+    }[];
+  };
+  const first = (
+    list: Awaited<ReturnType<typeof addrs>>,
+  ): Underlay | null => {
+    for (const l of list) {
+      if (l.ifname === "lo") continue;
+      for (const a of l.addr_info ?? []) {
+        if (
+          a.scope === "global" && !a.tentative && !a.dadfailed &&
+          !a.local.toLowerCase().startsWith("fe80:")
+        ) return { device: l.ifname, address: a.local };
+      }
+    }
+    return null;
+  };
+  if (device) {
+    checkDeviceName(device);
+    return first(await addrs(device));
+  }
+  const { stdout } = await exec(
+    "ip",
+    ["-j", "-6", "route", "show", "default"],
+    {
+      signal,
+      timeoutMs: 10_000,
+    },
+  );
+  const routes = JSON.parse(stdout || "[]") as { dev?: string }[];
+  for (const r of routes) {
+    if (!r.dev) continue;
+    const found = first(await addrs(r.dev));
+    if (found) return found;
+  }
+  return first(await addrs());
+}
+
+/**
+ * Makes this host's network what a {@linkcode HostNetState} says. One
+ * instance per host (worker); `sync` calls are run one after the other.
+ */
+export class NetDriver {
+  readonly stateDir: string;
+  readonly underlay: Underlay | null;
+  readonly vxlanPort: number;
+  #exec: Exec;
+  #log: Logger;
+  #radvd: Radvd;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: NetDriverOptions) {
+    this.stateDir = opts.stateDir;
+    this.underlay = opts.underlay;
+    this.vxlanPort = opts.vxlanPort ?? VXLAN_PORT;
+    this.#exec = netnsExec(opts.netns);
+    this.#log = opts.log ?? logger({ driver: "net" });
+    this.#radvd = new Radvd({
+      dir: `${opts.stateDir}/net`,
+      exec: this.#exec,
+      log: this.#log,
+    });
+    if (opts.underlay) checkDeviceName(opts.underlay.device);
+  }
+
+  /**
+   * Converges the host to `state`; returns the devices and chains it added,
+   * changed and removed. Throws before changing anything when the state is
+   * inconsistent (unknown network, duplicate names) or a public network's
+   * bridge does not exist; otherwise an error names the step, the device
+   * and the command's stderr, and the next sync picks up from there.
+   */
+  sync(
+    state: HostNetState,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<SyncReport> {
+    const next = this.#queue.then(() => this.#sync(state, opts.signal));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * Removes everything ucloud made on this host: ports leave their bridges
+   * (our taps are deleted), then radvd, the nft table, the VXLAN devices and
+   * the private bridges go. Public bridges stay.
+   */
+  teardown(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const next = this.#queue.then(() => this.#teardown(opts.signal));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #sync(state: HostNetState, signal?: AbortSignal): Promise<SyncReport> {
+    const started = performance.now();
+    const report: Required<SyncReport> = {
+      added: [],
+      removed: [],
+      changed: [],
+    };
+    const { nets, ports } = this.#plan(state);
+    let links = await this.#links(signal);
+
+    // Everything that must already exist, before anything changes.
+    let underlayMtu = 1500;
+    if (this.underlay) {
+      const dev = links.get(this.underlay.device);
+      if (!dev) {
+        throw new Error(
+          `Cannot sync networks: underlay device ${this.underlay.device} does not exist`,
+        );
+      }
+      underlayMtu = dev.mtu;
+    }
+    for (const p of nets.values()) {
+      if (p.net.kind === "private") {
+        p.mtu = this.underlay ? underlayMtu - VXLAN6_OVERHEAD : 1500;
+        if (p.mtu < 1280) {
+          throw new Error(
+            `Cannot sync network ${p.net.id}: underlay MTU ${underlayMtu} leaves ${p.mtu} for guests, IPv6 needs 1280`,
+          );
+        }
+        continue;
+      }
+      const br = links.get(p.bridge);
+      if (!br || br.kind !== "bridge") {
+        throw new Error(
+          `Cannot attach ports to public network ${p.net.id}: bridge ${p.bridge} ${
+            br ? "is not a bridge" : "does not exist"
+          }`,
+        );
+      }
+      p.mtu = br.mtu;
+    }
+    for (const p of nets.values()) {
+      const existing = links.get(p.bridge);
+      if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
+        throw new Error(
+          `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
+            existing.kind ?? "device"
+          } has that name`,
+        );
+      }
+    }
+    signal?.throwIfAborted();
+
+    // 1. Bridges and VXLAN devices of private networks.
+    const sysctls: string[] = [];
+    const ups: string[][] = [];
+    for (const p of nets.values()) {
+      if (p.net.kind !== "private") continue;
+      const br = links.get(p.bridge);
+      if (!br) {
+        await this.#do(`create bridge ${p.bridge}`, "ip", [
+          "link",
+          "add",
+          p.bridge,
+          "address",
+          bridgeMac(),
+          "mtu",
+          String(p.mtu),
+          "type",
+          "bridge",
+          "stp_state",
+          "0",
+          "forward_delay",
+          "0",
+          "mcast_snooping",
+          "0",
+        ], signal);
+        await this.#do(`label bridge ${p.bridge}`, "ip", [
+          "link",
+          "set",
+          p.bridge,
+          "alias",
+          DEVICE_ALIAS,
+        ], signal);
+        report.added.push(p.bridge);
+        if (!this.underlay) {
+          this.#log.info("network stays on this host: no underlay", {
+            network: p.net.id,
+            bridge: p.bridge,
+          });
+        }
+      }
+      // The host never configures itself from tenant RAs. Forwarding on
+      // the bridge only makes the host a router on it, as radvd wants
+      // (packets are routed only with net.ipv6.conf.all.forwarding). No
+      // DAD for the bridge's link-local (from a random MAC): radvd cannot
+      // answer a VM's first router solicitation from a tentative address.
+      for (
+        const [k, v] of [
+          ["accept_ra", 0],
+          ["autoconf", 0],
+          ["forwarding", 1],
+          ["accept_dad", 0],
+        ]
+      ) {
+        sysctls.push(`net.ipv6.conf.${p.bridge}.${k}=${v}`);
+      }
+      if (!br || !br.up || br.mtu !== p.mtu) {
+        ups.push(["link", "set", p.bridge, "mtu", String(p.mtu), "up"]);
+      }
+      if (p.vxlan) {
+        await this.#vxlan(p, links, state, report, sysctls, ups, signal);
+      }
+    }
+
+    // 2. Taps that are missing; ports no longer wanted leave their bridge.
+    const table = await this.#nftTable(signal);
+    for (const { port } of ports.values()) {
+      if (links.has(port.name)) continue;
+      await this.#do(`create tap ${port.name}`, "ip", [
+        "tuntap",
+        "add",
+        "dev",
+        port.name,
+        "mode",
+        "tap",
+      ], signal);
+      await this.#do(`label tap ${port.name}`, "ip", [
+        "link",
+        "set",
+        port.name,
+        "alias",
+        DEVICE_ALIAS,
+      ], signal);
+      report.added.push(port.name);
+    }
+    const stale = new Set([...table?.ports.keys() ?? []]);
+    for (const l of links.values()) if (isOurTap(l)) stale.add(l.name);
+    for (const name of stale) {
+      if (ports.has(name)) continue;
+      if (await this.#dropPort(name, links, signal)) report.removed.push(name);
+    }
+    links = await this.#links(signal);
+    for (const { port } of ports.values()) {
+      sysctls.push(`net.ipv6.conf.${port.name}.disable_ipv6=1`);
+    }
+    if (sysctls.length) {
+      await this.#do("set sysctls", "sysctl", ["-q", "-w", ...sysctls], signal);
+    }
+    for (const args of ups) {
+      await this.#do(`bring up ${args[2]}`, "ip", args, signal);
+    }
+
+    // 3. The firewall, in one transaction.
+    const plan = planTable(
+      table,
+      [...ports.values()].map(({ port, net }) => portRules(net.net, port)),
+    );
+    if (plan.script) {
+      await this.#do(
+        `apply port rules (table bridge ${NFT_TABLE})`,
+        "nft",
+        [
+          "-f",
+          "-",
+        ],
+        signal,
+        plan.script,
+      );
+      report.added.push(...plan.added);
+      report.changed.push(...plan.changed);
+      report.removed.push(...plan.removed);
+    }
+
+    // 4. Router advertisements, before ports come up: a VM's first router
+    // solicitation (sent when its link comes up) then finds radvd.
+    const ras: RadvdInterface[] = [...nets.values()]
+      .filter((p) => p.net.kind === "private" && p.net.ra)
+      .map((p) => ({
+        bridge: p.bridge,
+        prefix: p.net.prefix,
+        mtu: p.mtu,
+        managed: p.net.dhcp.v6,
+      }));
+    const ra = await this.#radvd.apply(ras, { signal });
+    if (ra === "started") report.added.push("radvd");
+    if (ra === "stopped") report.removed.push("radvd");
+
+    // 5. Ports join their bridges; what is no longer wanted goes.
+    for (const { port, net } of ports.values()) {
+      const l = links.get(port.name);
+      if (l && l.master === net.bridge && l.up && l.mtu === net.mtu) continue;
+      await this.#do(`attach port ${port.name} to bridge ${net.bridge}`, "ip", [
+        "link",
+        "set",
+        port.name,
+        "master",
+        net.bridge,
+        "mtu",
+        String(net.mtu),
+        "up",
+      ], signal);
+    }
+
+    const wantedDevs = new Set(
+      [...nets.values()].flatMap((p) => [p.bridge, p.vxlan ?? ""]),
+    );
+    for (const kind of ["vxlan", "bridge"]) {
+      for (const l of links.values()) {
+        if (!isOurs(l) || l.kind !== kind || wantedDevs.has(l.name)) continue;
+        await this.#do(`delete ${kind} ${l.name}`, "ip", [
+          "link",
+          "del",
+          l.name,
+        ], signal);
+        report.removed.push(l.name);
+      }
+    }
+
+    const changed = report.added.length + report.removed.length +
+      report.changed.length;
+    if (changed) {
+      this.#log.info("network synced", {
+        ...report,
+        ms: Math.round(performance.now() - started),
+      });
+    }
+    return report;
+  }
+
+  /** Creates, re-creates (config changed) and configures a VXLAN. */
+  async #vxlan(
+    p: NetPlan,
+    links: Map<string, Link>,
+    state: HostNetState,
+    report: Required<SyncReport>,
+    sysctls: string[],
+    ups: string[][],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const u = this.underlay!;
+    const name = p.vxlan!;
+    const multicast = (p.net.mode ?? "multicast") === "multicast";
+    let l = links.get(name);
+    if (l && !this.#vxlanMatches(l, p.net, multicast)) {
+      this.#log.info("vxlan settings changed: re-creating it", {
+        network: p.net.id,
+        vxlan: name,
+      });
+      await this.#do(
+        `delete vxlan ${name}`,
+        "ip",
+        ["link", "del", name],
+        signal,
+      );
+      report.removed.push(name);
+      l = undefined;
+    }
+    if (!l) {
+      const args = [
+        "link",
+        "add",
+        name,
+        "mtu",
+        String(p.mtu),
+        "type",
+        "vxlan",
+        "id",
+        String(p.net.vni),
+        "dstport",
+        String(this.vxlanPort),
+        "local",
+        u.address,
+        "dev",
+        u.device,
+      ];
+      if (multicast) {
+        if (!p.net.group) {
+          throw new Error(`Multicast network ${p.net.id} has no group`);
+        }
+        args.push("group", p.net.group);
+      } else args.push("nolearning");
+      await this.#do(`create vxlan ${name}`, "ip", args, signal);
+      await this.#do(`label vxlan ${name}`, "ip", [
+        "link",
+        "set",
+        name,
+        "alias",
+        DEVICE_ALIAS,
+      ], signal);
+      report.added.push(name);
+    }
+    sysctls.push(`net.ipv6.conf.${name}.disable_ipv6=1`);
+    if (!l || l.master !== p.bridge || !l.up || l.mtu !== p.mtu) {
+      ups.push([
+        "link",
+        "set",
+        name,
+        "master",
+        p.bridge,
+        "mtu",
+        String(p.mtu),
+        "up",
+      ]);
+    }
+    if (!multicast) await this.#peers(p, state.peers[p.net.id] ?? [], signal);
+  }
+
+  #vxlanMatches(l: Link, net: NetworkSpec, multicast: boolean): boolean {
+    const u = this.underlay!;
+    const d = l.data;
+    const sameAddr = (a: unknown, b: string) => {
+      try {
+        return typeof a === "string" && parseIpv6(a) === parseIpv6(b);
+      } catch {
+        return false;
+      }
+    };
+    return l.kind === "vxlan" && d.id === net.vni &&
+      d.port === this.vxlanPort && d.link === u.device &&
+      sameAddr(d.local6, u.address) &&
+      (multicast
+        ? sameAddr(d.group6, net.group ?? "")
+        : d.group6 === undefined && d.learning === false);
+  }
+
+  /** Keeps one all-zero FDB entry per peer (head-end replication). */
+  async #peers(p: NetPlan, peers: string[], signal?: AbortSignal) {
+    const name = p.vxlan!;
+    const self = parseIpv6(this.underlay!.address);
+    const want = new Map<bigint, string>();
+    for (const peer of peers) {
+      const n = parseIpv6(peer);
+      if (n !== self) want.set(n, peer);
+    }
+    const { stdout } = await this.#do(`list fdb of ${name}`, "bridge", [
+      "-j",
+      "fdb",
+      "show",
+      "dev",
+      name,
+    ], signal);
+    const have = new Map<bigint, string>();
+    for (
+      const e of JSON.parse(stdout || "[]") as { mac: string; dst?: string }[]
+    ) {
+      if (e.mac === "00:00:00:00:00:00" && e.dst) {
+        have.set(parseIpv6(e.dst), e.dst);
+      }
+    }
+    for (const [n, peer] of want) {
+      if (have.has(n)) continue;
+      await this.#do(`add peer ${peer} to ${name}`, "bridge", [
+        "fdb",
+        "append",
+        "00:00:00:00:00:00",
+        "dev",
+        name,
+        "dst",
+        peer,
+      ], signal);
+      this.#log.info("vxlan peer added", { vxlan: name, peer });
+    }
+    for (const [n, peer] of have) {
+      if (want.has(n)) continue;
+      await this.#do(`remove peer ${peer} from ${name}`, "bridge", [
+        "fdb",
+        "del",
+        "00:00:00:00:00:00",
+        "dev",
+        name,
+        "dst",
+        peer,
+      ], signal);
+      this.#log.info("vxlan peer removed", { vxlan: name, peer });
+    }
+  }
+
+  /**
+   * Takes a port off its bridge: our taps are deleted, other devices only
+   * leave the bridge and go down. True when something was done.
+   */
+  async #dropPort(
+    name: string,
+    links: Map<string, Link>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const l = links.get(name);
+    if (!l) return false;
+    if (isOurTap(l)) {
+      await this.#do(`delete tap ${name}`, "ip", ["link", "del", name], signal);
+      return true;
+    }
+    if (!l.master) return false;
+    await this.#do(`detach port ${name}`, "ip", [
+      "link",
+      "set",
+      name,
+      "nomaster",
+      "down",
+    ], signal);
+    return true;
+  }
+
+  async #teardown(signal?: AbortSignal): Promise<void> {
+    const links = await this.#links(signal);
+    const table = await this.#nftTable(signal);
+    const ports = new Set(table?.ports.keys() ?? []);
+    for (const l of links.values()) if (isOurTap(l)) ports.add(l.name);
+    for (const name of ports) await this.#dropPort(name, links, signal);
+    await this.#radvd.stop();
+    if (table) {
+      await this.#do(
+        `delete table bridge ${NFT_TABLE}`,
+        "nft",
+        ["-f", "-"],
+        signal,
+        deleteTableScript(),
+      );
+    }
+    for (const kind of ["vxlan", "bridge"]) {
+      for (const l of links.values()) {
+        if (isOurs(l) && l.kind === kind) {
+          await this.#do(`delete ${kind} ${l.name}`, "ip", [
+            "link",
+            "del",
+            l.name,
+          ], signal);
+        }
+      }
+    }
+    await Deno.remove(`${this.stateDir}/net`).catch(() => {});
+    this.#log.info("network torn down", { ports: ports.size });
+  }
+
+  /** Checks the state and resolves each port's network. */
+  #plan(state: HostNetState): {
+    nets: Map<string, NetPlan>;
+    ports: Map<string, { port: PortSpec; net: NetPlan }>;
+  } {
+    const nets = new Map<string, NetPlan>();
+    const vnis = new Map<number, string>();
+    for (const net of state.networks) {
+      if (nets.has(net.id)) throw new TypeError(`Duplicate network ${net.id}`);
+      const prefix = parsePrefix6(net.prefix);
+      if (prefix.length !== 64) {
+        throw new TypeError(
+          `Network ${net.id}: prefix ${net.prefix} is not a /64`,
+        );
+      }
+      canonicalPrefix6(net.prefix);
+      const plan: NetPlan = { net, bridge: bridgeOf(net), mtu: 1500 };
+      if (net.kind === "private") {
+        const other = vnis.get(net.vni!);
+        if (other) {
+          throw new TypeError(
+            `Networks ${other} and ${net.id} have VNI ${net.vni}`,
+          );
+        }
+        vnis.set(net.vni!, net.id);
+        if (this.underlay) plan.vxlan = vxlanOf(net);
+      }
+      nets.set(net.id, plan);
+    }
+    const ports = new Map<string, { port: PortSpec; net: NetPlan }>();
+    const ours = new Set(
+      [...nets.values()].flatMap((p) => [p.bridge, p.vxlan]),
+    );
+    for (const port of state.ports) {
+      checkDeviceName(port.name);
+      if (ports.has(port.name)) {
+        throw new TypeError(`Duplicate port ${port.name}`);
+      }
+      if (
+        ours.has(port.name) || isBridgeName(port.name) || isVxlanName(port.name)
+      ) {
+        throw new TypeError(
+          `Port ${port.name} has the name of a bridge or VXLAN`,
+        );
+      }
+      const net = nets.get(port.network);
+      if (!net) {
+        throw new TypeError(
+          `Port ${port.name}: no network ${port.network} in the state`,
+        );
+      }
+      ports.set(port.name, { port, net });
+    }
+    return { nets, ports };
+  }
+
+  async #links(signal?: AbortSignal): Promise<Map<string, Link>> {
+    const { stdout } = await this.#do("list links", "ip", [
+      "-d",
+      "-j",
+      "link",
+      "show",
+    ], signal);
+    const out = new Map<string, Link>();
+    for (
+      const l of JSON.parse(stdout) as {
+        ifname: string;
+        flags?: string[];
+        mtu: number;
+        master?: string;
+        ifalias?: string;
+        linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+      }[]
+    ) {
+      out.set(l.ifname, {
+        name: l.ifname,
+        kind: l.linkinfo?.info_kind,
+        master: l.master,
+        up: l.flags?.includes("UP") ?? false,
+        mtu: l.mtu,
+        alias: l.ifalias,
+        data: l.linkinfo?.info_data ?? {},
+      });
+    }
+    return out;
+  }
+
+  /** The table as the kernel has it; null when there is none. */
+  async #nftTable(signal?: AbortSignal): Promise<NftTable | null> {
+    try {
+      const { stdout } = await this.#exec("nft", [
+        "-j",
+        "list",
+        "table",
+        "bridge",
+        NFT_TABLE,
+      ], { signal, timeoutMs: 30_000 });
+      return parseTable(stdout);
+    } catch (err) {
+      if (/No such file or directory/.test(String(err))) return null;
+      throw new Error(`Cannot read table bridge ${NFT_TABLE}`, { cause: err });
+    }
+  }
+
+  /** Runs a command; a failure names `what` and carries the command's error. */
+  async #do(
+    what: string,
+    cmd: string,
+    args: string[],
+    signal?: AbortSignal,
+    stdin?: string,
+  ): Promise<{ stdout: string; stderr: string }> {
+    try {
+      return await this.#exec(cmd, args, { signal, timeoutMs: 30_000, stdin });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
+    }
+  }
+}
+
+function isOurs(l: Link): boolean {
+  return l.alias === DEVICE_ALIAS &&
+    (isBridgeName(l.name) || isVxlanName(l.name) || isTapName(l.name));
+}
+
+function isOurTap(l: Link): boolean {
+  return l.alias === DEVICE_ALIAS && l.kind === "tun" &&
+    l.name.startsWith(TAP_PREFIX);
+}
+
+/** A random locally administered unicast MAC for a bridge (06:...). */
+function bridgeMac(): string {
+  const b = crypto.getRandomValues(new Uint8Array(5));
+  return ["06", ...Array.from(b, (x) => x.toString(16).padStart(2, "0"))]
+    .join(":");
+}

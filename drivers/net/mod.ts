@@ -1,0 +1,23 @@
+/**
+ * The host network driver: bridges, VXLAN, VM ports, the nftables port
+ * firewall and radvd, converged to a {@linkcode HostNetState} by
+ * {@linkcode NetDriver.sync}.
+ *
+ * @example
+ * ```ts
+ * import { detectUnderlay, NetDriver } from "./drivers/net/mod.ts";
+ * const net = new NetDriver({ stateDir, underlay: await detectUnderlay() });
+ * await net.sync({ networks, ports, peers }, { signal });
+ * ```
+ *
+ * @module
+ */
+export { detectUnderlay, NetDriver, type NetDriverOptions } from "./driver.ts";
+export { bridgeOf, NFT_TABLE, nicChain, tapName, vxlanOf } from "./names.ts";
+export type {
+  HostNetState,
+  NetworkSpec,
+  PortSpec,
+  SyncReport,
+  Underlay,
+} from "./types.ts";

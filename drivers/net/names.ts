@@ -1,0 +1,122 @@
+/**
+ * Names of what the host network driver makes: bridges and VXLAN devices
+ * of private networks, VM taps and the nftables chain of each port. Pure:
+ * the same input always gives the same name, so a restarted worker finds
+ * what the previous one made.
+ *
+ * @example
+ * ```ts
+ * bridgeOf({ kind: "private", vni: 0x5a, ... }); // "ucb5a"
+ * tapName("vm-1", 0); // "uct" + 8 hex digits + "0"
+ * nicChain("uct1a2b3c4d0"); // "nic-uct1a2b3c4d0"
+ * ```
+ *
+ * @module
+ */
+import { checkVni } from "../../core/netaddr.ts";
+import type { NetworkSpec } from "./types.ts";
+
+/** The nftables table (family bridge) holding every port rule. */
+export const NFT_TABLE = "ucloud";
+
+/** Prefix of ucloud's private-network bridges (`ucb<vni hex>`). */
+export const BRIDGE_PREFIX = "ucb";
+/** Prefix of ucloud's VXLAN devices (`ucv<vni hex>`). */
+export const VXLAN_PREFIX = "ucv";
+/** Prefix of ucloud's VM taps; the firewall drops unknown ports named so. */
+export const TAP_PREFIX = "uct";
+/**
+ * Alias (`ip link set ... alias`) of every device the driver creates: a
+ * device is removed only when its name pattern AND this alias match.
+ */
+export const DEVICE_ALIAS = "ucloud-net";
+
+const PORT_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+/**
+ * The bridge of a network on this host: `ucb<vni hex>` for a private
+ * network, the admin's `net.bridge` for a public one.
+ */
+export function bridgeOf(net: NetworkSpec): string {
+  if (net.kind === "public") {
+    if (!net.bridge) {
+      throw new TypeError(`Public network ${net.id} has no bridge`);
+    }
+    checkDeviceName(net.bridge);
+    return net.bridge;
+  }
+  return BRIDGE_PREFIX + privateVni(net).toString(16);
+}
+
+/** The VXLAN device of a private network: `ucv<vni hex>`. */
+export function vxlanOf(net: NetworkSpec): string {
+  if (net.kind !== "private") {
+    throw new TypeError(`Network ${net.id} is public: it has no VXLAN`);
+  }
+  return VXLAN_PREFIX + privateVni(net).toString(16);
+}
+
+function privateVni(net: NetworkSpec): number {
+  if (net.vni === undefined) {
+    throw new TypeError(`Private network ${net.id} has no VNI`);
+  }
+  checkVni(net.vni);
+  return net.vni;
+}
+
+/**
+ * The tap of a VM's NIC in `slot` (0..9): `uct` + the 32-bit FNV-1a hash
+ * of the VM id in 8 hex digits + the slot digit (12 characters).
+ */
+export function tapName(vmId: string, slot: number): string {
+  if (!Number.isInteger(slot) || slot < 0 || slot > 9) {
+    throw new RangeError(`NIC slot must be 0 to 9, got ${slot}`);
+  }
+  return `${TAP_PREFIX}${fnv1a32(vmId).toString(16).padStart(8, "0")}${slot}`;
+}
+
+/** The nftables chain holding the rules of `port`: `nic-<port>`. */
+export function nicChain(port: string): string {
+  checkDeviceName(port);
+  return `nic-${port}`;
+}
+
+/**
+ * Throws a TypeError unless `name` is a device name the driver accepts:
+ * 1 to 15 characters of `[A-Za-z0-9_.-]`, starting with a letter or digit
+ * (safe in `ip` arguments and in nftables strings and chain names).
+ */
+export function checkDeviceName(name: string): void {
+  if (typeof name !== "string" || !PORT_RE.test(name)) {
+    throw new TypeError(
+      `Bad device name ${
+        JSON.stringify(name)
+      }: 1-15 characters of [A-Za-z0-9_.-]`,
+    );
+  }
+}
+
+/** Whether `name` is one of the private bridges the driver names. */
+export function isBridgeName(name: string): boolean {
+  return new RegExp(`^${BRIDGE_PREFIX}[0-9a-f]{1,6}$`).test(name);
+}
+
+/** Whether `name` is one of the VXLAN devices the driver names. */
+export function isVxlanName(name: string): boolean {
+  return new RegExp(`^${VXLAN_PREFIX}[0-9a-f]{1,6}$`).test(name);
+}
+
+/** Whether `name` is shaped like a tap from {@linkcode tapName}. */
+export function isTapName(name: string): boolean {
+  return new RegExp(`^${TAP_PREFIX}[0-9a-f]{8}[0-9]$`).test(name);
+}
+
+/** The 32-bit FNV-1a hash of the UTF-8 bytes of `text`. */
+export function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(text)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}

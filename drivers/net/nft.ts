@@ -1,0 +1,321 @@
+/**
+ * The port firewall as nftables text, built without I/O. One table
+ * `bridge ucloud`: a base chain at the bridge `prerouting` hook sends each
+ * frame through `iifname vmap @ports` to the chain of the port it came in
+ * on (`nic-<port>`), and drops frames of any unknown port named `uct*`
+ * (fail-closed). Prerouting, not forward: the bridge learns source MACs
+ * after prerouting, so a frame with a spoofed MAC dropped only at forward
+ * would still move the victim's MAC to the spoofer's port in the bridge's
+ * FDB. Prerouting also covers frames to the host itself.
+ *
+ * `planTable(current, wanted)` compares the table read from the kernel
+ * with the wanted port rules and writes ONE script for `nft -f -` (one
+ * atomic transaction) that touches only new, changed and removed ports:
+ * a port chain whose first rule's comment carries the fingerprint of the
+ * wanted rules (and whose rule comments are as wanted) is left alone, so
+ * its counters and rule handles survive every re-sync.
+ *
+ * @example
+ * ```ts
+ * const rules = portRules(net, port);
+ * const plan = planTable(parseTable(await nftJson()), [rules]);
+ * if (plan.script) await run("nft", ["-f", "-"], { stdin: plan.script });
+ * ```
+ *
+ * @module
+ */
+import { parseIpv6, parsePrefix4 } from "../../core/netaddr.ts";
+import { normalizeMac } from "../../core/netaddr.ts";
+import { fnv1a32, NFT_TABLE, nicChain, TAP_PREFIX } from "./names.ts";
+import type { NetworkSpec, PortSpec } from "./types.ts";
+
+/** The base chain hooked at bridge prerouting. */
+export const BASE_CHAIN = "from-ports";
+/** The map `ifname : verdict` from port names to `jump nic-<port>`. */
+export const PORTS_MAP = "ports";
+/** Bridge family priority `filter`, as `nft -j` prints it. */
+const FILTER_PRIO = -200;
+
+const T = `bridge ${NFT_TABLE}`;
+const BASE_RULES: [body: string, comment: string][] = [
+  [`iifname vmap @${PORTS_MAP}`, "ports"],
+  [`iifname "${TAP_PREFIX}*" counter drop`, "fail-closed"],
+];
+
+/** The rules of one port's chain. */
+export interface PortRules {
+  port: string;
+  chain: string;
+  /** Hash of the rule bodies; kept in the first rule's comment. */
+  fingerprint: string;
+  /** Rule bodies in order, each ending in its `comment "..."`. */
+  rules: string[];
+  /** The comment of each rule, in order. */
+  comments: string[];
+}
+
+/**
+ * The chain of `port` on `net`. Every rule counts what it matches and has
+ * a comment naming its case: `mac-spoof`, `ip4-none` (IPv4/ARP on an
+ * IPv6-only network or from a port without IPv4), `ethertype` (anything
+ * but IPv6/IPv4/ARP, e.g. VLAN tags), `ip6-spoof`, `nd-spoof` (neighbour
+ * advertisements for a foreign target), `ra`, `nd-redirect`,
+ * `dhcp6-server`, and on legacy networks `arp-malformed`, `arp-spoof`
+ * (two rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server`; the last
+ * rule (`allowed`) accepts the rest.
+ */
+export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
+  const chain = nicChain(port.name);
+  const mac = normalizeMac(port.mac);
+  const v6 = parseIpv6(port.ipv6);
+  const v6text = port.ipv6.toLowerCase();
+  const v4 = net.ipv4 && port.ipv4 ? port.ipv4 : undefined;
+  if (v4) {
+    parsePrefix4(net.ipv4!);
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(v4)) {
+      throw new TypeError(`Port ${port.name}: bad IPv4 address ${v4}`);
+    }
+  }
+  const hex128 = (n: bigint) => "0x" + n.toString(16).padStart(32, "0");
+  const body: [string, string][] = [
+    [`ether saddr != ${mac} counter drop`, "mac-spoof"],
+  ];
+  if (!v4) body.push([`ether type { ip, arp } counter drop`, "ip4-none"]);
+  body.push(
+    [`ether type != { ip6, ip, arp } counter drop`, "ethertype"],
+    [`ip6 saddr != { ::, fe80::/10, ${v6text} } counter drop`, "ip6-spoof"],
+    [
+      `icmpv6 type nd-neighbor-advert @th,64,128 != { ${
+        hex128(0xfe80n << 112n)
+      }-${hex128((0xfebfn << 112n) | ((1n << 112n) - 1n))}, ${
+        hex128(v6)
+      } } counter drop`,
+      "nd-spoof",
+    ],
+    [`icmpv6 type nd-router-advert counter drop`, "ra"],
+    [`icmpv6 type nd-redirect counter drop`, "nd-redirect"],
+    [`udp sport 547 udp dport 546 counter drop`, "dhcp6-server"],
+  );
+  if (v4) {
+    body.push(
+      [
+        `arp htype . arp ptype . arp hlen . arp plen != { 1 . ip . 6 . 4 } counter drop`,
+        "arp-malformed",
+      ],
+      [`arp saddr ether != ${mac} counter drop`, "arp-spoof"],
+      [`arp saddr ip != { 0.0.0.0, ${v4} } counter drop`, "arp-spoof"],
+      [`ip saddr != { 0.0.0.0, ${v4} } counter drop`, "ip4-spoof"],
+      [`udp sport 67 udp dport 68 counter drop`, "dhcp4-server"],
+    );
+  }
+  body.push([`counter accept`, "allowed"]);
+  const rules = body.map(([b, c]) => `${b} comment "${c}"`);
+  const fingerprint = fnv1a32(`v1\n${rules.join("\n")}`).toString(16)
+    .padStart(8, "0");
+  const head = `port ${port.name} fp=${fingerprint}`;
+  return {
+    port: port.name,
+    chain,
+    fingerprint,
+    rules: [`counter comment "${head}"`, ...rules],
+    comments: [head, ...body.map(([, c]) => c)],
+  };
+}
+
+/** One rule as read from the kernel. */
+export interface NftRule {
+  handle: number;
+  comment?: string;
+  /** From the rule's first counter; 0 without one. */
+  packets: number;
+  bytes: number;
+}
+
+/** One chain as read from the kernel. */
+export interface NftChain {
+  name: string;
+  handle: number;
+  hook?: string;
+  prio?: number;
+  policy?: string;
+  rules: NftRule[];
+}
+
+/** The table `bridge ucloud` as read from the kernel. */
+export interface NftTable {
+  chains: Map<string, NftChain>;
+  /** Whether the `ports` map exists. */
+  hasMap: boolean;
+  /** Elements of the `ports` map: port name → jump target chain. */
+  ports: Map<string, string>;
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Parses `nft -j list table bridge ucloud` output. Throws a TypeError on
+ * text that is not nft JSON.
+ */
+export function parseTable(json: string): NftTable {
+  const doc = JSON.parse(json) as { nftables?: Json[] };
+  if (!Array.isArray(doc.nftables)) {
+    throw new TypeError("Not nft JSON: no nftables array");
+  }
+  const table: NftTable = {
+    chains: new Map(),
+    hasMap: false,
+    ports: new Map(),
+  };
+  const rules: Json[] = [];
+  for (const item of doc.nftables) {
+    if (item.chain) {
+      const c = item.chain as Json;
+      table.chains.set(String(c.name), {
+        name: String(c.name),
+        handle: Number(c.handle),
+        hook: c.hook as string | undefined,
+        prio: c.prio as number | undefined,
+        policy: c.policy as string | undefined,
+        rules: [],
+      });
+    } else if (item.map && (item.map as Json).name === PORTS_MAP) {
+      table.hasMap = true;
+      for (const e of ((item.map as Json).elem ?? []) as unknown[]) {
+        const [key, value] = Array.isArray(e) ? e : [];
+        const name = typeof key === "string"
+          ? key
+          : ((key as Json)?.elem as Json)?.val;
+        const target = ((value as Json)?.jump as Json)?.target ??
+          ((value as Json)?.goto as Json)?.target;
+        if (typeof name === "string") {
+          table.ports.set(name, typeof target === "string" ? target : "");
+        }
+      }
+    } else if (item.rule) rules.push(item.rule as Json);
+  }
+  for (const r of rules) {
+    const chain = table.chains.get(String(r.chain));
+    if (!chain) continue;
+    const counter = ((r.expr ?? []) as Json[]).find((e) => e.counter)
+      ?.counter as Json | undefined;
+    chain.rules.push({
+      handle: Number(r.handle),
+      comment: r.comment as string | undefined,
+      packets: Number(counter?.packets ?? 0),
+      bytes: Number(counter?.bytes ?? 0),
+    });
+  }
+  return table;
+}
+
+/** What {@linkcode planTable} decided. */
+export interface NftPlan {
+  /** Input for `nft -f -`; "" when the table is as wanted. */
+  script: string;
+  /** Chains created. */
+  added: string[];
+  /** Chains whose rules were replaced (port spec changed). */
+  changed: string[];
+  /** Chains deleted. */
+  removed: string[];
+}
+
+/**
+ * The one transaction that turns `current` (null: no table) into a table
+ * with the base chain and exactly the `wanted` port chains. Chains already
+ * holding their wanted rules and map elements already present are not
+ * touched. Chains of ports not wanted (and any other hooked chain) are
+ * deleted; their map elements first.
+ */
+export function planTable(
+  current: NftTable | null,
+  wanted: PortRules[],
+): NftPlan {
+  const head: string[] = [];
+  const delElements: string[] = [];
+  const delChains: string[] = [];
+  const addChains: string[] = [];
+  const addElements: string[] = [];
+  const plan: NftPlan = { script: "", added: [], changed: [], removed: [] };
+
+  if (!current) head.push(`add table ${T}`);
+  if (!current?.hasMap) {
+    head.push(`add map ${T} ${PORTS_MAP} { type ifname : verdict; }`);
+  }
+  const base = current?.chains.get(BASE_CHAIN);
+  const baseOk = base && base.hook === "prerouting" &&
+    base.prio === FILTER_PRIO && base.policy === "accept" &&
+    sameList(base.rules.map((r) => r.comment), BASE_RULES.map(([, c]) => c));
+  if (!baseOk) {
+    if (base && (base.hook !== "prerouting" || base.prio !== FILTER_PRIO)) {
+      head.push(`delete chain ${T} ${BASE_CHAIN}`);
+    }
+    head.push(
+      `add chain ${T} ${BASE_CHAIN} { type filter hook prerouting priority filter; policy accept; }`,
+    );
+    if (base) head.push(`flush chain ${T} ${BASE_CHAIN}`);
+    for (const [body, comment] of BASE_RULES) {
+      head.push(`add rule ${T} ${BASE_CHAIN} ${body} comment "${comment}"`);
+    }
+  }
+
+  const want = new Map<string, PortRules>();
+  for (const w of wanted) {
+    if (want.has(w.port)) throw new TypeError(`Duplicate port ${w.port}`);
+    want.set(w.port, w);
+  }
+  const wantedChains = new Set([...want.values()].map((w) => w.chain));
+
+  for (const [port, target] of current?.ports ?? []) {
+    const w = want.get(port);
+    if (!w || w.chain !== target) {
+      delElements.push(`delete element ${T} ${PORTS_MAP} { "${port}" }`);
+    }
+  }
+  for (const chain of current?.chains.values() ?? []) {
+    if (chain.name === BASE_CHAIN || wantedChains.has(chain.name)) continue;
+    delChains.push(
+      `flush chain ${T} ${chain.name}`,
+      `delete chain ${T} ${chain.name}`,
+    );
+    plan.removed.push(chain.name);
+  }
+  for (const w of want.values()) {
+    const have = current?.chains.get(w.chain);
+    const same = have && !have.hook &&
+      sameList(have.rules.map((r) => r.comment), w.comments);
+    if (!same) {
+      if (have) {
+        addChains.push(`flush chain ${T} ${w.chain}`);
+        plan.changed.push(w.chain);
+      } else {
+        addChains.push(`add chain ${T} ${w.chain}`);
+        plan.added.push(w.chain);
+      }
+      for (const r of w.rules) addChains.push(`add rule ${T} ${w.chain} ${r}`);
+    }
+    if (current?.ports.get(w.port) !== w.chain) {
+      addElements.push(
+        `add element ${T} ${PORTS_MAP} { "${w.port}" : jump ${w.chain} }`,
+      );
+    }
+  }
+  const lines = [
+    ...head,
+    ...delElements,
+    ...delChains,
+    ...addChains,
+    ...addElements,
+  ];
+  plan.script = lines.length ? lines.join("\n") + "\n" : "";
+  return plan;
+}
+
+/** The script removing the whole table. */
+export function deleteTableScript(): string {
+  return `delete table ${T}\n`;
+}
+
+function sameList(a: (string | undefined)[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
