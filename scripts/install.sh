@@ -9,6 +9,8 @@ packages=(
   etcd-server etcd-client     # the embedded etcd and etcdctl
   qemu-system-x86 qemu-utils  # VMs
   nftables iproute2           # networking (namespaces in tests)
+  radvd dnsmasq-base          # router advertisements, DHCP on VM networks
+  python3                     # raw Ethernet frames in network tests
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
   nodejs npm                  # to fetch Deno from the npm registry
 )

@@ -506,12 +506,8 @@ export class NetDriver {
         "dev",
         u.device,
       ];
-      if (multicast) {
-        if (!p.net.group) {
-          throw new Error(`Multicast network ${p.net.id} has no group`);
-        }
-        args.push("group", p.net.group);
-      } else args.push("nolearning");
+      if (multicast) args.push("group", p.net.group!);
+      else args.push("nolearning");
       await this.#do(`create vxlan ${name}`, "ip", args, signal);
       await this.#do(`label vxlan ${name}`, "ip", [
         "link",
@@ -691,6 +687,9 @@ export class NetDriver {
         }
         vnis.set(net.vni!, net.id);
         if (this.underlay) plan.vxlan = vxlanOf(net);
+        if ((net.mode ?? "multicast") === "multicast" && !net.group) {
+          throw new TypeError(`Multicast network ${net.id} has no group`);
+        }
       }
       nets.set(net.id, plan);
     }

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import {
+  bridgeOf,
+  checkDeviceName,
+  fnv1a32,
+  isTapName,
+  nicChain,
+  tapName,
+  vxlanOf,
+} from "./names.ts";
+import type { NetworkSpec } from "./types.ts";
+
+const priv: NetworkSpec = {
+  id: "n1",
+  kind: "private",
+  prefix: "fdc1:d00:0:5::/64",
+  vni: 0xabcdef,
+  mode: "multicast",
+  group: "ff05::abcdef",
+  ra: true,
+  dhcp: { v6: false, v4: false },
+};
+const pub: NetworkSpec = {
+  id: "p1",
+  kind: "public",
+  prefix: "2001:db8::/64",
+  bridge: "br-public",
+  ra: false,
+  dhcp: { v6: false, v4: false },
+};
+
+Deno.test("bridgeOf() and vxlanOf() name private networks by VNI, public ones by their bridge", () => {
+  assert.equal(bridgeOf(priv), "ucbabcdef");
+  assert.equal(vxlanOf(priv), "ucvabcdef");
+  assert.equal(bridgeOf({ ...priv, vni: 5 }), "ucb5");
+  assert.equal(bridgeOf(pub), "br-public");
+  assert.throws(() => vxlanOf(pub), /public/);
+  assert.throws(() => bridgeOf({ ...pub, bridge: undefined }), /no bridge/);
+  assert.throws(() => bridgeOf({ ...priv, vni: undefined }), /no VNI/);
+  assert.throws(() => bridgeOf({ ...priv, vni: 0x1000000 }), RangeError);
+  assert.throws(() => bridgeOf({ ...pub, bridge: "br;rm -rf" }), /Bad device/);
+});
+
+Deno.test("tapName() is uct + 8 hex digits of FNV-1a(vm id) + the slot", () => {
+  const t = tapName("vm-1", 3);
+  assert.match(t, /^uct[0-9a-f]{8}3$/);
+  assert.equal(t.length, 12);
+  assert.equal(t, tapName("vm-1", 3));
+  assert.notEqual(tapName("vm-1", 0), tapName("vm-2", 0));
+  assert.equal(tapName("a", 0), `uct${(0xe40c292c).toString(16)}0`);
+  assert.ok(isTapName(t));
+  assert.throws(() => tapName("vm-1", 10), RangeError);
+  assert.throws(() => tapName("vm-1", -1), RangeError);
+});
+
+Deno.test("fnv1a32() matches the reference vectors", () => {
+  assert.equal(fnv1a32(""), 0x811c9dc5);
+  assert.equal(fnv1a32("a"), 0xe40c292c);
+  assert.equal(fnv1a32("foobar"), 0xbf9cf968);
+});
+
+Deno.test("nicChain() and checkDeviceName() accept only safe device names", () => {
+  assert.equal(nicChain("uct1234abcd0"), "nic-uct1234abcd0");
+  for (const bad of ["", "a".repeat(16), "-x", "a b", 'a"', "a/b", "a*"]) {
+    assert.throws(() => checkDeviceName(bad), /Bad device name/, bad);
+  }
+  checkDeviceName("veth0.1_a-b");
+});

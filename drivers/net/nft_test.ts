@@ -1,0 +1,269 @@
+import assert from "node:assert/strict";
+import {
+  BASE_CHAIN,
+  type NftTable,
+  parseTable,
+  planTable,
+  type PortRules,
+  portRules,
+} from "./nft.ts";
+import type { NetworkSpec, PortSpec } from "./types.ts";
+
+const net6: NetworkSpec = {
+  id: "n6",
+  kind: "private",
+  prefix: "fdc1:d00:0:5::/64",
+  vni: 5,
+  mode: "multicast",
+  group: "ff05::5",
+  ra: true,
+  dhcp: { v6: false, v4: false },
+};
+const net4: NetworkSpec = { ...net6, id: "n4", ipv4: "198.51.100.0/24" };
+const port: PortSpec = {
+  name: "uct1234abcd0",
+  network: "n6",
+  mac: "02:C1:0D:12:34:56",
+  ipv6: "fdc1:d00:0:5:c1:dff:fe12:3456",
+};
+
+/** The table the kernel would hold after applying `wanted` from scratch. */
+function tableOf(wanted: PortRules[]): NftTable {
+  let handle = 1;
+  const t: NftTable = { chains: new Map(), hasMap: true, ports: new Map() };
+  t.chains.set(BASE_CHAIN, {
+    name: BASE_CHAIN,
+    handle: handle++,
+    hook: "prerouting",
+    prio: -200,
+    policy: "accept",
+    rules: ["ports", "fail-closed"].map((comment) => ({
+      handle: handle++,
+      comment,
+      packets: 0,
+      bytes: 0,
+    })),
+  });
+  for (const w of wanted) {
+    t.chains.set(w.chain, {
+      name: w.chain,
+      handle: handle++,
+      rules: w.comments.map((comment) => ({
+        handle: handle++,
+        comment,
+        packets: 7,
+        bytes: 700,
+      })),
+    });
+    t.ports.set(w.port, w.chain);
+  }
+  return t;
+}
+
+Deno.test("portRules() on an IPv6-only network: anti-spoofing, no IPv4, accept the rest", () => {
+  const r = portRules(net6, port);
+  assert.equal(r.chain, "nic-uct1234abcd0");
+  assert.deepEqual(r.comments, [
+    `port uct1234abcd0 fp=${r.fingerprint}`,
+    "mac-spoof",
+    "ip4-none",
+    "ethertype",
+    "ip6-spoof",
+    "nd-spoof",
+    "ra",
+    "nd-redirect",
+    "dhcp6-server",
+    "allowed",
+  ]);
+  assert.equal(r.rules.length, r.comments.length);
+  assert.ok(r.rules.every((x) => x.includes("counter")));
+  const text = r.rules.join("\n");
+  assert.match(text, /ether saddr != 02:c1:0d:12:34:56 counter drop/);
+  assert.match(
+    text,
+    /ip6 saddr != \{ ::, fe80::\/10, fdc1:d00:0:5:c1:dff:fe12:3456 \}/,
+  );
+  assert.match(text, /0xfdc10d000000000500c10dfffe123456 \}/);
+  assert.match(
+    text,
+    /ether type \{ ip, arp \} counter drop comment "ip4-none"/,
+  );
+  assert.match(r.rules.at(-1)!, /^counter accept/);
+});
+
+Deno.test("portRules() on a legacy network: ARP and IPv4 bound to the port's address", () => {
+  const r = portRules(net4, { ...port, network: "n4", ipv4: "198.51.100.7" });
+  assert.ok(!r.comments.includes("ip4-none"));
+  assert.equal(r.comments.filter((c) => c === "arp-spoof").length, 2);
+  const text = r.rules.join("\n");
+  assert.match(text, /arp saddr ether != 02:c1:0d:12:34:56 counter drop/);
+  assert.match(text, /arp saddr ip != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
+  assert.match(text, /ip saddr != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
+  assert.match(text, /udp sport 67 udp dport 68 counter drop/);
+  // A port without IPv4 on a legacy network gets no IPv4 at all.
+  assert.ok(portRules(net4, port).comments.includes("ip4-none"));
+  assert.throws(
+    () => portRules(net4, { ...port, ipv4: "198.51.100.7; drop" }),
+    /bad IPv4/,
+  );
+});
+
+Deno.test("portRules() fingerprints what the rules enforce", () => {
+  const fp = portRules(net6, port).fingerprint;
+  assert.equal(portRules(net6, { ...port }).fingerprint, fp);
+  assert.notEqual(
+    portRules(net6, { ...port, mac: "02:c1:0d:12:34:57" }).fingerprint,
+    fp,
+  );
+  assert.notEqual(
+    portRules(net6, { ...port, ipv6: "fdc1:d00:0:5::1" }).fingerprint,
+    fp,
+  );
+  assert.notEqual(
+    portRules(net4, { ...port, ipv4: "198.51.100.7" }).fingerprint,
+    fp,
+  );
+  assert.throws(() => portRules(net6, { ...port, ipv6: "x" }), TypeError);
+});
+
+Deno.test("planTable() from nothing: table, map, base chain, port chain, map element in that order", () => {
+  const r = portRules(net6, port);
+  const plan = planTable(null, [r]);
+  const lines = plan.script.trim().split("\n");
+  assert.deepEqual(lines.slice(0, 5), [
+    "add table bridge ucloud",
+    "add map bridge ucloud ports { type ifname : verdict; }",
+    "add chain bridge ucloud from-ports { type filter hook prerouting priority filter; policy accept; }",
+    'add rule bridge ucloud from-ports iifname vmap @ports comment "ports"',
+    'add rule bridge ucloud from-ports iifname "uct*" counter drop comment "fail-closed"',
+  ]);
+  assert.equal(lines[5], `add chain bridge ucloud ${r.chain}`);
+  assert.deepEqual(
+    lines.slice(6, 6 + r.rules.length),
+    r.rules.map((x) => `add rule bridge ucloud ${r.chain} ${x}`),
+  );
+  assert.equal(
+    lines.at(-1),
+    `add element bridge ucloud ports { "${port.name}" : jump ${r.chain} }`,
+  );
+  assert.deepEqual(plan.added, [r.chain]);
+  assert.deepEqual([plan.changed, plan.removed], [[], []]);
+});
+
+Deno.test("planTable() leaves a table that is as wanted alone (empty script)", () => {
+  const r = portRules(net6, port);
+  const plan = planTable(tableOf([r]), [r]);
+  assert.deepEqual(plan, { script: "", added: [], changed: [], removed: [] });
+});
+
+Deno.test("planTable() rewrites only a changed port's chain, in place", () => {
+  const a = portRules(net6, port);
+  const b = portRules(net6, { ...port, name: "uct0000000010" });
+  const a2 = portRules(net6, { ...port, ipv6: "fdc1:d00:0:5::99" });
+  const plan = planTable(tableOf([a, b]), [a2, b]);
+  const lines = plan.script.trim().split("\n");
+  assert.equal(lines[0], `flush chain bridge ucloud ${a.chain}`);
+  assert.equal(lines.length, 1 + a2.rules.length);
+  assert.ok(!plan.script.includes(b.chain), "unchanged port touched");
+  assert.ok(!plan.script.includes("element"), "map element re-added");
+  assert.deepEqual(plan.changed, [a.chain]);
+  // Rule comments differing (e.g. a rule deleted by hand) count as changed.
+  const t = tableOf([a]);
+  t.chains.get(a.chain)!.rules.splice(2, 1);
+  assert.deepEqual(planTable(t, [a]).changed, [a.chain]);
+});
+
+Deno.test("planTable() removes a port: element first, then its chain", () => {
+  const a = portRules(net6, port);
+  const plan = planTable(tableOf([a]), []);
+  assert.deepEqual(plan.script.trim().split("\n"), [
+    `delete element bridge ucloud ports { "${port.name}" }`,
+    `flush chain bridge ucloud ${a.chain}`,
+    `delete chain bridge ucloud ${a.chain}`,
+  ]);
+  assert.deepEqual(plan.removed, [a.chain]);
+});
+
+Deno.test("planTable() repairs a base chain and a map that are not as wanted", () => {
+  const t = tableOf([]);
+  t.chains.get(BASE_CHAIN)!.rules.pop();
+  assert.deepEqual(planTable(t, []).script.trim().split("\n"), [
+    "add chain bridge ucloud from-ports { type filter hook prerouting priority filter; policy accept; }",
+    "flush chain bridge ucloud from-ports",
+    'add rule bridge ucloud from-ports iifname vmap @ports comment "ports"',
+    'add rule bridge ucloud from-ports iifname "uct*" counter drop comment "fail-closed"',
+  ]);
+  const hooked = tableOf([]);
+  hooked.chains.get(BASE_CHAIN)!.hook = "forward";
+  assert.match(
+    planTable(hooked, []).script,
+    /^delete chain bridge ucloud from-ports\n/,
+  );
+  const noMap = { ...tableOf([]), hasMap: false };
+  assert.match(planTable(noMap, []).script, /^add map bridge ucloud ports/);
+  assert.throws(
+    () => planTable(null, [portRules(net6, port), portRules(net6, port)]),
+    /Duplicate port/,
+  );
+});
+
+Deno.test("parseTable() reads chains, rule comments, counters and map elements", () => {
+  const t = parseTable(JSON.stringify({
+    nftables: [
+      { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+      { table: { family: "bridge", name: "ucloud", handle: 1 } },
+      {
+        map: {
+          family: "bridge",
+          name: "ports",
+          table: "ucloud",
+          type: "ifname",
+          map: "verdict",
+          handle: 3,
+          elem: [["uct1", { jump: { target: "nic-uct1" } }]],
+        },
+      },
+      {
+        chain: {
+          family: "bridge",
+          table: "ucloud",
+          name: "from-ports",
+          handle: 1,
+          type: "filter",
+          hook: "prerouting",
+          prio: -200,
+          policy: "accept",
+        },
+      },
+      {
+        chain: {
+          family: "bridge",
+          table: "ucloud",
+          name: "nic-uct1",
+          handle: 2,
+        },
+      },
+      {
+        rule: {
+          family: "bridge",
+          table: "ucloud",
+          chain: "nic-uct1",
+          handle: 6,
+          comment: "mac-spoof",
+          expr: [
+            { match: { op: "!=", left: {}, right: "02:c1:0d:00:00:01" } },
+            { counter: { packets: 4, bytes: 280 } },
+            { drop: null },
+          ],
+        },
+      },
+    ],
+  }));
+  assert.deepEqual(t.ports, new Map([["uct1", "nic-uct1"]]));
+  assert.equal(t.hasMap, true);
+  assert.equal(t.chains.get("from-ports")?.hook, "prerouting");
+  assert.deepEqual(t.chains.get("nic-uct1")?.rules, [
+    { handle: 6, comment: "mac-spoof", packets: 4, bytes: 280 },
+  ]);
+  assert.throws(() => parseTable("{}"), /Not nft JSON/);
+});
