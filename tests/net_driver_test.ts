@@ -26,6 +26,7 @@ import {
   frame,
   globalAddrs,
   leftoverVms,
+  linkUp,
   marker,
   ping,
   sendFrames,
@@ -344,6 +345,45 @@ Deno.test("NetDriver: one private network spans hosts over VXLAN (multicast and 
         ping(a2, eui64(other.prefix, c2.mac)),
       ]),
       [false, false, false],
+    );
+
+    // A new network and port on a host that has some: timed, and the VM
+    // "boots" (link up) after the sync, as a qemu guest would.
+    const late = privateNet("late", 0x104, prefix(4));
+    const e1 = await vms.create({
+      name: "e1",
+      hostNs: h1.ns,
+      port: tapName("e1", 0),
+      mac: mac(6),
+      up: false,
+    });
+    t = performance.now();
+    const r = await d1.sync({
+      ...s1,
+      networks: [...s1.networks, late],
+      ports: [...s1.ports, portOf(e1, late)],
+    });
+    console.log(
+      `sync of 1 new network + 1 port (radvd reloaded): ${
+        (performance.now() - t).toFixed(0)
+      } ms`,
+    );
+    assert.deepEqual(
+      new Set(r.added),
+      new Set(["ucb104", "ucv104", nicChain(e1.port)]),
+    );
+    t = performance.now();
+    await linkUp(e1);
+    await waitAddress(e1, eui64(late.prefix, e1.mac), 15_000);
+    console.log(
+      `VM link up to SLAAC address (RS, RA): ${
+        (performance.now() - t).toFixed(0)
+      } ms`,
+    );
+    const back = await d1.sync(s1);
+    assert.deepEqual(
+      new Set(back.removed),
+      new Set(["ucb104", "ucv104", e1.port, nicChain(e1.port)]),
     );
 
     // Without the peer, unicast mode has no path; with it again, it has.
@@ -846,7 +886,14 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
           ra: false,
           dhcp: { v6: false, v4: false },
         };
-        const p = await vm("p", 0x21), q = await vm("q", 0x22);
+        // A port name with a dot (sysctl keys need slashes for it).
+        const p = await vms.create({
+          name: "p",
+          hostNs: h1.ns,
+          port: "veth.p",
+          mac: mac(0x21),
+        });
+        const q = await vm("q", 0x22);
         const withPub: HostNetState = {
           ...state,
           networks: [...state.networks, pub],
@@ -912,10 +959,9 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
       "removing ports and networks removes their bridge, rules and radvd; teardown leaves nothing",
       async () => {
         const dir = `${dirs.get("h1")}/net`;
-        // n4 and its ports go.
+        // n4's ports go (n4 itself stays in the state: no port, no bridge).
         const r1 = await d.sync({
           ...state,
-          networks: [n6],
           ports: state.ports.filter((p) => p.network === n6.id),
         });
         assert.deepEqual(

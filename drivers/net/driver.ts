@@ -205,7 +205,8 @@ export class NetDriver {
 
   /**
    * Converges the host to `state`; returns the devices and chains it added,
-   * changed and removed. Throws before changing anything when the state is
+   * changed and removed. Networks no port of `state` is on are left out
+   * (their bridge and VXLAN go with their last port). Throws before changing anything when the state is
    * inconsistent (unknown network, duplicate names) or a public network's
    * bridge does not exist; otherwise an error names the step, the device
    * and the command's stderr, and the next sync picks up from there.
@@ -333,9 +334,9 @@ export class NetDriver {
           ["autoconf", 0],
           ["forwarding", 1],
           ["accept_dad", 0],
-        ]
+        ] as const
       ) {
-        sysctls.push(`net.ipv6.conf.${p.bridge}.${k}=${v}`);
+        sysctls.push(ipv6Sysctl(p.bridge, k, v));
       }
       if (!br || !br.up || br.mtu !== p.mtu) {
         ups.push(["link", "set", p.bridge, "mtu", String(p.mtu), "up"]);
@@ -374,7 +375,7 @@ export class NetDriver {
     }
     links = await this.#links(signal);
     for (const { port } of ports.values()) {
-      sysctls.push(`net.ipv6.conf.${port.name}.disable_ipv6=1`);
+      sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
     }
     if (sysctls.length) {
       await this.#do("set sysctls", "sysctl", ["-q", "-w", ...sysctls], signal);
@@ -518,7 +519,7 @@ export class NetDriver {
       ], signal);
       report.added.push(name);
     }
-    sysctls.push(`net.ipv6.conf.${name}.disable_ipv6=1`);
+    sysctls.push(ipv6Sysctl(name, "disable_ipv6", 1));
     if (!l || l.master !== p.bridge || !l.up || l.mtu !== p.mtu) {
       ups.push([
         "link",
@@ -717,6 +718,9 @@ export class NetDriver {
       }
       ports.set(port.name, { port, net });
     }
+    // A network none of this host's ports is on needs nothing here.
+    const used = new Set([...ports.values()].map((p) => p.net.net.id));
+    for (const id of nets.keys()) if (!used.has(id)) nets.delete(id);
     return { nets, ports };
   }
 
@@ -793,6 +797,14 @@ function isOurs(l: Link): boolean {
 function isOurTap(l: Link): boolean {
   return l.alias === DEVICE_ALIAS && l.kind === "tun" &&
     l.name.startsWith(TAP_PREFIX);
+}
+
+/**
+ * `net/ipv6/conf/<dev>/<key>=<value>` for `sysctl -w`: with slashes, a dot
+ * in a device name (e.g. `eth0.5`) stays part of the name.
+ */
+function ipv6Sysctl(dev: string, key: string, value: number): string {
+  return `net/ipv6/conf/${dev}/${key}=${value}`;
 }
 
 /** A random locally administered unicast MAC for a bridge (06:...). */
