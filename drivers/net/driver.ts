@@ -206,10 +206,11 @@ export class NetDriver {
   /**
    * Converges the host to `state`; returns the devices and chains it added,
    * changed and removed. Networks no port of `state` is on are left out
-   * (their bridge and VXLAN go with their last port). Throws before changing anything when the state is
-   * inconsistent (unknown network, duplicate names) or a public network's
-   * bridge does not exist; otherwise an error names the step, the device
-   * and the command's stderr, and the next sync picks up from there.
+   * (their bridge and VXLAN go with their last port). Throws before
+   * changing anything when the state is inconsistent (unknown network,
+   * duplicate names) or a public network's bridge does not exist;
+   * otherwise an error names the step, the device and the command's
+   * stderr, and the next sync picks up from there.
    */
   sync(
     state: HostNetState,
