@@ -27,6 +27,8 @@ export interface Vm {
     /** GiB of local disk, when asked for. */
     disk?: number;
   };
+  /** Absent from APIs older than networks. */
+  nics?: Nic[];
   desired: string;
   status: {
     phase: string;
@@ -36,6 +38,55 @@ export interface Vm {
     updatedAt: string;
   };
   createdAt: string;
+}
+
+/**
+ * A NIC of a VM (`Nic` in `core/schemas.ts`): slot `N` is the guest's
+ * `ethN`; `ipv6` is the SLAAC (EUI-64) address the VM gets in the network.
+ */
+export interface Nic {
+  slot: number;
+  network: string;
+  mac: string;
+  ipv6: string;
+  ipv4?: string;
+  bridge?: string;
+  state: string;
+}
+
+/** A network as the API returns it (`Network` in `core/schemas.ts`). */
+export interface Network {
+  id: string;
+  name: string;
+  owner: string;
+  kind: string;
+  /** The IPv6 /64. */
+  prefix: string;
+  /** The legacy IPv4 subnet. */
+  ipv4?: string;
+  /** Private networks: the VXLAN segment. */
+  vni?: number;
+  mode?: string;
+  group?: string;
+  /** Public networks: the hosts' bridge. */
+  bridge?: string;
+  /** Hosts send router advertisements for `prefix`. */
+  ra: boolean;
+  dhcp: { v6: boolean; v4: boolean };
+  /** VMs with a NIC in the network (empty for another owner's). */
+  vms: string[];
+  createdAt: string;
+}
+
+/** What `POST /v1/networks` takes. */
+export interface NetworkInput {
+  name: string;
+  kind?: "private" | "public";
+  prefix?: string;
+  ipv4?: string;
+  mode?: "multicast" | "unicast";
+  bridge?: string;
+  dhcp?: { v6: boolean; v4: boolean };
 }
 
 /** A task as the API returns it (`Task` in `core/schemas.ts`). */
@@ -86,7 +137,7 @@ export interface RebalanceResult {
   moves: { vm: string; from: string; to: string; why: string; task: string }[];
 }
 
-/** What create, start, stop and delete answer. */
+/** What create, start, stop, delete, attach and detach answer. */
 interface Operation {
   vm: Vm;
   task: Task | null;
@@ -102,6 +153,12 @@ const NAME_RULE =
 const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const HOST_RULE =
   "1-63 lowercase letters, digits, '.' or '-', starting with a letter or digit";
+/** What the API takes as an id; every VM or network name is one too. */
+const REF_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** NICs per VM, slots 0 to 7. */
+const MAX_NICS = 8;
+const BRIDGE_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
+const VXLAN_MODES = ["multicast", "unicast"];
 /** A user or realm name of ungleich-otp (no '/' or ':'). */
 const OTP_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 const TASK_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -179,15 +236,29 @@ export type ParsedArgs =
         memory: number;
         image?: string;
         disk?: number;
+        /** Network ids or names, resolved to ids before the request. */
+        networks?: string[];
       };
       idempotencyKey?: string;
       wait: Wait;
     }
-    | { command: "vm list" | "host list" | "host rebalance" }
+    | {
+      command: "vm list" | "network list" | "host list" | "host rebalance";
+    }
     | { command: "host drain"; host: string; wait: Wait }
     | { command: "host enable"; host: string }
     | { command: "vm show"; vm: string }
     | { command: "vm start" | "vm stop" | "vm delete"; vm: string; wait: Wait }
+    | { command: "vm attach"; vm: string; network: string; wait: Wait }
+    | {
+      command: "vm detach";
+      vm: string;
+      /** Which NIC: its slot, or the one in a network (id or name). */
+      nic: { slot: number } | { network: string };
+      wait: Wait;
+    }
+    | { command: "network create"; input: NetworkInput }
+    | { command: "network show" | "network delete"; network: string }
     | {
       command: "task list";
       query: { state?: string; kind?: string; vm?: string; limit?: number };
@@ -220,6 +291,11 @@ const WAIT_FLAGS = {
     `stop waiting after this long (default ${DEFAULT_TIMEOUT_SECONDS})`,
 };
 
+const NIC_WAIT_FLAGS = {
+  ...WAIT_FLAGS,
+  "--wait": "wait until a running VM has the change (the default)",
+};
+
 const COMMANDS: Record<CommandName, CommandSpec> = {
   "vm create": {
     summary: "Create a VM and wait until it runs",
@@ -231,6 +307,8 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       "--image IMAGE": "guest image (default tiny)",
       "--disk GIB":
         "local disk in GiB, 1 to 65536 (default: the image's size, none reserved)",
+      "--network ID|NAME": `a NIC in this network; repeat for more, up to ` +
+        `${MAX_NICS} (eth0, eth1, ... in this order)`,
       "--idempotency-key KEY":
         "retrying with the same key returns the first VM, not a new one",
       ...WAIT_FLAGS,
@@ -239,6 +317,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       "ucloud vm create --name web1 --cpus 1 --memory 128",
       "ucloud vm create --name db1 --cpus 2 --memory 2048 --image tiny --no-wait",
       "ucloud vm create --name data1 --cpus 1 --memory 512 --disk 20",
+      "ucloud vm create --name app1 --cpus 1 --memory 128 --network lan --network dmz",
     ],
   },
   "vm list": {
@@ -270,6 +349,68 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     usage: "ucloud vm delete ID|NAME [flags]",
     flags: WAIT_FLAGS,
     examples: ["ucloud vm delete web1 --no-wait"],
+  },
+  "vm attach": {
+    summary: "Give a VM a NIC in a network (hot-plugged into a running VM)",
+    usage: "ucloud vm attach ID|NAME --network ID|NAME [flags]",
+    flags: {
+      "--network ID|NAME": "the network of the new NIC",
+      ...NIC_WAIT_FLAGS,
+    },
+    examples: ["ucloud vm attach web1 --network lan"],
+  },
+  "vm detach": {
+    summary: "Remove a NIC from a VM (hot-unplugged from a running VM)",
+    usage: "ucloud vm detach ID|NAME (--slot N | --network ID|NAME) [flags]",
+    flags: {
+      "--slot N": `the NIC's slot, 0 to ${MAX_NICS - 1} (see 'ucloud vm show')`,
+      "--network ID|NAME": "the NIC in this network",
+      ...NIC_WAIT_FLAGS,
+    },
+    examples: [
+      "ucloud vm detach web1 --slot 1",
+      "ucloud vm detach web1 --network lan --no-wait",
+    ],
+  },
+  "network create": {
+    summary: "Create a network: a private VXLAN segment with its own IPv6 /64",
+    usage: "ucloud network create --name NAME [flags]",
+    flags: {
+      "--name NAME": NAME_RULE,
+      "--public": "a public network on the hosts' bridge (admins only)",
+      "--bridge BRIDGE": "public: the host bridge, e.g. br0 (needs --public)",
+      "--prefix PREFIX":
+        "the IPv6 /64 (admins only; needed with --public; default: the next " +
+        "free /64 of the pool)",
+      "--ipv4 SUBNET": "a legacy IPv4 subnet, /8 to /30, e.g. 10.0.0.0/24",
+      "--mode MODE": "private: VXLAN multicast or unicast (default: the API's)",
+      "--dhcp6": "serve DHCPv6 besides router advertisements",
+      "--dhcp4": "serve DHCPv4 in the IPv4 subnet (needs --ipv4)",
+    },
+    examples: [
+      "ucloud network create --name lan",
+      "ucloud network create --name legacy --ipv4 10.0.0.0/24 --dhcp4",
+      "ucloud network create --name pub --public --bridge br0 " +
+      "--prefix 2001:db8:1::/64",
+    ],
+  },
+  "network list": {
+    summary: "List networks: yours and the public ones",
+    usage: "ucloud network list [--json]",
+    flags: {},
+    examples: ["ucloud network list"],
+  },
+  "network show": {
+    summary: "Show one network",
+    usage: "ucloud network show ID|NAME [--json]",
+    flags: {},
+    examples: ["ucloud network show lan"],
+  },
+  "network delete": {
+    summary: "Delete a network no VM has a NIC in",
+    usage: "ucloud network delete ID|NAME [--json]",
+    flags: {},
+    examples: ["ucloud network delete lan"],
   },
   "host list": {
     summary: "List hosts with their capacity, usage, state and heartbeat",
@@ -355,7 +496,7 @@ const GLOBAL_FLAGS = {
   "-h, --help": "show help",
 };
 
-const GROUPS = ["vm", "host", "task"];
+const GROUPS = ["vm", "network", "host", "task"];
 /** Commands of one word. */
 const SINGLES = ["login", "whoami", "logout"];
 const VALUE_FLAGS = new Set([
@@ -372,7 +513,15 @@ const VALUE_FLAGS = new Set([
   "vm",
   "limit",
   "realm",
+  "network",
+  "slot",
+  "prefix",
+  "ipv4",
+  "mode",
+  "bridge",
 ]);
+/** Value flags that may be given more than once (where a command allows). */
+const REPEATABLE_FLAGS = new Set(["network"]);
 const BOOLEAN_FLAGS = new Set([
   "json",
   "help",
@@ -380,6 +529,9 @@ const BOOLEAN_FLAGS = new Set([
   "no-wait",
   "password-stdin",
   "replace",
+  "public",
+  "dhcp6",
+  "dhcp4",
 ]);
 
 /** The flag names (`cpus`, `no-wait`) a command accepts besides the globals. */
@@ -401,6 +553,8 @@ function flagNames(spec: CommandSpec): Set<string> {
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const words: string[] = [];
   const flags = new Map<string, string | true>();
+  /** Every value of a repeatable flag, in order. */
+  const lists = new Map<string, string[]>();
   let problem: string | undefined;
   let onlyWords = false;
   for (let i = 0; i < argv.length; i++) {
@@ -439,7 +593,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       problem ??= `--${name} takes no value`;
       continue;
     }
-    if (flags.has(name)) problem ??= `--${name} is given twice`;
+    if (REPEATABLE_FLAGS.has(name) && typeof value === "string") {
+      lists.set(name, [...lists.get(name) ?? [], value]);
+    } else if (flags.has(name)) problem ??= `--${name} is given twice`;
     flags.set(name, value);
   }
 
@@ -487,7 +643,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       );
     }
   }
-  const read = new FlagReader(flags, topic);
+  const read = new FlagReader(flags, topic, lists);
   const args = words.slice(2);
   switch (command) {
     case "vm create": {
@@ -510,15 +666,72 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         65_536,
         "a whole number of GiB from 1 to 65536",
       );
+      const networks = read.refs("network", "a network id or name");
+      if (networks && networks.length > MAX_NICS) {
+        throw new UsageError(
+          `--network may be given at most ${MAX_NICS} times (one NIC each), ` +
+            `got ${networks.length}`,
+          topic,
+        );
+      }
       return {
         ...globals,
         command,
         // Only when given, so the request stays what the user typed.
-        input: disk === undefined ? input : { ...input, disk },
+        input: {
+          ...input,
+          ...(disk === undefined ? {} : { disk }),
+          ...(networks ? { networks } : {}),
+        },
         idempotencyKey: read.text("idempotency-key"),
         wait: read.wait(),
       };
     }
+    case "vm attach": {
+      read.required("network");
+      return {
+        ...globals,
+        command,
+        vm: oneArg(args, "VM id or name", topic),
+        network: read.ref("network", "a network id or name")!,
+        wait: read.wait(),
+      };
+    }
+    case "vm detach": {
+      const vm = oneArg(args, "VM id or name", topic);
+      const slot = read.integer(
+        "slot",
+        0,
+        MAX_NICS - 1,
+        `an integer from 0 to ${MAX_NICS - 1}`,
+      );
+      const network = read.ref("network", "a network id or name");
+      if ((slot === undefined) === (network === undefined)) {
+        throw new UsageError(
+          "give either --slot or --network to choose the NIC",
+          topic,
+        );
+      }
+      return {
+        ...globals,
+        command,
+        vm,
+        nic: slot === undefined ? { network: network! } : { slot },
+        wait: read.wait(),
+      };
+    }
+    case "network create": {
+      read.required("name");
+      noArgs(args, topic);
+      return { ...globals, command, input: networkInput(read, topic) };
+    }
+    case "network show":
+    case "network delete":
+      return {
+        ...globals,
+        command,
+        network: oneArg(args, "network id or name", topic),
+      };
     case "vm show":
       return { ...globals, command, vm: oneArg(args, "VM id or name", topic) };
     case "vm start":
@@ -559,6 +772,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     case "host enable":
       return { ...globals, command, host: hostArg(args, topic) };
     case "vm list":
+    case "network list":
     case "host list":
     case "host rebalance":
       noArgs(args, topic);
@@ -679,12 +893,111 @@ function hostArg(args: string[], topic: string[]): string {
   return name;
 }
 
+/**
+ * `network create` flags as the request body: only what was given, so the
+ * API's defaults apply to the rest.
+ */
+function networkInput(read: FlagReader, topic: string[]): NetworkInput {
+  const name = read.name("name")!;
+  const kind = read.has("public") ? "public" as const : undefined;
+  const bridge = read.text("bridge");
+  const prefix = read.text("prefix");
+  const ipv4 = read.text("ipv4");
+  const mode = read.text("mode");
+  const problem = (message: string) => new UsageError(message, topic);
+  if (kind) {
+    if (bridge === undefined) {
+      throw problem("--public needs --bridge (the hosts' bridge, e.g. br0)");
+    }
+    if (prefix === undefined) {
+      throw problem("--public needs --prefix (the IPv6 /64 of the bridge)");
+    }
+    if (mode !== undefined) {
+      throw problem("--mode is for private networks only, not with --public");
+    }
+  } else if (bridge !== undefined) {
+    throw problem("--bridge needs --public: private networks have no bridge");
+  }
+  if (bridge !== undefined && !BRIDGE_RE.test(bridge)) {
+    throw problem(
+      `--bridge must be 1-15 letters, digits, '_', '.' or '-', got "${bridge}"`,
+    );
+  }
+  if (mode !== undefined && !VXLAN_MODES.includes(mode)) {
+    throw problem(
+      `--mode must be ${VXLAN_MODES.join(" or ")}, got "${mode}"`,
+    );
+  }
+  if (prefix !== undefined) {
+    const [address, length] = prefix.split("/");
+    if (length !== "64" || !isIpv6(address)) {
+      throw problem(
+        `--prefix must be an IPv6 /64 such as 2001:db8:1::/64, got "${prefix}"`,
+      );
+    }
+  }
+  const v4problem = ipv4 === undefined ? null : ipv4SubnetProblem(ipv4);
+  if (v4problem) throw problem(`--ipv4 ${v4problem}`);
+  if (read.has("dhcp4") && ipv4 === undefined) {
+    throw problem("--dhcp4 needs --ipv4 (the subnet DHCPv4 serves)");
+  }
+  const dhcp = read.has("dhcp6") || read.has("dhcp4")
+    ? { v6: read.has("dhcp6"), v4: read.has("dhcp4") }
+    : undefined;
+  const input: NetworkInput = {
+    name,
+    kind,
+    prefix,
+    ipv4,
+    mode: mode as NetworkInput["mode"],
+    bridge,
+    dhcp,
+  };
+  return Object.fromEntries(
+    Object.entries(input).filter(([, v]) => v !== undefined),
+  ) as NetworkInput;
+}
+
+/** Whether `text` is an IPv6 address written with hex groups and `::`. */
+function isIpv6(text: string): boolean {
+  const halves = text.split("::");
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => h === "" ? [] : h.split(":"));
+  if (!groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+  return halves.length === 2 ? groups.length < 8 : groups.length === 8;
+}
+
+/** What is wrong with an IPv4 subnet `a.b.c.d/len` (/8 to /30), or null. */
+function ipv4SubnetProblem(text: string): string | null {
+  const m = text.match(
+    /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/,
+  );
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const length = m ? Number(m[5]) : NaN;
+  if (!m || octets.some((o) => o > 255) || !(length >= 8 && length <= 30)) {
+    return `must be an IPv4 subnet from /8 to /30 such as 10.0.0.0/24, got "${text}"`;
+  }
+  const address = octets.reduce((a, o) => a * 256 + o, 0);
+  const base = address - address % 2 ** (32 - length);
+  if (base === address) return null;
+  const dotted = [24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256);
+  return `${text} has host bits set: the subnet is ${
+    dotted.join(".")
+  }/${length}`;
+}
+
 /** Reads and validates flag values; every message names the flag. */
 class FlagReader {
   constructor(
     private readonly flags: Map<string, string | true>,
     private readonly topic: string[],
+    /** Every value of each repeatable flag. */
+    private readonly lists = new Map<string, string[]>(),
   ) {}
+
+  has(name: string): boolean {
+    return this.flags.has(name);
+  }
 
   required(...names: string[]): void {
     const missing = names.filter((n) => !this.flags.has(n));
@@ -697,6 +1010,9 @@ class FlagReader {
   text(name: string): string | undefined {
     const value = this.flags.get(name);
     if (value === undefined) return undefined;
+    if ((this.lists.get(name)?.length ?? 0) > 1) {
+      throw new UsageError(`--${name} is given twice`, this.topic);
+    }
     if (typeof value !== "string" || value === "") {
       throw new UsageError(`--${name} must not be empty`, this.topic);
     }
@@ -712,6 +1028,38 @@ class FlagReader {
       );
     }
     return value;
+  }
+
+  /** An id or name of something the API has (`what`: "a network id or name"). */
+  ref(flag: string, what: string): string | undefined {
+    const value = this.text(flag);
+    if (value !== undefined) this.#checkRef(flag, value, what);
+    return value;
+  }
+
+  /** Every value of a repeatable `ref()` flag; each at most once. */
+  refs(flag: string, what: string): string[] | undefined {
+    const values = this.lists.get(flag);
+    values?.forEach((value, i) => {
+      this.#checkRef(flag, value, what);
+      if (values.indexOf(value) !== i) {
+        throw new UsageError(`--${flag} ${value} is given twice`, this.topic);
+      }
+    });
+    return values;
+  }
+
+  #checkRef(flag: string, value: string, what: string): void {
+    if (value === "") {
+      throw new UsageError(`--${flag} must not be empty`, this.topic);
+    }
+    if (!REF_RE.test(value)) {
+      throw new UsageError(
+        `--${flag} must be ${what} (lowercase letters, digits and '-'), ` +
+          `got "${value}"`,
+        this.topic,
+      );
+    }
   }
 
   integer(
@@ -775,7 +1123,7 @@ function helpText(topic: string[]): string {
     );
   if (group === undefined) {
     lines.push(
-      "ucloud: manage the VMs, hosts and tasks of a ucloud cloud.",
+      "ucloud: manage the VMs, networks, hosts and tasks of a ucloud cloud.",
       "",
     );
   }
@@ -947,8 +1295,10 @@ const TASK_COLUMNS: Column<Task>[] = [
   { header: "VM", value: taskVm },
 ];
 
-function vmFields(vm: Vm): string {
-  return formatFields([
+/** The VM's fields, then its NICs; `names`: network names by id. */
+function vmFields(vm: Vm, names: Map<string, string>): string {
+  const nics = vm.nics ?? [];
+  const fields = formatFields([
     ["id", vm.id],
     ["name", vm.spec.name],
     ["owner", vm.owner],
@@ -963,6 +1313,79 @@ function vmFields(vm: Vm): string {
     ["handle", vm.status.handle && JSON.stringify(vm.status.handle)],
     ["updated", when(vm.status.updatedAt)],
     ["created", when(vm.createdAt)],
+    ["nics", nics.length ? undefined : "none"],
+  ]);
+  if (!nics.length) return fields;
+  const table = formatTable(nics, [
+    { header: "SLOT", value: (n) => n.slot, align: "right" },
+    {
+      header: "NETWORK",
+      value: (n) => {
+        const name = names.get(n.network);
+        return name === undefined ? n.network : `${name} (${n.network})`;
+      },
+    },
+    { header: "MAC", value: (n) => n.mac },
+    { header: "IPV6", value: (n) => n.ipv6 },
+    { header: "IPV4", value: (n) => n.ipv4 ?? "-" },
+    { header: "STATE", value: (n) => n.state },
+  ]).split("\n").map((line) => `  ${line}`.trimEnd());
+  return [fields, "nics:", ...table].join("\n");
+}
+
+/** `network lan (net-1)`, or `network net-1` when the name is unknown. */
+function networkLabel(id: string, name?: string): string {
+  return name === undefined ? `network ${id}` : `network ${name} (${id})`;
+}
+
+/** "private, fd00:0:0:1::/64, VNI 4096 (multicast), IPv4 10.0.0.0/24". */
+function networkSummary(net: Network): string {
+  return [
+    net.kind,
+    net.prefix,
+    net.vni === undefined
+      ? undefined
+      : `VNI ${net.vni}${net.mode ? ` (${net.mode})` : ""}`,
+    net.bridge && `bridge ${net.bridge}`,
+    net.ipv4 && `IPv4 ${net.ipv4}`,
+  ].filter(Boolean).join(", ");
+}
+
+/** "MAC 52:54:00:12:34:56, IPv6 fd00::5054:ff:fe12:3456, IPv4 10.0.0.2". */
+function nicAddresses(nic: Nic): string {
+  return `MAC ${nic.mac}, IPv6 ${nic.ipv6}` +
+    (nic.ipv4 ? `, IPv4 ${nic.ipv4}` : "");
+}
+
+const NETWORK_COLUMNS: Column<Network>[] = [
+  { header: "ID", value: (n) => n.id },
+  { header: "NAME", value: (n) => n.name },
+  { header: "KIND", value: (n) => n.kind },
+  { header: "PREFIX", value: (n) => n.prefix },
+  { header: "IPV4", value: (n) => n.ipv4 ?? "-" },
+  { header: "VNI", value: (n) => n.vni ?? "-", align: "right" },
+  { header: "BRIDGE", value: (n) => n.bridge ?? "-" },
+  { header: "VMS", value: (n) => n.vms.length, align: "right" },
+];
+
+function networkFields(net: Network): string {
+  const dhcp = [net.dhcp.v6 && "DHCPv6", net.dhcp.v4 && "DHCPv4"]
+    .filter(Boolean).join(", ");
+  return formatFields([
+    ["id", net.id],
+    ["name", net.name],
+    ["owner", net.owner],
+    ["kind", net.kind],
+    ["prefix", net.prefix],
+    ["ipv4", net.ipv4],
+    ["vni", net.vni],
+    ["mode", net.mode],
+    ["group", net.group],
+    ["bridge", net.bridge],
+    ["ra", net.ra ? "yes" : "no"],
+    ["dhcp", dhcp || "no"],
+    ["vms", net.vms.length ? net.vms.join(", ") : "none"],
+    ["created", when(net.createdAt)],
   ]);
 }
 
@@ -1115,50 +1538,113 @@ function apiError(response: Response, data: unknown, text: string): ApiError {
 
 const path = {
   vm: (id: string) => `/v1/vms/${encodeURIComponent(id)}`,
+  network: (id: string) => `/v1/networks/${encodeURIComponent(id)}`,
   task: (id: string) => `/v1/tasks/${encodeURIComponent(id)}`,
   host: (name: string) => `/v1/hosts/${encodeURIComponent(name)}`,
 };
 
-/** The VM with this id, or null when the API answers 404. */
-async function getVm(api: Api, id: string): Promise<Vm | null> {
+/** What `path` answers, or null when the API answers 404. */
+async function getOrNull<T>(api: Api, path: string): Promise<T | null> {
   try {
-    return await api<Vm>("GET", path.vm(id));
+    return await api<T>("GET", path);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
     throw err;
   }
 }
 
+/** The VM with this id, or null when the API answers 404. */
+function getVm(api: Api, id: string): Promise<Vm | null> {
+  return getOrNull<Vm>(api, path.vm(id));
+}
+
+/** A kind of resource that commands name by id or name. */
+interface Kind<T> {
+  /** In messages: "vm", "VM", "VMs". */
+  word: string;
+  noun: string;
+  nouns: string;
+  path: (id: string) => string;
+  list: string;
+  name: (item: T) => string;
+}
+
+const VMS: Kind<Vm> = {
+  word: "vm",
+  noun: "VM",
+  nouns: "VMs",
+  path: path.vm,
+  list: "/v1/vms",
+  name: (vm) => vm.spec.name,
+};
+
+const NETWORKS: Kind<Network> = {
+  word: "network",
+  noun: "network",
+  nouns: "networks",
+  path: path.network,
+  list: "/v1/networks",
+  name: (net) => net.name,
+};
+
 /**
- * The VM whose id or, failing that, whose name is `ref`; null when none.
- * Several VMs with that name are an error: the user must pick an id.
+ * The item whose id or, failing that, whose name is `ref`; null when none.
+ * Several with that name are an error: the user must pick an id.
  */
-async function findVm(api: Api, ref: string): Promise<Vm | null> {
+async function find<T extends { id: string }>(
+  api: Api,
+  kind: Kind<T>,
+  ref: string,
+): Promise<T | null> {
   try {
-    const vm = await getVm(api, ref);
-    if (vm) return vm;
+    const item = await getOrNull<T>(api, kind.path(ref));
+    if (item) return item;
   } catch (err) {
     // A name that is not a valid id may be refused as a bad request.
     if (!(err instanceof ApiError && err.status === 400)) throw err;
   }
-  const { items } = await api<{ items: Vm[] }>("GET", "/v1/vms");
-  const named = items.filter((vm) => vm.spec.name === ref);
+  const { items } = await api<{ items: T[] }>("GET", kind.list);
+  const named = items.filter((item) => kind.name(item) === ref);
   if (named.length > 1) {
-    const ids = named.map((vm) => vm.id).join(", ");
+    const ids = named.map((item) => item.id).join(", ");
     throw new CliError(
-      `Cannot pick vm ${ref}: ${named.length} VMs have this name (${ids}); ` +
-        "use an id",
+      `Cannot pick ${kind.word} ${ref}: ${named.length} ${kind.nouns} have ` +
+        `this name (${ids}); use an id`,
     );
   }
   return named[0] ?? null;
 }
 
-async function resolveVm(api: Api, ref: string): Promise<Vm> {
-  const vm = await findVm(api, ref);
-  if (!vm) {
-    throw new CliError(`Cannot find vm ${ref}: no VM has this id or name`);
+async function resolve<T extends { id: string }>(
+  api: Api,
+  kind: Kind<T>,
+  ref: string,
+): Promise<T> {
+  const item = await find(api, kind, ref);
+  if (!item) {
+    throw new CliError(
+      `Cannot find ${kind.word} ${ref}: no ${kind.noun} has this id or name`,
+    );
   }
-  return vm;
+  return item;
+}
+
+/** Network names by id, for showing NICs; networks not visible are left out. */
+async function networkNames(api: Api): Promise<Map<string, string>> {
+  const { items } = await api<{ items: Network[] }>("GET", NETWORKS.list);
+  return new Map(items.map((net) => [net.id, net.name]));
+}
+
+/** The task, or once it succeeded by forwarding, the task it forwarded to. */
+async function followTask(api: Api, id: string): Promise<Task> {
+  let task = await api<Task>("GET", path.task(id));
+  while (task.state === "succeeded") {
+    const next = (task.result as { forwarded?: unknown } | undefined)
+      ?.forwarded;
+    if (typeof next !== "string") break;
+    task = await api<Task>("GET", path.task(next));
+  }
+  return task;
 }
 
 // ---------------------------------------------------------------- waiting
@@ -1268,6 +1754,63 @@ async function waitFor(
       if (nextVm) vm = nextVm;
       else if (goal === "deleted") gone = true;
       else throw new CliError(`${label(vm)} was deleted while waiting`);
+    }
+  } finally {
+    progress.end();
+  }
+}
+
+/**
+ * Polls the VM and its `vm.nics` task until NIC `slot` is in (`attach`: the
+ * task, followed to another host when forwarded, succeeded) or gone
+ * (`detach`); prints a progress line on stderr at every change. Throws
+ * `CliError` when the task fails, the VM is deleted, or time runs out.
+ */
+async function waitNic(
+  { api, stderr, pollIntervalMs }: WaitContext,
+  start: Operation,
+  slot: number,
+  change: "attach" | "detach",
+  timeoutSeconds: number,
+): Promise<Operation> {
+  const began = Date.now();
+  const deadline = began + timeoutSeconds * 1000;
+  const progress = new Progress(stderr);
+  let { vm, task } = start;
+  try {
+    while (true) {
+      const elapsed = `[${((Date.now() - began) / 1000).toFixed(1)}s]`;
+      progress.show(describe(vm, task, false), elapsed);
+      const done = change === "attach"
+        ? !task || task.state === "succeeded"
+        : !vm.nics?.some((n) => n.slot === slot);
+      if (done) return { vm, task };
+      if (task?.state === "failed" || task?.state === "cancelled") {
+        throw new CliError(
+          `task ${task.id} (${task.kind}) ${task.state}: ` +
+            (task.error ?? "no reason given"),
+        );
+      }
+      if (Date.now() >= deadline) {
+        const goal = change === "attach" ? "plugged in" : "removed";
+        const state = task
+          ? `task ${task.id} is ${task.state}`
+          : "the NIC is still detaching";
+        throw new CliError(
+          `Cannot wait longer than ${timeoutSeconds}s for NIC ${slot} of ` +
+            `${label(vm)} to be ${goal}: ${state}. The change goes on in ` +
+            `the background: see 'ucloud vm show ${vm.id}', or wait longer ` +
+            "with --timeout",
+        );
+      }
+      await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+      const [nextTask, nextVm] = await Promise.all([
+        task ? followTask(api, task.id) : null,
+        getVm(api, vm.id),
+      ]);
+      if (!nextVm) throw new CliError(`${label(vm)} was deleted while waiting`);
+      task = nextTask;
+      vm = nextVm;
     }
   } finally {
     progress.end();
@@ -1686,6 +2229,136 @@ async function operate(
 }
 
 /**
+ * `ucloud vm attach`: a new NIC in a network. A VM on a host gets it
+ * hot-plugged by a `vm.nics` task, which `--wait` follows; any other VM
+ * gets it when it starts.
+ */
+async function attach(
+  args: Extract<ParsedArgs, { command: "vm attach" }>,
+  ctx: Context,
+): Promise<void> {
+  const { api } = ctx;
+  const vm = await resolve(api, VMS, args.vm);
+  const net = await resolve(api, NETWORKS, args.network);
+  const began = Date.now();
+  const accepted = await api<Operation>("POST", `${path.vm(vm.id)}/nics`, {
+    body: { network: net.id },
+  });
+  const nic = accepted.vm.nics?.find((n) => n.network === net.id);
+  if (!nic) {
+    throw new CliError(
+      `the API accepted the attach, but ${label(accepted.vm)} has no NIC ` +
+        `in ${networkLabel(net.id, net.name)}`,
+    );
+  }
+  const what = `${label(accepted.vm)} has NIC ${nic.slot} in ` +
+    `${networkLabel(net.id, net.name)}: ${nicAddresses(nic)}`;
+  const { task } = accepted;
+  if (!args.wait || !task) {
+    if (ctx.json) return printJson(ctx, accepted);
+    return print(
+      ctx,
+      task
+        ? `${what}; plugging it in as task ${task.id} (${task.state}): ` +
+          `follow it with 'ucloud task show ${task.id}'`
+        : `${what}; the VM gets it when it starts`,
+    );
+  }
+  const done = await waitNic(
+    ctx,
+    accepted,
+    nic.slot,
+    "attach",
+    args.wait.timeoutSeconds,
+  );
+  if (ctx.json) return printJson(ctx, done);
+  const plugged = (done.task?.result as { plugged?: number[] } | undefined)
+    ?.plugged?.includes(nic.slot);
+  const took = ((Date.now() - began) / 1000).toFixed(1);
+  print(
+    ctx,
+    `${what}; ${
+      plugged ? "plugged in" : "the VM gets it when it starts"
+    } (${took}s)`,
+  );
+}
+
+/**
+ * `ucloud vm detach`: removes a NIC, chosen by slot or network. A VM on a
+ * host has it unplugged by a `vm.nics` task first, which `--wait` follows;
+ * from any other VM it is removed at once.
+ */
+async function detach(
+  args: Extract<ParsedArgs, { command: "vm detach" }>,
+  ctx: Context,
+): Promise<void> {
+  const { api } = ctx;
+  const vm = await resolve(api, VMS, args.vm);
+  const nics = vm.nics ?? [];
+  let nic: Nic | undefined;
+  let names: Map<string, string>;
+  if ("network" in args.nic) {
+    const net = await resolve(api, NETWORKS, args.nic.network);
+    nic = nics.find((n) => n.network === net.id);
+    if (!nic) {
+      throw new CliError(
+        `Cannot detach ${networkLabel(net.id, net.name)} from ${label(vm)}: ` +
+          "the VM has no NIC in it",
+      );
+    }
+    names = new Map([[net.id, net.name]]);
+  } else {
+    const { slot } = args.nic;
+    nic = nics.find((n) => n.slot === slot);
+    if (!nic) {
+      const slots = nics.map((n) => n.slot).join(", ") || "none";
+      throw new CliError(
+        `Cannot detach NIC ${slot} from ${label(vm)}: the VM has no NIC in ` +
+          `slot ${slot} (its NICs: ${slots})`,
+      );
+    }
+    names = await networkNames(api);
+  }
+  const { slot } = nic;
+  const began = Date.now();
+  const accepted = await api<Operation>(
+    "DELETE",
+    `${path.vm(vm.id)}/nics/${slot}`,
+  );
+  const what = `${label(vm)}: NIC ${slot} in ` +
+    networkLabel(nic.network, names.get(nic.network));
+  const { task } = accepted;
+  const removed = !accepted.vm.nics?.some((n) => n.slot === slot);
+  if (!args.wait || removed) {
+    if (ctx.json) return printJson(ctx, accepted);
+    return print(
+      ctx,
+      removed
+        ? `${what} is removed`
+        : task
+        ? `${what} is detaching as task ${task.id} (${task.state}); ` +
+          `follow it with 'ucloud task show ${task.id}'`
+        : `${what} is detaching already`,
+    );
+  }
+  const done = await waitNic(
+    ctx,
+    accepted,
+    slot,
+    "detach",
+    args.wait.timeoutSeconds,
+  );
+  if (ctx.json) return printJson(ctx, done);
+  const unplugged = (done.task?.result as { unplugged?: number[] } | undefined)
+    ?.unplugged?.includes(slot);
+  const took = ((Date.now() - began) / 1000).toFixed(1);
+  print(
+    ctx,
+    `${what} is ${unplugged ? "unplugged and " : ""}removed (${took}s)`,
+  );
+}
+
+/**
  * `ucloud login`: the LDAP password buys a new TOTP seed (shown once by the
  * API), stored with name and realm in a file only the user can read; a
  * bearer token bought with the first TOTP proves it works.
@@ -1767,23 +2440,29 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
   switch (args.command) {
     case "help":
       return print(ctx, helpText(args.topic).trimEnd());
-    case "vm create":
+    case "vm create": {
+      const { networks, ...spec } = args.input;
+      const ids: string[] = [];
+      for (const ref of networks ?? []) {
+        ids.push((await resolve(api, NETWORKS, ref)).id);
+      }
       return operate(
         ctx,
         args.command,
         args.wait,
         () =>
           api<Operation>("POST", "/v1/vms", {
-            body: args.input,
+            body: networks ? { ...spec, networks: ids } : spec,
             headers: args.idempotencyKey
               ? { "Idempotency-Key": args.idempotencyKey }
               : {},
           }),
       );
+    }
     case "vm start":
     case "vm stop":
     case "vm delete": {
-      const vm = await resolveVm(api, args.vm);
+      const vm = await resolve(api, VMS, args.vm);
       const action = args.command.slice(3);
       return operate(
         ctx,
@@ -1801,8 +2480,39 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
       return print(ctx, formatTable(list.items, VM_COLUMNS));
     }
     case "vm show": {
-      const vm = await resolveVm(api, args.vm);
-      return ctx.json ? printJson(ctx, vm) : print(ctx, vmFields(vm));
+      const vm = await resolve(api, VMS, args.vm);
+      if (ctx.json) return printJson(ctx, vm);
+      const names = vm.nics?.length ? await networkNames(api) : new Map();
+      return print(ctx, vmFields(vm, names));
+    }
+    case "vm attach":
+      return attach(args, ctx);
+    case "vm detach":
+      return detach(args, ctx);
+    case "network create": {
+      const net = await api<Network>("POST", "/v1/networks", {
+        body: args.input,
+      });
+      if (ctx.json) return printJson(ctx, net);
+      return print(
+        ctx,
+        `${networkLabel(net.id, net.name)} created: ${networkSummary(net)}`,
+      );
+    }
+    case "network list": {
+      const list = await api<{ items: Network[] }>("GET", NETWORKS.list);
+      if (ctx.json) return printJson(ctx, list);
+      return print(ctx, formatTable(list.items, NETWORK_COLUMNS));
+    }
+    case "network show": {
+      const net = await resolve(api, NETWORKS, args.network);
+      return ctx.json ? printJson(ctx, net) : print(ctx, networkFields(net));
+    }
+    case "network delete": {
+      const net = await resolve(api, NETWORKS, args.network);
+      const r = await api<{ deleted: string }>("DELETE", path.network(net.id));
+      if (ctx.json) return printJson(ctx, r);
+      return print(ctx, `${networkLabel(net.id, net.name)} deleted`);
     }
     case "host list": {
       const list = await api<{ items: HostView[] }>("GET", "/v1/hosts");
@@ -1868,7 +2578,7 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
       if (state) query.set("state", state);
       if (kind) query.set("kind", kind);
       // A name is resolved among current VMs; else it may be a deleted VM's id.
-      if (vm) query.set("vm", (await findVm(api, vm))?.id ?? vm);
+      if (vm) query.set("vm", (await find(api, VMS, vm))?.id ?? vm);
       if (limit) query.set("limit", String(limit));
       const qs = query.size > 0 ? `?${query}` : "";
       const list = await api<{ items: Task[] }>("GET", `/v1/tasks${qs}`);

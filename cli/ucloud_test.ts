@@ -3,6 +3,8 @@ import {
   formatTable,
   type HostView,
   main,
+  type Network,
+  type Nic,
   type Output,
   parseArgs,
   type RebalanceResult,
@@ -323,9 +325,354 @@ Deno.test("parseArgs() returns help at every level", () => {
   assert.deepEqual(topic(["help", "vm", "create"]), ["vm", "create"]);
   assert.deepEqual(topic(["vm", "create", "-h"]), ["vm", "create"]);
   assert.deepEqual(topic(["host", "list", "--help"]), ["host", "list"]);
+  assert.deepEqual(topic(["network", "--help"]), ["network"]);
+  assert.deepEqual(topic(["help", "network", "create"]), [
+    "network",
+    "create",
+  ]);
+  assert.deepEqual(topic(["vm", "detach", "--help"]), ["vm", "detach"]);
   usageError(
     ["help", "vm", "reboot"],
     "no help for unknown command 'vm reboot'",
+  );
+});
+
+Deno.test("parseArgs() reads network create, sending only the flags given", () => {
+  assert.deepEqual(parseArgs(["network", "create", "--name", "lan"]), {
+    api: undefined,
+    json: false,
+    command: "network create",
+    input: { name: "lan" },
+  });
+  const input = (argv: string[]) => {
+    const args = parseArgs(["network", "create", "--name=lan", ...argv]);
+    assert.equal(args.command, "network create");
+    return (args as { input: unknown }).input;
+  };
+  assert.deepEqual(
+    input([
+      "--ipv4",
+      "10.0.0.0/24",
+      "--dhcp4",
+      "--dhcp6",
+      "--mode",
+      "unicast",
+      "--prefix",
+      "fd00:1:2:3::/64",
+    ]),
+    {
+      name: "lan",
+      prefix: "fd00:1:2:3::/64",
+      ipv4: "10.0.0.0/24",
+      mode: "unicast",
+      dhcp: { v6: true, v4: true },
+    },
+  );
+  assert.deepEqual(input(["--dhcp6"]), {
+    name: "lan",
+    dhcp: { v6: true, v4: false },
+  });
+  assert.deepEqual(
+    input(["--public", "--bridge", "br-pub.0", "--prefix=2001:db8:1:2::/64"]),
+    {
+      name: "lan",
+      kind: "public",
+      prefix: "2001:db8:1:2::/64",
+      bridge: "br-pub.0",
+    },
+  );
+  assert.deepEqual(
+    input(["--prefix", "2001:0db8:0:1:0:0:0:0/64", "--ipv4", "172.16.0.0/12"]),
+    { name: "lan", prefix: "2001:0db8:0:1:0:0:0:0/64", ipv4: "172.16.0.0/12" },
+  );
+});
+
+Deno.test("parseArgs() rejects network create input the API would refuse", () => {
+  const cases: [string[], string | RegExp][] = [
+    [[], "missing required flag --name"],
+    [["--name", "LAN"], /^--name must be 1-63 lowercase letters/],
+    [["--name", "lan", "extra"], "unexpected argument 'extra'"],
+    [
+      ["--name", "lan", "--bridge", "br0"],
+      "--bridge needs --public: private networks have no bridge",
+    ],
+    [
+      ["--name", "lan", "--public", "--prefix", "2001:db8::/64"],
+      "--public needs --bridge (the hosts' bridge, e.g. br0)",
+    ],
+    [
+      ["--name", "lan", "--public", "--bridge", "br0"],
+      "--public needs --prefix (the IPv6 /64 of the bridge)",
+    ],
+    [
+      [
+        "--name",
+        "lan",
+        "--public",
+        "--bridge",
+        "br0",
+        "--prefix",
+        "2001:db8::/64",
+        "--mode",
+        "unicast",
+      ],
+      "--mode is for private networks only, not with --public",
+    ],
+    [
+      [
+        "--name",
+        "lan",
+        "--public",
+        "--bridge",
+        "bridge-name-too-long",
+        "--prefix",
+        "2001:db8::/64",
+      ],
+      /^--bridge must be 1-15 letters, digits, '_', '\.' or '-', got "bridge-name-too-long"$/,
+    ],
+    [
+      ["--name", "lan", "--mode", "broadcast"],
+      '--mode must be multicast or unicast, got "broadcast"',
+    ],
+    [
+      ["--name", "lan", "--dhcp4"],
+      "--dhcp4 needs --ipv4 (the subnet DHCPv4 serves)",
+    ],
+    [
+      ["--name", "lan", "--ipv4", "10.0.0.1/24"],
+      "--ipv4 10.0.0.1/24 has host bits set: the subnet is 10.0.0.0/24",
+    ],
+    [["--name", "lan", "--ipv6", "fd00::/64"], "unknown flag --ipv6"],
+    [
+      ["--name", "lan", "--slot", "1"],
+      "--slot is not a flag of 'ucloud network create'",
+    ],
+    [["--name", "lan", "--dhcp6=yes"], "--dhcp6 takes no value"],
+  ];
+  for (const [argv, message] of cases) {
+    const err = usageError(["network", "create", ...argv], message);
+    assert.deepEqual(err.topic, ["network", "create"]);
+  }
+  for (
+    const prefix of [
+      "fd00::/48",
+      "fd00::",
+      "fd00::1::/64",
+      "fd0g::/64",
+      "1:2:3:4:5:6:7/64",
+      "1:2:3:4:5:6:7:8:9/64",
+      "1:2:3:4::5:6:7:8/64",
+      "12345::/64",
+      "10.0.0.0/64",
+    ]
+  ) {
+    usageError(
+      ["network", "create", "--name", "lan", "--prefix", prefix],
+      `--prefix must be an IPv6 /64 such as 2001:db8:1::/64, got "${prefix}"`,
+    );
+  }
+  for (
+    const ipv4 of [
+      "10.0.0.0",
+      "10.0.0/24",
+      "10.0.0.0/7",
+      "10.0.0.0/31",
+      "256.0.0.0/8",
+      "fd00::/64",
+    ]
+  ) {
+    usageError(
+      ["network", "create", "--name", "lan", "--ipv4", ipv4],
+      `--ipv4 must be an IPv4 subnet from /8 to /30 such as 10.0.0.0/24, got "${ipv4}"`,
+    );
+  }
+});
+
+Deno.test("parseArgs() reads network list, show and delete", () => {
+  assert.deepEqual(parseArgs(["network", "list", "--json"]), {
+    api: undefined,
+    json: true,
+    command: "network list",
+  });
+  for (const command of ["show", "delete"]) {
+    assert.deepEqual(parseArgs(["network", command, "lan"]), {
+      api: undefined,
+      json: false,
+      command: `network ${command}`,
+      network: "lan",
+    });
+    usageError(["network", command], "missing network id or name");
+    usageError(["network", command, "a", "b"], "unexpected argument 'b'");
+  }
+  usageError(["network", "list", "lan"], "unexpected argument 'lan'");
+  usageError(
+    ["network", "delete", "lan", "--no-wait"],
+    "--no-wait is not a flag of 'ucloud network delete'",
+  );
+  usageError(["network", "rename", "lan"], "unknown command 'network rename'");
+  usageError(["networks", "list"], "unknown command 'networks'");
+  assert.deepEqual(
+    usageError(["network"], "missing network command").topic,
+    ["network"],
+  );
+});
+
+Deno.test("parseArgs() takes --network several times for vm create", () => {
+  const sized = [...create, "--memory", "128"];
+  const parsed = parseArgs([
+    ...sized,
+    "--network",
+    "lan",
+    "--network=net-0mww4hqs1-cc89e561",
+  ]);
+  assert.equal(parsed.command, "vm create");
+  assert.deepEqual((parsed as { input: unknown }).input, {
+    name: "web1",
+    cpus: 1,
+    memory: 128,
+    image: undefined,
+    networks: ["lan", "net-0mww4hqs1-cc89e561"],
+  });
+  const eight = Array.from({ length: 8 }, (_, i) => ["--network", `n${i}`]);
+  assert.equal(
+    (parseArgs([...sized, ...eight.flat()]) as {
+      input: { networks: string[] };
+    }).input.networks.length,
+    8,
+  );
+  usageError(
+    [...sized, ...eight.flat(), "--network", "n8"],
+    "--network may be given at most 8 times (one NIC each), got 9",
+  );
+  usageError(
+    [...sized, "--network", "lan", "--network", "dmz", "--network", "lan"],
+    "--network lan is given twice",
+  );
+  usageError(
+    [...sized, "--network", "LAN"],
+    `--network must be a network id or name (lowercase letters, digits and '-'), got "LAN"`,
+  );
+  usageError([...sized, "--network="], "--network must not be empty");
+  usageError([...sized, "--network"], "--network needs a value");
+  // Other value flags are still given once.
+  usageError(
+    [...sized, "--image", "a", "--image", "b"],
+    "--image is given twice",
+  );
+});
+
+Deno.test("parseArgs() reads vm attach and vm detach", () => {
+  assert.deepEqual(parseArgs(["vm", "attach", "web1", "--network", "lan"]), {
+    api: undefined,
+    json: false,
+    command: "vm attach",
+    vm: "web1",
+    network: "lan",
+    wait: { timeoutSeconds: 120 },
+  });
+  assert.deepEqual(
+    parseArgs(["vm", "attach", "--no-wait", "--network=lan", "vm-1"]),
+    {
+      api: undefined,
+      json: false,
+      command: "vm attach",
+      vm: "vm-1",
+      network: "lan",
+      wait: null,
+    },
+  );
+  assert.deepEqual(parseArgs(["vm", "detach", "web1", "--slot", "7"]), {
+    api: undefined,
+    json: false,
+    command: "vm detach",
+    vm: "web1",
+    nic: { slot: 7 },
+    wait: { timeoutSeconds: 120 },
+  });
+  assert.deepEqual(
+    parseArgs([
+      "vm",
+      "detach",
+      "web1",
+      "--network",
+      "lan",
+      "--timeout",
+      "5",
+      "--json",
+    ]),
+    {
+      api: undefined,
+      json: true,
+      command: "vm detach",
+      vm: "web1",
+      nic: { network: "lan" },
+      wait: { timeoutSeconds: 5 },
+    },
+  );
+  const cases: [string[], string | RegExp][] = [
+    [["vm", "attach", "web1"], "missing required flag --network"],
+    [["vm", "attach", "--network", "lan"], "missing VM id or name"],
+    [
+      ["vm", "attach", "web1", "--network", "lan", "--network", "dmz"],
+      "--network is given twice",
+    ],
+    [
+      ["vm", "attach", "web1", "--network", "Lan"],
+      /^--network must be a network id or name/,
+    ],
+    [
+      ["vm", "attach", "web1", "web2", "--network", "lan"],
+      "unexpected argument 'web2'",
+    ],
+    [
+      ["vm", "attach", "web1", "--network", "lan", "--slot", "1"],
+      "--slot is not a flag of 'ucloud vm attach'",
+    ],
+    [
+      ["vm", "attach", "web1", "--network", "lan", "--wait", "--no-wait"],
+      "--wait and --no-wait exclude each other",
+    ],
+    [
+      ["vm", "detach", "web1"],
+      "give either --slot or --network to choose the NIC",
+    ],
+    [
+      ["vm", "detach", "web1", "--slot", "0", "--network", "lan"],
+      "give either --slot or --network to choose the NIC",
+    ],
+    [["vm", "detach", "--slot", "0"], "missing VM id or name"],
+    [
+      ["vm", "detach", "web1", "--slot", "8"],
+      '--slot must be an integer from 0 to 7, got "8"',
+    ],
+    [
+      ["vm", "detach", "web1", "--slot", "-1"],
+      '--slot must be an integer from 0 to 7, got "-1"',
+    ],
+    [
+      ["vm", "detach", "web1", "--slot", "eth0"],
+      '--slot must be an integer from 0 to 7, got "eth0"',
+    ],
+    [
+      ["vm", "detach", "web1", "--slot", "0", "--slot", "1"],
+      "--slot is given twice",
+    ],
+    [
+      ["vm", "detach", "web1", "--network", "a", "--network", "b"],
+      "--network is given twice",
+    ],
+    [
+      ["vm", "detach", "web1", "--slot", "1", "--timeout", "0"],
+      /^--timeout must be a number of seconds/,
+    ],
+  ];
+  for (const [argv, message] of cases) {
+    const err = usageError(argv, message);
+    assert.deepEqual(err.topic, argv.slice(0, 2));
+  }
+  usageError(
+    ["vm", "show", "web1", "--network", "lan"],
+    "--network is not a flag of 'ucloud vm show'",
   );
 });
 
@@ -372,6 +719,9 @@ class FakeApi {
   readonly tasks = new Map<string, Task>();
   readonly vmSteps = new Map<string, Step<Vm["status"]>[]>();
   readonly taskSteps = new Map<string, Partial<Task>[]>();
+  /** The VM's NICs after each `GET /v1/vms/{id}` (undefined: unchanged). */
+  readonly nicSteps = new Map<string, (Nic[] | undefined)[]>();
+  readonly networks = new Map<string, Network>();
   readonly requests: {
     method: string;
     url: URL;
@@ -421,6 +771,45 @@ class FakeApi {
     return vm;
   }
 
+  addNetwork(id: string, name: string, fields: Partial<Network> = {}): Network {
+    const index = this.networks.size + 1;
+    const net: Network = {
+      id,
+      name,
+      owner: "alice",
+      kind: "private",
+      prefix: `fdc1:d00:0:${index}::/64`,
+      vni: 99 + index,
+      mode: "multicast",
+      group: `ff05::${(99 + index).toString(16)}`,
+      ra: true,
+      dhcp: { v6: false, v4: false },
+      vms: [],
+      createdAt: new Date().toISOString(),
+      ...fields,
+    };
+    this.networks.set(id, net);
+    return net;
+  }
+
+  /** A NIC of `vm` in network `net` in the first free slot. */
+  addNic(vm: Vm, net: string): Nic {
+    const nics = vm.nics ??= [];
+    let slot = 0;
+    while (nics.some((n) => n.slot === slot)) slot++;
+    const hex = (slot + 16).toString(16);
+    const nic: Nic = {
+      slot,
+      network: net,
+      mac: `52:54:00:00:00:${hex}`,
+      ipv6: `${this.networks.get(net)!.prefix.slice(0, -3)}5054:ff:fe00:${hex}`,
+      state: "attached",
+    };
+    nics.push(nic);
+    this.networks.get(net)!.vms.push(vm.id);
+    return nic;
+  }
+
   addTask(kind: string, vm: string, fields: Partial<Task> = {}): Task {
     const now = new Date().toISOString();
     const task: Task = {
@@ -459,6 +848,7 @@ class FakeApi {
           phase: "pending",
           host: undefined,
         });
+        for (const net of body.networks ?? []) this.addNic(vm, net);
         const task = this.addTask("vm.create", vm.id);
         return Response.json({ vm, task }, { status: 201 });
       }
@@ -473,7 +863,57 @@ class FakeApi {
             updatedAt: new Date().toISOString(),
           });
         }
+        const nics = this.nicSteps.get(id)?.shift();
+        if (vm && nics) vm.nics = nics;
         return this.vms.has(id) ? Response.json(vm) : notFound("vm", id);
+      }
+      case "POST vms/:id/nics": {
+        const vm = this.vms.get(id);
+        if (!vm) return notFound("vm", id);
+        this.addNic(vm, body.network);
+        const task = vm.status.host ? this.addTask("vm.nics", id) : null;
+        return Response.json({ vm, task }, { status: 202 });
+      }
+      case "DELETE vms/:id/nics": {
+        const vm = this.vms.get(id);
+        const slot = Number(parts[3]);
+        const nic = vm?.nics?.find((n) => n.slot === slot);
+        if (!vm || !nic) return notFound("nic", `${id}/${slot}`);
+        if (vm.status.host) {
+          nic.state = "detaching";
+          return Response.json({ vm, task: this.addTask("vm.nics", id) }, {
+            status: 202,
+          });
+        }
+        vm.nics = vm.nics!.filter((n) => n !== nic);
+        return Response.json({ vm, task: null });
+      }
+      case "POST networks": {
+        const net = this.addNetwork(`net-${this.networks.size + 1}`, body.name);
+        return Response.json(net, { status: 201 });
+      }
+      case "GET networks":
+        return Response.json({ items: [...this.networks.values()] });
+      case "GET networks/:id": {
+        const net = this.networks.get(id);
+        return net ? Response.json(net) : notFound("network", id);
+      }
+      case "DELETE networks/:id": {
+        const net = this.networks.get(id);
+        if (!net) return notFound("network", id);
+        if (net.vms.length) {
+          return Response.json({
+            error: {
+              status: 409,
+              code: "conflict",
+              message: `Cannot delete network ${id}: VMs ${
+                net.vms.join(", ")
+              } have NICs in it; detach them first`,
+            },
+          }, { status: 409 });
+        }
+        this.networks.delete(id);
+        return Response.json({ deleted: id });
       }
       case "DELETE vms/:id":
       case "POST vms/:id/start":
@@ -1182,4 +1622,420 @@ Deno.test("totp() matches the RFC 6238 SHA-1 test vectors", async () => {
   assert.equal(await totp(seed, 59_000), "287082");
   assert.equal(await totp(seed, 1_111_111_109_000), "081804");
   assert.equal(await totp(seed, 2_000_000_000_000), "279037");
+});
+
+// ---------------------------------------------------------------- networks
+
+Deno.test("main() network create sends the flags given and prints a summary", () =>
+  withApi(async (api) => {
+    const result = await run(
+      ["network", "create", "--name", "lan", "--ipv4", "10.0.0.0/24"],
+      api,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "network lan (net-1) created: private, fdc1:d00:0:1::/64, " +
+        "VNI 100 (multicast)\n",
+    );
+    assert.equal(api.requests[0].method, "POST");
+    assert.equal(api.requests[0].url.pathname, "/v1/networks");
+    assert.deepEqual(api.requests[0].body, {
+      name: "lan",
+      ipv4: "10.0.0.0/24",
+    });
+    const json = await run(
+      ["network", "create", "--name", "dmz", "--json"],
+      api,
+    );
+    assert.equal(JSON.parse(json.stdout).id, "net-2");
+    const bad = await run(["network", "create", "--name", "x", "--dhcp4"], api);
+    assert.equal(bad.code, 2);
+    assert.equal(api.requests.length, 2);
+  }));
+
+Deno.test("main() network list and show print tables and fields", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan", { ipv4: "10.0.0.0/24", vms: ["vm-1"] });
+    api.addNetwork("net-2", "pub", {
+      kind: "public",
+      owner: "admin",
+      prefix: "2001:db8:1::/64",
+      vni: undefined,
+      mode: undefined,
+      group: undefined,
+      bridge: "br0",
+      ra: false,
+      dhcp: { v6: true, v4: false },
+    });
+    const list = await run(["network", "list"], api);
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(
+      list.stdout,
+      "ID     NAME  KIND     PREFIX             IPV4         VNI  BRIDGE  VMS\n" +
+        "net-1  lan   private  fdc1:d00:0:1::/64  10.0.0.0/24  100  -         1\n" +
+        "net-2  pub   public   2001:db8:1::/64    -              -  br0       0\n",
+    );
+    const json = await run(["network", "list", "--json"], api);
+    assert.deepEqual(
+      JSON.parse(json.stdout).items.map((n: Network) => n.name),
+      ["lan", "pub"],
+    );
+
+    const lan = await run(["network", "show", "lan"], api);
+    assert.equal(lan.code, 0, lan.stderr);
+    for (
+      const line of [
+        /^id: +net-1$/m,
+        /^kind: +private$/m,
+        /^prefix: +fdc1:d00:0:1::\/64$/m,
+        /^ipv4: +10\.0\.0\.0\/24$/m,
+        /^vni: +100$/m,
+        /^mode: +multicast$/m,
+        /^group: +ff05::64$/m,
+        /^ra: +yes$/m,
+        /^dhcp: +no$/m,
+        /^vms: +vm-1$/m,
+      ]
+    ) assert.match(lan.stdout, line);
+    assert.doesNotMatch(lan.stdout, /^bridge:/m);
+    const pub = await run(["network", "show", "net-2"], api);
+    assert.match(pub.stdout, /^bridge: +br0$/m);
+    assert.match(pub.stdout, /^dhcp: +DHCPv6$/m);
+    assert.match(pub.stdout, /^vms: +none$/m);
+    assert.doesNotMatch(pub.stdout, /^vni:/m);
+    const shown = await run(["network", "show", "lan", "--json"], api);
+    assert.equal(JSON.parse(shown.stdout).id, "net-1");
+  }));
+
+Deno.test("main() finds networks by id or name and refuses unknown or ambiguous names", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    const missing = await run(["network", "show", "wan"], api);
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr,
+      "error: Cannot find network wan: no network has this id or name\n",
+    );
+    api.addNetwork("net-2", "lan");
+    const ambiguous = await run(["network", "delete", "lan"], api);
+    assert.equal(ambiguous.code, 1);
+    assert.equal(
+      ambiguous.stderr,
+      "error: Cannot pick network lan: 2 networks have this name " +
+        "(net-1, net-2); use an id\n",
+    );
+    assert.ok(!api.requests.some((r) => r.method === "DELETE"));
+  }));
+
+Deno.test("main() network delete by name, refused while VMs use the network", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan", { vms: ["vm-7"] });
+    const refused = await run(["network", "delete", "lan"], api);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr,
+      "error: Cannot delete network net-1: VMs vm-7 have NICs in it; " +
+        "detach them first\n",
+    );
+    api.networks.get("net-1")!.vms = [];
+    const deleted = await run(["network", "delete", "lan"], api);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, "network lan (net-1) deleted\n");
+    const del = api.requests.at(-1)!;
+    assert.equal(
+      `${del.method} ${del.url.pathname}`,
+      "DELETE /v1/networks/net-1",
+    );
+    api.addNetwork("net-2", "dmz");
+    const json = await run(["network", "delete", "net-2", "--json"], api);
+    assert.deepEqual(JSON.parse(json.stdout), { deleted: "net-2" });
+  }));
+
+Deno.test("main() vm create --network sends network ids in order, names resolved", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addNetwork("net-2", "dmz");
+    const result = await run(
+      [
+        ...create,
+        "--memory",
+        "128",
+        "--network",
+        "dmz",
+        "--network",
+        "net-1",
+        "--no-wait",
+      ],
+      api,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const post = api.requests.find((r) => r.method === "POST")!;
+    assert.deepEqual(post.body, {
+      name: "web1",
+      cpus: 1,
+      memory: 128,
+      networks: ["net-2", "net-1"],
+    });
+    const unknown = await run(
+      [...create, "--memory", "128", "--network", "wan", "--no-wait"],
+      api,
+    );
+    assert.equal(unknown.code, 1);
+    assert.equal(
+      unknown.stderr,
+      "error: Cannot find network wan: no network has this id or name\n",
+    );
+    assert.equal(
+      api.requests.filter((r) => r.method === "POST").length,
+      1,
+    );
+  }));
+
+Deno.test("main() vm show lists the NICs with network names", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addNetwork("net-2", "dmz");
+    const vm = api.addVm("vm-1", "web1");
+    api.addNic(vm, "net-1");
+    api.addNic(vm, "net-2").ipv4 = "10.0.0.2";
+    vm.nics![1].state = "detaching";
+    // A network the caller cannot see any more: only its id.
+    vm.nics!.push({ ...vm.nics![0], slot: 2, network: "net-9" });
+    const result = await run(["vm", "show", "web1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(
+      result.stdout.endsWith(
+        "\nnics:\n" +
+          "  SLOT  NETWORK      MAC                IPV6                           IPV4      STATE\n" +
+          "     0  lan (net-1)  52:54:00:00:00:10  fdc1:d00:0:1::5054:ff:fe00:10  -         attached\n" +
+          "     1  dmz (net-2)  52:54:00:00:00:11  fdc1:d00:0:2::5054:ff:fe00:11  10.0.0.2  detaching\n" +
+          "     2  net-9        52:54:00:00:00:10  fdc1:d00:0:1::5054:ff:fe00:10  -         attached\n",
+      ),
+      result.stdout,
+    );
+    const bare = api.addVm("vm-2", "web2");
+    bare.nics = [];
+    const none = await run(["vm", "show", "web2"], api);
+    assert.match(none.stdout, /^nics: +none$/m);
+    assert.equal(
+      api.requests.filter((r) => r.url.pathname === "/v1/networks").length,
+      1,
+    );
+  }));
+
+Deno.test("main() vm attach to a stopped VM: the NIC is there at once", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addVm("vm-1", "web1", { phase: "stopped", host: undefined });
+    const result = await run(["vm", "attach", "web1", "--network", "lan"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "vm web1 (vm-1) has NIC 0 in network lan (net-1): MAC 52:54:00:00:00:10, " +
+        "IPv6 fdc1:d00:0:1::5054:ff:fe00:10; the VM gets it when it starts\n",
+    );
+    assert.equal(result.stderr, "");
+    const post = api.requests.at(-1)!;
+    assert.equal(
+      `${post.method} ${post.url.pathname}`,
+      "POST /v1/vms/vm-1/nics",
+    );
+    assert.deepEqual(post.body, { network: "net-1" });
+  }));
+
+Deno.test("main() vm attach to a running VM waits until the task plugged the NIC in", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addVm("vm-1", "web1");
+    api.taskSteps.set("t-1", [
+      { state: "running", attempts: 1, progress: "plugging NIC 0 (net-1)" },
+      {
+        state: "succeeded",
+        result: { plugged: [0], unplugged: [], dropped: [] },
+      },
+    ]);
+    const result = await run(
+      ["vm", "attach", "vm-1", "--network", "net-1"],
+      api,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^vm web1 \(vm-1\) has NIC 0 in network lan \(net-1\): MAC 52:54:00:00:00:10, IPv6 fdc1:d00:0:1::5054:ff:fe00:10; plugged in \(\d+\.\ds\)\n$/,
+    );
+    const lines = result.stderr.trimEnd().split("\n").map((l) =>
+      l.replace(/^\[\d+\.\ds\] /, "")
+    );
+    assert.deepEqual(lines, [
+      "vm web1 (vm-1): running on h1 | task t-1 vm.nics queued (attempt 0/3)",
+      "vm web1 (vm-1): running on h1 | task t-1 vm.nics running (attempt 1/3): plugging NIC 0 (net-1)",
+      "vm web1 (vm-1): running on h1 | task t-1 vm.nics succeeded (attempt 1/3): plugging NIC 0 (net-1)",
+    ]);
+
+    api.addNetwork("net-2", "dmz");
+    const noWait = await run(
+      ["vm", "attach", "web1", "--network", "dmz", "--no-wait"],
+      api,
+    );
+    assert.equal(
+      noWait.stdout,
+      "vm web1 (vm-1) has NIC 1 in network dmz (net-2): MAC 52:54:00:00:00:11, " +
+        "IPv6 fdc1:d00:0:2::5054:ff:fe00:11; plugging it in as task t-2 " +
+        "(queued): follow it with 'ucloud task show t-2'\n",
+    );
+    api.addNetwork("net-3", "wan");
+    const json = await run(
+      ["vm", "attach", "web1", "--network", "wan", "--no-wait", "--json"],
+      api,
+    );
+    assert.equal(JSON.parse(json.stdout).task.kind, "vm.nics");
+  }));
+
+Deno.test("main() vm attach follows a task forwarded to the VM's new host", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addVm("vm-1", "web1");
+    const forwarded = api.addTask("vm.nics", "vm-1", { target: "h2" });
+    api.taskSteps.set("t-2", [{}, {
+      state: "succeeded",
+      result: { forwarded: forwarded.id, host: "h2" },
+    }]);
+    api.taskSteps.set(forwarded.id, [{}, { state: "running" }, {
+      state: "succeeded",
+      result: { plugged: [0] },
+    }]);
+    const result = await run(["vm", "attach", "web1", "--network", "lan"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /; plugged in \(/);
+    assert.match(result.stderr, /task t-1 vm\.nics succeeded/);
+  }));
+
+Deno.test("main() vm attach fails with the task's error", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addVm("vm-1", "web1");
+    api.taskSteps.set("t-1", [{
+      state: "failed",
+      error: "Cannot change NICs of VM vm-1: host h1 runs without networking",
+    }]);
+    const result = await run(["vm", "attach", "web1", "--network", "lan"], api);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /\nerror: task t-1 \(vm\.nics\) failed: Cannot change NICs of VM vm-1: host h1 runs without networking\n$/,
+    );
+  }));
+
+Deno.test("main() vm detach of a stopped VM's NIC removes it at once", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addNetwork("net-2", "dmz");
+    const vm = api.addVm("vm-1", "web1", { phase: "stopped", host: undefined });
+    api.addNic(vm, "net-1");
+    api.addNic(vm, "net-2");
+    const bySlot = await run(["vm", "detach", "web1", "--slot", "1"], api);
+    assert.equal(bySlot.code, 0, bySlot.stderr);
+    assert.equal(
+      bySlot.stdout,
+      "vm web1 (vm-1): NIC 1 in network dmz (net-2) is removed\n",
+    );
+    const del = api.requests.at(-1)!;
+    assert.equal(
+      `${del.method} ${del.url.pathname}`,
+      "DELETE /v1/vms/vm-1/nics/1",
+    );
+    const byNetwork = await run(
+      ["vm", "detach", "web1", "--network", "lan", "--json"],
+      api,
+    );
+    assert.equal(byNetwork.code, 0, byNetwork.stderr);
+    const answer = JSON.parse(byNetwork.stdout);
+    assert.deepEqual(answer.vm.nics, []);
+    assert.equal(answer.task, null);
+    assert.equal(api.requests.at(-1)!.url.pathname, "/v1/vms/vm-1/nics/0");
+  }));
+
+Deno.test("main() vm detach refuses a NIC the VM does not have", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    api.addNetwork("net-2", "dmz");
+    api.addNic(api.addVm("vm-1", "web1"), "net-1");
+    const slot = await run(["vm", "detach", "web1", "--slot", "3"], api);
+    assert.equal(slot.code, 1);
+    assert.equal(
+      slot.stderr,
+      "error: Cannot detach NIC 3 from vm web1 (vm-1): the VM has no NIC in " +
+        "slot 3 (its NICs: 0)\n",
+    );
+    const network = await run(
+      ["vm", "detach", "web1", "--network", "dmz"],
+      api,
+    );
+    assert.equal(network.code, 1);
+    assert.equal(
+      network.stderr,
+      "error: Cannot detach network dmz (net-2) from vm web1 (vm-1): the VM " +
+        "has no NIC in it\n",
+    );
+    assert.ok(!api.requests.some((r) => r.method === "DELETE"));
+  }));
+
+Deno.test("main() vm detach of a running VM waits until the NIC is unplugged and gone", () =>
+  withApi(async (api) => {
+    api.addNetwork("net-1", "lan");
+    const vm = api.addVm("vm-1", "web1");
+    const nic = api.addNic(vm, "net-1");
+    api.nicSteps.set("vm-1", [undefined, undefined, []]);
+    api.taskSteps.set("t-1", [{ state: "running", attempts: 1 }, {
+      state: "succeeded",
+      result: { plugged: [], unplugged: [0], dropped: [0] },
+    }]);
+    const result = await run(["vm", "detach", "web1", "--slot", "0"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^vm web1 \(vm-1\): NIC 0 in network lan \(net-1\) is unplugged and removed \(\d+\.\ds\)\n$/,
+    );
+    assert.match(result.stderr, /task t-1 vm\.nics running/);
+
+    vm.nics = [{ ...nic, state: "attached" }];
+    const noWait = await run(
+      ["vm", "detach", "web1", "--network", "lan", "--no-wait"],
+      api,
+    );
+    assert.equal(
+      noWait.stdout,
+      "vm web1 (vm-1): NIC 0 in network lan (net-1) is detaching as task t-2 " +
+        "(queued); follow it with 'ucloud task show t-2'\n",
+    );
+    const late = await run(
+      ["vm", "detach", "web1", "--slot", "0", "--timeout", "0.1"],
+      api,
+    );
+    assert.equal(late.code, 1);
+    assert.match(
+      late.stderr,
+      /error: Cannot wait longer than 0.1s for NIC 0 of vm web1 \(vm-1\) to be removed: task t-3 is queued\. The change goes on in the background: see 'ucloud vm show vm-1'/,
+    );
+  }));
+
+Deno.test("main() help lists the network commands", async () => {
+  const top = await run(["--help"], "http://127.0.0.1:1");
+  assert.match(
+    top.stdout,
+    /^ucloud: manage the VMs, networks, hosts and tasks/,
+  );
+  assert.match(top.stdout, /^ {2}network create +Create a network/m);
+  assert.match(top.stdout, /^ {2}vm attach +Give a VM a NIC/m);
+  const create = await run(["help", "vm", "create"], "http://127.0.0.1:1");
+  assert.match(
+    create.stdout,
+    /^ {2}--network ID\|NAME +a NIC in this network; repeat/m,
+  );
+  const detach = await run(["vm", "detach", "--help"], "http://127.0.0.1:1");
+  assert.match(
+    detach.stdout,
+    /^Usage: ucloud vm detach ID\|NAME \(--slot N \| --network ID\|NAME\) \[flags\]$/m,
+  );
 });

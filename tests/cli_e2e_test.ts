@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
+import { eui64, inPrefix6 } from "../core/netaddr.ts";
 import { qemuPids, ROOT, startCluster } from "./helpers/cluster.ts";
 
 async function ucloud(api: string, ...args: string[]) {
@@ -84,6 +85,139 @@ Deno.test("ucloud CLI creates, lists, stops, starts and deletes a VM end to end"
     const missing = await ucloud(api, "vm", "show", json.id);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /not found|Cannot find/i);
+  } finally {
+    await server.shutdown();
+    await c.stop();
+  }
+});
+
+Deno.test("ucloud CLI creates networks, gives a VM NICs in them and deletes them end to end", async () => {
+  const c = await startCluster({ guest: false });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    createApp({ store: c.store }).fetch,
+  );
+  const api = `http://127.0.0.1:${server.addr.port}`;
+  const ok = async (...args: string[]) => {
+    const r = await ucloud(api, ...args);
+    assert.equal(r.code, 0, `ucloud ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  try {
+    // The worker runs the VM's delete. The VM asks for more CPUs than the
+    // host has, so it stays pending and never starts: nothing here needs
+    // the host's networking.
+    await c.addWorker({ name: "h1", cpus: 4 });
+    assert.match(
+      await ok("network", "create", "--name", "lan"),
+      /^network lan \(net-[^)]+\) created: private, fdc1:d00:[0-9a-f:]*\/64, VNI \d+ \(multicast\)\n$/,
+    );
+    await ok("network", "create", "--name", "dmz", "--ipv4", "10.9.0.0/24");
+    const bad = await ucloud(
+      api,
+      "network",
+      "create",
+      "--name",
+      "x",
+      "--dhcp4",
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--dhcp4 needs --ipv4/);
+
+    assert.match(
+      await ok("network", "list"),
+      /^ID +NAME +KIND +PREFIX +IPV4 +VNI +BRIDGE +VMS\n/,
+    );
+    assert.match(
+      await ok("network", "list"),
+      /^net-\S+ +dmz +private +fdc1:d00:\S+\/64 +10\.9\.0\.0\/24 +\d+ +- +0$/m,
+    );
+    const lan = JSON.parse(await ok("network", "show", "lan", "--json"));
+    const dmz = JSON.parse(await ok("network", "show", "dmz", "--json"));
+    assert.equal(lan.name, "lan");
+    assert.notEqual(lan.prefix, dmz.prefix);
+    const shown = await ok("network", "show", "lan");
+    assert.match(shown, new RegExp(`^id: +${lan.id}$`, "m"));
+    assert.match(shown, /^vms: +none$/m);
+
+    assert.match(
+      await ok(
+        "vm",
+        "create",
+        "--name",
+        "nic1",
+        "--cpus",
+        "8",
+        "--memory",
+        "128",
+        "--network",
+        "lan",
+        "--no-wait",
+      ),
+      /^vm nic1 \(vm-\S+\): create accepted as task/,
+    );
+    const vm = JSON.parse(await ok("vm", "show", "nic1", "--json"));
+    assert.equal(vm.status.phase, "pending");
+    assert.equal(vm.nics.length, 1);
+    const [nic] = vm.nics;
+    assert.equal(nic.slot, 0);
+    assert.equal(nic.network, lan.id);
+    assert.equal(nic.state, "attached");
+    assert.ok(inPrefix6(nic.ipv6, lan.prefix), `${nic.ipv6} in ${lan.prefix}`);
+    assert.equal(nic.ipv6, eui64(lan.prefix, nic.mac));
+    const table = await ok("vm", "show", "nic1");
+    assert.match(table, /\nnics:\n {2}SLOT +NETWORK +MAC +IPV6 +IPV4 +STATE\n/);
+    assert.ok(
+      table.includes(
+        `     0  lan (${lan.id})  ${nic.mac}  ${nic.ipv6}  -     attached`,
+      ),
+      table,
+    );
+
+    // A pending VM gets a second NIC at once: no task, nothing to plug in.
+    assert.match(
+      await ok("vm", "attach", "nic1", "--network", dmz.id),
+      new RegExp(
+        `^vm nic1 \\(${vm.id}\\) has NIC 1 in network dmz \\(${dmz.id}\\): ` +
+          "MAC \\S+, IPv6 \\S+, IPv4 10\\.9\\.0\\.2; the VM gets it when it starts\n$",
+      ),
+    );
+    const two = JSON.parse(await ok("vm", "show", vm.id, "--json")).nics;
+    assert.deepEqual(two.map((n: { network: string }) => n.network), [
+      lan.id,
+      dmz.id,
+    ]);
+    assert.ok(inPrefix6(two[1].ipv6, dmz.prefix));
+    assert.equal(
+      await ok("vm", "detach", "nic1", "--network", "dmz"),
+      `vm nic1 (${vm.id}): NIC 1 in network dmz (${dmz.id}) is removed\n`,
+    );
+    assert.equal(
+      JSON.parse(await ok("vm", "show", vm.id, "--json")).nics.length,
+      1,
+    );
+    assert.equal(
+      await ok("network", "delete", "dmz"),
+      `network dmz (${dmz.id}) deleted\n`,
+    );
+
+    const refused = await ucloud(api, "network", "delete", "lan");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`VMs ${vm.id} have NICs in it`));
+    assert.match(
+      await ok("network", "show", lan.id),
+      new RegExp(`^vms: +${vm.id}$`, "m"),
+    );
+
+    await ok("vm", "delete", "nic1", "--timeout", "60");
+    assert.equal(
+      await ok("network", "delete", "lan"),
+      `network lan (${lan.id}) deleted\n`,
+    );
+    assert.doesNotMatch(await ok("network", "list"), /lan|dmz/);
+  } catch (err) {
+    await c.printLogs();
+    throw err;
   } finally {
     await server.shutdown();
     await c.stop();
