@@ -24,7 +24,9 @@ export function parseIpv6(addr: string): bigint {
   const v4 = s.match(/^(.*:)(\d+\.\d+\.\d+\.\d+)$/);
   if (v4) {
     const n = parseIpv4(v4[2]);
-    s = `${v4[1]}${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+    s = `${v4[1]}${Math.floor(n / 65536).toString(16)}:${
+      (n % 65536).toString(16)
+    }`;
   }
   const halves = s.split("::");
   if (halves.length > 2) {

@@ -29,6 +29,7 @@ Deno.test("parseIpv6() and formatIpv6() round-trip to RFC 5952 text", () => {
     ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"], // one zero group stays
     ["fe80::", "fe80::"],
     ["::ffff:127.0.0.1", "::ffff:7f00:1"],
+    ["::ffff:192.0.2.1", "::ffff:c000:201"],
   ];
   for (const [input, text] of cases) {
     assert.equal(formatIpv6(parseIpv6(input)), text, input);

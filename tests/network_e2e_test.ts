@@ -141,8 +141,15 @@ Deno.test({
         20_000,
       );
       const app = createApp({ store: c.store });
+      // eth0 on a multicast VXLAN, eth1 on a unicast one (peers from etcd).
       const lan = (await api(app, "POST", "/v1/networks", { name: "lan" }))
         .body as Network;
+      const uni = (await api(app, "POST", "/v1/networks", {
+        name: "uni",
+        mode: "unicast",
+      })).body as Network;
+      assert.equal(lan.mode, "multicast");
+      assert.equal(uni.mode, "unicast");
       const other = (await api(app, "POST", "/v1/networks", { name: "other" }))
         .body as Network;
       assert.ok(lan.vni && other.vni);
@@ -153,7 +160,7 @@ Deno.test({
           name,
           cpus: 1,
           memory: 128,
-          networks: [lan.id],
+          networks: [lan.id, uni.id],
         });
         assert.equal(r.status, 201, JSON.stringify(r.body));
         ids.push(r.body.vm.id);
@@ -173,10 +180,12 @@ Deno.test({
       const consoleOf = (vm: Vm) => String(vm.status.handle!.console);
 
       await t.step(
-        "guests get the predicted SLAAC address and ping each other across hosts",
+        "guests get the predicted SLAAC addresses and ping each other across hosts (multicast and unicast VXLAN)",
         async () => {
-          await waitGuestAddr(consoleOf(a), "eth0", a.nics[0].ipv6);
-          await waitGuestAddr(consoleOf(b), "eth0", b.nics[0].ipv6);
+          for (const vm of [a, b]) {
+            await waitGuestAddr(consoleOf(vm), "eth0", vm.nics[0].ipv6);
+            await waitGuestAddr(consoleOf(vm), "eth1", vm.nics[1].ipv6);
+          }
           const mac = await guestRun(
             consoleOf(a),
             "cat /sys/class/net/eth0/address",
@@ -194,13 +203,35 @@ Deno.test({
             { timeoutMs: 30_000 },
           );
           assert.match(ba, /3 packets received/);
+          const unicast = await guestRun(
+            consoleOf(a),
+            `ping -6 -c 3 -W 3 ${b.nics[1].ipv6}`,
+            { timeoutMs: 30_000 },
+          );
+          assert.match(unicast, /3 packets received/);
+          // Peers of the unicast network: the other host's underlay address.
+          const fdb = await inHost(
+            net,
+            a.status.host!,
+            "bridge",
+            "fdb",
+            "show",
+            "dev",
+            vxlanOf(networkSpec(uni)),
+          );
+          assert.ok(
+            fdb.includes(`dst ${net.host(b.status.host!).address}`),
+            fdb,
+          );
           // The hosts made the network's bridge and VXLAN, and the VM's port.
           for (const vm of [a, b]) {
             const links = await ucloudLinks(net, vm.status.host!);
-            const spec = networkSpec(lan);
-            assert.ok(links.includes(bridgeOf(spec)), links.join(" "));
-            assert.ok(links.includes(vxlanOf(spec)), links.join(" "));
+            for (const spec of [networkSpec(lan), networkSpec(uni)]) {
+              assert.ok(links.includes(bridgeOf(spec)), links.join(" "));
+              assert.ok(links.includes(vxlanOf(spec)), links.join(" "));
+            }
             assert.ok(links.includes(tapName(vm.id, 0)), links.join(" "));
+            assert.ok(links.includes(tapName(vm.id, 1)), links.join(" "));
             assert.ok(await radvdRuns(net, vm.status.host!));
           }
         },
@@ -224,14 +255,14 @@ Deno.test({
           assert.equal(r.body.task.kind, "vm.nics");
           await taskDone(c, r.body.task.id);
           const nic = r.body.vm.nics.find((n: { slot: number }) =>
-            n.slot === 1
+            n.slot === 2
           );
           const seen = await waitFor(
-            "guest sees eth1",
+            "guest sees eth2",
             async () => {
               const out = await guestRun(
                 consoleOf(a),
-                "cat /sys/class/net/eth1/address",
+                "cat /sys/class/net/eth2/address",
               ).catch(() => null);
               return out?.trim() || null;
             },
@@ -239,25 +270,25 @@ Deno.test({
             500,
           );
           assert.equal(seen, nic.mac);
-          await waitGuestAddr(consoleOf(a), "eth1", nic.ipv6);
+          await waitGuestAddr(consoleOf(a), "eth2", nic.ipv6);
           assert.ok((await ucloudLinks(net, host)).includes(bridgeOf(spec)));
 
-          const d = await api(app, "DELETE", `/v1/vms/${a.id}/nics/1`);
+          const d = await api(app, "DELETE", `/v1/vms/${a.id}/nics/2`);
           assert.equal(d.status, 202, JSON.stringify(d.body));
           await taskDone(c, d.body.task.id);
           const gone = await guestRun(
             consoleOf(a),
-            "test -e /sys/class/net/eth1 && echo present || echo absent",
+            "test -e /sys/class/net/eth2 && echo present || echo absent",
           );
           assert.equal(gone.trim(), "absent");
           const doc = await vmDoc(c, a.id);
-          assert.deepEqual(doc?.nics.map((n) => n.slot), [0]);
+          assert.deepEqual(doc?.nics.map((n) => n.slot), [0, 1]);
           // Nobody on this host uses `other` any more: its bridge goes.
           await waitFor("other's bridge removed", async () => {
             const links = await ucloudLinks(net, host);
             return !links.includes(bridgeOf(spec)) &&
               !links.includes(vxlanOf(spec)) &&
-              !links.includes(tapName(a.id, 1));
+              !links.includes(tapName(a.id, 2));
           }, 15_000);
           const del = await api(app, "DELETE", `/v1/networks/${other.id}`);
           assert.equal(del.status, 200, JSON.stringify(del.body));
@@ -324,8 +355,10 @@ Deno.test({
               15_000,
             );
           }
-          const del = await api(app, "DELETE", `/v1/networks/${lan.id}`);
-          assert.equal(del.status, 200, JSON.stringify(del.body));
+          for (const n of [lan, uni]) {
+            const del = await api(app, "DELETE", `/v1/networks/${n.id}`);
+            assert.equal(del.status, 200, JSON.stringify(del.body));
+          }
           assert.equal((await c.store.keys(keys.netMembers)).length, 0);
         },
       );
