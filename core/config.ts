@@ -99,6 +99,8 @@ export const ConfigSchema = z.object({
      * then stay on this host).
      */
     underlayDevice: z.string().optional(),
+    /** This host's VXLAN source address; absent: the device's first global IPv6. */
+    underlayAddress: z.string().optional(),
     /** Existing bridges of this host that public networks may use. */
     publicBridges: z.array(z.string()).default([]),
   }).prefault({}).refine((n) => n.vniMin <= n.vniMax, {
@@ -173,6 +175,7 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_NET_POOL", (v) => set("network", "pool", v));
   e("UCLOUD_NET_MODE", (v) => set("network", "mode", v));
   e("UCLOUD_UNDERLAY", (v) => set("network", "underlayDevice", v));
+  e("UCLOUD_UNDERLAY_ADDRESS", (v) => set("network", "underlayAddress", v));
   e(
     "UCLOUD_PUBLIC_BRIDGES",
     (v) => set("network", "publicBridges", v.split(",").filter(Boolean)),

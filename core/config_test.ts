@@ -114,3 +114,36 @@ Deno.test("parseConfig() has an identity section, enabled by an LDAP URL", () =>
     /identity\.ldap\.url/,
   );
 });
+
+Deno.test("network settings: defaults, environment, and refused values", () => {
+  const d = parseConfig({}, none).network;
+  assert.equal(d.pool, "fdc1:d00::/48");
+  assert.equal(d.vniMin, 100);
+  assert.equal(d.mode, "multicast");
+  assert.equal(d.vxlanPort, 4789);
+  assert.deepEqual(d.publicBridges, []);
+  const env = {
+    UCLOUD_NET_POOL: "fd12:3456::/56",
+    UCLOUD_NET_MODE: "unicast",
+    UCLOUD_UNDERLAY: "eth1",
+    UCLOUD_UNDERLAY_ADDRESS: "fd12::7",
+    UCLOUD_PUBLIC_BRIDGES: "br0,br1",
+  } as Record<string, string>;
+  const e = parseConfig({}, (n) => env[n]).network;
+  assert.equal(e.pool, "fd12:3456::/56");
+  assert.equal(e.mode, "unicast");
+  assert.equal(e.underlayDevice, "eth1");
+  assert.equal(e.underlayAddress, "fd12::7");
+  assert.deepEqual(e.publicBridges, ["br0", "br1"]);
+  for (const network of [{ pool: "fd00::/72" }, { pool: "nope" }]) {
+    assert.throws(() => parseConfig({ network }, none), /network\.pool/);
+  }
+  assert.throws(
+    () => parseConfig({ network: { vniMin: 500, vniMax: 100 } }, none),
+    /network\.vniMin/,
+  );
+  assert.throws(
+    () => parseConfig({ network: { mode: "broadcast" } }, none),
+    /network\.mode/,
+  );
+});

@@ -24,7 +24,9 @@ import { detectUnderlay, NetDriver } from "../drivers/net/mod.ts";
 
 /** The network driver of this host, its underlay and public bridges. */
 async function hostNetwork(config: Config, log: Logger) {
-  const underlay = await detectUnderlay(config.network.underlayDevice);
+  const detected = await detectUnderlay(config.network.underlayDevice);
+  const address = config.network.underlayAddress;
+  const underlay = detected && address ? { ...detected, address } : detected;
   if (!underlay) {
     log.warn(
       "no IPv6 underlay found: private networks stay on this host (set network.underlayDevice)",
