@@ -27,7 +27,7 @@
  * directory unless `--no-write`. Progress goes to stderr.
  *
  * Usage:
- *   deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,place,vm,failover]
+ *   deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,place,vm,failover,net]
  *     [--no-write] [--n=2000] [--vms=10] [--place-vms=10000]
  *     [--hosts=100] [--policy=spread|pack]
  *
@@ -58,6 +58,7 @@ import {
   waitFor,
 } from "../tests/helpers/cluster.ts";
 import { type Policy, usage as allocUsage } from "../workers/placement.ts";
+import { benchNet, type NetResult } from "./bench_net.ts";
 import {
   Cleanup,
   countCalls,
@@ -71,10 +72,20 @@ import {
   timedPool,
 } from "./bench_util.ts";
 
-const PHASES = ["cas", "claim", "api", "place", "vm", "failover"] as const;
+const PHASES = [
+  "cas",
+  "claim",
+  "api",
+  "place",
+  "vm",
+  "failover",
+  "net",
+] as const;
 type Phase = typeof PHASES[number];
 
 const MARKER = "UCLOUD-GUEST-READY";
+/** Private networks (one port each) the net phase syncs. */
+const NET_NETWORKS = 50;
 const IN_FLIGHT = 64;
 const API_CLIENTS = 16;
 /** How often the VM phase polls etcd, QMP and the serial log. */
@@ -98,7 +109,7 @@ interface Options {
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,failover] [--no-write] [--n=N] [--vms=N] " +
+      "[--only=cas,claim,api,place,vm,failover,net] [--no-write] [--n=N] [--vms=N] " +
       "[--place-vms=N] [--hosts=N] [--policy=spread|pack]",
   );
   Deno.exit(2);
@@ -906,6 +917,58 @@ function rows(r: Results): Row[] {
       },
     );
   }
+  const net = r.net;
+  if (net) {
+    const n = `${net.networks} networks, 1 port each`;
+    out.push(
+      {
+        name: "net sync from nothing",
+        value: net.coldMs,
+        unit: "ms",
+        notes: `${n}: bridges, VXLANs, taps, 1 nft txn, radvd; ` +
+          `${net.coldPerPortMs} ms per network`,
+      },
+      {
+        name: "net re-sync, nothing changed p50",
+        value: net.noopMs.p50,
+        unit: "ms",
+        notes: `${n}; worker start and 10 s repair`,
+      },
+      {
+        name: "net add 1 network+port p50",
+        value: net.addMs.p50,
+        unit: "ms",
+        notes: `to ${n}; ${
+          round(net.addMs.p50 / net.noopMs.p50, 2)
+        } x the no-op sync`,
+      },
+      {
+        name: "net remove 1 network+port p50",
+        value: net.removeMs.p50,
+        unit: "ms",
+        notes: `deleting links waits for the kernel`,
+      },
+      {
+        name: "net remove all",
+        value: net.emptyMs,
+        unit: "ms",
+        notes: n,
+      },
+      {
+        name: "NIC hot-plug (QMP) p50",
+        value: net.plugMs.p50,
+        unit: "ms",
+        notes: `netdev_add + device_add; max ${net.plugMs.max}`,
+      },
+      {
+        name: "NIC hot-unplug p50",
+        value: net.unplugMs.p50,
+        unit: "ms",
+        notes:
+          `device_del until the guest released it (ACPI, TCG); max ${net.unplugMs.max}`,
+      },
+    );
+  }
   return out;
 }
 
@@ -930,6 +993,7 @@ interface Results {
   place?: PlaceResult;
   vm?: VmResult;
   failover?: FailoverRun[];
+  net?: NetResult;
 }
 
 async function main(): Promise<number> {
@@ -1000,6 +1064,10 @@ async function main(): Promise<number> {
         progress(`failover: ${kills} host kills with lease TTL ${ttl} s`);
         results.failover.push(await failoverRun(ttl, kills));
       }
+    }
+    if (opts.only.has("net")) {
+      progress(`net: driver sync with ${NET_NETWORKS} networks, NIC hot-plug`);
+      results.net = await benchNet(opts.quick ? 10 : NET_NETWORKS);
     }
   } finally {
     await cleanup.run();
