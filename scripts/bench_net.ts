@@ -22,7 +22,7 @@ import type {
 } from "../drivers/net/types.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
 import { run } from "../drivers/runner.ts";
-import { ensureGuest } from "../tests/helpers/cluster.ts";
+import { tinyBoot } from "../tests/helpers/cluster.ts";
 import { summarize, type Summary } from "./bench_util.ts";
 
 export interface NetResult {
@@ -163,24 +163,18 @@ async function syncBench(n: number) {
 
 /** plugNic/unplugNic of slot 1 on a running tiny guest, `REPEAT` times. */
 async function plugBench() {
-  const images = await ensureGuest();
   const dir = await Deno.makeTempDir({ prefix: "uc-bench-nic-" });
   const driver = new QemuDriver({ stateDir: dir, accel: "tcg" });
   const tap = `ucbt${rand()}`;
   const id = `vm-bench-${rand()}`;
   await run("ip", ["tuntap", "add", "dev", tap, "mode", "tap"]);
   try {
-    const tiny = `${images}/tiny`;
     const handle = await driver.start({
       id,
       name: "bench",
       cpus: 1,
       memoryMiB: 128,
-      boot: {
-        kernel: `${tiny}/vmlinux`,
-        initrd: `${tiny}/initrd.cpio.gz`,
-        append: (await Deno.readTextFile(`${tiny}/cmdline`)).trim(),
-      },
+      boot: await tinyBoot(),
     });
     try {
       // The guest must be up to release a NIC (ACPI eject).

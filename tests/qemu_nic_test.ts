@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { QemuDriver, type QemuHandle } from "../drivers/qemu/driver.ts";
 import { QmpClient } from "../drivers/qemu/qmp.ts";
 import { run } from "../drivers/runner.ts";
-import { ensureGuest, killQemus, waitFor } from "./helpers/cluster.ts";
+import { killQemus, tinyBoot, waitFor } from "./helpers/cluster.ts";
 import { guestExec, guestRun, waitConsole } from "./helpers/console.ts";
 
 const MARKER = "UCLOUD-GUEST-READY";
@@ -50,8 +50,6 @@ async function qmp<T = unknown>(
 }
 
 Deno.test("QemuDriver plugs and unplugs NICs the guest sees", async () => {
-  const images = await ensureGuest();
-  const guest = `${images}/tiny`;
   const stateDir = await Deno.makeTempDir({ prefix: "uc-nic-" });
   const suffix = crypto.randomUUID().slice(0, 6);
   const taps = [`ucn${suffix}-0`, `ucn${suffix}-1`];
@@ -67,11 +65,7 @@ Deno.test("QemuDriver plugs and unplugs NICs the guest sees", async () => {
       name: "nic test",
       cpus: 1,
       memoryMiB: 128,
-      boot: {
-        kernel: `${guest}/vmlinux`,
-        initrd: `${guest}/initrd.cpio.gz`,
-        append: (await Deno.readTextFile(`${guest}/cmdline`)).trim(),
-      },
+      boot: await tinyBoot(),
       nics: [{ slot: 0, tap: taps[0], mac: macs[0] }],
     });
     assert.equal(handle.console, `${stateDir}/vms/vm-nic/console.sock`);

@@ -34,6 +34,18 @@ export async function ensureGuest(): Promise<string> {
   return images;
 }
 
+/** The tiny guest's direct-kernel boot source, as the image store gives it. */
+export async function tinyBoot(): Promise<
+  { kernel: string; initrd: string; append: string }
+> {
+  const dir = `${await ensureGuest()}/tiny`;
+  return {
+    kernel: `${dir}/vmlinux`,
+    initrd: `${dir}/initrd.cpio.gz`,
+    append: (await Deno.readTextFile(`${dir}/cmdline`)).trim(),
+  };
+}
+
 export interface HostSpec {
   name: string;
   cpus?: number;
