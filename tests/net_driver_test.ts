@@ -1012,7 +1012,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
         assert.deepEqual(await radvdsOf([dir]), []);
         assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name), []);
         tb = await nftTable(h1.ns);
-        assert.deepEqual([...tb!.chains.keys()], ["from-ports"]);
+        assert.deepEqual([...tb!.chains.keys()], ["from-ports", "dhcp-local"]);
         assert.equal(tb!.ports.size, 0);
 
         // Teardown: no table, no device of ours.

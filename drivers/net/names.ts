@@ -9,6 +9,7 @@
  * bridgeOf({ kind: "private", vni: 0x5a, ... }); // "ucb5a"
  * tapName("vm-1", 0); // "uct" + 8 hex digits + "0"
  * nicChain("uct1a2b3c4d0"); // "nic-uct1a2b3c4d0"
+ * dhcpDeviceOf({ kind: "private", vni: 0x5a, ... }); // "ucd5a"
  * ```
  *
  * @module
@@ -25,6 +26,11 @@ export const BRIDGE_PREFIX = "ucb";
 export const VXLAN_PREFIX = "ucv";
 /** Prefix of ucloud's VM taps; the firewall drops unknown ports named so. */
 export const TAP_PREFIX = "uct";
+/**
+ * Prefix of the host end of a DHCP namespace's veth (`ucd<tag>`); the
+ * namespace itself has the same name (see {@linkcode dhcpNetnsOf}).
+ */
+export const DHCP_PREFIX = "ucd";
 /**
  * Alias (`ip link set ... alias`) of every device the driver creates: a
  * device is removed only when its name pattern AND this alias match.
@@ -62,6 +68,34 @@ function privateVni(net: NetworkSpec): number {
   }
   checkVni(net.vni);
   return net.vni;
+}
+
+/**
+ * The host end of the veth to a network's DHCP namespace: `ucd` + the VNI
+ * in hex (private, 1 to 6 digits) or + the 32-bit FNV-1a hash of the
+ * network id in 8 hex digits (public), so the two never collide.
+ */
+export function dhcpDeviceOf(net: NetworkSpec): string {
+  const tag = net.kind === "public"
+    ? fnv1a32(net.id).toString(16).padStart(8, "0")
+    : privateVni(net).toString(16);
+  return DHCP_PREFIX + tag;
+}
+
+/**
+ * The network namespace of a network's DHCP server: named like its device
+ * ({@linkcode dhcpDeviceOf}), prefixed with `<hostNetns>-` when the driver
+ * runs in a named namespace (tests acting as several hosts share
+ * `/run/netns`).
+ */
+export function dhcpNetnsOf(net: NetworkSpec, hostNetns?: string): string {
+  return (hostNetns ? `${hostNetns}-` : "") + dhcpDeviceOf(net);
+}
+
+/** Whether `name` is shaped like a namespace from {@linkcode dhcpNetnsOf}. */
+export function isDhcpNetnsName(name: string, hostNetns?: string): boolean {
+  const prefix = hostNetns ? `${hostNetns}-` : "";
+  return name.startsWith(prefix) && isDhcpDeviceName(name.slice(prefix.length));
 }
 
 /**
@@ -104,6 +138,11 @@ export function isBridgeName(name: string): boolean {
 /** Whether `name` is one of the VXLAN devices the driver names. */
 export function isVxlanName(name: string): boolean {
   return new RegExp(`^${VXLAN_PREFIX}[0-9a-f]{1,6}$`).test(name);
+}
+
+/** Whether `name` is shaped like a device from {@linkcode dhcpDeviceOf}. */
+export function isDhcpDeviceName(name: string): boolean {
+  return new RegExp(`^${DHCP_PREFIX}([0-9a-f]{1,6}|[0-9a-f]{8})$`).test(name);
 }
 
 /** Whether `name` is shaped like a tap from {@linkcode tapName}. */

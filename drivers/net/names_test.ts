@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import {
   bridgeOf,
   checkDeviceName,
+  dhcpDeviceOf,
+  dhcpNetnsOf,
   fnv1a32,
+  isDhcpDeviceName,
+  isDhcpNetnsName,
   isTapName,
   nicChain,
   tapName,
@@ -39,6 +43,25 @@ Deno.test("bridgeOf() and vxlanOf() name private networks by VNI, public ones by
   assert.throws(() => bridgeOf({ ...priv, vni: undefined }), /no VNI/);
   assert.throws(() => bridgeOf({ ...priv, vni: 0x1000000 }), RangeError);
   assert.throws(() => bridgeOf({ ...pub, bridge: "br;rm -rf" }), /Bad device/);
+});
+
+Deno.test("dhcpDeviceOf() and dhcpNetnsOf() name a network's DHCP server by VNI or by the hash of the public network's id", () => {
+  assert.equal(dhcpDeviceOf(priv), "ucdabcdef");
+  assert.equal(dhcpDeviceOf({ ...priv, vni: 5 }), "ucd5");
+  assert.equal(dhcpDeviceOf(pub), `ucd${fnv1a32("p1").toString(16)}`);
+  assert.equal(dhcpDeviceOf(pub).length, 11);
+  assert.equal(dhcpNetnsOf(priv), "ucdabcdef");
+  assert.equal(dhcpNetnsOf(priv, "uc-1a2b-h1"), "uc-1a2b-h1-ucdabcdef");
+  for (const n of [dhcpDeviceOf(priv), dhcpDeviceOf(pub), "ucd5"]) {
+    assert.ok(isDhcpDeviceName(n), n);
+  }
+  for (const n of ["ucd", "ucdabcdef0", "ucd5x", "uct5", "xucd5"]) {
+    assert.ok(!isDhcpDeviceName(n), n);
+  }
+  assert.ok(isDhcpNetnsName("uc-1a2b-h1-ucd5", "uc-1a2b-h1"));
+  assert.ok(!isDhcpNetnsName("uc-1a2b-h2-ucd5", "uc-1a2b-h1"));
+  assert.ok(!isDhcpNetnsName("uc-1a2b-h1-ucd5"));
+  assert.ok(isDhcpNetnsName("ucd5"));
 });
 
 Deno.test("tapName() is uct + 8 hex digits of FNV-1a(vm id) + the slot", () => {

@@ -8,6 +8,15 @@
  * would still move the victim's MAC to the spoofer's port in the bridge's
  * FDB. Prerouting also covers frames to the host itself.
  *
+ * A second base chain `dhcp-local` at the bridge `forward` hook keeps each
+ * host's DHCP servers (drivers/net/dhcp.ts) to this host's VMs: frames
+ * from a DHCP namespace's port (`ucd*`) to any port that is not a VM's
+ * tap (`uct*`: VXLAN devices, a public bridge's uplink) are dropped, and
+ * so are frames to a `ucd*` port from anything but a tap. Every host with
+ * a network runs its own server with the same addresses; none of them
+ * hears or answers another host's VMs. (Flooded frames pass the forward
+ * hook once per output port, so a broadcast still reaches local VMs.)
+ *
  * `planTable(current, wanted)` compares the table read from the kernel
  * with the wanted port rules and writes ONE script for `nft -f -` (one
  * atomic transaction) that touches only new, changed and removed ports:
@@ -26,11 +35,19 @@
  */
 import { parseIpv6, parsePrefix4 } from "../../core/netaddr.ts";
 import { normalizeMac } from "../../core/netaddr.ts";
-import { fnv1a32, NFT_TABLE, nicChain, TAP_PREFIX } from "./names.ts";
+import {
+  DHCP_PREFIX,
+  fnv1a32,
+  NFT_TABLE,
+  nicChain,
+  TAP_PREFIX,
+} from "./names.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 
 /** The base chain hooked at bridge prerouting. */
 export const BASE_CHAIN = "from-ports";
+/** The base chain hooked at bridge forward: DHCP servers stay local. */
+export const DHCP_CHAIN = "dhcp-local";
 /** The map `ifname : verdict` from port names to `jump nic-<port>`. */
 export const PORTS_MAP = "ports";
 /** Bridge family priority `filter`, as `nft -j` prints it. */
@@ -40,6 +57,21 @@ const T = `bridge ${NFT_TABLE}`;
 const BASE_RULES: [body: string, comment: string][] = [
   [`iifname vmap @${PORTS_MAP}`, "ports"],
   [`iifname "${TAP_PREFIX}*" counter drop`, "fail-closed"],
+];
+const DHCP_RULES: [body: string, comment: string][] = [
+  [
+    `iifname "${DHCP_PREFIX}*" oifname != "${TAP_PREFIX}*" counter drop`,
+    "dhcp-out",
+  ],
+  [
+    `oifname "${DHCP_PREFIX}*" iifname != "${TAP_PREFIX}*" counter drop`,
+    "dhcp-in",
+  ],
+];
+/** The base chains: name, hook and rules. */
+const HOOKED: { name: string; hook: string; rules: [string, string][] }[] = [
+  { name: BASE_CHAIN, hook: "prerouting", rules: BASE_RULES },
+  { name: DHCP_CHAIN, hook: "forward", rules: DHCP_RULES },
 ];
 
 /** The rules of one port's chain. */
@@ -222,7 +254,7 @@ export interface NftPlan {
 
 /**
  * The one transaction that turns `current` (null: no table) into a table
- * with the base chain and exactly the `wanted` port chains. Chains already
+ * with the base chains and exactly the `wanted` port chains. Chains already
  * holding their wanted rules and map elements already present are not
  * touched. Chains of ports not wanted (and any other hooked chain) are
  * deleted; their map elements first.
@@ -242,20 +274,21 @@ export function planTable(
   if (!current?.hasMap) {
     head.push(`add map ${T} ${PORTS_MAP} { type ifname : verdict; }`);
   }
-  const base = current?.chains.get(BASE_CHAIN);
-  const baseOk = base && base.hook === "prerouting" &&
-    base.prio === FILTER_PRIO && base.policy === "accept" &&
-    sameList(base.rules.map((r) => r.comment), BASE_RULES.map(([, c]) => c));
-  if (!baseOk) {
-    if (base && (base.hook !== "prerouting" || base.prio !== FILTER_PRIO)) {
-      head.push(`delete chain ${T} ${BASE_CHAIN}`);
+  for (const { name, hook, rules } of HOOKED) {
+    const have = current?.chains.get(name);
+    const ok = have && have.hook === hook && have.prio === FILTER_PRIO &&
+      have.policy === "accept" &&
+      sameList(have.rules.map((r) => r.comment), rules.map(([, c]) => c));
+    if (ok) continue;
+    if (have && (have.hook !== hook || have.prio !== FILTER_PRIO)) {
+      head.push(`delete chain ${T} ${name}`);
     }
     head.push(
-      `add chain ${T} ${BASE_CHAIN} { type filter hook prerouting priority filter; policy accept; }`,
+      `add chain ${T} ${name} { type filter hook ${hook} priority filter; policy accept; }`,
     );
-    if (base) head.push(`flush chain ${T} ${BASE_CHAIN}`);
-    for (const [body, comment] of BASE_RULES) {
-      head.push(`add rule ${T} ${BASE_CHAIN} ${body} comment "${comment}"`);
+    if (have) head.push(`flush chain ${T} ${name}`);
+    for (const [body, comment] of rules) {
+      head.push(`add rule ${T} ${name} ${body} comment "${comment}"`);
     }
   }
 
@@ -273,7 +306,8 @@ export function planTable(
     }
   }
   for (const chain of current?.chains.values() ?? []) {
-    if (chain.name === BASE_CHAIN || wantedChains.has(chain.name)) continue;
+    if (HOOKED.some((h) => h.name === chain.name)) continue;
+    if (wantedChains.has(chain.name)) continue;
     delChains.push(
       `flush chain ${T} ${chain.name}`,
       `delete chain ${T} ${chain.name}`,

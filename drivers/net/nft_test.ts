@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   BASE_CHAIN,
+  DHCP_CHAIN,
   type NftTable,
   parseTable,
   planTable,
@@ -38,6 +39,19 @@ function tableOf(wanted: PortRules[]): NftTable {
     prio: -200,
     policy: "accept",
     rules: ["ports", "fail-closed"].map((comment) => ({
+      handle: handle++,
+      comment,
+      packets: 0,
+      bytes: 0,
+    })),
+  });
+  t.chains.set(DHCP_CHAIN, {
+    name: DHCP_CHAIN,
+    handle: handle++,
+    hook: "forward",
+    prio: -200,
+    policy: "accept",
+    rules: ["dhcp-out", "dhcp-in"].map((comment) => ({
       handle: handle++,
       comment,
       packets: 0,
@@ -126,20 +140,23 @@ Deno.test("portRules() fingerprints what the rules enforce", () => {
   assert.throws(() => portRules(net6, { ...port, ipv6: "x" }), TypeError);
 });
 
-Deno.test("planTable() from nothing: table, map, base chain, port chain, map element in that order", () => {
+Deno.test("planTable() from nothing: table, map, base chains, port chain, map element in that order", () => {
   const r = portRules(net6, port);
   const plan = planTable(null, [r]);
   const lines = plan.script.trim().split("\n");
-  assert.deepEqual(lines.slice(0, 5), [
+  assert.deepEqual(lines.slice(0, 8), [
     "add table bridge ucloud",
     "add map bridge ucloud ports { type ifname : verdict; }",
     "add chain bridge ucloud from-ports { type filter hook prerouting priority filter; policy accept; }",
     'add rule bridge ucloud from-ports iifname vmap @ports comment "ports"',
     'add rule bridge ucloud from-ports iifname "uct*" counter drop comment "fail-closed"',
+    "add chain bridge ucloud dhcp-local { type filter hook forward priority filter; policy accept; }",
+    'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
+    'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
   ]);
-  assert.equal(lines[5], `add chain bridge ucloud ${r.chain}`);
+  assert.equal(lines[8], `add chain bridge ucloud ${r.chain}`);
   assert.deepEqual(
-    lines.slice(6, 6 + r.rules.length),
+    lines.slice(9, 9 + r.rules.length),
     r.rules.map((x) => `add rule bridge ucloud ${r.chain} ${x}`),
   );
   assert.equal(
@@ -199,6 +216,15 @@ Deno.test("planTable() repairs a base chain and a map that are not as wanted", (
     planTable(hooked, []).script,
     /^delete chain bridge ucloud from-ports\n/,
   );
+  // The DHCP isolation chain is repaired alone (rules deleted by hand).
+  const noDhcp = tableOf([]);
+  noDhcp.chains.get(DHCP_CHAIN)!.rules = [];
+  assert.deepEqual(planTable(noDhcp, []).script.trim().split("\n"), [
+    "add chain bridge ucloud dhcp-local { type filter hook forward priority filter; policy accept; }",
+    "flush chain bridge ucloud dhcp-local",
+    'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
+    'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
+  ]);
   const noMap = { ...tableOf([]), hasMap: false };
   assert.match(planTable(noMap, []).script, /^add map bridge ucloud ports/);
   assert.throws(
