@@ -1,10 +1,11 @@
 /**
  * The host network driver: converges this host's network namespace to a
  * {@linkcode HostNetState} (bridges and VXLAN devices of private networks,
- * VM ports on their bridges, the nftables port firewall, radvd) and removes
- * what is not wanted. Idempotent: a second `sync` of the same state, also
- * from a new instance after a worker restart, runs no command that changes
- * anything, so rules keep their handles and counters.
+ * VM ports on their bridges, the nftables port firewall, radvd, DHCP
+ * servers) and removes what is not wanted. Idempotent: a second `sync` of
+ * the same state, also from a new instance after a worker restart, runs no
+ * command that changes anything, so rules keep their handles and counters
+ * and daemons their pids.
  *
  * Order of one sync (a port never forwards a frame without its rules):
  * 1. bridges and VXLAN devices (FDB peers in unicast mode), created down,
@@ -12,8 +13,9 @@
  * 2. missing taps created (down, on no bridge); ports no longer wanted
  *    taken off their bridge (our taps deleted);
  * 3. every firewall change in ONE `nft -f -` transaction;
- * 4. radvd reconfigured (before ports come up, so that a VM's first
- *    router solicitation is answered);
+ * 4. radvd reconfigured; DHCP servers made, restarted or removed
+ *    (drivers/net/dhcp.ts; before ports come up, so that a VM's first
+ *    router solicitation and DHCP request are answered);
  * 5. ports join their bridge and go up; bridges and VXLANs no longer
  *    wanted are deleted.
  *
@@ -32,12 +34,14 @@ import {
   parseIpv6,
   parsePrefix6,
 } from "../../core/netaddr.ts";
-import { run } from "../runner.ts";
+import { netnsExec } from "./exec.ts";
+import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
 import {
   bridgeOf,
   checkDeviceName,
   DEVICE_ALIAS,
   isBridgeName,
+  isDhcpDeviceName,
   isTapName,
   isVxlanName,
   NFT_TABLE,
@@ -61,6 +65,8 @@ import type {
   Underlay,
 } from "./types.ts";
 
+export { netnsExec };
+
 /** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN6_OVERHEAD = 70;
 /** The default VXLAN UDP port (IANA). */
@@ -68,7 +74,10 @@ export const VXLAN_PORT = 4789;
 
 /** Options of {@linkcode NetDriver}. */
 export interface NetDriverOptions {
-  /** The worker's state directory; radvd's files go to `<stateDir>/net`. */
+  /**
+   * The worker's state directory; radvd's files go to `<stateDir>/net`,
+   * each DHCP server's to `<stateDir>/net/dhcp/<network>`.
+   */
   stateDir: string;
   /** Where VXLAN packets leave; null: private networks stay on this host. */
   underlay: Underlay | null;
@@ -99,21 +108,6 @@ interface NetPlan {
   vxlan?: string;
   /** MTU of the bridge, its VXLAN and its ports. */
   mtu: number;
-}
-
-/**
- * An {@linkcode Exec} running commands through `drivers/runner.ts`,
- * inside network namespace `netns` when given (`ip -n`/`bridge -n` for
- * iproute2, `ip netns exec` for the rest).
- */
-export function netnsExec(netns?: string): Exec {
-  if (!netns) return run;
-  return (cmd, args, opts) => {
-    if (cmd === "ip" || cmd === "bridge") {
-      return run(cmd, ["-n", netns, ...args], opts);
-    }
-    return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
-  };
 }
 
 /**
@@ -187,6 +181,8 @@ export class NetDriver {
   #exec: Exec;
   #log: Logger;
   #radvd: Radvd;
+  #dhcp: DhcpServers;
+  #netns?: string;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NetDriverOptions) {
@@ -198,6 +194,13 @@ export class NetDriver {
     this.#radvd = new Radvd({
       dir: `${opts.stateDir}/net`,
       exec: this.#exec,
+      log: this.#log,
+    });
+    this.#netns = opts.netns;
+    this.#dhcp = new DhcpServers({
+      dir: `${opts.stateDir}/net/dhcp`,
+      exec: this.#exec,
+      hostNetns: opts.netns,
       log: this.#log,
     });
     if (opts.underlay) checkDeviceName(opts.underlay.device);
@@ -223,8 +226,8 @@ export class NetDriver {
 
   /**
    * Removes everything ucloud made on this host: ports leave their bridges
-   * (our taps are deleted), then radvd, the nft table, the VXLAN devices and
-   * the private bridges go. Public bridges stay.
+   * (our taps are deleted), then radvd, the DHCP servers, the nft table,
+   * the VXLAN devices and the private bridges go. Public bridges stay.
    */
   teardown(opts: { signal?: AbortSignal } = {}): Promise<void> {
     const next = this.#queue.then(() => this.#teardown(opts.signal));
@@ -273,6 +276,17 @@ export class NetDriver {
       }
       p.mtu = br.mtu;
     }
+    const dhcpServers = [...nets.values()].flatMap((p) => {
+      const s = dhcpServerOf(p.net, {
+        bridge: p.bridge,
+        mtu: p.mtu,
+        ports: [...ports.values()].filter((x) => x.net === p).map((x) =>
+          x.port
+        ),
+        hostNetns: this.#netns,
+      });
+      return s ? [s] : [];
+    });
     for (const p of nets.values()) {
       const existing = links.get(p.bridge);
       if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
@@ -406,8 +420,10 @@ export class NetDriver {
       report.removed.push(...plan.removed);
     }
 
-    // 4. Router advertisements, before ports come up: a VM's first router
-    // solicitation (sent when its link comes up) then finds radvd.
+    // 4. Router advertisements and DHCP servers, before ports come up: a
+    // VM's first router solicitation and DHCP request (sent when its link
+    // comes up) then find radvd and dnsmasq. DHCP veths join their bridge
+    // only now, when the rules isolating them (3.) are in place.
     const ras: RadvdInterface[] = [...nets.values()]
       .filter((p) => p.net.kind === "private" && p.net.ra)
       .map((p) => ({
@@ -419,6 +435,10 @@ export class NetDriver {
     const ra = await this.#radvd.apply(ras, { signal });
     if (ra === "started") report.added.push("radvd");
     if (ra === "stopped") report.removed.push("radvd");
+    const dhcp = await this.#dhcp.apply(dhcpServers, { signal });
+    report.added.push(...dhcp.added);
+    report.changed.push(...dhcp.changed);
+    report.removed.push(...dhcp.removed);
 
     // 5. Ports join their bridges; what is no longer wanted goes.
     for (const { port, net } of ports.values()) {
@@ -639,6 +659,7 @@ export class NetDriver {
     for (const l of links.values()) if (isOurTap(l)) ports.add(l.name);
     for (const name of ports) await this.#dropPort(name, links, signal);
     await this.#radvd.stop();
+    await this.#dhcp.stopAll({ signal });
     if (table) {
       await this.#do(
         `delete table bridge ${NFT_TABLE}`,
@@ -705,10 +726,11 @@ export class NetDriver {
         throw new TypeError(`Duplicate port ${port.name}`);
       }
       if (
-        ours.has(port.name) || isBridgeName(port.name) || isVxlanName(port.name)
+        ours.has(port.name) || isBridgeName(port.name) ||
+        isVxlanName(port.name) || isDhcpDeviceName(port.name)
       ) {
         throw new TypeError(
-          `Port ${port.name} has the name of a bridge or VXLAN`,
+          `Port ${port.name} has the name of a bridge, VXLAN or DHCP device`,
         );
       }
       const net = nets.get(port.network);

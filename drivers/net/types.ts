@@ -76,7 +76,10 @@ export interface Underlay {
 export interface SyncReport {
   added: string[];
   removed: string[];
-  /** Port chains whose rules were replaced in place (the port spec changed). */
+  /**
+   * Port chains whose rules were replaced in place (the port spec changed),
+   * and DHCP devices (`ucd...`) whose dnsmasq was restarted.
+   */
   changed?: string[];
 }
 

@@ -1,0 +1,720 @@
+/**
+ * DHCPv4 and DHCPv6 for networks that ask for them (`NetworkSpec.dhcp`).
+ * Each such network with a port on this host gets ONE dnsmasq in its own
+ * small network namespace (the "DHCP namespace", named like its device,
+ * see `dhcpNetnsOf`), joined to the network's bridge by a veth: the host
+ * end `ucd<tag>` (alias `ucloud-net`) is a bridge port, the peer is `eth0`
+ * in the namespace with `<subnet+1>/len` (DHCPv4) and `<prefix>::1/64`
+ * (DHCPv6). The server's addresses thus stay out of the host's routing.
+ *
+ * dnsmasq serves only this host's ports of the network, each by MAC, with
+ * the address of its `PortSpec` (static ranges: nobody else gets an
+ * answer). DHCPv6 matches the MAC too: dnsmasq takes an on-link client's
+ * MAC from its neighbour table, whatever DUID the client sends.
+ *
+ * Pure builders (`dhcpServerOf`, `dnsmasqConfig`) are kept apart from
+ * {@linkcode DhcpServers}, which converges namespaces, veths, addresses
+ * and daemons: it starts dnsmasq (which daemonizes, so it outlives the
+ * worker), restarts it when its config changed, and removes what no
+ * network needs. A daemon is found by its pidfile and checked against
+ * `/proc/<pid>/cmdline` before any signal.
+ *
+ * The hosts are `dhcp-host` lines of the config, not a `--dhcp-hostsfile`
+ * reread on SIGHUP: dnsmasq reads the config as root and then runs as
+ * `nobody`, which cannot read a file in a private state directory (mode
+ * 0700) later. So a changed port set restarts dnsmasq (a few ms; leases
+ * and the server DUID are kept in the lease file), and dnsmasq keeps
+ * running without root.
+ *
+ * @example
+ * ```ts
+ * const dhcp = new DhcpServers({ dir: "/var/lib/ucloud/net/dhcp", exec: run });
+ * const s = dhcpServerOf(net, { bridge: "ucb5", mtu: 1430, ports });
+ * if (s) await dhcp.apply([s]);
+ * await dhcp.stopAll();
+ * ```
+ *
+ * @module
+ */
+import type { Logger } from "../../core/log.ts";
+import {
+  formatIpv4,
+  formatIpv6,
+  normalizeMac,
+  parseIpv4,
+  parseIpv6,
+  parsePrefix4,
+  parsePrefix6,
+} from "../../core/netaddr.ts";
+import { netnsExec } from "./exec.ts";
+import {
+  checkDeviceName,
+  DEVICE_ALIAS,
+  dhcpDeviceOf,
+  dhcpNetnsOf,
+  isDhcpDeviceName,
+  isDhcpNetnsName,
+} from "./names.ts";
+import type { Exec, NetworkSpec, PortSpec } from "./types.ts";
+
+/** Lease time of every address (DHCPv4 and DHCPv6). */
+export const DHCP_LEASE = "1h";
+
+/** A client the server answers: one local port of the network. */
+export interface DhcpHost {
+  mac: string;
+  /** Offered by DHCPv4. */
+  ipv4?: string;
+  /** Offered by DHCPv6. */
+  ipv6?: string;
+}
+
+/** One network's DHCP server on this host. */
+export interface DhcpServer {
+  network: string;
+  /** Host end of the veth, a port of `bridge`. */
+  device: string;
+  /** The DHCP namespace. */
+  netns: string;
+  bridge: string;
+  mtu: number;
+  /** DHCPv4: the subnet and the server's `<subnet+1>/len`. */
+  v4?: { subnet: string; address: string };
+  /** DHCPv6: the /64 and the server's `<prefix>::1/64`. */
+  v6?: { prefix: string; address: string };
+  /** Sorted by MAC. */
+  hosts: DhcpHost[];
+}
+
+const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * The DHCP server `net` needs on this host, or null when it asks for none.
+ * `ports` are this host's ports (those of other networks are skipped).
+ * DHCPv4 serves the ports with an `ipv4`. Throws a TypeError when DHCPv4
+ * is asked without an IPv4 subnet, when an address lies outside the
+ * network or on the server's, or when two ports have one MAC.
+ */
+export function dhcpServerOf(
+  net: NetworkSpec,
+  { bridge, mtu, ports, hostNetns }: {
+    bridge: string;
+    mtu: number;
+    ports: PortSpec[];
+    /** The driver's named namespace, if any (see `dhcpNetnsOf`). */
+    hostNetns?: string;
+  },
+): DhcpServer | null {
+  if (!net.dhcp.v4 && !net.dhcp.v6) return null;
+  if (!NETWORK_RE.test(net.id)) {
+    throw new TypeError(`Bad network id ${JSON.stringify(net.id)}`);
+  }
+  checkDeviceName(bridge);
+  const s: DhcpServer = {
+    network: net.id,
+    device: dhcpDeviceOf(net),
+    netns: dhcpNetnsOf(net, hostNetns),
+    bridge,
+    mtu,
+    hosts: [],
+  };
+  let v4: { first: number; last: number; server: number } | undefined;
+  if (net.dhcp.v4) {
+    if (!net.ipv4) {
+      throw new TypeError(`Network ${net.id}: DHCPv4 needs an ipv4 subnet`);
+    }
+    const p = parsePrefix4(net.ipv4);
+    const size = 2 ** (32 - p.length);
+    v4 = {
+      first: p.network + 2,
+      last: p.network + size - 2,
+      server: p.network + 1,
+    };
+    s.v4 = {
+      subnet: `${formatIpv4(p.network)}/${p.length}`,
+      address: `${formatIpv4(v4.server)}/${p.length}`,
+    };
+  }
+  let v6: { network: bigint; server: bigint } | undefined;
+  if (net.dhcp.v6) {
+    const p = parsePrefix6(net.prefix);
+    if (p.length !== 64) {
+      throw new TypeError(
+        `Network ${net.id}: prefix ${net.prefix} is not a /64`,
+      );
+    }
+    v6 = { network: p.network, server: p.network + 1n };
+    s.v6 = {
+      prefix: `${formatIpv6(p.network)}/64`,
+      address: `${formatIpv6(v6.server)}/64`,
+    };
+  }
+  const byMac = new Map<string, string>();
+  for (const port of ports) {
+    if (port.network !== net.id) continue;
+    const mac = normalizeMac(port.mac);
+    const other = byMac.get(mac);
+    if (other) {
+      throw new TypeError(`Ports ${other} and ${port.name} have MAC ${mac}`);
+    }
+    byMac.set(mac, port.name);
+    const host: DhcpHost = { mac };
+    if (v4 && port.ipv4) {
+      const n = parseIpv4(port.ipv4);
+      if (n < v4.first || n > v4.last) {
+        throw new TypeError(
+          `Port ${port.name}: ${port.ipv4} is not a client address of ${
+            s.v4!.subnet
+          }`,
+        );
+      }
+      host.ipv4 = formatIpv4(n);
+    }
+    if (v6) {
+      const n = parseIpv6(port.ipv6);
+      if (n >> 64n !== v6.network >> 64n || n === v6.server) {
+        throw new TypeError(
+          `Port ${port.name}: ${port.ipv6} is not a client address of ${
+            s.v6!.prefix
+          }`,
+        );
+      }
+      host.ipv6 = formatIpv6(n);
+    }
+    if (host.ipv4 || host.ipv6) s.hosts.push(host);
+  }
+  s.hosts.sort((a, b) => a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0);
+  return s;
+}
+
+/** Where a server's files are: `<dir>/dnsmasq.conf`, `leases`, ... */
+export function dhcpFiles(dir: string) {
+  return {
+    conf: `${dir}/dnsmasq.conf`,
+    leases: `${dir}/leases`,
+    pid: `${dir}/dnsmasq.pid`,
+    log: `${dir}/dnsmasq.log`,
+  };
+}
+
+/**
+ * The dnsmasq config of `s` with its files in `dir`: no DNS (`port=0`),
+ * nothing read from the host (`no-resolv`, `no-hosts`), only `eth0`,
+ * static ranges (only the `dhcp-host`s are answered, one per host:
+ * `<mac>[,<ipv4>][,[<ipv6>]]`), no router option (the server routes
+ * nothing), authoritative (renewals after a restart are answered), DHCP
+ * messages logged only when they fail.
+ */
+export function dnsmasqConfig(s: DhcpServer, dir: string): string {
+  const f = dhcpFiles(dir);
+  const out = [
+    `# Written by ucloud (drivers/net/dhcp.ts) for network ${s.network}; changes are overwritten.`,
+    "port=0",
+    "no-resolv",
+    "no-hosts",
+    "bind-interfaces",
+    "interface=eth0",
+    "dhcp-authoritative",
+  ];
+  if (s.v4) {
+    const p = parsePrefix4(s.v4.subnet);
+    const mask = formatIpv4(2 ** 32 - 2 ** (32 - p.length));
+    out.push(
+      `dhcp-range=${formatIpv4(p.network)},static,${mask},${DHCP_LEASE}`,
+      "dhcp-option=option:router",
+    );
+  }
+  if (s.v6) {
+    const p = parsePrefix6(s.v6.prefix);
+    out.push(`dhcp-range=${formatIpv6(p.network)},static,64,${DHCP_LEASE}`);
+  }
+  for (const h of s.hosts) {
+    const addrs = [h.ipv4, h.ipv6 && `[${h.ipv6}]`].filter(Boolean);
+    out.push(`dhcp-host=${[h.mac, ...addrs].join(",")}`);
+  }
+  out.push(
+    `dhcp-leasefile=${f.leases}`,
+    `pid-file=${f.pid}`,
+    `log-facility=${f.log}`,
+    "quiet-dhcp",
+    "quiet-dhcp6",
+  );
+  return out.join("\n") + "\n";
+}
+
+/** What {@linkcode DhcpServers.apply} did, by device name. */
+export interface DhcpChange {
+  /** Servers made (namespace, veth, daemon). */
+  added: string[];
+  /** Servers whose daemon was restarted (config changed) or started again. */
+  changed: string[];
+  /** Servers removed. */
+  removed: string[];
+}
+
+/** Options of {@linkcode DhcpServers}. */
+export interface DhcpServersOptions {
+  /** One directory per network: `<dir>/<network>/` (created). */
+  dir: string;
+  /** Runs commands in the host's namespace (where the bridges are). */
+  exec: Exec;
+  /** The driver's named namespace, if any (see `dhcpNetnsOf`). */
+  hostNetns?: string;
+  /** Runs commands in a DHCP namespace. */
+  nsExec?: (netns: string) => Exec;
+  log?: Logger;
+}
+
+interface Veth {
+  master?: string;
+  up: boolean;
+  mtu: number;
+  alias?: string;
+}
+
+/** This host's DHCP servers, found by their names and pidfiles. */
+export class DhcpServers {
+  readonly dir: string;
+  #exec: Exec;
+  #root: Exec;
+  #nsExec: (netns: string) => Exec;
+  #hostNetns?: string;
+  #log?: Logger;
+
+  constructor(
+    { dir, exec, hostNetns, nsExec = netnsExec, log }: DhcpServersOptions,
+  ) {
+    this.dir = dir;
+    this.#exec = exec;
+    this.#root = nsExec("");
+    this.#nsExec = nsExec;
+    this.#hostNetns = hostNetns;
+    this.#log = log;
+  }
+
+  /**
+   * Makes exactly `servers` run: each one's namespace, veth, addresses and
+   * daemon; everything of other networks goes. A server as wanted is not
+   * touched (same pid). Throws naming the server and the failed step; the
+   * next call picks up from there (a half-made server is made again).
+   */
+  async apply(
+    servers: DhcpServer[],
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<DhcpChange> {
+    const change: DhcpChange = { added: [], changed: [], removed: [] };
+    for (const key of ["network", "device", "netns"] as const) {
+      const seen = new Set<string>();
+      for (const s of servers) {
+        if (seen.has(s[key])) {
+          throw new TypeError(`Two DHCP servers have ${key} ${s[key]}`);
+        }
+        seen.add(s[key]);
+      }
+    }
+    const veths = await this.#veths(signal);
+    for (const s of servers) {
+      try {
+        await this.#converge(s, veths, change, signal);
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new Error(
+          `Cannot run the DHCP server of network ${s.network}: ${msg}`,
+          { cause: err },
+        );
+      }
+    }
+    await this.#removeOthers(servers, veths, change, signal);
+    return change;
+  }
+
+  /** Removes every DHCP server and the directory; the devices removed. */
+  async stopAll({ signal }: { signal?: AbortSignal } = {}): Promise<string[]> {
+    const change: DhcpChange = { added: [], changed: [], removed: [] };
+    await this.#removeOthers([], await this.#veths(signal), change, signal);
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    return change.removed;
+  }
+
+  /**
+   * The pid of the dnsmasq serving `network`, or null: the pidfile's pid
+   * must be alive and its command line must be dnsmasq with this config.
+   */
+  async pid(network: string): Promise<number | null> {
+    const f = dhcpFiles(this.#dirOf(network));
+    const text = await Deno.readTextFile(f.pid).catch(() => "");
+    const pid = Number(text.trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    return isDnsmasqOf(pid, f.conf) ? pid : null;
+  }
+
+  #dirOf(network: string): string {
+    if (!NETWORK_RE.test(network)) {
+      throw new TypeError(`Bad network id ${JSON.stringify(network)}`);
+    }
+    return `${this.dir}/${network}`;
+  }
+
+  async #converge(
+    s: DhcpServer,
+    veths: Map<string, Veth>,
+    change: DhcpChange,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const ns = this.#nsExec(s.netns);
+    const host = veths.get(s.device);
+    if (host && host.alias !== DEVICE_ALIAS) {
+      throw new Error(`a device ${s.device} exists and is not ucloud's`);
+    }
+    let inner = host && await exists(`/run/netns/${s.netns}`)
+      ? await this.#inner(s.netns, signal)
+      : null;
+    let fresh = false;
+    if (!host || !inner) {
+      // Missing or half made: start over.
+      await this.#remove(s.network, s.device, s.netns, !!host, signal);
+      await this.#create(s, signal);
+      change.added.push(s.device);
+      fresh = true;
+      inner = { up: false, mtu: 0, addrs: [] };
+    }
+
+    const want = [s.v4?.address, s.v6?.address].filter((a): a is string => !!a)
+      .map(canonicalAddr);
+    for (const a of inner.addrs) {
+      if (want.includes(a)) continue;
+      await ns("ip", ["addr", "del", a, "dev", "eth0"], { signal });
+    }
+    for (const a of want) {
+      if (inner.addrs.includes(a)) continue;
+      const v6 = a.includes(":") ? ["nodad"] : [];
+      await ns("ip", ["addr", "add", a, "dev", "eth0", ...v6], { signal });
+    }
+    if (!inner.up || inner.mtu !== s.mtu) {
+      await ns("ip", ["link", "set", "eth0", "mtu", String(s.mtu), "up"], {
+        signal,
+      });
+    }
+    if (
+      fresh || host?.master !== s.bridge || !host.up || host.mtu !== s.mtu
+    ) {
+      await this.#exec("ip", [
+        "link",
+        "set",
+        s.device,
+        "master",
+        s.bridge,
+        "mtu",
+        String(s.mtu),
+        "up",
+      ], { signal, timeoutMs: 10_000 });
+    }
+    const daemon = await this.#daemon(s, signal);
+    if (daemon !== "unchanged" && !fresh) change.changed.push(s.device);
+  }
+
+  /** Starts or restarts dnsmasq unless it runs with the wanted config. */
+  async #daemon(
+    s: DhcpServer,
+    signal?: AbortSignal,
+  ): Promise<"started" | "unchanged"> {
+    const dir = this.#dirOf(s.network);
+    const f = dhcpFiles(dir);
+    const conf = dnsmasqConfig(s, dir);
+    const pid = await this.pid(s.network);
+    const read = (p: string) => Deno.readTextFile(p).catch(() => null);
+    if (pid !== null && await read(f.conf) === conf) return "unchanged";
+
+    await Deno.mkdir(dir, { recursive: true });
+    const tmp = `${f.conf}.new`;
+    await Deno.writeTextFile(tmp, conf, { mode: 0o600 });
+    await Deno.chmod(tmp, 0o600);
+    try {
+      await this.#exec("dnsmasq", ["--test", `--conf-file=${tmp}`], {
+        signal,
+        timeoutMs: 10_000,
+      });
+    } catch (err) {
+      await Deno.remove(tmp).catch(() => {});
+      throw new Error(`dnsmasq refuses config ${tmp}`, { cause: err });
+    }
+    await Deno.rename(tmp, f.conf);
+    if (pid !== null) await stopPid(pid, f.conf);
+    await this.#killStrays(s.netns);
+    await Deno.remove(f.pid).catch(() => {});
+    await this.#nsExec(s.netns)("dnsmasq", [`--conf-file=${f.conf}`], {
+      signal,
+      timeoutMs: 10_000,
+    });
+    const end = Date.now() + 5_000;
+    while (true) {
+      const started = await this.pid(s.network);
+      if (started !== null) {
+        this.#log?.info(
+          pid === null ? "dnsmasq started" : "dnsmasq restarted",
+          {
+            network: s.network,
+            pid: started,
+            netns: s.netns,
+            hosts: s.hosts.length,
+          },
+        );
+        return "started";
+      }
+      if (Date.now() > end) {
+        const tail = await read(f.log) ?? "";
+        throw new Error(
+          `dnsmasq did not start (no live pid in ${f.pid}): ${
+            tail.trim().split("\n").slice(-3).join("; ")
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
+   * Makes the namespace and the veth (host end down, on no bridge). The
+   * veth is made and labelled inside the new namespace, then its host end
+   * moves to the host: the host never has a `ucd*` device without the
+   * label (which would block the name for good).
+   */
+  async #create(s: DhcpServer, signal?: AbortSignal): Promise<void> {
+    const opts = { signal, timeoutMs: 10_000 };
+    const ns = this.#nsExec(s.netns);
+    const mtu = String(s.mtu);
+    await this.#root("ip", ["netns", "add", s.netns], opts);
+    // No DAD (addresses usable at once), never addresses from tenant RAs.
+    await ns("sysctl", [
+      "-q",
+      "-w",
+      "net/ipv6/conf/default/accept_dad=0",
+      "net/ipv6/conf/default/accept_ra=0",
+      "net/ipv6/conf/default/autoconf=0",
+    ], opts);
+    await ns("ip", [
+      "link",
+      "add",
+      s.device,
+      "mtu",
+      mtu,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "mtu",
+      mtu,
+    ], opts);
+    await ns("ip", ["link", "set", s.device, "alias", DEVICE_ALIAS], opts);
+    await ns("ip", [
+      "link",
+      "set",
+      s.device,
+      "netns",
+      this.#hostNetns ?? String(Deno.pid),
+    ], opts);
+    await this.#exec("sysctl", [
+      "-q",
+      "-w",
+      `net/ipv6/conf/${s.device}/disable_ipv6=1`,
+    ], opts);
+  }
+
+  /**
+   * Removes a server: its daemon, its veth (when `hasDevice`), its
+   * namespace; the files stay (the caller decides).
+   */
+  async #remove(
+    network: string,
+    device: string,
+    netns: string,
+    hasDevice: boolean,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const pid = await this.pid(network);
+    if (pid !== null) {
+      await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+      this.#log?.info("dnsmasq stopped", { network, pid });
+    }
+    const opts = { signal, timeoutMs: 10_000 };
+    if (hasDevice) await this.#exec("ip", ["link", "del", device], opts);
+    if (await exists(`/run/netns/${netns}`)) {
+      await this.#killStrays(netns);
+      await this.#root("ip", ["netns", "del", netns], opts);
+    }
+  }
+
+  async #removeOthers(
+    servers: DhcpServer[],
+    veths: Map<string, Veth>,
+    change: DhcpChange,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const opts = { signal, timeoutMs: 10_000 };
+    const networks = new Set(servers.map((s) => s.network));
+    const devices = new Set(servers.map((s) => s.device));
+    const namespaces = new Set(servers.map((s) => s.netns));
+    for (const network of await dirNames(this.dir)) {
+      if (networks.has(network) || !NETWORK_RE.test(network)) continue;
+      const pid = await this.pid(network);
+      if (pid !== null) {
+        await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+        this.#log?.info("dnsmasq stopped", { network, pid });
+      }
+      await Deno.remove(this.#dirOf(network), { recursive: true });
+    }
+    for (const [name, l] of veths) {
+      if (
+        devices.has(name) || l.alias !== DEVICE_ALIAS || !isDhcpDeviceName(name)
+      ) continue;
+      await this.#exec("ip", ["link", "del", name], opts);
+      change.removed.push(name);
+    }
+    const { stdout } = await this.#root("ip", ["netns", "list"], opts);
+    for (const line of stdout.split("\n")) {
+      const name = line.split(" ")[0];
+      if (!name || namespaces.has(name)) continue;
+      if (!isDhcpNetnsName(name, this.#hostNetns)) continue;
+      await this.#killStrays(name);
+      await this.#root("ip", ["netns", "del", name], opts);
+    }
+  }
+
+  /** Stops every dnsmasq of ours in `netns` (e.g. one whose pidfile is gone). */
+  async #killStrays(netns: string): Promise<void> {
+    const { stdout } = await this.#root("ip", ["netns", "pids", netns], {
+      timeoutMs: 10_000,
+    });
+    for (const pid of stdout.split(/\s+/).filter(Boolean).map(Number)) {
+      const conf = confOf(pid);
+      if (conf?.startsWith(`${this.dir}/`)) await stopPid(pid, conf);
+    }
+  }
+
+  async #veths(signal?: AbortSignal): Promise<Map<string, Veth>> {
+    const { stdout } = await this.#exec("ip", [
+      "-j",
+      "link",
+      "show",
+      "type",
+      "veth",
+    ], { signal, timeoutMs: 10_000 });
+    const out = new Map<string, Veth>();
+    for (
+      const l of JSON.parse(stdout || "[]") as {
+        ifname: string;
+        flags?: string[];
+        mtu: number;
+        master?: string;
+        ifalias?: string;
+      }[]
+    ) {
+      out.set(l.ifname, {
+        master: l.master,
+        up: l.flags?.includes("UP") ?? false,
+        mtu: l.mtu,
+        alias: l.ifalias,
+      });
+    }
+    return out;
+  }
+
+  /** The namespace's eth0 (state and global addresses); null without one. */
+  async #inner(
+    netns: string,
+    signal?: AbortSignal,
+  ): Promise<{ up: boolean; mtu: number; addrs: string[] } | null> {
+    let stdout: string;
+    try {
+      ({ stdout } = await this.#nsExec(netns)("ip", [
+        "-j",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+      ], { signal, timeoutMs: 10_000 }));
+    } catch {
+      return null;
+    }
+    const [l] = JSON.parse(stdout || "[]") as {
+      flags?: string[];
+      mtu: number;
+      addr_info?: {
+        family: string;
+        local: string;
+        prefixlen: number;
+        scope: string;
+      }[];
+    }[];
+    if (!l) return null;
+    return {
+      up: l.flags?.includes("UP") ?? false,
+      mtu: l.mtu,
+      addrs: (l.addr_info ?? []).filter((a) => a.scope === "global").map((a) =>
+        canonicalAddr(`${a.local}/${a.prefixlen}`)
+      ),
+    };
+  }
+}
+
+function canonicalAddr(a: string): string {
+  const [addr, len] = a.split("/");
+  return `${
+    addr.includes(":")
+      ? formatIpv6(parseIpv6(addr))
+      : formatIpv4(parseIpv4(addr))
+  }/${len}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function dirNames(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) out.push(e.name);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return out;
+}
+
+/** The `--conf-file` of live dnsmasq `pid`; null when it is not one. */
+function confOf(pid: number): string | null {
+  try {
+    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    if (!/(^|\/)dnsmasq$/.test(args[0])) return null;
+    const conf = args.find((a) => a.startsWith("--conf-file="));
+    return conf ? conf.slice("--conf-file=".length) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `pid` is a live dnsmasq run with `--conf-file=<conf>`. */
+function isDnsmasqOf(pid: number, conf: string): boolean {
+  return confOf(pid) === conf;
+}
+
+/** SIGTERM, then SIGKILL after 3 s; only while `pid` is that dnsmasq. */
+async function stopPid(pid: number, conf: string): Promise<void> {
+  if (!isDnsmasqOf(pid, conf)) return;
+  Deno.kill(pid, "SIGTERM");
+  const end = Date.now() + 3_000;
+  while (isDnsmasqOf(pid, conf)) {
+    if (Date.now() > end) {
+      Deno.kill(pid, "SIGKILL");
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
