@@ -178,6 +178,12 @@ export function networks({ store, config }: Deps) {
       if (input.mode) {
         throw new InvalidError("mode", "mode is for private networks only");
       }
+      if (input.dhcp?.v4 || input.dhcp?.v6) {
+        throw new InvalidError(
+          "dhcp",
+          "DHCP is for private networks only: a public network's router serves it",
+        );
+      }
     } else if (input.bridge) {
       throw new InvalidError("bridge", "bridge is for public networks only");
     }

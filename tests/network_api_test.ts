@@ -157,6 +157,18 @@ Deno.test({
               "prefix",
             ],
             [{ name: "x", bridge: "br0" }, ADMIN, 400, "bridge"],
+            [
+              {
+                name: "x",
+                kind: "public",
+                bridge: "br0",
+                prefix: "fd00:3::/64",
+                dhcp: { v6: true },
+              },
+              ADMIN,
+              400,
+              "dhcp",
+            ],
             [{ name: "x", prefix: "fd00:2::/56" }, ADMIN, 400, "prefix"],
             [{ name: "x", prefix: "fd00:2::1/64" }, ADMIN, 400, "prefix"],
             [{ name: "x", prefix: "nonsense" }, ADMIN, 400, "prefix"],
