@@ -90,6 +90,24 @@ async function radvdRuns(net: HostNet, name: string): Promise<boolean> {
   return false;
 }
 
+/** Prints each host's VXLAN devices, FDB, multicast groups and nft table. */
+async function printNet(net: HostNet): Promise<void> {
+  for (const h of net.hosts.keys()) {
+    for (
+      const cmd of [
+        ["ip", "-d", "link", "show"],
+        ["bridge", "fdb", "show"],
+        ["ip", "-6", "maddr", "show"],
+        ["ip", "-6", "addr", "show"],
+        ["nft", "list", "ruleset"],
+      ]
+    ) {
+      const out = await inHost(net, h, ...cmd).catch((e) => String(e));
+      console.error(`--- ${h}: ${cmd.join(" ")}\n${out}`);
+    }
+  }
+}
+
 async function vmDoc(c: Cluster, id: string): Promise<Vm | null> {
   return (await c.store.get(keys.vm(id), Vm))?.value ?? null;
 }
@@ -126,7 +144,13 @@ Deno.test({
     "networks end to end: two qemu guests on two hosts: SLAAC as predicted, ping over VXLAN, hot-plug, cleanup",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn(t) {
+  async fn(ctx) {
+    // A failed step stops the test, so the logs and the network get printed.
+    const t = {
+      step: async (name: string, fn: () => Promise<void>) => {
+        if (!await ctx.step(name, fn)) throw new Error(`step failed: ${name}`);
+      },
+    };
     const c = await startCluster({ leaseTtlSeconds: 3 });
     const net = await createHostNet(HOSTS);
     try {
@@ -364,6 +388,7 @@ Deno.test({
       );
     } catch (err) {
       await c.printLogs();
+      await printNet(net);
       throw err;
     } finally {
       await c.stop();
