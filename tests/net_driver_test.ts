@@ -22,6 +22,7 @@ import { createHostNet, type HostNet } from "./helpers/netns.ts";
 import { captureLog } from "./helpers/otp.ts";
 import {
   capture,
+  daemonsIn,
   ETH,
   frame,
   globalAddrs,
@@ -125,7 +126,7 @@ async function withHosts(names: string[], f: (env: Env) => Promise<void>) {
       }).teardown().catch((e) => errors.push(e));
     }
     await vms.destroy().catch((e) => errors.push(e));
-    const radvds = await radvdsOf([...dirs.values()]);
+    const radvds = await daemonsIn([...dirs.values()], /radvd$/);
     for (const pid of radvds) Deno.kill(pid, "SIGKILL");
     await net.destroy().catch((e) => errors.push(e));
     for (const d of dirs.values()) await Deno.remove(d, { recursive: true });
@@ -136,24 +137,6 @@ async function withHosts(names: string[], f: (env: Env) => Promise<void>) {
       assert.deepEqual(vmLeft, [], "VM namespaces left");
     }
   }
-}
-
-/** Pids of live radvd processes whose config lies in one of `dirs`. */
-async function radvdsOf(dirs: string[]): Promise<number[]> {
-  const pids: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const args = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split(
-        "\0",
-      );
-      if (!/radvd$/.test(args[0])) continue;
-      if (dirs.some((d) => args.some((a) => a.startsWith(`${d}/`)))) {
-        pids.push(Number(e.name));
-      }
-    } catch { /* exited */ }
-  }
-  return pids;
 }
 
 async function nftTable(ns: string): Promise<NftTable | null> {
@@ -987,7 +970,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
         assert.ok(tb?.ports.has(x.port));
         assert.ok(
           // radvd and its privilege-separation child
-          (await radvdsOf([dir])).length >= 1,
+          (await daemonsIn([dir], /radvd$/)).length >= 1,
           "radvd still serves n6",
         );
 
@@ -1009,7 +992,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
         l = await links(h1.ns);
         assert.equal(l.has("ucb201"), false);
         assert.equal(l.has(tapPort.name), false, "our tap is deleted");
-        assert.deepEqual(await radvdsOf([dir]), []);
+        assert.deepEqual(await daemonsIn([dir], /radvd$/), []);
         assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name), []);
         tb = await nftTable(h1.ns);
         assert.deepEqual([...tb!.chains.keys()], ["from-ports", "dhcp-local"]);
@@ -1030,7 +1013,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
           [...l.values()].filter((k) => k.master).map((k) => k.ifname),
           [],
         );
-        assert.deepEqual(await radvdsOf([dir]), []);
+        assert.deepEqual(await daemonsIn([dir], /radvd$/), []);
       },
     );
   });

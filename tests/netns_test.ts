@@ -278,7 +278,7 @@ Deno.test("destroy kills what runs in the namespaces and leaves no namespace, ve
     assert.ok(!(await ipOut("netns", "list")).includes(`uc-${net.id}-`));
     const links = await ipOut("-br", "link");
     assert.ok(!links.includes(net.bridge), links);
-    assert.ok(!links.includes(`uc${net.id}v`), links);
+    assert.ok(!links.includes(`ucx${net.id}v`), links);
     assert.ok(!(await ipOut("-6", "addr")).includes(`fd75:c10d:${net.id}:`));
     await net.destroy(); // idempotent
   } finally {

@@ -244,6 +244,13 @@ export class NetDriver {
     };
     const { nets, ports } = this.#plan(state);
     let links = await this.#links(signal);
+    // Nothing wanted and nothing of ours here (a host that never had a VM
+    // with a NIC): leave the host as it is, without even an empty table.
+    if (
+      nets.size === 0 && ports.size === 0 &&
+      ![...links.values()].some((l) => l.alias === DEVICE_ALIAS) &&
+      !(await this.#nftTable(signal))
+    ) return report;
 
     // Everything that must already exist, before anything changes.
     let underlayMtu = 1500;

@@ -177,7 +177,7 @@ async function teardown(id: string): Promise<void> {
   const nses = (await listNetns()).filter((n) => n.startsWith(`uc-${id}-`));
   for (const ns of nses) await killAllIn(ns);
   for (const l of await listLinks()) {
-    if (l.name.startsWith(`uc${id}v`)) await ipQuiet("link", "del", l.name);
+    if (l.name.startsWith(`ucx${id}v`)) await ipQuiet("link", "del", l.name);
   }
   for (const ns of nses) await ipQuiet("netns", "del", ns);
   await ipQuiet("link", "del", `ucbr${id}`);
@@ -189,7 +189,7 @@ async function leftovers(id: string): Promise<string[]> {
     ...(await listNetns()).filter((n) => n.startsWith(`uc-${id}-`))
       .map((n) => `netns ${n}`),
     ...(await listLinks()).map((l) => l.name)
-      .filter((n) => n === `ucbr${id}` || n.startsWith(`uc${id}v`))
+      .filter((n) => n === `ucbr${id}` || n.startsWith(`ucx${id}v`))
       .map((n) => `link ${n}`),
   ];
 }
@@ -223,7 +223,7 @@ export async function sweepStaleHostNets(): Promise<string[]> {
 /**
  * Creates the bridge `ucbr<rand>` (fd75:c10d:<rand>::1/64) and, for host i,
  * namespace `uc-<rand>-<name>` whose `eth0` (fd75:c10d:<rand>::<i+2>/64) is
- * a veth to `uc<rand>v<i>` on the bridge. On failure everything made so far
+ * a veth to `ucx<rand>v<i> (never a name of drivers/net: ucb, ucv, uct, ucd)` on the bridge. On failure everything made so far
  * is removed.
  */
 export async function createHostNet(
@@ -272,7 +272,7 @@ export async function createHostNet(
       name,
       ns: `uc-${id}-${name}`,
       address: `${ULA_PREFIX}:${id}::${(i + 2).toString(16)}`,
-      vethRoot: `uc${id}v${i}`,
+      vethRoot: `ucx${id}v${i}`,
     })
   );
 

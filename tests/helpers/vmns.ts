@@ -765,3 +765,27 @@ export async function dhcp6(
   ], { timeoutMs: 2 * waitMs + 10_000 });
   return stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
 }
+
+/**
+ * Pids of live processes whose program name matches `name` and one of
+ * whose arguments names a file under one of `dirs` (daemons a test's
+ * driver started: radvd, dnsmasq).
+ */
+export async function daemonsIn(
+  dirs: string[],
+  name: RegExp,
+): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const args = (await Deno.readTextFile(`/proc/${e.name}/cmdline`))
+        .split("\0");
+      if (!name.test(args[0])) continue;
+      if (dirs.some((d) => args.some((a) => a.includes(`${d}/`)))) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* exited */ }
+  }
+  return pids;
+}
