@@ -179,3 +179,30 @@ Deno.test("QemuDriver plugs and unplugs NICs the guest sees", async () => {
     await Deno.remove(stateDir, { recursive: true });
   }
 });
+
+Deno.test("a NIC plugged and unplugged while the guest still boots is released once it is up", async () => {
+  const stateDir = await Deno.makeTempDir({ prefix: "uc-nic-early-" });
+  const tap = `ucn${crypto.randomUUID().slice(0, 6)}-e`;
+  try {
+    await run("ip", ["tuntap", "add", "dev", tap, "mode", "tap"]);
+    const driver = new QemuDriver({ stateDir, accel: "tcg" });
+    const handle = await driver.start({
+      id: "vm-early",
+      name: "early",
+      cpus: 1,
+      memoryMiB: 128,
+      boot: await tinyBoot(),
+    });
+    // Before the guest's ACPI is up: the first device_del goes unheard.
+    await driver.plugNic(handle, { slot: 1, tap, mac: "52:54:00:5a:00:0e" });
+    const t0 = Date.now();
+    await driver.unplugNic(handle, 1, { timeoutMs: 15_000 });
+    assert.deepEqual(await driver.listNics(handle), []);
+    console.log(`unplug during boot finished after ${Date.now() - t0} ms`);
+    await driver.stop(handle);
+  } finally {
+    await killQemus(stateDir);
+    await run("ip", ["link", "del", tap]).catch(() => {});
+    await Deno.remove(stateDir, { recursive: true });
+  }
+});

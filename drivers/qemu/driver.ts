@@ -68,6 +68,8 @@ const KILL_WAIT_MS = 5_000;
 const POLL_MS = 50;
 /** Hot-unplug under TCG took about 0.1 s (ACPI hot-plug); 20 s is generous. */
 const UNPLUG_TIMEOUT_MS = 20_000;
+/** How often an unplug request is repeated while the guest has not acted. */
+const UNPLUG_REPEAT_MS = 2_000;
 const UNPLUG_POLL_MS = 100;
 
 const PAUSED = new Set([
@@ -334,8 +336,9 @@ export class QemuDriver {
     checkSlot(slot, "slot", "unplug NIC");
     const id = nicId(slot);
     const what = `unplug NIC from slot ${slot} of vm ${vmId(handle)}`;
-    await this.#exclusive(`nics:${handle.dir}`, async () => {
-      const present = await this.#withQmp(handle, what, signal, async (qmp) => {
+    /** Asks the guest to release the NIC; false when it is not there. */
+    const ask = () =>
+      this.#withQmp(handle, what, signal, async (qmp) => {
         if (!(await nicSlots(qmp, signal)).includes(slot)) return false;
         try {
           await qmp.execute("device_del", { id }, {
@@ -352,10 +355,14 @@ export class QemuDriver {
         }
         return true;
       });
-      if (present) {
+    await this.#exclusive(`nics:${handle.dir}`, async () => {
+      if (await ask()) {
         // Polled on short connections: QMP serves one client at a time,
         // and inspect() must not starve while the guest takes its time.
+        // The request is repeated: a guest that was still booting when it
+        // came (ACPI not up yet) never sees the first one.
         const until = Date.now() + timeoutMs;
+        let again = Date.now() + UNPLUG_REPEAT_MS;
         while (
           (await this.#withQmp(
             handle,
@@ -368,6 +375,10 @@ export class QemuDriver {
             throw new Error(
               `Cannot ${what}: the guest did not release it within ${timeoutMs} ms`,
             );
+          }
+          if (Date.now() >= again) {
+            again = Date.now() + UNPLUG_REPEAT_MS;
+            if (!await ask()) break;
           }
           await delay(UNPLUG_POLL_MS, signal);
         }
