@@ -6,6 +6,9 @@
  *
  * - the guests configure the SLAAC address the API predicted and ping each
  *   other over IPv6 across the two hosts (VXLAN);
+ * - a VM with a NIC in a public network is placed on the one host that has
+ *   the configured bridge, its port joins that bridge with its firewall
+ *   chain, and the hoster's side reaches the guest;
  * - delete of a network in use is refused;
  * - attach and detach on a running VM hot-plug a NIC the guest sees come
  *   and go, and the host's bridge for that network comes and goes with it;
@@ -16,7 +19,8 @@
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { keys } from "../core/keys.ts";
-import { type Network, Task, Vm } from "../core/schemas.ts";
+import { Host, type Network, Task, Vm } from "../core/schemas.ts";
+import { linkLocal } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
 import { bridgeOf, NFT_TABLE, tapName, vxlanOf } from "../drivers/net/mod.ts";
 import { networkSpec } from "../workers/net.ts";
@@ -155,10 +159,31 @@ Deno.test({
     const net = await createHostNet(HOSTS);
     try {
       await serveEtcdOn(c, net);
-      // One CPU each: the two VMs land on different hosts.
-      for (const h of HOSTS) {
-        await startWorkerIn(c, net, { name: h, cpus: 1, memoryMiB: 1024 });
-      }
+      // h1 has the hoster's public bridge pub0 (configured and present).
+      await inHost(
+        net,
+        "h1",
+        ...[
+          "ip",
+          "link",
+          "add",
+          "pub0",
+          "type",
+          "bridge",
+          "forward_delay",
+          "0",
+        ],
+      );
+      await inHost(net, "h1", "ip", "link", "set", "pub0", "up");
+      // h1 two CPUs, h2 one: the public VM takes h1 (the only host with
+      // pub0), then a and b fill one CPU on each host.
+      await startWorkerIn(c, net, {
+        name: "h1",
+        cpus: 2,
+        memoryMiB: 1024,
+        env: { UCLOUD_PUBLIC_BRIDGES: "pub0,missing0" },
+      });
+      await startWorkerIn(c, net, { name: "h2", cpus: 1, memoryMiB: 1024 });
       await waitFor(
         "2 hosts alive",
         async () => (await c.store.count(keys.alives)) === 2,
@@ -178,7 +203,38 @@ Deno.test({
         .body as Network;
       assert.ok(lan.vni && other.vni);
 
-      const ids: string[] = [];
+      const pub = (await api(app, "POST", "/v1/networks", {
+        name: "internet",
+        kind: "public",
+        bridge: "pub0",
+        prefix: "fd9e:1:2:3::/64",
+      })).body as Network;
+      const made = await api(app, "POST", "/v1/vms", {
+        name: "p",
+        cpus: 1,
+        memory: 128,
+        networks: [pub.id],
+      });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const pubVm = made.body.vm.id as string;
+      const host1 = await waitFor("h1 registered", async () => {
+        const h = await c.store.get(keys.host("h1"), Host);
+        return h?.value.publicBridges ? h.value : null;
+      }, 20_000);
+      // Only bridges that exist on the host are reported.
+      assert.deepEqual(host1.publicBridges, ["pub0"]);
+      const p = await waitFor(
+        "public VM running",
+        async () => {
+          const d = await vmDoc(c, pubVm);
+          return d?.status.phase === "running" ? d : null;
+        },
+        60_000,
+        200,
+      );
+      assert.equal(p.status.host, "h1");
+
+      const ids: string[] = [pubVm];
       for (const name of ["a", "b"]) {
         const r = await api(app, "POST", "/v1/vms", {
           name,
@@ -189,8 +245,8 @@ Deno.test({
         assert.equal(r.status, 201, JSON.stringify(r.body));
         ids.push(r.body.vm.id);
       }
-      const [a, b] = await waitFor(
-        "both VMs running",
+      const [, a, b] = await waitFor(
+        "all VMs running",
         async () => {
           const docs = await Promise.all(ids.map((id) => vmDoc(c, id)));
           return docs.every((d) => d?.status.phase === "running")
@@ -202,6 +258,10 @@ Deno.test({
       );
       assert.notEqual(a.status.host, b.status.host);
       const consoleOf = (vm: Vm) => String(vm.status.handle!.console);
+      assert.equal(
+        a.status.host === "h1" ? b.status.host : a.status.host,
+        "h2",
+      );
 
       await t.step(
         "guests get the predicted SLAAC addresses and ping each other across hosts (multicast and unicast VXLAN)",
@@ -258,6 +318,59 @@ Deno.test({
             assert.ok(links.includes(tapName(vm.id, 1)), links.join(" "));
             assert.ok(await radvdRuns(net, vm.status.host!));
           }
+        },
+      );
+
+      await t.step(
+        "a VM on a public network: on the host with the bridge, its port on it, reachable from the hoster's side",
+        async () => {
+          const tap = tapName(p.id, 0);
+          const ports = JSON.parse(
+            await inHost(
+              net,
+              "h1",
+              "ip",
+              "-j",
+              "link",
+              "show",
+              "master",
+              "pub0",
+            ),
+          ) as { ifname: string }[];
+          assert.deepEqual(ports.map((l) => l.ifname), [tap]);
+          assert.ok(
+            (await nftItems(net, "h1")).some((i) =>
+              i.chain?.name === `nic-${tap}`
+            ),
+          );
+          assert.equal(
+            (await guestRun(consoleOf(p), "cat /sys/class/net/eth0/address"))
+              .trim(),
+            p.nics[0].mac,
+          );
+          // The hoster's router side (here: h1 on pub0) reaches the guest.
+          let lastPing = "";
+          await waitFor(
+            "guest answers on pub0",
+            async () => {
+              try {
+                await inHost(
+                  net,
+                  "h1",
+                  ...["busybox", "ping", "-6", "-c", "1", "-W", "2"],
+                  ...["-I", "pub0", linkLocal(p.nics[0].mac)],
+                );
+                return true;
+              } catch (err) {
+                lastPing = String(err);
+                return false;
+              }
+            },
+            20_000,
+            500,
+          ).catch((err) => {
+            throw new Error(`${err.message}; last ping: ${lastPing}`);
+          });
         },
       );
 
@@ -379,7 +492,23 @@ Deno.test({
               15_000,
             );
           }
-          for (const n of [lan, uni]) {
+          // The hoster's bridge stays; only ucloud's port left it.
+          assert.deepEqual(
+            JSON.parse(
+              await inHost(
+                net,
+                "h1",
+                "ip",
+                "-j",
+                "link",
+                "show",
+                "master",
+                "pub0",
+              ),
+            ),
+            [],
+          );
+          for (const n of [lan, uni, pub]) {
             const del = await api(app, "DELETE", `/v1/networks/${n.id}`);
             assert.equal(del.status, 200, JSON.stringify(del.body));
           }

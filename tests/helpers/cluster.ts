@@ -52,6 +52,8 @@ export interface HostSpec {
   memoryMiB?: number;
   /** Local disk the worker reports (`UCLOUD_HOST_DISK`), not df's answer. */
   diskMiB?: number;
+  /** More environment for this host's worker (e.g. UCLOUD_PUBLIC_BRIDGES). */
+  env?: Record<string, string>;
 }
 
 export class WorkerProc {
@@ -121,6 +123,7 @@ export class WorkerProc {
       UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
       UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
       UCLOUD_HOST_DISK: String(this.spec.diskMiB ?? 102_400),
+      ...this.spec.env,
     };
   }
 

@@ -33,6 +33,7 @@
  * ```
  */
 import { run } from "../../drivers/runner.ts";
+import { canonicalPrefix6, formatIpv6, parseIpv6 } from "../../core/netaddr.ts";
 import { startEtcd } from "../../core/etcd_server.ts";
 import { type Cluster, type HostSpec, WorkerProc } from "./cluster.ts";
 
@@ -264,14 +265,17 @@ export async function createHostNet(
     }
   }
   const bridge = `ucbr${id}`;
-  const prefix = `${ULA_PREFIX}:${id}::/64`;
-  const etcdAddress = `${ULA_PREFIX}:${id}::1`;
+  // Canonical text (RFC 5952), as the kernel and tools print it.
+  const addr = (n: number) =>
+    formatIpv6(parseIpv6(`${ULA_PREFIX}:${id}::${n.toString(16)}`));
+  const prefix = canonicalPrefix6(`${ULA_PREFIX}:${id}::/64`);
+  const etcdAddress = addr(1);
   const hosts = new Map<string, NetHost>();
   names.forEach((name, i) =>
     hosts.set(name, {
       name,
       ns: `uc-${id}-${name}`,
-      address: `${ULA_PREFIX}:${id}::${(i + 2).toString(16)}`,
+      address: addr(i + 2),
       vethRoot: `ucx${id}v${i}`,
     })
   );
