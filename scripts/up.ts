@@ -77,6 +77,9 @@ ucloud is up.
 Use the CLI from another terminal:
   export PATH="${root}bin:$PATH"
   ucloud vm create --name web1 --cpus 1 --memory 128
+  ucloud network create --name lan
+  ucloud vm create --name web2 --cpus 1 --memory 128 --network lan
+  ucloud vm show web2      # its NIC: MAC and the IPv6 address it takes
   ucloud vm list
   ucloud host list
   ucloud task list
