@@ -14,7 +14,6 @@ import {
   parseIpv6,
 } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
-import { NetDriver } from "../drivers/net/driver.ts";
 import { dhcpNetnsOf, NFT_TABLE, tapName } from "../drivers/net/names.ts";
 import { DHCP_CHAIN, type NftTable, parseTable } from "../drivers/net/nft.ts";
 import type {
@@ -22,17 +21,15 @@ import type {
   NetworkSpec,
   PortSpec,
 } from "../drivers/net/types.ts";
-import { createHostNet, type HostNet } from "./helpers/netns.ts";
-import { captureLog } from "./helpers/otp.ts";
+import type { HostNet } from "./helpers/netns.ts";
+import { type NetEnv, withNetHosts } from "./helpers/net_hosts.ts";
 import {
   daemonsIn,
   dhcp4Lease,
   dhcp4Offers,
   dhcp6,
-  leftoverVms,
   ping,
   type VmNs,
-  VmSet,
 } from "./helpers/vmns.ts";
 
 // ------------------------------------------------------------ fixtures
@@ -65,11 +62,7 @@ function mac(n: number): string {
   return `02:c1:0d:00:01:${n.toString(16).padStart(2, "0")}`;
 }
 
-interface Env {
-  net: HostNet;
-  vms: VmSet;
-  dirs: Map<string, string>;
-  driver(host: string, withUnderlay?: boolean): NetDriver;
+interface Env extends NetEnv {
   vm(name: string, host: string, n: number, up?: boolean): Promise<VmNs>;
 }
 
@@ -77,68 +70,28 @@ interface Env {
  * Hosts, VM namespaces and drivers. Afterwards every host is torn down by a
  * new driver, and no dnsmasq, radvd, DHCP namespace or VM may be left.
  */
-async function withHosts(names: string[], f: (env: Env) => Promise<void>) {
-  const net = await createHostNet(names);
-  const vms = new VmSet();
-  const log = captureLog();
-  const dirs = new Map<string, string>();
-  for (const n of names) {
-    dirs.set(n, await Deno.makeTempDir({ prefix: `ucdhcp-${n}-` }));
-  }
-  const env: Env = {
-    net,
-    vms,
-    dirs,
-    driver(host, withUnderlay = true) {
-      const h = net.host(host);
-      return new NetDriver({
-        stateDir: dirs.get(host)!,
-        underlay: withUnderlay ? { device: "eth0", address: h.address } : null,
-        netns: h.ns,
-        log: log.child({ host }),
-      });
-    },
-    vm: (name, host, n, up = true) =>
-      vms.create({
-        name,
-        hostNs: net.host(host).ns,
-        port: tapName(name, 0),
-        mac: mac(n),
-        up,
+const withHosts = (names: string[], f: (env: Env) => Promise<void>) =>
+  withNetHosts(
+    names,
+    (env) =>
+      f({
+        ...env,
+        vm: (name, host, n, up = true) =>
+          env.vms.create({
+            name,
+            hostNs: env.net.host(host).ns,
+            port: tapName(name, 0),
+            mac: mac(n),
+            up,
+          }),
       }),
-  };
-  let failed = false;
-  try {
-    await f(env);
-  } catch (err) {
-    failed = true;
-    console.error(log.lines.slice(-40).join("\n"));
-    throw err;
-  } finally {
-    const errors: unknown[] = [];
-    for (const n of names) {
-      await new NetDriver({
-        stateDir: dirs.get(n)!,
-        underlay: null,
-        netns: net.host(n).ns,
-        log,
-      }).teardown().catch((e) => errors.push(e));
-    }
-    const daemons = await daemonsIn([...dirs.values()], /(dnsmasq|radvd)$/);
-    const namespaces = await dhcpNamespacesOf(net);
-    await vms.destroy().catch((e) => errors.push(e));
-    for (const pid of daemons) Deno.kill(pid, "SIGKILL");
-    await net.destroy().catch((e) => errors.push(e));
-    for (const d of dirs.values()) await Deno.remove(d, { recursive: true });
-    const vmLeft = await leftoverVms(vms);
-    if (!failed) {
-      assert.deepEqual(errors, [], "cleanup failed");
-      assert.deepEqual(daemons, [], "dnsmasq or radvd left after teardown");
-      assert.deepEqual(namespaces, [], "DHCP namespaces left after teardown");
-      assert.deepEqual(vmLeft, [], "VM namespaces left");
-    }
-  }
-}
+    {
+      prefix: "ucdhcp",
+      extraLeft: async (net) => ({
+        "DHCP namespaces": await dhcpNamespacesOf(net),
+      }),
+    },
+  );
 
 /** The DHCP namespaces of the hosts of `net` that exist. */
 async function dhcpNamespacesOf(net: HostNet): Promise<string[]> {

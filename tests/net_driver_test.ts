@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { eui64, linkLocal, multicastGroup } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
-import { detectUnderlay, NetDriver } from "../drivers/net/driver.ts";
+import { detectUnderlay } from "../drivers/net/driver.ts";
 import { NFT_TABLE, nicChain, tapName } from "../drivers/net/names.ts";
 import { type NftTable, parseTable } from "../drivers/net/nft.ts";
 import type {
@@ -18,21 +18,18 @@ import type {
   NetworkSpec,
   PortSpec,
 } from "../drivers/net/types.ts";
-import { createHostNet, type HostNet } from "./helpers/netns.ts";
-import { captureLog } from "./helpers/otp.ts";
+import { type NetEnv, withNetHosts } from "./helpers/net_hosts.ts";
 import {
   capture,
   daemonsIn,
   ETH,
   frame,
   globalAddrs,
-  leftoverVms,
   linkUp,
   marker,
   ping,
   sendFrames,
   type VmNs,
-  VmSet,
   waitAddress,
 } from "./helpers/vmns.ts";
 
@@ -73,71 +70,11 @@ function mac(n: number): string {
   }`;
 }
 
-interface Env {
-  net: HostNet;
-  vms: VmSet;
-  dirs: Map<string, string>;
-  log: ReturnType<typeof captureLog>;
-  driver(host: string, withUnderlay?: boolean): NetDriver;
-}
+type Env = NetEnv;
 
 /** Hosts, VM namespaces and drivers; everything checked gone afterwards. */
-async function withHosts(names: string[], f: (env: Env) => Promise<void>) {
-  const net = await createHostNet(names);
-  const vms = new VmSet();
-  const log = captureLog();
-  const dirs = new Map<string, string>();
-  const drivers: NetDriver[] = [];
-  for (const n of names) {
-    dirs.set(n, await Deno.makeTempDir({ prefix: `ucnet-${n}-` }));
-  }
-  const env: Env = {
-    net,
-    vms,
-    dirs,
-    log,
-    driver(host, withUnderlay = true) {
-      const h = net.host(host);
-      const d = new NetDriver({
-        stateDir: dirs.get(host)!,
-        underlay: withUnderlay ? { device: "eth0", address: h.address } : null,
-        netns: h.ns,
-        log: log.child({ host }),
-      });
-      drivers.push(d);
-      return d;
-    },
-  };
-  let failed = false;
-  try {
-    await f(env);
-  } catch (err) {
-    failed = true;
-    console.error(log.lines.slice(-40).join("\n"));
-    throw err;
-  } finally {
-    const errors: unknown[] = [];
-    for (const n of names) {
-      await new NetDriver({
-        stateDir: dirs.get(n)!,
-        underlay: null,
-        netns: net.host(n).ns,
-        log,
-      }).teardown().catch((e) => errors.push(e));
-    }
-    await vms.destroy().catch((e) => errors.push(e));
-    const radvds = await daemonsIn([...dirs.values()], /radvd$/);
-    for (const pid of radvds) Deno.kill(pid, "SIGKILL");
-    await net.destroy().catch((e) => errors.push(e));
-    for (const d of dirs.values()) await Deno.remove(d, { recursive: true });
-    const vmLeft = await leftoverVms(vms);
-    if (!failed) {
-      assert.deepEqual(errors, [], "cleanup failed");
-      assert.deepEqual(radvds, [], "radvd left running after teardown");
-      assert.deepEqual(vmLeft, [], "VM namespaces left");
-    }
-  }
-}
+const withHosts = (names: string[], f: (env: Env) => Promise<void>) =>
+  withNetHosts(names, f);
 
 async function nftTable(ns: string): Promise<NftTable | null> {
   try {

@@ -66,6 +66,21 @@ async function ucloudLinks(net: HostNet, name: string): Promise<string[]> {
   return links.map((l) => l.ifname).filter((n) => /^uc[bvt]/.test(n)).sort();
 }
 
+/** Names of the ports of `bridge` in host `name`. */
+async function portsOf(net: HostNet, name: string, bridge: string) {
+  const out = await inHost(
+    net,
+    name,
+    "ip",
+    "-j",
+    "link",
+    "show",
+    "master",
+    bridge,
+  );
+  return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname);
+}
+
 /** The host's nft table as JSON items (chains, rules, maps), or []. */
 async function nftItems(net: HostNet, name: string) {
   try {
@@ -325,19 +340,7 @@ Deno.test({
         "a VM on a public network: on the host with the bridge, its port on it, reachable from the hoster's side",
         async () => {
           const tap = tapName(p.id, 0);
-          const ports = JSON.parse(
-            await inHost(
-              net,
-              "h1",
-              "ip",
-              "-j",
-              "link",
-              "show",
-              "master",
-              "pub0",
-            ),
-          ) as { ifname: string }[];
-          assert.deepEqual(ports.map((l) => l.ifname), [tap]);
+          assert.deepEqual(await portsOf(net, "h1", "pub0"), [tap]);
           assert.ok(
             (await nftItems(net, "h1")).some((i) =>
               i.chain?.name === `nic-${tap}`
@@ -494,18 +497,7 @@ Deno.test({
           }
           // The hoster's bridge stays; only ucloud's port left it.
           assert.deepEqual(
-            JSON.parse(
-              await inHost(
-                net,
-                "h1",
-                "ip",
-                "-j",
-                "link",
-                "show",
-                "master",
-                "pub0",
-              ),
-            ),
+            await portsOf(net, "h1", "pub0"),
             [],
           );
           for (const n of [lan, uni, pub]) {
