@@ -37,6 +37,8 @@ export interface DriverNic {
   slot: number;
   tap: string;
   mac: string;
+  /** The MTU the guest is told (its network's, e.g. VXLAN's 1430). */
+  mtu?: number;
 }
 
 export interface DriverSpec {
@@ -91,6 +93,8 @@ export interface HostNetwork {
   sync(opts?: { signal?: AbortSignal }): Promise<void>;
   /** The host-side port (tap) device of NIC `slot` of VM `vm`. */
   port(vm: string, slot: number): string;
+  /** The MTU of a port the last sync made (its network's), if it exists. */
+  mtu(port: string): Promise<number | undefined>;
 }
 
 export interface TaskContext {

@@ -37,10 +37,10 @@ export const vmStart: TaskHandler = async (ctx) => {
     cpus: vm.value.spec.cpus,
     memoryMiB: vm.value.spec.memory,
     boot,
-    nics: nics.map((n) => ({
-      slot: n.slot,
-      tap: ctx.net!.port(vm!.value.id, n.slot),
-      mac: n.mac,
+    nics: await Promise.all(nics.map(async (n) => {
+      const tap = ctx.net!.port(vm!.value.id, n.slot);
+      const mtu = await ctx.net!.mtu(tap);
+      return { slot: n.slot, tap, mac: n.mac, ...(mtu ? { mtu } : {}) };
     })),
   }, { signal: ctx.signal });
   const seen = await ctx.driver.inspect(handle);

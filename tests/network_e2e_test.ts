@@ -290,6 +290,12 @@ Deno.test({
             "cat /sys/class/net/eth0/address",
           );
           assert.equal(mac.trim(), a.nics[0].mac);
+          // The NIC's MTU is its network's (underlay 1500 - 70 of VXLAN).
+          const mtu = await guestRun(
+            consoleOf(a),
+            "cat /sys/class/net/eth0/mtu /sys/class/net/eth1/mtu",
+          );
+          assert.deepEqual(mtu.trim().split(/\s+/), ["1430", "1430"]);
           const ab = await guestRun(
             consoleOf(a),
             `ping -6 -c 3 -W 3 ${b.nics[0].ipv6}`,
@@ -410,6 +416,11 @@ Deno.test({
             500,
           );
           assert.equal(seen, nic.mac);
+          assert.equal(
+            (await guestRun(consoleOf(a), "cat /sys/class/net/eth2/mtu"))
+              .trim(),
+            "1430",
+          );
           await waitGuestAddr(consoleOf(a), "eth2", nic.ipv6);
           assert.ok((await ucloudLinks(net, host)).includes(bridgeOf(spec)));
 

@@ -128,6 +128,14 @@ export class HostNet implements HostNetwork {
     return tapName(vm, slot);
   }
 
+  async mtu(port: string): Promise<number | undefined> {
+    try {
+      return Number(await Deno.readTextFile(`/sys/class/net/${port}/mtu`));
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Syncs now, after a sync in progress; concurrent callers share the one
    * queued sync (it reads etcd when it starts, so it sees their changes).

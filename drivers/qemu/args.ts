@@ -34,6 +34,11 @@ export interface QemuNic {
   tap: string;
   /** Unicast MAC, `xx:xx:xx:xx:xx:xx` in hex. */
   mac: string;
+  /**
+   * MTU the guest is told (virtio `host_mtu`, 576 to 65535), e.g. the
+   * network's: a VXLAN network has less than 1500. Absent: the default.
+   */
+  mtu?: number;
 }
 
 /** Files of one VM under the state directory. */
@@ -206,6 +211,8 @@ export interface NicOptions {
     bus: string;
     /** Device 0 of the port's bus: the only one a guest scans there. */
     addr: "0";
+    /** The MTU the guest uses (a number: QMP wants one). */
+    host_mtu?: number;
   };
 }
 
@@ -243,6 +250,7 @@ export function nicOptions(
       mac: nic.mac.toLowerCase(),
       bus: portId(nic.slot),
       addr: "0",
+      ...(nic.mtu !== undefined ? { host_mtu: nic.mtu } : {}),
     },
   };
 }
@@ -312,12 +320,25 @@ function checkNic(nic: QemuNic, field: string, task: string): void {
       `Cannot ${task}: ${field}.mac must be a unicast MAC, got ${nic.mac}`,
     );
   }
+  if (
+    nic.mtu !== undefined &&
+    (!Number.isInteger(nic.mtu) || nic.mtu < 576 || nic.mtu > 65_535)
+  ) {
+    throw new RangeError(
+      `Cannot ${task}: ${field}.mtu must be an integer from 576 to 65535, got ${nic.mtu}`,
+    );
+  }
 }
 
 /** `name,key=value,...` with the values escaped. */
-function optionList(name: string, props: Record<string, string>): string {
-  return [name, ...Object.entries(props).map(([k, v]) => `${k}=${opt(v)}`)]
-    .join(",");
+function optionList(
+  name: string,
+  props: Record<string, string | number>,
+): string {
+  return [
+    name,
+    ...Object.entries(props).map(([k, v]) => `${k}=${opt(String(v))}`),
+  ].join(",");
 }
 
 /** Escapes a value inside a qemu `key=value,...` option list. */

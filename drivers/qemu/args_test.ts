@@ -368,3 +368,37 @@ Deno.test("nicOptions() gives the QMP netdev_add and device_add arguments", () =
     message: /^Cannot unplug NIC: slot must be a number, got string$/,
   });
 });
+
+Deno.test("a NIC's MTU becomes virtio host_mtu (a number for QMP, text on the command line)", () => {
+  const nic = { slot: 0, tap: "t0", mac: "52:54:00:00:00:01", mtu: 1430 };
+  assert.equal(nicOptions(nic).device.host_mtu, 1430);
+  assert.equal(
+    nicOptions({ slot: 0, tap: "t0", mac: "52:54:00:00:00:01" }).device
+      .host_mtu,
+    undefined,
+  );
+  const args = qemuArgs(
+    {
+      id: "vm-1",
+      name: "m",
+      cpus: 1,
+      memoryMiB: 128,
+      boot: { kernel: "/k" },
+      nics: [nic],
+    },
+    vmPaths("/var/lib/ucloud", "vm-1"),
+    "tcg",
+  );
+  assert.ok(
+    args.includes(
+      "virtio-net-pci,id=nic0,netdev=nic0,mac=52:54:00:00:00:01,bus=hp0,addr=0,host_mtu=1430",
+    ),
+    args.join(" "),
+  );
+  for (const mtu of [575, 65_536, 1500.5]) {
+    assert.throws(() => nicOptions({ ...nic, mtu }, "nic", "plug NIC"), {
+      name: "RangeError",
+      message: /^Cannot plug NIC: nic.mtu must be an integer from 576/,
+    });
+  }
+});
