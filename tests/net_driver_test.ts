@@ -11,14 +11,14 @@ import assert from "node:assert/strict";
 import { eui64, linkLocal, multicastGroup } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
 import { detectUnderlay } from "../drivers/net/driver.ts";
-import { NFT_TABLE, nicChain, tapName } from "../drivers/net/names.ts";
-import { type NftTable, parseTable } from "../drivers/net/nft.ts";
+import { nicChain, tapName } from "../drivers/net/names.ts";
+import type { NftTable } from "../drivers/net/nft.ts";
 import type {
   HostNetState,
   NetworkSpec,
   PortSpec,
 } from "../drivers/net/types.ts";
-import { type NetEnv, withNetHosts } from "./helpers/net_hosts.ts";
+import { type NetEnv, nftTable, withNetHosts } from "./helpers/net_hosts.ts";
 import {
   capture,
   daemonsIn,
@@ -75,26 +75,6 @@ type Env = NetEnv;
 /** Hosts, VM namespaces and drivers; everything checked gone afterwards. */
 const withHosts = (names: string[], f: (env: Env) => Promise<void>) =>
   withNetHosts(names, f);
-
-async function nftTable(ns: string): Promise<NftTable | null> {
-  try {
-    const { stdout } = await run("ip", [
-      "netns",
-      "exec",
-      ns,
-      "nft",
-      "-j",
-      "list",
-      "table",
-      "bridge",
-      NFT_TABLE,
-    ]);
-    return parseTable(stdout);
-  } catch (err) {
-    if (/No such file/.test(String(err))) return null;
-    throw err;
-  }
-}
 
 /** Packets counted by the rules with `comment` in `chain` (summed). */
 function counted(t: NftTable | null, chain: string, comment: string): number {

@@ -14,6 +14,9 @@
  */
 import assert from "node:assert/strict";
 import { NetDriver } from "../../drivers/net/driver.ts";
+import { NFT_TABLE } from "../../drivers/net/names.ts";
+import { type NftTable, parseTable } from "../../drivers/net/nft.ts";
+import { run } from "../../drivers/runner.ts";
 import { createHostNet, type HostNet } from "./netns.ts";
 import { captureLog } from "./otp.ts";
 import { daemonsIn, leftoverVms, VmSet } from "./vmns.ts";
@@ -94,5 +97,26 @@ export async function withNetHosts(
       }
       assert.deepEqual(vmLeft, [], "VM namespaces left");
     }
+  }
+}
+
+/** The driver's nft table in namespace `ns`, parsed; null when it has none. */
+export async function nftTable(ns: string): Promise<NftTable | null> {
+  try {
+    const { stdout } = await run("ip", [
+      "netns",
+      "exec",
+      ns,
+      "nft",
+      "-j",
+      "list",
+      "table",
+      "bridge",
+      NFT_TABLE,
+    ]);
+    return parseTable(stdout);
+  } catch (err) {
+    if (/No such file/.test(String(err))) return null;
+    throw err;
   }
 }
