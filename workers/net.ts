@@ -116,9 +116,6 @@ export class HostNet implements HostNetwork {
   readonly #o: HostNetOptions;
   #running: Promise<void> = Promise.resolve();
   #queued: Promise<void> | null = null;
-  /** Networks whose membership key this incarnation wrote. */
-  #member = new Set<string>();
-  #memberLease?: string;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
@@ -189,7 +186,7 @@ export class HostNet implements HostNetwork {
     ]);
     const memberList = members.items.map((kv) => {
       const [network, h] = kv.key.slice(keys.netMembers.length).split("/");
-      return { network, host: h, address: kv.value.address };
+      return { network, host: h, address: kv.value.address, lease: kv.lease };
     });
     const want = wantedState(
       host,
@@ -201,36 +198,39 @@ export class HostNet implements HostNetwork {
     await driver.sync(want, { signal });
   }
 
-  /** Writes this host's membership keys for `wanted`, deletes the others. */
+  /**
+   * Writes this host's membership keys for `wanted` (again when bound to an
+   * earlier incarnation's lease or naming another address), deletes the
+   * others.
+   */
   async #membership(
     wanted: Set<string>,
-    members: { network: string; host: string }[],
+    members: {
+      network: string;
+      host: string;
+      address?: string;
+      lease: string;
+    }[],
   ): Promise<void> {
     const { store, host } = this.#o;
     const lease = this.#o.lease();
     if (!lease) return;
-    if (lease !== this.#memberLease) {
-      this.#member.clear();
-      this.#memberLease = lease;
-    }
-    const mine = new Set(
-      members.filter((m) => m.host === host).map((m) => m.network),
+    const mine = new Map(
+      members.filter((m) => m.host === host).map((m) => [m.network, m]),
     );
-    const value: NetMember = this.#o.underlay
-      ? { address: this.#o.underlay.address }
-      : {};
+    const address = this.#o.underlay?.address;
+    const value: NetMember = address ? { address } : {};
     const txn = store.txn();
     let writes = 0;
     for (const id of wanted) {
-      if (mine.has(id) && this.#member.has(id)) continue;
+      const m = mine.get(id);
+      if (m?.lease === lease && m.address === address) continue;
       txn.put(keys.netMember(id, host), value, { lease });
-      this.#member.add(id);
       writes++;
     }
-    for (const id of mine) {
+    for (const id of mine.keys()) {
       if (wanted.has(id)) continue;
       txn.delete(keys.netMember(id, host));
-      this.#member.delete(id);
       writes++;
     }
     if (writes) await txn.commit();
