@@ -120,43 +120,59 @@ export async function readNetwork(store: Store, who: Principal, id: string) {
   return net;
 }
 
-/** Keys after `prefix` of every key in a listing. */
-async function taken(store: Store, prefix: string): Promise<Set<string>> {
-  const names = await store.keys(prefix);
-  return new Set(names.map((k) => k.slice(prefix.length)));
+/**
+ * The `skip`th of `candidates` whose key (`keyOf`, under `prefix`) is not
+ * taken yet; the last free one when fewer are free; null when none is.
+ */
+async function nthFree<T>(
+  store: Store,
+  prefix: string,
+  candidates: Iterable<T>,
+  keyOf: (value: T) => string,
+  skip: number,
+): Promise<T | null> {
+  const used = new Set(await store.keys(prefix));
+  let found: T | null = null;
+  for (const value of candidates) {
+    if (used.has(keyOf(value))) continue;
+    found = value;
+    if (skip-- <= 0) break;
+  }
+  return found;
+}
+
+function* range(from: number, to: number): Generator<number> {
+  for (let i = from; i <= to; i++) yield i;
+}
+
+function* prefixesOf(pool: string): Generator<string> {
+  const n = prefixCount(pool);
+  for (let i = 0; i < n; i++) yield nthPrefix(pool, i);
 }
 
 /** Builds the `/v1/networks` sub-app. */
 export function networks({ store, config }: Deps) {
   const net = config.network ?? defaultNetworkConfig();
 
-  /** The `skip`th lowest VNI not in use (fewer free: the last), or null. */
-  const freeVni = async (skip: number): Promise<number | null> => {
-    const used = await taken(store, keys.ipamVnis);
-    let found: number | null = null;
-    for (let v = net.vniMin; v <= net.vniMax; v++) {
-      if (used.has(String(v))) continue;
-      found = v;
-      if (skip-- <= 0) break;
-    }
-    return found;
-  };
+  /** The `skip`th lowest VNI not in use, or null. */
+  const freeVni = (skip: number) =>
+    nthFree(
+      store,
+      keys.ipamVnis,
+      range(net.vniMin, net.vniMax),
+      keys.ipamVni,
+      skip,
+    );
 
   /** The `skip`th first /64 of the pool not in use, or null. */
-  const freePrefix = async (skip: number): Promise<string | null> => {
-    const used = await taken(store, keys.ipamPrefixes);
-    const n = prefixCount(net.pool);
-    let found: string | null = null;
-    for (let i = 0; i < n; i++) {
-      const p = nthPrefix(net.pool, i);
-      if (used.has(keys.ipamPrefix(p).slice(keys.ipamPrefixes.length))) {
-        continue;
-      }
-      found = p;
-      if (skip-- <= 0) break;
-    }
-    return found;
-  };
+  const freePrefix = (skip: number) =>
+    nthFree(
+      store,
+      keys.ipamPrefixes,
+      prefixesOf(net.pool),
+      keys.ipamPrefix,
+      skip,
+    );
 
   /** Checks the input beyond its schema; returns the admin-given /64. */
   const check = (who: Principal, input: NetworkCreateInput) => {

@@ -529,7 +529,7 @@ export function vms({ store, config }: Deps) {
           id,
           [network],
           vm.nics,
-          "network",
+          () => "network",
         );
         const now = new Date();
         const next: Vm = { ...vm, nics: plan.nics };

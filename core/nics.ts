@@ -41,7 +41,7 @@ export interface NicPlan {
 
 /**
  * Plans one new NIC per network id for VM `vm` next to `existing`. Throws
- * InvalidError naming `field.<i>` for a network that does not exist or is
+ * InvalidError naming `fieldOf(i)` for a network that does not exist or is
  * not `who`'s, ConflictError when slots or IPv4 addresses run out.
  */
 export async function planNics(
@@ -50,16 +50,14 @@ export async function planNics(
   vm: string,
   networkIds: string[],
   existing: Nic[] = [],
-  field = "networks",
+  fieldOf = (i: number) => `networks.${i}`,
 ): Promise<NicPlan> {
   const nets: Kv<Network>[] = [];
   for (const [i, id] of networkIds.entries()) {
     const net = await store.get(keys.network(id), Network);
     if (!net || !canUse(who, net.value)) {
       throw new InvalidError(
-        networkIds.length === 1 && field !== "networks"
-          ? field
-          : `${field}.${i}`,
+        fieldOf(i),
         `Cannot find network ${id}`,
       );
     }
