@@ -293,7 +293,13 @@ export function vms({ store, config }: Deps) {
         const alloc = cache.alloc(host);
         const placed: Vm = {
           ...vm,
-          status: { phase: "scheduled", host, updatedAt: now.toISOString() },
+          status: {
+            phase: "scheduled",
+            host,
+            // Owned by the incarnation whose alive key the txn compares.
+            incarnation: alive.lease,
+            updatedAt: now.toISOString(),
+          },
         };
         const start = newTask({
           kind: "vm.start",
@@ -489,6 +495,9 @@ export function vms({ store, config }: Deps) {
           if (vm.desired === "running" && vm.status.phase === "running") {
             return { change: false, status: 200 };
           }
+          // A start by hand begins a new restart window (phase error ends).
+          const { crashes: _, ...status } = vm.status;
+          vm = { ...vm, status };
           const host = vm.status.host;
           if (!host) {
             return {

@@ -35,9 +35,19 @@ export interface Vm {
     host?: string;
     reason?: string;
     handle?: Record<string, unknown>;
+    /** Crashes within the restart window, oldest first. */
+    crashes?: { at: string; reason: string }[];
     updatedAt: string;
   };
   createdAt: string;
+}
+
+/** How often the VM crashed lately and why, for `vm show`. */
+function crashLine(vm: Vm): string | undefined {
+  const c = vm.status.crashes ?? [];
+  if (!c.length) return undefined;
+  const last = c[c.length - 1];
+  return `${c.length} recently, last ${when(last.at)}: ${last.reason}`;
 }
 
 /**
@@ -1310,6 +1320,7 @@ function vmFields(vm: Vm, names: Map<string, string>): string {
     ["phase", vm.status.phase],
     ["host", vm.status.host],
     ["reason", vm.status.reason],
+    ["crashes", crashLine(vm)],
     ["handle", vm.status.handle && JSON.stringify(vm.status.handle)],
     ["updated", when(vm.status.updatedAt)],
     ["created", when(vm.createdAt)],
@@ -1728,7 +1739,10 @@ async function waitFor(
             (task.error ?? vm.status.reason ?? "no reason given"),
         );
       }
-      if (goal !== "deleted" && (phase === "failed" || phase === "crashed")) {
+      if (
+        goal !== "deleted" &&
+        (phase === "failed" || phase === "crashed" || phase === "error")
+      ) {
         // A failure from before this operation does not count.
         if (!task || movedOn || Date.parse(vm.status.updatedAt) > since) {
           throw new CliError(

@@ -110,6 +110,18 @@ export const ConfigSchema = z.object({
     message: "network.pool must be an IPv6 prefix of /64 or shorter",
     path: ["pool"],
   }),
+  /**
+   * Crashed VMs (the process died while the VM should run) are restarted
+   * on their host after a backoff (`backoffBaseMs` doubling per crash,
+   * at most `backoffMaxMs`), at most `max` times within `windowSeconds`;
+   * one crash more and the VM goes to phase error with the reason.
+   */
+  restart: z.object({
+    max: z.number().int().min(0).max(100).default(5),
+    windowSeconds: z.number().int().min(1).default(600),
+    backoffBaseMs: z.number().int().min(0).default(1000),
+    backoffMaxMs: z.number().int().min(0).default(30_000),
+  }).prefault({}),
   tasks: z.object({
     maxAttempts: z.number().int().min(1).max(100).default(5),
     backoffBaseMs: z.number().int().min(1).default(500),
@@ -141,6 +153,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     qemu: {},
     scheduler: {},
     network: {},
+    restart: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -163,6 +176,11 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_HOST_DISK", (v) => set("worker", "diskMiB", num(v)));
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
+  e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
+  e(
+    "UCLOUD_RESTART_BACKOFF_MS",
+    (v) => set("restart", "backoffBaseMs", num(v)),
+  );
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
   e(
     "UCLOUD_REBALANCE_SCHEDULE",

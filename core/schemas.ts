@@ -28,6 +28,7 @@ export const VmPhase = z.enum([
   "crashed", // qemu exited without ucloud asking
   "deleting",
   "failed", // a task gave up; reason says why
+  "error", // crashed too often; restarted no more (reason says why)
 ]);
 export type VmPhase = z.infer<typeof VmPhase>;
 
@@ -61,6 +62,10 @@ export type VmSpec = z.infer<typeof VmSpec>;
 /** The driver handle: plain JSON the worker re-attaches from. */
 export const Handle = z.record(z.string(), z.unknown());
 
+/** One crash of a VM's process: when, and what the driver saw. */
+export const Crash = z.object({ at: z.string(), reason: z.string() });
+export type Crash = z.infer<typeof Crash>;
+
 export const VmStatus = z.object({
   phase: VmPhase,
   host: z.string().optional(),
@@ -68,6 +73,8 @@ export const VmStatus = z.object({
   incarnation: z.string().optional(),
   handle: Handle.optional(),
   reason: z.string().optional(),
+  /** Crashes within the restart window, oldest first (bounded). */
+  crashes: z.array(Crash).optional(),
   updatedAt: z.string(),
 });
 export type VmStatus = z.infer<typeof VmStatus>;

@@ -265,6 +265,20 @@ export class Txn {
     return this;
   }
 
+  /**
+   * Holds when the key is absent or bound to another lease than `lease`
+   * (etcd compares a missing key's lease as 0): "that incarnation is dead".
+   */
+  ifNotLease(key: string, lease: string): this {
+    this.#compare.push({
+      key: this.store.full(key),
+      target: "Lease",
+      result: "NotEqual",
+      lease,
+    });
+    return this;
+  }
+
   /** Writes a JSON document, optionally bound to a lease. */
   put(key: string, value: unknown, opts: { lease?: string } = {}): this {
     this.#ops.push({

@@ -63,8 +63,11 @@ export interface VmDriver {
   stop(handle: DriverHandle, opts?: { signal?: AbortSignal }): Promise<void>;
   destroy(id: string): Promise<void>;
   listLocal(): Promise<string[]>;
-  /** Kills every VM process of this host at once (self-fencing). */
-  fence(): Promise<string[]>;
+  /**
+   * SIGKILLs VM processes of this host at once: every one (self-fencing),
+   * or those of `ids` (VMs this host no longer owns). Returns the killed ids.
+   */
+  fence(ids?: string[]): Promise<string[]>;
   /** Slots of the NICs the running VM has now (from the hypervisor). */
   listNics(handle: DriverHandle): Promise<number[]>;
   /** Hot-plugs a NIC into the running VM; a NIC already in its slot is fine. */

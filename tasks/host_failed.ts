@@ -1,19 +1,24 @@
 /**
  * `host.failed` (target `any`): a host's lease expired, so its worker has
  * fenced itself (or is gone with its VMs). Every VM the failed incarnation
- * ran goes back to pending and gets a `vm.create` task, so the scheduler
- * restarts it on a host with room; its reservation on the dead host is
- * released. VMs being deleted are simply deleted. Exactly one `host.failed`
- * runs per failed incarnation (see `enqueueHostFailed`).
+ * owned (`status.incarnation`, tasks/ownership.ts) goes back to pending and
+ * gets a `vm.create` task, so the scheduler restarts it on a host with
+ * room; its reservation on the dead host is released. VMs being deleted are
+ * deleted, their NIC addresses released. Exactly one `host.failed` runs per
+ * failed incarnation (see `enqueueHostFailed`). Then the tasks still queued
+ * for the dead host go to `any` (tasks/retarget.ts).
  *
- * When the host is alive again under a new incarnation, VMs that incarnation
- * already runs or is about to start are left alone.
+ * A new incarnation of the host may take the same VMs over at the same
+ * time: each VM goes to whichever transaction commits first.
  */
 import { keys } from "../core/keys.ts";
+import { releaseNics } from "../core/nics.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
 import type { TaskContext, TaskHandler } from "./context.ts";
+import { ifOwnerDead } from "./ownership.ts";
 import { enqueue, newTask } from "./queue.ts";
+import { retargetTasks } from "./retarget.ts";
 import { releaseAlloc, replace } from "./vm_common.ts";
 
 /**
@@ -49,22 +54,32 @@ function str(v: unknown, name: string): string {
   return v;
 }
 
-/** Moves one VM off the failed host; false when it changed meanwhile. */
-async function evacuate(
+/**
+ * Moves one VM off the failed incarnation (to pending, or deleted with its
+ * NIC addresses released when it was being deleted), comparing the VM's
+ * revision and that its owner's `alive/` key is gone (rule 7). "conflict":
+ * it changed meanwhile or its owner is alive (e.g. a new incarnation of the
+ * host took it over).
+ */
+export async function evacuate(
   ctx: TaskContext,
   vm: Kv<Vm>,
   host: string,
   incarnation: string,
 ): Promise<"evacuated" | "deleted" | "conflict"> {
   const id = vm.value.id;
-  const txn = await releaseAlloc(
-    ctx,
-    ctx.guard().ifModRevision(vm.key, vm.modRevision),
-    host,
-    id,
+  const txn = ifOwnerDead(
+    await releaseAlloc(
+      ctx,
+      ctx.guard().ifModRevision(vm.key, vm.modRevision),
+      host,
+      id,
+    ),
+    vm.value,
   );
   if (vm.value.desired === "deleted") {
     txn.delete(vm.key);
+    await releaseNics(ctx.store, txn, id, vm.value.nics);
     return (await txn.commit()).ok ? "deleted" : "conflict";
   }
   replace(
@@ -76,26 +91,41 @@ async function evacuate(
   return (await txn.commit()).ok ? "evacuated" : "conflict";
 }
 
+/**
+ * VMs the failed incarnation owns. One placed before owners were recorded
+ * counts while no incarnation of the host is alive.
+ */
+function ownedBy(
+  vms: Kv<Vm>[],
+  host: string,
+  incarnation: string,
+  alive: boolean,
+): Kv<Vm>[] {
+  return vms.filter(({ value: { status: s } }) =>
+    s.host === host &&
+    (s.incarnation === incarnation || (s.incarnation === undefined && !alive))
+  );
+}
+
 export const hostFailed: TaskHandler = async (ctx) => {
   const host = str(ctx.task.payload.host, "host");
   const incarnation = str(ctx.task.payload.incarnation, "incarnation");
-  const alive = await ctx.store.get(keys.alive(host), Alive);
-  if (alive?.value.incarnation === incarnation) {
-    return { result: { skipped: "the incarnation is alive" } };
-  }
   const evacuated: string[] = [];
   const deleted: string[] = [];
-  const left: string[] = [];
-  const mine = (vm: Vm) => {
-    if (vm.status.host !== host) return false;
-    // A live new incarnation keeps what it started or is about to start.
-    if (alive) return vm.status.incarnation === incarnation;
-    return true;
+  const owned = async () => {
+    // Read per pass: a new incarnation may register at any moment.
+    const [alive, vms] = await Promise.all([
+      ctx.store.get(keys.alive(host), Alive),
+      ctx.store.list(keys.vms, Vm),
+    ]);
+    if (alive?.value.incarnation === incarnation) return null;
+    return ownedBy(vms.items, host, incarnation, alive !== null);
   };
   for (let pass = 0; pass < 5; pass++) {
-    const vms = (await ctx.store.list(keys.vms, Vm)).items.filter((v) =>
-      mine(v.value)
-    );
+    const vms = await owned();
+    if (vms === null) {
+      return { result: { skipped: "the incarnation is alive" } };
+    }
     if (vms.length === 0) break;
     await ctx.progress(`evacuating ${vms.length} VM(s) from ${host}`);
     for (const vm of vms) {
@@ -104,17 +134,16 @@ export const hostFailed: TaskHandler = async (ctx) => {
       if (r === "deleted") deleted.push(vm.value.id);
     }
   }
-  const rest = (await ctx.store.list(keys.vms, Vm)).items.filter((v) =>
-    mine(v.value)
-  );
-  left.push(...rest.map((v) => v.value.id));
+  const left = (await owned())?.map((v) => v.value.id) ?? [];
   if (left.length) {
     throw new Error(`VMs kept changing during evacuation: ${left.join(", ")}`);
   }
+  const retargeted = await retargetTasks(ctx, host);
   ctx.log.warn("host failed: VMs evacuated", {
     failed: host,
     evacuated,
     deleted,
+    retargeted,
   });
-  return { result: { host, incarnation, evacuated, deleted } };
+  return { result: { host, incarnation, evacuated, deleted, retargeted } };
 };

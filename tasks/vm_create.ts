@@ -213,6 +213,8 @@ export const vmCreate: TaskHandler = async (ctx) => {
     // A stopped VM is only re-placed (e.g. moved off a draining host).
     phase: vm.value.desired === "running" ? "scheduled" : "stopped",
     host,
+    // The incarnation whose alive key this placement compares owns it.
+    incarnation: lease,
     reason: undefined,
   })
     .ifModRevision(keys.alloc(host), alloc?.modRevision ?? "0")

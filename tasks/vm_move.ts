@@ -52,7 +52,7 @@ function payloadOf(ctx: TaskContext): { from: string; why: string } {
   return { from, why: typeof reason === "string" ? reason : "moved" };
 }
 
-/** The move as etcd writes; null when a skip applies to the fresh read. */
+/** The move as etcd writes, comparing the VM's and the reservation's revisions. */
 async function moveTxn(
   ctx: TaskContext,
   vm: Kv<Vm>,
@@ -88,14 +88,12 @@ export const vmMove: TaskHandler = async (ctx) => {
   }
   await ctx.progress(`removing files on ${from}`);
   await ctx.driver.destroy(vm.value.id);
-  // Read again: the VM may have changed while it stopped.
-  const now = await readVm(ctx);
-  const late = moveSkip(now?.value ?? null, from);
-  if (late || !now) return { result: { skipped: late } };
-  const { txn, create } = await moveTxn(ctx, now, from, why);
+  // Compares the revision the move was decided on: a VM changed while it
+  // stopped makes the handler run again on a fresh read.
+  const { txn, create } = await moveTxn(ctx, vm, from, why);
   return {
     result: {
-      vm: now.value.id,
+      vm: vm.value.id,
       from,
       stopped: Boolean(handle),
       create: create.id,

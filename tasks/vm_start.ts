@@ -2,22 +2,44 @@
  * `vm.start` (target: the VM's host): boots the VM with the host's driver.
  * Safe to run twice: the driver's start re-attaches to a qemu that already
  * runs for this VM instead of starting a second one.
+ *
+ * Before any process starts, this incarnation owns the VM (phase starting,
+ * `status.incarnation` = its lease, written comparing the VM's revision and
+ * this host's `alive/` key: tasks/ownership.ts). The final `running` write
+ * compares the revision of that write, so a VM evacuated or changed while
+ * it booted is never overwritten: the handler runs again, finds the VM is
+ * no longer this host's, and kills the process it started.
  */
 import { PermanentError, type TaskHandler } from "./context.ts";
-import { forwardTo, readVm, statusTxn, writeStatus } from "./vm_common.ts";
+import { ownedBy, take } from "./ownership.ts";
+import { forwardTo, readVm, statusTxn, vmIdOf } from "./vm_common.ts";
 
 export const vmStart: TaskHandler = async (ctx) => {
-  let vm = await readVm(ctx);
-  if (!vm) return { result: { skipped: "vm is gone" } };
-  const host = vm.value.status.host;
-  if (!host) return { result: { skipped: "vm is not placed" } };
-  if (host !== ctx.host) return forwardTo(ctx, host);
-  if (vm.value.desired !== "running") {
-    return { result: { skipped: `vm desired state is ${vm.value.desired}` } };
+  const read = await readVm(ctx);
+  const host = read?.value.status.host;
+  if (!read || host !== ctx.host) {
+    // Not (or no longer) this host's: no process of it may stay here.
+    const id = vmIdOf(ctx);
+    if ((await ctx.driver.fence([id])).length) {
+      ctx.log.warn("killed a process of a VM this host does not own", {
+        vm: id,
+        owner: host,
+      });
+    }
+    if (!read) return { result: { skipped: "vm is gone" } };
+    if (!host) return { result: { skipped: "vm is not placed" } };
+    return forwardTo(ctx, host);
   }
-  if (vm.value.status.phase !== "starting") {
-    vm = await writeStatus(ctx, vm, { phase: "starting" }) ?? vm;
+  if (read.value.desired !== "running") {
+    return { result: { skipped: `vm desired state is ${read.value.desired}` } };
   }
+  const lease = ctx.worker.lease;
+  const vm = read.value.status.phase === "starting" &&
+      ownedBy(read.value, host, lease)
+    ? read
+    : await take(ctx.guard(), read, host, lease, { phase: "starting" });
+  // Changed meanwhile, or this incarnation is no longer alive: decide again.
+  if (!vm) throw new Error(`VM ${read.value.id} changed before it started`);
   await ctx.progress("resolving image");
   const boot = await ctx.images(vm.value.spec.image);
   const nics = vm.value.nics.filter((n) => n.state === "attached");
@@ -38,7 +60,7 @@ export const vmStart: TaskHandler = async (ctx) => {
     memoryMiB: vm.value.spec.memory,
     boot,
     nics: await Promise.all(nics.map(async (n) => {
-      const tap = ctx.net!.port(vm!.value.id, n.slot);
+      const tap = ctx.net!.port(vm.value.id, n.slot);
       const mtu = await ctx.net!.mtu(tap);
       return { slot: n.slot, tap, mac: n.mac, ...(mtu ? { mtu } : {}) };
     })),
@@ -51,15 +73,9 @@ export const vmStart: TaskHandler = async (ctx) => {
       }`,
     );
   }
-  // Re-read: the VM may have changed while qemu started.
-  const now = await readVm(ctx) ?? vm;
   return {
     result: { pid: handle.pid },
-    txn: statusTxn(ctx, now, {
-      phase: "running",
-      handle,
-      incarnation: ctx.worker.lease,
-      reason: undefined,
-    }),
+    // Compares the revision this start was decided on (the starting write).
+    txn: statusTxn(ctx, vm, { phase: "running", handle, reason: undefined }),
   };
 };

@@ -18,13 +18,14 @@ export const vmStop: TaskHandler = async (ctx) => {
     await ctx.progress(`stopping ${ctx.driver.name}`);
     await ctx.driver.stop(handle, { signal: ctx.signal });
   }
-  const now = await readVm(ctx) ?? vm;
   return {
     result: { stopped: Boolean(handle) },
-    txn: statusTxn(ctx, now, {
-      phase: now.value.desired === "deleted" ? "deleting" : "stopped",
+    // Compares the revision the stop was decided on: a VM changed meanwhile
+    // (evacuated, started again) is decided again, never overwritten. The
+    // owner stays: a stopped VM keeps its host and its disk there.
+    txn: statusTxn(ctx, vm, {
+      phase: vm.value.desired === "deleted" ? "deleting" : "stopped",
       handle: undefined,
-      incarnation: undefined,
       reason: undefined,
     }),
   };

@@ -98,7 +98,7 @@ Deno.test("a VM created through the API boots, and delete removes process, files
   });
 });
 
-Deno.test("stop and start a VM; a VM killed outside ucloud shows as crashed", async () => {
+Deno.test("stop and start a VM; a VM killed outside ucloud shows as crashed and is restarted", async () => {
   await withApp(async (c, app) => {
     await c.addWorker({ name: "h1" });
     const { body } = await api(app, "POST", "/v1/vms", {
@@ -119,5 +119,15 @@ Deno.test("stop and start a VM; a VM killed outside ucloud shows as crashed", as
     Deno.kill(pid2, "SIGKILL");
     const crashed = await waitPhase(c, id, "crashed", 10_000);
     assert.match(crashed.status.reason!, new RegExp(`pid ${pid2}`));
+    assert.match(
+      crashed.status.reason!,
+      /restarting in 1\.0 s \(restart 1 of 5/,
+    );
+    const back = await waitPhase(c, id, "running", 30_000);
+    const pid3 = (back.status.handle as { pid: number }).pid;
+    assert.notEqual(pid3, pid2);
+    assert.deepEqual(await qemuPids(`/vms/${id}/`), [pid3]);
+    assert.equal(back.status.crashes?.length, 1);
+    assert.match(back.status.crashes![0].reason, new RegExp(`pid ${pid2}`));
   });
 });

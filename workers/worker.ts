@@ -31,15 +31,15 @@ import { enqueueHostFailed } from "../tasks/host_failed.ts";
 import {
   claim,
   complete,
-  enqueue,
   fail,
   guard,
-  newTask,
   reportProgress,
   resume,
   type WorkerId,
 } from "../tasks/queue.ts";
+import { ownedBy, take } from "../tasks/ownership.ts";
 import { withStatus } from "../tasks/vm_common.ts";
+import { crashTxn } from "./crash.ts";
 import { ensureFencer, writeDeadline } from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
@@ -273,40 +273,93 @@ export class Worker {
   }
 
   /**
-   * Re-adopts the VMs this host runs. A VM that should run but whose process
-   * is gone (fenced, or the host rebooted) is started again; files of VMs
-   * that no longer exist or now run elsewhere are removed.
+   * Re-adopts the VMs placed on this host, taking over (tasks/ownership.ts)
+   * those a previous incarnation owned: a live process is kept, a VM that
+   * should run but whose process is gone (fenced, or the host rebooted)
+   * counts as a crash and is restarted. Files of VMs that no longer exist
+   * or now run elsewhere are removed.
    */
   async #recover(): Promise<void> {
     const { store, driver } = this.#o;
     const vms = (await store.list(keys.vms, Vm)).items;
-    const byId = new Map(vms.map((v) => [v.value.id, v]));
     for (const vm of vms) {
-      const s = vm.value.status;
-      if (s.host !== this.host) continue;
-      if (s.handle) {
-        const adopted = await driver.recover(s.handle);
-        if (adopted) {
-          this.#log.info("re-adopted running VM", {
-            vm: vm.value.id,
-            pid: adopted.pid,
-          });
-          continue;
-        }
-      }
-      if (s.phase === "running" && vm.value.desired === "running") {
-        await this.#restart(vm);
+      if (vm.value.status.host !== this.host) continue;
+      for (let i = 0, cur: Kv<Vm> | null = vm; cur && i < 3; i++) {
+        if (await this.#adopt(cur)) break;
+        cur = await store.get(vm.key, Vm);
+        if (cur?.value.status.host !== this.host) cur = null;
       }
     }
-    for (const id of await driver.listLocal()) {
-      if (byId.get(id)?.value.status.host === this.host) continue;
+    const local = await driver.listLocal();
+    await this.#reap(local, (await store.list(keys.vms, Vm)).items, new Set());
+  }
+
+  /**
+   * Takes one VM of this host over for this incarnation; false when it
+   * changed meanwhile (read it again).
+   */
+  async #adopt(vm: Kv<Vm>): Promise<boolean> {
+    const lease = this.#id!.lease;
+    const s = vm.value.status;
+    const adopted = s.handle ? await this.#o.driver.recover(s.handle) : null;
+    const shouldRun = vm.value.desired === "running" &&
+      (s.phase === "running" || s.phase === "starting");
+    if (!adopted && shouldRun && s.phase === "running") {
+      return await this.#crashed(
+        vm,
+        "its process was gone when the worker started (fenced or host restarted)",
+      );
+    }
+    if (ownedBy(vm.value, this.host, lease)) {
+      if (adopted) {
+        this.#log.info("re-adopted running VM", {
+          vm: vm.value.id,
+          pid: adopted.pid,
+        });
+      }
+      return true;
+    }
+    const taken = await take(this.#aliveGuard(), vm, this.host, lease);
+    if (taken) {
+      this.#log.info("took over a VM of a previous incarnation", {
+        vm: vm.value.id,
+        from: s.incarnation,
+        ...(adopted ? { pid: adopted.pid } : {}),
+      });
+    }
+    return taken !== null;
+  }
+
+  /**
+   * Kills the processes and removes the files of the `local` VMs that
+   * this host does not own in `vms` (gone, evacuated, or moved while this
+   * host was cut off), except those a task of this worker is working on
+   * (`busy`). Read `busy`, then `local`, then `vms`: a VM is taken over
+   * before its process starts, so a process found here is never newer than
+   * the listing that judges it.
+   */
+  async #reap(
+    local: string[],
+    vms: Kv<Vm>[],
+    busy: Set<string>,
+  ): Promise<void> {
+    const driver = this.#o.driver;
+    const lease = this.#id!.lease;
+    const byId = new Map(vms.map((v) => [v.value.id, v.value]));
+    for (const id of local) {
+      const vm = byId.get(id);
+      if (busy.has(id) || (vm && ownedBy(vm, this.host, lease))) continue;
+      if (vm?.status.host === this.host && !vm.status.incarnation) continue;
       try {
+        const killed = await driver.fence([id]);
         await driver.destroy(id);
-        this.#log.info("removed files of a VM this host no longer runs", {
+        this.#log.warn("removed a VM this host does not own", {
           vm: id,
+          killed: killed.length > 0,
+          owner: vm ? `${vm.status.host}/${vm.status.incarnation}` : "none",
         });
       } catch (err) {
-        this.#log.error("cannot remove a VM this host no longer runs", {
+        this.#log.error("cannot remove a VM this host does not own", {
           vm: id,
           error: String(err),
         });
@@ -314,53 +367,25 @@ export class Worker {
     }
   }
 
-  /** Starts a VM again whose process was gone when this worker started. */
-  async #restart(vm: Kv<Vm>): Promise<void> {
-    const reason =
-      "restarting: its process was gone when the worker started (fenced or host restarted)";
-    const txn = this.#aliveGuard()
-      .ifModRevision(vm.key, vm.modRevision)
-      .put(
-        vm.key,
-        withStatus(vm.value, {
-          phase: "starting",
-          handle: undefined,
-          incarnation: undefined,
-          reason,
-        }),
-      );
-    enqueue(
-      txn,
-      newTask({
-        kind: "vm.start",
-        target: this.host,
-        payload: { vm: vm.value.id, reason },
-        owner: vm.value.owner,
-      }),
-    );
-    if ((await txn.commit()).ok) {
-      this.#log.warn("VM process gone at worker start: restarting it", {
-        vm: vm.value.id,
-      });
-    }
-  }
-
-  async #markCrashed(vm: Kv<Vm>, why: string): Promise<void> {
+  /**
+   * Records that the process of `vm` died while it should run (restart
+   * policy: workers/crash.ts); false when the VM changed meanwhile.
+   */
+  async #crashed(vm: Kv<Vm>, why: string): Promise<boolean> {
+    const { config, driver } = this.#o;
     const pid = vm.value.status.handle?.pid;
-    const reason = `${this.#o.driver.name} ${
+    const reason = `${driver.name} ${
       pid ? `(pid ${pid}) ` : ""
     }exited without ucloud stopping it: ${why}`;
-    const r = await this.#aliveGuard()
-      .ifModRevision(vm.key, vm.modRevision)
-      .put(
-        vm.key,
-        withStatus(vm.value, {
-          phase: "crashed",
-          handle: undefined,
-          reason,
-        }),
-      ).commit();
+    const r = await crashTxn(this.#aliveGuard(), vm, {
+      host: this.host,
+      lease: this.#id!.lease,
+      reason,
+      policy: config.restart,
+      maxAttempts: config.tasks.maxAttempts,
+    }).commit();
     if (r.ok) this.#log.warn("VM crashed", { vm: vm.value.id, reason });
+    return r.ok;
   }
 
   /** Keeps VM status in step with what the driver reports. */
@@ -370,17 +395,22 @@ export class Worker {
       await sleep(config.worker.monitorIntervalMs, signal);
       if (signal.aborted) break;
       try {
+        // In this order: see #reap.
+        const busy = new Set(this.#vmChains.keys());
+        const local = await driver.listLocal();
         const vms = (await store.list(keys.vms, Vm)).items;
+        const lease = this.#id!.lease;
         for (const vm of vms) {
           const s = vm.value.status;
-          if (s.host !== this.#o.config.worker.host || !s.handle) continue;
+          if (!ownedBy(vm.value, this.host, lease) || !s.handle) continue;
           if (s.phase !== "running") continue;
           if (this.#vmChains.has(vm.value.id)) continue;
           const seen = await driver.inspect(s.handle);
           if (seen.state === "gone") {
-            await this.#markCrashed(vm, seen.detail ?? "process exited");
+            await this.#crashed(vm, seen.detail ?? "process exited");
           }
         }
+        await this.#reap(local, vms, busy);
       } catch (err) {
         this.#log.warn("monitor pass failed", { error: String(err) });
       }

@@ -434,12 +434,12 @@ export class QemuDriver {
   }
 
   /**
-   * Self-fencing: SIGKILLs every qemu of this state dir at once, without
-   * grace. Returns the ids it killed.
+   * Self-fencing: SIGKILLs every qemu of this state dir (or those of VMs
+   * `ids`) at once, without grace. Returns the ids it killed.
    */
-  async fence(): Promise<string[]> {
+  async fence(ids?: string[]): Promise<string[]> {
     const killed: string[] = [];
-    await Promise.all((await this.listLocal()).map(async (id) => {
+    await Promise.all((ids ?? await this.listLocal()).map(async (id) => {
       const paths = vmPaths(this.stateDir, id);
       const pid = await readPidfile(paths.pidfile);
       if (pid === null) return;

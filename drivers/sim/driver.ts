@@ -225,10 +225,10 @@ export class SimDriver {
     return ids.sort();
   }
 
-  /** Self-fencing: SIGKILLs every sim process of this state dir at once. */
-  async fence(): Promise<string[]> {
+  /** Self-fencing: SIGKILLs every sim process here (or of VMs `ids`) at once. */
+  async fence(ids?: string[]): Promise<string[]> {
     const killed: string[] = [];
-    await Promise.all((await this.listLocal()).map(async (id) => {
+    await Promise.all((ids ?? await this.listLocal()).map(async (id) => {
       const pid = await livePid(this.#paths(id).pidfile);
       if (pid !== null && kill(pid, "SIGKILL")) killed.push(id);
     }));
