@@ -92,6 +92,23 @@ export class Session {
     return this.#deadline;
   }
 
+  /**
+   * Checks the deadline now, not when its timer fires (after a pause such as
+   * SIGSTOP, other callbacks may run first): past it, the session ends at
+   * once and `signal` aborts. Call before a side effect that must not
+   * outlive the lease, e.g. starting a VM process. Returns true while alive.
+   */
+  check(): boolean {
+    if (this.signal.aborted) return false;
+    if (this.#now() < this.#deadline) return true;
+    this.#lose(
+      `no keep-alive acknowledged for ${
+        this.#now() - this.#lastGood
+      } ms (deadline passed)`,
+    );
+    return false;
+  }
+
   /** When the last keep-alive that etcd acknowledged was sent. */
   get lastKeepAlive(): number {
     return this.#lastGood;
@@ -110,13 +127,7 @@ export class Session {
   #armDeadline(): void {
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = setTimeout(() => {
-      if (this.#now() >= this.#deadline) {
-        this.#lose(
-          `no keep-alive acknowledged for ${
-            this.#now() - this.#lastGood
-          } ms (deadline passed)`,
-        );
-      } else this.#armDeadline();
+      if (this.check()) this.#armDeadline();
     }, Math.max(0, this.#deadline - this.#now()));
   }
 

@@ -12,6 +12,7 @@ import { complete, enqueue, newTask } from "../tasks/queue.ts";
 import { vmStart } from "../tasks/vm_start.ts";
 import { vmStop } from "../tasks/vm_stop.ts";
 import { replace } from "../tasks/vm_common.ts";
+import { waitFor } from "./helpers/cluster.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
 
 Deno.test("evacuate() leaves a VM that a new incarnation of its host took over", async () => {
@@ -184,7 +185,13 @@ Deno.test("vmStart() never overwrites an evacuation made while it booted, and ki
       (again.result as { skipped?: string }).skipped,
       "vm is not placed",
     );
-    assert.deepEqual(await liveSims(b.driver), []);
+    // SIGKILL is asynchronous: the process is gone a moment later.
+    await waitFor(
+      "the sim process gone",
+      async () => (await liveSims(b.driver)).length === 0,
+      5_000,
+      20,
+    );
   });
 });
 

@@ -22,6 +22,7 @@ import type { Kv, Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import {
   type Boot,
+  type DriverSpec,
   PermanentError,
   type TaskContext,
   type VmDriver,
@@ -302,9 +303,7 @@ export class Worker {
     const lease = this.#id!.lease;
     const s = vm.value.status;
     const adopted = s.handle ? await this.#o.driver.recover(s.handle) : null;
-    const shouldRun = vm.value.desired === "running" &&
-      (s.phase === "running" || s.phase === "starting");
-    if (!adopted && shouldRun && s.phase === "running") {
+    if (!adopted && vm.value.desired === "running" && s.phase === "running") {
       return await this.#crashed(
         vm,
         "its process was gone when the worker started (fenced or host restarted)",
@@ -617,7 +616,7 @@ export class Worker {
       task,
       worker: id,
       host: this.host,
-      driver,
+      driver: startsWhileAlive(driver, this.#session!),
       images: this.#o.images ??
         ((name) => resolveImage(config.stateDir, name)),
       net: this.#net,
@@ -694,6 +693,26 @@ export class Worker {
       if (r.ok) return;
     }
   }
+}
+
+/**
+ * `driver` for task handlers: `start` checks the lease deadline first, so no
+ * VM process starts once it has passed, even before the deadline's timer
+ * ran (after SIGSTOP, I/O callbacks may run before timers).
+ */
+function startsWhileAlive(driver: VmDriver, session: Session): VmDriver {
+  return new Proxy(driver, {
+    get(target, prop) {
+      if (prop === "start") {
+        return (spec: DriverSpec, o?: { signal?: AbortSignal }) => {
+          session.check();
+          return target.start(spec, o);
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
 }
 
 /** The lease named in an `alive/` or `claim/` document (both have `lease`). */
