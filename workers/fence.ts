@@ -1,6 +1,7 @@
 /**
  * The fence deadline file and the fencer process. The worker writes its
- * lease deadline (ms since epoch) to `<stateDir>/fence-deadline` after every
+ * lease deadline (`monotonicMs()`: CLOCK_BOOTTIME ms, see core/clock.ts) to
+ * `<stateDir>/fence-deadline` after every
  * acknowledged keep-alive. A small separate process, the fencer, started
  * once per host with `setsid` so it outlives the worker, kills every VM of
  * the host when that deadline passes: so VMs are fenced before the cluster
