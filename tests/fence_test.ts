@@ -3,11 +3,19 @@
  * where it lives, and the fencer the worker keeps running.
  */
 import assert from "node:assert/strict";
+import { createApp } from "../api/app.ts";
 import { monotonicMs } from "../core/clock.ts";
 import { keys } from "../core/keys.ts";
-import { Alive } from "../core/schemas.ts";
+import { Alive, Vm } from "../core/schemas.ts";
+import { owns, SimDriver, type SimHandle } from "../drivers/sim/driver.ts";
+import { run } from "../drivers/runner.ts";
 import { readDeadline } from "../workers/fence.ts";
-import { type Cluster, waitFor, withCluster } from "./helpers/cluster.ts";
+import {
+  type Cluster,
+  waitFor,
+  withCluster,
+  type WorkerProc,
+} from "./helpers/cluster.ts";
 
 function withSimCluster(f: (c: Cluster) => Promise<void>): Promise<void> {
   return withCluster(async (c) => {
@@ -24,14 +32,81 @@ Deno.test("a worker writes its fence deadline in CLOCK_BOOTTIME ms, not epoch ms
   await withSimCluster(async (c) => {
     const w = await c.addWorker({ name: "h1" });
     await alive(c, "h1");
+    assert.match(w.runDir, /^\/run\/ucloud\/h1-[0-9a-f]{12}$/);
     const seen = new Set<number>();
     for (let i = 0; i < 20; i++) {
-      const d = await readDeadline(w.stateDir);
+      const d = await readDeadline(w.runDir);
       const now = monotonicMs();
       assert.ok(d !== null && d > now && d <= now + 1500, `${d} vs ${now}`);
       seen.add(d);
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(seen.size >= 2, "renewed every keep-alive");
+  });
+});
+
+/** Creates a VM through the API and waits until it runs; its handle. */
+async function runningVm(c: Cluster, name: string): Promise<SimHandle> {
+  const app = createApp({ store: c.store });
+  const res = await app.request("/v1/vms", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, cpus: 1, memory: 128 }),
+  });
+  assert.equal(res.status, 201);
+  const id = (await res.json()).vm.id;
+  const vm = await waitFor(`${name} running`, async () => {
+    const v = (await c.store.get(keys.vm(id), Vm))?.value;
+    return v?.status.phase === "running" ? v : null;
+  });
+  return vm.status.handle as SimHandle;
+}
+
+/** Stops the host's processes and unmounts its state dir. */
+async function teardown(w: WorkerProc): Promise<void> {
+  await w.kill("SIGKILL");
+  await w.killFencer();
+  await new SimDriver({ stateDir: w.stateDir }).fence();
+  await run("umount", [w.stateDir]).catch(() =>
+    run("umount", ["-l", w.stateDir])
+  );
+}
+
+Deno.test("a full state filesystem: the worker keeps renewing its deadline (tmpfs run dir) and the fencer spares the VM", async () => {
+  await withSimCluster(async (c) => {
+    const stateDir = `${c.dir}/hosts/h1`;
+    await Deno.mkdir(stateDir, { recursive: true });
+    await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", stateDir]);
+    const w = await c.addWorker({ name: "h1" });
+    try {
+      await alive(c, "h1");
+      const vm = await runningVm(c, "survivor");
+      // A guest fills the disk: nothing more can be written there.
+      await run("dd", ["if=/dev/zero", `of=${stateDir}/fill`, "bs=64k"])
+        .catch(() => {});
+      await assert.rejects(
+        Deno.writeTextFile(`${stateDir}/probe`, "x"),
+        /No space left on device/,
+      );
+      // Three lease TTLs: the deadline moves on and the VM stays.
+      const first = (await readDeadline(w.runDir))!;
+      const until = performance.now() + 6000;
+      let last = first;
+      while (performance.now() < until) {
+        last = (await readDeadline(w.runDir))!;
+        assert.ok(last > monotonicMs(), `deadline ${last} passed`);
+        assert.ok(await owns(vm.pid, vm.pidfile), "the VM was fenced");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(last >= first + 5000, `deadline moved ${last - first} ms`);
+      assert.doesNotMatch(await w.log(), /cannot write the fence deadline/);
+      assert.equal(
+        (await c.store.get(keys.vm(vm.pidfile.split("/").at(-2)!), Vm))
+          ?.value.status.phase,
+        "running",
+      );
+    } finally {
+      await teardown(w);
+    }
   });
 });

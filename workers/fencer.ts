@@ -1,28 +1,35 @@
 /**
  * The fencer process of one host (see `fence.ts`): every 50 ms it compares
  * the worker's lease deadline with `monotonicMs()` (CLOCK_BOOTTIME, the
- * clock the worker wrote it in; never the wall clock) and, once it has passed, kills
- * every VM of the host. It exits when the deadline has passed and no VM
- * process is left, so nothing lingers after the host is shut down.
+ * clock the worker wrote it in; never the wall clock) and, once it has
+ * passed, kills every VM of the host. It exits when the deadline has passed
+ * and no VM process is left, so nothing lingers after the host is shut down.
  *
- * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER` (started by the
- * worker through `ensureFencer()`).
+ * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER RUN_DIR` (started
+ * by the worker through `ensureFencer()`).
  */
 import { monotonicMs } from "../core/clock.ts";
 import { logger } from "../core/log.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
 import type { VmDriver } from "../tasks/context.ts";
-import { readDeadline } from "./fence.ts";
+import { fencerPidFile, parseFencerArgs, readDeadline } from "./fence.ts";
 
-export async function runFencer(
-  stateDir: string,
-  driver: VmDriver,
-  opts: { everyMs?: number; signal?: AbortSignal } = {},
-): Promise<void> {
-  const log = logger({ component: "fencer", stateDir });
+/** Options of {@linkcode runFencer}. */
+export interface RunFencerOptions {
+  /** Where the worker writes the deadline. */
+  runDir: string;
+  driver: VmDriver;
+  everyMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The fencer's loop; returns when aborted or when nothing is left to fence. */
+export async function runFencer(opts: RunFencerOptions): Promise<void> {
+  const { runDir, driver } = opts;
+  const log = logger({ component: "fencer", runDir });
   let fencedFor = 0;
   while (!opts.signal?.aborted) {
-    const deadline = await readDeadline(stateDir);
+    const deadline = await readDeadline(runDir);
     const now = monotonicMs();
     if (deadline !== null && now > deadline && deadline !== fencedFor) {
       const killed = await driver.fence();
@@ -44,11 +51,14 @@ export async function runFencer(
 }
 
 if (import.meta.main) {
-  const [stateDir, kind = "qemu"] = Deno.args;
-  await Deno.writeTextFile(`${stateDir}/fencer.pid`, String(Deno.pid));
-  const driver: VmDriver = kind === "sim"
-    ? new (await import("../drivers/sim/driver.ts")).SimDriver({ stateDir })
-    : new QemuDriver({ stateDir });
-  await runFencer(stateDir, driver);
+  const opts = parseFencerArgs(Deno.args);
+  await Deno.mkdir(opts.runDir, { recursive: true });
+  await Deno.writeTextFile(fencerPidFile(opts.runDir), String(Deno.pid));
+  const driver: VmDriver = opts.driver === "sim"
+    ? new (await import("../drivers/sim/driver.ts")).SimDriver({
+      stateDir: opts.stateDir,
+    })
+    : new QemuDriver({ stateDir: opts.stateDir });
+  await runFencer({ runDir: opts.runDir, driver });
   Deno.exit(0);
 }

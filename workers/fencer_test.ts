@@ -19,7 +19,12 @@ async function withFencer(
   const dir = await Deno.makeTempDir({ prefix: "uc-fencer-" });
   const d = new SimDriver({ stateDir: dir });
   const ac = new AbortController();
-  const done = runFencer(dir, d, { everyMs: 20, signal: ac.signal });
+  const done = runFencer({
+    runDir: dir,
+    driver: d,
+    everyMs: 20,
+    signal: ac.signal,
+  });
   try {
     await f(d, dir);
   } finally {

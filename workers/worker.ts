@@ -40,7 +40,7 @@ import {
   type WorkerId,
 } from "../tasks/queue.ts";
 import { withStatus } from "../tasks/vm_common.ts";
-import { ensureFencer, writeDeadline } from "./fence.ts";
+import { ensureFencer, fencerOptions, writeDeadline } from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
@@ -117,7 +117,7 @@ export class Worker {
     try {
       await this.#register(signal, adopted);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
-      await ensureFencer({ stateDir: config.stateDir, driver: driver.name });
+      await ensureFencer(fencerOptions(config, driver.name));
       await this.#recover();
       const network = this.#o.network;
       if (network) {
@@ -177,7 +177,7 @@ export class Worker {
       marginMs: config.worker.leaseMarginMs,
       log: this.#log,
       onDeadline: (d: number) => {
-        writeDeadline(config.stateDir, d).catch((err) =>
+        writeDeadline(config.worker.runDir, d).catch((err) =>
           this.#log.error("cannot write the fence deadline", {
             error: String(err),
           })
