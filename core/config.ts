@@ -93,6 +93,11 @@ export const ConfigSchema = z.object({
   qemu: z.object({
     accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
     binary: z.string().default("qemu-system-x86_64"),
+    /**
+     * A VM's `serial.log` is rotated (to `serial.log.1`, once) when it grows
+     * past this; checked every second by the host's fencer.
+     */
+    serialLogMaxBytes: z.number().int().min(4096).default(1024 * 1024),
   }).prefault({}),
   scheduler: z.object({
     /** spread: the host with the most room; pack: the least that fits. */
@@ -193,6 +198,7 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_HOST_MEMORY", (v) => set("worker", "memoryMiB", num(v)));
   e("UCLOUD_HOST_DISK", (v) => set("worker", "diskMiB", num(v)));
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
+  e("UCLOUD_SERIAL_LOG_MAX", (v) => set("qemu", "serialLogMaxBytes", num(v)));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
   e(

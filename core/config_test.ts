@@ -160,3 +160,16 @@ Deno.test("parseConfig() derives worker.runDir from stateDir under /run/ucloud, 
     "/run/x",
   );
 });
+
+Deno.test("parseConfig() caps serial logs at 1 MiB unless told", () => {
+  assert.equal(parseConfig({}, none).qemu.serialLogMaxBytes, 1048576);
+  assert.equal(
+    parseConfig({}, (n) => ({ UCLOUD_SERIAL_LOG_MAX: "65536" })[n]).qemu
+      .serialLogMaxBytes,
+    65536,
+  );
+  assert.throws(
+    () => parseConfig({ qemu: { serialLogMaxBytes: 10 } }, none),
+    /qemu\.serialLogMaxBytes/,
+  );
+});

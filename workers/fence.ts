@@ -9,7 +9,8 @@
  * passes: so VMs are fenced before the cluster restarts them elsewhere even
  * when the worker itself was killed (DESIGN.md rule 2). A worker restarted
  * within the deadline adopts its lease and moves the deadline on; the VMs
- * keep running.
+ * keep running. The fencer also caps the VMs' serial logs
+ * (drivers/qemu/serial_log.ts): it runs whenever VMs do, worker or not.
  *
  * @example
  * ```ts
@@ -28,11 +29,18 @@ export interface FencerOptions {
   runDir: string;
   /** The VM driver's name: qemu or sim. */
   driver: string;
+  /** `qemu.serialLogMaxBytes`. */
+  serialLogMaxBytes: number;
 }
 
 /** The fencer options of this host's configuration. */
 export function fencerOptions(config: Config, driver: string): FencerOptions {
-  return { stateDir: config.stateDir, runDir: config.worker.runDir, driver };
+  return {
+    stateDir: config.stateDir,
+    runDir: config.worker.runDir,
+    driver,
+    serialLogMaxBytes: config.qemu.serialLogMaxBytes,
+  };
 }
 
 export const deadlineFile = (runDir: string) => `${runDir}/fence-deadline`;
@@ -69,20 +77,28 @@ export async function readDeadline(runDir: string): Promise<number | null> {
 
 /** The fencer's command line arguments after its script. */
 export function fencerArgs(opts: FencerOptions): string[] {
-  return [opts.stateDir, opts.driver, opts.runDir];
+  return [
+    opts.stateDir,
+    opts.driver,
+    opts.runDir,
+    String(opts.serialLogMaxBytes),
+  ];
 }
 
 /** The inverse of {@linkcode fencerArgs}. */
 export function parseFencerArgs(args: string[]): FencerOptions {
-  const [stateDir, driver, runDir] = args;
-  if (!stateDir || !driver || !runDir) {
+  const [stateDir, driver, runDir, max] = args;
+  const serialLogMaxBytes = Number(max);
+  if (
+    !stateDir || !driver || !runDir || !Number.isSafeInteger(serialLogMaxBytes)
+  ) {
     throw new TypeError(
-      `Cannot start the fencer: usage: fencer.ts STATE_DIR DRIVER RUN_DIR, got ${
+      `Cannot start the fencer: usage: fencer.ts STATE_DIR DRIVER RUN_DIR SERIAL_LOG_MAX_BYTES, got ${
         JSON.stringify(args)
       }`,
     );
   }
-  return { stateDir, driver, runDir };
+  return { stateDir, driver, runDir, serialLogMaxBytes };
 }
 
 /** The arguments after the fencer script of process `pid`, or null. */

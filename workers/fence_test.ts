@@ -12,7 +12,12 @@ const FENCER = new URL("./fencer.ts", import.meta.url).pathname;
 
 async function withDirs(f: (o: FencerOptions) => Promise<void>) {
   const stateDir = await Deno.makeTempDir({ prefix: "uc-fence-" });
-  const o = { stateDir, runDir: `${stateDir}-run/x`, driver: "sim" };
+  const o = {
+    stateDir,
+    runDir: `${stateDir}-run/x`,
+    driver: "sim",
+    serialLogMaxBytes: 65536,
+  };
   try {
     await f(o);
   } finally {
@@ -58,6 +63,14 @@ Deno.test("ensureFencer() starts one fencer, returns it again, and replaces a st
       );
       assert.equal((await stale.status).signal, "SIGKILL");
       assert.equal(await ensureFencer(o), pid, "one fencer per state dir");
+      // Other options (a changed config) replace it too.
+      const other = await ensureFencer({ ...o, serialLogMaxBytes: 4096 });
+      assert.notEqual(other, pid);
+      const t = performance.now();
+      while (alive(pid) && performance.now() - t < 2000) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(!alive(pid));
     } finally {
       try {
         stale.kill("SIGKILL");

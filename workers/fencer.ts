@@ -4,13 +4,15 @@
  * clock the worker wrote it in; never the wall clock) and, once it has
  * passed, kills every VM of the host. It exits when the deadline has passed
  * and no VM process is left, so nothing lingers after the host is shut down.
+ * Beside that loop, every second, it caps the VMs' serial logs.
  *
- * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER RUN_DIR` (started
- * by the worker through `ensureFencer()`).
+ * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER RUN_DIR
+ * SERIAL_LOG_MAX_BYTES` (started by the worker through `ensureFencer()`).
  */
 import { monotonicMs } from "../core/clock.ts";
-import { logger } from "../core/log.ts";
+import { type Logger, logger } from "../core/log.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
+import { capSerialLogs } from "../drivers/qemu/serial_log.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { fencerPidFile, parseFencerArgs, readDeadline } from "./fence.ts";
 
@@ -18,17 +20,43 @@ import { fencerPidFile, parseFencerArgs, readDeadline } from "./fence.ts";
 export interface RunFencerOptions {
   /** Where the worker writes the deadline. */
   runDir: string;
+  /** Where the VMs (and their serial logs) are. */
+  stateDir: string;
   driver: VmDriver;
+  serialLogMaxBytes: number;
+  /** How often the deadline is checked; default 50 ms. */
   everyMs?: number;
+  /** How often serial logs are capped; default 1000 ms. */
+  capEveryMs?: number;
   signal?: AbortSignal;
 }
 
-/** The fencer's loop; returns when aborted or when nothing is left to fence. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The fencer's loops; return when aborted or when nothing is left to fence. */
 export async function runFencer(opts: RunFencerOptions): Promise<void> {
+  const log = logger({ component: "fencer", runDir: opts.runDir });
+  const done = new AbortController();
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, done.signal])
+    : done.signal;
+  const caps = capLogs(opts, log, signal);
+  try {
+    await fence(opts, log, signal);
+  } finally {
+    done.abort();
+    await caps;
+  }
+}
+
+async function fence(
+  opts: RunFencerOptions,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const { runDir, driver } = opts;
-  const log = logger({ component: "fencer", runDir });
   let fencedFor = 0;
-  while (!opts.signal?.aborted) {
+  while (!signal.aborted) {
     const deadline = await readDeadline(runDir);
     const now = monotonicMs();
     if (deadline !== null && now > deadline && deadline !== fencedFor) {
@@ -46,7 +74,30 @@ export async function runFencer(opts: RunFencerOptions): Promise<void> {
         return;
       }
     }
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 50));
+    await sleep(opts.everyMs ?? 50);
+  }
+}
+
+/** Caps serial logs until `signal`; a failure never ends the fencer. */
+async function capLogs(
+  opts: RunFencerOptions,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const { rotated, failed } = await capSerialLogs(
+        opts.stateDir,
+        opts.serialLogMaxBytes,
+      );
+      if (rotated.length) log.debug("serial logs rotated", { vms: rotated });
+      if (Object.keys(failed).length) {
+        log.warn("cannot rotate serial logs", { failed });
+      }
+    } catch (err) {
+      log.warn("cannot rotate serial logs", { error: String(err) });
+    }
+    await sleep(opts.capEveryMs ?? 1000);
   }
 }
 
@@ -59,6 +110,6 @@ if (import.meta.main) {
       stateDir: opts.stateDir,
     })
     : new QemuDriver({ stateDir: opts.stateDir });
-  await runFencer({ runDir: opts.runDir, driver });
+  await runFencer({ ...opts, driver });
   Deno.exit(0);
 }

@@ -20,9 +20,12 @@ async function withFencer(
   const d = new SimDriver({ stateDir: dir });
   const ac = new AbortController();
   const done = runFencer({
-    runDir: dir,
+    runDir: `${dir}/run`,
+    stateDir: dir,
     driver: d,
+    serialLogMaxBytes: 4096,
     everyMs: 20,
+    capEveryMs: 50,
     signal: ac.signal,
   });
   try {
@@ -45,13 +48,13 @@ Deno.test("runFencer() compares the deadline file with CLOCK_BOOTTIME, never the
       // A deadline a minute ahead in boottime: as epoch ms it is 1970, and
       // the wall clock is even pushed to the far future. No fencing.
       Date.now = () => wall() + 10 * 365 * 86_400_000;
-      await writeDeadline(dir, monotonicMs() + 60_000);
+      await writeDeadline(`${dir}/run`, monotonicMs() + 60_000);
       await sleep(300);
       assert.ok(await owns(h.pid, h.pidfile), "fenced before the deadline");
       // Boottime passes the deadline while the wall clock says it is far
       // ahead (stepped back a year): fenced at once.
       Date.now = () => wall() - 365 * 86_400_000;
-      await writeDeadline(dir, monotonicMs() - 1);
+      await writeDeadline(`${dir}/run`, monotonicMs() - 1);
       const t = performance.now();
       while (await owns(h.pid, h.pidfile) && performance.now() - t < 3000) {
         await sleep(10);
@@ -62,4 +65,18 @@ Deno.test("runFencer() compares the deadline file with CLOCK_BOOTTIME, never the
   } finally {
     Date.now = wall;
   }
+});
+
+Deno.test("runFencer() caps every VM's serial log, with or without a deadline", async () => {
+  await withFencer(async (_d, dir) => {
+    const log = `${dir}/vms/vm-1/serial.log`;
+    await Deno.mkdir(`${dir}/vms/vm-1`, { recursive: true });
+    await Deno.writeTextFile(log, "x".repeat(10_000));
+    const t = performance.now();
+    while ((await Deno.stat(log)).size > 0 && performance.now() - t < 3000) {
+      await sleep(20);
+    }
+    assert.equal((await Deno.stat(log)).size, 0);
+    assert.equal((await Deno.stat(`${log}.1`)).size, 4096);
+  });
 });
