@@ -17,10 +17,19 @@ import {
   type WorkerProc,
 } from "./helpers/cluster.ts";
 
+/** A cluster of sim hosts; no sim VM outlives it (Cluster.stop kills qemus only). */
 function withSimCluster(f: (c: Cluster) => Promise<void>): Promise<void> {
   return withCluster(async (c) => {
     c.env.UCLOUD_DRIVER = "sim";
-    await f(c);
+    try {
+      await f(c);
+    } finally {
+      for (const w of c.workers.values()) {
+        await w.kill("SIGKILL");
+        await w.killFencer();
+        await new SimDriver({ stateDir: w.stateDir }).fence();
+      }
+    }
   }, { guest: false, leaseTtlSeconds: 2 });
 }
 
@@ -108,5 +117,59 @@ Deno.test("a full state filesystem: the worker keeps renewing its deadline (tmpf
     } finally {
       await teardown(w);
     }
+  });
+});
+
+async function fencerPid(w: WorkerProc): Promise<number> {
+  return Number(
+    await Deno.readTextFile(`${w.runDir}/fencer.pid`).catch(() => "0"),
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a running worker restarts its SIGKILLed fencer within 2 s, which then fences when the worker dies", async () => {
+  await withSimCluster(async (c) => {
+    const w = await c.addWorker({ name: "h1" });
+    await alive(c, "h1");
+    const vm = await runningVm(c, "guarded");
+    const old = await waitFor("the fencer", async () => {
+      const pid = await fencerPid(w);
+      return isAlive(pid) ? pid : 0;
+    });
+    await w.killFencer();
+    const killed = performance.now();
+    const fresh = await waitFor(
+      "a new fencer",
+      async () => {
+        const pid = await fencerPid(w);
+        return pid !== old && isAlive(pid) ? pid : 0;
+      },
+      5000,
+      20,
+    );
+    const ms = performance.now() - killed;
+    console.log(`new fencer ${ms.toFixed(0)} ms after the SIGKILL`);
+    assert.ok(ms < 2000, `new fencer after ${ms} ms`);
+    await waitFor(
+      "the restart logged",
+      async () => (await w.log()).includes("the fencer was gone"),
+      5000,
+    );
+    // The new fencer does its job: the worker dies, the VM is fenced.
+    await w.kill("SIGKILL");
+    await waitFor(
+      "the VM fenced",
+      async () => !(await owns(vm.pid, vm.pidfile)),
+      5000,
+      20,
+    );
   });
 });

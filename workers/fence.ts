@@ -9,17 +9,20 @@
  * passes: so VMs are fenced before the cluster restarts them elsewhere even
  * when the worker itself was killed (DESIGN.md rule 2). A worker restarted
  * within the deadline adopts its lease and moves the deadline on; the VMs
- * keep running. The fencer also caps the VMs' serial logs
+ * keep running; a running worker restarts a fencer that died (every monitor
+ * pass). The fencer also caps the VMs' serial logs
  * (drivers/qemu/serial_log.ts): it runs whenever VMs do, worker or not.
  *
  * @example
  * ```ts
  * const fencer = fencerOptions(config, "qemu");
  * await writeDeadline(fencer.runDir, session.deadline);
- * await ensureFencer(fencer);
+ * await ensureFencer(fencer); // at the worker's start
+ * await keepFencer(fencer, log); // every monitor pass
  * ```
  */
 import type { Config } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
 
 /** What the fencer of one host works on. */
 export interface FencerOptions {
@@ -43,6 +46,7 @@ export function fencerOptions(config: Config, driver: string): FencerOptions {
   };
 }
 
+/** The deadline file of a run dir. */
 export const deadlineFile = (runDir: string) => `${runDir}/fence-deadline`;
 /** The file in which the fencer writes its pid. */
 export const fencerPidFile = (runDir: string) => `${runDir}/fencer.pid`;
@@ -147,7 +151,7 @@ async function readPid(file: string): Promise<number> {
  * returns its pid. Fencers of the same state dir started by another version
  * or with other options (their arguments differ) are killed first, so a
  * stale fencer never judges a deadline it does not understand (it scans
- * /proc for them).
+ * /proc for them). {@linkcode keepFencer} is the cheap periodic check.
  */
 export async function ensureFencer(opts: FencerOptions): Promise<number> {
   const want = fencerArgs(opts);
@@ -178,4 +182,24 @@ export async function ensureFencer(opts: FencerOptions): Promise<number> {
   throw new Error(
     `Cannot start the fencer for ${opts.stateDir}: no fencer wrote ${file} within ${START_TIMEOUT_MS} ms`,
   );
+}
+
+/**
+ * The running worker's periodic check: when the fencer named by the pid
+ * file is gone (SIGKILLed, crashed, exited), starts a new one, so the VMs
+ * are fenced should the worker die later. Costs two small file reads when
+ * the fencer runs; never throws (a failure is logged and retried next time).
+ */
+export async function keepFencer(
+  opts: FencerOptions,
+  log: Logger,
+): Promise<void> {
+  try {
+    const old = await readPid(fencerPidFile(opts.runDir));
+    if (await isCurrentFencer(old, opts)) return;
+    const pid = await ensureFencer(opts);
+    log.warn("the fencer was gone: started a new one", { old, pid });
+  } catch (err) {
+    log.error("cannot start the fencer", { error: String(err) });
+  }
 }

@@ -40,7 +40,12 @@ import {
   type WorkerId,
 } from "../tasks/queue.ts";
 import { withStatus } from "../tasks/vm_common.ts";
-import { ensureFencer, fencerOptions, writeDeadline } from "./fence.ts";
+import {
+  ensureFencer,
+  fencerOptions,
+  keepFencer,
+  writeDeadline,
+} from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
@@ -369,6 +374,7 @@ export class Worker {
     while (!signal.aborted) {
       await sleep(config.worker.monitorIntervalMs, signal);
       if (signal.aborted) break;
+      await keepFencer(fencerOptions(config, driver.name), this.#log);
       try {
         const vms = (await store.list(keys.vms, Vm)).items;
         for (const vm of vms) {
