@@ -9,6 +9,8 @@
  * console.log(config.etcd.endpoints);
  * ```
  */
+import { createHash } from "node:crypto";
+import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
@@ -25,6 +27,23 @@ function poolOk(pool: string): boolean {
 function defaultStateDir(): string {
   return Deno.env.get("UCLOUD_STATE") ??
     `${Deno.env.get("HOME") ?? "/root"}/.local/share/ucloud`;
+}
+
+/**
+ * The run directory of a state dir: `/run/ucloud/<name>-<hash>`, one per
+ * state dir (several test hosts share a machine), on the tmpfs `/run` so a
+ * full state filesystem cannot stop the fence deadline from being written.
+ *
+ * @example
+ * ```ts
+ * defaultRunDir("/var/lib/ucloud"); // "/run/ucloud/ucloud-384535e43155"
+ * ```
+ */
+export function defaultRunDir(stateDir: string): string {
+  const abs = resolve(stateDir);
+  const hash = createHash("sha256").update(abs).digest("hex").slice(0, 12);
+  const name = basename(abs).replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 40);
+  return `/run/ucloud/${name || "root"}-${hash}`;
 }
 
 export const ConfigSchema = z.object({
@@ -45,6 +64,12 @@ export const ConfigSchema = z.object({
     leaseTtlSeconds: z.number().int().min(1).max(600).default(3),
     leaseMarginMs: z.number().int().min(0).default(1000),
     monitorIntervalMs: z.number().int().min(50).default(1000),
+    /**
+     * Small files that must be writable while the host lives (the fence
+     * deadline, the fencer's pid): keep it on tmpfs. Default
+     * `defaultRunDir(stateDir)`.
+     */
+    runDir: z.string().min(1).optional(),
     concurrency: z.number().int().min(1).max(256).default(4),
     cpus: z.number().int().min(1).optional(),
     memoryMiB: z.number().int().min(64).optional(),
@@ -68,6 +93,11 @@ export const ConfigSchema = z.object({
   qemu: z.object({
     accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
     binary: z.string().default("qemu-system-x86_64"),
+    /**
+     * A VM's `serial.log` is rotated (to `serial.log.1`, once) when it grows
+     * past this; checked every second by the host's fencer.
+     */
+    serialLogMaxBytes: z.number().int().min(4096).default(1024 * 1024),
   }).prefault({}),
   scheduler: z.object({
     /** spread: the host with the most room; pack: the least that fits. */
@@ -138,7 +168,12 @@ export const ConfigSchema = z.object({
   }).prefault({}),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+type Parsed = z.infer<typeof ConfigSchema>;
+
+/** The parsed configuration; `worker.runDir` always set. */
+export type Config = Omit<Parsed, "worker"> & {
+  worker: Parsed["worker"] & { runDir: string };
+};
 
 /** The network settings when a caller gives none (tests, embedded API). */
 export function defaultNetworkConfig(): Config["network"] {
@@ -171,10 +206,12 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
+  e("UCLOUD_RUN_DIR", (v) => set("worker", "runDir", v));
   e("UCLOUD_HOST_CPUS", (v) => set("worker", "cpus", num(v)));
   e("UCLOUD_HOST_MEMORY", (v) => set("worker", "memoryMiB", num(v)));
   e("UCLOUD_HOST_DISK", (v) => set("worker", "diskMiB", num(v)));
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
+  e("UCLOUD_SERIAL_LOG_MAX", (v) => set("qemu", "serialLogMaxBytes", num(v)));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
   e(
@@ -253,7 +290,11 @@ export function parseConfig(
       .join("; ");
     throw new Error(`Invalid configuration: ${detail}`);
   }
-  return r.data;
+  const worker = {
+    ...r.data.worker,
+    runDir: r.data.worker.runDir ?? defaultRunDir(r.data.stateDir),
+  };
+  return { ...r.data, worker };
 }
 
 /** Reads the config file (if any) and the environment. */

@@ -147,3 +147,29 @@ Deno.test("network settings: defaults, environment, and refused values", () => {
     /network\.mode/,
   );
 });
+
+Deno.test("parseConfig() derives worker.runDir from stateDir under /run/ucloud, one per state dir", () => {
+  const a = parseConfig({ stateDir: "/srv/a/h1" }, none).worker.runDir;
+  const b = parseConfig({ stateDir: "/srv/b/h1" }, none).worker.runDir;
+  assert.match(a, /^\/run\/ucloud\/h1-[0-9a-f]{12}$/);
+  assert.match(b, /^\/run\/ucloud\/h1-[0-9a-f]{12}$/);
+  assert.notEqual(a, b);
+  assert.equal(parseConfig({ stateDir: "/srv/a/h1/" }, none).worker.runDir, a);
+  assert.equal(
+    parseConfig({}, (n) => ({ UCLOUD_RUN_DIR: "/run/x" })[n]).worker.runDir,
+    "/run/x",
+  );
+});
+
+Deno.test("parseConfig() caps serial logs at 1 MiB unless told", () => {
+  assert.equal(parseConfig({}, none).qemu.serialLogMaxBytes, 1048576);
+  assert.equal(
+    parseConfig({}, (n) => ({ UCLOUD_SERIAL_LOG_MAX: "65536" })[n]).qemu
+      .serialLogMaxBytes,
+    65536,
+  );
+  assert.throws(
+    () => parseConfig({ qemu: { serialLogMaxBytes: 10 } }, none),
+    /qemu\.serialLogMaxBytes/,
+  );
+});

@@ -4,6 +4,8 @@
  * deadline passes or etcd says the lease is gone, `signal` aborts: the owner
  * must stop every side effect (DESIGN.md rule 2). The etcd3 library's own
  * `lost` event fires far too late (about 2 x TTL) to be used for this.
+ * Times are in `monotonicMs()` (CLOCK_BOOTTIME, core/clock.ts) unless a
+ * `now` is given: a wall clock stepped back would postpone the deadline.
  *
  * @example
  * ```ts
@@ -14,6 +16,7 @@
  */
 import type { Store } from "./store.ts";
 import type { Logger } from "./log.ts";
+import { monotonicMs } from "./clock.ts";
 
 export interface SessionOptions {
   ttlSeconds: number;
@@ -21,7 +24,7 @@ export interface SessionOptions {
   log?: Logger;
   /** Called after every acknowledged keep-alive with the new deadline. */
   onDeadline?: (deadline: number) => void;
-  /** Clock, the test seam. */
+  /** The clock of deadlines, in ms; default `monotonicMs` (never steps). */
   now?: () => number;
 }
 
@@ -50,7 +53,7 @@ export class Session {
 
   /** Grants a lease and starts keeping it alive. */
   static async open(store: Store, opts: SessionOptions): Promise<Session> {
-    const now = opts.now ?? Date.now;
+    const now = opts.now ?? monotonicMs;
     const sent = now();
     const res = await store.client.leaseClient.leaseGrant({
       TTL: opts.ttlSeconds,
@@ -72,7 +75,7 @@ export class Session {
     lease: string,
     opts: SessionOptions,
   ): Promise<Session | null> {
-    const now = opts.now ?? Date.now;
+    const now = opts.now ?? monotonicMs;
     const sent = now();
     const ttl = await keepAliveOnce(store, lease, store.timeoutMs);
     if (ttl <= 0) return null;
@@ -87,7 +90,10 @@ export class Session {
     return this.#controller.signal;
   }
 
-  /** The moment (ms since epoch) after which this process must assume its lease is gone. */
+  /**
+   * The moment (in the session's clock, default `monotonicMs()`) after
+   * which this process must assume its lease is gone.
+   */
   get deadline(): number {
     return this.#deadline;
   }
@@ -109,13 +115,13 @@ export class Session {
     return false;
   }
 
-  /** When the last keep-alive that etcd acknowledged was sent. */
+  /** When (session clock) the last keep-alive that etcd acknowledged was sent. */
   get lastKeepAlive(): number {
     return this.#lastGood;
   }
 
   #now(): number {
-    return (this.opts.now ?? Date.now)();
+    return (this.opts.now ?? monotonicMs)();
   }
 
   #schedule(): void {

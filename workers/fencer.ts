@@ -1,50 +1,115 @@
 /**
  * The fencer process of one host (see `fence.ts`): every 50 ms it compares
- * the worker's lease deadline with the clock and, once it has passed, kills
- * every VM of the host. It exits when the deadline has passed and no VM
- * process is left, so nothing lingers after the host is shut down.
+ * the worker's lease deadline with `monotonicMs()` (CLOCK_BOOTTIME, the
+ * clock the worker wrote it in; never the wall clock) and, once it has
+ * passed, kills every VM of the host. It exits when the deadline has passed
+ * and no VM process is left, so nothing lingers after the host is shut down.
+ * Beside that loop, every second, it caps the VMs' serial logs.
  *
- * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER` (started by the
- * worker through `ensureFencer()`).
+ * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER RUN_DIR
+ * SERIAL_LOG_MAX_BYTES` (started by the worker through `ensureFencer()`).
  */
-import { logger } from "../core/log.ts";
+import { monotonicMs } from "../core/clock.ts";
+import { type Logger, logger } from "../core/log.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
+import { capSerialLogs } from "../drivers/qemu/serial_log.ts";
 import type { VmDriver } from "../tasks/context.ts";
-import { readDeadline } from "./fence.ts";
+import { fencerPidFile, parseFencerArgs, readDeadline } from "./fence.ts";
 
-export async function runFencer(
-  stateDir: string,
-  driver: VmDriver,
-  opts: { everyMs?: number; signal?: AbortSignal } = {},
+/** Options of {@linkcode runFencer}. */
+export interface RunFencerOptions {
+  /** Where the worker writes the deadline. */
+  runDir: string;
+  /** Where the VMs (and their serial logs) are. */
+  stateDir: string;
+  driver: VmDriver;
+  serialLogMaxBytes: number;
+  /** How often the deadline is checked; default 50 ms. */
+  everyMs?: number;
+  /** How often serial logs are capped; default 1000 ms. */
+  capEveryMs?: number;
+  signal?: AbortSignal;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The fencer's loops; return when aborted or when nothing is left to fence. */
+export async function runFencer(opts: RunFencerOptions): Promise<void> {
+  const log = logger({ component: "fencer", runDir: opts.runDir });
+  const done = new AbortController();
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, done.signal])
+    : done.signal;
+  const caps = capLogs(opts, log, signal);
+  try {
+    await fence(opts, log, signal);
+  } finally {
+    done.abort();
+    await caps;
+  }
+}
+
+async function fence(
+  opts: RunFencerOptions,
+  log: Logger,
+  signal: AbortSignal,
 ): Promise<void> {
-  const log = logger({ component: "fencer", stateDir });
+  const { runDir, driver } = opts;
   let fencedFor = 0;
-  while (!opts.signal?.aborted) {
-    const deadline = await readDeadline(stateDir);
-    if (deadline !== null && Date.now() > deadline && deadline !== fencedFor) {
+  while (!signal.aborted) {
+    const deadline = await readDeadline(runDir);
+    const now = monotonicMs();
+    if (deadline !== null && now > deadline && deadline !== fencedFor) {
       const killed = await driver.fence();
       fencedFor = deadline;
       log.warn("lease deadline passed: fenced every VM", {
-        deadline: new Date(deadline).toISOString(),
+        deadline,
+        late: now - deadline,
         killed,
       });
     }
-    if (deadline !== null && Date.now() > deadline + 5000) {
+    if (deadline !== null && now > deadline + 5000) {
       if ((await driver.fence()).length === 0) {
         log.info("no worker and no VMs left: fencer exits");
         return;
       }
     }
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 50));
+    await sleep(opts.everyMs ?? 50);
+  }
+}
+
+/** Caps serial logs until `signal`; a failure never ends the fencer. */
+async function capLogs(
+  opts: RunFencerOptions,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const { rotated, failed } = await capSerialLogs(
+        opts.stateDir,
+        opts.serialLogMaxBytes,
+      );
+      if (rotated.length) log.debug("serial logs rotated", { vms: rotated });
+      if (Object.keys(failed).length) {
+        log.warn("cannot rotate serial logs", { failed });
+      }
+    } catch (err) {
+      log.warn("cannot rotate serial logs", { error: String(err) });
+    }
+    await sleep(opts.capEveryMs ?? 1000);
   }
 }
 
 if (import.meta.main) {
-  const [stateDir, kind = "qemu"] = Deno.args;
-  await Deno.writeTextFile(`${stateDir}/fencer.pid`, String(Deno.pid));
-  const driver: VmDriver = kind === "sim"
-    ? new (await import("../drivers/sim/driver.ts")).SimDriver({ stateDir })
-    : new QemuDriver({ stateDir });
-  await runFencer(stateDir, driver);
+  const opts = parseFencerArgs(Deno.args);
+  await Deno.mkdir(opts.runDir, { recursive: true });
+  await Deno.writeTextFile(fencerPidFile(opts.runDir), String(Deno.pid));
+  const driver: VmDriver = opts.driver === "sim"
+    ? new (await import("../drivers/sim/driver.ts")).SimDriver({
+      stateDir: opts.stateDir,
+    })
+    : new QemuDriver({ stateDir: opts.stateDir });
+  await runFencer({ ...opts, driver });
   Deno.exit(0);
 }

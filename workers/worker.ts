@@ -41,7 +41,12 @@ import {
 import { ownedBy, take } from "../tasks/ownership.ts";
 import { withStatus } from "../tasks/vm_common.ts";
 import { crashTxn } from "./crash.ts";
-import { ensureFencer, writeDeadline } from "./fence.ts";
+import {
+  ensureFencer,
+  fencerOptions,
+  keepFencer,
+  writeDeadline,
+} from "./fence.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
@@ -118,7 +123,7 @@ export class Worker {
     try {
       await this.#register(signal, adopted);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
-      await ensureFencer({ stateDir: config.stateDir, driver: driver.name });
+      await ensureFencer(fencerOptions(config, driver.name));
       await this.#recover();
       const network = this.#o.network;
       if (network) {
@@ -178,7 +183,7 @@ export class Worker {
       marginMs: config.worker.leaseMarginMs,
       log: this.#log,
       onDeadline: (d: number) => {
-        writeDeadline(config.stateDir, d).catch((err) =>
+        writeDeadline(config.worker.runDir, d).catch((err) =>
           this.#log.error("cannot write the fence deadline", {
             error: String(err),
           })
@@ -393,6 +398,7 @@ export class Worker {
     while (!signal.aborted) {
       await sleep(config.worker.monitorIntervalMs, signal);
       if (signal.aborted) break;
+      await keepFencer(fencerOptions(config, driver.name), this.#log);
       try {
         // In this order: see #reap.
         const busy = new Set(this.#vmChains.keys());

@@ -99,7 +99,8 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
 /**
  * Builds the arguments of a daemonized qemu-system-x86_64 for `spec`: q35,
  * no default devices, no display, QMP on `paths.qmp`, the serial console
- * served on the socket `paths.console` and logged to `paths.serial`,
+ * served on the socket `paths.console` and appended to `paths.serial`
+ * (O_APPEND, so serial_log.ts can rotate it in place),
  * `-pidfile` (by which the driver recognises its processes), the
  * {@linkcode NIC_SLOTS} PCIe root ports for NICs and the NICs of
  * `spec.nics`. Throws TypeError or RangeError naming the bad field.
@@ -160,7 +161,7 @@ export function qemuArgs(
     "chardev=qmp,mode=control",
     "-chardev",
     `socket,id=serial0,path=${opt(paths.console)},server=on,wait=off,` +
-    `logfile=${opt(paths.serial)}`,
+    `logfile=${opt(paths.serial)},logappend=on`,
     "-serial",
     "chardev:serial0",
   ];

@@ -91,7 +91,8 @@ Deno.test("qemuArgs() builds a daemonized q35 command line booting a kernel", ()
     "chardev=qmp,mode=control",
     "-chardev",
     "socket,id=serial0,path=/var/lib/ucloud/vms/vm-1/console.sock," +
-    "server=on,wait=off,logfile=/var/lib/ucloud/vms/vm-1/serial.log",
+    "server=on,wait=off,logfile=/var/lib/ucloud/vms/vm-1/serial.log," +
+    "logappend=on",
     "-serial",
     "chardev:serial0",
     ...[0, 1, 2, 3, 4, 5, 6, 7].flatMap((n) => [

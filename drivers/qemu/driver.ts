@@ -20,6 +20,7 @@ import {
   vmPaths,
 } from "./args.ts";
 import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
+import { rotatedLog } from "./serial_log.ts";
 
 /**
  * Plain JSON naming a running qemu; kept in the VM's status so that a
@@ -142,6 +143,10 @@ export class QemuDriver {
 
       await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
       await removeFiles(paths.pidfile, paths.qmp, paths.console);
+      // This boot logs to a fresh serial.log; the last one's is serial.log.1.
+      await Deno.rename(paths.serial, rotatedLog(paths.serial)).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
       try {
         await run(this.#qemuBinary, args, {
           signal,

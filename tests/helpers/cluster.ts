@@ -3,7 +3,7 @@
  * children, so tests can SIGKILL them), the API app, and process checks.
  * Everything is torn down in `stop()`: processes by pid, temp dirs.
  */
-import { type Config, parseConfig } from "../../core/config.ts";
+import { type Config, defaultRunDir, parseConfig } from "../../core/config.ts";
 import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
 import { prefixEnd, Store } from "../../core/store.ts";
 
@@ -64,15 +64,20 @@ export class WorkerProc {
     this.logFile = `${cluster.dir}/worker-${spec.name}.log`;
   }
 
-  /** Each host has its own state dir (VMs, fence deadline, fencer). */
+  /** Each host has its own state dir (VMs) ... */
   get stateDir(): string {
     return `${this.cluster.dir}/hosts/${this.spec.name}`;
+  }
+
+  /** ... and run dir (fence deadline, fencer pid). */
+  get runDir(): string {
+    return this.spec.env?.UCLOUD_RUN_DIR ?? defaultRunDir(this.stateDir);
   }
 
   /** SIGKILLs the host's fencer (it outlives the worker by design). */
   async killFencer(): Promise<void> {
     const pid = Number(
-      await Deno.readTextFile(`${this.stateDir}/fencer.pid`).catch(() => "0"),
+      await Deno.readTextFile(`${this.runDir}/fencer.pid`).catch(() => "0"),
     );
     if (pid > 1) {
       try {
@@ -184,6 +189,7 @@ export class Cluster {
     for (const w of this.workers.values()) {
       await w.kill("SIGKILL");
       await w.killFencer();
+      await Deno.remove(w.runDir, { recursive: true }).catch(() => {});
     }
     await killQemus(this.dir);
     this.store.close();

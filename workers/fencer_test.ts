@@ -1,0 +1,82 @@
+/** The fencer loop on a real sim VM (one plain process). */
+import assert from "node:assert/strict";
+import { monotonicMs } from "../core/clock.ts";
+import { owns, SimDriver } from "../drivers/sim/driver.ts";
+import { writeDeadline } from "./fence.ts";
+import { runFencer } from "./fencer.ts";
+
+const spec = {
+  id: "vm-1",
+  name: "a",
+  cpus: 1,
+  memoryMiB: 128,
+  boot: { disk: "/dev/null" },
+};
+
+async function withFencer(
+  f: (d: SimDriver, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "uc-fencer-" });
+  const d = new SimDriver({ stateDir: dir });
+  const ac = new AbortController();
+  const done = runFencer({
+    runDir: `${dir}/run`,
+    stateDir: dir,
+    driver: d,
+    serialLogMaxBytes: 4096,
+    everyMs: 20,
+    capEveryMs: 50,
+    signal: ac.signal,
+  });
+  try {
+    await f(d, dir);
+  } finally {
+    ac.abort();
+    await done;
+    await d.fence();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("runFencer() compares the deadline file with CLOCK_BOOTTIME, never the wall clock", async () => {
+  const wall = Date.now;
+  try {
+    await withFencer(async (d, dir) => {
+      const h = await d.start(spec);
+      // A deadline a minute ahead in boottime: as epoch ms it is 1970, and
+      // the wall clock is even pushed to the far future. No fencing.
+      Date.now = () => wall() + 10 * 365 * 86_400_000;
+      await writeDeadline(`${dir}/run`, monotonicMs() + 60_000);
+      await sleep(300);
+      assert.ok(await owns(h.pid, h.pidfile), "fenced before the deadline");
+      // Boottime passes the deadline while the wall clock says it is far
+      // ahead (stepped back a year): fenced at once.
+      Date.now = () => wall() - 365 * 86_400_000;
+      await writeDeadline(`${dir}/run`, monotonicMs() - 1);
+      const t = performance.now();
+      while (await owns(h.pid, h.pidfile) && performance.now() - t < 3000) {
+        await sleep(10);
+      }
+      assert.equal(await owns(h.pid, h.pidfile), false, "not fenced");
+      assert.ok(performance.now() - t < 500, "fenced late");
+    });
+  } finally {
+    Date.now = wall;
+  }
+});
+
+Deno.test("runFencer() caps every VM's serial log, with or without a deadline", async () => {
+  await withFencer(async (_d, dir) => {
+    const log = `${dir}/vms/vm-1/serial.log`;
+    await Deno.mkdir(`${dir}/vms/vm-1`, { recursive: true });
+    await Deno.writeTextFile(log, "x".repeat(10_000));
+    const t = performance.now();
+    while ((await Deno.stat(log)).size > 0 && performance.now() - t < 3000) {
+      await sleep(20);
+    }
+    assert.equal((await Deno.stat(log)).size, 0);
+    assert.equal((await Deno.stat(`${log}.1`)).size, 4096);
+  });
+});
