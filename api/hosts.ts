@@ -40,6 +40,11 @@ export const HostView = z.object({
   vms: z.array(z.string()),
   state: Host.shape.state,
   alive: z.boolean(),
+  /**
+   * Its worker stopped in order: until this time the fencer holds the lease
+   * for the next worker process; no tasks run, no VMs are placed here.
+   */
+  handover: z.string().optional(),
   incarnation: z.string().optional(),
   started: z.string().optional(),
   /** The host's last lease keep-alive (1 s resolution); alive hosts only. */
@@ -122,6 +127,7 @@ function toView(
     vms: entries.map(([id]) => id).sort(),
     state: h.state,
     alive: a !== undefined,
+    ...(a?.handover ? { handover: a.handover } : {}),
     ...(a ? { incarnation: a.incarnation, started: a.started } : {}),
     ...(heartbeat ? { lastHeartbeat: heartbeat } : {}),
     addresses: h.addresses,

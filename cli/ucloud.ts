@@ -126,6 +126,8 @@ export interface HostView {
   usage: { cpus: number; memoryMiB: number; diskMiB?: number; vms: number };
   state: string;
   alive: boolean;
+  /** Until when the fencer holds the lease for the next worker process. */
+  handover?: string;
   incarnation?: string;
   started?: string;
   /** Ids of the VMs reserved on the host. */
@@ -1252,7 +1254,7 @@ const VM_COLUMNS: Column<Vm>[] = [
 
 const HOST_COLUMNS: Column<HostView>[] = [
   { header: "NAME", value: (h) => h.name },
-  { header: "STATE", value: (h) => h.state },
+  { header: "STATE", value: (h) => h.handover ? "handover" : h.state },
   { header: "ALIVE", value: (h) => h.alive ? "yes" : "no" },
   {
     header: "CPUS",

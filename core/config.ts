@@ -80,6 +80,12 @@ export const ConfigSchema = z.object({
      * placement counts disk. False (shared store): disk is no constraint.
      */
     localDisk: z.boolean().default(true),
+    /**
+     * An orderly stop (SIGTERM, SIGINT) hands the lease to the host's fencer
+     * for this long, so a new worker process adopts it with the VMs still
+     * running; 0: no hand-over (the VMs are fenced at the deadline).
+     */
+    handoverSeconds: z.number().int().min(0).max(3600).default(60),
     /** The VM driver: qemu, or sim (a plain process per VM, for benchmarks). */
     driver: z.enum(["qemu", "sim"]).default("qemu"),
   }).prefault({}).refine(
@@ -213,6 +219,7 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_ACCEL", (v) => set("qemu", "accel", v));
   e("UCLOUD_SERIAL_LOG_MAX", (v) => set("qemu", "serialLogMaxBytes", num(v)));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
+  e("UCLOUD_HANDOVER_SECONDS", (v) => set("worker", "handoverSeconds", num(v)));
   e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
   e(
     "UCLOUD_RESTART_BACKOFF_MS",

@@ -29,7 +29,7 @@
 import type { z } from "zod";
 import { idOf, keys } from "./keys.ts";
 import type { Logger } from "./log.ts";
-import { Alive, Alloc, Host } from "./schemas.ts";
+import { Alive, Alloc, Host, serving } from "./schemas.ts";
 import type { Store } from "./store.ts";
 import { type RawKv, type WatchEvent, watchPrefix } from "./watch.ts";
 import { type Candidate, usage } from "../workers/placement.ts";
@@ -144,7 +144,7 @@ export class PlacementCache {
         const a = this.#allocs.get(name);
         list.push({
           host: h.value,
-          alive: !!this.#alive.get(name)?.value,
+          alive: serving(this.#alive.get(name)?.value),
           alloc: a?.value ?? null,
           ...(a?.used ? { used: a.used } : {}),
         });
@@ -166,7 +166,7 @@ export class PlacementCache {
     const a = this.#allocs.get(name);
     return {
       host: h,
-      alive: !!this.#alive.get(name)?.value,
+      alive: serving(this.#alive.get(name)?.value),
       alloc: a?.value ?? null,
       ...(a?.used ? { used: a.used } : {}),
       ...(this.#locks.has(name) ? { busy: true } : {}),

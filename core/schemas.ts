@@ -135,8 +135,19 @@ export const Alive = z.object({
   started: z.string(),
   pid: z.number().int(),
   lease: z.string(),
+  /**
+   * The worker stopped in order; until this time (ISO) the host's fencer
+   * holds the lease for the next worker process: no tasks run, no VMs are
+   * placed here (workers/handover.ts).
+   */
+  handover: z.string().optional(),
 });
 export type Alive = z.infer<typeof Alive>;
+
+/** True when the host's incarnation takes work (alive, not handing over). */
+export function serving(alive: Alive | null | undefined): boolean {
+  return !!alive && alive.handover === undefined;
+}
 
 /** Per-host reservations; placement compares its mod revision. */
 export const Alloc = z.object({

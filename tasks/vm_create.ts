@@ -26,7 +26,7 @@
  */
 import { keys } from "../core/keys.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
-import { Alive, Alloc, Host, type Vm } from "../core/schemas.ts";
+import { Alive, Alloc, Host, serving, type Vm } from "../core/schemas.ts";
 import type { Kv } from "../core/store.ts";
 import {
   type Candidate,
@@ -122,7 +122,7 @@ async function pickListed(
   );
   const candidates: Candidate[] = hosts.items.map((h) => ({
     host: h.value,
-    alive: aliveOf.has(h.value.name),
+    alive: serving(aliveOf.get(h.value.name)),
     alloc: allocOf.get(h.value.name)?.value ?? null,
   }));
   const pick = choose(without(candidates, avoid), need, policy);

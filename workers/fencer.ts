@@ -4,7 +4,9 @@
  * clock the worker wrote it in; never the wall clock) and, once it has
  * passed, kills every VM of the host. It exits when the deadline has passed
  * and no VM process is left, so nothing lingers after the host is shut down.
- * Beside that loop, every second, it caps the VMs' serial logs.
+ * Beside that loop, every second, it caps the VMs' serial logs, and it holds
+ * the lease of a worker that stopped in order until a new one adopts it
+ * (workers/handover.ts).
  *
  * Usage: `deno run -A workers/fencer.ts STATE_DIR DRIVER RUN_DIR
  * SERIAL_LOG_MAX_BYTES` (started by the worker through `ensureFencer()`).
@@ -15,6 +17,7 @@ import { QemuDriver } from "../drivers/qemu/driver.ts";
 import { capSerialLogs } from "../drivers/qemu/serial_log.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { fencerPidFile, parseFencerArgs, readDeadline } from "./fence.ts";
+import { holdLease } from "./handover.ts";
 
 /** Options of {@linkcode runFencer}. */
 export interface RunFencerOptions {
@@ -41,11 +44,12 @@ export async function runFencer(opts: RunFencerOptions): Promise<void> {
     ? AbortSignal.any([opts.signal, done.signal])
     : done.signal;
   const caps = capLogs(opts, log, signal);
+  const hold = holdLease({ runDir: opts.runDir, log, signal });
   try {
     await fence(opts, log, signal);
   } finally {
     done.abort();
-    await caps;
+    await Promise.all([caps, hold]);
   }
 }
 

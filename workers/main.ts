@@ -73,9 +73,10 @@ if (import.meta.main) {
   const network = sim ? undefined : await hostNetwork(config, log);
   let stopping = false;
   let current: Worker | undefined;
+  // An orderly stop hands the lease to the fencer (worker.handoverSeconds).
   const stop = () => {
     stopping = true;
-    current?.stop();
+    current?.stop({ handover: config.worker.handoverSeconds > 0 });
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

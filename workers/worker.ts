@@ -17,6 +17,7 @@ import type { Config } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Alive, Claim, Host, Task, Vm } from "../core/schemas.ts";
+import { monotonicMs } from "../core/clock.ts";
 import { Session } from "../core/session.ts";
 import type { Kv, Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
@@ -47,6 +48,7 @@ import {
   keepFencer,
   writeDeadline,
 } from "./fence.ts";
+import { endHandover, writeHandover } from "./handover.ts";
 import { hostInfo } from "./host_info.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
@@ -97,6 +99,7 @@ export class Worker {
   readonly #vmChains = new Map<string, Promise<void>>();
   readonly #running = new Set<Promise<void>>();
   #wake?: ReturnType<typeof setTimeout>;
+  #handover = false;
 
   constructor(opts: WorkerOptions) {
     this.#o = opts;
@@ -109,8 +112,14 @@ export class Worker {
     return this.#id?.lease;
   }
 
-  /** Asks `run()` to finish: no new claims, running tasks are aborted. */
-  stop(): void {
+  /**
+   * Asks `run()` to finish: no new claims, running tasks are aborted. With
+   * `handover`, the lease goes to the host's fencer for
+   * `worker.handoverSeconds` so the next worker process adopts it with the
+   * VMs running (workers/handover.ts).
+   */
+  stop({ handover = false }: { handover?: boolean } = {}): void {
+    this.#handover = handover;
     this.#stop.abort();
   }
 
@@ -123,6 +132,8 @@ export class Worker {
     try {
       await this.#register(signal, adopted);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
+      // A hand-over ends with this registration: the fencer lets go.
+      await endHandover(config.worker.runDir);
       await ensureFencer(fencerOptions(config, driver.name));
       await this.#recover();
       const network = this.#o.network;
@@ -161,6 +172,13 @@ export class Worker {
         });
       }
       await Promise.allSettled([...this.#running]);
+      if (this.#handover && !session.signal.aborted) {
+        await this.#handOver(session).catch((err) =>
+          this.#log.error("cannot hand the lease over to the fencer", {
+            error: String(err),
+          })
+        );
+      }
       // Never revoke: the lease's end is the death signal, and the fencer
       // kills the VMs at its deadline unless a restarted worker adopts it.
       await session.close({ revoke: false });
@@ -169,6 +187,37 @@ export class Worker {
         why: this.#stop.signal.aborted ? "stopped" : "lease lost",
       });
     }
+  }
+
+  /**
+   * Marks this incarnation's `alive/` document as handing over (no VMs are
+   * placed here meanwhile) and leaves the lease to the fencer.
+   */
+  async #handOver(session: Session): Promise<void> {
+    const { store, config, driver } = this.#o;
+    const ms = config.worker.handoverSeconds * 1000;
+    const fencer = fencerOptions(config, driver.name);
+    await ensureFencer(fencer);
+    const alive = await store.get(keys.alive(this.host), Alive);
+    if (alive?.value.lease !== session.lease) return;
+    const until = new Date(Date.now() + ms).toISOString();
+    const marked = await store.txn()
+      .ifModRevision(alive.key, alive.modRevision)
+      .put(alive.key, { ...alive.value, handover: until }, {
+        lease: session.lease,
+      }).commit();
+    if (!marked.ok) return;
+    await writeHandover(fencer.runDir, {
+      lease: session.lease,
+      until: monotonicMs() + ms,
+      ttlSeconds: config.worker.leaseTtlSeconds,
+      marginMs: config.worker.leaseMarginMs,
+      etcd: config.etcd,
+    });
+    this.#log.info("lease handed over to the fencer for the next worker", {
+      lease: session.lease,
+      until,
+    });
   }
 
   /**
