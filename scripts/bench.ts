@@ -20,23 +20,36 @@
  * - `vm`:    with one real worker process running qemu (TCG, tiny test
  *            guest), the time from sending `POST /v1/vms` to QMP
  *            `query-status` "running" and to the guest's serial marker
- *            `UCLOUD-GUEST-READY`, one VM after another.
+ *            `UCLOUD-GUEST-READY`, one VM after another;
+ * - `failover`: SIGKILL of a host running qemu VMs, until they run elsewhere
+ *            (scripts/bench_failover.ts);
+ * - `failover-sim`: the same with 50 sim VMs on the killed host, and an
+ *            orderly worker restart (SIGTERM, a gap, a new worker) counting
+ *            the VMs it restarted (scripts/bench_failover_sim.ts);
+ * - `net`:   the network driver's sync and NIC hot-plug (scripts/bench_net.ts).
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
  * directory unless `--no-write`. Progress goes to stderr.
  *
  * Usage:
- *   deno run -A scripts/bench.ts [--quick] [--only=cas,claim,api,place,vm,failover,net]
+ *   deno run -A scripts/bench.ts [--quick]
+ *     [--only=cas,claim,api,place,vm,failover,failover-sim,net]
  *     [--no-write] [--n=2000] [--vms=10] [--place-vms=10000]
- *     [--hosts=100] [--policy=spread|pack]
+ *     [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *
- * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs) is the test
- * suite's smoke run: under 60 s.
+ * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 1 kill, 5 sim
+ * VMs) is the test suite's smoke run. `--gap-ms`: how long the orderly
+ * restart of failover-sim leaves the host without a worker process.
  * Everything started here (etcd, HTTP servers, the worker, qemu VMs, temp
  * dirs) is torn down in `finally`, on SIGINT/SIGTERM, and by a watchdog.
  */
 import { type FailoverRun, failoverRun } from "./bench_failover.ts";
+import {
+  type FailoverSimResult,
+  failoverSimRows,
+  failoverSimRun,
+} from "./bench_failover_sim.ts";
 import { createApp } from "../api/app.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
@@ -79,6 +92,7 @@ const PHASES = [
   "place",
   "vm",
   "failover",
+  "failover-sim",
   "net",
 ] as const;
 type Phase = typeof PHASES[number];
@@ -104,13 +118,15 @@ interface Options {
   placeVms: number;
   placeHosts: number;
   policy: Policy;
+  gapMs: number;
 }
 
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,failover,net] [--no-write] [--n=N] [--vms=N] " +
-      "[--place-vms=N] [--hosts=N] [--policy=spread|pack]",
+      "[--only=cas,claim,api,place,vm,failover,failover-sim,net] [--no-write] " +
+      "[--n=N] [--vms=N] [--place-vms=N] [--hosts=N] [--policy=spread|pack] " +
+      "[--gap-ms=MS]",
   );
   Deno.exit(2);
 }
@@ -124,6 +140,7 @@ function parseArgs(args: string[]): Options {
   let placeVms: number | undefined;
   let placeHosts: number | undefined;
   let policy: Policy = "spread";
+  let gapMs = 5000;
   const int = (v: string, min: number) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < min) usage();
@@ -148,6 +165,7 @@ function parseArgs(args: string[]): Options {
     else if (flag === "--vms") vms = int(value, 1);
     else if (flag === "--place-vms") placeVms = int(value, 1);
     else if (flag === "--hosts") placeHosts = int(value, 1);
+    else if (flag === "--gap-ms") gapMs = int(value, 0);
     else if (flag === "--policy") {
       if (value !== "spread" && value !== "pack") usage();
       policy = value;
@@ -164,6 +182,7 @@ function parseArgs(args: string[]): Options {
     placeVms: placeVms ?? (quick ? 500 : 10_000),
     placeHosts: placeHosts ?? (quick ? 20 : 100),
     policy,
+    gapMs,
   };
 }
 
@@ -769,6 +788,7 @@ function rows(r: Results): Row[] {
       });
     }
   }
+  if (r.failoverSim) out.push(...failoverSimRows(r.failoverSim));
   if (cas) {
     out.push({
       name: "etcd CAS txn, 1 in flight",
@@ -993,6 +1013,7 @@ interface Results {
   place?: PlaceResult;
   vm?: VmResult;
   failover?: FailoverRun[];
+  failoverSim?: FailoverSimResult;
   net?: NetResult;
 }
 
@@ -1011,7 +1032,7 @@ async function main(): Promise<number> {
   const onSignal = () => bail("interrupted", 130);
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const watchdogMs = opts.quick ? 120_000 : 600_000;
+  const watchdogMs = opts.quick ? 180_000 : 900_000;
   const watchdog = setTimeout(
     () => bail(`watchdog: still running after ${watchdogMs / 1000} s`, 1),
     watchdogMs,
@@ -1064,6 +1085,14 @@ async function main(): Promise<number> {
         progress(`failover: ${kills} host kills with lease TTL ${ttl} s`);
         results.failover.push(await failoverRun(ttl, kills));
       }
+    }
+    if (opts.only.has("failover-sim")) {
+      const [vms, kills] = opts.quick ? [5, 1] : [50, 10];
+      progress(`failover-sim: ${kills} kills of a host with ${vms} sim VMs`);
+      results.failoverSim = await failoverSimRun(
+        { vms, kills, gapMs: opts.gapMs },
+        cleanup,
+      );
     }
     if (opts.only.has("net")) {
       progress(`net: driver sync with ${NET_NETWORKS} networks, NIC hot-plug`);

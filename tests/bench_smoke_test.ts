@@ -16,7 +16,18 @@ Deno.test("bench --quick produces every figure", async () => {
   assert.ok(out.success, new TextDecoder().decode(out.stderr).slice(-2000));
   const json = JSON.parse(stdout.trim().split("\n").at(-1)!);
   const text = JSON.stringify(json);
-  for (const key of ["cas", "claim", "api", "place", "vm", "failover", "net"]) {
+  for (
+    const key of [
+      "cas",
+      "claim",
+      "api",
+      "place",
+      "vm",
+      "failover",
+      "failoverSim",
+      "net",
+    ]
+  ) {
     assert.ok(
       text.includes(`"${key}`),
       `figure ${key} missing: ${text.slice(0, 500)}`,
