@@ -8,38 +8,23 @@ import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { keys } from "../core/keys.ts";
 import { Alive, Task, Vm } from "../core/schemas.ts";
-import { type Cluster, waitFor, withCluster } from "./helpers/cluster.ts";
+import {
+  type Cluster,
+  createVm,
+  simPids,
+  waitFor,
+  withCluster,
+} from "./helpers/cluster.ts";
 
-type App = ReturnType<typeof createApp>;
 const SIM = { UCLOUD_DRIVER: "sim" };
-
-async function create(app: App, name: string): Promise<Vm> {
-  const res = await app.request("/v1/vms", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, cpus: 1, memory: 128 }),
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-  return (await res.json()).vm;
-}
+const create = createVm;
 
 async function vms(c: Cluster): Promise<Vm[]> {
   return (await c.store.list(keys.vms, Vm)).items.map((v) => v.value);
 }
 
-/** VM id -> pid of its live sim process, for the VMs of `stateDir`. */
-async function sims(stateDir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(
-      () => "",
-    );
-    const m = cmd.match(/^ucloud-sim (.*)\/vms\/([^/]+)\/sim\.pid/);
-    if (m && m[1] === stateDir) out.set(m[2], Number(e.name));
-  }
-  return out;
-}
+/** VM id -> pids of its live sim processes, for the VMs of `stateDir`. */
+const sims = simPids;
 
 async function hostFailedTasks(c: Cluster): Promise<number> {
   return (await c.store.list(keys.tasks, Task)).items

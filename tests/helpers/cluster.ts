@@ -5,6 +5,7 @@
  */
 import { type Config, defaultRunDir, parseConfig } from "../../core/config.ts";
 import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
+import type { Vm } from "../../core/schemas.ts";
 import { prefixEnd, Store } from "../../core/store.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -192,6 +193,11 @@ export class Cluster {
       await Deno.remove(w.runDir, { recursive: true }).catch(() => {});
     }
     await killQemus(this.dir);
+    for (const pid of [...(await simPids(this.dir)).values()].flat()) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
     this.store.close();
     await this.etcd.stop("SIGKILL");
     if (!Deno.env.get("UCLOUD_KEEP_TEST_DIRS")) {
@@ -241,6 +247,46 @@ export async function qemuPids(needle: string): Promise<number[]> {
     } catch { /* exited */ }
   }
   return pids;
+}
+
+/**
+ * Live sim VM processes (drivers/sim: argv[0] `ucloud-sim <pidfile>`) of the
+ * state dir `under` or dirs below it: VM id -> pids. A killed process that
+ * lingers as a zombie has no command line and is not counted.
+ */
+export async function simPids(under: string): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>();
+  const root = under.endsWith("/") ? under : `${under}/`;
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(
+      () => "",
+    );
+    const m = cmd.match(/^ucloud-sim (.*)\/vms\/([^/]+)\/sim\.pid/);
+    if (!m || !`${m[1]}/`.startsWith(root)) continue;
+    out.set(m[2], [...(out.get(m[2]) ?? []), Number(e.name)]);
+  }
+  return out;
+}
+
+/** Creates a VM through `app` (an API app); returns the created document. */
+export async function createVm(
+  app: {
+    request: (path: string, init: RequestInit) => Response | Promise<Response>;
+  },
+  name: string,
+): Promise<Vm> {
+  const res = await app.request("/v1/vms", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, cpus: 1, memory: 128 }),
+  });
+  if (res.status !== 201) {
+    throw new Error(
+      `Cannot create VM ${name}: ${res.status} ${await res.text()}`,
+    );
+  }
+  return (await res.json()).vm;
 }
 
 /** SIGKILLs every qemu started under `stateDir`. */
