@@ -546,6 +546,11 @@ export class Worker {
       }
       return;
     }
+    // Its attempts were used up by workers that died running it.
+    if (claimed.value.state === "failed") {
+      this.#log.warn("task failed", { task: id, error: claimed.value.error });
+      return await this.#vmFailed(claimed.value, claimed.value.error ?? "");
+    }
     await this.#runClaimed(claimed.value);
   }
 
