@@ -1,9 +1,11 @@
 /**
- * Draining a host with many VMs: the API app, two worker processes (h1,
- * h2) with the sim driver (one plain process per VM) and a real etcd. etcd
- * takes at most 128 operations per transaction, so a drain must enqueue its
- * moves in batches; every VM still moves exactly once, also when two
- * drains of one host run at once.
+ * Transactions stay under etcd's 128 operations whatever the number of
+ * VMs, hosts or networks (DESIGN.md rule 8), against a real etcd: a drain
+ * of 200 VMs (the API app, two worker processes h1 and h2 with the sim
+ * driver, one plain process per VM), two drains of one host at once,
+ * rebalance rounds with 100 moves or 70 draining hosts, and a host's
+ * membership in 250 networks. Each writes in batches; every VM still moves
+ * exactly once.
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
@@ -11,7 +13,14 @@ import { parseConfig } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
 import { logger } from "../core/log.ts";
-import { Alive, type Host, Task, Vm } from "../core/schemas.ts";
+import {
+  Alive,
+  type Alloc,
+  type Host,
+  NetMember,
+  Task,
+  Vm,
+} from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { TaskContext } from "../tasks/context.ts";
@@ -25,6 +34,8 @@ import {
   unfinished,
   type WorkerId,
 } from "../tasks/queue.ts";
+import { rebalanceOnce } from "../workers/maintenance.ts";
+import { type Member, writeMembership } from "../workers/net.ts";
 import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
 
 const VMS = 200;
@@ -165,6 +176,82 @@ Deno.test({
   },
 });
 
+/** Runs `f` with a store on a throwaway etcd. */
+async function withEtcd(f: (store: Store) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "uc-drain-" });
+  const etcd = await startEtcd({ dataDir: dir });
+  const store = Store.connect({
+    endpoints: [etcd.endpoint],
+    prefix: "/d",
+    timeoutMs: 2000,
+  });
+  try {
+    await f(store);
+  } finally {
+    store.close();
+    await etcd.stop("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Writes host `name` (256 CPUs) with `n` running VMs of 1 CPU reserved on
+ * it, alive under `lease` when given; returns the VM ids.
+ */
+async function seedHost(
+  store: Store,
+  name: string,
+  state: Host["state"],
+  n: number,
+  lease?: string,
+): Promise<string[]> {
+  const at = new Date().toISOString();
+  const host: Host = {
+    name,
+    capacity: { cpus: 256, memoryMiB: 256 * 128 },
+    addresses: [],
+    os: "linux",
+    drivers: ["sim"],
+    state,
+    registeredAt: at,
+  };
+  const ids = Array.from({ length: n }, (_, i) => `${name}-vm-${i}`);
+  const alloc: Alloc = { vms: {} };
+  for (let i = 0; i < n; i += 100) {
+    const txn = store.txn();
+    for (const id of ids.slice(i, i + 100)) {
+      const vm: Vm = {
+        id,
+        owner: "alice",
+        spec: { name: id, cpus: 1, memory: 128, image: "tiny" },
+        nics: [],
+        desired: "running",
+        status: { phase: "running", host: name, updatedAt: at },
+        createdAt: at,
+      };
+      txn.put(keys.vm(id), vm);
+      alloc.vms[id] = { cpus: 1, memoryMiB: 128 };
+    }
+    assert.ok((await txn.commit()).ok);
+  }
+  const txn = store.txn().put(keys.host(name), host)
+    .put(keys.alloc(name), alloc);
+  if (lease) {
+    txn.put(
+      keys.alive(name),
+      {
+        incarnation: lease,
+        started: at,
+        pid: Deno.pid,
+        lease,
+      } satisfies Alive,
+      { lease },
+    );
+  }
+  assert.ok((await txn.commit()).ok);
+  return ids;
+}
+
 /** A task context for running a handler by hand against a real store. */
 function contextOf(store: Store, task: Task, worker: WorkerId): TaskContext {
   return {
@@ -183,49 +270,13 @@ function contextOf(store: Store, task: Task, worker: WorkerId): TaskContext {
 }
 
 Deno.test("two host.drain tasks of one host running at once enqueue each VM's vm.move once", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "uc-drain-" });
-  const etcd = await startEtcd({ dataDir: dir });
-  const store = Store.connect({
-    endpoints: [etcd.endpoint],
-    prefix: "/d",
-    timeoutMs: 2000,
-  });
-  try {
-    const at = new Date().toISOString();
-    const host: Host = {
-      name: "h1",
-      capacity: { cpus: 256, memoryMiB: 65_536 },
-      addresses: [],
-      os: "linux",
-      drivers: ["sim"],
-      state: "draining",
-      registeredAt: at,
-    };
+  await withEtcd(async (store) => {
     const n = 2 * DRAIN_BATCH + 20;
-    const ids = Array.from({ length: n }, (_, i) => `vm-${i}`);
-    for (let i = 0; i < n; i += 100) {
-      const txn = store.txn();
-      for (const id of ids.slice(i, i + 100)) {
-        const vm: Vm = {
-          id,
-          owner: "alice",
-          spec: { name: id, cpus: 1, memory: 128, image: "tiny" },
-          nics: [],
-          desired: "running",
-          status: { phase: "running", host: "h1", updatedAt: at },
-          createdAt: at,
-        };
-        txn.put(keys.vm(id), vm);
-      }
-      assert.ok((await txn.commit()).ok);
-    }
+    const ids = await seedHost(store, "h1", "draining", n);
     const drain = () =>
       newTask({ kind: "host.drain", target: "any", payload: { host: "h1" } });
     const a = drain(), b = drain();
-    assert.ok(
-      (await enqueue(enqueue(store.txn().put(keys.host("h1"), host), a), b)
-        .commit()).ok,
-    );
+    assert.ok((await enqueue(enqueue(store.txn(), a), b).commit()).ok);
     const w1 = { name: "w1", lease: await store.grantLease(30) };
     const w2 = { name: "w2", lease: await store.grantLease(30) };
     const ta = (await claim(store, a.id, w1))!.value;
@@ -260,9 +311,82 @@ Deno.test("two host.drain tasks of one host running at once enqueue each VM's vm
       moves.map((t) => String(t.payload.vm)).sort(),
       [...ids].sort(),
     );
-  } finally {
-    store.close();
-    await etcd.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+});
+
+Deno.test("a rebalance round enqueues 100 moves in transactions under etcd's limit", async () => {
+  await withEtcd(async (store) => {
+    const lease = await store.grantLease(30);
+    const ids = await seedHost(store, "h1", "active", 200, lease);
+    await seedHost(store, "h2", "active", 0, lease);
+    const config = parseConfig({
+      scheduler: { rebalanceMaxMoves: 100, rebalanceThreshold: 0 },
+    }, () => undefined);
+    const r = await rebalanceOnce(store, config, { by: "test" });
+    assert.equal(r.ran, true);
+    assert.equal(r.moves.length, 100, r.reason);
+    const moves = (await unfinished(store, "h1"))
+      .filter((t) => t.kind === "vm.move");
+    assert.deepEqual(
+      moves.map((t) => t.id).sort(),
+      r.moves.map((m) => m.task).sort(),
+    );
+    const vms = new Set(moves.map((t) => String(t.payload.vm)));
+    assert.equal(vms.size, 100);
+    assert.ok([...vms].every((id) => ids.includes(id)));
+  });
+});
+
+Deno.test("a rebalance round enqueues a host.drain for each of 70 draining hosts", async () => {
+  await withEtcd(async (store) => {
+    const lease = await store.grantLease(30);
+    const hosts = Array.from({ length: 70 }, (_, i) => `d${i}`);
+    for (const h of hosts) await seedHost(store, h, "draining", 1, lease);
+    const config = parseConfig({}, () => undefined);
+    const r = await rebalanceOnce(store, config, { by: "test" });
+    assert.equal(r.ran, true);
+    assert.deepEqual(r.drains.map((d) => d.host).sort(), [...hosts].sort());
+    const drains = (await unfinished(store, "any"))
+      .filter((t) => t.kind === "host.drain");
+    assert.deepEqual(
+      drains.map((t) => String(t.payload.host)).sort(),
+      [...hosts].sort(),
+    );
+    // Every draining host has its drain now: the next round adds none.
+    const again = await rebalanceOnce(store, config, { by: "test" });
+    assert.deepEqual(again.drains, []);
+  });
+});
+
+Deno.test("writeMembership() records and removes a host's membership in 250 networks", async () => {
+  await withEtcd(async (store) => {
+    const lease = await store.grantLease(30);
+    const nets = Array.from({ length: 250 }, (_, i) => `net-${i}`);
+    const listed = async (): Promise<Member[]> =>
+      (await store.list(keys.netMembers, NetMember)).items.map((kv) => {
+        const [network, host] = kv.key.slice(keys.netMembers.length)
+          .split("/");
+        return { network, host, address: kv.value.address, lease: kv.lease };
+      });
+    const o = { host: "h1", lease, address: "fd00::1", members: [] };
+    assert.equal(
+      await writeMembership(store, { ...o, wanted: new Set(nets) }),
+      250,
+    );
+    const members = await listed();
+    assert.deepEqual(members.map((m) => m.network).sort(), [...nets].sort());
+    assert.ok(
+      members.every((m) => m.lease === lease && m.address === "fd00::1"),
+    );
+    // Written once: nothing to do the second time.
+    assert.equal(
+      await writeMembership(store, { ...o, wanted: new Set(nets), members }),
+      0,
+    );
+    assert.equal(
+      await writeMembership(store, { ...o, wanted: new Set(), members }),
+      250,
+    );
+    assert.deepEqual(await listed(), []);
+  });
 });
