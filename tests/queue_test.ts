@@ -397,3 +397,27 @@ Deno.test("watchPrefix() lists again when its start revision was compacted", asy
     }
   });
 });
+
+Deno.test("watchPrefix() returns when its signal aborts while it lists or creates the watch", async () => {
+  await withEtcd(async (store) => {
+    // The worker's placement cache stops this early when the worker is
+    // refused at start (a host name in use by another machine).
+    for (const afterMs of [0, 1, 2, 5, 10, 20]) {
+      const ac = new AbortController();
+      const done = watchPrefix(store, "a/", {
+        signal: ac.signal,
+        onReset: () => {},
+        onEvent: () => {},
+      });
+      await new Promise((r) => setTimeout(r, afterMs));
+      ac.abort();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<string>((r) => {
+        timer = setTimeout(() => r("still running"), 3000);
+      });
+      const r = await Promise.race([done.then(() => "returned"), hung]);
+      clearTimeout(timer);
+      assert.equal(r, "returned", `aborted after ${afterMs} ms`);
+    }
+  });
+});
