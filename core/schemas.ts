@@ -122,6 +122,8 @@ export const Host = z.object({
   registeredAt: z.string(),
   /** The lease of the worker incarnation that registered last. */
   incarnation: z.string().optional(),
+  /** The machine that registered last (workers/machine_id.ts). */
+  machineId: z.string().optional(),
   /** Public bridges on this host that public networks can use. */
   publicBridges: z.array(z.string()).optional(),
   /** The VXLAN underlay address (absent: networks stay on this host). */

@@ -126,6 +126,8 @@ async function watchOnce(
     });
     watcher.on("end", end);
     signal.addEventListener("abort", end, { once: true });
+    // Aborted while listing or creating the watch: no abort event comes.
+    if (signal.aborted) end();
   });
   // A watcher that etcd already canceled never answers cancel(): do not wait.
   await Promise.race([watcher.cancel().catch(() => {}), sleep(1000)]);

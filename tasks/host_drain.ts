@@ -3,9 +3,15 @@
  * off a draining host by enqueuing one `vm.move` per VM placed there
  * (target: that host, which stops the VM before `vm.create` starts it
  * elsewhere). VMs that already have an unfinished `vm.move` are left to
- * it, so running the drain twice enqueues nothing twice. The moves are
- * written with the task's completion, comparing the host document: a host
- * enabled meanwhile makes the handler run again and skip.
+ * it, so running the drain twice enqueues nothing twice.
+ *
+ * One task enqueues at most `DRAIN_BATCH` moves (etcd takes at most 128
+ * operations per transaction); when more VMs are left it enqueues the next
+ * `host.drain` with them. The moves are written with the task's completion,
+ * which compares the host document and writes it again unchanged (a new
+ * mod revision): a host enabled meanwhile, or another drain of the same
+ * host that committed first, makes the handler run again, so concurrent
+ * drains never enqueue a move twice.
  *
  * The API's `POST /v1/hosts/{name}/drain` enqueues it; the rebalancer
  * (workers/maintenance.ts) enqueues it again while a draining host still
@@ -66,6 +72,13 @@ export function drainMove(
   });
 }
 
+/**
+ * Moves one drain task enqueues: its completion then takes 5 + 2 x 50
+ * operations, under etcd's 128 (`--max-txn-ops`) and fixed, whatever the
+ * number of VMs on the host.
+ */
+export const DRAIN_BATCH = 50;
+
 export const hostDrain: TaskHandler = async (ctx) => {
   const host = ctx.task.payload.host;
   if (typeof host !== "string") {
@@ -79,24 +92,55 @@ export const hostDrain: TaskHandler = async (ctx) => {
   if (doc.value.state !== "draining") {
     return { result: { skipped: `host ${host} is ${doc.value.state}` } };
   }
-  const [vms, tasks] = await Promise.all([
-    ctx.store.list(keys.vms, Vm),
-    unfinished(ctx.store, host),
-  ]);
+  // Moves first, then VMs: a move that finishes between the two reads
+  // wrote its VM with its completion, so the VM is seen off the host then,
+  // not on it without a move.
+  const tasks = await unfinished(ctx.store, host);
+  const vms = await ctx.store.list(keys.vms, Vm);
   const plan = drainPlan(host, vms.items.map((v) => v.value), tasks);
-  const txn = ctx.guard().ifModRevision(doc.key, doc.modRevision);
-  const moves = plan.move.map((vm) => {
+  const batch = plan.move.slice(0, DRAIN_BATCH);
+  // Rewriting the host document serializes the drains of one host.
+  const txn = ctx.guard().ifModRevision(doc.key, doc.modRevision)
+    .put(doc.key, doc.value);
+  const moves = batch.map((vm) => {
     const t = drainMove(host, vm, reason, ctx.task.maxAttempts);
     enqueue(txn, t);
     return { vm: vm.id, task: t.id };
   });
+  const left = plan.move.length - batch.length;
+  let next: string | undefined;
+  if (left > 0) {
+    const t = newTask({
+      kind: "host.drain",
+      target: "any",
+      payload: ctx.task.payload,
+      owner: ctx.task.owner,
+      maxAttempts: ctx.task.maxAttempts,
+    });
+    enqueue(txn, t);
+    next = t.id;
+  }
   if (moves.length) {
-    await ctx.progress(`moving ${moves.length} VM(s) off ${host}`);
+    await ctx.progress(
+      `moving ${moves.length} VM(s) off ${host}${
+        left ? `; ${left} more in the next drain task` : ""
+      }`,
+    );
   }
   ctx.log.info("host drain: moves enqueued", {
     drained: host,
     moves: moves.length,
     moving: plan.moving.length,
+    left,
+    ...(next ? { next } : {}),
   });
-  return { result: { host, moves, moving: plan.moving }, txn };
+  return {
+    result: {
+      host,
+      moves,
+      moving: plan.moving.length,
+      ...(next ? { left, next } : {}),
+    },
+    txn,
+  };
 };

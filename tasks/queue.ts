@@ -75,6 +75,11 @@ export function guard(store: Store, taskId: string, worker: WorkerId): Txn {
  * Claims a runnable task. Returns the claimed task (state running, attempts
  * counted) or null when it is gone, finished, not yet due, or claimed by
  * someone else. Never throws for a lost race.
+ *
+ * A task still `running` whose claim is gone lost its worker (the lease
+ * expired). Reclaiming it counts an attempt; when its attempts are used up
+ * it ends `failed` instead, with the reason in `error`, and is returned
+ * in that state, so the caller can record why on what the task was for.
  */
 export async function claim(
   store: Store,
@@ -87,6 +92,12 @@ export async function claim(
   const t = cur.value;
   if (t.state !== "queued" && t.state !== "running") return null;
   if (t.notBefore > now.getTime()) return null;
+  const txn = store.txn()
+    .ifModRevision(cur.key, cur.modRevision)
+    .ifAbsent(keys.claim(taskId));
+  if (t.state === "running" && t.attempts >= t.maxAttempts) {
+    return await giveUp(txn, cur, worker, now);
+  }
   const next = {
     ...transition(t, "running", {
       worker: worker.name,
@@ -98,9 +109,7 @@ export async function claim(
     attempts: t.attempts + 1,
     worker: worker.name,
   };
-  const r = await store.txn()
-    .ifModRevision(cur.key, cur.modRevision)
-    .ifAbsent(keys.claim(taskId))
+  const r = await txn
     .put(keys.task(taskId), next)
     .put(keys.claim(taskId), {
       worker: worker.name,
@@ -115,7 +124,8 @@ export async function claim(
 /**
  * Resumes a task whose claim is bound to `worker.lease` (a restarted worker
  * process that adopted its predecessor's lease). Returns the task, counted
- * as a new attempt, or null when the claim is not this lease's.
+ * as a new attempt, or null when the claim is not this lease's. Like
+ * `claim()`, a task whose attempts are used up is returned `failed`.
  */
 export async function resume(
   store: Store,
@@ -125,6 +135,11 @@ export async function resume(
 ): Promise<Kv<Task> | null> {
   const cur = await store.get(keys.task(taskId), Task);
   if (!cur || cur.value.state !== "running") return null;
+  const txn = guard(store, taskId, worker)
+    .ifModRevision(cur.key, cur.modRevision);
+  if (cur.value.attempts >= cur.value.maxAttempts) {
+    return await giveUp(txn.delete(keys.claim(taskId)), cur, worker, now);
+  }
   const next = {
     ...transition(cur.value, "running", {
       worker: worker.name,
@@ -134,9 +149,45 @@ export async function resume(
     attempts: cur.value.attempts + 1,
     worker: worker.name,
   };
-  const r = await guard(store, taskId, worker)
-    .ifModRevision(cur.key, cur.modRevision)
-    .put(cur.key, next)
+  const r = await txn.put(cur.key, next).commit();
+  return r.ok ? { ...cur, value: next, modRevision: r.revision } : null;
+}
+
+/**
+ * Why a task whose every attempt ended without a result is given up: the
+ * worker running it died (a handler that crashes its process, a host that
+ * keeps failing) or lost its lease before it could record the outcome.
+ */
+function gaveUpReason(task: Task): string {
+  const last = task.worker ? ` (last ${task.worker})` : "";
+  const before = task.error ? `; an earlier attempt failed: ${task.error}` : "";
+  const n = `${task.attempts} attempt${task.attempts === 1 ? "" : "s"}`;
+  return `gave up after ${n}: the worker running it${last} died or lost its lease before it finished${before}`;
+}
+
+/**
+ * Ends a running task whose attempts are used up: state failed with the
+ * reason, queue entry removed, in `txn` (which holds the caller's compares
+ * on the task's revision and its claim). Null when a compare failed.
+ */
+async function giveUp(
+  txn: Txn,
+  cur: Kv<Task>,
+  worker: WorkerId,
+  now: Date,
+): Promise<Kv<Task> | null> {
+  const error = gaveUpReason(cur.value);
+  const next = {
+    ...transition(cur.value, "failed", {
+      worker: worker.name,
+      message: error,
+      now,
+    }),
+    error,
+    progress: undefined,
+  };
+  const r = await txn.put(cur.key, next)
+    .delete(keys.queue(cur.value.target, cur.value.id))
     .commit();
   return r.ok ? { ...cur, value: next, modRevision: r.revision } : null;
 }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { monotonicMs } from "../core/clock.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
-import { Claim, Task } from "../core/schemas.ts";
+import { Claim, Task, Vm } from "../core/schemas.ts";
 import { Session } from "../core/session.ts";
 import { Store } from "../core/store.ts";
 import { type RawKv, watchPrefix } from "../core/watch.ts";
@@ -17,9 +17,10 @@ import {
   enqueue,
   fail,
   newTask,
+  resume,
   type WorkerId,
 } from "../tasks/queue.ts";
-import { waitFor } from "./helpers/cluster.ts";
+import { waitFor, withCluster } from "./helpers/cluster.ts";
 
 async function withEtcd(
   f: (
@@ -144,6 +145,146 @@ Deno.test("fail() retries with backoff up to maxAttempts, then fails for good", 
   });
 });
 
+Deno.test("claim() fails a task past maxAttempts with the reason", async () => {
+  await withEtcd(async (store) => {
+    const t = newTask({
+      kind: "k",
+      target: "h1",
+      payload: {},
+      maxAttempts: 2,
+    });
+    await enqueue(store.txn(), t).commit();
+    // Every claimer dies while running it: its lease ends, the claim goes.
+    for (const n of [1, 2]) {
+      const w = { name: `h1-${n}`, lease: await grant(store) };
+      const c = (await claim(store, t.id, w))!;
+      assert.equal(c.value.state, "running");
+      assert.equal(c.value.attempts, n);
+      await store.revokeLease(w.lease);
+    }
+    const w3 = { name: "h1-3", lease: await grant(store) };
+    const gaveUp = (await claim(store, t.id, w3))!;
+    assert.equal(gaveUp.value.state, "failed");
+    assert.equal(gaveUp.value.attempts, 2);
+    assert.match(
+      gaveUp.value.error!,
+      /^gave up after 2 attempts: the worker running it \(last h1-2\) died or lost its lease/,
+    );
+    const doc = (await store.get(keys.task(t.id), Task))!;
+    assert.equal(doc.value.state, "failed");
+    assert.equal(doc.value.error, gaveUp.value.error);
+    assert.equal(doc.modRevision, gaveUp.modRevision);
+    assert.equal(doc.value.history.at(-1)!.message, gaveUp.value.error);
+    assert.equal(await store.count(keys.queues), 0);
+    assert.equal(await store.get(keys.claim(t.id), Claim), null);
+    assert.equal(await claim(store, t.id, w3), null, "finished for good");
+  });
+});
+
+Deno.test("claim() gives up on a task only once while many claimers race", async () => {
+  await withEtcd(async (store) => {
+    const t = newTask({
+      kind: "k",
+      target: "any",
+      payload: {},
+      maxAttempts: 1,
+    });
+    await enqueue(store.txn(), t).commit();
+    const dead = { name: "dead", lease: await grant(store) };
+    await claim(store, t.id, dead);
+    await store.revokeLease(dead.lease);
+    const workers = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => ({
+        name: `w${i}`,
+        lease: await grant(store),
+      })),
+    );
+    const results = await Promise.all(
+      workers.map((w) => claim(store, t.id, w)),
+    );
+    const got = results.filter((r) => r !== null);
+    assert.equal(got.length, 1);
+    assert.equal(got[0]!.value.state, "failed");
+    const doc = (await store.get(keys.task(t.id), Task))!.value;
+    assert.equal(doc.history.filter((e) => e.state === "failed").length, 1);
+  });
+});
+
+Deno.test("resume() fails a task past maxAttempts with the reason and drops the claim", async () => {
+  await withEtcd(async (store) => {
+    const t = newTask({
+      kind: "k",
+      target: "h1",
+      payload: {},
+      maxAttempts: 2,
+    });
+    await enqueue(store.txn(), t).commit();
+    // One lease, adopted by each restarted worker process that crashed.
+    const w = { name: "h1", lease: await grant(store, 10) };
+    assert.equal((await claim(store, t.id, w))!.value.attempts, 1);
+    assert.equal((await resume(store, t.id, w))!.value.attempts, 2);
+    const other = { name: "h2", lease: await grant(store) };
+    assert.equal(await resume(store, t.id, other), null, "not its claim");
+    const gaveUp = (await resume(store, t.id, w))!;
+    assert.equal(gaveUp.value.state, "failed");
+    assert.match(gaveUp.value.error!, /^gave up after 2 attempts/);
+    assert.equal(
+      (await store.get(keys.task(t.id), Task))!.value.state,
+      "failed",
+    );
+    assert.equal(await store.count(keys.queues), 0);
+    assert.equal(await store.get(keys.claim(t.id), Claim), null);
+    assert.equal(await resume(store, t.id, w), null);
+  });
+});
+
+Deno.test({
+  name:
+    "a worker that reclaims a task past maxAttempts fails it and shows the reason on its VM",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withCluster(async (c) => {
+      const { store } = c;
+      const at = new Date().toISOString();
+      const vm: Vm = {
+        id: "vm-crashy",
+        owner: "alice",
+        spec: { name: "crashy", cpus: 1, memory: 128, image: "tiny" },
+        nics: [],
+        desired: "running",
+        status: { phase: "starting", host: "h1", updatedAt: at },
+        createdAt: at,
+      };
+      const t = newTask({
+        kind: "vm.start",
+        target: "h1",
+        payload: { vm: vm.id },
+        maxAttempts: 1,
+      });
+      await enqueue(store.txn().put(keys.vm(vm.id), vm), t).commit();
+      // The only attempt's worker died while running it.
+      const dead = { name: "h1", lease: await grant(store) };
+      assert.ok(await claim(store, t.id, dead));
+      await store.revokeLease(dead.lease);
+
+      c.env.UCLOUD_DRIVER = "sim";
+      await c.addWorker({ name: "h1" });
+      const failed = await waitFor("the VM failed", async () => {
+        const v = await store.get(keys.vm(vm.id), Vm);
+        return v?.value.status.phase === "failed" ? v.value : null;
+      });
+      assert.match(
+        failed.status.reason!,
+        /^vm\.start failed: gave up after 1 attempt: the worker running it \(last h1\) died/,
+      );
+      const task = (await store.get(keys.task(t.id), Task))!.value;
+      assert.equal(task.state, "failed");
+      assert.equal(task.attempts, 1);
+    }, { guest: false });
+  },
+});
+
 Deno.test("backoff() grows exponentially, is capped and jittered", () => {
   assert.equal(backoff(1, 100, 10_000, () => 1), 100);
   assert.equal(backoff(3, 100, 10_000, () => 1), 400);
@@ -254,6 +395,30 @@ Deno.test("watchPrefix() lists again when its start revision was compacted", asy
     } finally {
       ac.abort();
       await done;
+    }
+  });
+});
+
+Deno.test("watchPrefix() returns when its signal aborts while it lists or creates the watch", async () => {
+  await withEtcd(async (store) => {
+    // The worker's placement cache stops this early when the worker is
+    // refused at start (a host name in use by another machine).
+    for (const afterMs of [0, 1, 2, 5, 10, 20]) {
+      const ac = new AbortController();
+      const done = watchPrefix(store, "a/", {
+        signal: ac.signal,
+        onReset: () => {},
+        onEvent: () => {},
+      });
+      await new Promise((r) => setTimeout(r, afterMs));
+      ac.abort();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<string>((r) => {
+        timer = setTimeout(() => r("still running"), 3000);
+      });
+      const r = await Promise.race([done.then(() => "returned"), hung]);
+      clearTimeout(timer);
+      assert.equal(r, "returned", `aborted after ${afterMs} ms`);
     }
   });
 });

@@ -16,6 +16,7 @@ import { sleep } from "../core/watch.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
+import { HostInUseError } from "./machine_id.ts";
 import { rebalanceOnce, roundOf } from "./maintenance.ts";
 import { Worker } from "./worker.ts";
 import type { Config } from "../core/config.ts";
@@ -98,6 +99,7 @@ if (import.meta.main) {
       }
     },
   );
+  let code = 0;
   while (!stopping) {
     current = new Worker({ store, config, driver, log, images, network });
     try {
@@ -105,6 +107,12 @@ if (import.meta.main) {
       if (why === "stopped") break;
       log.warn("rejoining with a new incarnation");
     } catch (err) {
+      // Another machine holds this host name: retrying changes nothing.
+      if (err instanceof HostInUseError) {
+        log.error(err.message);
+        code = 1;
+        break;
+      }
       log.error("worker failed; rejoining", { error: String(err) });
     }
     await sleep(500);
@@ -112,5 +120,5 @@ if (import.meta.main) {
   await placement.close();
   store.close();
   log.info("worker stopped");
-  Deno.exit(0);
+  Deno.exit(code);
 }

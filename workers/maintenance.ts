@@ -46,6 +46,12 @@ import { type PlannedMove, planRebalance } from "./rebalance.ts";
 /** The job name: lock `cron/rebalance`, rounds `cron-round/rebalance/`. */
 export const REBALANCE = "rebalance";
 
+/**
+ * Tasks one round enqueues per transaction: 1 + 2 x 40 compares and 80
+ * writes, under etcd's 128 operations, however many hosts or moves.
+ */
+export const ROUND_BATCH = 40;
+
 /** What a round did; every drain and move names its task document. */
 export interface RebalanceResult {
   /** False when another round held the lock (or this round already ran). */
@@ -142,12 +148,14 @@ async function round(
   opts: RebalanceOptions,
 ): Promise<Pick<RebalanceResult, "reason" | "drains" | "moves">> {
   const lock = keys.cronLock(REBALANCE);
-  const [hosts, alive, allocs, vms, running] = await Promise.all([
+  // Tasks first: a move finishing meanwhile wrote its VM, which is then
+  // read off its host, not on it without a move.
+  const running = await unfinished(store);
+  const [hosts, alive, allocs, vms] = await Promise.all([
     store.list(keys.hosts, Host),
     store.list(keys.alives, Alive),
     store.list(keys.allocs, Alloc),
     store.list(keys.vms, Vm),
-    unfinished(store),
   ]);
   const aliveHosts = new Set(alive.items.map((a) => idOf(a.key)));
   const allocOf = new Map(allocs.items.map((a) => [idOf(a.key), a.value]));
@@ -155,8 +163,7 @@ async function round(
   const maxAttempts = config.tasks.maxAttempts;
 
   // 1. Draining hosts with VMs not yet moving get a host.drain task.
-  const drains: RebalanceResult["drains"] = [];
-  const drainTxn = store.txn().ifLease(lock, lease);
+  const drainTasks: Task[] = [];
   for (const h of hosts.items.map((x) => x.value)) {
     if (h.state !== "draining" || !aliveHosts.has(h.name)) continue;
     const draining = running.some((t) =>
@@ -164,17 +171,23 @@ async function round(
     );
     if (draining) continue;
     if (drainPlan(h.name, vmDocs, running).move.length === 0) continue;
-    const t = newTask({
+    drainTasks.push(newTask({
       kind: "host.drain",
       target: "any",
       payload: { host: h.name, reason: `host ${h.name} is draining` },
       maxAttempts,
-    });
-    enqueue(drainTxn, t);
-    drains.push({ host: h.name, task: t.id });
+    }));
   }
-  if (drains.length && !(await drainTxn.commit()).ok) {
-    return { reason: "lost the rebalance lock", drains: [], moves: [] };
+  const drains: RebalanceResult["drains"] = [];
+  for (const batch of chunks(drainTasks, ROUND_BATCH)) {
+    const txn = store.txn().ifLease(lock, lease);
+    for (const t of batch) enqueue(txn, t);
+    if (!(await txn.commit()).ok) {
+      return { reason: "lost the rebalance lock", drains, moves: [] };
+    }
+    drains.push(
+      ...batch.map((t) => ({ host: String(t.payload.host), task: t.id })),
+    );
   }
 
   // 2. Moves towards the least loaded host, once earlier ones are done
@@ -203,10 +216,10 @@ async function round(
     planned = plan.moves;
   }
   const moves: RebalanceResult["moves"] = [];
-  if (planned.length) {
-    const byId = new Map(vms.items.map((v) => [v.value.id, v]));
+  const byId = new Map(vms.items.map((v) => [v.value.id, v]));
+  for (const batch of chunks(planned, ROUND_BATCH)) {
     const txn = store.txn().ifLease(lock, lease);
-    for (const m of planned) {
+    const tasks = batch.map((m) => {
       const vm = byId.get(m.vm)!;
       const t = newTask({
         kind: "vm.move",
@@ -216,15 +229,13 @@ async function round(
         maxAttempts,
       });
       enqueue(txn.ifModRevision(vm.key, vm.modRevision), t);
-      moves.push({ ...m, task: t.id });
-    }
+      return { ...m, task: t.id };
+    });
     if (!(await txn.commit()).ok) {
-      return {
-        reason: "VMs changed while planning; the next round tries again",
-        drains,
-        moves: [],
-      };
+      reason = "VMs changed while planning; the next round tries again";
+      break;
     }
+    moves.push(...tasks);
   }
   opts.log?.info("rebalance round", {
     by: opts.by,
@@ -233,6 +244,15 @@ async function round(
     reason,
   });
   return { reason, drains, moves };
+}
+
+/** `items` in consecutive slices of at most `size`. */
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) {
+    out.push(items.slice(i, i + size));
+  }
+  return out;
 }
 
 /** Unfinished work that moves VMs: drains, moves and their re-placing. */

@@ -20,7 +20,7 @@
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { NetMember, Network, Vm } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
+import type { Store, Txn } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import { type NetDriver, tapName } from "../drivers/net/mod.ts";
 import type {
@@ -198,41 +198,71 @@ export class HostNet implements HostNetwork {
     await driver.sync(want, { signal });
   }
 
-  /**
-   * Writes this host's membership keys for `wanted` (again when bound to an
-   * earlier incarnation's lease or naming another address), deletes the
-   * others.
-   */
   async #membership(
     wanted: Set<string>,
-    members: {
-      network: string;
-      host: string;
-      address?: string;
-      lease: string;
-    }[],
+    members: Member[],
   ): Promise<void> {
-    const { store, host } = this.#o;
     const lease = this.#o.lease();
     if (!lease) return;
-    const mine = new Map(
-      members.filter((m) => m.host === host).map((m) => [m.network, m]),
-    );
-    const address = this.#o.underlay?.address;
-    const value: NetMember = address ? { address } : {};
-    const txn = store.txn();
-    let writes = 0;
-    for (const id of wanted) {
-      const m = mine.get(id);
-      if (m?.lease === lease && m.address === address) continue;
-      txn.put(keys.netMember(id, host), value, { lease });
-      writes++;
-    }
-    for (const id of mine.keys()) {
-      if (wanted.has(id)) continue;
-      txn.delete(keys.netMember(id, host));
-      writes++;
-    }
-    if (writes) await txn.commit();
+    await writeMembership(this.#o.store, {
+      host: this.#o.host,
+      lease,
+      address: this.#o.underlay?.address,
+      wanted,
+      members,
+    });
   }
+}
+
+/** A `netmember/<network>/<host>` key as listed, with its lease. */
+export interface Member {
+  network: string;
+  host: string;
+  address?: string;
+  lease: string;
+}
+
+/** Membership writes per transaction: etcd takes at most 128 operations. */
+export const MEMBERSHIP_BATCH = 100;
+
+/**
+ * Writes `host`'s membership keys for `wanted` network ids (again when
+ * `members`, the listing, shows one bound to an earlier lease or naming
+ * another address) and deletes its others, in transactions of at most
+ * `MEMBERSHIP_BATCH` writes however many networks the host has. Returns
+ * how many keys it wrote or deleted.
+ */
+export async function writeMembership(
+  store: Store,
+  o: {
+    host: string;
+    lease: string;
+    address?: string;
+    wanted: Set<string>;
+    members: Member[];
+  },
+): Promise<number> {
+  const mine = new Map(
+    o.members.filter((m) => m.host === o.host).map((m) => [m.network, m]),
+  );
+  const value: NetMember = o.address ? { address: o.address } : {};
+  const writes: ((txn: Txn) => Txn)[] = [];
+  for (const id of o.wanted) {
+    const m = mine.get(id);
+    if (m?.lease === o.lease && m.address === o.address) continue;
+    writes.push((t) =>
+      t.put(keys.netMember(id, o.host), value, { lease: o.lease })
+    );
+  }
+  for (const id of mine.keys()) {
+    if (!o.wanted.has(id)) {
+      writes.push((t) => t.delete(keys.netMember(id, o.host)));
+    }
+  }
+  for (let i = 0; i < writes.length; i += MEMBERSHIP_BATCH) {
+    const txn = store.txn();
+    for (const w of writes.slice(i, i + MEMBERSHIP_BATCH)) w(txn);
+    await txn.commit();
+  }
+  return writes.length;
 }

@@ -50,6 +50,7 @@ import {
 } from "./fence.ts";
 import { endHandover, writeHandover } from "./handover.ts";
 import { hostInfo } from "./host_info.ts";
+import { claimHostName, machineId } from "./machine_id.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
 import type { NetDriver } from "../drivers/net/mod.ts";
@@ -88,6 +89,8 @@ export class Worker {
   readonly #stop = new AbortController();
   #session?: Session;
   #id?: WorkerId;
+  /** This machine's id (workers/machine_id.ts), read by #openSession. */
+  #machine = "";
   #net?: HostNet;
   /** Runnable tasks seen in this host's queues, by task id. */
   readonly #queued = new Map<string, Queued>();
@@ -223,7 +226,8 @@ export class Worker {
   /**
    * Adopts the lease of this host's previous worker process when it is still
    * alive in etcd (a restart within the deadline keeps VMs and claims), else
-   * grants a new one. Refuses while another worker process of this host runs.
+   * grants a new one. Refuses while another worker process of this host runs
+   * or another machine holds the host name (HostInUseError).
    */
   async #openSession(): Promise<{ session: Session; adopted: boolean }> {
     const { store, config } = this.#o;
@@ -240,8 +244,18 @@ export class Worker {
       },
     };
     await Deno.mkdir(config.stateDir, { recursive: true });
+    this.#machine = await machineId(config.stateDir);
     const alive = await store.get(keys.alive(this.host), Alive);
     if (alive) {
+      // Only a lease of this machine may be adopted.
+      const registered = await store.get(keys.host(this.host), Host);
+      claimHostName({
+        host: this.host,
+        machine: this.#machine,
+        registered: registered?.value,
+        alive: alive.value,
+        log: this.#log,
+      });
       const pid = alive.value.pid;
       if (pid !== Deno.pid && await isWorkerProcess(pid)) {
         throw new Error(
@@ -283,8 +297,16 @@ export class Worker {
     while (!signal.aborted) {
       const prev = await store.get(keys.host(this.host), Host);
       const prevAlive = await store.get(keys.alive(this.host), Alive);
+      claimHostName({
+        host: this.host,
+        machine: this.#machine,
+        registered: prev?.value,
+        alive: prevAlive?.value,
+        log: this.#log,
+      });
       const host: Host = {
         ...info,
+        machineId: this.#machine,
         state: prev?.value.state ?? "active",
         registeredAt: new Date().toISOString(),
         incarnation: lease,
@@ -629,6 +651,11 @@ export class Worker {
         } else if (!t || t.value.state !== "queued") this.#queued.delete(id);
       }
       return;
+    }
+    // Its attempts were used up by workers that died running it.
+    if (claimed.value.state === "failed") {
+      this.#log.warn("task failed", { task: id, error: claimed.value.error });
+      return await this.#vmFailed(claimed.value, claimed.value.error ?? "");
     }
     await this.#runClaimed(claimed.value);
   }
