@@ -146,7 +146,7 @@ Deno.test("a running worker restarts its SIGKILLed fencer within 2 s, which then
     });
     await w.killFencer();
     const killed = performance.now();
-    const fresh = await waitFor(
+    await waitFor(
       "a new fencer",
       async () => {
         const pid = await fencerPid(w);

@@ -27,7 +27,7 @@ async function idOf(w: WorkerProc): Promise<string> {
 async function fencerUp(w: WorkerProc): Promise<void> {
   await waitFor(
     `${w.spec.name}'s fencer`,
-    () => Deno.stat(`${w.stateDir}/fencer.pid`).then(() => true),
+    () => Deno.stat(`${w.runDir}/fencer.pid`).then(() => true),
   );
 }
 
