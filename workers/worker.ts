@@ -16,10 +16,9 @@
 import type { Config } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { Alive, Claim, Host, Task, Vm } from "../core/schemas.ts";
-import { monotonicMs } from "../core/clock.ts";
+import { Claim, Host, Task, Vm } from "../core/schemas.ts";
 import { Session } from "../core/session.ts";
-import type { Kv, Store } from "../core/store.ts";
+import type { Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import {
   type Boot,
@@ -39,20 +38,13 @@ import {
   resume,
   type WorkerId,
 } from "../tasks/queue.ts";
-import { ownedBy, take } from "../tasks/ownership.ts";
 import { withStatus } from "../tasks/vm_common.ts";
-import { crashTxn } from "./crash.ts";
-import {
-  ensureFencer,
-  fencerOptions,
-  keepFencer,
-  writeDeadline,
-} from "./fence.ts";
-import { endHandover, writeHandover } from "./handover.ts";
-import { hostInfo } from "./host_info.ts";
-import { claimHostName, machineId } from "./machine_id.ts";
+import { ensureFencer, fencerOptions, keepFencer } from "./fence.ts";
+import { endHandover } from "./handover.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
+import { Registration } from "./registration.ts";
+import { VmKeeper } from "./vm_keeper.ts";
 import type { NetDriver } from "../drivers/net/mod.ts";
 import type { Underlay } from "../drivers/net/types.ts";
 
@@ -89,8 +81,7 @@ export class Worker {
   readonly #stop = new AbortController();
   #session?: Session;
   #id?: WorkerId;
-  /** This machine's id (workers/machine_id.ts), read by #openSession. */
-  #machine = "";
+  readonly #reg: Registration;
   #net?: HostNet;
   /** Runnable tasks seen in this host's queues, by task id. */
   readonly #queued = new Map<string, Queued>();
@@ -108,6 +99,14 @@ export class Worker {
     this.#o = opts;
     this.host = opts.config.worker.host;
     this.#log = opts.log.child({ host: this.host });
+    this.#reg = new Registration({
+      store: opts.store,
+      config: opts.config,
+      host: this.host,
+      driverName: opts.driver.name,
+      network: opts.network,
+      log: this.#log,
+    });
   }
 
   /** The lease this incarnation holds (after registration). */
@@ -128,17 +127,25 @@ export class Worker {
 
   async run(): Promise<"stopped" | "lost"> {
     const { config, driver } = this.#o;
-    const { session, adopted } = await this.#openSession();
+    const { session, adopted } = await this.#reg.openSession();
     this.#session = session;
     this.#id = { name: this.host, lease: session.lease };
     const signal = AbortSignal.any([session.signal, this.#stop.signal]);
     try {
-      await this.#register(signal, adopted);
+      await this.#reg.register(session.lease, adopted, signal);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
       // A hand-over ends with this registration: the fencer lets go.
       await endHandover(config.worker.runDir);
       await ensureFencer(fencerOptions(config, driver.name));
-      await this.#recover();
+      const keeper = new VmKeeper({
+        store: this.#o.store,
+        driver,
+        config,
+        host: this.host,
+        lease: session.lease,
+        log: this.#log,
+      });
+      await keeper.recover();
       const network = this.#o.network;
       if (network) {
         this.#net = new HostNet({
@@ -161,7 +168,7 @@ export class Worker {
         this.#watchQueue("any", signal),
         this.#watchClaims(signal),
         this.#watchAlive(signal),
-        this.#monitor(signal),
+        this.#monitor(signal, keeper),
       ];
       await Promise.all(loops);
       return this.#stop.signal.aborted ? "stopped" : "lost";
@@ -176,7 +183,7 @@ export class Worker {
       }
       await Promise.allSettled([...this.#running]);
       if (this.#handover && !session.signal.aborted) {
-        await this.#handOver(session).catch((err) =>
+        await this.#reg.handOver(session).catch((err) =>
           this.#log.error("cannot hand the lease over to the fencer", {
             error: String(err),
           })
@@ -192,301 +199,20 @@ export class Worker {
     }
   }
 
-  /**
-   * Marks this incarnation's `alive/` document as handing over (no VMs are
-   * placed here meanwhile) and leaves the lease to the fencer.
-   */
-  async #handOver(session: Session): Promise<void> {
-    const { store, config, driver } = this.#o;
-    const ms = config.worker.handoverSeconds * 1000;
-    const fencer = fencerOptions(config, driver.name);
-    await ensureFencer(fencer);
-    const alive = await store.get(keys.alive(this.host), Alive);
-    if (alive?.value.lease !== session.lease) return;
-    const until = new Date(Date.now() + ms).toISOString();
-    const marked = await store.txn()
-      .ifModRevision(alive.key, alive.modRevision)
-      .put(alive.key, { ...alive.value, handover: until }, {
-        lease: session.lease,
-      }).commit();
-    if (!marked.ok) return;
-    await writeHandover(fencer.runDir, {
-      lease: session.lease,
-      until: monotonicMs() + ms,
-      ttlSeconds: config.worker.leaseTtlSeconds,
-      marginMs: config.worker.leaseMarginMs,
-      etcd: config.etcd,
-    });
-    this.#log.info("lease handed over to the fencer for the next worker", {
-      lease: session.lease,
-      until,
-    });
-  }
-
-  /**
-   * Adopts the lease of this host's previous worker process when it is still
-   * alive in etcd (a restart within the deadline keeps VMs and claims), else
-   * grants a new one. Refuses while another worker process of this host runs
-   * or another machine holds the host name (HostInUseError).
-   */
-  async #openSession(): Promise<{ session: Session; adopted: boolean }> {
-    const { store, config } = this.#o;
-    const opts = {
-      ttlSeconds: config.worker.leaseTtlSeconds,
-      marginMs: config.worker.leaseMarginMs,
-      log: this.#log,
-      onDeadline: (d: number) => {
-        writeDeadline(config.worker.runDir, d).catch((err) =>
-          this.#log.error("cannot write the fence deadline", {
-            error: String(err),
-          })
-        );
-      },
-    };
-    await Deno.mkdir(config.stateDir, { recursive: true });
-    this.#machine = await machineId(config.stateDir);
-    const alive = await store.get(keys.alive(this.host), Alive);
-    if (alive) {
-      // Only a lease of this machine may be adopted.
-      const registered = await store.get(keys.host(this.host), Host);
-      claimHostName({
-        host: this.host,
-        machine: this.#machine,
-        registered: registered?.value,
-        alive: alive.value,
-        log: this.#log,
-      });
-      const pid = alive.value.pid;
-      if (pid !== Deno.pid && await isWorkerProcess(pid)) {
-        throw new Error(
-          `Cannot start: worker process ${pid} already runs for host ${this.host}`,
-        );
-      }
-      const adopted = await Session.adopt(store, alive.value.lease, opts);
-      if (adopted) {
-        this.#log.info("adopted the lease of the previous worker process", {
-          lease: adopted.lease,
-          pid,
-        });
-        return { session: adopted, adopted: true };
-      }
-    }
-    return { session: await Session.open(store, opts), adopted: false };
-  }
-
-  /** Writes host/<name> and alive/<name>; waits out a previous incarnation. */
-  async #register(signal: AbortSignal, adopted: boolean): Promise<void> {
-    const { store, config } = this.#o;
-    const lease = this.#id!.lease;
-    const info = await hostInfo({
-      name: this.host,
-      cpus: config.worker.cpus,
-      memoryMiB: config.worker.memoryMiB,
-      diskMiB: config.worker.diskMiB,
-      stateDir: config.stateDir,
-      localDisk: config.worker.localDisk,
-      drivers: [this.#o.driver.name],
-      signal,
-    });
-    const network = this.#o.network;
-    if (network) {
-      info.publicBridges = network.publicBridges;
-      if (network.underlay) info.underlay = network.underlay.address;
-    }
-    let waiting = false;
-    while (!signal.aborted) {
-      const prev = await store.get(keys.host(this.host), Host);
-      const prevAlive = await store.get(keys.alive(this.host), Alive);
-      claimHostName({
-        host: this.host,
-        machine: this.#machine,
-        registered: prev?.value,
-        alive: prevAlive?.value,
-        log: this.#log,
-      });
-      const host: Host = {
-        ...info,
-        machineId: this.#machine,
-        state: prev?.value.state ?? "active",
-        registeredAt: new Date().toISOString(),
-        incarnation: lease,
-      };
-      const alive: Alive = {
-        incarnation: lease,
-        started: adopted && prevAlive
-          ? prevAlive.value.started
-          : new Date().toISOString(),
-        pid: Deno.pid,
-        lease,
-      };
-      const txn = store.txn()
-        .ifModRevision(keys.host(this.host), prev?.modRevision ?? "0")
-        .put(keys.host(this.host), host)
-        .put(keys.alive(this.host), alive, { lease });
-      if (adopted) {
-        txn.ifModRevision(keys.alive(this.host), prevAlive?.modRevision ?? "0");
-      } else txn.ifAbsent(keys.alive(this.host));
-      if ((await txn.commit()).ok) {
-        this.#log.info("host registered", {
-          lease,
-          adopted,
-          capacity: host.capacity,
-        });
-        return;
-      }
-      if (!waiting && prevAlive && prevAlive.value.lease !== lease) {
-        waiting = true;
-        this.#log.info(
-          "waiting for the previous incarnation's lease to expire",
-        );
-      }
-      await sleep(100, signal);
-    }
-  }
-
   /** A transaction that holds only while this incarnation is alive. */
   #aliveGuard() {
     return this.#o.store.txn().ifLease(keys.alive(this.host), this.#id!.lease);
   }
 
-  /**
-   * Re-adopts the VMs placed on this host, taking over (tasks/ownership.ts)
-   * those a previous incarnation owned: a live process is kept, a VM that
-   * should run but whose process is gone (fenced, or the host rebooted)
-   * counts as a crash and is restarted. Files of VMs that no longer exist
-   * or now run elsewhere are removed.
-   */
-  async #recover(): Promise<void> {
-    const { store, driver } = this.#o;
-    const vms = (await store.list(keys.vms, Vm)).items;
-    for (const vm of vms) {
-      if (vm.value.status.host !== this.host) continue;
-      for (let i = 0, cur: Kv<Vm> | null = vm; cur && i < 3; i++) {
-        if (await this.#adopt(cur)) break;
-        cur = await store.get(vm.key, Vm);
-        if (cur?.value.status.host !== this.host) cur = null;
-      }
-    }
-    const local = await driver.listLocal();
-    await this.#reap(local, (await store.list(keys.vms, Vm)).items, new Set());
-  }
-
-  /**
-   * Takes one VM of this host over for this incarnation; false when it
-   * changed meanwhile (read it again).
-   */
-  async #adopt(vm: Kv<Vm>): Promise<boolean> {
-    const lease = this.#id!.lease;
-    const s = vm.value.status;
-    const adopted = s.handle ? await this.#o.driver.recover(s.handle) : null;
-    if (!adopted && vm.value.desired === "running" && s.phase === "running") {
-      return await this.#crashed(
-        vm,
-        "its process was gone when the worker started (fenced or host restarted)",
-      );
-    }
-    if (ownedBy(vm.value, this.host, lease)) {
-      if (adopted) {
-        this.#log.info("re-adopted running VM", {
-          vm: vm.value.id,
-          pid: adopted.pid,
-        });
-      }
-      return true;
-    }
-    const taken = await take(this.#aliveGuard(), vm, this.host, lease);
-    if (taken) {
-      this.#log.info("took over a VM of a previous incarnation", {
-        vm: vm.value.id,
-        from: s.incarnation,
-        ...(adopted ? { pid: adopted.pid } : {}),
-      });
-    }
-    return taken !== null;
-  }
-
-  /**
-   * Kills the processes and removes the files of the `local` VMs that
-   * this host does not own in `vms` (gone, evacuated, or moved while this
-   * host was cut off), except those a task of this worker is working on
-   * (`busy`). Read `busy`, then `local`, then `vms`: a VM is taken over
-   * before its process starts, so a process found here is never newer than
-   * the listing that judges it.
-   */
-  async #reap(
-    local: string[],
-    vms: Kv<Vm>[],
-    busy: Set<string>,
-  ): Promise<void> {
-    const driver = this.#o.driver;
-    const lease = this.#id!.lease;
-    const byId = new Map(vms.map((v) => [v.value.id, v.value]));
-    for (const id of local) {
-      const vm = byId.get(id);
-      if (busy.has(id) || (vm && ownedBy(vm, this.host, lease))) continue;
-      if (vm?.status.host === this.host && !vm.status.incarnation) continue;
-      try {
-        const killed = await driver.fence([id]);
-        await driver.destroy(id);
-        this.#log.warn("removed a VM this host does not own", {
-          vm: id,
-          killed: killed.length > 0,
-          owner: vm ? `${vm.status.host}/${vm.status.incarnation}` : "none",
-        });
-      } catch (err) {
-        this.#log.error("cannot remove a VM this host does not own", {
-          vm: id,
-          error: String(err),
-        });
-      }
-    }
-  }
-
-  /**
-   * Records that the process of `vm` died while it should run (restart
-   * policy: workers/crash.ts); false when the VM changed meanwhile.
-   */
-  async #crashed(vm: Kv<Vm>, why: string): Promise<boolean> {
-    const { config, driver } = this.#o;
-    const pid = vm.value.status.handle?.pid;
-    const reason = `${driver.name} ${
-      pid ? `(pid ${pid}) ` : ""
-    }exited without ucloud stopping it: ${why}`;
-    const r = await crashTxn(this.#aliveGuard(), vm, {
-      host: this.host,
-      lease: this.#id!.lease,
-      reason,
-      policy: config.restart,
-      maxAttempts: config.tasks.maxAttempts,
-    }).commit();
-    if (r.ok) this.#log.warn("VM crashed", { vm: vm.value.id, reason });
-    return r.ok;
-  }
-
-  /** Keeps VM status in step with what the driver reports. */
-  async #monitor(signal: AbortSignal): Promise<void> {
-    const { store, driver, config } = this.#o;
+  /** Keeps VM status in step with what the driver reports (VmKeeper). */
+  async #monitor(signal: AbortSignal, keeper: VmKeeper): Promise<void> {
+    const { driver, config } = this.#o;
     while (!signal.aborted) {
       await sleep(config.worker.monitorIntervalMs, signal);
       if (signal.aborted) break;
       await keepFencer(fencerOptions(config, driver.name), this.#log);
       try {
-        // In this order: see #reap.
-        const busy = new Set(this.#vmChains.keys());
-        const local = await driver.listLocal();
-        const vms = (await store.list(keys.vms, Vm)).items;
-        const lease = this.#id!.lease;
-        for (const vm of vms) {
-          const s = vm.value.status;
-          if (!ownedBy(vm.value, this.host, lease) || !s.handle) continue;
-          if (s.phase !== "running") continue;
-          if (this.#vmChains.has(vm.value.id)) continue;
-          const seen = await driver.inspect(s.handle);
-          if (seen.state === "gone") {
-            await this.#crashed(vm, seen.detail ?? "process exited");
-          }
-        }
-        await this.#reap(local, vms, busy);
+        await keeper.pass(new Set(this.#vmChains.keys()));
       } catch (err) {
         this.#log.warn("monitor pass failed", { error: String(err) });
       }
@@ -803,15 +529,5 @@ function leaseOf(raw: string): string {
     return String(JSON.parse(raw).lease ?? "");
   } catch {
     return "";
-  }
-}
-
-/** True when `pid` is a live ucloud worker process on this machine. */
-async function isWorkerProcess(pid: number): Promise<boolean> {
-  try {
-    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmd.includes("workers/main.ts");
-  } catch {
-    return false;
   }
 }
