@@ -10,7 +10,7 @@ import {
   type Cluster,
   waitFor,
   withCluster,
-  type WorkerProc,
+  WorkerProc,
 } from "./helpers/cluster.ts";
 
 /** Host h1 on a machine of its own (state dir hosts/<as>). */
@@ -132,5 +132,36 @@ Deno.test({
       assert.ok(still, "h1's lease expired during the test: make it longer");
       assert.equal(still.modRevision, first.modRevision);
     }, { guest: false, leaseTtlSeconds: 10 });
+  },
+});
+
+Deno.test({
+  name:
+    "a second worker process for a host that already runs on this machine exits non-zero with the reason",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withCluster(async (c) => {
+      const a = await c.addWorker({
+        name: "h1",
+        env: { UCLOUD_DRIVER: "sim" },
+      });
+      const first = await waitFor("h1 registered", () => aliveH1(c));
+      await fencerUp(a);
+      const twin = new WorkerProc(c, a.spec);
+      await twin.start();
+      try {
+        assert.notEqual(await exitCode(twin), 0);
+      } finally {
+        await twin.kill("SIGKILL");
+      }
+      assert.match(
+        await twin.log(),
+        new RegExp(
+          `Cannot start: worker process ${a.pid} already runs for host h1`,
+        ),
+      );
+      assert.equal((await aliveH1(c))?.value.lease, first.value.lease);
+    }, { guest: false });
   },
 });

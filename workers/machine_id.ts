@@ -80,7 +80,10 @@ async function readId(path: string): Promise<string | null> {
   return id;
 }
 
-/** Raised when the host name is in use by another machine. */
+/**
+ * Raised when the host name is in use by another machine, or by another
+ * worker process on this one: retrying cannot help, the process exits.
+ */
 export class HostInUseError extends Error {
   override name = "HostInUseError";
 }

@@ -23,7 +23,7 @@ import { sleep } from "../core/watch.ts";
 import { ensureFencer, fencerOptions, writeDeadline } from "./fence.ts";
 import { writeHandover } from "./handover.ts";
 import { hostInfo } from "./host_info.ts";
-import { claimHostName, machineId } from "./machine_id.ts";
+import { claimHostName, HostInUseError, machineId } from "./machine_id.ts";
 
 export interface RegistrationOptions {
   store: Store;
@@ -111,7 +111,7 @@ export class Registration {
       });
       const pid = alive.value.pid;
       if (pid !== Deno.pid && await isWorkerProcess(pid)) {
-        throw new Error(
+        throw new HostInUseError(
           `Cannot start: worker process ${pid} already runs for host ${this.#o.host}`,
         );
       }
