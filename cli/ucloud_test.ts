@@ -2039,3 +2039,30 @@ Deno.test("main() help lists the network commands", async () => {
     /^Usage: ucloud vm detach ID\|NAME \(--slot N \| --network ID\|NAME\) \[flags\]$/m,
   );
 });
+
+Deno.test("main() host list shows a host whose worker hands over as handover", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", []).handover = new Date(Date.now() + 60_000)
+      .toISOString();
+    addHost(api, "h2", []);
+    const result = await run(["host", "list"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^h1\s+handover\s+yes/m);
+    assert.match(result.stdout, /^h2\s+active\s+yes/m);
+  }));
+
+Deno.test("main() vm show tells how often the VM crashed lately and why", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1", {
+      crashes: [
+        { at: "2026-12-01T10:00:00Z", reason: "qemu (pid 7) exited: killed" },
+        { at: "2026-12-01T10:00:05Z", reason: "qemu (pid 9) exited: oom" },
+      ],
+    });
+    const result = await run(["vm", "show", "web1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^crashes: +2 recently, last .*: qemu \(pid 9\) exited: oom$/m,
+    );
+  }));
