@@ -82,7 +82,7 @@ Deno.test("a VM that keeps crashing is restarted restart.max times, then shows p
   }, { guest: false });
 });
 
-Deno.test("a worker paused past its deadline but within its lease: the VMs its fencer killed run again within seconds", async () => {
+Deno.test("a worker paused past its deadline but within its lease: the VMs its fencer killed run again within seconds, uncounted", async () => {
   await withCluster(async (c) => {
     const app = createApp({ store: c.store });
     const w = await c.addWorker({ name: "h1", env: SIM });
@@ -111,6 +111,8 @@ Deno.test("a worker paused past its deadline but within its lease: the VMs its f
           for (const id of ids) {
             const v = (await c.store.get(keys.vm(id), Vm))!.value;
             if (v.status.phase !== "running") return false;
+            // Fenced, not crashed: no restart counted against the VM.
+            assert.equal(v.status.crashes, undefined, JSON.stringify(v.status));
             if (await running(id) !== 1) return false;
           }
           return true;

@@ -2,7 +2,8 @@
  * Records a crash of a VM this host runs (its process died while the VM
  * should run) and applies the restart policy (workers/restart_policy.ts):
  * phase crashed with a `vm.start` on this host due after the backoff, or
- * phase error once it crashed too often. The VM is owned by this host's
+ * phase error once it crashed too often. A process that was fenced (or the
+ * host restarted) is not the VM's fault: it restarts at once, uncounted. The VM is owned by this host's
  * incarnation afterwards (a restart after re-registering takes it over).
  *
  * @example
@@ -24,6 +25,11 @@ export interface CrashOptions {
   /** What the driver saw, e.g. "qemu (pid 7) exited: signal 9". */
   reason: string;
   policy: RestartPolicy;
+  /**
+   * False: the process was fenced or the host restarted, no fault of the
+   * VM's: it starts again at once and the crash is not counted.
+   */
+  counted?: boolean;
   maxAttempts?: number;
   now?: Date;
 }
@@ -34,7 +40,10 @@ export interface CrashOptions {
  */
 export function crashTxn(txn: Txn, vm: Kv<Vm>, o: CrashOptions): Txn {
   const now = o.now ?? new Date();
-  const d = onCrash(vm.value.status.crashes, o.reason, now, o.policy);
+  const crashes = vm.value.status.crashes;
+  const d = o.counted === false
+    ? { crashes, delayMs: 0, count: 0 }
+    : onCrash(crashes, o.reason, now, o.policy);
   const owner = { host: o.host, incarnation: o.lease, handle: undefined };
   txn.ifModRevision(vm.key, vm.modRevision);
   if ("error" in d) {
@@ -48,9 +57,11 @@ export function crashTxn(txn: Txn, vm: Kv<Vm>, o: CrashOptions): Txn {
       }),
     );
   }
-  const reason = `${o.reason}; restarting in ${
-    (d.delayMs / 1000).toFixed(1)
-  } s (restart ${d.count} of ${o.policy.max} within ${o.policy.windowSeconds} s)`;
+  const reason = d.count === 0
+    ? `${o.reason}; restarting now (not counted as a crash)`
+    : `${o.reason}; restarting in ${
+      (d.delayMs / 1000).toFixed(1)
+    } s (restart ${d.count} of ${o.policy.max} within ${o.policy.windowSeconds} s)`;
   txn.put(
     vm.key,
     withStatus(vm.value, {

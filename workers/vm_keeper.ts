@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * const keeper = new VmKeeper({ store, driver, config, host, lease, log });
+ * const keeper = new VmKeeper({ store, driver, config, host, lease, alive, log });
  * await keeper.recover();
  * await keeper.pass(new Set()); // every monitor interval
  * ```
@@ -28,6 +28,8 @@ export interface VmKeeperOptions {
   host: string;
   /** This incarnation's lease: the owner it compares and writes. */
   lease: string;
+  /** False once the lease deadline has passed (Session.check). */
+  alive: () => boolean;
   log: Logger;
 }
 
@@ -77,6 +79,7 @@ export class VmKeeper {
       return await this.#crashed(
         vm,
         "its process was gone when the worker started (fenced or host restarted)",
+        false,
       );
     }
     if (ownedBy(vm.value, this.#o.host, lease)) {
@@ -140,7 +143,7 @@ export class VmKeeper {
    * Records that the process of `vm` died while it should run (restart
    * policy: workers/crash.ts); false when the VM changed meanwhile.
    */
-  async #crashed(vm: Kv<Vm>, why: string): Promise<boolean> {
+  async #crashed(vm: Kv<Vm>, why: string, counted = true): Promise<boolean> {
     const { config, driver } = this.#o;
     const pid = vm.value.status.handle?.pid;
     const reason = `${driver.name} ${
@@ -151,6 +154,7 @@ export class VmKeeper {
       lease: this.#o.lease,
       reason,
       policy: config.restart,
+      counted,
       maxAttempts: config.tasks.maxAttempts,
     }).commit();
     if (r.ok) this.#o.log.warn("VM crashed", { vm: vm.value.id, reason });
@@ -172,7 +176,8 @@ export class VmKeeper {
       if (!ownedBy(vm.value, host, lease) || !s.handle) continue;
       if (s.phase !== "running" || busy.has(vm.value.id)) continue;
       const seen = await driver.inspect(s.handle);
-      if (seen.state === "gone") {
+      // Past the lease deadline the fencer may have killed it: no crash.
+      if (seen.state === "gone" && this.#o.alive()) {
         await this.#crashed(vm, seen.detail ?? "process exited");
       }
     }

@@ -143,6 +143,7 @@ export class Worker {
         config,
         host: this.host,
         lease: session.lease,
+        alive: () => session.check(),
         log: this.#log,
       });
       await keeper.recover();
