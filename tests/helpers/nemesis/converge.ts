@@ -1,0 +1,104 @@
+/**
+ * After the faults and the workload stopped: polls etcd's VM documents and
+ * the process table until every VM is in its desired state and no task is
+ * unfinished, or the settle time is over. Records when each VM got there
+ * (the last time it changed from wrong to right) and which VMs that should
+ * run did not by the deadline (lease TTL + 2 s after quiet).
+ *
+ * @example
+ * ```ts
+ * const c = await converge(env, expectations, { quietAt, deadlineMs: 4000,
+ *   settleMs: 30_000 });
+ * c.late; // VMs that should run and did not by the deadline
+ * ```
+ */
+import { keys } from "../../../core/keys.ts";
+import { prefixEnd } from "../../../core/store.ts";
+import type { NemesisEnv } from "./env.ts";
+import { procsByVm, type VmExpectation, vmVerdict } from "./checker.ts";
+import { simProcs } from "./sampler.ts";
+
+export interface ConvergeOptions {
+  /** Date.now() when faults and workload had stopped. */
+  quietAt: number;
+  /** VMs that should run must do so this long after `quietAt`. */
+  deadlineMs: number;
+  /** Stop waiting this long after `quietAt`. */
+  settleMs: number;
+  everyMs?: number;
+}
+
+export interface Convergence {
+  /** VM id -> ms after quiet when it was last seen turning right. */
+  readyAfterMs: Map<string, number>;
+  /** VM ids that should run and did not at the deadline, with why. */
+  late: Map<string, string>;
+  /** ms after quiet when everything was right; null: never within settle. */
+  settledAfterMs: number | null;
+}
+
+async function rawPrefix(
+  env: NemesisEnv,
+  prefix: string,
+): Promise<Record<string, string>> {
+  const store = env.cluster.store;
+  const k = store.full(prefix);
+  const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
+  return Object.fromEntries(
+    res.kvs.map((kv) => [store.rel(kv.key), kv.value.toString()]),
+  );
+}
+
+/** Polls until settled or `settleMs` passed (see the module comment). */
+export async function converge(
+  env: NemesisEnv,
+  want: readonly VmExpectation[],
+  opts: ConvergeOptions,
+): Promise<Convergence> {
+  const readyAfterMs = new Map<string, number>();
+  const wrong = new Set(want.map((v) => v.id));
+  const late = new Map<string, string>();
+  let deadlineChecked = false;
+  let settledAfterMs: number | null = null;
+  while (true) {
+    const now = Date.now();
+    const since = now - opts.quietAt;
+    let vms: Record<string, string> = {};
+    let unfinished = 1;
+    try {
+      vms = await rawPrefix(env, keys.vms);
+      unfinished = Object.keys(await rawPrefix(env, keys.queues)).length;
+    } catch {
+      // etcd is slow to answer: count this poll as not settled.
+    }
+    const procs = procsByVm(simProcs(env.hostsRoot));
+    const why = new Map<string, string>();
+    for (const w of want) {
+      const raw = vms[keys.vm(w.id)];
+      const verdict = vmVerdict(
+        w.desired,
+        raw ? JSON.parse(raw) : undefined,
+        procs.get(w.id) ?? [],
+      );
+      if (verdict) {
+        why.set(w.id, verdict);
+        wrong.add(w.id);
+      } else if (wrong.delete(w.id)) readyAfterMs.set(w.id, Math.max(0, since));
+    }
+    if (!deadlineChecked && since >= opts.deadlineMs) {
+      deadlineChecked = true;
+      for (const w of want) {
+        if (w.desired === "running" && why.has(w.id)) {
+          late.set(w.id, why.get(w.id)!);
+        }
+      }
+    }
+    if (why.size === 0 && unfinished === 0) {
+      settledAfterMs ??= since;
+      if (deadlineChecked) break;
+    } else settledAfterMs = null;
+    if (since >= opts.settleMs) break;
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
+  }
+  return { readyAfterMs, late, settledAfterMs };
+}
