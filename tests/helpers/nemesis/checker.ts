@@ -15,7 +15,8 @@
  *   process of a VM that does not exist or is placed on another host.
  * - stuck: a VM not in its desired state (running: phase running and one
  *   process, on its host; stopped: phase stopped, no process); a task
- *   still queued or running.
+ *   still queued or running; a host whose worker has not registered again
+ *   (no `alive/<host>`).
  *
  * @example
  * ```ts
@@ -60,6 +61,8 @@ export interface NetExpectation {
 export interface Expectations {
   vms: readonly VmExpectation[];
   networks: readonly NetExpectation[];
+  /** Hosts that must be registered (`alive/<host>`) at the end. */
+  hosts?: readonly string[];
 }
 
 /** Every key (relative to the prefix) with its raw value, and processes. */
@@ -233,6 +236,12 @@ export function check(snap: Snapshot, want: Expectations): Violation[] {
         t.error ? `, last error "${t.error}"` : ""
       }${t.progress ? `, progress "${t.progress}"` : ""})`,
     );
+  }
+
+  for (const h of want.hosts ?? []) {
+    if (!(`alive/${h}` in kv)) {
+      add("stuck", `host ${h}`, `not registered at the end: no alive/${h} key`);
+    }
   }
 
   checkNetworks(kv, vms, nets, want, add);

@@ -139,6 +139,15 @@ Deno.test("check() calls a NIC without its address entries and a network without
   ]);
 });
 
+Deno.test("check() calls a host without its alive key stuck", () => {
+  const s = clean();
+  const kv = { ...s.kv, "alive/h1": JSON.stringify({ lease: "1" }) };
+  assert.deepEqual(
+    summary(check({ kv, procs: s.procs }, { ...want, hosts: ["h1", "h2"] })),
+    ["stuck host h2"],
+  );
+});
+
 Deno.test("check() calls a placed VM without a reservation lost and documents nobody made leaked", () => {
   const s = clean();
   const kv = {

@@ -1,7 +1,7 @@
 /**
  * After the faults and the workload stopped: polls etcd's VM documents and
- * the process table until every VM is in its desired state and no task is
- * unfinished, or the settle time is over. Records when each VM got there
+ * the process table until every VM is in its desired state, no task is
+ * unfinished and every host is registered, or the settle time is over. Records when each VM got there
  * (the last time it changed from wrong to right) and which VMs that should
  * run did not by the deadline (lease TTL + 2 s after quiet).
  *
@@ -65,9 +65,11 @@ export async function converge(
     const since = now - opts.quietAt;
     let vms: Record<string, string> = {};
     let unfinished = 1;
+    let alive = 0;
     try {
       vms = await rawPrefix(env, keys.vms);
       unfinished = Object.keys(await rawPrefix(env, keys.queues)).length;
+      alive = Object.keys(await rawPrefix(env, keys.alives)).length;
     } catch {
       // etcd is slow to answer: count this poll as not settled.
     }
@@ -93,7 +95,7 @@ export async function converge(
         }
       }
     }
-    if (why.size === 0 && unfinished === 0) {
+    if (why.size === 0 && unfinished === 0 && alive === env.hosts.length) {
       settledAfterMs ??= since;
       if (deadlineChecked) break;
     } else settledAfterMs = null;

@@ -23,7 +23,12 @@ import { startNemesisEnv } from "./env.ts";
 import { at, printDetails } from "./evidence.ts";
 import { Nemesis } from "./faults.ts";
 import { Rng } from "./rng.ts";
-import { type DoubleRun, simProcs, startSimSampler } from "./sampler.ts";
+import {
+  type DoubleRun,
+  simProcs,
+  type SimSampler,
+  startSimSampler,
+} from "./sampler.ts";
 import { planFaults } from "./schedule.ts";
 import { Workload } from "./workload.ts";
 
@@ -60,6 +65,9 @@ export interface NemesisReport {
   dir: string;
 }
 
+/** How often every host's processes are sampled, ms. */
+const SAMPLE_MS = 50;
+
 /** Runs the nemesis once (see the module comment). */
 export async function runNemesis(
   opts: NemesisRunOptions,
@@ -77,7 +85,6 @@ export async function runNemesis(
     ttlSeconds: opts.ttlSeconds,
     keep: opts.keep,
   });
-  const sampler = startSimSampler(env.hostsRoot, 50);
   const plan = faults
     ? planFaults(rng.fork("faults"), {
       durationMs: opts.durationMs,
@@ -85,9 +92,12 @@ export async function runNemesis(
       ttlMs: env.ttlMs,
     })
     : [];
-  const start = Date.now();
-  const nemesis = new Nemesis(env, plan, { print, start });
+  let sampler: SimSampler | undefined;
+  let nemesis: Nemesis | undefined;
   try {
+    sampler = await startSimSampler(env.hostsRoot, SAMPLE_MS);
+    const start = Date.now();
+    nemesis = new Nemesis(env, plan, { print, start });
     print(`run dir ${env.dir}; ${plan.length} faults planned`);
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), opts.durationMs);
@@ -134,6 +144,7 @@ export async function runNemesis(
     const violations = check({ kv, procs: simProcs(env.hostsRoot) }, {
       vms: want,
       networks: [...workload.networks.values()],
+      hosts: env.hosts,
     });
     for (const [id, why] of conv.late) {
       const v = violations.find((x) =>
@@ -167,7 +178,9 @@ export async function runNemesis(
       exits: nemesis.unexpectedExits,
     });
     print(
-      `sampler: ${sampled.samples} samples, longest gap ${sampled.maxGapMs} ms (ending ${
+      `sampler: ${sampled.samples} samples, ${sampled.longGaps} gaps over ${
+        2 * SAMPLE_MS
+      } ms, longest ${sampled.maxGapMs} ms (ending ${
         at(start, sampled.maxGapAt)
       }); ${want.length} VMs, slowest reached its desired state ${slowestVmMs} ms after quiet; ${
         conv.settledAfterMs === null
@@ -199,8 +212,8 @@ export async function runNemesis(
       dir: env.dir,
     };
   } finally {
-    nemesis.finish();
-    await sampler.stop().catch(() => {});
+    nemesis?.finish();
+    await sampler?.stop().catch(() => {});
     await env.stop();
     if (opts.keep) print(`kept ${env.dir}`);
   }

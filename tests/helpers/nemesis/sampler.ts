@@ -6,13 +6,13 @@
  * path names both the host and the VM. (Sim processes also run in their
  * host's network namespace, but the path needs no second lookup.)
  *
- * The process table is read synchronously (one `cmdline` read per process,
- * about a millisecond for a few hundred): a sample is one consistent look,
- * not interleaved with the workload's callbacks.
+ * The process table is read synchronously (one `comm` read per process,
+ * about a millisecond for a few hundred), in a sampler process of its own
+ * at a raised priority, so the gaps between samples stay near `everyMs`.
  *
  * @example
  * ```ts
- * const sampler = startSimSampler(`${cluster.dir}/hosts`, 50);
+ * const sampler = await startSimSampler(`${cluster.dir}/hosts`, 50);
  * // ... faults ...
  * const { doubleRuns, samples, maxGapMs } = await sampler.stop();
  * ```
@@ -54,6 +54,15 @@ export function simProcs(hostsRoot: string): SimProc[] {
     if (!/^\d+$/.test(e.name)) continue;
     let argv0: string;
     try {
+      // A sim process is `sleep` renamed. `comm` is read without the
+      // process's memory lock, `cmdline` is not: reading the command line
+      // of a process busy mapping memory (etcd or deno starting) can stall
+      // for a few hundred ms, so only sleeps' command lines are read.
+      if (
+        decoder.decode(Deno.readFileSync(`/proc/${e.name}/comm`)) !== "sleep\n"
+      ) {
+        continue;
+      }
       const raw = Deno.readFileSync(`/proc/${e.name}/cmdline`);
       const nul = raw.indexOf(0);
       argv0 = decoder.decode(nul >= 0 ? raw.subarray(0, nul) : raw);
@@ -139,57 +148,131 @@ export interface SamplerResult {
   maxGapMs: number;
   /** Date.now() at the end of that gap. */
   maxGapAt: number;
+  /** How many gaps were longer than twice the interval. */
+  longGaps: number;
   doubleRuns: DoubleRun[];
+}
+
+/**
+ * Samples {@linkcode simProcs} every `everyMs` (aiming at a fixed cadence)
+ * until `signal` fires.
+ */
+export async function sampleUntil(
+  hostsRoot: string,
+  everyMs: number,
+  signal: AbortSignal,
+): Promise<SamplerResult> {
+  const tracker = new DoubleRunTracker();
+  let last = 0;
+  let samples = 0;
+  let maxGapMs = 0;
+  let maxGapAt = 0;
+  let longGaps = 0;
+  while (!signal.aborted) {
+    const at = Date.now();
+    const procs = simProcs(hostsRoot);
+    if (samples > 0 && at - last > maxGapMs) {
+      maxGapMs = at - last;
+      maxGapAt = at;
+    }
+    if (samples > 0 && at - last > 2 * everyMs) longGaps++;
+    last = at;
+    samples++;
+    tracker.add(at, procs);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, Math.max(0, at + everyMs - Date.now()));
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done);
+    });
+  }
+  return {
+    samples,
+    maxGapMs,
+    maxGapAt,
+    longGaps,
+    doubleRuns: tracker.episodes(),
+  };
 }
 
 /** A running {@linkcode startSimSampler}. */
 export interface SimSampler {
-  /** The latest sample (empty before the first). */
-  latest(): { at: number; procs: SimProc[] };
+  /** Stops sampling; resolves with what it saw (once; later calls too). */
   stop(): Promise<SamplerResult>;
 }
 
-/** Samples {@linkcode simProcs} every `everyMs` until `stop()`. */
-export function startSimSampler(hostsRoot: string, everyMs = 50): SimSampler {
-  const tracker = new DoubleRunTracker();
-  let last = { at: 0, procs: [] as SimProc[] };
-  let samples = 0;
-  let maxGapMs = 0;
-  let maxGapAt = 0;
-  let error: unknown;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let stopped = false;
-  const tick = () => {
-    if (stopped) return;
-    try {
-      const at = Date.now();
-      const procs = simProcs(hostsRoot);
-      if (samples > 0 && at - last.at > maxGapMs) {
-        maxGapMs = at - last.at;
-        maxGapAt = at;
-      }
-      last = { at, procs };
-      samples++;
-      tracker.add(at, procs);
-    } catch (err) {
-      error = err;
-      return;
+const SELF = new URL(import.meta.url).pathname;
+
+/**
+ * Starts sampling in a process of its own at a raised priority (`nice -n
+ * -10`), so neither this process's event loop nor the CPU load of the
+ * system under test stretches the gaps between samples. Resolves once the
+ * first sample is taken. The process ends when this one closes its stdin
+ * (also when this process dies).
+ */
+export async function startSimSampler(
+  hostsRoot: string,
+  everyMs = 50,
+): Promise<SimSampler> {
+  const child = new Deno.Command("nice", {
+    args: [
+      "-n",
+      "-10",
+      Deno.execPath(),
+      "run",
+      "-A", // reading all of /proc needs it
+      SELF,
+      hostsRoot,
+      String(everyMs),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let buffered = "";
+  const readLine = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("The sim sampler process exited");
+      buffered += value;
     }
-    timer = setTimeout(tick, Math.max(0, last.at + everyMs - Date.now()));
+    const i = buffered.indexOf("\n");
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return line;
   };
-  tick();
+  try {
+    if (await readLine() !== "ready") throw new Error("Bad sampler greeting");
+  } catch (err) {
+    child.kill("SIGKILL");
+    await child.status;
+    throw err;
+  }
+  let result: Promise<SamplerResult> | undefined;
   return {
-    latest: () => last,
     stop() {
-      stopped = true;
-      clearTimeout(timer);
-      if (error) return Promise.reject(error);
-      return Promise.resolve({
-        samples,
-        maxGapMs,
-        maxGapAt,
-        doubleRuns: tracker.episodes(),
-      });
+      result ??= (async () => {
+        await child.stdin.close();
+        const line = await readLine();
+        await child.status;
+        return JSON.parse(line) as SamplerResult;
+      })();
+      return result;
     },
   };
+}
+
+if (import.meta.main) {
+  const [hostsRoot, everyMs] = Deno.args;
+  const ctl = new AbortController();
+  const run = sampleUntil(hostsRoot, Number(everyMs), ctl.signal);
+  console.log("ready");
+  for await (const _ of Deno.stdin.readable) { /* until EOF */ }
+  ctl.abort();
+  console.log(JSON.stringify(await run));
 }

@@ -65,7 +65,7 @@ Deno.test("the sim sampler sees a sim process on two hosts as a double run", asy
         }).spawn(),
       );
     }
-    const sampler = startSimSampler(root, 20);
+    const sampler = await startSimSampler(root, 20);
     const end = Date.now() + 5000;
     while (simProcs(root).length < 2 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 20));
