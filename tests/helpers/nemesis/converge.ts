@@ -7,13 +7,13 @@
  *
  * @example
  * ```ts
- * const c = await converge(env, expectations, { quietAt, deadlineMs: 4000,
+ * const c = await converge(env, store, want, { quietAt, deadlineMs: 4000,
  *   settleMs: 30_000 });
  * c.late; // VMs that should run and did not by the deadline
  * ```
  */
 import { keys } from "../../../core/keys.ts";
-import { prefixEnd } from "../../../core/store.ts";
+import { prefixEnd, type Store } from "../../../core/store.ts";
 import type { NemesisEnv } from "./env.ts";
 import { procsByVm, type VmExpectation, vmVerdict } from "./checker.ts";
 import { simProcs } from "./sampler.ts";
@@ -38,10 +38,9 @@ export interface Convergence {
 }
 
 async function rawPrefix(
-  env: NemesisEnv,
+  store: Store,
   prefix: string,
 ): Promise<Record<string, string>> {
-  const store = env.cluster.store;
   const k = store.full(prefix);
   const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
   return Object.fromEntries(
@@ -52,6 +51,7 @@ async function rawPrefix(
 /** Polls until settled or `settleMs` passed (see the module comment). */
 export async function converge(
   env: NemesisEnv,
+  store: Store,
   want: readonly VmExpectation[],
   opts: ConvergeOptions,
 ): Promise<Convergence> {
@@ -67,9 +67,9 @@ export async function converge(
     let unfinished = 1;
     let alive = 0;
     try {
-      vms = await rawPrefix(env, keys.vms);
-      unfinished = Object.keys(await rawPrefix(env, keys.queues)).length;
-      alive = Object.keys(await rawPrefix(env, keys.alives)).length;
+      vms = await rawPrefix(store, keys.vms);
+      unfinished = Object.keys(await rawPrefix(store, keys.queues)).length;
+      alive = Object.keys(await rawPrefix(store, keys.alives)).length;
     } catch {
       // etcd is slow to answer: count this poll as not settled.
     }

@@ -5,6 +5,13 @@
  * process on a loopback port. `stop()` tears everything down (processes,
  * namespaces, temp dirs) and may be called more than once.
  *
+ * The harness keeps no etcd client open during a run (`cluster.store`,
+ * which connects when made, is closed at once): Deno 2.9's node:http2
+ * under the etcd client can abort the whole process when etcd restarts
+ * under an open connection (`nghttp2_session.c: find_stream_on_goaway_func: Assertion
+ * stream->closed_next == NULL failed`), and the harness must outlive the
+ * faults it injects. `connect()` gives a client for before and after.
+ *
  * @example
  * ```ts
  * const env = await startNemesisEnv({ hosts: 3, ttlSeconds: 2 });
@@ -16,6 +23,7 @@
  * ```
  */
 import { keys } from "../../../core/keys.ts";
+import { Store } from "../../../core/store.ts";
 import { type Cluster, startCluster, waitFor } from "../cluster.ts";
 import {
   createHostNet,
@@ -46,6 +54,12 @@ export interface NemesisEnv {
   ttlMs: number;
   /** The run's directory (worker and API logs, etcd data). */
   dir: string;
+  /**
+   * A new etcd client (close it after use). The harness holds none while
+   * faults run: an idle client of this process that sees etcd restart can
+   * crash it (see `connect` in the module comment).
+   */
+  connect(): Store;
   stop(): Promise<void>;
 }
 
@@ -63,6 +77,7 @@ export async function startNemesisEnv(
     guest: false,
   });
   cluster.env.UCLOUD_DRIVER = "sim";
+  cluster.store.close(); // see the module comment; stop() closes it again
   let net: HostNet | undefined;
   let api: ApiProc | undefined;
   let stopped = false;
@@ -95,11 +110,17 @@ export async function startNemesisEnv(
     for (const name of hosts) {
       workers.set(name, await startWorkerIn(cluster, net, { name, ...HOST }));
     }
-    await waitFor(
-      `${hosts.length} hosts alive`,
-      async () => (await cluster.store.count(keys.alives)) === hosts.length,
-      30_000,
-    );
+    const connect = () => Store.connect(cluster.config.etcd);
+    const store = connect();
+    try {
+      await waitFor(
+        `${hosts.length} hosts alive`,
+        async () => (await store.count(keys.alives)) === hosts.length,
+        30_000,
+      );
+    } finally {
+      store.close();
+    }
     api = new ApiProc({ env: cluster.env, logFile: `${cluster.dir}/api.log` });
     await api.start();
     return {
@@ -111,6 +132,7 @@ export async function startNemesisEnv(
       hostsRoot: `${cluster.dir}/hosts`,
       ttlMs: ttlSeconds * 1000,
       dir: cluster.dir,
+      connect,
       stop,
     };
   } catch (err) {

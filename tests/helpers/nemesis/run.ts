@@ -18,7 +18,7 @@
 import { dump } from "../cluster.ts";
 import { check, type Violation } from "./checker.ts";
 import { ApiClient } from "./client.ts";
-import { converge } from "./converge.ts";
+import { converge, type Convergence } from "./converge.ts";
 import { startNemesisEnv } from "./env.ts";
 import { at, printDetails } from "./evidence.ts";
 import { Nemesis } from "./faults.ts";
@@ -98,7 +98,11 @@ export async function runNemesis(
     sampler = await startSimSampler(env.hostsRoot, SAMPLE_MS);
     const start = Date.now();
     nemesis = new Nemesis(env, plan, { print, start });
-    print(`run dir ${env.dir}; ${plan.length} faults planned`);
+    print(
+      `run dir ${env.dir}; +0.000s is ${
+        new Date(start).toISOString()
+      }; ${plan.length} faults planned`,
+    );
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), opts.durationMs);
     const onAbort = () => ctl.abort();
@@ -134,13 +138,20 @@ export async function runNemesis(
 
     const want = [...workload.vms.values()];
     const deadlineMs = env.ttlMs + 2000;
-    const conv = await converge(env, want, {
-      quietAt,
-      deadlineMs,
-      settleMs: opts.settleMs ?? 30_000,
-    });
+    const store = env.connect();
+    let conv: Convergence;
+    let kv: Record<string, string>;
+    try {
+      conv = await converge(env, store, want, {
+        quietAt,
+        deadlineMs,
+        settleMs: opts.settleMs ?? 30_000,
+      });
+      kv = await dump(store);
+    } finally {
+      store.close();
+    }
     const sampled = await sampler.stop();
-    const kv = await dump(env.cluster.store);
     const violations = check({ kv, procs: simProcs(env.hostsRoot) }, {
       vms: want,
       networks: [...workload.networks.values()],
