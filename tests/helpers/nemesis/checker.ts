@@ -82,7 +82,12 @@ export function vmVerdict(
 ): string | null {
   const seen = `${describeVm(vm)}; ${describeProcs(procs)}`;
   if (desired === "deleted") {
-    return !vm && procs.length === 0 ? null : `deleted, but ${seen}`;
+    if (vm) return `deleted, but still in etcd: ${seen}`;
+    return procs.length === 0
+      ? null
+      : `deleted and gone from etcd, but it still runs: ${
+        describeProcs(procs)
+      }`;
   }
   if (!vm) return `should be ${desired}, but it is absent from etcd`;
   if (desired === "running") {

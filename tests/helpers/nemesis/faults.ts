@@ -106,7 +106,11 @@ export class Nemesis {
         }); restarting it in 1 s`,
       });
       await new Promise((r) => setTimeout(r, 1000));
-      if (this.#finished) return;
+      const now = target === "api"
+        ? this.env.api.pid
+        : this.env.workers.get(target)!.pid;
+      // Another restart (a fault's heal) may have come first.
+      if (this.#finished || now !== pid) return;
       await this.#guarded("supervisor", target, async () => {
         if (target === "api") {
           await this.env.api.kill();
@@ -145,6 +149,7 @@ export class Nemesis {
     switch (f.kind) {
       case "kill-worker": {
         const pid = w!.pid;
+        if (!pid) throw new Error("no worker process to kill");
         this.#expected.add(`${f.target}:${pid}`);
         await w!.kill("SIGKILL");
         inject(`pid ${pid}, restart in ${f.durationMs} ms`);
@@ -187,6 +192,7 @@ export class Nemesis {
       }
       case "kill-api": {
         const pid = env.api.pid;
+        if (!pid) throw new Error("no API process to kill");
         this.#expected.add(`api:${pid}`);
         await env.api.kill("SIGKILL");
         inject(`pid ${pid}, restart in ${f.durationMs} ms`);
