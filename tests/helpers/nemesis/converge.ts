@@ -12,6 +12,7 @@
  * c.late; // VMs that should run and did not by the deadline
  * ```
  */
+import { Buffer } from "node:buffer";
 import { keys } from "../../../core/keys.ts";
 import { prefixEnd, type Store } from "../../../core/store.ts";
 import type { NemesisEnv } from "./env.ts";
@@ -37,15 +38,35 @@ export interface Convergence {
   settledAfterMs: number | null;
 }
 
-async function rawPrefix(
+/** Keys per range request: etcd answers at most 4 MiB per message. */
+const PAGE = 500;
+
+/**
+ * Every key under `prefix` (relative) with its value, read in pages of
+ * {@linkcode PAGE} at the first page's revision, so it is one consistent
+ * look however large the keyspace grew.
+ */
+export async function readPrefix(
   store: Store,
   prefix: string,
 ): Promise<Record<string, string>> {
-  const k = store.full(prefix);
-  const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
-  return Object.fromEntries(
-    res.kvs.map((kv) => [store.rel(kv.key), kv.value.toString()]),
-  );
+  const out: Record<string, string> = {};
+  const full = store.full(prefix);
+  const end = prefixEnd(full);
+  let from = full;
+  let revision: string | undefined;
+  while (true) {
+    const res = await store.client.kv.range({
+      key: from,
+      range_end: end,
+      limit: PAGE,
+      ...(revision ? { revision } : {}),
+    });
+    revision ??= String(res.header.revision);
+    for (const kv of res.kvs) out[store.rel(kv.key)] = kv.value.toString();
+    if (!res.more || res.kvs.length === 0) return out;
+    from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+  }
 }
 
 /** Polls until settled or `settleMs` passed (see the module comment). */
@@ -67,9 +88,9 @@ export async function converge(
     let unfinished = 1;
     let alive = 0;
     try {
-      vms = await rawPrefix(store, keys.vms);
-      unfinished = Object.keys(await rawPrefix(store, keys.queues)).length;
-      alive = Object.keys(await rawPrefix(store, keys.alives)).length;
+      vms = await readPrefix(store, keys.vms);
+      unfinished = Object.keys(await readPrefix(store, keys.queues)).length;
+      alive = Object.keys(await readPrefix(store, keys.alives)).length;
     } catch {
       // etcd is slow to answer: count this poll as not settled.
     }

@@ -15,10 +15,9 @@
  * if (!r.ok) Deno.exit(1);
  * ```
  */
-import { dump } from "../cluster.ts";
 import { check, type Violation } from "./checker.ts";
 import { ApiClient } from "./client.ts";
-import { converge, type Convergence } from "./converge.ts";
+import { converge, type Convergence, readPrefix } from "./converge.ts";
 import { startNemesisEnv } from "./env.ts";
 import { at, printDetails } from "./evidence.ts";
 import { Nemesis } from "./faults.ts";
@@ -126,6 +125,11 @@ export async function runNemesis(
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
     }
+    for (const vm of workload.vms.values()) {
+      if (vm.uncertain) {
+        print(`note: vm ${vm.id}: an ambiguous change was never resolved`);
+      }
+    }
     const quietAt = Date.now();
     const ops = [...workload.counts.values()].reduce((a, b) => a + b, 0);
     print(
@@ -147,7 +151,7 @@ export async function runNemesis(
         deadlineMs,
         settleMs: opts.settleMs ?? 30_000,
       });
-      kv = await dump(store);
+      kv = await readPrefix(store, "");
     } finally {
       store.close();
     }
