@@ -131,6 +131,13 @@ export class Worker {
     this.#session = session;
     this.#id = { name: this.host, lease: session.lease };
     const signal = AbortSignal.any([session.signal, this.#stop.signal]);
+    // Self-fencing the moment the session ends, not once every loop has
+    // wound down: the cluster may restart these VMs elsewhere soon.
+    let fenced: Promise<string[]> | undefined;
+    const selfFence = () => {
+      if (!this.#stop.signal.aborted) fenced ??= driver.fence();
+    };
+    session.signal.addEventListener("abort", selfFence, { once: true });
     try {
       await this.#reg.register(session.lease, adopted, signal);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
@@ -175,9 +182,9 @@ export class Worker {
       return this.#stop.signal.aborted ? "stopped" : "lost";
     } finally {
       clearTimeout(this.#wake);
-      if (session.signal.aborted && !this.#stop.signal.aborted) {
-        // Self-fencing: the cluster may restart these VMs elsewhere soon.
-        const killed = await driver.fence();
+      session.signal.removeEventListener("abort", selfFence);
+      if (fenced) {
+        const killed = await fenced.catch((err) => [String(err)]);
         this.#log.error("lease lost: fenced every VM of this host", {
           killed,
         });
