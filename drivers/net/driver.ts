@@ -36,6 +36,7 @@ import {
 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
 import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
+import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import {
   bridgeOf,
   checkDeviceName,
@@ -249,7 +250,7 @@ export class NetDriver {
     if (
       nets.size === 0 && ports.size === 0 &&
       ![...links.values()].some((l) => l.alias === DEVICE_ALIAS) &&
-      !(await this.#nftTable(signal))
+      !(await this.#nftTable(signal)) && !(await readHostInput(this.#exec))
     ) return report;
 
     // Everything that must already exist, before anything changes.
@@ -305,6 +306,10 @@ export class NetDriver {
       }
     }
     signal?.throwIfAborted();
+
+    // 0. What VMs may send to the host, and where VXLAN may come from
+    // (drivers/net/host_input.ts), before any bridge or VXLAN is up.
+    if (nets.size) await this.#hostInput(state, [...nets.values()], signal);
 
     // 1. Bridges and VXLAN devices of private networks.
     const sysctls: string[] = [];
@@ -477,6 +482,7 @@ export class NetDriver {
         report.removed.push(l.name);
       }
     }
+    if (!nets.size) await this.#hostInput(null, [], signal);
 
     const changed = report.added.length + report.removed.length +
       report.changed.length;
@@ -687,8 +693,30 @@ export class NetDriver {
         }
       }
     }
+    await this.#hostInput(null, [], signal);
     await Deno.remove(`${this.stateDir}/net`).catch(() => {});
     this.#log.info("network torn down", { ports: ports.size });
+  }
+
+  /** Applies the host input policy of `state` (null: removes it). */
+  async #hostInput(
+    state: HostNetState | null,
+    nets: NetPlan[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const spec = state &&
+      hostInputSpec({
+        networks: nets.map((p) => p.net),
+        ports: state.ports,
+        peers: state.peers,
+        underlay: this.underlay?.device ?? null,
+        vxlanPort: this.vxlanPort,
+      });
+    if (await applyHostInput(this.#exec, spec, { signal })) {
+      this.#log.info(
+        spec ? "host input policy set" : "host input policy removed",
+      );
+    }
   }
 
   /** Checks the state and resolves each port's network. */
