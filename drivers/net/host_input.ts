@@ -13,8 +13,14 @@
  * link). From VMs the host accepts only:
  * - neighbour solicitations and advertisements and router solicitations
  *   (radvd answers the RS; the VM resolves the router's address);
- * - echo requests (a VM can ping its router; replies are no bigger than
- *   the request, so no packet-too-big is ever needed on that one link);
+ * - ICMPv6 echo requests and replies and the errors RFC 4890 says a host
+ *   must not drop (destination unreachable, packet too big, time
+ *   exceeded, parameter problem): a VM can ping its router, and the host
+ *   (the router of a public network) can ping its VMs and learn the path
+ *   MTU of its own packets; the kernel matches errors against its own
+ *   sockets and ignores the rest, so no listener is reachable this way;
+ * - ICMP (IPv4) echo replies and errors, for the same reason (no echo
+ *   requests: the host holds no IPv4 router address on VM networks);
  * - TCP to the metadata service's addresses and port ({@linkcode METADATA});
  *
  * and drops (and counts) everything else, IPv4 included. DHCP needs no
@@ -169,7 +175,14 @@ function chains(spec: HostInputSpec): Chain[] {
         `icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } counter accept`,
         "nd",
       ],
-      [`icmpv6 type echo-request counter accept`, "ping"],
+      [
+        `icmpv6 type { echo-request, echo-reply, destination-unreachable, packet-too-big, time-exceeded, parameter-problem } counter accept`,
+        "icmpv6",
+      ],
+      [
+        `icmp type { echo-reply, destination-unreachable, time-exceeded, parameter-problem } counter accept`,
+        "icmp",
+      ],
       [
         `ip6 daddr { ${meta6} } tcp dport ${METADATA.port} counter accept`,
         "metadata",
