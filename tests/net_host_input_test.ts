@@ -226,9 +226,35 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
       mac: mac(0x11),
       up: false,
     });
+    // A public network on the admin's bridge, with a VM port and an
+    // uplink (not a VM port: the hoster's side of the link).
+    const pub: NetworkSpec = {
+      id: "pub",
+      kind: "public",
+      prefix: `fdc1:d00:${net.id}:3::/64`,
+      bridge: "pubbr0",
+      ra: false,
+      dhcp: { v6: false, v4: false },
+    };
+    await run("ip", ["-n", h1.ns, "link", "add", "pubbr0", "type", "bridge"]);
+    await run("ip", ["-n", h1.ns, "link", "set", "pubbr0", "up"]);
+    const p = await vms.create({
+      name: "p",
+      hostNs: h1.ns,
+      port: tapName("p", 0),
+      mac: mac(0x13),
+    });
+    const uplink = await vms.create({
+      name: "up",
+      hostNs: h1.ns,
+      port: "upl0",
+      mac: mac(0x14),
+    });
+    await run("ip", ["-n", h1.ns, "link", "set", "upl0", "master", "pubbr0"]);
+    await run("ip", ["-n", h1.ns, "link", "set", "upl0", "up"]);
     const state: HostNetState = {
-      networks: [n],
-      ports: [portOf(x, n, "198.51.100.10")],
+      networks: [n, pub],
+      ports: [portOf(x, n, "198.51.100.10"), portOf(p, pub)],
       peers: {},
     };
     const d = driver("h1");
@@ -252,6 +278,16 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
         await tcpConnects(x, h1.address, 2222),
         false,
         "VM reached a host service on the underlay address",
+      );
+      const pubRouter = await linkAddrs(h1.ns, "pubbr0");
+      assert.equal(
+        await tcpConnects(p, pubRouter.ll, 2222),
+        false,
+        "VM on a public network reached a host service",
+      );
+      assert.ok(
+        await tcpConnects(uplink, pubRouter.ll, 2222),
+        "the public network's uplink side lost the host",
       );
       assert.ok(
         await counted(h1.ns, "from-vms") > dropsBefore,
@@ -315,12 +351,12 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
       mac: mac(0x12),
     });
     await d.sync({
-      networks: [n, u],
+      networks: [...state.networks, u],
       ports: [...state.ports, portOf(y, u)],
       peers: { u: ["fd00::7", "fd00::8"] },
     });
     await d.sync({
-      networks: [n, u],
+      networks: [...state.networks, u],
       ports: [...state.ports, portOf(y, u)],
       peers: { u: ["fd00::8"] },
     });
@@ -340,7 +376,7 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
     assert.deepEqual((await hostTable(h1.ns))?.handles, before.handles);
     const setMid = applied();
     await d.sync({
-      networks: [n, u],
+      networks: [...state.networks, u],
       ports: [...state.ports, portOf(y, u)],
       peers: { u: ["fd00::8"] },
     });
