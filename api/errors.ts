@@ -20,6 +20,7 @@ import {
   InvalidError,
   NotFoundError,
   UnavailableError,
+  UnreadableError,
 } from "../core/errors.ts";
 import { logger } from "../core/log.ts";
 import type { AppEnv } from "./env.ts";
@@ -136,6 +137,14 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof UnavailableError) {
     log.warn("dependency unavailable", { error: err.message });
     return errorJson(c, 503, err.message);
+  }
+  if (err instanceof UnreadableError) {
+    // Reported by the store with the reason; the caller learns which key.
+    return errorJson(
+      c,
+      500,
+      `Cannot read document ${err.key}: it is corrupt or written by a newer ucloud`,
+    );
   }
   if (err instanceof z.ZodError) return zodErrorJson(c, err);
   if (err instanceof HTTPException) {

@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics: HTTP request counts and durations by matched route
- * pattern, and queue depth and task counts read from etcd at scrape time.
+ * pattern, queue depth and task counts read from etcd at scrape time, and
+ * the process's count of unreadable documents (core/unreadable.ts).
  * Metrics live in the registry handed in (one per app), never in
  * prom-client's global default registry.
  *
@@ -17,6 +18,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { keys } from "../core/keys.ts";
 import { Task } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
+import { UNREADABLE_METRIC, unreadableDocuments } from "../core/unreadable.ts";
 
 /** The label of requests no route matched, so raw paths never become labels. */
 export const UNMATCHED = "unmatched";
@@ -81,6 +83,9 @@ export function metrics(
       }
     },
   });
+  if (!registry.getSingleMetric(UNREADABLE_METRIC)) {
+    registry.registerMetric(unreadableDocuments);
+  }
   return new Hono().get("/", async (c) => {
     const text = await registry.metrics();
     return c.text(text, 200, { "Content-Type": registry.contentType });

@@ -36,3 +36,15 @@ export class InvalidError extends Error {
 export class UnavailableError extends Error {
   override name = "UnavailableError";
 }
+
+/**
+ * A stored document that cannot be read: not JSON, or failing the schema
+ * (corrupt, or written by a newer ucloud with a change this one does not
+ * understand). Listings skip such documents; a single read throws this.
+ */
+export class UnreadableError extends Error {
+  override name = "UnreadableError";
+  constructor(readonly key: string, readonly reason: string) {
+    super(`Cannot read document ${key}: ${reason}`);
+  }
+}

@@ -31,7 +31,12 @@ import { idOf, keys } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { Alive, Alloc, Host, serving } from "./schemas.ts";
 import type { Store } from "./store.ts";
-import { type RawKv, type WatchEvent, watchPrefix } from "./watch.ts";
+import {
+  decodeRaw,
+  type RawKv,
+  type WatchEvent,
+  watchPrefix,
+} from "./watch.ts";
 import { type Candidate, usage } from "../workers/placement.ts";
 
 interface Entry<T> {
@@ -242,27 +247,6 @@ export class PlacementCache {
     this.#version++;
   }
 
-  #parse<T>(kv: RawKv, schema: z.ZodType<T>): T | null {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(kv.value);
-    } catch {
-      this.#log?.warn("placement cache: document is not JSON", {
-        key: kv.key,
-      });
-      return null;
-    }
-    const r = schema.safeParse(raw);
-    if (!r.success) {
-      this.#log?.warn("placement cache: malformed document ignored", {
-        key: kv.key,
-        error: r.error.message,
-      });
-      return null;
-    }
-    return r.data;
-  }
-
   #watch<T>(
     prefix: string,
     map: Map<string, Entry<T>>,
@@ -275,7 +259,7 @@ export class PlacementCache {
       onReset: (items: RawKv[]) => {
         map.clear();
         for (const kv of items) {
-          const value = this.#parse(kv, schema);
+          const value = decodeRaw(kv, schema);
           if (value) {
             this.#apply(map, idOf(kv.key), value, BigInt(kv.modRevision));
           }
@@ -284,7 +268,7 @@ export class PlacementCache {
         listed();
       },
       onEvent: (ev: WatchEvent) => {
-        const value = ev.type === "put" ? this.#parse(ev, schema) : null;
+        const value = ev.type === "put" ? decodeRaw(ev, schema) : null;
         this.#apply(map, idOf(ev.key), value, BigInt(ev.modRevision));
       },
     });

@@ -1,7 +1,10 @@
 /**
  * zod schemas of every document kept in etcd. The API validates input with
- * the `*Input` schemas; workers parse what they read with the document
- * schemas, so a malformed document fails loudly at the boundary.
+ * the `*Input` schemas (strict: an unknown field is a 400). Readers parse
+ * stored documents with the document schemas, which never reject unknown
+ * fields: a newer ucloud may have written them, and the store keeps them
+ * for the write back (core/documents.ts). A document that fails its schema
+ * is skipped by listings and named in the error of a single read.
  *
  * @example
  * ```ts
@@ -56,7 +59,8 @@ export const VmCreateInput = z.object({
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 
-export const VmSpec = VmCreateInput;
+/** A stored VM's spec: the create input, without refusing unknown fields. */
+export const VmSpec = VmCreateInput.strip();
 export type VmSpec = z.infer<typeof VmSpec>;
 
 /** The driver handle: plain JSON the worker re-attaches from. */

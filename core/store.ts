@@ -2,6 +2,9 @@
  * The etcd store layer: typed reads, prefix listings that return the header
  * revision, and transactions that compare mod revisions (DESIGN.md rule 1).
  * A lost compare is a returned `{ ok: false }`, never an exception.
+ * Documents are read and written across versions (core/documents.ts):
+ * unknown fields are kept, every object written carries `schemaVersion`,
+ * and a listing skips (and reports) a document it cannot read.
  *
  * @example
  * ```ts
@@ -16,7 +19,9 @@ import { Buffer } from "node:buffer";
 import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from "etcd3";
 import { ExponentialBackoff, type IBackoff, noop } from "cockatiel";
 import type { z } from "zod";
-import { UnavailableError } from "./errors.ts";
+import { decodeDocument, stamp } from "./documents.ts";
+import { UnavailableError, UnreadableError } from "./errors.ts";
+import { reportUnreadable } from "./unreadable.ts";
 
 export interface Kv<T> {
   key: string;
@@ -24,6 +29,14 @@ export interface Kv<T> {
   modRevision: string;
   createRevision: string;
   lease: string;
+  /** The version of the code that wrote the document last (0: unversioned). */
+  schemaVersion: number;
+}
+
+/** A document a listing skipped, and why. */
+export interface Unreadable {
+  key: string;
+  reason: string;
 }
 
 export interface StoreOptions {
@@ -85,24 +98,22 @@ export class Store {
     return key.toString().slice(this.#prefix.length);
   }
 
-  decode<T>(kv: IKeyValue, schema: z.ZodType<T>): Kv<T> {
+  /** Decodes a stored key and value; an unreadable one is reported. */
+  #decode<T>(kv: IKeyValue, schema: z.ZodType<T>): Kv<T> | Unreadable {
     const key = this.rel(kv.key);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(kv.value.toString());
-    } catch {
-      throw new Error(`Cannot parse document ${key}: not JSON`);
-    }
-    const r = schema.safeParse(raw);
-    if (!r.success) {
-      throw new Error(`Cannot parse document ${key}: ${r.error.message}`);
+    const modRevision = String(kv.mod_revision);
+    const d = decodeDocument(kv.value.toString(), schema);
+    if (!d.ok) {
+      reportUnreadable(key, d.reason, modRevision);
+      return { key, reason: d.reason };
     }
     return {
       key,
-      value: r.data,
-      modRevision: String(kv.mod_revision),
+      value: d.value,
+      modRevision,
       createRevision: String(kv.create_revision),
       lease: String(kv.lease),
+      schemaVersion: d.schemaVersion,
     };
   }
 
@@ -116,21 +127,35 @@ export class Store {
     }
   }
 
-  /** Reads one document, or null when the key does not exist. */
+  /**
+   * Reads one document, or null when the key does not exist. A document
+   * that cannot be read throws UnreadableError naming the key: the caller
+   * asked for this one document and must not take it for absent.
+   */
   async get<T>(key: string, schema: z.ZodType<T>): Promise<Kv<T> | null> {
     const res = await this.#call(
       `read ${key}`,
       () => this.client.kv.range({ key: this.full(key) }),
     );
-    return res.kvs.length ? this.decode(res.kvs[0], schema) : null;
+    if (!res.kvs.length) return null;
+    const d = this.#decode(res.kvs[0], schema);
+    if ("reason" in d) throw new UnreadableError(d.key, d.reason);
+    return d;
   }
 
-  /** Lists documents under a prefix with the header revision of the read. */
+  /**
+   * Lists documents under a prefix with the header revision of the read.
+   * Documents that cannot be read are left out of `items`, reported (log
+   * line, metric) and named in `unreadable`: a caller that acts on what is
+   * absent (e.g. removes a process without a VM) must spare those keys.
+   */
   async list<T>(
     prefix: string,
     schema: z.ZodType<T>,
     opts: { limit?: number; revision?: string } = {},
-  ): Promise<{ items: Kv<T>[]; revision: string }> {
+  ): Promise<
+    { items: Kv<T>[]; unreadable: Unreadable[]; revision: string }
+  > {
     const k = this.full(prefix);
     const res = await this.#call(`list ${prefix}`, () =>
       this.client.kv.range({
@@ -139,10 +164,14 @@ export class Store {
         limit: opts.limit ?? 0,
         revision: opts.revision,
       }));
-    return {
-      items: res.kvs.map((kv) => this.decode(kv, schema)),
-      revision: String(res.header.revision),
-    };
+    const items: Kv<T>[] = [];
+    const unreadable: Unreadable[] = [];
+    for (const kv of res.kvs) {
+      const d = this.#decode(kv, schema);
+      if ("reason" in d) unreadable.push(d);
+      else items.push(d);
+    }
+    return { items, unreadable, revision: String(res.header.revision) };
   }
 
   /** Lists only the keys under a prefix (relative), cheap for indexes. */
@@ -279,12 +308,15 @@ export class Txn {
     return this;
   }
 
-  /** Writes a JSON document, optionally bound to a lease. */
+  /**
+   * Writes a JSON document, optionally bound to a lease; an object gets
+   * this code's `schemaVersion` (core/documents.ts).
+   */
   put(key: string, value: unknown, opts: { lease?: string } = {}): this {
     this.#ops.push({
       request_put: {
         key: this.store.full(key),
-        value: Buffer.from(JSON.stringify(value)),
+        value: Buffer.from(JSON.stringify(stamp(value))),
         lease: opts.lease,
       },
     });

@@ -2,7 +2,8 @@
  * Lists a prefix, then watches it from the listing's header revision + 1; on
  * any watch error (compacted revision, cancel, lost stream) it lists again
  * and hands the caller a fresh snapshot (DESIGN.md rule 4). Runs until
- * `signal` aborts.
+ * `signal` aborts. Values come raw; `decodeRaw` parses one the way the
+ * store does, skipping (and reporting) a document it cannot read.
  *
  * @example
  * ```ts
@@ -14,9 +15,12 @@
  * ```
  */
 import type { IKeyValue } from "etcd3";
+import type { z } from "zod";
+import { decodeDocument } from "./documents.ts";
 import type { Store } from "./store.ts";
 import { prefixEnd } from "./store.ts";
 import type { Logger } from "./log.ts";
+import { reportUnreadable } from "./unreadable.ts";
 
 export interface RawKv {
   key: string;
@@ -49,6 +53,18 @@ export async function listRaw(
     items: res.kvs.map((kv) => raw(store, kv)),
     revision: String(res.header.revision),
   };
+}
+
+/**
+ * A listed or watched value parsed with `schema` (unknown fields kept,
+ * core/documents.ts), or null when it cannot be read: reported (log line,
+ * metric), never thrown, so a watch loop survives any document.
+ */
+export function decodeRaw<T>(kv: RawKv, schema: z.ZodType<T>): T | null {
+  const d = decodeDocument(kv.value, schema);
+  if (d.ok) return d.value;
+  reportUnreadable(kv.key, d.reason, kv.modRevision);
+  return null;
 }
 
 function raw(store: Store, kv: IKeyValue): RawKv {

@@ -14,6 +14,7 @@
  */
 import { monotonicMs } from "../core/clock.ts";
 import type { Config } from "../core/config.ts";
+import { unknownFields } from "../core/documents.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Alive, Host } from "../core/schemas.ts";
@@ -161,6 +162,8 @@ export class Registration {
         log: this.#o.log,
       });
       const host: Host = {
+        // What a newer version added stays; the rest is this worker's.
+        ...unknownFields(Host, prev?.value),
         ...info,
         machineId: this.#machine,
         state: prev?.value.state ?? "active",

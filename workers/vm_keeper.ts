@@ -3,7 +3,8 @@
  * 7): at start it takes over the VMs placed on this host
  * (tasks/ownership.ts), keeping live processes; while it runs, a VM it owns
  * whose process died is a crash (restart policy, workers/crash.ts), and a
- * process of a VM it does not own is killed and its files removed.
+ * process of a VM it does not own is killed and its files removed (not
+ * when its document cannot be read: unreadable is not gone).
  *
  * @example
  * ```ts
@@ -13,10 +14,10 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { keys } from "../core/keys.ts";
+import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Vm } from "../core/schemas.ts";
-import type { Kv, Store } from "../core/store.ts";
+import type { Kv, Store, Unreadable } from "../core/store.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { ownedBy, take } from "../tasks/ownership.ts";
 import { crashTxn } from "./crash.ts";
@@ -64,7 +65,8 @@ export class VmKeeper {
       }
     }
     const local = await driver.listLocal();
-    await this.#reap(local, (await store.list(keys.vms, Vm)).items, new Set());
+    const listed = await store.list(keys.vms, Vm);
+    await this.#reap(local, listed.items, unreadableIds(listed.unreadable));
   }
 
   /**
@@ -170,7 +172,8 @@ export class VmKeeper {
     const { store, driver, lease, host } = this.#o;
     // In this order: see #reap.
     const local = await driver.listLocal();
-    const vms = (await store.list(keys.vms, Vm)).items;
+    const listed = await store.list(keys.vms, Vm);
+    const vms = listed.items;
     for (const vm of vms) {
       const s = vm.value.status;
       if (!ownedBy(vm.value, host, lease) || !s.handle) continue;
@@ -181,6 +184,13 @@ export class VmKeeper {
         await this.#crashed(vm, seen.detail ?? "process exited");
       }
     }
-    await this.#reap(local, vms, busy);
+    // A VM whose document cannot be read is not gone: keep its process.
+    const spare = unreadableIds(listed.unreadable);
+    await this.#reap(local, vms, spare.union(busy));
   }
+}
+
+/** The VM ids of the unreadable documents of a `vm/` listing. */
+function unreadableIds(unreadable: Unreadable[]): Set<string> {
+  return new Set(unreadable.map((u) => idOf(u.key)));
 }

@@ -14,6 +14,7 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
+import { UnreadableError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Claim, Host, Task, Vm } from "../core/schemas.ts";
@@ -73,6 +74,8 @@ interface Queued {
 
 /** How often a handler whose completion lost a compare is run again. */
 const RERUNS = 5;
+/** A task document that cannot be read is tried again after this long. */
+const UNREADABLE_RETRY_MS = 10_000;
 
 export class Worker {
   readonly host: string;
@@ -371,8 +374,18 @@ export class Worker {
   async #claimAndRun(id: string): Promise<void> {
     // A claim this lease already holds was made by the previous process of
     // this host whose lease was adopted: resume it.
-    const claimed = await claim(this.#o.store, id, this.#id!) ??
-      await resume(this.#o.store, id, this.#id!);
+    let claimed;
+    try {
+      claimed = await claim(this.#o.store, id, this.#id!) ??
+        await resume(this.#o.store, id, this.#id!);
+    } catch (err) {
+      if (!(err instanceof UnreadableError)) throw err;
+      // Corrupt, or a newer version's (the store reported it): try again
+      // later, not in a loop.
+      const q = this.#queued.get(id);
+      if (q) q.notBefore = Date.now() + UNREADABLE_RETRY_MS;
+      return;
+    }
     if (!claimed) {
       // Someone else holds it, or it is finished or not due: wait for news.
       const c = await this.#o.store.get(keys.claim(id), Claim);

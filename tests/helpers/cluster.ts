@@ -55,6 +55,8 @@ export interface HostSpec {
   diskMiB?: number;
   /** More environment for this host's worker (e.g. UCLOUD_PUBLIC_BRIDGES). */
   env?: Record<string, string>;
+  /** Another checkout to run the worker from (e.g. an older version). */
+  root?: string;
 }
 
 export class WorkerProc {
@@ -105,9 +107,11 @@ export class WorkerProc {
         "-c",
         'exec "$0" run -A --unstable-cron "$1" 2>>"$2"',
         Deno.execPath(),
-        `${ROOT}workers/main.ts`,
+        `${this.spec.root ?? ROOT}workers/main.ts`,
         this.logFile,
       ],
+      // deno.json is found from the working directory.
+      ...(this.spec.root ? { cwd: this.spec.root } : {}),
       env: this.workerEnv(),
       stdin: "null",
       stdout: "null",
