@@ -7,9 +7,10 @@
  * principal, and can be revoked before they expire.
  *
  * `totpAuth()` is the middleware for the `auth` slot of `createApp`;
- * `authRoutes()` is the sub-app for `/v1/auth`. Failures are 401 (429 after
- * too many per name or address; 503 when LDAP or etcd is down), logged with
- * the name, realm, address and reason, never with a token.
+ * `authRoutes()` is the sub-app for `/v1/auth`. Failures are 401 (429 while
+ * the claimed name is in back-off after failures, see core/rate_limit.ts;
+ * 503 when LDAP or etcd is down), logged with the name, realm, address and
+ * reason, never with a token.
  *
  * @example
  * ```ts
@@ -24,6 +25,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { createRoute, z } from "@hono/zod-openapi";
+import { clientAddress, parseTrustedProxies } from "../core/client_address.ts";
 import { UnavailableError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import type { UserDirectory } from "../core/ldap.ts";
@@ -264,8 +266,8 @@ export interface TotpAuthOptions {
   serviceRealms?: Record<string, { admin: boolean }>;
   /**
    * The caller's address for rate limiting. Default: the connection's remote
-   * address as `Deno.serve` passes it; undefined (no per-address limit) when
-   * there is none. Behind a proxy, pass one that trusts its forwarding header.
+   * address as `Deno.serve` passes it; undefined (no per-address count) when
+   * there is none. Behind a proxy, pass `forwardedAddress(trustedProxies)`.
    */
   address?: (c: Context) => string | undefined;
   log?: Logger;
@@ -289,6 +291,24 @@ export function currentToken(c: Context): BearerClaims | undefined {
 function remoteAddress(c: Context): string | undefined {
   const env = c.env as { remoteAddr?: { hostname?: string } } | undefined;
   return env?.remoteAddr?.hostname;
+}
+
+/**
+ * The client's address behind the reverse proxies in `trustedProxies`
+ * (CIDRs): `X-Forwarded-For` is read only when the connection comes from
+ * one of them (see `clientAddress`).
+ *
+ * @example
+ * ```ts
+ * totpAuth({ ...options, address: forwardedAddress(["10.0.0.0/8"]) });
+ * ```
+ */
+export function forwardedAddress(
+  trustedProxies: readonly string[],
+): (c: Context) => string | undefined {
+  const trusted = parseTrustedProxies(trustedProxies);
+  return (c) =>
+    clientAddress(remoteAddress(c), c.req.header("x-forwarded-for"), trusted);
 }
 
 function unauthorized(c: Context, message: string): Response {
@@ -377,8 +397,8 @@ export function totpAuth({
       token: string,
       method: "bearer" | "session",
     ) => {
-      const wait = limiter.retryAfterMs({ address: addr });
-      if (wait > 0) return tooMany(c, wait);
+      // Signed tokens cannot be guessed: checked whatever the address did
+      // (its failures are still counted), so a valid one always gets in.
       let r: BearerResult;
       try {
         r = await issuer.verify(token);

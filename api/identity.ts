@@ -20,7 +20,7 @@
  * const app = createApp({ store, config, identity });
  * ```
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { OpenAPIHono } from "@hono/zod-openapi";
@@ -46,13 +46,17 @@ import {
   BearerTokens,
   currentToken,
   EtcdRevocationList,
+  forwardedAddress,
   SESSION_COOKIE,
   totpAuth,
 } from "./auth.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
 import { errorJson, errorResponses } from "./errors.ts";
 
-export type IdentitySettings = Pick<Config, "identity" | "stateDir">;
+export type IdentitySettings = Pick<Config, "identity" | "stateDir"> & {
+  /** `api.trustedProxies`: reverse proxies whose X-Forwarded-For is believed. */
+  api?: { trustedProxies?: string[] };
+};
 
 export interface Identity {
   /** The middleware for `createApp`'s `auth` slot. */
@@ -230,11 +234,6 @@ function otpauthUri(realm: string, name: string, seed: string): string {
     `${encodeURIComponent(realm)}&algorithm=SHA1&digits=6&period=30`;
 }
 
-function remoteAddr(c: Context): string | undefined {
-  return (c.env as { remoteAddr?: { hostname?: string } } | undefined)
-    ?.remoteAddr?.hostname;
-}
-
 const createSeed = createRoute({
   method: "post",
   path: "/seed",
@@ -326,6 +325,8 @@ export async function createIdentity(
     perName: {
       limit: rl.perName.limit,
       windowMs: rl.perName.windowSeconds * 1000,
+      backoffBaseMs: rl.perName.backoffBaseSeconds * 1000,
+      backoffMaxMs: rl.perName.backoffMaxSeconds * 1000,
     },
     perAddress: {
       limit: rl.perAddress.limit,
@@ -333,7 +334,9 @@ export async function createIdentity(
     },
   });
   const realm = id.otp.userRealm;
+  const remoteAddr = forwardedAddress(config.api?.trustedProxies ?? []);
   const totp = totpAuth({
+    address: remoteAddr,
     verifier,
     users: directory,
     bearer,

@@ -21,8 +21,13 @@ import {
   type VmStatus,
 } from "../core/schemas.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
-import type { Store } from "../core/store.ts";
-import { type NicPlan, planNics, releaseNics } from "../core/nics.ts";
+import type { Store, Txn } from "../core/store.ts";
+import {
+  checkHostBridges,
+  type NicPlan,
+  planNics,
+  releaseNics,
+} from "../core/nics.ts";
 import { sleep } from "../core/watch.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
 import {
@@ -540,14 +545,17 @@ export function vms({ store, config }: Deps) {
           vm.nics,
           () => "network",
         );
+        const hostHas = vm.status.host
+          ? await checkHostBridges(store, vm.status.host, id, plan.added)
+          : (txn: Txn) => txn;
         const now = new Date();
         const next: Vm = { ...vm, nics: plan.nics };
-        const txn = plan.apply(
+        const txn = plan.apply(hostHas(
           store.txn().ifModRevision(cur.key, cur.modRevision).put(
             cur.key,
             next,
           ),
-        );
+        ));
         const t = vm.status.host && ON_HOST.has(vm.status.phase)
           ? task("vm.nics", vm.status.host, vm, now)
           : null;

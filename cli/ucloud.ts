@@ -1694,7 +1694,11 @@ class Progress {
 
 function describe(vm: Vm, task: Task | null, gone: boolean): string {
   const where = vm.status.host ? ` on ${vm.status.host}` : "";
-  const parts = [`${label(vm)}: ${gone ? "deleted" : vm.status.phase}${where}`];
+  // Why it waits (e.g. no host has room), as `vm show` tells it.
+  const why = !gone && vm.status.reason ? ` (${vm.status.reason})` : "";
+  const parts = [
+    `${label(vm)}: ${gone ? "deleted" : vm.status.phase}${where}${why}`,
+  ];
   if (task) {
     const progress = task.progress ? `: ${task.progress}` : "";
     parts.push(
@@ -1754,9 +1758,10 @@ async function waitFor(
       } else movedOn = true;
       if (Date.now() >= deadline) {
         const taskState = task ? `, task ${task.id} ${task.state}` : "";
+        const why = vm.status.reason ? ` (${vm.status.reason})` : "";
         throw new CliError(
           `Cannot wait longer than ${timeoutSeconds}s for ${label(vm)} to be ` +
-            `${goal}: phase is ${phase}${taskState}. The operation goes on ` +
+            `${goal}: phase is ${phase}${why}${taskState}. The operation goes on ` +
             `in the background: see 'ucloud vm show ${vm.id}', or wait ` +
             "longer with --timeout",
         );

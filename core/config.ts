@@ -15,10 +15,20 @@ import { z } from "zod";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
 import { parsePrefix6 } from "./netaddr.ts";
+import { parseTrustedProxies } from "./client_address.ts";
 
 function poolOk(pool: string): boolean {
   try {
     return parsePrefix6(pool).length <= 64;
+  } catch {
+    return false;
+  }
+}
+
+function trustedOk(entry: string): boolean {
+  try {
+    parseTrustedProxies([entry]);
+    return true;
   } catch {
     return false;
   }
@@ -56,6 +66,15 @@ export const ConfigSchema = z.object({
   api: z.object({
     listen: z.string().default("127.0.0.1"),
     port: z.number().int().min(0).max(65535).default(8750),
+    /**
+     * Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` names
+     * the client; from any other peer the header is ignored.
+     */
+    trustedProxies: z.array(
+      z.string().refine(trustedOk, {
+        message: "must be an IPv4 or IPv6 address or CIDR",
+      }),
+    ).default([]),
   }).prefault({}),
   worker: z.object({
     host: z.string().regex(HOST_RE).default(() =>
@@ -209,6 +228,15 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_PREFIX", (v) => set("etcd", "prefix", v));
   e("UCLOUD_API_LISTEN", (v) => set("api", "listen", v));
   e("UCLOUD_API_PORT", (v) => set("api", "port", num(v)));
+  e(
+    "UCLOUD_API_TRUSTED_PROXIES",
+    (v) =>
+      set(
+        "api",
+        "trustedProxies",
+        v.split(",").map((p) => p.trim()).filter(Boolean),
+      ),
+  );
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));

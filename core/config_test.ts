@@ -173,3 +173,23 @@ Deno.test("parseConfig() caps serial logs at 1 MiB unless told", () => {
     /qemu\.serialLogMaxBytes/,
   );
 });
+
+Deno.test("parseConfig() reads api.trustedProxies from the file or UCLOUD_API_TRUSTED_PROXIES and refuses bad entries", () => {
+  assert.deepEqual(parseConfig({}, () => undefined).api.trustedProxies, []);
+  const env = { UCLOUD_API_TRUSTED_PROXIES: "10.0.0.2, 2001:db8:1::/64" };
+  assert.deepEqual(
+    parseConfig(
+      { api: { trustedProxies: ["192.0.2.1"] } },
+      (n) => (env as Record<string, string>)[n],
+    ).api.trustedProxies,
+    ["10.0.0.2", "2001:db8:1::/64"],
+  );
+  assert.throws(
+    () =>
+      parseConfig(
+        { api: { trustedProxies: ["proxy.example"] } },
+        () => undefined,
+      ),
+    /api\.trustedProxies\.0: must be an IPv4 or IPv6 address or CIDR/,
+  );
+});

@@ -98,8 +98,25 @@ export const IdentityConfig = z.object({
    * signing); the same on every API host. Default: `<stateDir>/identity.key`.
    */
   keyFile: z.string().optional(),
+  /**
+   * Failed logins (core/rate_limit.ts): per name `limit` free failures, then
+   * a back-off from `backoffBaseSeconds` doubling to `backoffMaxSeconds`,
+   * forgotten `windowSeconds` after the last; per address (IPv4, IPv6 /64)
+   * more than `limit` failures in `windowSeconds` take away the free ones.
+   */
   rateLimit: z.object({
-    perName: window.prefault({ limit: 5, windowSeconds: 300 }),
+    perName: z.object({
+      limit: z.number().int().min(1).default(5),
+      windowSeconds: z.number().int().min(1).default(3600),
+      backoffBaseSeconds: z.number().positive().default(1),
+      backoffMaxSeconds: z.number().positive().default(900),
+    }).prefault({}).refine(
+      (n) => n.backoffMaxSeconds >= n.backoffBaseSeconds,
+      {
+        message: "backoffMaxSeconds must not be below backoffBaseSeconds",
+        path: ["backoffMaxSeconds"],
+      },
+    ),
     perAddress: window.prefault({ limit: 50, windowSeconds: 300 }),
   }).prefault({}),
 });

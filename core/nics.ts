@@ -14,7 +14,7 @@
 import { ConflictError, InvalidError } from "./errors.ts";
 import { keys } from "./keys.ts";
 import { eui64, nthIpv4, parsePrefix4, randomMac } from "./netaddr.ts";
-import { MAX_NICS, Network, type Nic } from "./schemas.ts";
+import { Host, MAX_NICS, Network, type Nic } from "./schemas.ts";
 import type { Kv, Store, Txn } from "./store.ts";
 
 /** Who attaches: private networks only their owner's (or an admin's). */
@@ -120,6 +120,36 @@ export async function planNics(
       return true;
     },
   };
+}
+
+/**
+ * Checks that `host`, where VM `vm` runs or will start again (stopped VMs
+ * keep their host), has the public bridge of every NIC in `added`, as its
+ * host document reports them (what placement compares at create). A NIC
+ * whose bridge is missing there could never come up. Throws ConflictError
+ * naming the host, network and bridge; returns the compare on the host
+ * document to add to the caller's transaction (none without a document).
+ */
+export async function checkHostBridges(
+  store: Store,
+  host: string,
+  vm: string,
+  added: Nic[],
+): Promise<(txn: Txn) => Txn> {
+  const bridged = added.filter((n) => n.bridge);
+  if (!bridged.length) return (txn) => txn;
+  const doc = await store.get(keys.host(host), Host);
+  if (!doc) return (txn) => txn;
+  const have = new Set(doc.value.publicBridges ?? []);
+  const missing = bridged.find((n) => !have.has(n.bridge!));
+  if (missing) {
+    throw new ConflictError(
+      `Cannot attach network ${missing.network} to VM ${vm}: its host ${host} has no bridge ${missing.bridge} (network.publicBridges there: ${
+        have.size ? [...have].join(", ") : "none"
+      })`,
+    );
+  }
+  return (txn) => txn.ifModRevision(doc.key, doc.modRevision);
 }
 
 /** The lowest IPv4 address of the network's subnet not taken yet. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AuthLimiter, SlidingWindow } from "./rate_limit.ts";
+import { AuthLimiter, BackOff, SlidingWindow } from "./rate_limit.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -62,44 +62,110 @@ Deno.test("SlidingWindow refuses a limit below 1 and a window of 0", () => {
   assert.throws(() => new SlidingWindow({ limit: 1, windowMs: 0 }), RangeError);
 });
 
-Deno.test("AuthLimiter limits per name and per address independently", () => {
+Deno.test("BackOff lets `limit` failures pass, then waits doubling up to the maximum, and the wait expires", () => {
   const c = clock();
-  const l = new AuthLimiter({
-    perName: { limit: 2, windowMs: 60_000 },
-    perAddress: { limit: 3, windowMs: 60_000 },
+  const b = new BackOff({
+    limit: 3,
+    windowMs: 60_000,
+    backoffBaseMs: 1000,
+    backoffMaxMs: 4000,
     now: c.now,
   });
-  l.fail({ name: "alice@ucloud", address: "2001:db8::1" });
-  l.fail({ name: "alice@ucloud", address: "2001:db8::2" });
-  // alice is blocked from any address; the addresses are not yet.
-  assert.ok(
-    l.retryAfterMs({ name: "alice@ucloud", address: "2001:db8::3" }) > 0,
-  );
-  assert.equal(
-    l.retryAfterMs({ name: "bob@ucloud", address: "2001:db8::1" }),
-    0,
-  );
-  l.fail({ name: "bob@ucloud", address: "2001:db8::1" });
-  l.fail({ name: "carol@ucloud", address: "2001:db8::1" });
-  // 2001:db8::1 has 3 failures: blocked for every name.
-  assert.ok(
-    l.retryAfterMs({ name: "dave@ucloud", address: "2001:db8::1" }) > 0,
-  );
-  assert.equal(
-    l.retryAfterMs({ name: "dave@ucloud", address: "2001:db8::2" }),
-    0,
-  );
-  // A success clears the name's failures, not the address's.
-  l.succeed({ name: "bob@ucloud", address: "2001:db8::1" });
-  assert.equal(l.byName.retryAfterMs("bob@ucloud"), 0);
-  c.t += 60_000;
-  assert.equal(
-    l.retryAfterMs({ name: "alice@ucloud", address: "2001:db8::1" }),
-    0,
+  assert.equal(b.fail("a"), 0);
+  assert.equal(b.fail("a"), 0);
+  assert.equal(b.retryAfterMs("a"), 0);
+  assert.equal(b.fail("a"), 1000);
+  assert.equal(b.retryAfterMs("a"), 1000);
+  c.t += 1000;
+  // The wait has passed: the next attempt is checked again.
+  assert.equal(b.retryAfterMs("a"), 0);
+  assert.equal(b.fail("a"), 2000);
+  c.t += 2000;
+  assert.equal(b.fail("a"), 4000);
+  c.t += 4000;
+  assert.equal(b.fail("a"), 4000, "capped at backoffMaxMs");
+  assert.equal(b.retryAfterMs("b"), 0);
+  // Forgotten windowMs after the last failure and its wait.
+  c.t += 4000 + 60_000;
+  assert.equal(b.retryAfterMs("a"), 0);
+  assert.equal(b.size, 0);
+  assert.equal(b.fail("a"), 0);
+});
+
+Deno.test("BackOff.fail() with strict starts the wait at the first failure; clear() forgets", () => {
+  const c = clock();
+  const b = new BackOff({ limit: 5, windowMs: 60_000, now: c.now });
+  assert.equal(b.fail("a", { strict: true }), 1000);
+  assert.equal(b.fail("a", { strict: true }), 1000);
+  // Not strict: the count goes on from 2 and the free ones remain.
+  assert.equal(b.fail("a"), 0);
+  assert.equal(b.fail("a"), 0);
+  assert.equal(b.fail("a"), 1000);
+  assert.equal(b.fail("a"), 2000);
+  b.clear("a");
+  assert.equal(b.retryAfterMs("a"), 0);
+  assert.throws(
+    () => new BackOff({ limit: 1, windowMs: 1, backoffMaxMs: 0 }),
+    RangeError,
   );
 });
 
-Deno.test("AuthLimiter does not limit by address when the address is unknown", () => {
+Deno.test("AuthLimiter backs a name off after its failures, and a valid try after the wait succeeds", () => {
+  const c = clock();
+  const l = new AuthLimiter({
+    perName: { limit: 2, windowMs: 60_000, backoffBaseMs: 5000 },
+    now: c.now,
+  });
+  l.fail({ name: "alice@ucloud", address: "2001:db8::1" });
+  assert.equal(l.retryAfterMs({ name: "alice@ucloud" }), 0);
+  l.fail({ name: "alice@ucloud", address: "2001:db8:1::2" });
+  // alice waits from any address; others do not.
+  assert.equal(
+    l.retryAfterMs({ name: "alice@ucloud", address: "2001:db8:2::3" }),
+    5000,
+  );
+  assert.equal(l.retryAfterMs({ name: "bob@ucloud" }), 0);
+  c.t += 5000;
+  assert.equal(l.retryAfterMs({ name: "alice@ucloud" }), 0);
+  l.succeed({ name: "alice@ucloud" });
+  l.fail({ name: "alice@ucloud" });
+  assert.equal(l.retryAfterMs({ name: "alice@ucloud" }), 0, "cleared");
+});
+
+Deno.test("AuthLimiter never refuses by address: a noisy address only loses the free failures", () => {
+  const c = clock();
+  const l = new AuthLimiter({
+    perName: { limit: 5, windowMs: 60_000 },
+    perAddress: { limit: 3, windowMs: 60_000 },
+    now: c.now,
+  });
+  for (let i = 0; i < 3; i++) l.fail({ address: "192.0.2.7" });
+  assert.equal(l.noisy("192.0.2.7"), true);
+  assert.equal(l.noisy("192.0.2.8"), false);
+  assert.equal(l.retryAfterMs({ name: "bob@ucloud", address: "192.0.2.7" }), 0);
+  // From the noisy address, the first failure of a name already waits.
+  l.fail({ name: "bob@ucloud", address: "192.0.2.7" });
+  assert.ok(l.retryAfterMs({ name: "bob@ucloud" }) > 0);
+  // From a quiet address, carol has her free failures.
+  l.fail({ name: "carol@ucloud", address: "192.0.2.8" });
+  assert.equal(l.retryAfterMs({ name: "carol@ucloud" }), 0);
+  c.t += 60_000;
+  assert.equal(l.noisy("192.0.2.7"), false);
+});
+
+Deno.test("AuthLimiter counts two addresses of one IPv6 /64 in one bucket, IPv4 per address", () => {
+  const l = new AuthLimiter({ perAddress: { limit: 2, windowMs: 60_000 } });
+  l.fail({ address: "2001:db8:5:6::1" });
+  l.fail({ address: "2001:db8:5:6:ffff::2" });
+  assert.equal(l.noisy("2001:db8:5:6::99"), true);
+  assert.equal(l.noisy("2001:db8:5:7::1"), false);
+  l.fail({ address: "198.51.100.1" });
+  l.fail({ address: "198.51.100.2" });
+  assert.equal(l.noisy("198.51.100.1"), false);
+  assert.equal(l.noisy("198.51.100.3"), false);
+});
+
+Deno.test("AuthLimiter does not count by address when the address is unknown", () => {
   const l = new AuthLimiter({ perAddress: { limit: 1, windowMs: 60_000 } });
   l.fail({});
   l.fail({ name: "alice@ucloud" });

@@ -92,8 +92,10 @@ export interface HostNetwork {
   /**
    * Converges this host's bridges, VXLANs, ports, firewall rules and router
    * advertisements to what etcd says now (VMs on this host and their NICs).
+   * A port that cannot be set up is left out, not a failure for the others;
+   * it throws (PermanentError) only when it is one of VM `vm`'s.
    */
-  sync(opts?: { signal?: AbortSignal }): Promise<void>;
+  sync(opts?: { signal?: AbortSignal; vm?: string }): Promise<void>;
   /** The host-side port (tap) device of NIC `slot` of VM `vm`. */
   port(vm: string, slot: number): string;
   /** The MTU of a port the last sync made (its network's), if it exists. */

@@ -32,7 +32,7 @@ export const vmNics: TaskHandler = async (ctx) => {
       );
     }
     await ctx.progress("setting up network ports");
-    await ctx.net.sync({ signal: ctx.signal });
+    await ctx.net.sync({ signal: ctx.signal, vm: id });
     const present = new Set(await ctx.driver.listNics(handle));
     for (const nic of attached) {
       if (present.has(nic.slot)) continue;

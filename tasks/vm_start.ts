@@ -50,7 +50,7 @@ export const vmStart: TaskHandler = async (ctx) => {
       );
     }
     await ctx.progress("setting up network ports");
-    await ctx.net.sync({ signal: ctx.signal });
+    await ctx.net.sync({ signal: ctx.signal, vm: vm.value.id });
   }
   await ctx.progress(`starting ${ctx.driver.name}`);
   const handle = await ctx.driver.start({

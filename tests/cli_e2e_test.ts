@@ -223,3 +223,40 @@ Deno.test("ucloud CLI creates networks, gives a VM NICs in them and deletes them
     await c.stop();
   }
 });
+
+Deno.test("ucloud vm create on a full cloud prints why it stays pending, while waiting and in the error", async () => {
+  const c = await startCluster({ guest: false });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    createApp({ store: c.store }).fetch,
+  );
+  const api = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    await c.addWorker({ name: "h1", cpus: 4 });
+    const began = performance.now();
+    const r = await ucloud(
+      api,
+      ...["vm", "create", "--name", "big", "--cpus", "8", "--memory", "128"],
+      ...["--timeout", "5"],
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(performance.now() - began < 60_000, "waited the full 120 s");
+    const lines = r.stderr.trim().split("\n");
+    const reason = /no live host has 8 free CPU\(s\)/;
+    // The progress line tells it as soon as placement has said so ...
+    assert.ok(
+      lines.slice(0, -1).some((l) => /pending/.test(l) && reason.test(l)),
+      r.stderr,
+    );
+    // ... and so does the error.
+    assert.match(lines.at(-1)!, /Cannot wait longer than 5s/);
+    assert.match(lines.at(-1)!, reason);
+    await ucloud(api, "vm", "delete", "big", "--timeout", "60");
+  } catch (err) {
+    await c.printLogs();
+    throw err;
+  } finally {
+    await server.shutdown();
+    await c.stop();
+  }
+});

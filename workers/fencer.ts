@@ -2,8 +2,10 @@
  * The fencer process of one host (see `fence.ts`): every 50 ms it compares
  * the worker's lease deadline with `monotonicMs()` (CLOCK_BOOTTIME, the
  * clock the worker wrote it in; never the wall clock) and, once it has
- * passed, kills every VM of the host. It exits when the deadline has passed
- * and no VM process is left, so nothing lingers after the host is shut down.
+ * passed, kills every VM of the host. A deadline file that vanishes (the run
+ * dir wiped) counts as the last deadline read. It exits when the deadline has
+ * passed and no VM process is left, or when no deadline came within 5 s and
+ * the host has no VM, so nothing lingers after the host is shut down.
  * Beside that loop, every second, it caps the VMs' serial logs, and it holds
  * the lease of a worker that stopped in order until a new one adopts it
  * (workers/handover.ts).
@@ -35,6 +37,8 @@ export interface RunFencerOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long the fencer stays after the deadline (or without one) before it may exit. */
+const LINGER_MS = 5000;
 
 /** The fencer's loops; return when aborted or when nothing is left to fence. */
 export async function runFencer(opts: RunFencerOptions): Promise<void> {
@@ -60,8 +64,12 @@ async function fence(
 ): Promise<void> {
   const { runDir, driver } = opts;
   let fencedFor = 0;
+  let last: number | null = null;
+  const started = monotonicMs();
   while (!signal.aborted) {
-    const deadline = await readDeadline(runDir);
+    // A deadline file that vanished extends nothing: the last one read holds.
+    const deadline: number | null = (await readDeadline(runDir)) ?? last;
+    last = deadline;
     const now = monotonicMs();
     if (deadline !== null && now > deadline && deadline !== fencedFor) {
       const killed = await driver.fence();
@@ -72,11 +80,18 @@ async function fence(
         killed,
       });
     }
-    if (deadline !== null && now > deadline + 5000) {
+    if (deadline !== null && now > deadline + LINGER_MS) {
       if ((await driver.fence()).length === 0) {
         log.info("no worker and no VMs left: fencer exits");
         return;
       }
+    }
+    if (
+      deadline === null && now > started + LINGER_MS &&
+      (await driver.listLocal()).length === 0
+    ) {
+      log.info("no deadline and no VMs: fencer exits");
+      return;
     }
     await sleep(opts.everyMs ?? 50);
   }

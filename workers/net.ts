@@ -29,7 +29,7 @@ import type {
   PortSpec,
   Underlay,
 } from "../drivers/net/types.ts";
-import type { HostNetwork } from "../tasks/context.ts";
+import { type HostNetwork, PermanentError } from "../tasks/context.ts";
 
 /** VM phases in which its process (and so its ports) may exist here. */
 const PORT_PHASES = new Set([
@@ -114,8 +114,10 @@ export function wantedState(
 
 export class HostNet implements HostNetwork {
   readonly #o: HostNetOptions;
-  #running: Promise<void> = Promise.resolve();
-  #queued: Promise<void> | null = null;
+  #running: Promise<unknown> = Promise.resolve();
+  #queued: Promise<SkippedPort[]> | null = null;
+  /** The ports the last sync left out, to log only when that changes. */
+  #skipped = "";
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
@@ -136,8 +138,11 @@ export class HostNet implements HostNetwork {
   /**
    * Syncs now, after a sync in progress; concurrent callers share the one
    * queued sync (it reads etcd when it starts, so it sees their changes).
+   * A port that cannot be set up (its public bridge is missing here) is
+   * left out and logged; the sync fails only for the caller that names its
+   * VM (`vm`), with a PermanentError giving the reason.
    */
-  sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
     if (!this.#queued) {
       const next = this.#running.catch(() => {}).then(() => {
         this.#queued = null;
@@ -146,7 +151,14 @@ export class HostNet implements HostNetwork {
       this.#queued = next;
       this.#running = next;
     }
-    return this.#queued;
+    const bad = (await this.#queued).filter((p) => p.vm === opts.vm);
+    if (bad.length) {
+      throw new PermanentError(
+        `Cannot set up the ports of VM ${opts.vm} on host ${this.#o.host}: ${
+          bad.map((p) => `NIC ${p.slot}: ${p.reason}`).join("; ")
+        }`,
+      );
+    }
   }
 
   /** Asks for a sync soon; failures are logged, not thrown. */
@@ -177,7 +189,7 @@ export class HostNet implements HostNetwork {
     await timer;
   }
 
-  async #syncOnce(signal?: AbortSignal): Promise<void> {
+  async #syncOnce(signal?: AbortSignal): Promise<SkippedPort[]> {
     const { store, host, driver } = this.#o;
     const [vms, nets, members] = await Promise.all([
       store.list(keys.vms, Vm),
@@ -195,7 +207,26 @@ export class HostNet implements HostNetwork {
       memberList,
     );
     await this.#membership(new Set(want.networks.map((n) => n.id)), memberList);
-    await driver.sync(want, { signal });
+    const report = await driver.sync(want, { signal });
+    const nics = new Map(
+      vms.items.flatMap(({ value: vm }) =>
+        vm.nics.map((
+          n,
+        ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
+      ),
+    );
+    const skipped = (report.skipped ?? []).map((p) => ({
+      ...p,
+      ...nics.get(p.port)!,
+    }));
+    const seen = JSON.stringify(skipped);
+    if (seen !== this.#skipped && skipped.length) {
+      this.#o.log.warn("network ports left out of the sync", {
+        ports: skipped,
+      });
+    }
+    this.#skipped = seen;
+    return skipped;
   }
 
   async #membership(
@@ -212,6 +243,15 @@ export class HostNet implements HostNetwork {
       members,
     });
   }
+}
+
+/** A port the driver left out (drivers/net `SyncReport.skipped`), by NIC. */
+interface SkippedPort {
+  port: string;
+  network: string;
+  reason: string;
+  vm: string;
+  slot: number;
 }
 
 /** A `netmember/<network>/<host>` key as listed, with its lease. */

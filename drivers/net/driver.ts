@@ -210,11 +210,12 @@ export class NetDriver {
   /**
    * Converges the host to `state`; returns the devices and chains it added,
    * changed and removed. Networks no port of `state` is on are left out
-   * (their bridge and VXLAN go with their last port). Throws before
-   * changing anything when the state is inconsistent (unknown network,
-   * duplicate names) or a public network's bridge does not exist;
-   * otherwise an error names the step, the device and the command's
-   * stderr, and the next sync picks up from there.
+   * (their bridge and VXLAN go with their last port). Ports of a public
+   * network whose bridge does not exist are left out and reported in
+   * `skipped`. Throws before changing anything when the state is
+   * inconsistent (unknown network, duplicate names); otherwise an error
+   * names the step, the device and the command's stderr, and the next sync
+   * picks up from there.
    */
   sync(
     state: HostNetState,
@@ -238,11 +239,12 @@ export class NetDriver {
 
   async #sync(state: HostNetState, signal?: AbortSignal): Promise<SyncReport> {
     const started = performance.now();
-    const report: Required<SyncReport> = {
+    const report: Required<Omit<SyncReport, "skipped">> = {
       added: [],
       removed: [],
       changed: [],
     };
+    const skipped: NonNullable<SyncReport["skipped"]> = [];
     const { nets, ports } = this.#plan(state);
     let links = await this.#links(signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
@@ -276,11 +278,18 @@ export class NetDriver {
       }
       const br = links.get(p.bridge);
       if (!br || br.kind !== "bridge") {
-        throw new Error(
+        // One network's missing bridge must not stop every other port here.
+        const reason =
           `Cannot attach ports to public network ${p.net.id}: bridge ${p.bridge} ${
             br ? "is not a bridge" : "does not exist"
-          }`,
-        );
+          }`;
+        nets.delete(p.net.id);
+        for (const [name, x] of ports) {
+          if (x.net !== p) continue;
+          ports.delete(name);
+          skipped.push({ port: name, network: p.net.id, reason });
+        }
+        continue;
       }
       p.mtu = br.mtu;
     }
@@ -396,8 +405,9 @@ export class NetDriver {
     }
     const stale = new Set([...table?.ports.keys() ?? []]);
     for (const l of links.values()) if (isOurTap(l)) stale.add(l.name);
+    const left = new Set(skipped.map((x) => x.port));
     for (const name of stale) {
-      if (ports.has(name)) continue;
+      if (ports.has(name) || left.has(name)) continue;
       if (await this.#dropPort(name, links, signal)) report.removed.push(name);
     }
     links = await this.#links(signal);
@@ -492,7 +502,7 @@ export class NetDriver {
         ms: Math.round(performance.now() - started),
       });
     }
-    return report;
+    return skipped.length ? { ...report, skipped } : report;
   }
 
   /** Creates, re-creates (config changed) and configures a VXLAN. */
@@ -500,7 +510,7 @@ export class NetDriver {
     p: NetPlan,
     links: Map<string, Link>,
     state: HostNetState,
-    report: Required<SyncReport>,
+    report: Required<Omit<SyncReport, "skipped">>,
     sysctls: string[],
     ups: string[][],
     signal?: AbortSignal,

@@ -81,6 +81,11 @@ export interface SyncReport {
    * and DHCP devices (`ucd...`) whose dnsmasq was restarted.
    */
   changed?: string[];
+  /**
+   * Ports left out, with their network and why (a public network whose
+   * bridge is missing here); every other port is synced as usual.
+   */
+  skipped?: { port: string; network: string; reason: string }[];
 }
 
 /**
