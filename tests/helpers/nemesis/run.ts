@@ -193,6 +193,9 @@ export async function runNemesis(
       }
     }
     const slowestVmMs = Math.max(0, ...conv.readyAfterMs.values());
+    const slowestVm = [...conv.readyAfterMs].find(([, ms]) =>
+      ms === slowestVmMs
+    )?.[0] ?? "none";
 
     await printDetails({
       env,
@@ -209,7 +212,7 @@ export async function runNemesis(
         2 * SAMPLE_MS
       } ms, longest ${sampled.maxGapMs} ms (ending ${
         at(start, sampled.maxGapAt)
-      }); ${want.length} VMs, at most ${sampled.maxProcs} processes at once, slowest reached its desired state ${slowestVmMs} ms after quiet; ${
+      }); ${want.length} VMs, at most ${sampled.maxVms} with a process at once, the slowest (${slowestVm}) reached its desired state ${slowestVmMs} ms after quiet; ${
         conv.settledAfterMs === null
           ? `not settled within ${settleMs} ms`
           : `settled ${conv.settledAfterMs} ms after quiet`

@@ -92,8 +92,8 @@ export interface SamplerResult {
   maxGapAt: number;
   /** How many gaps were longer than twice the interval. */
   longGaps: number;
-  /** The most VM processes one sample saw (how loaded the hosts were). */
-  maxProcs: number;
+  /** The most VMs with a process one sample saw (how loaded hosts were). */
+  maxVms: number;
   doubleRuns: DoubleRun[];
 }
 
@@ -113,11 +113,11 @@ export async function sampleUntil(
   let maxGapMs = 0;
   let maxGapAt = 0;
   let longGaps = 0;
-  let maxProcs = 0;
+  let maxVms = 0;
   while (!signal.aborted) {
     const at = Date.now();
     const procs = vmProcs(hostsRoot, driver);
-    maxProcs = Math.max(maxProcs, procs.length);
+    maxVms = Math.max(maxVms, new Set(procs.map((p) => p.vm)).size);
     if (samples > 0 && at - last > maxGapMs) {
       maxGapMs = at - last;
       maxGapAt = at;
@@ -141,7 +141,7 @@ export async function sampleUntil(
     maxGapMs,
     maxGapAt,
     longGaps,
-    maxProcs,
+    maxVms,
     doubleRuns: tracker.episodes(),
   };
 }
