@@ -1,14 +1,16 @@
 /**
  * `deno task nemesis`: a Jepsen-style run against real components (three
- * hosts as network namespaces, etcd, workers with the sim driver, the API
- * as a process). A client workload creates, stops, starts, moves and
+ * hosts as network namespaces, etcd, workers with the sim driver or, with
+ * `--driver qemu`, real qemu under TCG booting the tiny test guest with a
+ * slower workload of at most 6 VMs (tests/helpers/nemesis/profile.ts), the
+ * API as a process). A client workload creates, stops, starts, moves and
  * deletes VMs while a seeded nemesis kills and pauses workers, kills
  * fencers, cuts links, restarts etcd and kills the API; a checker then
  * counts double runs, lost, leaked and stuck things
  * (tests/helpers/nemesis/run.ts). Exits 1 when any of those is not zero.
  *
- * Usage: `deno task nemesis [--minutes N] [--seed S] [--hosts 3]
- * [--no-faults] [--keep]` (`--keep` leaves the run's directory with every
+ * Usage: `deno task nemesis [--driver sim|qemu] [--minutes N] [--seed S]
+ * [--hosts 3] [--no-faults] [--keep]` (`--keep` leaves the run's directory with every
  * log). Ctrl-C ends the run without a verdict and tears everything down.
  */
 import { parseArgs } from "node:util";
@@ -18,6 +20,7 @@ import { runNemesis } from "../tests/helpers/nemesis/run.ts";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
+    driver: { type: "string", default: "sim" },
     minutes: { type: "string", default: "1" },
     seed: { type: "string" },
     hosts: { type: "string", default: "3" },
@@ -28,12 +31,13 @@ const { values } = parseArgs({
 const minutes = Number(values.minutes);
 const hosts = Number(values.hosts);
 const seed = values.seed === undefined ? randomSeed() : Number(values.seed);
+const driver = values.driver;
 if (
   !(minutes > 0) || !Number.isInteger(hosts) || hosts < 2 ||
-  !Number.isInteger(seed)
+  !Number.isInteger(seed) || (driver !== "sim" && driver !== "qemu")
 ) {
   console.error(
-    "Usage: deno task nemesis [--minutes N] [--seed S] [--hosts N>=2] [--no-faults] [--keep]",
+    "Usage: deno task nemesis [--driver sim|qemu] [--minutes N] [--seed S] [--hosts N>=2] [--no-faults] [--keep]",
   );
   Deno.exit(2);
 }
@@ -50,6 +54,7 @@ try {
   const r = await runNemesis({
     durationMs: Math.round(minutes * 60_000),
     seed,
+    driver,
     hosts,
     faults: !values["no-faults"],
     keep: values.keep,

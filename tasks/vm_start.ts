@@ -8,7 +8,8 @@
  * this host's `alive/` key: tasks/ownership.ts). The final `running` write
  * compares the revision of that write, so a VM evacuated or changed while
  * it booted is never overwritten: the handler runs again, finds the VM is
- * no longer this host's, and kills the process it started.
+ * no longer this host's (or no longer to run), and kills the process it
+ * started.
  */
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { ownedBy, take } from "./ownership.ts";
@@ -31,6 +32,18 @@ export const vmStart: TaskHandler = async (ctx) => {
     return forwardTo(ctx, host);
   }
   if (read.value.desired !== "running") {
+    // Stopped or deleted while an earlier run of this task booted it: that
+    // run's `running` write lost, so its process is in no handle and no
+    // stop or delete would end it. A recorded handle is theirs to stop.
+    if (!read.value.status.handle) {
+      const killed = await ctx.driver.fence([read.value.id]);
+      if (killed.length) {
+        ctx.log.info("killed the process of a start that was overruled", {
+          vm: read.value.id,
+          desired: read.value.desired,
+        });
+      }
+    }
     return { result: { skipped: `vm desired state is ${read.value.desired}` } };
   }
   const lease = ctx.worker.lease;

@@ -1,6 +1,6 @@
 /**
  * The nemesis checker's verdict on one final look at the cluster: every key
- * under the prefix (one etcd range, one revision) and every sim process,
+ * under the prefix (one etcd range, one revision) and every VM process,
  * against what the workload asked for. Pure: no I/O, so each rule is
  * tested on fixtures (checker_test.ts).
  *
@@ -11,7 +11,7 @@
  *   without its `ipam/` entries; a network without its VNI or /64 entry.
  * - leaked: an `alloc/`, `claim/`, `queue/`, `ipam/` or `netmember/` key,
  *   or a name in a network's `vms`, that belongs to no live document (or
- *   to another than it names); a VM or network nobody created; a sim
+ *   to another than it names); a VM or network nobody created; a VM
  *   process of a VM that does not exist or is placed on another host.
  * - stuck: a VM not in its desired state (running: phase running and one
  *   process, on its host; stopped: phase stopped, no process); a task
@@ -20,7 +20,7 @@
  *
  * @example
  * ```ts
- * const violations = check({ kv: await dump(store), procs: simProcs(root) },
+ * const violations = check({ kv: await dump(store), procs: vmProcs(root, "sim") },
  *   { vms: [{ id, desired: "running" }], networks: [] });
  * ```
  */
@@ -33,7 +33,7 @@ import {
   type TaskDoc,
   type VmDoc,
 } from "./docs.ts";
-import type { SimProc } from "./sampler.ts";
+import type { VmProc } from "./procs.ts";
 
 export type ViolationKind = "double run" | "lost" | "leaked" | "stuck";
 
@@ -68,7 +68,7 @@ export interface Expectations {
 /** Every key (relative to the prefix) with its raw value, and processes. */
 export interface Snapshot {
   kv: Record<string, string>;
-  procs: readonly SimProc[];
+  procs: readonly VmProc[];
 }
 
 /**
@@ -78,7 +78,7 @@ export interface Snapshot {
 export function vmVerdict(
   desired: VmExpectation["desired"],
   vm: VmDoc | undefined,
-  procs: readonly SimProc[],
+  procs: readonly VmProc[],
 ): string | null {
   const seen = `${describeVm(vm)}; ${describeProcs(procs)}`;
   if (desired === "deleted") {
@@ -105,8 +105,8 @@ export function vmDocs(kv: Record<string, string>): Map<string, VmDoc> {
 }
 
 /** Processes by VM id. */
-export function procsByVm(procs: readonly SimProc[]): Map<string, SimProc[]> {
-  const out = new Map<string, SimProc[]>();
+export function procsByVm(procs: readonly VmProc[]): Map<string, VmProc[]> {
+  const out = new Map<string, VmProc[]>();
   for (const p of procs) out.set(p.vm, [...(out.get(p.vm) ?? []), p]);
   return out;
 }

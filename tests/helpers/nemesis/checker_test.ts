@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { check, type Expectations, type Violation } from "./checker.ts";
-import type { SimProc } from "./sampler.ts";
+import type { VmProc } from "./procs.ts";
 
 const NET = "net-1";
 const MAC = "02:c1:0d:00:00:01";
 
 /** A clean cluster: one running VM on h1 with a NIC, one network. */
-function clean(): { kv: Record<string, string>; procs: SimProc[] } {
+function clean(): { kv: Record<string, string>; procs: VmProc[] } {
   const j = (v: unknown) => JSON.stringify(v);
   return {
     kv: {

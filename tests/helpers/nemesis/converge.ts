@@ -17,7 +17,7 @@ import { keys } from "../../../core/keys.ts";
 import { prefixEnd, type Store } from "../../../core/store.ts";
 import type { NemesisEnv } from "./env.ts";
 import { procsByVm, type VmExpectation, vmVerdict } from "./checker.ts";
-import { simProcs } from "./sampler.ts";
+import { vmProcs } from "./procs.ts";
 
 export interface ConvergeOptions {
   /** Date.now() when faults and workload had stopped. */
@@ -94,7 +94,7 @@ export async function converge(
     } catch {
       // etcd is slow to answer: count this poll as not settled.
     }
-    const procs = procsByVm(simProcs(env.hostsRoot));
+    const procs = procsByVm(vmProcs(env.hostsRoot, env.driver));
     const why = new Map<string, string>();
     for (const w of want) {
       const raw = vms[keys.vm(w.id)];

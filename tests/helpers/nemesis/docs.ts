@@ -8,7 +8,7 @@
  * describeVm(vms.get("vm-1")); // "phase running on h1, desired running"
  * ```
  */
-import type { SimProc } from "./sampler.ts";
+import type { VmProc } from "./procs.ts";
 
 /** The fields of a VM document the checker reads. */
 export interface VmDoc {
@@ -79,7 +79,7 @@ export function describeVm(vm: VmDoc | undefined): string {
 }
 
 /** `pid 1 on h1, pid 2 on h2` or `no process`. */
-export function describeProcs(procs: readonly SimProc[]): string {
+export function describeProcs(procs: readonly VmProc[]): string {
   return procs.length
     ? procs.map((p) => `pid ${p.pid} on ${p.host}`).join(", ")
     : "no process";

@@ -1,7 +1,8 @@
 /**
  * The system under test of a nemesis run: hosts as network namespaces on
  * one bridge (tests/helpers/netns.ts), a real etcd listening on the bridge,
- * one worker process per host with the sim VM driver, and the API as a
+ * one worker process per host with the sim or the qemu VM driver (qemu
+ * under TCG booting the tiny test guest, see profile.ts), and the API as a
  * process on a loopback port. `stop()` tears everything down (processes,
  * namespaces, temp dirs) and may be called more than once.
  *
@@ -33,6 +34,8 @@ import {
   startWorkerIn,
 } from "../netns.ts";
 import { ApiProc } from "./api_proc.ts";
+import type { VmDriver } from "./procs.ts";
+import { type DriverProfile, PROFILES } from "./profile.ts";
 
 export interface NemesisEnvOptions {
   /** Number of hosts, named h1..hN (default 3). */
@@ -41,6 +44,8 @@ export interface NemesisEnvOptions {
   ttlSeconds?: number;
   /** Keep the run's directory (logs, etcd data) after `stop()`. */
   keep?: boolean;
+  /** The VM driver and its knobs (default `PROFILES.sim`). */
+  profile?: DriverProfile;
 }
 
 export interface NemesisEnv {
@@ -51,6 +56,8 @@ export interface NemesisEnv {
   workers: Map<string, NsWorkerProc>;
   /** `<dir>/hosts`: each host's state dir is `<hostsRoot>/<host>`. */
   hostsRoot: string;
+  /** The workers' VM driver (how the sampler finds VM processes). */
+  driver: VmDriver;
   ttlMs: number;
   /** The run's directory (worker and API logs, etcd data). */
   dir: string;
@@ -63,20 +70,18 @@ export interface NemesisEnv {
   stop(): Promise<void>;
 }
 
-/** Room for every VM of a run on one host, so a lone survivor takes all. */
-const HOST = { cpus: 64, memoryMiB: 16_384 };
-
 /** Starts etcd, the hosts with their workers and the API. */
 export async function startNemesisEnv(
   opts: NemesisEnvOptions = {},
 ): Promise<NemesisEnv> {
   const hosts = Array.from({ length: opts.hosts ?? 3 }, (_, i) => `h${i + 1}`);
   const ttlSeconds = opts.ttlSeconds ?? 2;
+  const profile = opts.profile ?? PROFILES.sim;
   const cluster = await startCluster({
     leaseTtlSeconds: ttlSeconds,
-    guest: false,
+    guest: profile.guest,
   });
-  cluster.env.UCLOUD_DRIVER = "sim";
+  cluster.env.UCLOUD_DRIVER = profile.driver;
   cluster.store.close(); // see the module comment; stop() closes it again
   let net: HostNet | undefined;
   let api: ApiProc | undefined;
@@ -108,7 +113,10 @@ export async function startNemesisEnv(
     await serveEtcdOn(cluster, net);
     const workers = new Map<string, NsWorkerProc>();
     for (const name of hosts) {
-      workers.set(name, await startWorkerIn(cluster, net, { name, ...HOST }));
+      workers.set(
+        name,
+        await startWorkerIn(cluster, net, { name, ...profile.host }),
+      );
     }
     const connect = () => Store.connect(cluster.config.etcd);
     const store = connect();
@@ -130,6 +138,7 @@ export async function startNemesisEnv(
       hosts,
       workers,
       hostsRoot: `${cluster.dir}/hosts`,
+      driver: profile.driver,
       ttlMs: ttlSeconds * 1000,
       dir: cluster.dir,
       connect,

@@ -1,7 +1,7 @@
 /**
  * One nemesis run (Jepsen style), shared by `deno task nemesis` and the CI
- * test: starts the cluster (env.ts), samples every host's sim processes
- * every 50 ms (sampler.ts), runs the workload (workload.ts) and the seeded
+ * test: starts the cluster (env.ts) with the sim or the qemu VM driver
+ * (profile.ts), samples every host's VM processes every 50 ms (sampler.ts), runs the workload (workload.ts) and the seeded
  * faults (schedule.ts, faults.ts) for `durationMs`, heals everything, waits
  * for the cluster to settle (converge.ts) and checks the end state
  * (checker.ts). It prints the seed, every fault, each violation with its
@@ -22,23 +22,27 @@ import { startNemesisEnv } from "./env.ts";
 import { at, printDetails } from "./evidence.ts";
 import { Nemesis } from "./faults.ts";
 import { Rng } from "./rng.ts";
-import {
-  type DoubleRun,
-  simProcs,
-  type SimSampler,
-  startSimSampler,
-} from "./sampler.ts";
+import { type VmDriver, vmProcs } from "./procs.ts";
+import { PROFILES } from "./profile.ts";
+import { type DoubleRun, type Sampler, startSampler } from "./sampler.ts";
 import { planFaults } from "./schedule.ts";
 import { Workload } from "./workload.ts";
 
 export interface NemesisRunOptions {
   durationMs: number;
   seed: number;
+  /** The VM driver (default sim); its knobs are `PROFILES[driver]`. */
+  driver?: VmDriver;
   hosts?: number;
   /** False: the workload alone (proves the harness reports zero). */
   faults?: boolean;
   ttlSeconds?: number;
-  /** How long to wait for the cluster to settle after quiet (30 s). */
+  /**
+   * VMs that should run must run this long after quiet (default TTL + 2 s
+   * + the profile's `deadlineExtraMs`).
+   */
+  deadlineMs?: number;
+  /** How long to wait for the cluster to settle after quiet (profile). */
   settleMs?: number;
   clients?: number;
   maxVmsPerClient?: number;
@@ -73,16 +77,19 @@ export async function runNemesis(
 ): Promise<NemesisReport> {
   const print = opts.print ?? console.log;
   const faults = opts.faults ?? true;
+  const profile = PROFILES[opts.driver ?? "sim"];
+  const settleMs = opts.settleMs ?? profile.settleMs;
   const rng = new Rng(opts.seed);
   print(
     `nemesis: seed ${opts.seed}, ${opts.durationMs / 1000} s, ${
       opts.hosts ?? 3
-    } hosts, faults ${faults ? "on" : "off"}`,
+    } hosts, ${profile.driver} driver, faults ${faults ? "on" : "off"}`,
   );
   const env = await startNemesisEnv({
     hosts: opts.hosts,
     ttlSeconds: opts.ttlSeconds,
     keep: opts.keep,
+    profile,
   });
   const plan = faults
     ? planFaults(rng.fork("faults"), {
@@ -91,10 +98,10 @@ export async function runNemesis(
       ttlMs: env.ttlMs,
     })
     : [];
-  let sampler: SimSampler | undefined;
+  let sampler: Sampler | undefined;
   let nemesis: Nemesis | undefined;
   try {
-    sampler = await startSimSampler(env.hostsRoot, SAMPLE_MS);
+    sampler = await startSampler(env.hostsRoot, env.driver, SAMPLE_MS);
     const start = Date.now();
     nemesis = new Nemesis(env, plan, { print, start });
     print(
@@ -112,8 +119,9 @@ export async function runNemesis(
       {
         hosts: env.hosts,
         start,
-        clients: opts.clients,
-        maxVmsPerClient: opts.maxVmsPerClient,
+        clients: opts.clients ?? profile.clients,
+        maxVmsPerClient: opts.maxVmsPerClient ?? profile.maxVmsPerClient,
+        pauseMs: profile.pauseMs,
       },
     );
     try {
@@ -141,7 +149,8 @@ export async function runNemesis(
     );
 
     const want = [...workload.vms.values()];
-    const deadlineMs = env.ttlMs + 2000;
+    const deadlineMs = opts.deadlineMs ??
+      env.ttlMs + 2000 + profile.deadlineExtraMs;
     const store = env.connect();
     let conv: Convergence;
     let kv: Record<string, string>;
@@ -149,18 +158,21 @@ export async function runNemesis(
       conv = await converge(env, store, want, {
         quietAt,
         deadlineMs,
-        settleMs: opts.settleMs ?? 30_000,
+        settleMs,
       });
       kv = await readPrefix(store, "");
     } finally {
       store.close();
     }
     const sampled = await sampler.stop();
-    const violations = check({ kv, procs: simProcs(env.hostsRoot) }, {
-      vms: want,
-      networks: [...workload.networks.values()],
-      hosts: env.hosts,
-    });
+    const violations = check(
+      { kv, procs: vmProcs(env.hostsRoot, env.driver) },
+      {
+        vms: want,
+        networks: [...workload.networks.values()],
+        hosts: env.hosts,
+      },
+    );
     for (const [id, why] of conv.late) {
       const v = violations.find((x) =>
         x.kind === "stuck" && x.subject === `vm ${id}`
@@ -181,6 +193,9 @@ export async function runNemesis(
       }
     }
     const slowestVmMs = Math.max(0, ...conv.readyAfterMs.values());
+    const slowestVm = [...conv.readyAfterMs].find(([, ms]) =>
+      ms === slowestVmMs
+    )?.[0] ?? "none";
 
     await printDetails({
       env,
@@ -197,9 +212,9 @@ export async function runNemesis(
         2 * SAMPLE_MS
       } ms, longest ${sampled.maxGapMs} ms (ending ${
         at(start, sampled.maxGapAt)
-      }); ${want.length} VMs, slowest reached its desired state ${slowestVmMs} ms after quiet; ${
+      }); ${want.length} VMs, at most ${sampled.maxVms} with a process at once, the slowest (${slowestVm}) reached its desired state ${slowestVmMs} ms after quiet; ${
         conv.settledAfterMs === null
-          ? `not settled within ${opts.settleMs ?? 30_000} ms`
+          ? `not settled within ${settleMs} ms`
           : `settled ${conv.settledAfterMs} ms after quiet`
       } (deadline for running VMs ${deadlineMs} ms)`,
     );

@@ -1,10 +1,7 @@
 /**
- * Which sim VM process runs on which host, and every moment one VM ran on
- * two hosts. A sim process's argv[0] is `ucloud-sim <pidfile>` with the
- * pidfile `<stateDir>/vms/<id>/sim.pid` (drivers/sim/driver.ts), and every
- * host of a test cluster has its own state dir `<hostsRoot>/<host>`, so the
- * path names both the host and the VM. (Sim processes also run in their
- * host's network namespace, but the path needs no second lookup.)
+ * Every moment one VM ran on two hosts: samples which VM process runs on
+ * which host (procs.ts, for the sim and the qemu driver) every `everyMs`
+ * and folds the samples into double-run episodes.
  *
  * The process table is read synchronously (one `comm` read per process,
  * about a millisecond for a few hundred), in a sampler process of its own
@@ -12,68 +9,13 @@
  *
  * @example
  * ```ts
- * const sampler = await startSimSampler(`${cluster.dir}/hosts`, 50);
+ * const sampler = await startSampler(`${cluster.dir}/hosts`, "qemu", 50);
  * // ... faults ...
  * const { doubleRuns, samples, maxGapMs } = await sampler.stop();
  * ```
  */
 
-/** A sim VM process seen on a host. */
-export interface SimProc {
-  pid: number;
-  vm: string;
-  host: string;
-}
-
-/** Host and VM of a sim process's argv[0], or null when it is not ours. */
-export function parseSimArgv0(
-  argv0: string,
-  hostsRoot: string,
-): { host: string; vm: string } | null {
-  const head = `ucloud-sim ${hostsRoot.replace(/\/+$/, "")}/`;
-  if (!argv0.startsWith(head)) return null;
-  const m = argv0.slice(head.length).match(/^([^/]+)\/vms\/([^/]+)\/sim\.pid$/);
-  return m ? { host: m[1], vm: m[2] } : null;
-}
-
-const decoder = new TextDecoder();
-
-function isZombie(pid: string): boolean {
-  try {
-    const stat = decoder.decode(Deno.readFileSync(`/proc/${pid}/stat`));
-    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-  } catch {
-    return true; // exited meanwhile
-  }
-}
-
-/** Every live sim process under `hostsRoot`, by one pass over /proc. */
-export function simProcs(hostsRoot: string): SimProc[] {
-  const out: SimProc[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    let argv0: string;
-    try {
-      // A sim process is `sleep` renamed. `comm` is read without the
-      // process's memory lock, `cmdline` is not: reading the command line
-      // of a process busy mapping memory (etcd or deno starting) can stall
-      // for a few hundred ms, so only sleeps' command lines are read.
-      if (
-        decoder.decode(Deno.readFileSync(`/proc/${e.name}/comm`)) !== "sleep\n"
-      ) {
-        continue;
-      }
-      const raw = Deno.readFileSync(`/proc/${e.name}/cmdline`);
-      const nul = raw.indexOf(0);
-      argv0 = decoder.decode(nul >= 0 ? raw.subarray(0, nul) : raw);
-    } catch {
-      continue; // exited
-    }
-    const p = parseSimArgv0(argv0, hostsRoot);
-    if (p && !isZombie(e.name)) out.push({ pid: Number(e.name), ...p });
-  }
-  return out;
-}
+import { type VmDriver, type VmProc, vmProcs } from "./procs.ts";
 
 /** One VM running on two or more hosts over consecutive samples. */
 export interface DoubleRun {
@@ -96,7 +38,7 @@ export class DoubleRunTracker {
   readonly #done: DoubleRun[] = [];
 
   /** Adds one sample taken at `at`. */
-  add(at: number, procs: readonly SimProc[]): void {
+  add(at: number, procs: readonly VmProc[]): void {
     const byVm = new Map<string, { hosts: Set<string>; pids: number[] }>();
     for (const p of procs) {
       const v = byVm.get(p.vm) ?? { hosts: new Set(), pids: [] };
@@ -150,15 +92,18 @@ export interface SamplerResult {
   maxGapAt: number;
   /** How many gaps were longer than twice the interval. */
   longGaps: number;
+  /** The most VMs with a process one sample saw (how loaded hosts were). */
+  maxVms: number;
   doubleRuns: DoubleRun[];
 }
 
 /**
- * Samples {@linkcode simProcs} every `everyMs` (aiming at a fixed cadence)
- * until `signal` fires.
+ * Samples {@linkcode vmProcs} of `driver` every `everyMs` (aiming at a
+ * fixed cadence) until `signal` fires.
  */
 export async function sampleUntil(
   hostsRoot: string,
+  driver: VmDriver,
   everyMs: number,
   signal: AbortSignal,
 ): Promise<SamplerResult> {
@@ -168,9 +113,11 @@ export async function sampleUntil(
   let maxGapMs = 0;
   let maxGapAt = 0;
   let longGaps = 0;
+  let maxVms = 0;
   while (!signal.aborted) {
     const at = Date.now();
-    const procs = simProcs(hostsRoot);
+    const procs = vmProcs(hostsRoot, driver);
+    maxVms = Math.max(maxVms, new Set(procs.map((p) => p.vm)).size);
     if (samples > 0 && at - last > maxGapMs) {
       maxGapMs = at - last;
       maxGapAt = at;
@@ -194,12 +141,13 @@ export async function sampleUntil(
     maxGapMs,
     maxGapAt,
     longGaps,
+    maxVms,
     doubleRuns: tracker.episodes(),
   };
 }
 
-/** A running {@linkcode startSimSampler}. */
-export interface SimSampler {
+/** A running {@linkcode startSampler}. */
+export interface Sampler {
   /** Stops sampling; resolves with what it saw (once; later calls too). */
   stop(): Promise<SamplerResult>;
 }
@@ -213,10 +161,11 @@ const SELF = new URL(import.meta.url).pathname;
  * first sample is taken. The process ends when this one closes its stdin
  * (also when this process dies).
  */
-export async function startSimSampler(
+export async function startSampler(
   hostsRoot: string,
+  driver: VmDriver,
   everyMs = 50,
-): Promise<SimSampler> {
+): Promise<Sampler> {
   const child = new Deno.Command("nice", {
     args: [
       "-n",
@@ -226,6 +175,7 @@ export async function startSimSampler(
       "-A", // reading all of /proc needs it
       SELF,
       hostsRoot,
+      driver,
       String(everyMs),
     ],
     stdin: "piped",
@@ -238,7 +188,7 @@ export async function startSimSampler(
   const readLine = async (): Promise<string> => {
     while (!buffered.includes("\n")) {
       const { value, done } = await lines.read();
-      if (done) throw new Error("The sim sampler process exited");
+      if (done) throw new Error("The sampler process exited");
       buffered += value;
     }
     const i = buffered.indexOf("\n");
@@ -268,9 +218,14 @@ export async function startSimSampler(
 }
 
 if (import.meta.main) {
-  const [hostsRoot, everyMs] = Deno.args;
+  const [hostsRoot, driver, everyMs] = Deno.args;
   const ctl = new AbortController();
-  const run = sampleUntil(hostsRoot, Number(everyMs), ctl.signal);
+  const run = sampleUntil(
+    hostsRoot,
+    driver as VmDriver,
+    Number(everyMs),
+    ctl.signal,
+  );
   console.log("ready");
   for await (const _ of Deno.stdin.readable) { /* until EOF */ }
   ctl.abort();

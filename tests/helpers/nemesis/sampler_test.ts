@@ -1,27 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  DoubleRunTracker,
-  parseSimArgv0,
-  simProcs,
-  startSimSampler,
-} from "./sampler.ts";
-
-Deno.test("parseSimArgv0() reads host and VM from a sim pidfile under the hosts root", () => {
-  const root = "/tmp/uc-1/hosts";
-  assert.deepEqual(
-    parseSimArgv0(`ucloud-sim ${root}/h2/vms/vm-a/sim.pid`, root),
-    { host: "h2", vm: "vm-a" },
-  );
-  assert.equal(
-    parseSimArgv0(`ucloud-sim /other/h2/vms/vm-a/sim.pid`, root),
-    null,
-  );
-  assert.equal(parseSimArgv0(`sleep infinity`, root), null);
-  assert.equal(
-    parseSimArgv0(`ucloud-sim ${root}/h2/vms/vm-a/qemu.pid`, root),
-    null,
-  );
-});
+import { vmProcs } from "./procs.ts";
+import { DoubleRunTracker, startSampler } from "./sampler.ts";
 
 Deno.test("DoubleRunTracker folds consecutive samples of one VM on two hosts into one episode", () => {
   const t = new DoubleRunTracker();
@@ -65,9 +44,9 @@ Deno.test("the sim sampler sees a sim process on two hosts as a double run", asy
         }).spawn(),
       );
     }
-    const sampler = await startSimSampler(root, 20);
+    const sampler = await startSampler(root, "sim", 20);
     const end = Date.now() + 5000;
-    while (simProcs(root).length < 2 && Date.now() < end) {
+    while (vmProcs(root, "sim").length < 2 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 100));

@@ -3,8 +3,8 @@
  * `clients` concurrent clients, each owning its VMs (so one VM's requests
  * never race each other), create, stop, start and delete VMs, attach NICs
  * to stopped VMs and detach them again (sim hosts run without host
- * networking, so a VM only starts without NICs), and client 0 creates and
- * deletes networks (VNI, /64 and IPv4 pool keys). A mover drains a random
+ * networking, so a VM only starts without NICs, with qemu too), and
+ * client 0 creates and deletes networks (VNI, /64 and IPv4 pool keys). A mover drains a random
  * host and enables it again a few seconds later (`vm.move` for each VM).
  *
  * The model is what the workload asked for: per VM its desired state
@@ -59,6 +59,8 @@ export interface WorkloadOptions {
   maxVmsPerClient?: number;
   /** Drain and enable hosts (default true). */
   moves?: boolean;
+  /** A client's pause between two requests, ms (default [100, 600]). */
+  pauseMs?: readonly [number, number];
 }
 
 /** How long an ambiguous answer is read back before giving up. */
@@ -193,7 +195,7 @@ export class Workload {
           await this.#netDelete(rng.pick(nets));
           break;
       }
-      await pause(rng.int(100, 600), signal);
+      await pause(rng.int(...(this.opts.pauseMs ?? [100, 600])), signal);
     }
   }
 

@@ -1,0 +1,61 @@
+/**
+ * What a nemesis run changes with the VM driver: the sim driver (a plain
+ * process per VM) takes a busy workload of up to 18 VMs; the qemu driver
+ * runs real qemu under TCG booting the tiny test guest (tests/helpers/
+ * cluster.ts `ensureGuest()`), about 250 MiB and much of a core per VM while
+ * it boots, so its workload is slower and keeps at most 6 VMs (2 clients
+ * with 3 each), 1 CPU and 128 MiB each (the tiny guest needs 96 MiB).
+ *
+ * "Runs" means the VM's process is up on the host that owns it (qemu's
+ * QMP answers within a few tenths of a second of exec), not that the guest
+ * has booted, so both drivers keep the deadline of TTL + 2 s after quiet
+ * unless `deadlineExtraMs` says otherwise.
+ *
+ * @example
+ * ```ts
+ * const p = PROFILES.qemu;
+ * new Workload(api, rng, { hosts, start, clients: p.clients,
+ *   maxVmsPerClient: p.maxVmsPerClient, pauseMs: p.pauseMs });
+ * ```
+ */
+import type { VmDriver } from "./procs.ts";
+
+/** The per-driver knobs of a nemesis run. */
+export interface DriverProfile {
+  driver: VmDriver;
+  /** Link the tiny test guest's images into every host's state dir. */
+  guest: boolean;
+  /** Capacity each worker reports: room for every VM of a run. */
+  host: { cpus: number; memoryMiB: number };
+  clients: number;
+  maxVmsPerClient: number;
+  /** A client's pause between two requests, ms [min, max]. */
+  pauseMs: readonly [number, number];
+  /** Added to TTL + 2 s: when VMs that should run must run after quiet. */
+  deadlineExtraMs: number;
+  /** How long the cluster may take to settle after quiet, ms. */
+  settleMs: number;
+}
+
+export const PROFILES: Record<VmDriver, DriverProfile> = {
+  sim: {
+    driver: "sim",
+    guest: false,
+    host: { cpus: 64, memoryMiB: 16_384 },
+    clients: 3,
+    maxVmsPerClient: 6,
+    pauseMs: [100, 600],
+    deadlineExtraMs: 0,
+    settleMs: 30_000,
+  },
+  qemu: {
+    driver: "qemu",
+    guest: true,
+    host: { cpus: 16, memoryMiB: 4096 },
+    clients: 2,
+    maxVmsPerClient: 3,
+    pauseMs: [800, 2500],
+    deadlineExtraMs: 0,
+    settleMs: 60_000,
+  },
+};
