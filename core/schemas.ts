@@ -53,6 +53,9 @@ export const VmCreateInput = z.object({
     .refine((a) => new Set(a).size === a.length, "networks must be unique")
     .optional()
     .describe("Network ids: one NIC in each, in this order (eth0, eth1, ...)"),
+  movable: z.boolean().optional().describe(
+    "true: the rebalancer may stop the running VM and start it on another host",
+  ),
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 

@@ -1021,6 +1021,7 @@ Deno.test({
             rebalanceSchedule: "* * * * *",
             rebalanceMaxMoves: 1,
             rebalanceThreshold: 0.25,
+            rebalanceRunning: true,
           };
           const tasksCfg = {
             maxAttempts: 3,

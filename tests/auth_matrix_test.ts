@@ -59,6 +59,7 @@ const EXPECT: Record<string, UserExpect> = {
   "GET /v1/tasks": "own",
   "GET /v1/tasks/{id}": "notFound",
   "POST /v1/maintenance/rebalance": "forbidden",
+  "GET /v1/maintenance/rebalance": "forbidden",
   "POST /v1/auth/token": "refused",
   "POST /v1/auth/seed": "refused",
   "GET /v1/auth/whoami": "own",
