@@ -131,6 +131,16 @@ export const Host = z.object({
   publicBridges: z.array(z.string()).optional(),
   /** The VXLAN underlay address (absent: networks stay on this host). */
   underlay: z.string().optional(),
+  /**
+   * An ordered shutdown (`ucloud host shutdown`): the worker incarnation
+   * named exits once the host is drained, and records when (`done`).
+   */
+  shutdown: z.object({
+    incarnation: z.string(),
+    at: z.string(),
+    by: z.string(),
+    done: z.string().optional(),
+  }).optional(),
 });
 export type Host = z.infer<typeof Host>;
 

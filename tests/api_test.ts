@@ -1164,6 +1164,7 @@ Deno.test({
           "/v1/hosts",
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",
+          "/v1/hosts/{name}/shutdown",
           "/v1/maintenance/rebalance",
           "/v1/networks",
           "/v1/networks/{id}",

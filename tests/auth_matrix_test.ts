@@ -56,6 +56,7 @@ const EXPECT: Record<string, UserExpect> = {
   "GET /v1/hosts": "forbidden",
   "POST /v1/hosts/{name}/drain": "forbidden",
   "POST /v1/hosts/{name}/enable": "forbidden",
+  "POST /v1/hosts/{name}/shutdown": "forbidden",
   "GET /v1/tasks": "own",
   "GET /v1/tasks/{id}": "notFound",
   "POST /v1/maintenance/rebalance": "forbidden",
