@@ -18,7 +18,7 @@
 import type { Config } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { Claim, Host, Task, Vm } from "../core/schemas.ts";
+import { Claim, Task, Vm } from "../core/schemas.ts";
 import { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
@@ -30,7 +30,6 @@ import {
   type VmDriver,
 } from "../tasks/context.ts";
 import { handlers } from "../tasks/handlers.ts";
-import { enqueueHostFailed } from "../tasks/host_failed.ts";
 import {
   claim,
   complete,
@@ -47,6 +46,7 @@ import {
   keepFencer,
   stopFencer,
 } from "./fence.ts";
+import { leaseOf, watchFailures } from "./failure_watch.ts";
 import { endHandover } from "./handover.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
@@ -187,7 +187,12 @@ export class Worker {
         this.#watchQueue(this.host, signal),
         this.#watchQueue("any", signal),
         this.#watchClaims(signal),
-        this.#watchAlive(signal),
+        watchFailures({
+          store: this.#o.store,
+          host: this.host,
+          log: this.#log,
+          signal,
+        }),
         this.#monitor(signal, keeper),
         this.#shutdownWhenDrained(signal),
       ];
@@ -343,55 +348,6 @@ export class Worker {
         if (ev.type === "delete") this.#claimedElsewhere.delete(id);
         else if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
         this.#pump();
-      },
-    });
-  }
-
-  /**
-   * The failure watcher: when another host's `alive/` key disappears (its
-   * lease expired), enqueue `host.failed` for that incarnation; every worker
-   * watches, exactly one enqueues. Hosts already dead at start are caught by
-   * the listing.
-   */
-  async #watchAlive(signal: AbortSignal): Promise<void> {
-    const { store } = this.#o;
-    const incarnations = new Map<string, string>();
-    const failed = async (host: string, incarnation: string | undefined) => {
-      if (!incarnation || host === this.host) return;
-      const task = await enqueueHostFailed(store, host, incarnation);
-      if (task) {
-        this.#log.warn("host lease expired: failover enqueued", {
-          failed: host,
-          incarnation,
-          task: task.id,
-        });
-      }
-    };
-    await watchPrefix(store, keys.alives, {
-      signal,
-      log: this.#log,
-      onReset: async (items, revision) => {
-        incarnations.clear();
-        for (const it of items) {
-          incarnations.set(it.key.slice(keys.alives.length), leaseOf(it.value));
-        }
-        // At the listing's revision: a host registering meanwhile is not
-        // taken for one without an alive key.
-        const hosts = await store.list(keys.hosts, Host, { revision });
-        for (const h of hosts.items) {
-          if (!incarnations.has(h.value.name)) {
-            await failed(h.value.name, h.value.incarnation);
-          }
-        }
-      },
-      onEvent: async (ev) => {
-        const host = ev.key.slice(keys.alives.length);
-        if (ev.type === "put") incarnations.set(host, leaseOf(ev.value));
-        else {
-          const inc = incarnations.get(host);
-          incarnations.delete(host);
-          await failed(host, inc);
-        }
       },
     });
   }
@@ -589,13 +545,4 @@ function startsWhileAlive(driver: VmDriver, session: Session): VmDriver {
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
-}
-
-/** The lease named in an `alive/` or `claim/` document (both have `lease`). */
-function leaseOf(raw: string): string {
-  try {
-    return String(JSON.parse(raw).lease ?? "");
-  } catch {
-    return "";
-  }
 }
