@@ -7,7 +7,9 @@
  * Draining sets the host's state to `draining` (placement skips it) and
  * enqueues `host.drain`, which moves every VM off it, in one transaction;
  * enabling sets it back to `active` and records a finished `host.enable`
- * task, so every state change is a task document.
+ * task, so every state change is a task document. Shutting a host down
+ * drains it and then its worker exits in order (workers/shutdown.ts);
+ * enabling the host drops a shutdown not yet done.
  *
  * @example
  * ```ts
@@ -20,6 +22,7 @@ import { idOf, keys } from "../core/keys.ts";
 import { Alive, Alloc, Host } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
+import { requestShutdown } from "../workers/shutdown.ts";
 import { type Deps, HostParams, requireAdmin, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
@@ -45,6 +48,15 @@ export const HostView = z.object({
    * for the next worker process; no tasks run, no VMs are placed here.
    */
   handover: z.string().optional(),
+  /**
+   * An ordered shutdown: asked when and by whom; `done` when its worker
+   * exited after the drain (until then the host is shutting down).
+   */
+  shutdown: z.object({
+    at: z.string(),
+    by: z.string(),
+    done: z.string().optional(),
+  }).optional(),
   incarnation: z.string().optional(),
   started: z.string().optional(),
   /** The host's last lease keep-alive (1 s resolution); alive hosts only. */
@@ -91,6 +103,24 @@ const drainHost = createRoute({
   },
 });
 
+const shutdownHost = createRoute({
+  method: "post",
+  path: "/{name}/shutdown",
+  summary: "Shut a host down in order: drain it, then its worker exits (admin)",
+  request: { params: HostParams },
+  responses: {
+    202: json(
+      z.object({ host: HostView, task: TaskDoc }),
+      "Host draining; `task` (host.drain) moves its VMs, then the worker exits",
+    ),
+    200: json(
+      z.object({ host: HostView, task: z.null() }),
+      "Already shutting down",
+    ),
+    ...errorResponses(400, 403, 404, 409, 503),
+  },
+});
+
 const enableHost = createRoute({
   method: "post",
   path: "/{name}/enable",
@@ -128,6 +158,15 @@ function toView(
     state: h.state,
     alive: a !== undefined,
     ...(a?.handover ? { handover: a.handover } : {}),
+    ...(h.shutdown
+      ? {
+        shutdown: {
+          at: h.shutdown.at,
+          by: h.shutdown.by,
+          ...(h.shutdown.done ? { done: h.shutdown.done } : {}),
+        },
+      }
+      : {}),
     ...(a ? { incarnation: a.incarnation, started: a.started } : {}),
     ...(heartbeat ? { lastHeartbeat: heartbeat } : {}),
     addresses: h.addresses,
@@ -221,6 +260,19 @@ export function hosts({ store, config }: Deps) {
         `Cannot drain host ${name}: it changed ${ATTEMPTS} times while trying; try again`,
       );
     })
+    .openapi(shutdownHost, async (c) => {
+      const { name } = c.req.valid("param");
+      const who = c.get("principal");
+      requireAdmin(who, `shut down host ${name}`);
+      const task = await requestShutdown(store, {
+        host: name,
+        by: who.name,
+        owner: who.name,
+        maxAttempts,
+      });
+      const host = await readView(store, name);
+      return task ? c.json({ host, task }, 202) : c.json({ host, task }, 200);
+    })
     .openapi(enableHost, async (c) => {
       const { name } = c.req.valid("param");
       const who = c.get("principal");
@@ -240,8 +292,10 @@ export function hosts({ store, config }: Deps) {
           message: `host ${name}: ${h.value.state} -> active`,
           result: { host: name, state: "active", was: h.value.state },
         });
+        // A shutdown not yet done is called off with the drain.
+        const { shutdown: _, ...rest } = h.value;
         const r = await store.txn().ifModRevision(h.key, h.modRevision)
-          .put(h.key, { ...h.value, state: "active" })
+          .put(h.key, { ...rest, state: "active" })
           .ifAbsent(keys.task(task.id)).put(keys.task(task.id), task)
           .commit();
         if (r.ok) {

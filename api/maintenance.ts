@@ -3,6 +3,8 @@
  * scheduled time (admins only). `POST /v1/maintenance/rebalance` runs one
  * rebalance round (workers/maintenance.ts) and answers what it did; a
  * round already running elsewhere makes it answer `ran: false`.
+ * `GET /v1/maintenance/rebalance` answers what a round would do now
+ * (`ucloud host rebalance --dry-run`) and writes nothing.
  *
  * @example
  * ```ts
@@ -11,17 +13,27 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ConfigSchema } from "../core/config.ts";
-import { rebalanceOnce } from "../workers/maintenance.ts";
+import { planOnce, rebalanceOnce } from "../workers/maintenance.ts";
 import { type Deps, requireAdmin, router } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
-const Move = z.object({
+const PlannedMove = z.object({
   vm: z.string(),
   from: z.string(),
   to: z.string(),
   why: z.string(),
-  task: z.string(),
+  phase: z.enum(["running", "stopped"]),
 });
+
+const Move = PlannedMove.extend({ task: z.string() });
+
+export const RebalancePlanDoc = z.object({
+  by: z.string(),
+  at: z.string(),
+  reason: z.string(),
+  drains: z.array(z.object({ host: z.string() })),
+  moves: z.array(PlannedMove),
+}).openapi("RebalancePlan");
 
 export const RebalanceResultDoc = z.object({
   ran: z.boolean(),
@@ -50,6 +62,22 @@ const rebalance = createRoute({
   },
 });
 
+const plan = createRoute({
+  method: "get",
+  path: "/rebalance",
+  summary: "What a rebalance round would do now; enqueues nothing (admin)",
+  description:
+    "The drains a round would resume and the moves it would enqueue, " +
+    "each with its reason; no lock is taken and nothing is written.",
+  responses: {
+    200: {
+      description: "The plan of a round run now",
+      content: { "application/json": { schema: RebalancePlanDoc } },
+    },
+    ...errorResponses(403, 503),
+  },
+});
+
 /** Builds the `/v1/maintenance` sub-app. */
 export function maintenance({ store, config }: Deps) {
   const settings = {
@@ -62,5 +90,12 @@ export function maintenance({ store, config }: Deps) {
     requireAdmin(who, "run a rebalance round");
     const r = await rebalanceOnce(store, settings, { by: `api:${who.name}` });
     return c.json(r, 200);
+  }).openapi(plan, async (c) => {
+    const who = c.get("principal");
+    requireAdmin(who, "plan a rebalance round");
+    return c.json(
+      await planOnce(store, settings, { by: `api:${who.name}` }),
+      200,
+    );
   });
 }

@@ -26,6 +26,8 @@ export interface Vm {
     image: string;
     /** GiB of local disk, when asked for. */
     disk?: number;
+    /** The rebalancer may stop it while running and start it elsewhere. */
+    movable?: boolean;
   };
   /** Absent from APIs older than networks. */
   nics?: Nic[];
@@ -128,6 +130,8 @@ export interface HostView {
   alive: boolean;
   /** Until when the fencer holds the lease for the next worker process. */
   handover?: string;
+  /** An ordered shutdown; `done` once its worker exited after the drain. */
+  shutdown?: { at: string; by: string; done?: string };
   incarnation?: string;
   started?: string;
   /** Ids of the VMs reserved on the host. */
@@ -146,7 +150,23 @@ export interface RebalanceResult {
   at: string;
   reason: string;
   drains: { host: string; task: string }[];
-  moves: { vm: string; from: string; to: string; why: string; task: string }[];
+  moves: (PlannedMove & { task: string })[];
+}
+
+/** One move of a rebalance plan. */
+export interface PlannedMove {
+  vm: string;
+  from: string;
+  to: string;
+  why: string;
+  phase: string;
+}
+
+/** What `GET /v1/maintenance/rebalance` answers: a plan, nothing done. */
+export interface RebalancePlan {
+  reason: string;
+  drains: { host: string }[];
+  moves: PlannedMove[];
 }
 
 /** What create, start, stop, delete, attach and detach answer. */
@@ -250,14 +270,16 @@ export type ParsedArgs =
         disk?: number;
         /** Network ids or names, resolved to ids before the request. */
         networks?: string[];
+        movable?: boolean;
       };
       idempotencyKey?: string;
       wait: Wait;
     }
     | {
-      command: "vm list" | "network list" | "host list" | "host rebalance";
+      command: "vm list" | "network list" | "host list";
     }
-    | { command: "host drain"; host: string; wait: Wait }
+    | { command: "host rebalance"; dryRun: boolean }
+    | { command: "host drain" | "host shutdown"; host: string; wait: Wait }
     | { command: "host enable"; host: string }
     | { command: "vm show"; vm: string }
     | { command: "vm start" | "vm stop" | "vm delete"; vm: string; wait: Wait }
@@ -321,6 +343,8 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
         "local disk in GiB, 1 to 65536 (default: the image's size, none reserved)",
       "--network ID|NAME": `a NIC in this network; repeat for more, up to ` +
         `${MAX_NICS} (eth0, eth1, ... in this order)`,
+      "--movable":
+        "the rebalancer may stop the running VM and start it on another host",
       "--idempotency-key KEY":
         "retrying with the same key returns the first VM, not a new one",
       ...WAIT_FLAGS,
@@ -447,11 +471,25 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     flags: {},
     examples: ["ucloud host enable h1"],
   },
+  "host shutdown": {
+    summary: "Drain a host, then stop its worker (for maintenance reboots)",
+    usage: "ucloud host shutdown NAME [flags]",
+    flags: {
+      "--wait": "wait until the worker has exited (the default)",
+      "--no-wait": "return as soon as the API accepted the request",
+      "--timeout SECONDS":
+        `stop waiting after this long (default ${DRAIN_TIMEOUT_SECONDS})`,
+    },
+    examples: ["ucloud host shutdown h1", "ucloud host enable h1"],
+  },
   "host rebalance": {
     summary: "Run a rebalance round now: drains, and moves to idle hosts",
-    usage: "ucloud host rebalance [--json]",
-    flags: {},
-    examples: ["ucloud host rebalance"],
+    usage: "ucloud host rebalance [--dry-run] [--json]",
+    flags: {
+      "--dry-run": "show what a round would move, from where to where and " +
+        "why; enqueue nothing",
+    },
+    examples: ["ucloud host rebalance --dry-run", "ucloud host rebalance"],
   },
   "task list": {
     summary: "List tasks, newest first",
@@ -544,6 +582,8 @@ const BOOLEAN_FLAGS = new Set([
   "public",
   "dhcp6",
   "dhcp4",
+  "movable",
+  "dry-run",
 ]);
 
 /** The flag names (`cpus`, `no-wait`) a command accepts besides the globals. */
@@ -694,6 +734,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
           ...input,
           ...(disk === undefined ? {} : { disk }),
           ...(networks ? { networks } : {}),
+          ...(read.has("movable") ? { movable: true } : {}),
         },
         idempotencyKey: read.text("idempotency-key"),
         wait: read.wait(),
@@ -775,6 +816,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     case "task show":
       return { ...globals, command, task: oneArg(args, "task id", topic) };
     case "host drain":
+    case "host shutdown":
       return {
         ...globals,
         command,
@@ -786,9 +828,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     case "vm list":
     case "network list":
     case "host list":
-    case "host rebalance":
       noArgs(args, topic);
       return { ...globals, command };
+    case "host rebalance":
+      noArgs(args, topic);
+      return { ...globals, command, dryRun: read.has("dry-run") };
     default:
       throw new UsageError(`unknown command '${command}'`, [group]);
   }
@@ -1254,7 +1298,7 @@ const VM_COLUMNS: Column<Vm>[] = [
 
 const HOST_COLUMNS: Column<HostView>[] = [
   { header: "NAME", value: (h) => h.name },
-  { header: "STATE", value: (h) => h.handover ? "handover" : h.state },
+  { header: "STATE", value: hostState },
   { header: "ALIVE", value: (h) => h.alive ? "yes" : "no" },
   {
     header: "CPUS",
@@ -1280,6 +1324,13 @@ const HOST_COLUMNS: Column<HostView>[] = [
     value: (h) => h.lastHeartbeat ? `${age(h.lastHeartbeat)} ago` : "-",
   },
 ];
+
+/** handover, shutting-down, shutdown (the worker exited), or the state. */
+function hostState(h: HostView): string {
+  if (h.handover) return "handover";
+  if (h.shutdown) return h.shutdown.done ? "shutdown" : "shutting-down";
+  return h.state;
+}
 
 /** MiB as whole GiB (rounded down), for the DISK column. */
 function gib(mib: number): number {
@@ -1318,6 +1369,10 @@ function vmFields(vm: Vm, names: Map<string, string>): string {
     ["memory", `${vm.spec.memory} MiB`],
     ["image", vm.spec.image],
     ["disk", vm.spec.disk === undefined ? undefined : `${vm.spec.disk} GiB`],
+    [
+      "movable",
+      vm.spec.movable ? "yes: the rebalancer may move it running" : undefined,
+    ],
     ["desired", vm.desired],
     ["phase", vm.status.phase],
     ["host", vm.status.host],
@@ -1898,6 +1953,51 @@ async function waitDrained(
   } finally {
     progress.end();
   }
+}
+
+/** A rebalance plan as lines: drains, moves with their reasons, why. */
+function planLines(p: RebalancePlan): string[] {
+  return [
+    ...p.drains.map((d) => `would resume the drain of host ${d.host}`),
+    ...p.moves.map((m) =>
+      `would move ${m.phase} vm ${m.vm} from ${m.from} to ${m.to}: ${m.why}`
+    ),
+    `${p.moves.length} move(s) planned, nothing enqueued: ${p.reason}`,
+  ];
+}
+
+/**
+ * Waits for a drain (see {@linkcode waitDrained}), then until the host's
+ * worker has exited (`shutdown.done`, no longer alive).
+ */
+async function waitShutdown(
+  ctx: WaitContext,
+  start: { host: HostView; task: Task | null },
+  timeoutSeconds: number,
+): Promise<HostView> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let host = await waitDrained(ctx, start, timeoutSeconds);
+  while (!host.shutdown?.done || host.alive) {
+    if (!host.shutdown) {
+      throw new CliError(
+        `host ${host.name} is ${host.state} again: the shutdown was called off`,
+      );
+    }
+    if (Date.now() >= deadline) {
+      throw new CliError(
+        `Cannot wait longer than ${timeoutSeconds}s for the worker of host ` +
+          `${host.name} to exit; see 'ucloud host list'`,
+      );
+    }
+    await sleep(Math.min(ctx.pollIntervalMs, deadline - Date.now()));
+    const list = await ctx.api<{ items: HostView[] }>("GET", "/v1/hosts");
+    const found = list.items.find((h) => h.name === host.name);
+    if (!found) {
+      throw new CliError(`host ${host.name} was removed while waiting`);
+    }
+    host = found;
+  }
+  return host;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -2575,7 +2675,37 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
           : `host ${r.host.name} was already active`,
       );
     }
+    case "host shutdown": {
+      const began = Date.now();
+      const accepted = await api<{ host: HostView; task: Task | null }>(
+        "POST",
+        `${path.host(args.host)}/shutdown`,
+      );
+      if (!args.wait) {
+        if (ctx.json) return printJson(ctx, accepted);
+        return print(
+          ctx,
+          `host ${accepted.host.name}: shutting down; its worker exits once ` +
+            `its ${accepted.host.vms.length} VM(s) are elsewhere: follow it ` +
+            "with 'ucloud host list'",
+        );
+      }
+      const host = await waitShutdown(ctx, accepted, args.wait.timeoutSeconds);
+      if (ctx.json) return printJson(ctx, host);
+      const took = ((Date.now() - began) / 1000).toFixed(1);
+      return print(
+        ctx,
+        `host ${host.name} is shut down (${took}s): drained, worker stopped. ` +
+          `After the maintenance, start its worker and run 'ucloud host ` +
+          `enable ${host.name}'`,
+      );
+    }
     case "host rebalance": {
+      if (args.dryRun) {
+        const p = await api<RebalancePlan>("GET", "/v1/maintenance/rebalance");
+        if (ctx.json) return printJson(ctx, p);
+        return print(ctx, planLines(p).join("\n"));
+      }
       const r = await api<RebalanceResult>(
         "POST",
         "/v1/maintenance/rebalance",

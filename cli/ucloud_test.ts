@@ -295,6 +295,7 @@ Deno.test("parseArgs() reads host drain, enable and rebalance", () => {
     api: undefined,
     json: false,
     command: "host rebalance",
+    dryRun: false,
   });
   usageError(["host", "drain"], "missing host name");
   usageError(
@@ -1561,6 +1562,7 @@ Deno.test("main() host rebalance lists drains and moves, or why it did not run",
         from: "h1",
         to: "h2",
         why: "h1 63%, h2 0% loaded, gap above 25%",
+        phase: "stopped",
         task: "t-8",
       }],
     };
@@ -2065,4 +2067,136 @@ Deno.test("main() vm show tells how often the VM crashed lately and why", () =>
       result.stdout,
       /^crashes: +2 recently, last .*: qemu \(pid 9\) exited: oom$/m,
     );
+  }));
+
+Deno.test("parseArgs() reads host shutdown, rebalance --dry-run and vm create --movable", () => {
+  assert.deepEqual(parseArgs(["host", "shutdown", "h1"]), {
+    api: undefined,
+    json: false,
+    command: "host shutdown",
+    host: "h1",
+    wait: { timeoutSeconds: 600 },
+  });
+  assert.deepEqual(
+    (parseArgs(["host", "shutdown", "h1", "--no-wait"]) as { wait: unknown })
+      .wait,
+    null,
+  );
+  usageError(["host", "shutdown"], "missing host name");
+  assert.deepEqual(parseArgs(["host", "rebalance", "--dry-run"]), {
+    api: undefined,
+    json: false,
+    command: "host rebalance",
+    dryRun: true,
+  });
+  assert.equal(
+    (parseArgs(["host", "rebalance"]) as { dryRun: boolean }).dryRun,
+    false,
+  );
+  usageError(
+    ["host", "drain", "h1", "--dry-run"],
+    "--dry-run is not a flag of 'ucloud host drain'",
+  );
+  const create = (argv: string[]) =>
+    (parseArgs([
+      "vm",
+      "create",
+      "--name",
+      "a",
+      "--cpus",
+      "1",
+      "--memory",
+      "128",
+      ...argv,
+    ]) as { input: Record<string, unknown> }).input;
+  assert.equal(create(["--movable"]).movable, true);
+  assert.equal("movable" in create([]), false);
+});
+
+Deno.test("main() host rebalance --dry-run prints the plan and enqueues nothing", () =>
+  withApi(async (api) => {
+    api.override = (method, url) =>
+      method === "GET" && url.pathname === "/v1/maintenance/rebalance"
+        ? Response.json({
+          by: "api:local",
+          at: new Date().toISOString(),
+          reason: "no VM on h1 fits on h2 and narrows the gap (3 running " +
+            "VM(s) stay: scheduler.rebalanceRunning is off and they are " +
+            "not movable): h1 50%, h2 6%",
+          drains: [{ host: "h3" }],
+          moves: [{
+            vm: "vm-a",
+            from: "h1",
+            to: "h2",
+            why: "h1 63%, h2 0% loaded, gap above 25%",
+            phase: "stopped",
+          }],
+        })
+        : undefined;
+    const result = await run(["host", "rebalance", "--dry-run"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "would resume the drain of host h3\n" +
+        "would move stopped vm vm-a from h1 to h2: h1 63%, h2 0% loaded, " +
+        "gap above 25%\n" +
+        "1 move(s) planned, nothing enqueued: no VM on h1 fits on h2 and " +
+        "narrows the gap (3 running VM(s) stay: scheduler.rebalanceRunning " +
+        "is off and they are not movable): h1 50%, h2 6%\n",
+    );
+    assert.deepEqual(
+      api.requests.map((r) => `${r.method} ${r.url.pathname}`),
+      ["GET /v1/maintenance/rebalance"],
+    );
+  }));
+
+Deno.test("main() host shutdown waits for the drain and the worker's exit", () =>
+  withApi(async (api) => {
+    const h1 = addHost(api, "h1", ["vm-a"]);
+    const shutdown = { at: new Date().toISOString(), by: "local" };
+    api.override = (method, url) => {
+      if (method !== "POST" || url.pathname !== "/v1/hosts/h1/shutdown") {
+        return undefined;
+      }
+      Object.assign(h1, { state: "draining", shutdown });
+      return Response.json({
+        host: h1,
+        task: { ...api.addTask("host.drain", ""), payload: { host: "h1" } },
+      }, { status: 202 });
+    };
+    api.hostSteps.set("h1", [{ vms: [] }, {}, {
+      alive: false,
+      shutdown: { ...shutdown, done: new Date().toISOString() },
+    }]);
+    const result = await run(["host", "shutdown", "h1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^host h1 is shut down \(\d+\.\ds\): drained, worker stopped\. After the maintenance, start its worker and run 'ucloud host enable h1'\n$/,
+    );
+    const list = await run(["host", "list"], api);
+    assert.match(list.stdout, /^h1\s+shutdown\s+no/m);
+    h1.shutdown = shutdown;
+    h1.alive = true;
+    const during = await run(["host", "list"], api);
+    assert.match(during.stdout, /^h1\s+shutting-down\s+yes/m);
+    const noWait = await run(["host", "shutdown", "h1", "--no-wait"], api);
+    assert.equal(
+      noWait.stdout,
+      "host h1: shutting down; its worker exits once its 0 VM(s) are " +
+        "elsewhere: follow it with 'ucloud host list'\n",
+    );
+  }));
+
+Deno.test("main() vm show says when the VM may be moved while running", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1").spec.movable = true;
+    api.addVm("vm-2", "web2");
+    const shown = await run(["vm", "show", "web1"], api);
+    assert.match(
+      shown.stdout,
+      /^movable: +yes: the rebalancer may move it running$/m,
+    );
+    const fixed = await run(["vm", "show", "web2"], api);
+    assert.doesNotMatch(fixed.stdout, /movable/);
   }));

@@ -105,6 +105,12 @@ export const ConfigSchema = z.object({
      * running; 0: no hand-over (the VMs are fenced at the deadline).
      */
     handoverSeconds: z.number().int().min(0).max(3600).default(60),
+    /**
+     * SIGTERM shuts the host down in order instead (as `ucloud host
+     * shutdown`): drain, then the worker exits and its lease ends; a second
+     * SIGTERM or SIGINT stops at once with the hand-over.
+     */
+    shutdownDrain: z.boolean().default(false),
     /** The VM driver: qemu, or sim (a plain process per VM, for benchmarks). */
     driver: z.enum(["qemu", "sim"]).default("qemu"),
   }).prefault({}).refine(
@@ -139,6 +145,11 @@ export const ConfigSchema = z.object({
      * its capacity, 0..1) exceeds the least loaded's by more than this.
      */
     rebalanceThreshold: z.number().min(0).max(1).default(0.25),
+    /**
+     * Rebalance rounds may stop running VMs and start them elsewhere; off:
+     * only stopped VMs and those whose spec says `movable` move.
+     */
+    rebalanceRunning: z.boolean().default(false),
   }).prefault({}),
   network: z.object({
     /** IPv6 pool private networks get their /64 from (next free). */
@@ -217,6 +228,13 @@ function envOverrides(env: (name: string) => string | undefined) {
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
+  // 1/true/on and 0/false/off; anything else is left for zod to reject.
+  const flag = (v: string) =>
+    ["1", "true", "on"].includes(v)
+      ? true
+      : ["0", "false", "off"].includes(v)
+      ? false
+      : v;
   const set = (sect: string, key: string, v: unknown) => o[sect][key] = v;
   const e = (name: string, f: (v: string) => void) => {
     const v = env(name);
@@ -248,6 +266,7 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_SERIAL_LOG_MAX", (v) => set("qemu", "serialLogMaxBytes", num(v)));
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_HANDOVER_SECONDS", (v) => set("worker", "handoverSeconds", num(v)));
+  e("UCLOUD_SHUTDOWN_DRAIN", (v) => set("worker", "shutdownDrain", flag(v)));
   e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
   e(
     "UCLOUD_RESTART_BACKOFF_MS",
@@ -261,6 +280,10 @@ function envOverrides(env: (name: string) => string | undefined) {
   e(
     "UCLOUD_REBALANCE_MAX_MOVES",
     (v) => set("scheduler", "rebalanceMaxMoves", num(v)),
+  );
+  e(
+    "UCLOUD_REBALANCE_RUNNING",
+    (v) => set("scheduler", "rebalanceRunning", flag(v)),
   );
   e("UCLOUD_NET_POOL", (v) => set("network", "pool", v));
   e("UCLOUD_NET_MODE", (v) => set("network", "mode", v));

@@ -49,13 +49,20 @@ Deno.test("parseConfig() has rebalancer defaults and refuses bad ones", () => {
   assert.equal(s.rebalanceSchedule, "* * * * *");
   assert.equal(s.rebalanceMaxMoves, 2);
   assert.equal(s.rebalanceThreshold, 0.25);
+  assert.equal(s.rebalanceRunning, false);
   const env = parseConfig({}, (n) =>
     ({
       UCLOUD_REBALANCE_SCHEDULE: "*/5 * * * *",
       UCLOUD_REBALANCE_MAX_MOVES: "0",
+      UCLOUD_REBALANCE_RUNNING: "1",
     })[n]).scheduler;
   assert.equal(env.rebalanceSchedule, "*/5 * * * *");
   assert.equal(env.rebalanceMaxMoves, 0);
+  assert.equal(env.rebalanceRunning, true);
+  assert.throws(
+    () => parseConfig({}, (n) => ({ UCLOUD_REBALANCE_RUNNING: "yes" })[n]),
+    /scheduler\.rebalanceRunning/,
+  );
   assert.throws(
     () =>
       parseConfig({
@@ -65,6 +72,17 @@ Deno.test("parseConfig() has rebalancer defaults and refuses bad ones", () => {
       /scheduler\.rebalanceSchedule: .*5 fields/.test(err.message) &&
       /scheduler\.rebalanceThreshold/.test(err.message),
   );
+});
+
+Deno.test("parseConfig() reads the shutdown-drain flag of SIGTERM", () => {
+  assert.equal(parseConfig({}, none).worker.shutdownDrain, false);
+  const on = parseConfig({}, (n) => ({ UCLOUD_SHUTDOWN_DRAIN: "1" })[n]);
+  assert.equal(on.worker.shutdownDrain, true);
+  const off = parseConfig(
+    { worker: { shutdownDrain: true } },
+    (n) => ({ UCLOUD_SHUTDOWN_DRAIN: "off" })[n],
+  );
+  assert.equal(off.worker.shutdownDrain, false);
 });
 
 Deno.test("parseConfig() reads the host's disk and the local-disk flag", () => {

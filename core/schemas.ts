@@ -56,6 +56,9 @@ export const VmCreateInput = z.object({
     .refine((a) => new Set(a).size === a.length, "networks must be unique")
     .optional()
     .describe("Network ids: one NIC in each, in this order (eth0, eth1, ...)"),
+  movable: z.boolean().optional().describe(
+    "true: the rebalancer may stop the running VM and start it on another host",
+  ),
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 
@@ -132,6 +135,16 @@ export const Host = z.object({
   publicBridges: z.array(z.string()).optional(),
   /** The VXLAN underlay address (absent: networks stay on this host). */
   underlay: z.string().optional(),
+  /**
+   * An ordered shutdown (`ucloud host shutdown`): the worker incarnation
+   * named exits once the host is drained, and records when (`done`).
+   */
+  shutdown: z.object({
+    incarnation: z.string(),
+    at: z.string(),
+    by: z.string(),
+    done: z.string().optional(),
+  }).optional(),
 });
 export type Host = z.infer<typeof Host>;
 

@@ -139,7 +139,9 @@ export const hostFailed: TaskHandler = async (ctx) => {
     throw new Error(`VMs kept changing during evacuation: ${left.join(", ")}`);
   }
   const retargeted = await retargetTasks(ctx, host);
-  ctx.log.warn("host failed: VMs evacuated", {
+  // After an ordered shutdown (workers/shutdown.ts) nothing is left: no news.
+  const any = evacuated.length + deleted.length + retargeted.length > 0;
+  ctx.log[any ? "warn" : "info"]("host failed: VMs evacuated", {
     failed: host,
     evacuated,
     deleted,

@@ -1021,6 +1021,7 @@ Deno.test({
             rebalanceSchedule: "* * * * *",
             rebalanceMaxMoves: 1,
             rebalanceThreshold: 0.25,
+            rebalanceRunning: true,
           };
           const tasksCfg = {
             maxAttempts: 3,
@@ -1163,6 +1164,7 @@ Deno.test({
           "/v1/hosts",
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",
+          "/v1/hosts/{name}/shutdown",
           "/v1/maintenance/rebalance",
           "/v1/networks",
           "/v1/networks/{id}",

@@ -1,10 +1,12 @@
 /**
- * The CLI (`bin/ucloud`) against the real API over HTTP, a worker and qemu.
+ * The CLI (`bin/ucloud`) against the real API over HTTP, a worker and qemu
+ * (or the sim driver, where only the control plane matters).
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { eui64, inPrefix6 } from "../core/netaddr.ts";
-import { qemuPids, ROOT, startCluster } from "./helpers/cluster.ts";
+import { z } from "zod";
+import { qemuPids, ROOT, startCluster, waitFor } from "./helpers/cluster.ts";
 
 async function ucloud(api: string, ...args: string[]) {
   const out = await new Deno.Command(`${ROOT}bin/ucloud`, {
@@ -255,6 +257,71 @@ Deno.test("ucloud vm create on a full cloud prints why it stays pending, while w
   } catch (err) {
     await c.printLogs();
     throw err;
+  } finally {
+    await server.shutdown();
+    await c.stop();
+  }
+});
+
+Deno.test("ucloud CLI plans a rebalance without enqueuing and shuts a host down in order (sim driver)", async () => {
+  const c = await startCluster({ guest: false });
+  // The workers' own rounds move nothing (UCLOUD_REBALANCE_MAX_MOVES=0);
+  // the API's rounds may.
+  const scheduler = { ...c.config.scheduler, rebalanceMaxMoves: 2 };
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    createApp({ store: c.store, config: { ...c.config, scheduler } }).fetch,
+  );
+  const api = `http://127.0.0.1:${server.addr.port}`;
+  const sim = { UCLOUD_DRIVER: "sim" };
+  try {
+    const w1 = await c.addWorker({ name: "h1", env: sim });
+    const vm = (name: string, ...more: string[]) =>
+      ucloud(
+        api,
+        "vm",
+        "create",
+        "--name",
+        name,
+        "--cpus",
+        "2",
+        "--memory",
+        "512",
+        ...more,
+      );
+    for (const r of [await vm("mov", "--movable"), await vm("fix")]) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /is running on h1/);
+    }
+    const shown = await ucloud(api, "vm", "show", "mov");
+    assert.match(shown.stdout, /^movable: +yes/m);
+    await c.addWorker({ name: "h2", env: sim });
+    await waitFor("h2 alive", () => c.store.get("alive/h2", z.unknown()));
+
+    // The plan names the movable VM only.
+    const plan = await ucloud(api, "host", "rebalance", "--dry-run");
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(
+      plan.stdout,
+      /^would move running vm vm-\S+ from h1 to h2: h1 \d+%, h2 0% loaded/m,
+    );
+    assert.match(plan.stdout, /1 move\(s\) planned, nothing enqueued: /);
+    const queued = await c.store.list("queue/", z.unknown());
+    assert.deepEqual(queued.items, []);
+
+    const down = await ucloud(api, "host", "shutdown", "h1");
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /^host h1 is shut down/);
+    assert.equal((await w1.child!.status).code, 0);
+    w1.child = undefined;
+    const list = await ucloud(api, "host", "list");
+    assert.match(list.stdout, /^h1\s+shutdown\s+no\s+0\/4/m);
+    // Placed on h2 when h1 exits; h2 starts them.
+    await waitFor("both VMs running on h2", async () => {
+      const vms = (await ucloud(api, "vm", "list")).stdout;
+      return /mov\s+2\s+512Mi\s+running\s+h2/.test(vms) &&
+        /fix\s+2\s+512Mi\s+running\s+h2/.test(vms);
+    });
   } finally {
     await server.shutdown();
     await c.stop();

@@ -218,6 +218,7 @@ Deno.test("rebalance moves VMs to an empty host, at most rebalanceMaxMoves per r
       scheduler: {
         ...ConfigSchema.shape.scheduler.parse(undefined),
         rebalanceMaxMoves: 1,
+        rebalanceRunning: true,
       },
     };
     const app = createApp({ store: c.store, config });

@@ -203,3 +203,23 @@ export async function keepFencer(
     log.error("cannot start the fencer", { error: String(err) });
   }
 }
+
+/**
+ * Stops this host's fencer after an ordered shutdown (workers/shutdown.ts):
+ * no VM is left to fence and no worker comes back. Waits up to 5 s for it
+ * to exit; a fencer started with other options is left alone.
+ */
+export async function stopFencer(opts: FencerOptions): Promise<void> {
+  const pid = await readPid(fencerPidFile(opts.runDir));
+  if (!(await isCurrentFencer(pid, opts))) return;
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const started = performance.now();
+  while (performance.now() - started < 5000) {
+    if (!(await isCurrentFencer(pid, opts))) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

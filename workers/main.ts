@@ -2,6 +2,10 @@
  * The worker process: one per host. Runs worker incarnations until SIGINT or
  * SIGTERM; after a lost lease session it rejoins with a new incarnation.
  * VMs keep running when the worker stops; the next worker re-adopts them.
+ * With `worker.shutdownDrain`, SIGTERM shuts the host down in order
+ * instead (workers/shutdown.ts, as `ucloud host shutdown`): the worker
+ * exits 0 once the host is drained; a second signal stops it at once. The
+ * worker also exits 0 after an ordered shutdown asked through the API.
  * Also runs the rebalancer on `scheduler.rebalanceSchedule` with Deno.cron
  * (one round per schedule tick in the whole cluster: workers/maintenance.ts).
  *
@@ -18,6 +22,7 @@ import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
 import { HostInUseError } from "./machine_id.ts";
 import { rebalanceOnce, roundOf } from "./maintenance.ts";
+import { requestShutdown } from "./shutdown.ts";
 import { Worker } from "./worker.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
@@ -75,12 +80,31 @@ if (import.meta.main) {
   let stopping = false;
   let current: Worker | undefined;
   // An orderly stop hands the lease to the fencer (worker.handoverSeconds).
-  const stop = () => {
+  const stopNow = () => {
     stopping = true;
     current?.stop({ handover: config.worker.handoverSeconds > 0 });
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  let draining = false;
+  const stop = (signal: string) => {
+    const host = config.worker.host;
+    if (!config.worker.shutdownDrain || draining || !current?.lease) {
+      return stopNow();
+    }
+    draining = true;
+    log.info("shutting the host down in order: drain, then exit", { signal });
+    requestShutdown(store, {
+      host,
+      by: `${signal} on ${host}`,
+      maxAttempts: config.tasks.maxAttempts,
+    }).catch((err) => {
+      log.error("cannot ask for the shutdown; stopping now", {
+        error: String(err),
+      });
+      stopNow();
+    });
+  };
+  Deno.addSignalListener("SIGINT", () => stopNow());
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   Deno.cron(
     "ucloud-rebalance",
     config.scheduler.rebalanceSchedule,
@@ -104,7 +128,8 @@ if (import.meta.main) {
     current = new Worker({ store, config, driver, log, images, network });
     try {
       const why = await current.run();
-      if (why === "stopped") break;
+      if (why === "shutdown") log.info("host drained and shut down in order");
+      if (why !== "lost") break;
       log.warn("rejoining with a new incarnation");
     } catch (err) {
       // Another machine holds this host name: retrying changes nothing.

@@ -10,7 +10,11 @@
  *    `scheduler.rebalanceMaxMoves` VMs from the most to the least loaded
  *    live active host while their loads differ by more than
  *    `scheduler.rebalanceThreshold` (workers/rebalance.ts): one `vm.move`
- *    task each, avoiding the source.
+ *    task each, avoiding the source. Only stopped VMs move, and running
+ *    ones whose spec says `movable`, unless `scheduler.rebalanceRunning`.
+ *
+ * {@linkcode planOnce} answers what a round would do without doing it. A
+ * round that did nothing logs at debug level only.
  *
  * Only one round runs at a time in the cluster: the round holds
  * `cron/rebalance`, created if absent and bound to a short lease of its
@@ -141,13 +145,39 @@ async function whyLocked(
   return "another rebalance round just ended; try again";
 }
 
-async function round(
+/** What a round would do now, read from etcd; nothing is written. */
+export interface RebalancePlanView {
+  by: string;
+  at: string;
+  /** Why it would move what it moves, or why nothing. */
+  reason: string;
+  /** Draining hosts whose drain would be resumed. */
+  drains: { host: string }[];
+  moves: PlannedMove[];
+}
+
+/**
+ * The plan of a round without running it (`ucloud host rebalance
+ * --dry-run`): no lock, no task, no write. A round run right after may
+ * still differ when the cluster changed meanwhile.
+ */
+export async function planOnce(
   store: Store,
   config: Settings,
-  lease: string,
-  opts: RebalanceOptions,
-): Promise<Pick<RebalanceResult, "reason" | "drains" | "moves">> {
-  const lock = keys.cronLock(REBALANCE);
+  opts: Pick<RebalanceOptions, "by" | "now">,
+): Promise<RebalancePlanView> {
+  const p = await plan(store, config);
+  return {
+    by: opts.by,
+    at: (opts.now ?? new Date()).toISOString(),
+    reason: p.reason,
+    drains: p.drainTasks.map((t) => ({ host: String(t.payload.host) })),
+    moves: p.moves,
+  };
+}
+
+/** Reads the cluster and plans drains and moves (see the module comment). */
+async function plan(store: Store, config: Settings) {
   // Tasks first: a move finishing meanwhile wrote its VM, which is then
   // read off its host, not on it without a move.
   const running = await unfinished(store);
@@ -178,24 +208,13 @@ async function round(
       maxAttempts,
     }));
   }
-  const drains: RebalanceResult["drains"] = [];
-  for (const batch of chunks(drainTasks, ROUND_BATCH)) {
-    const txn = store.txn().ifLease(lock, lease);
-    for (const t of batch) enqueue(txn, t);
-    if (!(await txn.commit()).ok) {
-      return { reason: "lost the rebalance lock", drains, moves: [] };
-    }
-    drains.push(
-      ...batch.map((t) => ({ host: String(t.payload.host), task: t.id })),
-    );
-  }
 
   // 2. Moves towards the least loaded host, once earlier ones are done
   // (a drain re-places VMs too): loads are settled then.
-  const inFlight = running.filter(isMove).length + drains.length;
+  const inFlight = running.filter(isMove).length + drainTasks.length;
   const s = config.scheduler;
   let reason: string;
-  let planned: PlannedMove[] = [];
+  let moves: PlannedMove[] = [];
   if (s.policy !== "spread") {
     reason = `scheduler.policy is ${s.policy}: only drains are rebalanced`;
   } else if (s.rebalanceMaxMoves === 0) {
@@ -208,16 +227,40 @@ async function round(
       alive: aliveHosts.has(h.value.name),
       alloc: allocOf.get(h.value.name) ?? null,
     }));
-    const plan = planRebalance(candidates, vmDocs, {
+    const p = planRebalance(candidates, vmDocs, {
       threshold: s.rebalanceThreshold,
       maxMoves: s.rebalanceMaxMoves,
+      running: s.rebalanceRunning,
     });
-    reason = plan.reason;
-    planned = plan.moves;
+    reason = p.reason;
+    moves = p.moves;
   }
+  return { reason, drainTasks, moves, vms: vms.items };
+}
+
+async function round(
+  store: Store,
+  config: Settings,
+  lease: string,
+  opts: RebalanceOptions,
+): Promise<Pick<RebalanceResult, "reason" | "drains" | "moves">> {
+  const lock = keys.cronLock(REBALANCE);
+  const p = await plan(store, config);
+  const drains: RebalanceResult["drains"] = [];
+  for (const batch of chunks(p.drainTasks, ROUND_BATCH)) {
+    const txn = store.txn().ifLease(lock, lease);
+    for (const t of batch) enqueue(txn, t);
+    if (!(await txn.commit()).ok) {
+      return { reason: "lost the rebalance lock", drains, moves: [] };
+    }
+    drains.push(
+      ...batch.map((t) => ({ host: String(t.payload.host), task: t.id })),
+    );
+  }
+  let reason = p.reason;
   const moves: RebalanceResult["moves"] = [];
-  const byId = new Map(vms.items.map((v) => [v.value.id, v]));
-  for (const batch of chunks(planned, ROUND_BATCH)) {
+  const byId = new Map(p.vms.map((v) => [v.value.id, v]));
+  for (const batch of chunks(p.moves, ROUND_BATCH)) {
     const txn = store.txn().ifLease(lock, lease);
     const tasks = batch.map((m) => {
       const vm = byId.get(m.vm)!;
@@ -226,7 +269,7 @@ async function round(
         target: m.from,
         payload: { vm: m.vm, from: m.from, reason: `rebalancing: ${m.why}` },
         owner: vm.value.owner,
-        maxAttempts,
+        maxAttempts: config.tasks.maxAttempts,
       });
       enqueue(txn.ifModRevision(vm.key, vm.modRevision), t);
       return { ...m, task: t.id };
@@ -237,7 +280,9 @@ async function round(
     }
     moves.push(...tasks);
   }
-  opts.log?.info("rebalance round", {
+  // Every worker runs a round a minute: one that did nothing is no news.
+  const level = drains.length || moves.length ? "info" : "debug";
+  opts.log?.[level]("rebalance round", {
     by: opts.by,
     drains: drains.length,
     moves: moves.length,

@@ -14,9 +14,18 @@
  * the gap, so moves never overshoot and rounds converge. At most
  * `maxMoves` per round.
  *
+ * No surprise moves: a move stops the VM and starts it elsewhere, so a
+ * running VM is a candidate only with `running` (the admin's choice,
+ * `scheduler.rebalanceRunning`) or when its spec says `movable: true` (its
+ * owner's choice). Otherwise only stopped VMs move.
+ *
  * @example
  * ```ts
- * const plan = planRebalance(candidates, vms, { threshold: 0.25, maxMoves: 2 });
+ * const plan = planRebalance(candidates, vms, {
+ *   threshold: 0.25,
+ *   maxMoves: 2,
+ *   running: false,
+ * });
  * for (const m of plan.moves) enqueueMove(m.vm, m.from);
  * console.log(plan.reason);
  * ```
@@ -38,6 +47,8 @@ export interface PlannedMove {
   to: string;
   /** The loads that called for the move. */
   why: string;
+  /** The VM's phase: `running` ones are stopped and started elsewhere. */
+  phase: "running" | "stopped";
 }
 
 export interface RebalancePlan {
@@ -49,6 +60,8 @@ export interface RebalancePlan {
 export interface RebalanceOptions {
   threshold: number;
   maxMoves: number;
+  /** Running VMs may move too, not only those whose spec allows it. */
+  running: boolean;
 }
 
 /** Gaps closer than this count as equal (float noise). */
@@ -61,8 +74,14 @@ export function load(c: Pick<Candidate, "host" | "alloc" | "used">): number {
   return 1 - score({ ...c, host }, { cpus: 0, memoryMiB: 0 });
 }
 
-/** VM phases a rebalance may interrupt: settled, not in a transition. */
-const MOVABLE = new Set<Vm["status"]["phase"]>(["running", "stopped"]);
+/** VM phases a rebalance may move: settled, not in a transition. */
+const SETTLED = new Set<Vm["status"]["phase"]>(["running", "stopped"]);
+
+/** True when a round may move `vm` (stopped, or running and allowed). */
+export function mayMove(vm: Vm, running: boolean): boolean {
+  return vm.status.phase === "stopped" ||
+    (vm.status.phase === "running" && (running || vm.spec.movable === true));
+}
 
 const pct = (x: number) => `${Math.round(x * 100)}%`;
 
@@ -70,7 +89,7 @@ const pct = (x: number) => `${Math.round(x * 100)}%`;
 export function planRebalance(
   candidates: Candidate[],
   vms: Vm[],
-  { threshold, maxMoves }: RebalanceOptions,
+  { threshold, maxMoves, running }: RebalanceOptions,
 ): RebalancePlan {
   const allocs = new Map<string, Alloc | null>(
     candidates.map((c) => [c.host.name, c.alloc]),
@@ -112,11 +131,12 @@ export function planRebalance(
     const from = src.c.host.name;
     const to = dst.c.host.name;
     const fromAlloc = allocs.get(from) ?? null;
-    const options = vms.filter((v) =>
+    const settled = vms.filter((v) =>
       v.status.host === from && v.desired !== "deleted" &&
-      MOVABLE.has(v.status.phase) && !moved.has(v.id) &&
+      SETTLED.has(v.status.phase) && !moved.has(v.id) &&
       fromAlloc?.vms[v.id] !== undefined
-    ).flatMap((v) => {
+    );
+    const options = settled.filter((v) => mayMove(v, running)).flatMap((v) => {
       const need = needOf(v);
       const target = view(dst.c);
       if (!fits(target, need)) return [];
@@ -136,9 +156,14 @@ export function planRebalance(
       a.v.id.localeCompare(b.v.id)
     );
     if (options.length === 0) {
+      const kept = settled.filter((v) => !mayMove(v, running)).length;
+      const stay = kept
+        ? ` (${kept} running VM(s) stay: scheduler.rebalanceRunning is off and they are not movable)`
+        : "";
       return {
         moves,
-        reason: `no VM on ${from} fits on ${to} and narrows the gap: ${loads}`,
+        reason:
+          `no VM on ${from} fits on ${to} and narrows the gap${stay}: ${loads}`,
       };
     }
     const pick = options[0];
@@ -150,6 +175,7 @@ export function planRebalance(
       from,
       to,
       why: `${loads} loaded, gap above ${pct(threshold)}`,
+      phase: pick.v.status.phase === "running" ? "running" : "stopped",
     });
   }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Alloc, Host, Vm } from "../core/schemas.ts";
 import type { Candidate } from "./placement.ts";
-import { load, planRebalance } from "./rebalance.ts";
+import { load, mayMove, planRebalance } from "./rebalance.ts";
 
 const host = (name: string, cpus = 4, mem = 2048): Host => ({
   name,
@@ -44,7 +44,8 @@ function cluster(
   });
 }
 
-const opts = { threshold: 0.25, maxMoves: 2 };
+/** Balancing tests let running VMs move (the admin's choice). */
+const opts = { threshold: 0.25, maxMoves: 2, running: true };
 
 Deno.test("load() is the used share of capacity over CPUs and memory", () => {
   assert.equal(load({ host: host("h1", 4, 1000), alloc: null }), 0);
@@ -70,6 +71,7 @@ Deno.test("planRebalance() moves from the most to the least loaded host until wi
     ["b", "h1", "h2"],
   ]);
   assert.match(plan.moves[0].why, /^h1 63%, h2 0% loaded, gap above 25%$/);
+  assert.equal(plan.moves[0].phase, "running");
   assert.match(plan.reason, /^balanced: h1 31%, h2 31% \(gap 0% within 25%\)$/);
 });
 
@@ -78,12 +80,14 @@ Deno.test("planRebalance() stops at maxMoves and says so", () => {
   const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
     threshold: 0.25,
     maxMoves: 1,
+    running: true,
   });
   assert.deepEqual(plan.moves.map((m) => m.vm), ["a"]);
   assert.match(plan.reason, /^at most 1 move\(s\) per round: h1 47%, h2 16%$/);
   const none = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
     threshold: 0.25,
     maxMoves: 0,
+    running: true,
   });
   assert.deepEqual(none.moves, []);
 });
@@ -94,6 +98,7 @@ Deno.test("planRebalance() does nothing within the threshold", () => {
   const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
     threshold: 0.4,
     maxMoves: 2,
+    running: true,
   });
   assert.deepEqual(plan.moves, []);
   assert.match(plan.reason, /^balanced: h1 31%, h2 0% \(gap 31% within 40%\)$/);
@@ -116,6 +121,7 @@ Deno.test("planRebalance() picks the VM that balances best, stopped ones on a ti
   const plan = planRebalance(cluster([host("h1"), host("h2")], vms), vms, {
     threshold: 0.1,
     maxMoves: 1,
+    running: true,
   });
   // c alone balances best (h1 2 CPUs/256 MiB vs h2 2 CPUs/1024 MiB).
   assert.deepEqual(plan.moves.map((m) => m.vm), ["c"]);
@@ -123,7 +129,7 @@ Deno.test("planRebalance() picks the VM that balances best, stopped ones on a ti
   const tie = planRebalance(
     cluster([host("h1", 2, 512), host("h2", 2, 512)], small),
     small,
-    { threshold: 0.1, maxMoves: 2 },
+    { threshold: 0.1, maxMoves: 2, running: true },
   );
   assert.deepEqual(tie.moves.map((m) => m.vm), ["b"]);
 });
@@ -173,9 +179,55 @@ Deno.test("planRebalance() spreads over several hosts, least loaded first", () =
       vm("z", "h3"),
     ]),
     [...vms, vm("z", "h3")],
-    { threshold: 0.05, maxMoves: 10 },
+    { threshold: 0.05, maxMoves: 10, running: true },
   );
   // 6+0+1 VMs become 3+2+2: a fourth move would only swap the gap.
   assert.deepEqual(plan.moves.map((m) => m.to), ["h2", "h3", "h2"]);
   assert.match(plan.reason, /^no VM on h1 fits on h\d and narrows the gap/);
+});
+
+Deno.test("planRebalance() moves no running VM unless allowed, and says why", () => {
+  const vms = ["a", "b", "c", "d"].map((id) => vm(id, "h1"));
+  const cands = cluster([host("h1"), host("h2")], vms);
+  const plan = planRebalance(cands, vms, { ...opts, running: false });
+  assert.deepEqual(plan.moves, []);
+  assert.equal(
+    plan.reason,
+    "no VM on h1 fits on h2 and narrows the gap (4 running VM(s) stay: " +
+      "scheduler.rebalanceRunning is off and they are not movable): " +
+      "h1 63%, h2 0%",
+  );
+  // The same imbalance with the admin's option: two running VMs move.
+  const allowed = planRebalance(cands, vms, opts);
+  assert.deepEqual(allowed.moves.map((m) => [m.vm, m.phase]), [
+    ["a", "running"],
+    ["b", "running"],
+  ]);
+});
+
+Deno.test("planRebalance() moves stopped VMs and running movable ones by default", () => {
+  const movable = vm("m", "h1");
+  movable.spec.movable = true;
+  const fixed = vm("f", "h1");
+  fixed.spec.movable = false;
+  const vms = [
+    vm("a", "h1"),
+    fixed,
+    movable,
+    vm("s", "h1", "stopped", 1, 128, "stopped"),
+  ];
+  const plan = planRebalance(
+    cluster([host("h1"), host("h2")], vms),
+    vms,
+    { ...opts, running: false },
+  );
+  // Equal sizes: the stopped VM first (a tie), then the movable one.
+  assert.deepEqual(plan.moves.map((m) => [m.vm, m.phase]), [
+    ["s", "stopped"],
+    ["m", "running"],
+  ]);
+  assert.ok(mayMove(movable, false));
+  assert.ok(!mayMove(fixed, false));
+  assert.ok(mayMove(fixed, true));
+  assert.ok(!mayMove(vm("x", "h1", "starting"), true));
 });

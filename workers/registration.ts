@@ -169,6 +169,10 @@ export class Registration {
         state: prev?.value.state ?? "active",
         registeredAt: new Date().toISOString(),
         incarnation: lease,
+        // An adopted lease keeps its ordered shutdown (workers/shutdown.ts).
+        ...(prev?.value.shutdown?.incarnation === lease
+          ? { shutdown: prev.value.shutdown }
+          : {}),
       };
       const alive: Alive = {
         incarnation: lease,

@@ -4,8 +4,10 @@
  * handlers, and keeps VM status in step with what the driver reports.
  * Stateless: everything it knows it reads from etcd and the driver.
  *
- * `run()` resolves "stopped" after `stop()`, or "lost" when the lease
- * session ended; the caller then starts a new incarnation.
+ * `run()` resolves "stopped" after `stop()`, "shutdown" after an ordered
+ * shutdown (workers/shutdown.ts: the host is drained, the lease revoked),
+ * or "lost" when the lease session ended; the caller then starts a new
+ * incarnation.
  *
  * @example
  * ```ts
@@ -17,7 +19,7 @@ import type { Config } from "../core/config.ts";
 import { UnreadableError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { Claim, Host, Task, Vm } from "../core/schemas.ts";
+import { Claim, Task, Vm } from "../core/schemas.ts";
 import { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
@@ -29,7 +31,6 @@ import {
   type VmDriver,
 } from "../tasks/context.ts";
 import { handlers } from "../tasks/handlers.ts";
-import { enqueueHostFailed } from "../tasks/host_failed.ts";
 import {
   claim,
   complete,
@@ -40,11 +41,18 @@ import {
   type WorkerId,
 } from "../tasks/queue.ts";
 import { withStatus } from "../tasks/vm_common.ts";
-import { ensureFencer, fencerOptions, keepFencer } from "./fence.ts";
+import {
+  ensureFencer,
+  fencerOptions,
+  keepFencer,
+  stopFencer,
+} from "./fence.ts";
+import { leaseOf, watchFailures } from "./failure_watch.ts";
 import { endHandover } from "./handover.ts";
 import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
 import { Registration } from "./registration.ts";
+import { awaitDrained, markDone } from "./shutdown.ts";
 import { VmKeeper } from "./vm_keeper.ts";
 import type { NetDriver } from "../drivers/net/mod.ts";
 import type { Underlay } from "../drivers/net/types.ts";
@@ -97,6 +105,10 @@ export class Worker {
   readonly #running = new Set<Promise<void>>();
   #wake?: ReturnType<typeof setTimeout>;
   #handover = false;
+  /** An ordered shutdown is about to finish: claim nothing new. */
+  #closing = false;
+  /** The host is drained and the shutdown recorded: the lease ends. */
+  #shutDown = false;
 
   constructor(opts: WorkerOptions) {
     this.#o = opts;
@@ -128,7 +140,7 @@ export class Worker {
     this.#stop.abort();
   }
 
-  async run(): Promise<"stopped" | "lost"> {
+  async run(): Promise<"stopped" | "shutdown" | "lost"> {
     const { config, driver } = this.#o;
     const { session, adopted } = await this.#reg.openSession();
     this.#session = session;
@@ -178,10 +190,17 @@ export class Worker {
         this.#watchQueue(this.host, signal),
         this.#watchQueue("any", signal),
         this.#watchClaims(signal),
-        this.#watchAlive(signal),
+        watchFailures({
+          store: this.#o.store,
+          host: this.host,
+          log: this.#log,
+          signal,
+        }),
         this.#monitor(signal, keeper),
+        this.#shutdownWhenDrained(signal),
       ];
       await Promise.all(loops);
+      if (this.#shutDown) return "shutdown";
       return this.#stop.signal.aborted ? "stopped" : "lost";
     } finally {
       clearTimeout(this.#wake);
@@ -193,19 +212,29 @@ export class Worker {
         });
       }
       await Promise.allSettled([...this.#running]);
-      if (this.#handover && !session.signal.aborted) {
-        await this.#reg.handOver(session).catch((err) =>
-          this.#log.error("cannot hand the lease over to the fencer", {
-            error: String(err),
-          })
-        );
+      if (this.#shutDown) {
+        // Drained: the lease ends now; nothing to fence or hand over.
+        await session.close({ revoke: true });
+        await stopFencer(fencerOptions(config, driver.name));
+      } else {
+        if (this.#handover && !session.signal.aborted) {
+          await this.#reg.handOver(session).catch((err) =>
+            this.#log.error("cannot hand the lease over to the fencer", {
+              error: String(err),
+            })
+          );
+        }
+        // Never revoke: the lease's end is the death signal, and the fencer
+        // kills the VMs at its deadline unless a restarted worker adopts it.
+        await session.close({ revoke: false });
       }
-      // Never revoke: the lease's end is the death signal, and the fencer
-      // kills the VMs at its deadline unless a restarted worker adopts it.
-      await session.close({ revoke: false });
       this.#log.info("worker incarnation ended", {
         lease: session.lease,
-        why: this.#stop.signal.aborted ? "stopped" : "lease lost",
+        why: this.#shutDown
+          ? "shut down"
+          : this.#stop.signal.aborted
+          ? "stopped"
+          : "lease lost",
       });
     }
   }
@@ -213,6 +242,41 @@ export class Worker {
   /** A transaction that holds only while this incarnation is alive. */
   #aliveGuard() {
     return this.#o.store.txn().ifLease(keys.alive(this.host), this.#id!.lease);
+  }
+
+  /**
+   * Ordered shutdown (workers/shutdown.ts): once asked and drained, claims
+   * nothing more, lets running tasks finish, records the shutdown and stops.
+   */
+  async #shutdownWhenDrained(signal: AbortSignal): Promise<void> {
+    const { store, driver, config } = this.#o;
+    const o = {
+      store,
+      host: this.host,
+      lease: this.#id!.lease,
+      driver,
+      log: this.#log,
+    };
+    const busy = () =>
+      [...this.#queued.values()].some((q) => q.target === this.host);
+    const everyMs = config.worker.monitorIntervalMs;
+    while (await awaitDrained({ ...o, busy, signal, everyMs })) {
+      this.#closing = true;
+      await Promise.allSettled([...this.#running]);
+      const done = !signal.aborted && await markDone(o).catch((err) => {
+        this.#log.warn("cannot record the shutdown", { error: String(err) });
+        return false;
+      });
+      if (done) {
+        this.#log.info("host drained: the worker shuts down in order");
+        this.#shutDown = true;
+        this.#stop.abort();
+        return;
+      }
+      this.#closing = false;
+      this.#pump();
+      await sleep(everyMs, signal);
+    }
   }
 
   /** Keeps VM status in step with what the driver reports (VmKeeper). */
@@ -291,59 +355,11 @@ export class Worker {
     });
   }
 
-  /**
-   * The failure watcher: when another host's `alive/` key disappears (its
-   * lease expired), enqueue `host.failed` for that incarnation; every worker
-   * watches, exactly one enqueues. Hosts already dead at start are caught by
-   * the listing.
-   */
-  async #watchAlive(signal: AbortSignal): Promise<void> {
-    const { store } = this.#o;
-    const incarnations = new Map<string, string>();
-    const failed = async (host: string, incarnation: string | undefined) => {
-      if (!incarnation || host === this.host) return;
-      const task = await enqueueHostFailed(store, host, incarnation);
-      if (task) {
-        this.#log.warn("host lease expired: failover enqueued", {
-          failed: host,
-          incarnation,
-          task: task.id,
-        });
-      }
-    };
-    await watchPrefix(store, keys.alives, {
-      signal,
-      log: this.#log,
-      onReset: async (items, revision) => {
-        incarnations.clear();
-        for (const it of items) {
-          incarnations.set(it.key.slice(keys.alives.length), leaseOf(it.value));
-        }
-        // At the listing's revision: a host registering meanwhile is not
-        // taken for one without an alive key.
-        const hosts = await store.list(keys.hosts, Host, { revision });
-        for (const h of hosts.items) {
-          if (!incarnations.has(h.value.name)) {
-            await failed(h.value.name, h.value.incarnation);
-          }
-        }
-      },
-      onEvent: async (ev) => {
-        const host = ev.key.slice(keys.alives.length);
-        if (ev.type === "put") incarnations.set(host, leaseOf(ev.value));
-        else {
-          const inc = incarnations.get(host);
-          incarnations.delete(host);
-          await failed(host, inc);
-        }
-      },
-    });
-  }
-
   /** Claims what is due, up to the concurrency limit; re-arms a timer. */
   #pump(): void {
     const signal = this.#session?.signal;
     if (!signal || signal.aborted || this.#stop.signal.aborted) return;
+    if (this.#closing) return;
     clearTimeout(this.#wake);
     const now = Date.now();
     let next = Infinity;
@@ -542,13 +558,4 @@ function startsWhileAlive(driver: VmDriver, session: Session): VmDriver {
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
-}
-
-/** The lease named in an `alive/` or `claim/` document (both have `lease`). */
-function leaseOf(raw: string): string {
-  try {
-    return String(JSON.parse(raw).lease ?? "");
-  } catch {
-    return "";
-  }
 }
