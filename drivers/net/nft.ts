@@ -33,8 +33,15 @@
  *
  * @module
  */
-import { parseIpv6, parsePrefix4 } from "../../core/netaddr.ts";
-import { normalizeMac } from "../../core/netaddr.ts";
+import {
+  formatIpv4,
+  formatIpv6,
+  linkLocal,
+  normalizeMac,
+  parseIpv6,
+  parsePrefix4,
+  parsePrefix6,
+} from "../../core/netaddr.ts";
 import {
   DHCP_PREFIX,
   fnv1a32,
@@ -87,20 +94,40 @@ export interface PortRules {
 }
 
 /**
+ * The addresses no port may claim (as a source, NA target or ARP sender):
+ * the metadata service (`169.254.169.254`, `fd00:ec2::254`,
+ * `fe80::a9fe:a9fe`) and the network's own server address
+ * (`<prefix>::1`, `<subnet+1>`: DHCP, later the router).
+ */
+export function serviceAddresses(net: NetworkSpec): string[] {
+  const out = ["169.254.169.254", "fd00:ec2::254", "fe80::a9fe:a9fe"];
+  out.push(formatIpv6(parsePrefix6(net.prefix).network | 1n));
+  if (net.ipv4) out.push(formatIpv4(parsePrefix4(net.ipv4).network + 1));
+  return out;
+}
+
+/**
  * The chain of `port` on `net`. Every rule counts what it matches and has
  * a comment naming its case: `mac-spoof`, `ip4-none` (IPv4/ARP on an
  * IPv6-only network or from a port without IPv4), `ethertype` (anything
- * but IPv6/IPv4/ARP, e.g. VLAN tags), `ip6-spoof`, `nd-spoof` (neighbour
- * advertisements for a foreign target), `ra`, `nd-redirect`,
- * `dhcp6-server`, and on legacy networks `arp-malformed`, `arp-spoof`
- * (two rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server`; the last
- * rule (`allowed`) accepts the rest.
+ * but IPv6/IPv4/ARP, e.g. VLAN tags), `ip6-spoof` (a source other than
+ * the port's address and its EUI-64 link-local), `ip6-unspec` (`::` as a
+ * source for anything but MLD reports and the duplicate address detection
+ * of the port's own addresses), `nd-spoof` (neighbour advertisements for
+ * another target), `ra`, `nd-redirect`, `dhcp6-server` (anything to UDP
+ * port 546), and on legacy networks `arp-malformed`, `arp-spoof` (two
+ * rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server` (anything to
+ * UDP port 68), `dhcp4-chaddr` (a DHCP client message whose client
+ * hardware address is not the port's MAC); the last rule (`allowed`)
+ * accepts the rest. Throws a TypeError for a port holding one of the
+ * {@linkcode serviceAddresses}.
  */
 export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
   const chain = nicChain(port.name);
   const mac = normalizeMac(port.mac);
   const v6 = parseIpv6(port.ipv6);
-  const v6text = port.ipv6.toLowerCase();
+  const v6text = formatIpv6(v6);
+  const ll = linkLocal(mac);
   const v4 = net.ipv4 && port.ipv4 ? port.ipv4 : undefined;
   if (v4) {
     parsePrefix4(net.ipv4!);
@@ -108,27 +135,41 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       throw new TypeError(`Port ${port.name}: bad IPv4 address ${v4}`);
     }
   }
+  for (const a of serviceAddresses(net)) {
+    if (a === v6text || a === v4) {
+      throw new TypeError(
+        `Port ${port.name}: ${a} is a service address of network ${net.id}`,
+      );
+    }
+  }
   const hex128 = (n: bigint) => "0x" + n.toString(16).padStart(32, "0");
+  const own6 = `{ ${hex128(parseIpv6(ll))}, ${hex128(v6)} }`;
   const body: [string, string][] = [
     [`ether saddr != ${mac} counter drop`, "mac-spoof"],
   ];
   if (!v4) body.push([`ether type { ip, arp } counter drop`, "ip4-none"]);
   body.push(
     [`ether type != { ip6, ip, arp } counter drop`, "ethertype"],
-    [`ip6 saddr != { ::, fe80::/10, ${v6text} } counter drop`, "ip6-spoof"],
+    [`ip6 saddr != { ::, ${ll}, ${v6text} } counter drop`, "ip6-spoof"],
+    [`ip6 saddr :: meta l4proto != ipv6-icmp counter drop`, "ip6-unspec"],
     [
-      `icmpv6 type nd-neighbor-advert @th,64,128 != { ${
-        hex128(0xfe80n << 112n)
-      }-${hex128((0xfebfn << 112n) | ((1n << 112n) - 1n))}, ${
-        hex128(v6)
-      } } counter drop`,
+      `ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } counter drop`,
+      "ip6-unspec",
+    ],
+    [
+      `ip6 saddr :: icmpv6 type nd-neighbor-solicit @th,64,128 != ${own6} counter drop`,
+      "ip6-unspec",
+    ],
+    [
+      `icmpv6 type nd-neighbor-advert @th,64,128 != ${own6} counter drop`,
       "nd-spoof",
     ],
     [`icmpv6 type nd-router-advert counter drop`, "ra"],
     [`icmpv6 type nd-redirect counter drop`, "nd-redirect"],
-    [`udp sport 547 udp dport 546 counter drop`, "dhcp6-server"],
+    [`udp dport 546 counter drop`, "dhcp6-server"],
   );
   if (v4) {
+    const chaddr = "0x" + mac.replaceAll(":", "");
     body.push(
       [
         `arp htype . arp ptype . arp hlen . arp plen != { 1 . ip . 6 . 4 } counter drop`,
@@ -137,12 +178,14 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       [`arp saddr ether != ${mac} counter drop`, "arp-spoof"],
       [`arp saddr ip != { 0.0.0.0, ${v4} } counter drop`, "arp-spoof"],
       [`ip saddr != { 0.0.0.0, ${v4} } counter drop`, "ip4-spoof"],
-      [`udp sport 67 udp dport 68 counter drop`, "dhcp4-server"],
+      [`udp dport 68 counter drop`, "dhcp4-server"],
+      // chaddr: UDP header (8 bytes) + 28 bytes into the BOOTP header.
+      [`udp dport 67 @th,288,48 != ${chaddr} counter drop`, "dhcp4-chaddr"],
     );
   }
   body.push([`counter accept`, "allowed"]);
   const rules = body.map(([b, c]) => `${b} comment "${c}"`);
-  const fingerprint = fnv1a32(`v1\n${rules.join("\n")}`).toString(16)
+  const fingerprint = fnv1a32(`v2\n${rules.join("\n")}`).toString(16)
     .padStart(8, "0");
   const head = `port ${port.name} fp=${fingerprint}`;
   return {
