@@ -35,6 +35,7 @@ import {
   parsePrefix6,
 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
+import { detectUnderlay } from "./underlay.ts";
 import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
 import {
   bridgeOf,
@@ -66,6 +67,7 @@ import type {
 } from "./types.ts";
 
 export { netnsExec };
+export { detectUnderlay };
 
 /** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN6_OVERHEAD = 70;
@@ -108,66 +110,6 @@ interface NetPlan {
   vxlan?: string;
   /** MTU of the bridge, its VXLAN and its ports. */
   mtu: number;
-}
-
-/**
- * The host's underlay. With `device`: that device and its first global
- * (not link-local, not tentative) IPv6 address; without: the device of the
- * IPv6 default route, else the first device other than `lo` with a global
- * IPv6 address. Null when there is none.
- */
-export async function detectUnderlay(
-  device?: string,
-  { netns, signal }: { netns?: string; signal?: AbortSignal } = {},
-): Promise<Underlay | null> {
-  const exec = netnsExec(netns);
-  const addrs = async (dev?: string) => {
-    const args = ["-j", "-6", "addr", "show", "scope", "global"];
-    if (dev) args.push("dev", dev);
-    const { stdout } = await exec("ip", args, { signal, timeoutMs: 10_000 });
-    return JSON.parse(stdout || "[]") as {
-      ifname: string;
-      addr_info?: {
-        local: string;
-        scope: string;
-        tentative?: boolean;
-        dadfailed?: boolean;
-      }[];
-    }[];
-  };
-  const first = (
-    list: Awaited<ReturnType<typeof addrs>>,
-  ): Underlay | null => {
-    for (const l of list) {
-      if (l.ifname === "lo") continue;
-      for (const a of l.addr_info ?? []) {
-        if (
-          a.scope === "global" && !a.tentative && !a.dadfailed &&
-          !a.local.toLowerCase().startsWith("fe80:")
-        ) return { device: l.ifname, address: a.local };
-      }
-    }
-    return null;
-  };
-  if (device) {
-    checkDeviceName(device);
-    return first(await addrs(device));
-  }
-  const { stdout } = await exec(
-    "ip",
-    ["-j", "-6", "route", "show", "default"],
-    {
-      signal,
-      timeoutMs: 10_000,
-    },
-  );
-  const routes = JSON.parse(stdout || "[]") as { dev?: string }[];
-  for (const r of routes) {
-    if (!r.dev) continue;
-    const found = first(await addrs(r.dev));
-    if (found) return found;
-  }
-  return first(await addrs());
 }
 
 /**
