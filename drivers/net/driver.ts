@@ -56,6 +56,7 @@ import {
   planTable,
   portRules,
 } from "./nft.ts";
+import { deleteIngressScript, planIngress, portDrops } from "./nft_ingress.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
 import type {
   Exec,
@@ -177,6 +178,21 @@ export class NetDriver {
     return next;
   }
 
+  /**
+   * Packets each port's rules dropped so far (spoofing, reserved frames,
+   * rogue servers: every rule but `allowed`), by port name; ports without
+   * rules are absent. Counters start at 0 when a port's chain is made and
+   * survive re-syncs; a rise means the VM sent what it may not.
+   */
+  async portDrops(
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<Map<string, number>> {
+    return portDrops(
+      await this.#nftTable(opts.signal),
+      await this.#nftTable(opts.signal, "netdev"),
+    );
+  }
+
   async #sync(state: HostNetState, signal?: AbortSignal): Promise<SyncReport> {
     const started = performance.now();
     const report: Required<SyncReport> = {
@@ -271,6 +287,8 @@ export class NetDriver {
           "0",
           "mcast_snooping",
           "0",
+          "no_linklocal_learn",
+          "1",
         ], signal);
         await this.#do(`label bridge ${p.bridge}`, "ip", [
           "link",
@@ -286,6 +304,19 @@ export class NetDriver {
             bridge: p.bridge,
           });
         }
+      }
+      // Frames to 01:80:c2:00:00:0x teach the bridge nothing (the ports'
+      // ingress chains drop them; this covers the VXLAN device too).
+      if (br && br.data.no_linklocal_learn !== 1) {
+        await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
+          "link",
+          "set",
+          p.bridge,
+          "type",
+          "bridge",
+          "no_linklocal_learn",
+          "1",
+        ], signal);
       }
       // The host never configures itself from tenant RAs. Forwarding on
       // the bridge only makes the host a router on it, as radvd wants
@@ -348,25 +379,30 @@ export class NetDriver {
       await this.#do(`bring up ${args[2]}`, "ip", args, signal);
     }
 
-    // 3. The firewall, in one transaction.
+    // 3. The firewall, both tables in one transaction. The ingress table
+    // is read now: an older kernel deletes a netdev chain with its device.
     const plan = planTable(
       table,
       [...ports.values()].map(({ port, net }) => portRules(net.net, port)),
     );
-    if (plan.script) {
+    const ingress = planIngress(
+      await this.#nftTable(signal, "netdev"),
+      [...ports.keys()],
+    );
+    if (plan.script || ingress.script) {
       await this.#do(
-        `apply port rules (table bridge ${NFT_TABLE})`,
+        `apply port rules (tables bridge and netdev ${NFT_TABLE})`,
         "nft",
-        [
-          "-f",
-          "-",
-        ],
+        ["-f", "-"],
         signal,
-        plan.script,
+        plan.script + ingress.script,
       );
-      report.added.push(...plan.added);
-      report.changed.push(...plan.changed);
-      report.removed.push(...plan.removed);
+      // An ingress chain is named like the port's bridge chain.
+      for (const k of ["added", "changed", "removed"] as const) {
+        for (const c of [...plan[k], ...ingress[k]]) {
+          if (!report[k].includes(c)) report[k].push(c);
+        }
+      }
     }
 
     // 4. Router advertisements and DHCP servers, before ports come up: a
@@ -609,6 +645,15 @@ export class NetDriver {
     for (const name of ports) await this.#dropPort(name, links, signal);
     await this.#radvd.stop();
     await this.#dhcp.stopAll({ signal });
+    if (await this.#nftTable(signal, "netdev")) {
+      await this.#do(
+        `delete table netdev ${NFT_TABLE}`,
+        "nft",
+        ["-f", "-"],
+        signal,
+        deleteIngressScript(),
+      );
+    }
     if (table) {
       await this.#do(
         `delete table bridge ${NFT_TABLE}`,
@@ -727,20 +772,25 @@ export class NetDriver {
     return out;
   }
 
-  /** The table as the kernel has it; null when there is none. */
-  async #nftTable(signal?: AbortSignal): Promise<NftTable | null> {
+  /** A table of ours as the kernel has it; null when there is none. */
+  async #nftTable(
+    signal?: AbortSignal,
+    family: "bridge" | "netdev" = "bridge",
+  ): Promise<NftTable | null> {
     try {
       const { stdout } = await this.#exec("nft", [
         "-j",
         "list",
         "table",
-        "bridge",
+        family,
         NFT_TABLE,
       ], { signal, timeoutMs: 30_000 });
       return parseTable(stdout);
     } catch (err) {
       if (/No such file or directory/.test(String(err))) return null;
-      throw new Error(`Cannot read table bridge ${NFT_TABLE}`, { cause: err });
+      throw new Error(`Cannot read table ${family} ${NFT_TABLE}`, {
+        cause: err,
+      });
     }
   }
 
