@@ -305,19 +305,6 @@ export class NetDriver {
           });
         }
       }
-      // Frames to 01:80:c2:00:00:0x teach the bridge nothing (the ports'
-      // ingress chains drop them; this covers the VXLAN device too).
-      if (br && br.data.no_linklocal_learn !== 1) {
-        await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
-          "link",
-          "set",
-          p.bridge,
-          "type",
-          "bridge",
-          "no_linklocal_learn",
-          "1",
-        ], signal);
-      }
       // The host never configures itself from tenant RAs. Forwarding on
       // the bridge only makes the host a router on it, as radvd wants
       // (packets are routed only with net.ipv6.conf.all.forwarding). No
@@ -339,6 +326,22 @@ export class NetDriver {
       if (p.vxlan) {
         await this.#vxlan(p, links, state, report, sysctls, ups, signal);
       }
+    }
+
+    // Frames to 01:80:c2:00:00:0x teach no bridge of a VM anything (the
+    // ports' ingress chains drop them; this covers VXLANs and uplinks).
+    for (const p of nets.values()) {
+      const br = links.get(p.bridge);
+      if (!br || br.data.no_linklocal_learn === 1) continue;
+      await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
+        "link",
+        "set",
+        p.bridge,
+        "type",
+        "bridge",
+        "no_linklocal_learn",
+        "1",
+      ], signal);
     }
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
