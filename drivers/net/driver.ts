@@ -12,7 +12,8 @@
  *    sysctls set, then up;
  * 2. missing taps created (down, on no bridge); ports no longer wanted
  *    taken off their bridge (our taps deleted);
- * 3. every firewall change in ONE `nft -f -` transaction;
+ * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
+ *    in ONE `nft -f -` transaction;
  * 4. radvd reconfigured; DHCP servers made, restarted or removed
  *    (drivers/net/dhcp.ts; before ports come up, so that a VM's first
  *    router solicitation and DHCP request are answered);

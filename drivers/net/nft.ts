@@ -6,7 +6,10 @@
  * (fail-closed). Prerouting, not forward: the bridge learns source MACs
  * after prerouting, so a frame with a spoofed MAC dropped only at forward
  * would still move the victim's MAC to the spoofer's port in the bridge's
- * FDB. Prerouting also covers frames to the host itself.
+ * FDB. Prerouting also covers frames to the host itself, except those to
+ * the reserved group `01:80:c2:00:00:0x`, which the bridge handles before
+ * prerouting: the ports' chains in `netdev ucloud` drop them
+ * (drivers/net/nft_ingress.ts).
  *
  * A second base chain `dhcp-local` at the bridge `forward` hook keeps each
  * host's DHCP servers (drivers/net/dhcp.ts) to this host's VMs: frames
