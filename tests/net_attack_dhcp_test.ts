@@ -114,9 +114,18 @@ Deno.test("NetDriver attack: DHCPv4 client messages in a neighbour's name (DHCPD
     const c0 = await env.counted(x.port, "dhcp4-chaddr");
 
     // x declines y's address in y's name: dnsmasq would take it off y.
-    await sendFrames(x, [
-      attack.dhcp4Decline(x.mac, y.mac, "198.51.100.3", "198.51.100.1", m("d")),
-    ], { repeat: 3 });
+    // ... also with y's chaddr in a second fragment (the first one ends
+    // 24 bytes into the BOOTP header, before chaddr).
+    const decline = attack.dhcp4Decline(
+      x.mac,
+      y.mac,
+      "198.51.100.3",
+      "198.51.100.1",
+      m("d"),
+    );
+    await sendFrames(x, [decline, ...attack.fragment4(decline, 32)], {
+      repeat: 3,
+    });
     assert.deepEqual(
       await ips(y),
       ["198.51.100.3", "198.51.100.3"],
@@ -126,7 +135,7 @@ Deno.test("NetDriver attack: DHCPv4 client messages in a neighbour's name (DHCPD
     // x's own DHCP still works.
     assert.deepEqual(await ips(x), ["198.51.100.2", "198.51.100.2"]);
     assert.ok(
-      (await env.counted(x.port, "dhcp4-chaddr")) - c0 >= 3 + 2,
+      (await env.counted(x.port, "dhcp4-chaddr")) - c0 >= 3 + 3 + 2,
       "not counted",
     );
   });

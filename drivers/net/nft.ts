@@ -120,8 +120,9 @@ export function serviceAddresses(net: NetworkSpec): string[] {
  * another target), `ra`, `nd-redirect`, `dhcp6-server` (anything to UDP
  * port 546), and on legacy networks `arp-malformed`, `arp-spoof` (two
  * rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server` (anything to
- * UDP port 68), `dhcp4-chaddr` (a DHCP client message whose client
- * hardware address is not the port's MAC); the last rule (`allowed`)
+ * UDP port 68), `dhcp4-chaddr` (two rules: a DHCP client message whose
+ * client hardware address is not the port's MAC, or that is fragmented);
+ * the last rule (`allowed`)
  * accepts the rest. Throws a TypeError for a port holding one of the
  * {@linkcode serviceAddresses}.
  */
@@ -182,7 +183,9 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       [`arp saddr ip != { 0.0.0.0, ${v4} } counter drop`, "arp-spoof"],
       [`ip saddr != { 0.0.0.0, ${v4} } counter drop`, "ip4-spoof"],
       [`udp dport 68 counter drop`, "dhcp4-server"],
-      // chaddr: UDP header (8 bytes) + 28 bytes into the BOOTP header.
+      // chaddr: UDP header (8 bytes) + 28 bytes into the BOOTP header;
+      // never in a later fragment (no first fragment, no reassembly).
+      [`ip frag-off & 0x2000 != 0 udp dport 67 counter drop`, "dhcp4-chaddr"],
       [`udp dport 67 @th,288,48 != ${chaddr} counter drop`, "dhcp4-chaddr"],
     );
   }

@@ -144,6 +144,10 @@ Deno.test("portRules() on a legacy network: ARP and IPv4 bound to the port's add
     text,
     /udp dport 67 @th,288,48 != 0x02c10d123456 counter drop comment "dhcp4-chaddr"/,
   );
+  assert.match(
+    text,
+    /ip frag-off & 0x2000 != 0 udp dport 67 counter drop comment "dhcp4-chaddr"/,
+  );
   // A port without IPv4 on a legacy network gets no IPv4 at all.
   assert.ok(portRules(net4, port).comments.includes("ip4-none"));
   assert.throws(

@@ -189,4 +189,31 @@ export const attack = {
       ...ip4Bytes(server),
     ], extra);
   },
+  /**
+   * The IPv4 packet of an Ethernet frame `f` in two fragments, the first
+   * carrying `first` bytes of its payload (a multiple of 8).
+   */
+  fragment4(f: Uint8Array, first: number): Uint8Array[] {
+    const head = f.slice(0, 14), ip = f.slice(14, 34), data = f.slice(34);
+    const part = (
+      offset: number,
+      body: Uint8Array,
+      more: boolean,
+    ): Uint8Array => {
+      const h = new Uint8Array(ip);
+      h.set(u16(20 + body.length), 2);
+      h.set([0x1c, 0x11], 4); // identification
+      h.set(u16((more ? 0x2000 : 0) | (offset / 8)), 6);
+      h.set([0, 0], 10);
+      let sum = 0;
+      for (let i = 0; i < 20; i += 2) sum += (h[i] << 8) + h[i + 1];
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+      h.set(u16(~sum & 0xffff), 10);
+      return cat(head, h, body);
+    };
+    return [
+      part(0, data.slice(0, first), true),
+      part(first, data.slice(first), false),
+    ];
+  },
 };
