@@ -290,3 +290,47 @@ Deno.test("NetDriver attack: `::` only for DAD of the port's own addresses and M
     );
   });
 });
+
+Deno.test("NetDriver attack: 0.0.0.0 only for ARP probes of the port's own IPv4 address, DHCP requests and IGMP: a neighbour's address conflict detection cannot be denied", async () => {
+  await withAttackHost("ucatk5v4", async (env) => {
+    const net = privateNet("n4", 0x304, env.prefix(4), {
+      ipv4: "198.51.100.0/24",
+    });
+    const x = await env.vm("x", 0x54, { ipv4: "198.51.100.10/24" });
+    const y = await env.vm("y", 0x55, { ipv4: "198.51.100.11/24" });
+    await env.sync([net], [
+      portOf(x, net, "198.51.100.10"),
+      portOf(y, net, "198.51.100.11"),
+    ]);
+    const BCAST = "ff:ff:ff:ff:ff:ff", ZERO = "00:00:00:00:00:00";
+    const probe = (target: string, id: string) =>
+      e(
+        BCAST,
+        x.mac,
+        ETH.arp,
+        frame.arp(1, x.mac, "0.0.0.0", ZERO, target, m(id)),
+      );
+    const u0 = await env.counted(x.port, "ip4-unspec");
+    const [atY] = await env.exchange(x, [
+      // y probes its address (RFC 5227) and hears x probing it too.
+      probe("198.51.100.11", "probe-neighbour"),
+      e(
+        y.mac,
+        x.mac,
+        ETH.ip4,
+        frame.udp4("0.0.0.0", "198.51.100.11", 5000, 5001, m("udp-unspec")),
+      ),
+      probe("198.51.100.10", "probe-own"),
+      attack.dhcp4Client(x.mac, x.mac, 1, [], m("dhcp-discover")),
+    ], [y]);
+    assert.deepEqual(
+      new Map(atY),
+      new Map([["probe-own", 3], ["dhcp-discover", 3]]),
+      "y received exactly x's legitimate frames",
+    );
+    assert.ok(
+      (await env.counted(x.port, "ip4-unspec")) - u0 >= 6,
+      "not counted",
+    );
+  });
+});

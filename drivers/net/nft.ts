@@ -119,7 +119,9 @@ export function serviceAddresses(net: NetworkSpec): string[] {
  * of the port's own addresses), `nd-spoof` (neighbour advertisements for
  * another target), `ra`, `nd-redirect`, `dhcp6-server` (anything to UDP
  * port 546), and on legacy networks `arp-malformed`, `arp-spoof` (two
- * rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server` (anything to
+ * rules: sender MAC, sender IP), `ip4-spoof`, `ip4-unspec` (`0.0.0.0` as
+ * the source of anything but DHCP requests, IGMP reports and ARP probes for
+ * the port's own address), `dhcp4-server` (anything to
  * UDP port 68), `dhcp4-chaddr` (two rules: a DHCP client message whose
  * client hardware address is not the port's MAC, or that is fragmented);
  * the last rule (`allowed`)
@@ -182,6 +184,17 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       [`arp saddr ether != ${mac} counter drop`, "arp-spoof"],
       [`arp saddr ip != { 0.0.0.0, ${v4} } counter drop`, "arp-spoof"],
       [`ip saddr != { 0.0.0.0, ${v4} } counter drop`, "ip4-spoof"],
+      // 0.0.0.0 only for ARP probes of the port's own address (address
+      // conflict detection), DHCP requests and IGMP reports.
+      [
+        `arp saddr ip 0.0.0.0 arp daddr ip != ${v4} counter drop`,
+        "ip4-unspec",
+      ],
+      [
+        `ip saddr 0.0.0.0 meta l4proto != { udp, igmp } counter drop`,
+        "ip4-unspec",
+      ],
+      [`ip saddr 0.0.0.0 udp dport != 67 counter drop`, "ip4-unspec"],
       [`udp dport 68 counter drop`, "dhcp4-server"],
       // chaddr: UDP header (8 bytes) + 28 bytes into the BOOTP header;
       // never in a later fragment (no first fragment, no reassembly).

@@ -139,6 +139,16 @@ Deno.test("portRules() on a legacy network: ARP and IPv4 bound to the port's add
   assert.match(text, /arp saddr ether != 02:c1:0d:12:34:56 counter drop/);
   assert.match(text, /arp saddr ip != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
   assert.match(text, /ip saddr != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
+  // 0.0.0.0: ARP probes for the port's own address, DHCP requests, IGMP.
+  assert.match(
+    text,
+    /arp saddr ip 0\.0\.0\.0 arp daddr ip != 198\.51\.100\.7 counter drop comment "ip4-unspec"/,
+  );
+  assert.match(
+    text,
+    /ip saddr 0\.0\.0\.0 meta l4proto != \{ udp, igmp \} counter drop/,
+  );
+  assert.match(text, /ip saddr 0\.0\.0\.0 udp dport != 67 counter drop/);
   assert.match(text, /udp dport 68 counter drop comment "dhcp4-server"/);
   assert.match(
     text,
