@@ -53,13 +53,20 @@ import {
   TAP_PREFIX,
 } from "./names.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
+import { type NftTable, PORTS_MAP } from "./nft_table.ts";
+
+export {
+  type NftChain,
+  type NftRule,
+  type NftTable,
+  parseTable,
+} from "./nft_table.ts";
 
 /** The base chain hooked at bridge prerouting. */
 export const BASE_CHAIN = "from-ports";
 /** The base chain hooked at bridge forward: DHCP servers stay local. */
 export const DHCP_CHAIN = "dhcp-local";
-/** The map `ifname : verdict` from port names to `jump nic-<port>`. */
-export const PORTS_MAP = "ports";
+export { PORTS_MAP };
 /** Bridge family priority `filter`, as `nft -j` prints it. */
 const FILTER_PRIO = -200;
 
@@ -214,92 +221,6 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
     rules: [`counter comment "${head}"`, ...rules],
     comments: [head, ...body.map(([, c]) => c)],
   };
-}
-
-/** One rule as read from the kernel. */
-export interface NftRule {
-  handle: number;
-  comment?: string;
-  /** From the rule's first counter; 0 without one. */
-  packets: number;
-  bytes: number;
-}
-
-/** One chain as read from the kernel. */
-export interface NftChain {
-  name: string;
-  handle: number;
-  hook?: string;
-  prio?: number;
-  policy?: string;
-  rules: NftRule[];
-}
-
-/** The table `bridge ucloud` as read from the kernel. */
-export interface NftTable {
-  chains: Map<string, NftChain>;
-  /** Whether the `ports` map exists. */
-  hasMap: boolean;
-  /** Elements of the `ports` map: port name → jump target chain. */
-  ports: Map<string, string>;
-}
-
-type Json = Record<string, unknown>;
-
-/**
- * Parses `nft -j list table bridge ucloud` output. Throws a TypeError on
- * text that is not nft JSON.
- */
-export function parseTable(json: string): NftTable {
-  const doc = JSON.parse(json) as { nftables?: Json[] };
-  if (!Array.isArray(doc.nftables)) {
-    throw new TypeError("Not nft JSON: no nftables array");
-  }
-  const table: NftTable = {
-    chains: new Map(),
-    hasMap: false,
-    ports: new Map(),
-  };
-  const rules: Json[] = [];
-  for (const item of doc.nftables) {
-    if (item.chain) {
-      const c = item.chain as Json;
-      table.chains.set(String(c.name), {
-        name: String(c.name),
-        handle: Number(c.handle),
-        hook: c.hook as string | undefined,
-        prio: c.prio as number | undefined,
-        policy: c.policy as string | undefined,
-        rules: [],
-      });
-    } else if (item.map && (item.map as Json).name === PORTS_MAP) {
-      table.hasMap = true;
-      for (const e of ((item.map as Json).elem ?? []) as unknown[]) {
-        const [key, value] = Array.isArray(e) ? e : [];
-        const name = typeof key === "string"
-          ? key
-          : ((key as Json)?.elem as Json)?.val;
-        const target = ((value as Json)?.jump as Json)?.target ??
-          ((value as Json)?.goto as Json)?.target;
-        if (typeof name === "string") {
-          table.ports.set(name, typeof target === "string" ? target : "");
-        }
-      }
-    } else if (item.rule) rules.push(item.rule as Json);
-  }
-  for (const r of rules) {
-    const chain = table.chains.get(String(r.chain));
-    if (!chain) continue;
-    const counter = ((r.expr ?? []) as Json[]).find((e) => e.counter)
-      ?.counter as Json | undefined;
-    chain.rules.push({
-      handle: Number(r.handle),
-      comment: r.comment as string | undefined,
-      packets: Number(counter?.packets ?? 0),
-      bytes: Number(counter?.bytes ?? 0),
-    });
-  }
-  return table;
 }
 
 /** What {@linkcode planTable} decided. */
