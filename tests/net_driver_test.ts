@@ -100,7 +100,7 @@ interface Link {
   mtu: number;
   flags: string[];
   ifalias?: string;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
 }
 
 async function links(ns: string): Promise<Map<string, Link>> {
@@ -827,6 +827,12 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
           new Set([nicChain(p.port), nicChain(q.port)]),
         );
         assert.equal((await links(h1.ns)).get(p.port)?.master, "pubbr0");
+        // Reserved link-local frames teach the admin's bridge nothing either.
+        assert.equal(
+          (await links(h1.ns)).get("pubbr0")?.linkinfo?.info_data
+            ?.no_linklocal_learn,
+          1,
+        );
         const P6 = eui64(pub.prefix, p.mac), Q6 = eui64(pub.prefix, q.mac);
         const before = await nftTable(h1.ns);
         const cap = await capture(vms, q);

@@ -12,7 +12,8 @@
  *    sysctls set, then up;
  * 2. missing taps created (down, on no bridge); ports no longer wanted
  *    taken off their bridge (our taps deleted);
- * 3. every firewall change in ONE `nft -f -` transaction;
+ * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
+ *    in ONE `nft -f -` transaction;
  * 4. radvd reconfigured; DHCP servers made, restarted or removed
  *    (drivers/net/dhcp.ts; before ports come up, so that a VM's first
  *    router solicitation and DHCP request are answered);
@@ -35,6 +36,7 @@ import {
   parsePrefix6,
 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
+import { detectUnderlay } from "./underlay.ts";
 import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import {
@@ -56,6 +58,7 @@ import {
   planTable,
   portRules,
 } from "./nft.ts";
+import { deleteIngressScript, planIngress, portDrops } from "./nft_ingress.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
 import type {
   Exec,
@@ -67,6 +70,7 @@ import type {
 } from "./types.ts";
 
 export { netnsExec };
+export { detectUnderlay };
 
 /** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN6_OVERHEAD = 70;
@@ -109,66 +113,6 @@ interface NetPlan {
   vxlan?: string;
   /** MTU of the bridge, its VXLAN and its ports. */
   mtu: number;
-}
-
-/**
- * The host's underlay. With `device`: that device and its first global
- * (not link-local, not tentative) IPv6 address; without: the device of the
- * IPv6 default route, else the first device other than `lo` with a global
- * IPv6 address. Null when there is none.
- */
-export async function detectUnderlay(
-  device?: string,
-  { netns, signal }: { netns?: string; signal?: AbortSignal } = {},
-): Promise<Underlay | null> {
-  const exec = netnsExec(netns);
-  const addrs = async (dev?: string) => {
-    const args = ["-j", "-6", "addr", "show", "scope", "global"];
-    if (dev) args.push("dev", dev);
-    const { stdout } = await exec("ip", args, { signal, timeoutMs: 10_000 });
-    return JSON.parse(stdout || "[]") as {
-      ifname: string;
-      addr_info?: {
-        local: string;
-        scope: string;
-        tentative?: boolean;
-        dadfailed?: boolean;
-      }[];
-    }[];
-  };
-  const first = (
-    list: Awaited<ReturnType<typeof addrs>>,
-  ): Underlay | null => {
-    for (const l of list) {
-      if (l.ifname === "lo") continue;
-      for (const a of l.addr_info ?? []) {
-        if (
-          a.scope === "global" && !a.tentative && !a.dadfailed &&
-          !a.local.toLowerCase().startsWith("fe80:")
-        ) return { device: l.ifname, address: a.local };
-      }
-    }
-    return null;
-  };
-  if (device) {
-    checkDeviceName(device);
-    return first(await addrs(device));
-  }
-  const { stdout } = await exec(
-    "ip",
-    ["-j", "-6", "route", "show", "default"],
-    {
-      signal,
-      timeoutMs: 10_000,
-    },
-  );
-  const routes = JSON.parse(stdout || "[]") as { dev?: string }[];
-  for (const r of routes) {
-    if (!r.dev) continue;
-    const found = first(await addrs(r.dev));
-    if (found) return found;
-  }
-  return first(await addrs());
 }
 
 /**
@@ -235,6 +179,21 @@ export class NetDriver {
     const next = this.#queue.then(() => this.#teardown(opts.signal));
     this.#queue = next.catch(() => {});
     return next;
+  }
+
+  /**
+   * Packets each port's rules dropped so far (spoofing, reserved frames,
+   * rogue servers: every rule but `allowed`), by port name; ports without
+   * rules are absent. Counters start at 0 when a port's chain is made and
+   * survive re-syncs; a rise means the VM sent what it may not.
+   */
+  async portDrops(
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<Map<string, number>> {
+    return portDrops(
+      await this.#nftTable(opts.signal),
+      await this.#nftTable(opts.signal, "netdev"),
+    );
   }
 
   async #sync(state: HostNetState, signal?: AbortSignal): Promise<SyncReport> {
@@ -343,6 +302,8 @@ export class NetDriver {
           "0",
           "mcast_snooping",
           "0",
+          "no_linklocal_learn",
+          "1",
         ], signal);
         await this.#do(`label bridge ${p.bridge}`, "ip", [
           "link",
@@ -380,6 +341,22 @@ export class NetDriver {
       if (p.vxlan) {
         await this.#vxlan(p, links, state, report, sysctls, ups, signal);
       }
+    }
+
+    // Frames to 01:80:c2:00:00:0x teach no bridge of a VM anything (the
+    // ports' ingress chains drop them; this covers VXLANs and uplinks).
+    for (const p of nets.values()) {
+      const br = links.get(p.bridge);
+      if (!br || br.data.no_linklocal_learn === 1) continue;
+      await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
+        "link",
+        "set",
+        p.bridge,
+        "type",
+        "bridge",
+        "no_linklocal_learn",
+        "1",
+      ], signal);
     }
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
@@ -421,25 +398,30 @@ export class NetDriver {
       await this.#do(`bring up ${args[2]}`, "ip", args, signal);
     }
 
-    // 3. The firewall, in one transaction.
+    // 3. The firewall, both tables in one transaction. The ingress table
+    // is read now: an older kernel deletes a netdev chain with its device.
     const plan = planTable(
       table,
       [...ports.values()].map(({ port, net }) => portRules(net.net, port)),
     );
-    if (plan.script) {
+    const ingress = planIngress(
+      await this.#nftTable(signal, "netdev"),
+      [...ports.keys()],
+    );
+    if (plan.script || ingress.script) {
       await this.#do(
-        `apply port rules (table bridge ${NFT_TABLE})`,
+        `apply port rules (tables bridge and netdev ${NFT_TABLE})`,
         "nft",
-        [
-          "-f",
-          "-",
-        ],
+        ["-f", "-"],
         signal,
-        plan.script,
+        plan.script + ingress.script,
       );
-      report.added.push(...plan.added);
-      report.changed.push(...plan.changed);
-      report.removed.push(...plan.removed);
+      // An ingress chain is named like the port's bridge chain.
+      for (const k of ["added", "changed", "removed"] as const) {
+        for (const c of [...plan[k], ...ingress[k]]) {
+          if (!report[k].includes(c)) report[k].push(c);
+        }
+      }
     }
 
     // 4. Router advertisements and DHCP servers, before ports come up: a
@@ -683,6 +665,15 @@ export class NetDriver {
     for (const name of ports) await this.#dropPort(name, links, signal);
     await this.#radvd.stop();
     await this.#dhcp.stopAll({ signal });
+    if (await this.#nftTable(signal, "netdev")) {
+      await this.#do(
+        `delete table netdev ${NFT_TABLE}`,
+        "nft",
+        ["-f", "-"],
+        signal,
+        deleteIngressScript(),
+      );
+    }
     if (table) {
       await this.#do(
         `delete table bridge ${NFT_TABLE}`,
@@ -823,20 +814,25 @@ export class NetDriver {
     return out;
   }
 
-  /** The table as the kernel has it; null when there is none. */
-  async #nftTable(signal?: AbortSignal): Promise<NftTable | null> {
+  /** A table of ours as the kernel has it; null when there is none. */
+  async #nftTable(
+    signal?: AbortSignal,
+    family: "bridge" | "netdev" = "bridge",
+  ): Promise<NftTable | null> {
     try {
       const { stdout } = await this.#exec("nft", [
         "-j",
         "list",
         "table",
-        "bridge",
+        family,
         NFT_TABLE,
       ], { signal, timeoutMs: 30_000 });
       return parseTable(stdout);
     } catch (err) {
       if (/No such file or directory/.test(String(err))) return null;
-      throw new Error(`Cannot read table bridge ${NFT_TABLE}`, { cause: err });
+      throw new Error(`Cannot read table ${family} ${NFT_TABLE}`, {
+        cause: err,
+      });
     }
   }
 

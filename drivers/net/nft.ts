@@ -6,7 +6,10 @@
  * (fail-closed). Prerouting, not forward: the bridge learns source MACs
  * after prerouting, so a frame with a spoofed MAC dropped only at forward
  * would still move the victim's MAC to the spoofer's port in the bridge's
- * FDB. Prerouting also covers frames to the host itself.
+ * FDB. Prerouting also covers frames to the host itself, except those to
+ * the reserved group `01:80:c2:00:00:0x`, which the bridge handles before
+ * prerouting: the ports' chains in `netdev ucloud` drop them
+ * (drivers/net/nft_ingress.ts).
  *
  * A second base chain `dhcp-local` at the bridge `forward` hook keeps each
  * host's DHCP servers (drivers/net/dhcp.ts) to this host's VMs: frames
@@ -33,8 +36,15 @@
  *
  * @module
  */
-import { parseIpv6, parsePrefix4 } from "../../core/netaddr.ts";
-import { normalizeMac } from "../../core/netaddr.ts";
+import {
+  formatIpv4,
+  formatIpv6,
+  linkLocal,
+  normalizeMac,
+  parseIpv6,
+  parsePrefix4,
+  parsePrefix6,
+} from "../../core/netaddr.ts";
 import {
   DHCP_PREFIX,
   fnv1a32,
@@ -43,13 +53,20 @@ import {
   TAP_PREFIX,
 } from "./names.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
+import { type NftTable, PORTS_MAP } from "./nft_table.ts";
+
+export {
+  type NftChain,
+  type NftRule,
+  type NftTable,
+  parseTable,
+} from "./nft_table.ts";
 
 /** The base chain hooked at bridge prerouting. */
 export const BASE_CHAIN = "from-ports";
 /** The base chain hooked at bridge forward: DHCP servers stay local. */
 export const DHCP_CHAIN = "dhcp-local";
-/** The map `ifname : verdict` from port names to `jump nic-<port>`. */
-export const PORTS_MAP = "ports";
+export { PORTS_MAP };
 /** Bridge family priority `filter`, as `nft -j` prints it. */
 const FILTER_PRIO = -200;
 
@@ -87,20 +104,43 @@ export interface PortRules {
 }
 
 /**
+ * The addresses no port may claim (as a source, NA target or ARP sender):
+ * the metadata service (`169.254.169.254`, `fd00:ec2::254`,
+ * `fe80::a9fe:a9fe`) and the network's own server address
+ * (`<prefix>::1`, `<subnet+1>`: DHCP, later the router).
+ */
+export function serviceAddresses(net: NetworkSpec): string[] {
+  const out = ["169.254.169.254", "fd00:ec2::254", "fe80::a9fe:a9fe"];
+  out.push(formatIpv6(parsePrefix6(net.prefix).network | 1n));
+  if (net.ipv4) out.push(formatIpv4(parsePrefix4(net.ipv4).network + 1));
+  return out;
+}
+
+/**
  * The chain of `port` on `net`. Every rule counts what it matches and has
  * a comment naming its case: `mac-spoof`, `ip4-none` (IPv4/ARP on an
  * IPv6-only network or from a port without IPv4), `ethertype` (anything
- * but IPv6/IPv4/ARP, e.g. VLAN tags), `ip6-spoof`, `nd-spoof` (neighbour
- * advertisements for a foreign target), `ra`, `nd-redirect`,
- * `dhcp6-server`, and on legacy networks `arp-malformed`, `arp-spoof`
- * (two rules: sender MAC, sender IP), `ip4-spoof`, `dhcp4-server`; the last
- * rule (`allowed`) accepts the rest.
+ * but IPv6/IPv4/ARP, e.g. VLAN tags), `ip6-spoof` (a source other than
+ * the port's address and its EUI-64 link-local), `ip6-unspec` (`::` as a
+ * source for anything but MLD reports and the duplicate address detection
+ * of the port's own addresses), `nd-spoof` (neighbour advertisements for
+ * another target), `ra`, `nd-redirect`, `dhcp6-server` (anything to UDP
+ * port 546), and on legacy networks `arp-malformed`, `arp-spoof` (two
+ * rules: sender MAC, sender IP), `ip4-spoof`, `ip4-unspec` (`0.0.0.0` as
+ * the source of anything but DHCP requests, IGMP reports and ARP probes for
+ * the port's own address), `dhcp4-server` (anything to
+ * UDP port 68), `dhcp4-chaddr` (two rules: a DHCP client message whose
+ * client hardware address is not the port's MAC, or that is fragmented);
+ * the last rule (`allowed`)
+ * accepts the rest. Throws a TypeError for a port holding one of the
+ * {@linkcode serviceAddresses}.
  */
 export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
   const chain = nicChain(port.name);
   const mac = normalizeMac(port.mac);
   const v6 = parseIpv6(port.ipv6);
-  const v6text = port.ipv6.toLowerCase();
+  const v6text = formatIpv6(v6);
+  const ll = linkLocal(mac);
   const v4 = net.ipv4 && port.ipv4 ? port.ipv4 : undefined;
   if (v4) {
     parsePrefix4(net.ipv4!);
@@ -108,27 +148,41 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       throw new TypeError(`Port ${port.name}: bad IPv4 address ${v4}`);
     }
   }
+  for (const a of serviceAddresses(net)) {
+    if (a === v6text || a === v4) {
+      throw new TypeError(
+        `Port ${port.name}: ${a} is a service address of network ${net.id}`,
+      );
+    }
+  }
   const hex128 = (n: bigint) => "0x" + n.toString(16).padStart(32, "0");
+  const own6 = `{ ${hex128(parseIpv6(ll))}, ${hex128(v6)} }`;
   const body: [string, string][] = [
     [`ether saddr != ${mac} counter drop`, "mac-spoof"],
   ];
   if (!v4) body.push([`ether type { ip, arp } counter drop`, "ip4-none"]);
   body.push(
     [`ether type != { ip6, ip, arp } counter drop`, "ethertype"],
-    [`ip6 saddr != { ::, fe80::/10, ${v6text} } counter drop`, "ip6-spoof"],
+    [`ip6 saddr != { ::, ${ll}, ${v6text} } counter drop`, "ip6-spoof"],
+    [`ip6 saddr :: meta l4proto != ipv6-icmp counter drop`, "ip6-unspec"],
     [
-      `icmpv6 type nd-neighbor-advert @th,64,128 != { ${
-        hex128(0xfe80n << 112n)
-      }-${hex128((0xfebfn << 112n) | ((1n << 112n) - 1n))}, ${
-        hex128(v6)
-      } } counter drop`,
+      `ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } counter drop`,
+      "ip6-unspec",
+    ],
+    [
+      `ip6 saddr :: icmpv6 type nd-neighbor-solicit @th,64,128 != ${own6} counter drop`,
+      "ip6-unspec",
+    ],
+    [
+      `icmpv6 type nd-neighbor-advert @th,64,128 != ${own6} counter drop`,
       "nd-spoof",
     ],
     [`icmpv6 type nd-router-advert counter drop`, "ra"],
     [`icmpv6 type nd-redirect counter drop`, "nd-redirect"],
-    [`udp sport 547 udp dport 546 counter drop`, "dhcp6-server"],
+    [`udp dport 546 counter drop`, "dhcp6-server"],
   );
   if (v4) {
+    const chaddr = "0x" + mac.replaceAll(":", "");
     body.push(
       [
         `arp htype . arp ptype . arp hlen . arp plen != { 1 . ip . 6 . 4 } counter drop`,
@@ -137,12 +191,27 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
       [`arp saddr ether != ${mac} counter drop`, "arp-spoof"],
       [`arp saddr ip != { 0.0.0.0, ${v4} } counter drop`, "arp-spoof"],
       [`ip saddr != { 0.0.0.0, ${v4} } counter drop`, "ip4-spoof"],
-      [`udp sport 67 udp dport 68 counter drop`, "dhcp4-server"],
+      // 0.0.0.0 only for ARP probes of the port's own address (address
+      // conflict detection), DHCP requests and IGMP reports.
+      [
+        `arp saddr ip 0.0.0.0 arp daddr ip != ${v4} counter drop`,
+        "ip4-unspec",
+      ],
+      [
+        `ip saddr 0.0.0.0 meta l4proto != { udp, igmp } counter drop`,
+        "ip4-unspec",
+      ],
+      [`ip saddr 0.0.0.0 udp dport != 67 counter drop`, "ip4-unspec"],
+      [`udp dport 68 counter drop`, "dhcp4-server"],
+      // chaddr: UDP header (8 bytes) + 28 bytes into the BOOTP header;
+      // never in a later fragment (no first fragment, no reassembly).
+      [`ip frag-off & 0x2000 != 0 udp dport 67 counter drop`, "dhcp4-chaddr"],
+      [`udp dport 67 @th,288,48 != ${chaddr} counter drop`, "dhcp4-chaddr"],
     );
   }
   body.push([`counter accept`, "allowed"]);
   const rules = body.map(([b, c]) => `${b} comment "${c}"`);
-  const fingerprint = fnv1a32(`v1\n${rules.join("\n")}`).toString(16)
+  const fingerprint = fnv1a32(`v2\n${rules.join("\n")}`).toString(16)
     .padStart(8, "0");
   const head = `port ${port.name} fp=${fingerprint}`;
   return {
@@ -152,92 +221,6 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
     rules: [`counter comment "${head}"`, ...rules],
     comments: [head, ...body.map(([, c]) => c)],
   };
-}
-
-/** One rule as read from the kernel. */
-export interface NftRule {
-  handle: number;
-  comment?: string;
-  /** From the rule's first counter; 0 without one. */
-  packets: number;
-  bytes: number;
-}
-
-/** One chain as read from the kernel. */
-export interface NftChain {
-  name: string;
-  handle: number;
-  hook?: string;
-  prio?: number;
-  policy?: string;
-  rules: NftRule[];
-}
-
-/** The table `bridge ucloud` as read from the kernel. */
-export interface NftTable {
-  chains: Map<string, NftChain>;
-  /** Whether the `ports` map exists. */
-  hasMap: boolean;
-  /** Elements of the `ports` map: port name → jump target chain. */
-  ports: Map<string, string>;
-}
-
-type Json = Record<string, unknown>;
-
-/**
- * Parses `nft -j list table bridge ucloud` output. Throws a TypeError on
- * text that is not nft JSON.
- */
-export function parseTable(json: string): NftTable {
-  const doc = JSON.parse(json) as { nftables?: Json[] };
-  if (!Array.isArray(doc.nftables)) {
-    throw new TypeError("Not nft JSON: no nftables array");
-  }
-  const table: NftTable = {
-    chains: new Map(),
-    hasMap: false,
-    ports: new Map(),
-  };
-  const rules: Json[] = [];
-  for (const item of doc.nftables) {
-    if (item.chain) {
-      const c = item.chain as Json;
-      table.chains.set(String(c.name), {
-        name: String(c.name),
-        handle: Number(c.handle),
-        hook: c.hook as string | undefined,
-        prio: c.prio as number | undefined,
-        policy: c.policy as string | undefined,
-        rules: [],
-      });
-    } else if (item.map && (item.map as Json).name === PORTS_MAP) {
-      table.hasMap = true;
-      for (const e of ((item.map as Json).elem ?? []) as unknown[]) {
-        const [key, value] = Array.isArray(e) ? e : [];
-        const name = typeof key === "string"
-          ? key
-          : ((key as Json)?.elem as Json)?.val;
-        const target = ((value as Json)?.jump as Json)?.target ??
-          ((value as Json)?.goto as Json)?.target;
-        if (typeof name === "string") {
-          table.ports.set(name, typeof target === "string" ? target : "");
-        }
-      }
-    } else if (item.rule) rules.push(item.rule as Json);
-  }
-  for (const r of rules) {
-    const chain = table.chains.get(String(r.chain));
-    if (!chain) continue;
-    const counter = ((r.expr ?? []) as Json[]).find((e) => e.counter)
-      ?.counter as Json | undefined;
-    chain.rules.push({
-      handle: Number(r.handle),
-      comment: r.comment as string | undefined,
-      packets: Number(counter?.packets ?? 0),
-      bytes: Number(counter?.bytes ?? 0),
-    });
-  }
-  return table;
 }
 
 /** What {@linkcode planTable} decided. */

@@ -7,6 +7,7 @@ import {
   planTable,
   type PortRules,
   portRules,
+  serviceAddresses,
 } from "./nft.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 
@@ -83,6 +84,9 @@ Deno.test("portRules() on an IPv6-only network: anti-spoofing, no IPv4, accept t
     "ip4-none",
     "ethertype",
     "ip6-spoof",
+    "ip6-unspec",
+    "ip6-unspec",
+    "ip6-unspec",
     "nd-spoof",
     "ra",
     "nd-redirect",
@@ -93,11 +97,33 @@ Deno.test("portRules() on an IPv6-only network: anti-spoofing, no IPv4, accept t
   assert.ok(r.rules.every((x) => x.includes("counter")));
   const text = r.rules.join("\n");
   assert.match(text, /ether saddr != 02:c1:0d:12:34:56 counter drop/);
+  // Only the port's address and its EUI-64 link-local as a source.
   assert.match(
     text,
-    /ip6 saddr != \{ ::, fe80::\/10, fdc1:d00:0:5:c1:dff:fe12:3456 \}/,
+    /ip6 saddr != \{ ::, fe80::c1:dff:fe12:3456, fdc1:d00:0:5:c1:dff:fe12:3456 \} counter drop comment "ip6-spoof"/,
   );
-  assert.match(text, /0xfdc10d000000000500c10dfffe123456 \}/);
+  // NAs only for those; `::` only for their DAD and MLD reports.
+  const own =
+    "\\{ 0xfe8000000000000000c10dfffe123456, 0xfdc10d000000000500c10dfffe123456 \\}";
+  assert.match(
+    text,
+    new RegExp(
+      `nd-neighbor-advert @th,64,128 != ${own} counter drop comment "nd-spoof"`,
+    ),
+  );
+  assert.match(
+    text,
+    new RegExp(
+      `ip6 saddr :: icmpv6 type nd-neighbor-solicit @th,64,128 != ${own} counter drop`,
+    ),
+  );
+  assert.match(
+    text,
+    /ip6 saddr :: icmpv6 type != \{ nd-neighbor-solicit, mld-listener-report, mld2-listener-report \} counter drop/,
+  );
+  assert.match(text, /ip6 saddr :: meta l4proto != ipv6-icmp counter drop/);
+  // Nothing to a DHCPv6 client port, from any source port.
+  assert.match(text, /udp dport 546 counter drop comment "dhcp6-server"/);
   assert.match(
     text,
     /ether type \{ ip, arp \} counter drop comment "ip4-none"/,
@@ -113,13 +139,52 @@ Deno.test("portRules() on a legacy network: ARP and IPv4 bound to the port's add
   assert.match(text, /arp saddr ether != 02:c1:0d:12:34:56 counter drop/);
   assert.match(text, /arp saddr ip != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
   assert.match(text, /ip saddr != \{ 0\.0\.0\.0, 198\.51\.100\.7 \}/);
-  assert.match(text, /udp sport 67 udp dport 68 counter drop/);
+  // 0.0.0.0: ARP probes for the port's own address, DHCP requests, IGMP.
+  assert.match(
+    text,
+    /arp saddr ip 0\.0\.0\.0 arp daddr ip != 198\.51\.100\.7 counter drop comment "ip4-unspec"/,
+  );
+  assert.match(
+    text,
+    /ip saddr 0\.0\.0\.0 meta l4proto != \{ udp, igmp \} counter drop/,
+  );
+  assert.match(text, /ip saddr 0\.0\.0\.0 udp dport != 67 counter drop/);
+  assert.match(text, /udp dport 68 counter drop comment "dhcp4-server"/);
+  assert.match(
+    text,
+    /udp dport 67 @th,288,48 != 0x02c10d123456 counter drop comment "dhcp4-chaddr"/,
+  );
+  assert.match(
+    text,
+    /ip frag-off & 0x2000 != 0 udp dport 67 counter drop comment "dhcp4-chaddr"/,
+  );
   // A port without IPv4 on a legacy network gets no IPv4 at all.
   assert.ok(portRules(net4, port).comments.includes("ip4-none"));
   assert.throws(
     () => portRules(net4, { ...port, ipv4: "198.51.100.7; drop" }),
     /bad IPv4/,
   );
+});
+
+Deno.test("portRules() refuses a port holding a service address (metadata, the network's server)", () => {
+  const on4 = { ...port, network: "n4", ipv4: "198.51.100.7" };
+  for (
+    const [net, p] of [
+      [net6, { ...port, ipv6: "fd00:ec2::254" }],
+      [net6, { ...port, ipv6: "fdc1:d00:0:5::1" }],
+      [net4, { ...on4, ipv4: "198.51.100.1" }],
+      [net4, { ...on4, ipv4: "169.254.169.254" }],
+    ] as const
+  ) {
+    assert.throws(() => portRules(net, p), /is a service address/);
+  }
+  assert.deepEqual(serviceAddresses(net4), [
+    "169.254.169.254",
+    "fd00:ec2::254",
+    "fe80::a9fe:a9fe",
+    "fdc1:d00:0:5::1",
+    "198.51.100.1",
+  ]);
 });
 
 Deno.test("portRules() fingerprints what the rules enforce", () => {
@@ -130,7 +195,7 @@ Deno.test("portRules() fingerprints what the rules enforce", () => {
     fp,
   );
   assert.notEqual(
-    portRules(net6, { ...port, ipv6: "fdc1:d00:0:5::1" }).fingerprint,
+    portRules(net6, { ...port, ipv6: "fdc1:d00:0:5::2" }).fingerprint,
     fp,
   );
   assert.notEqual(

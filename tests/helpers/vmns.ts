@@ -342,7 +342,8 @@ function fromHex(hex: string): Uint8Array {
   return out;
 }
 
-function cat(...parts: (Uint8Array | number[])[]): Uint8Array {
+/** The parts one after the other. */
+export function cat(...parts: (Uint8Array | number[])[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {
@@ -352,7 +353,8 @@ function cat(...parts: (Uint8Array | number[])[]): Uint8Array {
   return out;
 }
 
-function u16(n: number): number[] {
+/** `n` as 2 bytes, big-endian. */
+export function u16(n: number): number[] {
   return [(n >> 8) & 0xff, n & 0xff];
 }
 
@@ -360,11 +362,13 @@ function u32(n: number): number[] {
   return [...u16(Math.floor(n / 65536)), ...u16(n % 65536)];
 }
 
-function macBytes(mac: string): number[] {
+/** The 6 bytes of `mac`. */
+export function macBytes(mac: string): number[] {
   return mac.split(":").map((x) => parseInt(x, 16));
 }
 
-function ip6Bytes(addr: string): Uint8Array {
+/** The 16 bytes of IPv6 address `addr`. */
+export function ip6Bytes(addr: string): Uint8Array {
   const n = parseIpv6(addr);
   const out = new Uint8Array(16);
   for (let i = 0; i < 16; i++) {
@@ -373,7 +377,8 @@ function ip6Bytes(addr: string): Uint8Array {
   return out;
 }
 
-function ip4Bytes(addr: string): number[] {
+/** The 4 bytes of IPv4 address `addr`. */
+export function ip4Bytes(addr: string): number[] {
   return u32(parseIpv4(addr));
 }
 
