@@ -21,6 +21,7 @@ import {
 } from "./args.ts";
 import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";
+import { alive, hardStop, killQemu } from "./stop.ts";
 
 /**
  * Plain JSON naming a running qemu; kept in the VM's status so that a
@@ -65,7 +66,6 @@ export interface QemuDriverOptions {
 const START_TIMEOUT_MS = 30_000;
 const QMP_READY_TIMEOUT_MS = 10_000;
 const QMP_CALL_TIMEOUT_MS = 3_000;
-const KILL_WAIT_MS = 5_000;
 const POLL_MS = 50;
 /** Hot-unplug under TCG took about 0.1 s (ACPI hot-plug); 20 s is generous. */
 const UNPLUG_TIMEOUT_MS = 20_000;
@@ -156,7 +156,7 @@ export class QemuDriver {
         // Timed out or aborted after the daemon forked: do not leave it behind.
         const orphan = await readPidfile(paths.pidfile);
         if (orphan !== null) {
-          await this.#kill(toHandle(orphan, paths, accel, new Date()));
+          await killQemu(toHandle(orphan, paths, accel, new Date()));
         }
         throw err;
       }
@@ -170,7 +170,7 @@ export class QemuDriver {
       try {
         await this.#waitForQmp(handle, signal);
       } catch (err) {
-        await this.#kill(handle);
+        await killQemu(handle);
         throw new Error(`Cannot start vm ${spec.id}: QMP does not answer`, {
           cause: err,
         });
@@ -250,15 +250,7 @@ export class QemuDriver {
       {},
   ): Promise<void> {
     checkHandle(handle);
-    if (await this.#alive(handle)) {
-      await this.#quit(handle, graceMs, signal);
-      if (!await this.#waitGone(handle, graceMs, signal)) {
-        await this.#signal(handle, "SIGTERM");
-        if (!await this.#waitGone(handle, graceMs, signal)) {
-          await this.#kill(handle, signal);
-        }
-      }
-    }
+    await hardStop(handle, graceMs, signal);
     await removeFiles(handle.pidfile, handle.qmp);
     if (handle.console !== undefined) await removeFiles(handle.console);
   }
@@ -556,68 +548,13 @@ export class QemuDriver {
         return;
       } catch (err) {
         signal?.throwIfAborted();
-        if (!await this.#alive(handle)) {
+        if (!await alive(handle)) {
           throw new Error(`qemu pid ${handle.pid} exited`, { cause: err });
         }
         if (Date.now() >= until) throw err;
       }
       await delay(POLL_MS, signal);
     }
-  }
-
-  async #quit(
-    handle: QemuHandle,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    try {
-      const qmp = await QmpClient.connect(handle.qmp, { signal, timeoutMs });
-      try {
-        await qmp.execute("quit", undefined, { signal, timeoutMs });
-      } finally {
-        await qmp.close();
-      }
-    } catch {
-      // qemu may close the socket before replying; the wait decides
-      signal?.throwIfAborted();
-    }
-  }
-
-  async #alive(handle: QemuHandle): Promise<boolean> {
-    return ownsPidfile(await processArgs(handle.pid), handle.pidfile);
-  }
-
-  /** Sends `sig` to the handle's pid if it is still this VM's qemu. */
-  async #signal(handle: QemuHandle, sig: Deno.Signal): Promise<void> {
-    if (!await this.#alive(handle)) return;
-    try {
-      Deno.kill(handle.pid, sig);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-  }
-
-  /** SIGKILL and wait until gone. */
-  async #kill(handle: QemuHandle, signal?: AbortSignal): Promise<void> {
-    await this.#signal(handle, "SIGKILL");
-    if (!await this.#waitGone(handle, KILL_WAIT_MS, signal)) {
-      throw new Error(
-        `Cannot stop qemu pid ${handle.pid}: still running after SIGKILL`,
-      );
-    }
-  }
-
-  async #waitGone(
-    handle: QemuHandle,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const until = Date.now() + timeoutMs;
-    while (await this.#alive(handle)) {
-      if (Date.now() >= until) return false;
-      await delay(POLL_MS, signal);
-    }
-    return true;
   }
 }
 
