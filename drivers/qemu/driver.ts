@@ -21,7 +21,14 @@ import {
 } from "./args.ts";
 import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";
-import { alive, hardStop, killQemu } from "./stop.ts";
+import { type RebootOptions, rebootQemu, type RebootResult } from "./reboot.ts";
+import {
+  alive,
+  killQemu,
+  type StopOptions,
+  stopQemu,
+  type StopResult,
+} from "./stop.ts";
 
 /**
  * Plain JSON naming a running qemu; kept in the VM's status so that a
@@ -101,7 +108,7 @@ const PAUSED = new Set([
  *   boot: { kernel: "/img/vmlinux", initrd: "/img/initrd.cpio.gz", append: "console=ttyS0" },
  * });
  * await driver.inspect(handle); // { state: "running" }
- * await driver.stop(handle);
+ * await driver.stop(handle); // { how: "shutdown", ms: 900 }
  * await driver.destroy("vm-1");
  * ```
  */
@@ -240,19 +247,41 @@ export class QemuDriver {
   }
 
   /**
-   * Stops the VM: QMP "quit", then SIGTERM, then SIGKILL, each given
-   * `graceMs` (default 3000); resolves once the process is gone.
-   * Idempotent: a VM already gone is fine.
+   * Stops the VM: asks the guest to power off (ACPI power button) and
+   * gives it `timeoutMs` (default 60000), then QMP "quit", SIGTERM and
+   * SIGKILL, each given `graceMs` (default 3000); `force` skips the guest's
+   * turn. Resolves once the process is gone, saying how it went.
+   * Idempotent: a VM already gone is fine ("gone").
    */
   async stop(
     handle: QemuHandle,
-    { signal, graceMs = 3_000 }: { signal?: AbortSignal; graceMs?: number } =
-      {},
-  ): Promise<void> {
+    opts: StopOptions = {},
+  ): Promise<StopResult> {
     checkHandle(handle);
-    await hardStop(handle, graceMs, signal);
+    const result = await stopQemu(handle, opts);
     await removeFiles(handle.pidfile, handle.qmp);
     if (handle.console !== undefined) await removeFiles(handle.console);
+    return result;
+  }
+
+  /**
+   * Reboots the running VM in place (same process): ctrl-alt-delete for
+   * the guest's own reboot, `system_reset` after `timeoutMs` (default
+   * 60000) or at once with `force`.
+   */
+  async reboot(
+    handle: QemuHandle,
+    opts: RebootOptions = {},
+  ): Promise<RebootResult> {
+    checkHandle(handle);
+    if (!await alive(handle)) {
+      throw new Error(
+        `Cannot reboot vm ${
+          vmId(handle)
+        }: qemu pid ${handle.pid} is not running`,
+      );
+    }
+    return await rebootQemu(handle, opts);
   }
 
   /**
