@@ -11,15 +11,14 @@ import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
 import {
   checkSlot,
-  nicId,
-  nicOptions,
   qemuArgs,
   type QemuNic,
   type QemuSpec,
   type VmPaths,
   vmPaths,
 } from "./args.ts";
-import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
+import { listNicSlots, plugNicInto, unplugNicFrom } from "./nics.ts";
+import { queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";
 import { type RebootOptions, rebootQemu, type RebootResult } from "./reboot.ts";
 import {
@@ -74,11 +73,6 @@ const START_TIMEOUT_MS = 30_000;
 const QMP_READY_TIMEOUT_MS = 10_000;
 const QMP_CALL_TIMEOUT_MS = 3_000;
 const POLL_MS = 50;
-/** Hot-unplug under TCG took about 0.1 s (ACPI hot-plug); 20 s is generous. */
-const UNPLUG_TIMEOUT_MS = 20_000;
-/** How often an unplug request is repeated while the guest has not acted. */
-const UNPLUG_REPEAT_MS = 2_000;
-const UNPLUG_POLL_MS = 100;
 
 const PAUSED = new Set([
   "paused",
@@ -293,12 +287,7 @@ export class QemuDriver {
     { signal }: { signal?: AbortSignal } = {},
   ): Promise<number[]> {
     checkHandle(handle);
-    return await this.#withQmp(
-      handle,
-      "list NICs",
-      signal,
-      (qmp) => nicSlots(qmp, signal),
-    );
+    return await listNicSlots(handle, signal);
   }
 
   /**
@@ -314,33 +303,9 @@ export class QemuDriver {
     { signal }: { signal?: AbortSignal } = {},
   ): Promise<void> {
     checkHandle(handle);
-    const { netdev, device } = nicOptions(nic, "nic", "plug NIC");
-    const what = `plug NIC into slot ${nic.slot} of vm ${vmId(handle)}`;
     await this.#exclusive(
       `nics:${handle.dir}`,
-      () =>
-        this.#withQmp(handle, what, signal, async (qmp) => {
-          const opts = { signal, timeoutMs: QMP_CALL_TIMEOUT_MS };
-          if ((await nicSlots(qmp, signal)).includes(nic.slot)) {
-            const mac = await qmp.execute<string>("qom-get", {
-              path: `/machine/peripheral/${device.id}`,
-              property: "mac",
-            }, opts);
-            if (mac.toLowerCase() === device.mac) return;
-            throw new Error(
-              `Cannot ${what}: the slot holds a NIC with MAC ${mac}; unplug it first`,
-            );
-          }
-          // A netdev left over by an interrupted plug or unplug.
-          await netdevDel(qmp, netdev.id, signal);
-          await qmp.execute("netdev_add", { ...netdev }, opts);
-          try {
-            await qmp.execute("device_add", { ...device }, opts);
-          } catch (err) {
-            await netdevDel(qmp, netdev.id, signal).catch(() => {});
-            throw err;
-          }
-        }),
+      () => plugNicInto(handle, nic, signal),
     );
   }
 
@@ -353,69 +318,14 @@ export class QemuDriver {
   async unplugNic(
     handle: QemuHandle,
     slot: number,
-    { signal, timeoutMs = UNPLUG_TIMEOUT_MS }: {
-      signal?: AbortSignal;
-      timeoutMs?: number;
-    } = {},
+    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<void> {
     checkHandle(handle);
     checkSlot(slot, "slot", "unplug NIC");
-    const id = nicId(slot);
-    const what = `unplug NIC from slot ${slot} of vm ${vmId(handle)}`;
-    /** Asks the guest to release the NIC; false when it is not there. */
-    const ask = () =>
-      this.#withQmp(handle, what, signal, async (qmp) => {
-        if (!(await nicSlots(qmp, signal)).includes(slot)) return false;
-        try {
-          await qmp.execute("device_del", { id }, {
-            signal,
-            timeoutMs: QMP_CALL_TIMEOUT_MS,
-          });
-        } catch (err) {
-          // Asked before (e.g. by an attempt that timed out): keep waiting.
-          if (
-            !(err instanceof QmpError && /process of unplug/.test(err.desc))
-          ) {
-            throw err;
-          }
-        }
-        return true;
-      });
-    await this.#exclusive(`nics:${handle.dir}`, async () => {
-      if (await ask()) {
-        // Polled on short connections: QMP serves one client at a time,
-        // and inspect() must not starve while the guest takes its time.
-        // The request is repeated: a guest that was still booting when it
-        // came (ACPI not up yet) never sees the first one.
-        const until = Date.now() + timeoutMs;
-        let again = Date.now() + UNPLUG_REPEAT_MS;
-        while (
-          (await this.#withQmp(
-            handle,
-            what,
-            signal,
-            (qmp) => nicSlots(qmp, signal),
-          )).includes(slot)
-        ) {
-          if (Date.now() >= until) {
-            throw new Error(
-              `Cannot ${what}: the guest did not release it within ${timeoutMs} ms`,
-            );
-          }
-          if (Date.now() >= again) {
-            again = Date.now() + UNPLUG_REPEAT_MS;
-            if (!await ask()) break;
-          }
-          await delay(UNPLUG_POLL_MS, signal);
-        }
-      }
-      await this.#withQmp(
-        handle,
-        what,
-        signal,
-        (qmp) => netdevDel(qmp, id, signal),
-      );
-    });
+    await this.#exclusive(
+      `nics:${handle.dir}`,
+      () => unplugNicFrom(handle, slot, opts),
+    );
   }
 
   /**
@@ -478,39 +388,6 @@ export class QemuDriver {
       }
     }));
     return killed.sort();
-  }
-
-  /** Runs `fn` on a fresh QMP connection to the VM, then closes it. */
-  async #withQmp<T>(
-    handle: QemuHandle,
-    what: string,
-    signal: AbortSignal | undefined,
-    fn: (qmp: QmpClient) => Promise<T>,
-  ): Promise<T> {
-    let qmp: QmpClient;
-    try {
-      qmp = await QmpClient.connect(handle.qmp, {
-        signal,
-        timeoutMs: QMP_CALL_TIMEOUT_MS,
-      });
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw new Error(`Cannot ${what}: QMP does not answer`, { cause: err });
-    }
-    try {
-      return await fn(qmp);
-    } catch (err) {
-      signal?.throwIfAborted();
-      if (err instanceof Error && err.message.startsWith(`Cannot ${what}`)) {
-        throw err;
-      }
-      throw new Error(
-        `Cannot ${what}: ${err instanceof Error ? err.message : err}`,
-        { cause: err },
-      );
-    } finally {
-      await qmp.close();
-    }
   }
 
   /**
@@ -633,40 +510,6 @@ function checkHandle(handle: QemuHandle): void {
 /** The VM id: the name of its directory. */
 function vmId(handle: QemuHandle): string {
   return basename(handle.dir);
-}
-
-/** Slots of the `nicN` devices qemu has, sorted. */
-async function nicSlots(
-  qmp: QmpClient,
-  signal?: AbortSignal,
-): Promise<number[]> {
-  const children = await qmp.execute<{ name: string; type: string }[]>(
-    "qom-list",
-    { path: "/machine/peripheral" },
-    { signal, timeoutMs: QMP_CALL_TIMEOUT_MS },
-  );
-  return children.flatMap(({ name }) => {
-    const match = /^nic([0-9]+)$/.exec(name);
-    return match ? [Number(match[1])] : [];
-  }).sort((a, b) => a - b);
-}
-
-/** Removes netdev `id`; one that does not exist is fine. */
-async function netdevDel(
-  qmp: QmpClient,
-  id: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  try {
-    await qmp.execute("netdev_del", { id }, {
-      signal,
-      timeoutMs: QMP_CALL_TIMEOUT_MS,
-    });
-  } catch (err) {
-    if (!(err instanceof QmpError && err.errorClass === "DeviceNotFound")) {
-      throw err;
-    }
-  }
 }
 
 async function removeFiles(...paths: string[]): Promise<void> {
