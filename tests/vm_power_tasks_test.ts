@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import { keys } from "../core/keys.ts";
 import { Task, Vm } from "../core/schemas.ts";
 import { owns, type SimHandle } from "../drivers/sim/driver.ts";
+import { parseConfig } from "../core/config.ts";
 import { PermanentError } from "../tasks/context.ts";
+import { newTask } from "../tasks/queue.ts";
+import { taskTimeoutMs } from "../tasks/stop_options.ts";
 import { vmMove } from "../tasks/vm_move.ts";
 import { vmReboot } from "../tasks/vm_reboot.ts";
 import { vmStop } from "../tasks/vm_stop.ts";
@@ -144,4 +147,26 @@ Deno.test("vm.move stops the VM gracefully and hands the stop's begin to the new
     assert.equal(create?.value.payload.avoid, "h1");
     assert.equal((await vm(b, "vm-a"))?.status.phase, "pending");
   });
+});
+
+Deno.test("taskTimeoutMs() lets a stop, reboot or move run for the guest's time plus a margin", () => {
+  const config = parseConfig({}, () => undefined);
+  const task = (kind: string, payload: Record<string, unknown> = {}) =>
+    newTask({ kind, target: "h1", payload: { vm: "vm-1", ...payload } });
+  assert.equal(taskTimeoutMs(task("vm.start"), config), 120_000);
+  assert.equal(taskTimeoutMs(task("vm.stop"), config), 120_000);
+  assert.equal(
+    taskTimeoutMs(task("vm.stop", { timeoutSeconds: 300 }), config),
+    330_000,
+  );
+  assert.equal(
+    taskTimeoutMs(task("vm.reboot", { timeoutSeconds: 3600 }), config),
+    3_630_000,
+  );
+  const slow = parseConfig(
+    { worker: { stopTimeoutSeconds: 600 } },
+    () => undefined,
+  );
+  assert.equal(taskTimeoutMs(task("vm.move"), slow), 630_000);
+  assert.equal(taskTimeoutMs(task("vm.create"), slow), 120_000);
 });
