@@ -166,7 +166,8 @@ export async function stopQemu(
 
 /**
  * True once the guest powered off (or qemu exited) after the power button;
- * false when the button cannot be pressed or `timeoutMs` passed first.
+ * false when the guest does not run (paused, QMP silent), the button
+ * cannot be pressed, or `timeoutMs` passed first.
  * Polled on short QMP connections: qemu serves one client at a time.
  */
 async function powerOff(
@@ -175,6 +176,10 @@ async function powerOff(
   signal?: AbortSignal,
 ): Promise<boolean> {
   const until = performance.now() + timeoutMs;
+  // Powered off already; or paused (no guest runs to take the button).
+  const status = await qmpStatus(target, signal);
+  if (status === "shutdown") return true;
+  if (status !== "running") return false;
   if (!await pressPower(target, signal)) return !await alive(target);
   let repeat = POWERDOWN_REPEAT_FIRST_MS;
   let again = performance.now() + repeat;

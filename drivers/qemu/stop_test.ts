@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { processArgs } from "./_proc.ts";
+import { QmpClient } from "./qmp.ts";
 import {
   guestSpec,
   MARKER,
@@ -101,6 +102,23 @@ Deno.test("QemuDriver.stop() presses the power button again for a guest that was
     console.log(`stop during boot took ${stopped.ms} ms`);
     assert.equal(stopped.how, "shutdown");
     assert.match(await serialText(handle), new RegExp(SHUTDOWN));
+    assert.equal(await processArgs(handle.pid), null);
+  });
+});
+
+Deno.test("QemuDriver.stop() does not wait for a paused guest: it cannot take the button", async () => {
+  await withDriver(async (driver) => {
+    const handle = await driver.start(await guestSpec("vm-paused"));
+    const qmp = await QmpClient.connect(handle.qmp);
+    try {
+      await qmp.execute("stop");
+    } finally {
+      await qmp.close();
+    }
+    assert.equal((await driver.inspect(handle)).state, "paused");
+    const stopped = await driver.stop(handle);
+    assert.equal(stopped.how, "forced");
+    assert.ok(stopped.ms < 20_000, `${stopped.ms} ms`);
     assert.equal(await processArgs(handle.pid), null);
   });
 });
