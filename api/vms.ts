@@ -1,5 +1,5 @@
 /**
- * `/v1/vms`: create, list, show, stop, start and delete VMs. Every change
+ * `/v1/vms`: create, list, show, stop, start, reboot and delete VMs. Every change
  * writes the VM document and the task that carries it out in one etcd
  * transaction that compares what was read (DESIGN.md rule 1).
  *
@@ -48,6 +48,7 @@ import {
   VmDoc,
 } from "./env.ts";
 import { errorResponses } from "./errors.ts";
+import { powerPayload, rebootVm, stopVm } from "./vm_power.ts";
 
 /** How often a read-modify-write is retried after a lost compare. */
 const ATTEMPTS = 5;
@@ -132,7 +133,6 @@ const action = (path: string, summary: string, method: "post" | "delete") =>
   });
 
 const deleteVm = action("/{id}", "Delete a VM", "delete");
-const stopVm = action("/{id}/stop", "Stop a VM", "post");
 const startVm = action("/{id}/start", "Start a VM", "post");
 
 const NicParams = IdParams.extend({
@@ -188,11 +188,17 @@ export function vms({ store, config }: Deps) {
   const maxAttempts = config.tasks.maxAttempts;
   const policy: Policy = config.scheduler?.policy ?? "spread";
 
-  const task = (kind: string, target: string, vm: Vm, now: Date) =>
+  const task = (
+    kind: string,
+    target: string,
+    vm: Vm,
+    now: Date,
+    more: Record<string, unknown> = {},
+  ) =>
     newTask({
       kind,
       target,
-      payload: { vm: vm.id },
+      payload: { vm: vm.id, ...more },
       owner: vm.owner,
       maxAttempts,
       now,
@@ -460,6 +466,7 @@ export function vms({ store, config }: Deps) {
       return c.json({ vm: r.vm, task: r.task }, r.status);
     })
     .openapi(stopVm, async (c) => {
+      const power = powerPayload(c.req.valid("json"));
       const r = await change(
         c.get("principal"),
         c.req.valid("param").id,
@@ -481,11 +488,38 @@ export function vms({ store, config }: Deps) {
           return {
             change: true,
             vm: moved(vm, "stopped", "stopping", now),
-            task: task("vm.stop", host, vm, now),
+            task: task("vm.stop", host, vm, now, power),
           };
         },
       );
       return c.json({ vm: r.vm, task: r.task }, r.status);
+    })
+    .openapi(rebootVm, async (c) => {
+      const who = c.get("principal");
+      const id = c.req.valid("param").id;
+      const power = powerPayload(c.req.valid("json"));
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const cur = await readVm(store, who, id);
+        const vm = cur.value;
+        const host = vm.status.host;
+        if (
+          vm.desired !== "running" || vm.status.phase !== "running" || !host
+        ) {
+          throw new ConflictError(
+            `Cannot reboot VM ${id}: it is ${vm.status.phase}, not running`,
+          );
+        }
+        // The VM stays running: only the task is written, comparing the
+        // revision that was seen running.
+        const t = task("vm.reboot", host, vm, new Date(), power);
+        const txn = store.txn().ifModRevision(cur.key, cur.modRevision);
+        if ((await enqueue(txn, t).commit()).ok) {
+          return c.json({ vm, task: t }, 202);
+        }
+      }
+      throw new ConflictError(
+        `Cannot reboot VM ${id}: it changed ${ATTEMPTS} times while trying; try again`,
+      );
     })
     .openapi(startVm, async (c) => {
       const r = await change(

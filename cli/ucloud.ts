@@ -179,6 +179,10 @@ const DEFAULT_API = "http://127.0.0.1:8750";
 const DEFAULT_REALM = "ucloud";
 const DEFAULT_TIMEOUT_SECONDS = 120;
 const DRAIN_TIMEOUT_SECONDS = 600;
+/** The API's limit of `vm stop --timeout` (api/vm_power.ts). */
+const MAX_POWER_TIMEOUT_SECONDS = 3600;
+/** The default of a host's `worker.stopTimeoutSeconds`. */
+const HOST_STOP_TIMEOUT_SECONDS = 60;
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME_RULE =
   "1-63 lowercase letters, digits or '-', not starting or ending with '-'";
@@ -282,7 +286,16 @@ export type ParsedArgs =
     | { command: "host drain" | "host shutdown"; host: string; wait: Wait }
     | { command: "host enable"; host: string }
     | { command: "vm show"; vm: string }
-    | { command: "vm start" | "vm stop" | "vm delete"; vm: string; wait: Wait }
+    | { command: "vm start" | "vm delete"; vm: string; wait: Wait }
+    | {
+      command: "vm stop" | "vm reboot";
+      vm: string;
+      /** The hard stop (reset) at once. */
+      force: boolean;
+      /** The guest's time to shut down (reboot) by itself; absent: the host's. */
+      timeoutSeconds?: number;
+      wait: Wait;
+    }
     | { command: "vm attach"; vm: string; network: string; wait: Wait }
     | {
       command: "vm detach";
@@ -375,10 +388,34 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     examples: ["ucloud vm start web1"],
   },
   "vm stop": {
-    summary: "Stop a VM and wait until it is stopped",
+    summary:
+      "Shut a VM down (ACPI power button, then a hard stop) and wait until it is stopped",
     usage: "ucloud vm stop ID|NAME [flags]",
-    flags: WAIT_FLAGS,
-    examples: ["ucloud vm stop web1 --timeout 30"],
+    flags: {
+      "--force": "stop it hard at once, without asking the guest",
+      "--timeout SECONDS": "how long the guest gets to shut down before the " +
+        `hard stop, 1 to ${MAX_POWER_TIMEOUT_SECONDS} (default: the host's, 60)`,
+      "--wait": WAIT_FLAGS["--wait"],
+      "--no-wait": WAIT_FLAGS["--no-wait"],
+    },
+    examples: [
+      "ucloud vm stop web1",
+      "ucloud vm stop web1 --timeout 300",
+      "ucloud vm stop web1 --force",
+    ],
+  },
+  "vm reboot": {
+    summary:
+      "Reboot a running VM (ctrl-alt-delete, then a reset) and wait until it is done",
+    usage: "ucloud vm reboot ID|NAME [flags]",
+    flags: {
+      "--force": "reset it at once (system_reset), without asking the guest",
+      "--timeout SECONDS": "how long the guest gets to reboot before the " +
+        `reset, 1 to ${MAX_POWER_TIMEOUT_SECONDS} (default: the host's, 60)`,
+      "--wait": "wait until the reboot is done (the default)",
+      "--no-wait": WAIT_FLAGS["--no-wait"],
+    },
+    examples: ["ucloud vm reboot web1", "ucloud vm reboot web1 --force"],
   },
   "vm delete": {
     summary: "Delete a VM and wait until it is gone",
@@ -574,6 +611,7 @@ const VALUE_FLAGS = new Set([
 const REPEATABLE_FLAGS = new Set(["network"]);
 const BOOLEAN_FLAGS = new Set([
   "json",
+  "force",
   "help",
   "wait",
   "no-wait",
@@ -788,7 +826,6 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     case "vm show":
       return { ...globals, command, vm: oneArg(args, "VM id or name", topic) };
     case "vm start":
-    case "vm stop":
     case "vm delete":
       return {
         ...globals,
@@ -796,6 +833,29 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         vm: oneArg(args, "VM id or name", topic),
         wait: read.wait(),
       };
+    case "vm stop":
+    case "vm reboot": {
+      const vm = oneArg(args, "VM id or name", topic);
+      const timeoutSeconds = read.integer(
+        "timeout",
+        1,
+        MAX_POWER_TIMEOUT_SECONDS,
+        `a whole number of seconds from 1 to ${MAX_POWER_TIMEOUT_SECONDS}`,
+      );
+      // Waits for the guest's time, then as long as for any change.
+      const wait = read.wait() && {
+        timeoutSeconds: (timeoutSeconds ?? HOST_STOP_TIMEOUT_SECONDS) +
+          DEFAULT_TIMEOUT_SECONDS,
+      };
+      return {
+        ...globals,
+        command,
+        vm,
+        force: read.has("force"),
+        ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+        wait,
+      };
+    }
     case "task list": {
       noArgs(args, topic);
       const state = read.text("state");
@@ -2322,6 +2382,8 @@ async function operate(
   command: keyof typeof GOALS,
   wait: Wait,
   send: () => Promise<Operation>,
+  /** More for the final line, from what the wait ended with. */
+  outcome?: (done: Operation) => Promise<string>,
 ): Promise<void> {
   const began = Date.now();
   const accepted = await send();
@@ -2346,7 +2408,107 @@ async function operate(
     ? ` on ${done.vm.status.host}`
     : "";
   const took = ((Date.now() - began) / 1000).toFixed(1);
-  print(ctx, `${label(done.vm)} is ${goal}${where} (${took}s)`);
+  const more = outcome ? await outcome(done) : "";
+  print(ctx, `${label(done.vm)} is ${goal}${where} (${took}s)${more}`);
+}
+
+/**
+ * `ucloud vm stop` and `ucloud vm reboot`: the request with `force` and
+ * `timeoutSeconds`; `--wait` follows the VM to stopped (stop) or the task
+ * to its end (reboot), then says how it went from the task's result.
+ */
+async function power(
+  args: Extract<ParsedArgs, { command: "vm stop" | "vm reboot" }>,
+  ctx: Context,
+): Promise<void> {
+  const { api } = ctx;
+  const vm = await resolve(api, VMS, args.vm);
+  const body = {
+    ...(args.force ? { force: true } : {}),
+    ...(args.timeoutSeconds ? { timeoutSeconds: args.timeoutSeconds } : {}),
+  };
+  const send = () =>
+    api<Operation>("POST", `${path.vm(vm.id)}/${args.command.slice(3)}`, {
+      body,
+    });
+  if (args.command === "vm stop") {
+    return operate(ctx, args.command, args.wait, send, async (done) => {
+      if (!done.task) return "";
+      const r = (await followTask(api, done.task.id)).result as
+        | { how?: string; ms?: number }
+        | undefined;
+      const secs = ((r?.ms ?? 0) / 1000).toFixed(1);
+      if (r?.how === "shutdown") return `: the guest shut down in ${secs}s`;
+      if (r?.how !== "forced") return "";
+      return args.force
+        ? ": stopped hard (--force)"
+        : `: stopped hard after ${secs}s, the guest did not shut down in time`;
+    });
+  }
+  const began = Date.now();
+  const accepted = await send();
+  if (!args.wait || !accepted.task) {
+    if (ctx.json) return printJson(ctx, accepted);
+    return print(
+      ctx,
+      `${label(accepted.vm)}: reboot accepted as task ${accepted.task?.id} ` +
+        `(${accepted.task?.state}); follow it with 'ucloud task show ` +
+        `${accepted.task?.id}'`,
+    );
+  }
+  const task = await waitTask(ctx, accepted, args.wait.timeoutSeconds);
+  if (ctx.json) return printJson(ctx, { vm: accepted.vm, task });
+  const r = task.result as { how?: string; ms?: number; skipped?: string };
+  if (r?.skipped) {
+    throw new CliError(`${label(accepted.vm)} was not rebooted: ${r.skipped}`);
+  }
+  const took = ((Date.now() - began) / 1000).toFixed(1);
+  const how = r?.how === "reboot"
+    ? "the guest rebooted"
+    : args.force
+    ? "reset (--force)"
+    : "reset, the guest did not reboot in time";
+  print(ctx, `${label(accepted.vm)} rebooted (${took}s): ${how}`);
+}
+
+/**
+ * Polls the operation's task (followed when forwarded) until it succeeded;
+ * prints a progress line on stderr at every change. Throws `CliError`
+ * when it fails or time runs out.
+ */
+async function waitTask(
+  { api, stderr, pollIntervalMs }: WaitContext,
+  start: Operation,
+  timeoutSeconds: number,
+): Promise<Task> {
+  const began = Date.now();
+  const deadline = began + timeoutSeconds * 1000;
+  const progress = new Progress(stderr);
+  let task = start.task!;
+  try {
+    while (true) {
+      const elapsed = `[${((Date.now() - began) / 1000).toFixed(1)}s]`;
+      progress.show(describe(start.vm, task, false), elapsed);
+      if (task.state === "succeeded") return task;
+      if (task.state === "failed" || task.state === "cancelled") {
+        throw new CliError(
+          `task ${task.id} (${task.kind}) ${task.state}: ` +
+            (task.error ?? "no reason given"),
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw new CliError(
+          `Cannot wait longer than ${timeoutSeconds}s for task ${task.id} ` +
+            `(${task.kind}): it is ${task.state}. It goes on in the ` +
+            `background: see 'ucloud task show ${task.id}'`,
+        );
+      }
+      await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+      task = await followTask(api, task.id);
+    }
+  } finally {
+    progress.end();
+  }
 }
 
 /**
@@ -2580,8 +2742,10 @@ async function run(args: ParsedArgs, ctx: Context): Promise<void> {
           }),
       );
     }
-    case "vm start":
     case "vm stop":
+    case "vm reboot":
+      return power(args, ctx);
+    case "vm start":
     case "vm delete": {
       const vm = await resolve(api, VMS, args.vm);
       const action = args.command.slice(3);

@@ -196,7 +196,7 @@ Deno.test("parseArgs() reports missing flags, values and arguments", () => {
 
 Deno.test("parseArgs() rejects unknown commands and flags, and flags of other commands", () => {
   usageError(["vms", "list"], "unknown command 'vms'");
-  usageError(["vm", "reboot", "web1"], "unknown command 'vm reboot'");
+  usageError(["vm", "pause", "web1"], "unknown command 'vm pause'");
   usageError(["vm", "list", "--bogus"], "unknown flag --bogus");
   usageError(["vm", "list", "-x"], "unknown flag -x");
   usageError(
@@ -214,13 +214,22 @@ Deno.test("parseArgs() rejects unknown commands and flags, and flags of other co
     "--wait and --no-wait exclude each other",
   );
   usageError(
-    ["vm", "stop", "web1", "--timeout", "0"],
+    ["vm", "start", "web1", "--timeout", "0"],
     /^--timeout must be a number of seconds/,
   );
   usageError(
-    ["vm", "stop", "web1", "--timeout", "soon"],
+    ["vm", "start", "web1", "--timeout", "soon"],
     /^--timeout must be a number of seconds/,
   );
+  usageError(
+    ["vm", "stop", "web1", "--timeout", "0.5"],
+    '--timeout must be a whole number of seconds from 1 to 3600, got "0.5"',
+  );
+  usageError(
+    ["vm", "reboot", "web1", "--timeout", "3601"],
+    '--timeout must be a whole number of seconds from 1 to 3600, got "3601"',
+  );
+  usageError(["vm", "start", "web1", "--force"], /^--force is not a flag/);
   usageError(
     ["vm", "list", "--api", "localhost:8750"],
     /^--api must be an http\(s\) URL/,
@@ -333,8 +342,8 @@ Deno.test("parseArgs() returns help at every level", () => {
   ]);
   assert.deepEqual(topic(["vm", "detach", "--help"]), ["vm", "detach"]);
   usageError(
-    ["help", "vm", "reboot"],
-    "no help for unknown command 'vm reboot'",
+    ["help", "vm", "pause"],
+    "no help for unknown command 'vm pause'",
   );
 });
 
@@ -918,7 +927,8 @@ class FakeApi {
       }
       case "DELETE vms/:id":
       case "POST vms/:id/start":
-      case "POST vms/:id/stop": {
+      case "POST vms/:id/stop":
+      case "POST vms/:id/reboot": {
         const vm = this.vms.get(id);
         if (!vm) return notFound("vm", id);
         const action = parts[2] ?? "delete";
@@ -1311,6 +1321,94 @@ Deno.test("main() vm stop by name waits until the VM is stopped", () =>
     );
   }));
 
+Deno.test("parseArgs() vm stop and vm reboot take --force and --timeout (the guest's time)", () => {
+  assert.deepEqual(parseArgs(["vm", "stop", "web1", "--force"]), {
+    api: undefined,
+    json: false,
+    command: "vm stop",
+    vm: "web1",
+    force: true,
+    wait: { timeoutSeconds: 180 },
+  });
+  assert.deepEqual(parseArgs(["vm", "stop", "web1", "--timeout", "30"]), {
+    api: undefined,
+    json: false,
+    command: "vm stop",
+    vm: "web1",
+    force: false,
+    timeoutSeconds: 30,
+    wait: { timeoutSeconds: 150 },
+  });
+  const reboot = parseArgs(["vm", "reboot", "web1", "--no-wait"]);
+  assert.equal(reboot.command, "vm reboot");
+  assert.equal((reboot as { wait: unknown }).wait, null);
+});
+
+Deno.test("main() vm stop --force sends force and says it stopped hard", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.vmSteps.set("vm-1", [{ phase: "stopping" }, { phase: "stopped" }]);
+    api.taskSteps.set("t-1", [{
+      state: "succeeded",
+      result: { stopped: true, how: "forced", ms: 120 },
+    }]);
+    const result = await run(["vm", "stop", "web1", "--force"], api);
+    assert.equal(result.code, 0, result.stderr);
+    const post = api.requests.find((r) => r.method === "POST")!;
+    assert.equal(post.url.pathname, "/v1/vms/vm-1/stop");
+    assert.deepEqual(post.body, { force: true });
+    assert.match(
+      result.stdout,
+      /^vm web1 \(vm-1\) is stopped \([0-9.]+s\): stopped hard \(--force\)\n$/,
+    );
+  }));
+
+Deno.test("main() vm stop --timeout says how the guest shut down", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.vmSteps.set("vm-1", [{ phase: "stopped" }]);
+    api.taskSteps.set("t-1", [{
+      state: "succeeded",
+      result: { stopped: true, how: "shutdown", ms: 2400 },
+    }]);
+    const result = await run(["vm", "stop", "web1", "--timeout", "30"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(api.requests.find((r) => r.method === "POST")!.body, {
+      timeoutSeconds: 30,
+    });
+    assert.match(result.stdout, /: the guest shut down in 2\.4s\n$/);
+  }));
+
+Deno.test("main() vm reboot waits for its task and says how it went", () =>
+  withApi(async (api) => {
+    api.addVm("vm-1", "web1");
+    api.taskSteps.set("t-1", [{ state: "running", attempts: 1 }, {
+      state: "succeeded",
+      result: { rebooted: true, how: "reboot", ms: 800 },
+    }]);
+    const result = await run(["vm", "reboot", "web1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    const post = api.requests.find((r) => r.method === "POST")!;
+    assert.equal(post.url.pathname, "/v1/vms/vm-1/reboot");
+    assert.deepEqual(post.body, {});
+    assert.match(
+      result.stdout,
+      /^vm web1 \(vm-1\) rebooted \([0-9.]+s\): the guest rebooted\n$/,
+    );
+    assert.match(result.stderr, /task t-1 vm\.reboot running/);
+
+    api.taskSteps.set("t-2", [{
+      state: "succeeded",
+      result: { rebooted: true, how: "forced", ms: 10 },
+    }]);
+    const forced = await run(["vm", "reboot", "web1", "--force"], api);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(api.requests.filter((r) => r.method === "POST")[1].body, {
+      force: true,
+    });
+    assert.match(forced.stdout, /rebooted \([0-9.]+s\): reset \(--force\)\n$/);
+  }));
+
 Deno.test("main() vm delete waits until the VM answers 404", () =>
   withApi(async (api) => {
     api.addVm("vm-1", "web1");
@@ -1368,14 +1466,14 @@ Deno.test("main() vm start of a crashed VM ignores the crash from before", () =>
 
 Deno.test("main() gives up after --timeout and says the operation goes on", () =>
   withApi(async (api) => {
-    api.addVm("vm-1", "web1", { phase: "running" });
+    api.addVm("vm-1", "web1", { phase: "stopped" });
     const started = Date.now();
-    const result = await run(["vm", "stop", "web1", "--timeout", "0.2"], api);
+    const result = await run(["vm", "start", "web1", "--timeout", "0.2"], api);
     assert.equal(result.code, 1);
     assert.ok(Date.now() - started < 2000);
     assert.match(
       result.stderr,
-      /error: Cannot wait longer than 0.2s for vm web1 \(vm-1\) to be stopped: phase is running, task t-1 queued\. The operation goes on in the background: see 'ucloud vm show vm-1'/,
+      /error: Cannot wait longer than 0.2s for vm web1 \(vm-1\) to be running: phase is stopped, task t-1 queued\. The operation goes on in the background: see 'ucloud vm show vm-1'/,
     );
   }));
 

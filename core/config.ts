@@ -113,6 +113,12 @@ export const ConfigSchema = z.object({
     shutdownDrain: z.boolean().default(false),
     /** The VM driver: qemu, or sim (a plain process per VM, for benchmarks). */
     driver: z.enum(["qemu", "sim"]).default("qemu"),
+    /**
+     * How long a stopping VM's guest gets to shut down by itself (ACPI
+     * power button) before the hard stop, unless the request says; also
+     * the time a guest gets to reboot itself before a hard reset.
+     */
+    stopTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
   }).prefault({}).refine(
     (w) => w.leaseMarginMs < w.leaseTtlSeconds * 1000 * 2 / 3,
     {
@@ -267,6 +273,10 @@ function envOverrides(env: (name: string) => string | undefined) {
   e("UCLOUD_DRIVER", (v) => set("worker", "driver", v));
   e("UCLOUD_HANDOVER_SECONDS", (v) => set("worker", "handoverSeconds", num(v)));
   e("UCLOUD_SHUTDOWN_DRAIN", (v) => set("worker", "shutdownDrain", flag(v)));
+  e(
+    "UCLOUD_STOP_TIMEOUT_SECONDS",
+    (v) => set("worker", "stopTimeoutSeconds", num(v)),
+  );
   e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
   e(
     "UCLOUD_RESTART_BACKOFF_MS",

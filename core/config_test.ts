@@ -211,3 +211,17 @@ Deno.test("parseConfig() reads api.trustedProxies from the file or UCLOUD_API_TR
     /api\.trustedProxies\.0: must be an IPv4 or IPv6 address or CIDR/,
   );
 });
+
+Deno.test("parseConfig() worker.stopTimeoutSeconds: 60 by default, UCLOUD_STOP_TIMEOUT_SECONDS overrides, 0 is invalid", () => {
+  assert.equal(parseConfig({}, () => undefined).worker.stopTimeoutSeconds, 60);
+  const env = { UCLOUD_STOP_TIMEOUT_SECONDS: "5" } as Record<string, string>;
+  assert.equal(
+    parseConfig({ worker: { stopTimeoutSeconds: 30 } }, (n) => env[n]).worker
+      .stopTimeoutSeconds,
+    5,
+  );
+  assert.throws(
+    () => parseConfig({ worker: { stopTimeoutSeconds: 0 } }, () => undefined),
+    /worker\.stopTimeoutSeconds/,
+  );
+});

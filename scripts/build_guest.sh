@@ -2,9 +2,14 @@
 # Builds the tiny test guest that ucloud's qemu tests boot under TCG:
 #   vmlinux          Debian's kernel, uncompressed ELF (qemu boots it via PVH)
 #   initrd.cpio.gz   busybox-static initramfs; /init brings every ethN up
-#                    (hot-plugged ones within a second), prints
-#                    UCLOUD-GUEST-READY, then runs a root shell on the serial
-#                    console (respawned when it exits) for tests to type into
+#                    (hot-plugged ones within a second), starts busybox
+#                    acpid so the ACPI power button logs UCLOUD-GUEST-SHUTDOWN
+#                    on the console and powers off, reboots on ctrl-alt-del
+#                    (logging UCLOUD-GUEST-REBOOT), prints UCLOUD-GUEST-READY,
+#                    then runs a root shell on the serial console (respawned
+#                    when it exits) for tests to type into. Booted with
+#                    ucloud.ignore_acpi=1 on the kernel command line, it
+#                    ignores both the power button and ctrl-alt-del.
 #   cmdline          the kernel command line to pass with -append
 # into ${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny/ and prints that
 # directory. Cached: does nothing when the three files exist and the stamp
@@ -17,7 +22,8 @@ out="${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny"
 marker="UCLOUD-GUEST-READY"
 cmdline="console=ttyS0 quiet panic=-1"
 # Loaded in this order by /init, each after its dependencies (from modules.dep).
-wanted_modules=(virtio_pci virtio_blk virtio_net)
+# button and evdev: the ACPI power button as an input device acpid reads.
+wanted_modules=(virtio_pci virtio_blk virtio_net button evdev)
 
 version="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 
@@ -119,7 +125,7 @@ extract_vmlinux "$vmlinuz" "$work/vmlinux" || die "Cannot extract vmlinux from $
 
 # --- initramfs --------------------------------------------------------------
 root="$work/root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,lib/modules}
 cp "$(command -v busybox)" "$root/bin/busybox"
 file -L "$root/bin/busybox" 2>/dev/null | grep -q 'dynamically linked' &&
   die "busybox is not the static build (install busybox-static)"
@@ -162,6 +168,20 @@ mount -t sysfs sysfs /sys
 # Kernel messages would mix into what tests read from the console.
 dmesg -n 1
 for m in \$(cat /lib/modules/load); do insmod /lib/modules/\$m; done
+# The power button first: a stop may come while the rest still boots.
+if grep -q 'ucloud.ignore_acpi=1' /proc/cmdline; then
+  echo UCLOUD-GUEST-IGNORES-POWER
+  cad=/etc/ctrlaltdel.ignore # only logs that ctrl-alt-del was ignored
+else
+  # acpid opens /dev/input/event0.. up to the first missing node: wait for all.
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    n=\$(ls -d /sys/class/input/event* 2>/dev/null | wc -l)
+    [ "\$n" -gt 0 ] && [ "\$(ls /dev/input/event* 2>/dev/null | wc -l)" = "\$n" ] && break
+    sleep 0.2
+  done
+  acpid -f -l /tmp/acpid.log -p /tmp/acpid.pid &
+  cad=/etc/ctrlaltdel
+fi
 ip link set lo up
 # Brings up every ethN that is down; the kernel's SLAAC defaults stay on.
 links_up() {
@@ -173,10 +193,34 @@ links_up() {
 }
 links_up
 (while true; do sleep 1; links_up; done) &
+sed "s|@CAD@|\$cad|" /etc/inittab.in >/etc/inittab
 echo $marker
-export HOME=/ PS1='# '
-while true; do setsid cttyhack sh; sleep 1; done
+export PS1='# '
+# busybox init: respawns the console shell, and on ctrl-alt-del (it turns
+# the kernel's instant reset off, so the key sends it SIGINT) runs \$cad.
+exec /bin/init
 EOF
+cat >"$root/etc/inittab.in" <<'EOF'
+::respawn:/bin/cttyhack /bin/sh
+::ctrlaltdel:@CAD@
+EOF
+cat >"$root/etc/ctrlaltdel" <<'EOF'
+#!/bin/sh
+echo UCLOUD-GUEST-REBOOT >/dev/console
+reboot -f
+EOF
+cat >"$root/etc/ctrlaltdel.ignore" <<'EOF'
+#!/bin/sh
+echo UCLOUD-GUEST-IGNORES-CTRL-ALT-DEL >/dev/console
+EOF
+chmod 755 "$root/etc/ctrlaltdel" "$root/etc/ctrlaltdel.ignore"
+mkdir -p "$root/etc/acpi/PWRF"
+cat >"$root/etc/acpi/PWRF/00000080" <<'EOF'
+#!/bin/sh
+echo UCLOUD-GUEST-SHUTDOWN >/dev/console
+poweroff -f
+EOF
+chmod 755 "$root/etc/acpi/PWRF/00000080"
 chmod 755 "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
   gzip -9 >"$work/initrd.cpio.gz"

@@ -51,6 +51,30 @@ export interface DriverSpec {
   nics?: DriverNic[];
 }
 
+/** How a VM is stopped or rebooted. */
+export interface StopOptions {
+  signal?: AbortSignal;
+  /** The hard stop (or reset) at once, without asking the guest. */
+  force?: boolean;
+  /** How long the guest gets before the hard stop; default the driver's (60 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * How a stop went: "shutdown" (the guest shut down when asked), "forced"
+ * (the hard stop), "gone" (no process was left to stop); `ms` it took.
+ */
+export interface StopResult {
+  how: "shutdown" | "forced" | "gone";
+  ms: number;
+}
+
+/** How a reboot went: "reboot" (by the guest) or "forced" (a hard reset). */
+export interface RebootResult {
+  how: "reboot" | "forced";
+  ms: number;
+}
+
 /** The narrow VM driver life cycle (DESIGN.md: drivers). */
 export interface VmDriver {
   readonly name: string;
@@ -60,7 +84,17 @@ export interface VmDriver {
   ): Promise<DriverHandle>;
   recover(handle: DriverHandle): Promise<DriverHandle | null>;
   inspect(handle: DriverHandle): Promise<{ state: string; detail?: string }>;
-  stop(handle: DriverHandle, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Stops the VM: the guest's own shutdown (ACPI power button, or what the
+   * driver has for it), given `timeoutMs`, then the hard stop; `force`:
+   * the hard stop at once. Idempotent (a VM already gone: "gone").
+   */
+  stop(handle: DriverHandle, opts?: StopOptions): Promise<StopResult>;
+  /**
+   * Reboots the running VM in place (same process): the guest's own
+   * reboot, given `timeoutMs`, then a hard reset; `force`: the reset at once.
+   */
+  reboot(handle: DriverHandle, opts?: StopOptions): Promise<RebootResult>;
   destroy(id: string): Promise<void>;
   listLocal(): Promise<string[]>;
   /**

@@ -13,6 +13,7 @@ import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
 import { vmMove } from "./vm_move.ts";
 import { vmNics } from "./vm_nics.ts";
+import { vmReboot } from "./vm_reboot.ts";
 import { vmStart } from "./vm_start.ts";
 import { vmStop } from "./vm_stop.ts";
 
@@ -20,6 +21,7 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "vm.create": vmCreate,
   "vm.start": vmStart,
   "vm.stop": vmStop,
+  "vm.reboot": vmReboot,
   "vm.delete": vmDelete,
   "vm.move": vmMove,
   "vm.nics": vmNics,

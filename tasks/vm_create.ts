@@ -22,7 +22,8 @@
  * it is left out of the candidates. When no other host fits, the VM is
  * placed as usual (back on that host, if it is still live and active and
  * has room), else it waits for capacity with the move in its reason; the
- * waiting chain keeps `avoid`.
+ * waiting chain keeps `avoid`, and `downSince` (when a moved VM's stop
+ * began), which goes on to `vm.start`.
  */
 import { keys } from "../core/keys.ts";
 import { PlacementCache } from "../core/placement_cache.ts";
@@ -158,6 +159,7 @@ function waitForCapacity(
       previous: ctx.task.id,
       waits: waits + 1,
       ...(typeof p.avoid === "string" ? { avoid: p.avoid } : {}),
+      ...(typeof p.downSince === "string" ? { downSince: p.downSince } : {}),
     },
     owner: ctx.task.owner,
     maxAttempts: ctx.task.maxAttempts,
@@ -221,19 +223,27 @@ export const vmCreate: TaskHandler = async (ctx) => {
     // Only while the host's incarnation lives (see api/vms.ts).
     .ifLease(keys.alive(host), lease)
     .put(keys.alloc(host), reserve(alloc?.value ?? null, vm.value.id, need));
+  let start: string | undefined;
   if (vm.value.desired === "running") {
-    enqueue(
-      txn,
-      newTask({
-        kind: "vm.start",
-        target: host,
-        payload: { vm: vm.value.id },
-        owner: ctx.task.owner,
-        maxAttempts: ctx.task.maxAttempts,
-      }),
-    );
+    // A moved VM's start measures its downtime from the stop's begin.
+    const down = ctx.task.payload.downSince;
+    const t = newTask({
+      kind: "vm.start",
+      target: host,
+      payload: {
+        vm: vm.value.id,
+        ...(typeof down === "string" ? { downSince: down } : {}),
+      },
+      owner: ctx.task.owner,
+      maxAttempts: ctx.task.maxAttempts,
+    });
+    enqueue(txn, t);
+    start = t.id;
   }
   const stale = staleTask(ctx);
   if (stale) txn.delete(keys.task(stale));
-  return { result: { host, ...(note ? { note } : {}) }, txn };
+  return {
+    result: { host, ...(start ? { start } : {}), ...(note ? { note } : {}) },
+    txn,
+  };
 };

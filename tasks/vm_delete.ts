@@ -1,7 +1,9 @@
 /**
  * `vm.delete` (target: the VM's host, or `any` when it was never placed):
- * stops the process, removes its files, then deletes the VM document and
- * releases its reservation and its NICs' addresses in one transaction.
+ * stops the process (the hard stop: the VM and its disk go, so a guest
+ * shutdown would protect nothing), removes its files, then deletes the VM
+ * document and releases its reservation and its NICs' addresses in one
+ * transaction.
  */
 import { releaseNics } from "../core/nics.ts";
 import type { TaskHandler } from "./context.ts";
@@ -17,7 +19,7 @@ export const vmDelete: TaskHandler = async (ctx) => {
     const handle = vm.value.status.handle;
     if (handle) {
       await ctx.progress(`stopping ${ctx.driver.name}`);
-      await ctx.driver.stop(handle, { signal: ctx.signal });
+      await ctx.driver.stop(handle, { signal: ctx.signal, force: true });
     }
     await ctx.progress("removing files");
     await ctx.driver.destroy(id);

@@ -1,14 +1,22 @@
 /**
  * `vm.move` (target: the host the VM runs on, `payload.from`): moves a VM
  * off that host by stopping it there and starting it elsewhere. The
- * handler stops the VM's process and removes its files on this host, then
+ * handler stops the VM's process gracefully (the guest gets
+ * `payload.timeoutSeconds`, default `worker.stopTimeoutSeconds`, to shut
+ * down by itself before the hard stop; `payload.force` skips that) and
+ * removes its files on this host, then
  * records the move in one claim-guarded transaction (applied with the
  * task's completion): the VM's reservation in `alloc/<from>` is released
  * (comparing its revision), the VM goes back to pending with the reason,
  * and `vm.create` (target `any`, `payload.avoid` = this host) places it
  * again, starting it only when its desired state is running.
  *
- * Payload: `{ vm, from, reason, drain? }`. The move is skipped when the VM
+ * The result says how the stop went (`how`, `stopMs`) and when it began
+ * (`downSince`, wall clock); `vm.create` hands `downSince` to the VM's
+ * `vm.start` on the new host, whose result has `downtimeMs`: from the stop's
+ * begin to running there (wall clocks of two hosts).
+ *
+ * Payload: `{ vm, from, reason, drain?, force?, timeoutSeconds? }`. The move is skipped when the VM
  * is gone, being deleted, or no longer on `from` (it moved meanwhile: the
  * goal, off `from`, is reached), and for a drain (`drain: true`) when the
  * host was enabled again before the move ran.
@@ -27,9 +35,11 @@ import { Host, type Vm } from "../core/schemas.ts";
 import type { Kv } from "../core/store.ts";
 import {
   PermanentError,
+  type StopResult,
   type TaskContext,
   type TaskHandler,
 } from "./context.ts";
+import { stopOptions } from "./stop_options.ts";
 import { readVm, releaseAlloc, replace } from "./vm_common.ts";
 
 /** Why a VM found in `vm` need not (or must not) be moved off `from`. */
@@ -52,12 +62,17 @@ function payloadOf(ctx: TaskContext): { from: string; why: string } {
   return { from, why: typeof reason === "string" ? reason : "moved" };
 }
 
-/** The move as etcd writes, comparing the VM's and the reservation's revisions. */
+/**
+ * The move as etcd writes, comparing the VM's and the reservation's
+ * revisions. `downSince`: when the running VM's stop began, handed on to
+ * its start elsewhere, which measures the downtime from it.
+ */
 async function moveTxn(
   ctx: TaskContext,
   vm: Kv<Vm>,
   from: string,
   why: string,
+  downSince?: string,
 ) {
   const reason = `moving off ${from}: ${why}`;
   const txn = await releaseAlloc(
@@ -66,7 +81,10 @@ async function moveTxn(
     from,
     vm.value.id,
   );
-  const create = replace(ctx, txn, vm, reason, { avoid: from });
+  const create = replace(ctx, txn, vm, reason, {
+    avoid: from,
+    ...(downSince ? { downSince } : {}),
+  });
   return { txn, create };
 }
 
@@ -82,20 +100,33 @@ export const vmMove: TaskHandler = async (ctx) => {
     }
   }
   const handle = vm.value.status.handle;
+  const downSince = new Date().toISOString();
+  let stop: StopResult | undefined;
   if (handle) {
-    await ctx.progress(`stopping ${ctx.driver.name} on ${from}`);
-    await ctx.driver.stop(handle, { signal: ctx.signal });
+    const opts = stopOptions(ctx);
+    await ctx.progress(
+      `shutting the guest down on ${from} (up to ${opts.timeoutMs / 1000}s)`,
+    );
+    stop = await ctx.driver.stop(handle, opts);
+    ctx.log.info("VM stopped to move", { vm: vm.value.id, ...stop });
   }
   await ctx.progress(`removing files on ${from}`);
   await ctx.driver.destroy(vm.value.id);
   // Compares the revision the move was decided on: a VM changed while it
   // stopped makes the handler run again on a fresh read.
-  const { txn, create } = await moveTxn(ctx, vm, from, why);
+  const { txn, create } = await moveTxn(
+    ctx,
+    vm,
+    from,
+    why,
+    stop ? downSince : undefined,
+  );
   return {
     result: {
       vm: vm.value.id,
       from,
       stopped: Boolean(handle),
+      ...(stop ? { how: stop.how, stopMs: stop.ms, downSince } : {}),
       create: create.id,
     },
     txn,

@@ -10,6 +10,10 @@
  * it booted is never overwritten: the handler runs again, finds the VM is
  * no longer this host's (or no longer to run), and kills the process it
  * started.
+ *
+ * The result has the pid, and for a moved VM (`payload.downSince`, from
+ * `vm.move` through `vm.create`) `downtimeMs`: from the begin of its stop on
+ * the old host to running here, by the wall clocks of the two hosts.
  */
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { ownedBy, take } from "./ownership.ts";
@@ -86,8 +90,13 @@ export const vmStart: TaskHandler = async (ctx) => {
       }`,
     );
   }
+  const down = Date.parse(String(ctx.task.payload.downSince));
   return {
-    result: { pid: handle.pid },
+    // A moved VM: down since its stop on the old host began (wall clocks).
+    result: {
+      pid: handle.pid,
+      ...(Number.isFinite(down) ? { downtimeMs: Date.now() - down } : {}),
+    },
     // Compares the revision this start was decided on (the starting write).
     txn: statusTxn(ctx, vm, { phase: "running", handle, reason: undefined }),
   };

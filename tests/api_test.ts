@@ -1174,9 +1174,15 @@ Deno.test({
           "/v1/vms/{id}",
           "/v1/vms/{id}/nics",
           "/v1/vms/{id}/nics/{slot}",
+          "/v1/vms/{id}/reboot",
           "/v1/vms/{id}/start",
           "/v1/vms/{id}/stop",
         ]);
+        for (const action of ["stop", "reboot"]) {
+          const power = paths[`/v1/vms/{id}/${action}`].post.requestBody;
+          assert.equal(power.required, false);
+          assert.ok(power.content["application/json"].schema);
+        }
         assert.deepEqual(Object.keys(paths["/v1/vms"]).sort(), ["get", "post"]);
         assert.deepEqual(Object.keys(paths["/v1/vms/{id}"]).sort(), [
           "delete",

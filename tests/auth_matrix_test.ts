@@ -47,6 +47,7 @@ const EXPECT: Record<string, UserExpect> = {
   "DELETE /v1/vms/{id}": "notFound",
   "POST /v1/vms/{id}/stop": "notFound",
   "POST /v1/vms/{id}/start": "notFound",
+  "POST /v1/vms/{id}/reboot": "notFound",
   "POST /v1/vms/{id}/nics": "notFound",
   "DELETE /v1/vms/{id}/nics/{slot}": "notFound",
   "POST /v1/networks": "own",

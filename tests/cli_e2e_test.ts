@@ -8,6 +8,8 @@ import { eui64, inPrefix6 } from "../core/netaddr.ts";
 import { z } from "zod";
 import { qemuPids, ROOT, startCluster, waitFor } from "./helpers/cluster.ts";
 
+const MARKER = "UCLOUD-GUEST-READY";
+
 async function ucloud(api: string, ...args: string[]) {
   const out = await new Deno.Command(`${ROOT}bin/ucloud`, {
     args,
@@ -23,7 +25,7 @@ async function ucloud(api: string, ...args: string[]) {
   };
 }
 
-Deno.test("ucloud CLI creates, lists, stops, starts and deletes a VM end to end", async () => {
+Deno.test("ucloud CLI creates, lists, reboots, stops (gracefully and --force), starts and deletes a VM end to end", async () => {
   const c = await startCluster();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -68,9 +70,32 @@ Deno.test("ucloud CLI creates, lists, stops, starts and deletes a VM end to end"
       (await ucloud(api, "vm", "show", "web1", "--json")).stdout,
     );
     assert.equal(json.spec.name, "web1");
-    assert.equal((await qemuPids(`/vms/${json.id}/`)).length, 1);
+    const pids = await qemuPids(`/vms/${json.id}/`);
+    assert.equal(pids.length, 1);
 
-    assert.equal((await ucloud(api, "vm", "stop", "web1")).code, 0);
+    // ctrl-alt-delete reaches a guest whose init is up: wait for its marker.
+    const serial = `${c.workers.get("h1")!.stateDir}/vms/${json.id}/serial.log`;
+    const markers = async () =>
+      (await Deno.readTextFile(serial).catch(() => "")).split(MARKER).length -
+      1;
+    await waitFor("the guest marker", async () => await markers() >= 1, 90_000);
+    const rebooted = await ucloud(api, "vm", "reboot", "web1");
+    assert.equal(rebooted.code, 0, rebooted.stderr);
+    assert.match(
+      rebooted.stdout,
+      /^vm web1 \(vm-\S+\) rebooted \([0-9.]+s\): the guest rebooted\n$/,
+    );
+    await waitFor("the second boot", async () => await markers() >= 2, 90_000);
+    const reset = await ucloud(api, "vm", "reboot", "web1", "--force");
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /rebooted \([0-9.]+s\): reset \(--force\)\n$/);
+    await waitFor("the third boot", async () => await markers() >= 3, 90_000);
+    assert.deepEqual(await qemuPids(`/vms/${json.id}/`), pids, "same qemu");
+
+    const stopped = await ucloud(api, "vm", "stop", "web1");
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stdout, /: the guest shut down in [0-9.]+s\n$/);
+    assert.match(await Deno.readTextFile(serial), /UCLOUD-GUEST-SHUTDOWN/);
     assert.equal((await qemuPids(`/vms/${json.id}/`)).length, 0);
     assert.equal((await ucloud(api, "vm", "start", "web1")).code, 0);
     assert.equal((await qemuPids(`/vms/${json.id}/`)).length, 1);
@@ -80,6 +105,14 @@ Deno.test("ucloud CLI creates, lists, stops, starts and deletes a VM end to end"
     const tasks = await ucloud(api, "task", "list", "--vm", json.id);
     assert.match(tasks.stdout, /vm\.create/);
     assert.match(tasks.stdout, /vm\.stop/);
+
+    const forced = await ucloud(api, "vm", "stop", "web1", "--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(
+      forced.stdout,
+      /is stopped \([0-9.]+s\): stopped hard \(--force\)\n$/,
+    );
+    assert.equal((await qemuPids(`/vms/${json.id}/`)).length, 0);
 
     const del = await ucloud(api, "vm", "delete", "web1");
     assert.equal(del.code, 0, del.stderr);

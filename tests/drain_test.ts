@@ -9,6 +9,7 @@ import { createApp } from "../api/app.ts";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import { Alive, Alloc, Host, Task, Vm } from "../core/schemas.ts";
+import { drainReport } from "../tasks/drain_report.ts";
 import {
   type Cluster,
   qemuPids,
@@ -173,6 +174,22 @@ Deno.test("drain moves every VM to another host exactly once; enable lets VMs la
     );
     assert.equal(creates.length, 3);
     assert.ok(creates.every((t) => t.state === "succeeded"));
+
+    // Each guest was shut down by the power button; the drain's report has
+    // every VM's stop and downtime (stop begin to running on h2).
+    const report = await drainReport(c.store, drain.body.task.id);
+    assert.equal(report.host, "h1");
+    assert.deepEqual(report.vms.map((v) => v.vm).sort(), [...ids].sort());
+    for (const v of report.vms) {
+      assert.equal(v.stop, "shutdown", JSON.stringify(v));
+      assert.equal(v.to, "h2", JSON.stringify(v));
+      assert.equal(v.done, true, JSON.stringify(v));
+      assert.ok(v.downtimeMs! >= v.stopMs!, JSON.stringify(v));
+    }
+    console.log(
+      "drain downtimes (stop ms / down ms):",
+      report.vms.map((v) => `${v.vm} ${v.stopMs}/${v.downtimeMs}`).join(", "),
+    );
     assert.ok(
       creates.every((t) =>
         t.payload.reason === "moving off h1: drained by local"

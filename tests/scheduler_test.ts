@@ -220,6 +220,7 @@ function fakeDriver(): VmDriver {
     recover: no,
     inspect: no,
     stop: no,
+    reboot: no,
     destroy: no,
     listLocal: () => Promise.resolve([]),
     fence: () => Promise.resolve([]),

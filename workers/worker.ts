@@ -40,6 +40,7 @@ import {
   resume,
   type WorkerId,
 } from "../tasks/queue.ts";
+import { taskTimeoutMs } from "../tasks/stop_options.ts";
 import { withStatus } from "../tasks/vm_common.ts";
 import {
   ensureFencer,
@@ -451,7 +452,7 @@ export class Worker {
     const signal = AbortSignal.any([
       this.#session!.signal,
       this.#stop.signal,
-      AbortSignal.timeout(config.tasks.taskTimeoutMs),
+      AbortSignal.timeout(taskTimeoutMs(task, config)),
     ]);
     const handler = handlers[task.kind];
     let current = task;

@@ -11,16 +11,23 @@ import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
 import {
   checkSlot,
-  nicId,
-  nicOptions,
   qemuArgs,
   type QemuNic,
   type QemuSpec,
   type VmPaths,
   vmPaths,
 } from "./args.ts";
-import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
+import { listNicSlots, plugNicInto, unplugNicFrom } from "./nics.ts";
+import { queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";
+import { type RebootOptions, rebootQemu, type RebootResult } from "./reboot.ts";
+import {
+  alive,
+  killQemu,
+  type StopOptions,
+  stopQemu,
+  type StopResult,
+} from "./stop.ts";
 
 /**
  * Plain JSON naming a running qemu; kept in the VM's status so that a
@@ -65,13 +72,7 @@ export interface QemuDriverOptions {
 const START_TIMEOUT_MS = 30_000;
 const QMP_READY_TIMEOUT_MS = 10_000;
 const QMP_CALL_TIMEOUT_MS = 3_000;
-const KILL_WAIT_MS = 5_000;
 const POLL_MS = 50;
-/** Hot-unplug under TCG took about 0.1 s (ACPI hot-plug); 20 s is generous. */
-const UNPLUG_TIMEOUT_MS = 20_000;
-/** How often an unplug request is repeated while the guest has not acted. */
-const UNPLUG_REPEAT_MS = 2_000;
-const UNPLUG_POLL_MS = 100;
 
 const PAUSED = new Set([
   "paused",
@@ -101,7 +102,7 @@ const PAUSED = new Set([
  *   boot: { kernel: "/img/vmlinux", initrd: "/img/initrd.cpio.gz", append: "console=ttyS0" },
  * });
  * await driver.inspect(handle); // { state: "running" }
- * await driver.stop(handle);
+ * await driver.stop(handle); // { how: "shutdown", ms: 900 }
  * await driver.destroy("vm-1");
  * ```
  */
@@ -156,7 +157,7 @@ export class QemuDriver {
         // Timed out or aborted after the daemon forked: do not leave it behind.
         const orphan = await readPidfile(paths.pidfile);
         if (orphan !== null) {
-          await this.#kill(toHandle(orphan, paths, accel, new Date()));
+          await killQemu(toHandle(orphan, paths, accel, new Date()));
         }
         throw err;
       }
@@ -170,7 +171,7 @@ export class QemuDriver {
       try {
         await this.#waitForQmp(handle, signal);
       } catch (err) {
-        await this.#kill(handle);
+        await killQemu(handle);
         throw new Error(`Cannot start vm ${spec.id}: QMP does not answer`, {
           cause: err,
         });
@@ -240,27 +241,41 @@ export class QemuDriver {
   }
 
   /**
-   * Stops the VM: QMP "quit", then SIGTERM, then SIGKILL, each given
-   * `graceMs` (default 3000); resolves once the process is gone.
-   * Idempotent: a VM already gone is fine.
+   * Stops the VM: asks the guest to power off (ACPI power button) and
+   * gives it `timeoutMs` (default 60000), then QMP "quit", SIGTERM and
+   * SIGKILL, each given `graceMs` (default 3000); `force` skips the guest's
+   * turn. Resolves once the process is gone, saying how it went.
+   * Idempotent: a VM already gone is fine ("gone").
    */
   async stop(
     handle: QemuHandle,
-    { signal, graceMs = 3_000 }: { signal?: AbortSignal; graceMs?: number } =
-      {},
-  ): Promise<void> {
+    opts: StopOptions = {},
+  ): Promise<StopResult> {
     checkHandle(handle);
-    if (await this.#alive(handle)) {
-      await this.#quit(handle, graceMs, signal);
-      if (!await this.#waitGone(handle, graceMs, signal)) {
-        await this.#signal(handle, "SIGTERM");
-        if (!await this.#waitGone(handle, graceMs, signal)) {
-          await this.#kill(handle, signal);
-        }
-      }
-    }
+    const result = await stopQemu(handle, opts);
     await removeFiles(handle.pidfile, handle.qmp);
     if (handle.console !== undefined) await removeFiles(handle.console);
+    return result;
+  }
+
+  /**
+   * Reboots the running VM in place (same process): ctrl-alt-delete for
+   * the guest's own reboot, `system_reset` after `timeoutMs` (default
+   * 60000) or at once with `force`.
+   */
+  async reboot(
+    handle: QemuHandle,
+    opts: RebootOptions = {},
+  ): Promise<RebootResult> {
+    checkHandle(handle);
+    if (!await alive(handle)) {
+      throw new Error(
+        `Cannot reboot vm ${
+          vmId(handle)
+        }: qemu pid ${handle.pid} is not running`,
+      );
+    }
+    return await rebootQemu(handle, opts);
   }
 
   /**
@@ -272,12 +287,7 @@ export class QemuDriver {
     { signal }: { signal?: AbortSignal } = {},
   ): Promise<number[]> {
     checkHandle(handle);
-    return await this.#withQmp(
-      handle,
-      "list NICs",
-      signal,
-      (qmp) => nicSlots(qmp, signal),
-    );
+    return await listNicSlots(handle, signal);
   }
 
   /**
@@ -293,33 +303,9 @@ export class QemuDriver {
     { signal }: { signal?: AbortSignal } = {},
   ): Promise<void> {
     checkHandle(handle);
-    const { netdev, device } = nicOptions(nic, "nic", "plug NIC");
-    const what = `plug NIC into slot ${nic.slot} of vm ${vmId(handle)}`;
     await this.#exclusive(
       `nics:${handle.dir}`,
-      () =>
-        this.#withQmp(handle, what, signal, async (qmp) => {
-          const opts = { signal, timeoutMs: QMP_CALL_TIMEOUT_MS };
-          if ((await nicSlots(qmp, signal)).includes(nic.slot)) {
-            const mac = await qmp.execute<string>("qom-get", {
-              path: `/machine/peripheral/${device.id}`,
-              property: "mac",
-            }, opts);
-            if (mac.toLowerCase() === device.mac) return;
-            throw new Error(
-              `Cannot ${what}: the slot holds a NIC with MAC ${mac}; unplug it first`,
-            );
-          }
-          // A netdev left over by an interrupted plug or unplug.
-          await netdevDel(qmp, netdev.id, signal);
-          await qmp.execute("netdev_add", { ...netdev }, opts);
-          try {
-            await qmp.execute("device_add", { ...device }, opts);
-          } catch (err) {
-            await netdevDel(qmp, netdev.id, signal).catch(() => {});
-            throw err;
-          }
-        }),
+      () => plugNicInto(handle, nic, signal),
     );
   }
 
@@ -332,69 +318,14 @@ export class QemuDriver {
   async unplugNic(
     handle: QemuHandle,
     slot: number,
-    { signal, timeoutMs = UNPLUG_TIMEOUT_MS }: {
-      signal?: AbortSignal;
-      timeoutMs?: number;
-    } = {},
+    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<void> {
     checkHandle(handle);
     checkSlot(slot, "slot", "unplug NIC");
-    const id = nicId(slot);
-    const what = `unplug NIC from slot ${slot} of vm ${vmId(handle)}`;
-    /** Asks the guest to release the NIC; false when it is not there. */
-    const ask = () =>
-      this.#withQmp(handle, what, signal, async (qmp) => {
-        if (!(await nicSlots(qmp, signal)).includes(slot)) return false;
-        try {
-          await qmp.execute("device_del", { id }, {
-            signal,
-            timeoutMs: QMP_CALL_TIMEOUT_MS,
-          });
-        } catch (err) {
-          // Asked before (e.g. by an attempt that timed out): keep waiting.
-          if (
-            !(err instanceof QmpError && /process of unplug/.test(err.desc))
-          ) {
-            throw err;
-          }
-        }
-        return true;
-      });
-    await this.#exclusive(`nics:${handle.dir}`, async () => {
-      if (await ask()) {
-        // Polled on short connections: QMP serves one client at a time,
-        // and inspect() must not starve while the guest takes its time.
-        // The request is repeated: a guest that was still booting when it
-        // came (ACPI not up yet) never sees the first one.
-        const until = Date.now() + timeoutMs;
-        let again = Date.now() + UNPLUG_REPEAT_MS;
-        while (
-          (await this.#withQmp(
-            handle,
-            what,
-            signal,
-            (qmp) => nicSlots(qmp, signal),
-          )).includes(slot)
-        ) {
-          if (Date.now() >= until) {
-            throw new Error(
-              `Cannot ${what}: the guest did not release it within ${timeoutMs} ms`,
-            );
-          }
-          if (Date.now() >= again) {
-            again = Date.now() + UNPLUG_REPEAT_MS;
-            if (!await ask()) break;
-          }
-          await delay(UNPLUG_POLL_MS, signal);
-        }
-      }
-      await this.#withQmp(
-        handle,
-        what,
-        signal,
-        (qmp) => netdevDel(qmp, id, signal),
-      );
-    });
+    await this.#exclusive(
+      `nics:${handle.dir}`,
+      () => unplugNicFrom(handle, slot, opts),
+    );
   }
 
   /**
@@ -457,39 +388,6 @@ export class QemuDriver {
       }
     }));
     return killed.sort();
-  }
-
-  /** Runs `fn` on a fresh QMP connection to the VM, then closes it. */
-  async #withQmp<T>(
-    handle: QemuHandle,
-    what: string,
-    signal: AbortSignal | undefined,
-    fn: (qmp: QmpClient) => Promise<T>,
-  ): Promise<T> {
-    let qmp: QmpClient;
-    try {
-      qmp = await QmpClient.connect(handle.qmp, {
-        signal,
-        timeoutMs: QMP_CALL_TIMEOUT_MS,
-      });
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw new Error(`Cannot ${what}: QMP does not answer`, { cause: err });
-    }
-    try {
-      return await fn(qmp);
-    } catch (err) {
-      signal?.throwIfAborted();
-      if (err instanceof Error && err.message.startsWith(`Cannot ${what}`)) {
-        throw err;
-      }
-      throw new Error(
-        `Cannot ${what}: ${err instanceof Error ? err.message : err}`,
-        { cause: err },
-      );
-    } finally {
-      await qmp.close();
-    }
   }
 
   /**
@@ -556,68 +454,13 @@ export class QemuDriver {
         return;
       } catch (err) {
         signal?.throwIfAborted();
-        if (!await this.#alive(handle)) {
+        if (!await alive(handle)) {
           throw new Error(`qemu pid ${handle.pid} exited`, { cause: err });
         }
         if (Date.now() >= until) throw err;
       }
       await delay(POLL_MS, signal);
     }
-  }
-
-  async #quit(
-    handle: QemuHandle,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    try {
-      const qmp = await QmpClient.connect(handle.qmp, { signal, timeoutMs });
-      try {
-        await qmp.execute("quit", undefined, { signal, timeoutMs });
-      } finally {
-        await qmp.close();
-      }
-    } catch {
-      // qemu may close the socket before replying; the wait decides
-      signal?.throwIfAborted();
-    }
-  }
-
-  async #alive(handle: QemuHandle): Promise<boolean> {
-    return ownsPidfile(await processArgs(handle.pid), handle.pidfile);
-  }
-
-  /** Sends `sig` to the handle's pid if it is still this VM's qemu. */
-  async #signal(handle: QemuHandle, sig: Deno.Signal): Promise<void> {
-    if (!await this.#alive(handle)) return;
-    try {
-      Deno.kill(handle.pid, sig);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-  }
-
-  /** SIGKILL and wait until gone. */
-  async #kill(handle: QemuHandle, signal?: AbortSignal): Promise<void> {
-    await this.#signal(handle, "SIGKILL");
-    if (!await this.#waitGone(handle, KILL_WAIT_MS, signal)) {
-      throw new Error(
-        `Cannot stop qemu pid ${handle.pid}: still running after SIGKILL`,
-      );
-    }
-  }
-
-  async #waitGone(
-    handle: QemuHandle,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const until = Date.now() + timeoutMs;
-    while (await this.#alive(handle)) {
-      if (Date.now() >= until) return false;
-      await delay(POLL_MS, signal);
-    }
-    return true;
   }
 }
 
@@ -667,40 +510,6 @@ function checkHandle(handle: QemuHandle): void {
 /** The VM id: the name of its directory. */
 function vmId(handle: QemuHandle): string {
   return basename(handle.dir);
-}
-
-/** Slots of the `nicN` devices qemu has, sorted. */
-async function nicSlots(
-  qmp: QmpClient,
-  signal?: AbortSignal,
-): Promise<number[]> {
-  const children = await qmp.execute<{ name: string; type: string }[]>(
-    "qom-list",
-    { path: "/machine/peripheral" },
-    { signal, timeoutMs: QMP_CALL_TIMEOUT_MS },
-  );
-  return children.flatMap(({ name }) => {
-    const match = /^nic([0-9]+)$/.exec(name);
-    return match ? [Number(match[1])] : [];
-  }).sort((a, b) => a - b);
-}
-
-/** Removes netdev `id`; one that does not exist is fine. */
-async function netdevDel(
-  qmp: QmpClient,
-  id: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  try {
-    await qmp.execute("netdev_del", { id }, {
-      signal,
-      timeoutMs: QMP_CALL_TIMEOUT_MS,
-    });
-  } catch (err) {
-    if (!(err instanceof QmpError && err.errorClass === "DeviceNotFound")) {
-      throw err;
-    }
-  }
 }
 
 async function removeFiles(...paths: string[]): Promise<void> {

@@ -2,97 +2,17 @@ import assert from "node:assert/strict";
 import type { VmDriver } from "../../tasks/context.ts";
 import { CommandError, run } from "../runner.ts";
 import { processArgs } from "./_proc.ts";
+import {
+  guestSpec,
+  pidGone,
+  qemuPidsUnder,
+  serialHasMarker,
+  waitFor,
+  withDriver,
+} from "./_test_guest.ts";
 import { qemuArgs, type QemuSpec, vmPaths } from "./args.ts";
-import { QemuDriver, type QemuHandle } from "./driver.ts";
+import type { QemuHandle } from "./driver.ts";
 import { queryStatus } from "./qmp.ts";
-
-const MARKER = "UCLOUD-GUEST-READY";
-const BUILD_GUEST = new URL("../../scripts/build_guest.sh", import.meta.url)
-  .pathname;
-
-let guestDir: Promise<string> | undefined;
-
-/** The tiny test guest, built (and cached) by scripts/build_guest.sh. */
-function tinyGuest(): Promise<string> {
-  guestDir ??= run("bash", [BUILD_GUEST], { timeoutMs: 600_000 })
-    .then(({ stdout }) => stdout.trim().split("\n").at(-1)!);
-  return guestDir;
-}
-
-async function guestSpec(id: string): Promise<QemuSpec> {
-  const dir = await tinyGuest();
-  return {
-    id,
-    name: `test ${id}`,
-    cpus: 1,
-    memoryMiB: 128,
-    boot: {
-      kernel: `${dir}/vmlinux`,
-      initrd: `${dir}/initrd.cpio.gz`,
-      append: (await Deno.readTextFile(`${dir}/cmdline`)).trim(),
-    },
-  };
-}
-
-/**
- * Runs `fn` with a driver on a fresh temp state dir; afterwards kills every
- * qemu started under that dir (found through /proc) and removes the dir.
- */
-async function withDriver(
-  fn: (driver: QemuDriver, stateDir: string) => Promise<void>,
-): Promise<void> {
-  const stateDir = await Deno.makeTempDir({ prefix: "ucloud-qemu-" });
-  try {
-    await fn(new QemuDriver({ stateDir, accel: "tcg" }), stateDir);
-  } finally {
-    for (const pid of await qemuPidsUnder(stateDir)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await Deno.remove(stateDir, { recursive: true });
-  }
-}
-
-async function qemuPidsUnder(stateDir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const args = await processArgs(Number(entry.name));
-    const i = args?.indexOf("-pidfile") ?? -1;
-    if (args && i >= 0 && args[i + 1]?.startsWith(`${stateDir}/`)) {
-      pids.push(Number(entry.name));
-    }
-  }
-  return pids;
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<number> {
-  const started = Date.now();
-  while (!await check()) {
-    if (Date.now() - started > timeoutMs) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return Date.now() - started;
-}
-
-const serialHasMarker = (handle: QemuHandle) => async () => {
-  try {
-    return (await Deno.readTextFile(handle.serial)).includes(MARKER);
-  } catch {
-    return false;
-  }
-};
-
-const pidGone = (pid: number) => async () => (await processArgs(pid)) === null;
 
 Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
   await withDriver(async (driver, stateDir) => {
@@ -161,7 +81,7 @@ Deno.test("QemuDriver adopts a qemu started before VMs had a console socket", as
     const handle = await driver.start(spec);
     assert.equal(handle.console, undefined);
     assert.deepEqual(await driver.listNics(handle), []);
-    await driver.stop(handle);
+    await driver.stop(handle, { force: true });
   });
 });
 
@@ -193,7 +113,7 @@ Deno.test("QemuDriver starts one qemu for concurrent start() calls; destroy() re
       () => driver.destroy("vm-busy"),
       /Cannot destroy vm vm-busy: qemu pid \d+ is still running/,
     );
-    await driver.stop(handle);
+    await driver.stop(handle, { force: true });
     await driver.destroy("vm-busy");
   });
 });
@@ -231,7 +151,7 @@ Deno.test("QemuDriver.start() is aborted by its signal and leaves no process", a
       const outcome = await driver.start(spec, { signal: controller.signal })
         .catch((err: Error) => err);
       if (!(outcome instanceof Error)) {
-        await driver.stop(outcome);
+        await driver.stop(outcome, { force: true });
         continue;
       }
       assert.ok(

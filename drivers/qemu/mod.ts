@@ -28,6 +28,8 @@ export {
   type QemuHandle,
   type QemuState,
 } from "./driver.ts";
+export type { RebootOptions, RebootResult } from "./reboot.ts";
+export type { StopOptions, StopResult } from "./stop.ts";
 export {
   type QmpCallOptions,
   QmpClient,

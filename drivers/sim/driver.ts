@@ -17,7 +17,7 @@
  * const handle = await driver.start({ id: "vm-1", name: "a", cpus: 1,
  *   memoryMiB: 128, boot: { disk: "/dev/null" } });
  * await driver.inspect(handle); // { state: "running" }
- * await driver.stop(handle);
+ * await driver.stop(handle); // { how: "shutdown", ms: 12 }
  * await driver.destroy("vm-1");
  * ```
  *
@@ -28,6 +28,9 @@ import type {
   DriverHandle,
   DriverNic,
   DriverSpec,
+  RebootResult,
+  StopOptions,
+  StopResult,
 } from "../../tasks/context.ts";
 import { checkSlot, nicOptions } from "../qemu/args.ts";
 import { run } from "../runner.ts";
@@ -48,9 +51,13 @@ export interface SimDriverOptions {
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const START_TIMEOUT_MS = 10_000;
 const POLL_MS = 10;
+const STOP_TIMEOUT_MS = 60_000;
+const KILL_WAIT_MS = 5_000;
 /** Renames the process and execs sleep; `$1` is the pidfile. */
 const SCRIPT = 'exec </dev/null >/dev/null 2>&1; echo $$ >"$1.tmp" && ' +
   'mv "$1.tmp" "$1" && exec -a "ucloud-sim $1" sleep infinity';
+/** The boot flag of a guest that ignores the power button (the test guest's). */
+const IGNORE_FLAG = /(^|\s)ucloud\.ignore_acpi=1(\s|$)/;
 
 export class SimDriver {
   readonly name = "sim";
@@ -92,7 +99,11 @@ export class SimDriver {
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       await Deno.remove(pidfile).catch(() => {});
       await writeNics(dir, nics);
-      await run("setsid", ["-f", "bash", "-c", SCRIPT, "ucloud-sim", pidfile], {
+      // An ignored SIGTERM stays ignored across exec.
+      const ignore = "append" in spec.boot &&
+        IGNORE_FLAG.test(spec.boot.append ?? "");
+      const script = ignore ? `trap '' TERM; ${SCRIPT}` : SCRIPT;
+      await run("setsid", ["-f", "bash", "-c", script, "ucloud-sim", pidfile], {
         signal,
         timeoutMs: START_TIMEOUT_MS,
       });
@@ -124,22 +135,47 @@ export class SimDriver {
       : { state: "gone", detail: `sim process ${h.pid} is gone` };
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; idempotent. */
+  /**
+   * SIGTERM (the power button: the process exits on it, unless it was
+   * started to ignore it), given `timeoutMs` (default 60000), then
+   * SIGKILL; `force`: SIGKILL at once. Idempotent ("gone").
+   */
   async stop(
     handle: DriverHandle,
-    { graceMs = 2_000 }: { signal?: AbortSignal; graceMs?: number } = {},
-  ): Promise<void> {
+    { force = false, timeoutMs = STOP_TIMEOUT_MS }: StopOptions = {},
+  ): Promise<StopResult> {
     const h = checkHandle(handle);
-    for (const sig of ["SIGTERM", "SIGKILL"] as const) {
-      if (!await owns(h.pid, h.pidfile)) break;
-      kill(h.pid, sig);
-      const until = Date.now() + graceMs;
-      while (Date.now() < until && await owns(h.pid, h.pidfile)) {
-        await new Promise((r) => setTimeout(r, POLL_MS));
+    const began = performance.now();
+    let how: StopResult["how"] = "gone";
+    if (await owns(h.pid, h.pidfile)) {
+      how = !force && kill(h.pid, "SIGTERM") &&
+          await gone(h, timeoutMs)
+        ? "shutdown"
+        : "forced";
+      if (how === "forced") {
+        kill(h.pid, "SIGKILL");
+        if (!await gone(h, KILL_WAIT_MS)) {
+          throw new Error(
+            `Cannot stop sim pid ${h.pid}: still running after SIGKILL`,
+          );
+        }
       }
     }
     await Deno.remove(h.pidfile).catch(() => {});
     await Deno.remove(nicsFile(h.dir)).catch(() => {});
+    return { how, ms: Math.round(performance.now() - began) };
+  }
+
+  /**
+   * A sim VM has no guest to reboot: checks that its process runs and
+   * reports the reboot asked for ("forced" with `force`, else "reboot").
+   */
+  async reboot(
+    handle: DriverHandle,
+    { force = false }: StopOptions = {},
+  ): Promise<RebootResult> {
+    await this.#running(handle, "reboot");
+    return { how: force ? "forced" : "reboot", ms: 0 };
   }
 
   /** Slots of the VM's NICs, sorted; throws when its process is gone. */
@@ -323,6 +359,16 @@ export async function owns(pid: number, pidfile: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** True once the sim process is gone; false after `timeoutMs`. */
+async function gone(h: SimHandle, timeoutMs: number): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  while (await owns(h.pid, h.pidfile)) {
+    if (performance.now() >= until) return false;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  return true;
 }
 
 function kill(pid: number, sig: Deno.Signal): boolean {

@@ -122,3 +122,40 @@ Deno.test("sim: NICs from the spec, plug and unplug idempotent, gone with the pr
     assert.deepEqual(await d.listLocal(), ["vm-n"]);
   });
 });
+
+Deno.test("sim: stop() is the power button: SIGTERM ends it, an ignoring one is killed after the timeout, force at once", async () => {
+  await withDriver(async (d) => {
+    const h = await d.start(spec("vm-1"));
+    const stopped = await d.stop(h);
+    assert.equal(stopped.how, "shutdown");
+    assert.ok(stopped.ms < 5_000, `${stopped.ms} ms`);
+    assert.deepEqual(await d.stop(h), { how: "gone", ms: 0 });
+
+    const deaf = await d.start({
+      ...spec("vm-2"),
+      boot: { kernel: "/k", append: "console=ttyS0 ucloud.ignore_acpi=1" },
+    });
+    const late = await d.stop(deaf, { timeoutMs: 300 });
+    assert.equal(late.how, "forced");
+    assert.ok(late.ms >= 300, `${late.ms} ms`);
+    assert.equal(await owns(deaf.pid, deaf.pidfile), false);
+
+    const again = await d.start(spec("vm-3"));
+    assert.equal((await d.stop(again, { force: true })).how, "forced");
+    assert.equal(await owns(again.pid, again.pidfile), false);
+  });
+});
+
+Deno.test("sim: reboot() keeps the process; fails when it is gone", async () => {
+  await withDriver(async (d) => {
+    const h = await d.start(spec("vm-1"));
+    assert.equal((await d.reboot(h)).how, "reboot");
+    assert.equal((await d.reboot(h, { force: true })).how, "forced");
+    assert.equal((await d.start(spec("vm-1"))).pid, h.pid);
+    await d.stop(h, { force: true });
+    await assert.rejects(
+      () => d.reboot(h),
+      /Cannot reboot: sim process \d+ of vm vm-1 is not running/,
+    );
+  });
+});
