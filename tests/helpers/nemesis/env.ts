@@ -82,6 +82,7 @@ export async function startNemesisEnv(
     guest: profile.guest,
   });
   cluster.env.UCLOUD_DRIVER = profile.driver;
+  Object.assign(cluster.env, profile.workerEnv);
   cluster.store.close(); // see the module comment; stop() closes it again
   let net: HostNet | undefined;
   let api: ApiProc | undefined;

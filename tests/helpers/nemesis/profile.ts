@@ -11,6 +11,13 @@
  * has booted, so both drivers keep the deadline of TTL + 2 s after quiet
  * unless `deadlineExtraMs` says otherwise.
  *
+ * A stop is a guest shutdown (ACPI power button, then the hard stop after
+ * `worker.stopTimeoutSeconds`): the tiny guest still booting under TCG
+ * cannot react for 5-20 s, so with the default 60 s a stop of a booting VM
+ * can outlast the settle time. The qemu profile gives guests 5 s, as a
+ * hoster would for throwaway VMs; the graceful path itself is tested in
+ * drivers/qemu/driver_test.ts and tests/cli_e2e_test.ts.
+ *
  * @example
  * ```ts
  * const p = PROFILES.qemu;
@@ -35,6 +42,8 @@ export interface DriverProfile {
   deadlineExtraMs: number;
   /** How long the cluster may take to settle after quiet, ms. */
   settleMs: number;
+  /** Environment of every worker (config overrides). */
+  workerEnv: Record<string, string>;
 }
 
 export const PROFILES: Record<VmDriver, DriverProfile> = {
@@ -47,6 +56,7 @@ export const PROFILES: Record<VmDriver, DriverProfile> = {
     pauseMs: [100, 600],
     deadlineExtraMs: 0,
     settleMs: 30_000,
+    workerEnv: {},
   },
   qemu: {
     driver: "qemu",
@@ -57,5 +67,6 @@ export const PROFILES: Record<VmDriver, DriverProfile> = {
     pauseMs: [800, 2500],
     deadlineExtraMs: 0,
     settleMs: 60_000,
+    workerEnv: { UCLOUD_STOP_TIMEOUT_SECONDS: "5" },
   },
 };
