@@ -1,8 +1,8 @@
 #!/usr/bin/env -S deno run --allow-net --allow-env=UCLOUD_API,XDG_CONFIG_HOME,HOME --allow-read --allow-write
 /**
- * `ucloud`: the command-line client of the ucloud API. One self-contained
- * file that uses only the Deno runtime, so it can be copied or `deno bundle`d
- * alone.
+ * `ucloud`: the command-line client of the ucloud API. Besides the Deno
+ * runtime it imports only the shared TOTP code (`core/totp_token.ts`, which
+ * reaches neither etcd nor subprocesses); `deno bundle` makes one file of it.
  *
  * Exit codes: 0 ok, 1 API or operation error, 2 usage error.
  *
@@ -14,6 +14,11 @@
  *
  * @module
  */
+import {
+  hotp,
+  NAME_RE as OTP_NAME_RE,
+  totpCounter,
+} from "../core/totp_token.ts";
 
 /** A VM as the API returns it (`Vm` in `core/schemas.ts`). */
 export interface Vm {
@@ -195,8 +200,6 @@ const REF_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const MAX_NICS = 8;
 const BRIDGE_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const VXLAN_MODES = ["multicast", "unicast"];
-/** A user or realm name of ungleich-otp (no '/' or ':'). */
-const OTP_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 const TASK_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /**
@@ -2140,50 +2143,13 @@ function configDir(env: Record<string, string | undefined>): string | null {
   return null;
 }
 
-const TOTP_STEP_MS = 30_000;
-
-function base32Decode(text: string): Uint8Array<ArrayBuffer> {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  const clean = text.toUpperCase().replace(/=+$/, "");
-  const out = new Uint8Array(Math.floor(clean.length * 5 / 8));
-  let bits = 0;
-  let value = 0;
-  let i = 0;
-  for (const ch of clean) {
-    const v = alphabet.indexOf(ch);
-    if (v === -1) throw new CliError("the stored seed is not base32");
-    value = (value << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      out[i++] = (value >>> (bits - 8)) & 0xff;
-      bits -= 8;
-    }
+/** The TOTP of the stored seed at `step`, from the shared TOTP code. */
+function loginToken(seed: string, step: number): string {
+  try {
+    return hotp(seed, step);
+  } catch {
+    throw new CliError("the stored seed is not base32");
   }
-  return out;
-}
-
-/** The 6-digit HOTP (RFC 4226, HMAC-SHA1) of a base32 seed at `counter`. */
-export async function hotp(seed: string, counter: number): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    base32Decode(seed),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
-  );
-  const msg = new DataView(new ArrayBuffer(8));
-  msg.setUint32(0, Math.floor(counter / 2 ** 32));
-  msg.setUint32(4, counter >>> 0);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, msg));
-  const off = mac[mac.length - 1] & 0xf;
-  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) |
-    (mac[off + 2] << 8) | mac[off + 3];
-  return String(bin % 1_000_000).padStart(6, "0");
-}
-
-/** The TOTP (RFC 6238: 30 s steps, SHA-1, 6 digits) of a seed at `nowMs`. */
-export function totp(seed: string, nowMs = Date.now()): Promise<string> {
-  return hotp(seed, Math.floor(nowMs / TOTP_STEP_MS));
 }
 
 /**
@@ -2277,13 +2243,13 @@ class Session {
       await this.#exchange(login, -1);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) throw err;
-      await this.#exchange(login, Math.floor(this.now() / TOTP_STEP_MS));
+      await this.#exchange(login, totpCounter(this.now()));
     }
   }
 
   /** Buys a bearer token with the TOTP of a step not used before. */
   async #exchange(login: StoredLogin, lastStep: number): Promise<CachedToken> {
-    const current = Math.floor(this.now() / TOTP_STEP_MS);
+    const current = totpCounter(this.now());
     const step = Math.max(current, lastStep + 1);
     if (step > current + 1) {
       throw new CliError(
@@ -2298,7 +2264,7 @@ class Session {
         headers: {
           "X-Otp-Name": login.name,
           "X-Otp-Realm": login.realm,
-          "X-Otp-Token": await hotp(login.seed, step),
+          "X-Otp-Token": loginToken(login.seed, step),
         },
       },
     );

@@ -15,7 +15,8 @@ import { MemoryRevocationList } from "../api/auth.ts";
 import { BearerTokens } from "../api/auth.ts";
 import { createApp } from "../api/app.ts";
 import { createIdentity } from "../api/identity.ts";
-import { main as cliMain, totp as cliTotp } from "../cli/ucloud.ts";
+import { main as cliMain } from "../cli/ucloud.ts";
+import { totp as cliTotp } from "../core/totp_token.ts";
 import { parseConfig } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { importHostKey, newHostKey } from "../core/secrets.ts";
@@ -738,7 +739,7 @@ Deno.test({
         }
         const afterLogin = exchanges;
         assert.equal(afterLogin, 1);
-        // The CLI's own RFC 6238 agrees with oathtool.
+        // The CLI's TOTP (the shared core/totp_token.ts) agrees with oathtool.
         const at = Date.now();
         assert.equal(
           await cliTotp(stored.seed, at),

@@ -1,5 +1,5 @@
 /**
- * The benchmark still runs: `scripts/bench.ts --quick` against real etcd,
+ * The benchmark still runs: `scripts/bench/main.ts --quick` against real etcd,
  * the API and a worker with qemu. Checks that every figure is produced; the
  * figures themselves are not judged here (speed goals live in the bench).
  */
@@ -8,7 +8,13 @@ import { ROOT } from "./helpers/cluster.ts";
 
 Deno.test("bench --quick produces every figure", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}scripts/bench.ts`, "--quick", "--no-write"],
+    args: [
+      "run",
+      "-A",
+      `${ROOT}scripts/bench/main.ts`,
+      "--quick",
+      "--no-write",
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();

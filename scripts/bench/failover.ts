@@ -7,20 +7,20 @@
  * round. Run once with the default lease TTL and once with the shortest the
  * embedded etcd allows (1 s with its 50 ms heartbeat / 500 ms election).
  *
- * Usage: `deno run -A scripts/bench_failover.ts [--kills=N] [--ttl=3,1]`, or
- * through `scripts/bench.ts --only=failover`.
+ * Usage: `deno run -A scripts/bench/failover.ts [--kills=N] [--ttl=3,1]`, or
+ * through `scripts/bench/main.ts --only=failover`.
  */
-import { keys } from "../core/keys.ts";
-import { Vm } from "../core/schemas.ts";
-import { queryStatus } from "../drivers/qemu/qmp.ts";
-import { createApp } from "../api/app.ts";
-import { startCluster, waitFor } from "../tests/helpers/cluster.ts";
+import { keys } from "../../core/keys.ts";
+import { Vm } from "../../core/schemas.ts";
+import { queryStatus } from "../../drivers/qemu/qmp.ts";
+import { createApp } from "../../api/app.ts";
+import { startCluster, waitFor } from "../../tests/helpers/cluster.ts";
 import {
   createHostNet,
   serveEtcdOn,
   startWorkerIn,
-} from "../tests/helpers/netns.ts";
-import { summarize, type Summary } from "./bench_util.ts";
+} from "../../tests/helpers/netns.ts";
+import { type Row, summarize, type Summary } from "./util.ts";
 
 export interface FailoverRun {
   ttlSeconds: number;
@@ -118,6 +118,23 @@ export async function failoverRun(
     await c.stop();
     await net.destroy();
   }
+}
+
+/** Rows of the bench table: p50 and p95 of each run. */
+export function failoverRows(runs: FailoverRun[]): Row[] {
+  const out: Row[] = [];
+  for (const f of runs) {
+    for (const p of ["p50", "p95"] as const) {
+      out.push({
+        name: `failover, TTL ${f.ttlSeconds} s, ${p}`,
+        value: f.failoverMs[p],
+        unit: "ms",
+        notes:
+          `SIGKILL of a host -> its VMs QMP running elsewhere; ${f.kills} kills, ${f.failoverMs.n} VMs, margin ${f.marginMs} ms`,
+      });
+    }
+  }
+  return out;
 }
 
 if (import.meta.main) {

@@ -1,6 +1,7 @@
 /**
- * Small helpers of `scripts/bench.ts`: latency statistics, a bounded
- * concurrency pool, a cleanup stack and the plain-text result table.
+ * Small helpers of the bench phases (`scripts/bench/`): latency statistics,
+ * a bounded concurrency pool, call counting, a cleanup stack, the stores and
+ * HTTP servers of a phase, progress lines and the plain-text result table.
  *
  * @example
  * ```ts
@@ -8,6 +9,21 @@
  * console.log(summarize(ms.latencies));
  * ```
  */
+import type { createApp } from "../../api/app.ts";
+import { Store } from "../../core/store.ts";
+
+/** Operations in flight in the concurrent runs of the etcd phases. */
+export const IN_FLIGHT = 64;
+
+/** A progress line on stderr (stdout holds only the table and the JSON). */
+export function progress(msg: string): void {
+  console.error(`bench: ${msg}`);
+}
+
+/** A store on `endpoint` under its own prefix, so phases never collide. */
+export function storeFor(endpoint: string, prefix: string): Store {
+  return Store.connect({ endpoints: [endpoint], prefix, timeoutMs: 5000 });
+}
 
 /** Latency summary in milliseconds (nearest-rank percentiles). */
 export interface Summary {
@@ -35,6 +51,7 @@ export function round(x: number, digits = 1): number {
   return Math.round(x * f) / f;
 }
 
+/** min, percentiles, max and mean of `values` (ms), rounded. */
 export function summarize(values: number[]): Summary {
   const n = values.length;
   return {
@@ -141,6 +158,7 @@ export function rate(n: number, elapsedMs: number): number {
   return round(n / (elapsedMs / 1000), 0);
 }
 
+/** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -185,6 +203,22 @@ export class Cleanup {
     })().finally(() => this.#running = undefined);
     return this.#running;
   }
+}
+
+/** Serves `app` on a random loopback port; the server stops on cleanup. */
+export function serve(
+  app: ReturnType<typeof createApp>,
+  cleanup: Cleanup,
+): { base: string; stop: () => Promise<void> } {
+  const server = Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen: () => {},
+  }, app.fetch);
+  let stopped: Promise<void> | undefined;
+  const stop = () => stopped ??= server.shutdown();
+  cleanup.add("http server", stop);
+  return { base: `http://127.0.0.1:${server.addr.port}`, stop };
 }
 
 export interface Row {

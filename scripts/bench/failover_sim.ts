@@ -15,24 +15,19 @@
  *   the `host.failed` tasks created and the time the new worker took to
  *   register. Zero restarts is the goal of the worker hand-over.
  *
- * Usage: `deno run -A scripts/bench_failover_sim.ts [--vms=50] [--kills=10]
- * [--gap-ms=5000]`, or through `scripts/bench.ts --only=failover-sim`.
+ * Usage: `deno run -A scripts/bench/failover_sim.ts [--vms=50] [--kills=10]
+ * [--gap-ms=5000]`, or through `scripts/bench/main.ts --only=failover-sim`.
  */
-import { createApp } from "../api/app.ts";
-import { keys } from "../core/keys.ts";
-import { Alive, Task, Vm } from "../core/schemas.ts";
-import { owns } from "../drivers/sim/driver.ts";
-import {
-  type Cluster,
-  startCluster,
-  waitFor,
-} from "../tests/helpers/cluster.ts";
+import { createApp } from "../../api/app.ts";
+import { keys } from "../../core/keys.ts";
+import { Alive, Task, Vm } from "../../core/schemas.ts";
+import { startCluster, waitFor } from "../../tests/helpers/cluster.ts";
 import {
   createHostNet,
   type HostNet,
   serveEtcdOn,
-  startWorkerIn,
-} from "../tests/helpers/netns.ts";
+} from "../../tests/helpers/netns.ts";
+import { HOSTS, Hosts, POLL_MS, VICTIM, WAIT_MS } from "./sim_hosts.ts";
 import {
   type Cleanup,
   round,
@@ -41,7 +36,7 @@ import {
   summarize,
   type Summary,
   table,
-} from "./bench_util.ts";
+} from "./util.ts";
 
 /** Options of {@linkcode failoverSimRun}. */
 export interface FailoverSimOptions {
@@ -86,14 +81,6 @@ export interface FailoverSimResult {
   allSamples: number[];
   restart: RestartResult;
 }
-
-const HOSTS = ["s1", "s2", "s3"];
-const VICTIM = HOSTS[0];
-const OTHERS = HOSTS.slice(1);
-const POLL_MS = 20;
-const WAIT_MS = 120_000;
-
-type App = ReturnType<typeof createApp>;
 
 /** Runs the failover rounds, then the orderly restart, in one cluster. */
 export async function failoverSimRun(
@@ -241,110 +228,6 @@ async function orderlyRestart(
 /** Where the VM's process is according to its status: `host/pid`. */
 function where(v: Vm): string {
   return `${v.status.host}/${(v.status.handle as { pid?: number })?.pid}`;
-}
-
-/** The three hosts of one run and what the rounds do with them. */
-class Hosts {
-  readonly #ino = new Map<string, number>();
-
-  constructor(
-    readonly c: Cluster,
-    readonly net: HostNet,
-    readonly app: App,
-    readonly count: number,
-  ) {
-    for (const h of net.hosts.values()) {
-      this.#ino.set(h.name, Deno.statSync(`/run/netns/${h.ns}`).ino!);
-    }
-  }
-
-  /** Starts (or restarts) a host's worker; room for every VM on each host. */
-  start(name: string) {
-    const cpus = this.count + 2;
-    return startWorkerIn(this.c, this.net, {
-      name,
-      cpus,
-      memoryMiB: cpus * 128,
-    });
-  }
-
-  allAlive(): Promise<boolean> {
-    return waitFor(
-      "every host alive",
-      async () => (await this.c.store.count(keys.alives)) === HOSTS.length,
-      WAIT_MS,
-    );
-  }
-
-  async vms(): Promise<Vm[]> {
-    return (await this.c.store.list(keys.vms, Vm)).items.map((kv) => kv.value);
-  }
-
-  /**
-   * Phase running on its host, and its sim process alive in that host's
-   * namespace (compared by the inode of the network namespace).
-   */
-  async runs(v: Vm): Promise<boolean> {
-    const h = v.status.handle as { pid?: number; pidfile?: string } | undefined;
-    if (v.status.phase !== "running" || !v.status.host || !h?.pid) return false;
-    const ino = this.#ino.get(v.status.host);
-    try {
-      if (Deno.statSync(`/proc/${h.pid}/ns/net`).ino !== ino) return false;
-    } catch {
-      return false;
-    }
-    return await owns(h.pid, h.pidfile ?? "");
-  }
-
-  /** Whether every one of `vms` {@linkcode runs}. */
-  async allRun(vms: Vm[]): Promise<boolean> {
-    return (await Promise.all(vms.map((v) => this.runs(v)))).every(Boolean);
-  }
-
-  /**
-   * Puts every VM on the victim: drains the other hosts (their VMs move to
-   * the only active host), creates the VMs on the first call, waits until
-   * all of them run on the victim and no task is left, enables the others.
-   */
-  async gather(create: boolean): Promise<void> {
-    for (const h of OTHERS) await this.#post(`/v1/hosts/${h}/drain`, {});
-    if (create) {
-      for (let i = 0; i < this.count; i++) {
-        await this.#post("/v1/vms", { name: `fs${i}`, cpus: 1, memory: 128 });
-      }
-    }
-    await waitFor(
-      `${this.count} VMs running on ${VICTIM}`,
-      async () => {
-        const vms = await this.vms();
-        return vms.length === this.count &&
-          vms.every((v) => v.status.host === VICTIM) &&
-          await this.allRun(vms);
-      },
-      WAIT_MS,
-      100,
-    );
-    await waitFor(
-      "no task queued or running",
-      async () =>
-        (await this.c.store.count(keys.queues)) === 0 &&
-        (await this.c.store.count(keys.claims)) === 0,
-      WAIT_MS,
-      100,
-    );
-    for (const h of OTHERS) await this.#post(`/v1/hosts/${h}/enable`, {});
-  }
-
-  async #post(path: string, body: unknown): Promise<void> {
-    const res = await this.app.request(path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (res.status >= 300) {
-      throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    }
-  }
 }
 
 function progress(msg: string): void {

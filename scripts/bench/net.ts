@@ -10,20 +10,20 @@
  * - adding one more network and port to N existing ones, and removing it;
  * - QMP plugNic / unplugNic on a running guest (ACPI hot-plug, TCG).
  *
- * Usage: `deno run -A scripts/bench_net.ts [--networks=N]`, or through
- * `scripts/bench.ts --only=net`.
+ * Usage: `deno run -A scripts/bench/net.ts [--networks=N]`, or through
+ * `scripts/bench/main.ts --only=net`.
  */
-import { eui64, randomMac } from "../core/netaddr.ts";
-import { NetDriver, tapName } from "../drivers/net/mod.ts";
+import { eui64, randomMac } from "../../core/netaddr.ts";
+import { NetDriver, tapName } from "../../drivers/net/mod.ts";
 import type {
   HostNetState,
   NetworkSpec,
   PortSpec,
-} from "../drivers/net/types.ts";
-import { QemuDriver } from "../drivers/qemu/driver.ts";
-import { run } from "../drivers/runner.ts";
-import { tinyBoot } from "../tests/helpers/cluster.ts";
-import { summarize, type Summary } from "./bench_util.ts";
+} from "../../drivers/net/types.ts";
+import { QemuDriver } from "../../drivers/qemu/driver.ts";
+import { run } from "../../drivers/runner.ts";
+import { tinyBoot } from "../../tests/helpers/cluster.ts";
+import { round, type Row, summarize, type Summary } from "./util.ts";
 
 export interface NetResult {
   networks: number;
@@ -219,6 +219,61 @@ export async function benchNet(networks: number): Promise<NetResult> {
     plugMs: p.plugMs,
     unplugMs: p.unplugMs,
   };
+}
+
+/** Rows of the bench table. */
+export function netRows(net: NetResult): Row[] {
+  const out: Row[] = [];
+  const n = `${net.networks} networks, 1 port each`;
+  out.push(
+    {
+      name: "net sync from nothing",
+      value: net.coldMs,
+      unit: "ms",
+      notes: `${n}: bridges, VXLANs, taps, 1 nft txn, radvd; ` +
+        `${net.coldPerPortMs} ms per network`,
+    },
+    {
+      name: "net re-sync, nothing changed p50",
+      value: net.noopMs.p50,
+      unit: "ms",
+      notes: `${n}; worker start and 10 s repair`,
+    },
+    {
+      name: "net add 1 network+port p50",
+      value: net.addMs.p50,
+      unit: "ms",
+      notes: `to ${n}; ${
+        round(net.addMs.p50 / net.noopMs.p50, 2)
+      } x the no-op sync`,
+    },
+    {
+      name: "net remove 1 network+port p50",
+      value: net.removeMs.p50,
+      unit: "ms",
+      notes: `deleting links waits for the kernel`,
+    },
+    {
+      name: "net remove all",
+      value: net.emptyMs,
+      unit: "ms",
+      notes: n,
+    },
+    {
+      name: "NIC hot-plug (QMP) p50",
+      value: net.plugMs.p50,
+      unit: "ms",
+      notes: `netdev_add + device_add; max ${net.plugMs.max}`,
+    },
+    {
+      name: "NIC hot-unplug p50",
+      value: net.unplugMs.p50,
+      unit: "ms",
+      notes:
+        `device_del until the guest released it (ACPI, TCG); max ${net.unplugMs.max}`,
+    },
+  );
+  return out;
 }
 
 if (import.meta.main) {

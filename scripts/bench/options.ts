@@ -1,0 +1,101 @@
+/**
+ * The flags of `deno task bench` (`scripts/bench/main.ts`): which phases to
+ * run (`--only`), their sizes, the placement policy and whether to write
+ * `bench-results.json`; `--quick` is the test suite's smoke run.
+ */
+import type { Policy } from "../../workers/placement.ts";
+
+/** The phases, in the order they run. */
+export const PHASES = [
+  "cas",
+  "claim",
+  "api",
+  "place",
+  "vm",
+  "failover",
+  "failover-sim",
+  "net",
+] as const;
+/** One phase of the bench. */
+export type Phase = typeof PHASES[number];
+
+/** What the flags ask for, with the defaults filled in. */
+export interface Options {
+  quick: boolean;
+  only: Set<Phase>;
+  write: boolean;
+  n: number;
+  apiRequests: number;
+  vms: number;
+  warmupVms: number;
+  placeVms: number;
+  placeHosts: number;
+  policy: Policy;
+  gapMs: number;
+}
+
+function usage(): never {
+  console.error(
+    "usage: deno run -A scripts/bench/main.ts [--quick] " +
+      "[--only=cas,claim,api,place,vm,failover,failover-sim,net] [--no-write] " +
+      "[--n=N] [--vms=N] [--place-vms=N] [--hosts=N] [--policy=spread|pack] " +
+      "[--gap-ms=MS]",
+  );
+  Deno.exit(2);
+}
+
+/** Reads the flags; prints the usage and exits with 2 on a bad one. */
+export function parseArgs(args: string[]): Options {
+  let quick = false;
+  let write = true;
+  let only = new Set<Phase>(PHASES);
+  let n: number | undefined;
+  let vms: number | undefined;
+  let placeVms: number | undefined;
+  let placeHosts: number | undefined;
+  let policy: Policy = "spread";
+  let gapMs = 5000;
+  const int = (v: string, min: number) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < min) usage();
+    return x;
+  };
+  for (const a of args) {
+    const [flag, value] = a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, ""];
+    if (flag === "--quick") quick = true;
+    else if (flag === "--no-write") write = false;
+    else if (flag === "--only") {
+      const names = value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (!names.length || names.some((s) => !PHASES.includes(s as Phase))) {
+        console.error(`--only takes a list of ${PHASES.join(",")}`);
+        usage();
+      }
+      only = new Set(names as Phase[]);
+      // Placement is judged against the raw CAS rate of the same run.
+      if (only.has("place")) only.add("cas");
+    } else if (flag === "--n") n = int(value, 1);
+    else if (flag === "--vms") vms = int(value, 1);
+    else if (flag === "--place-vms") placeVms = int(value, 1);
+    else if (flag === "--hosts") placeHosts = int(value, 1);
+    else if (flag === "--gap-ms") gapMs = int(value, 0);
+    else if (flag === "--policy") {
+      if (value !== "spread" && value !== "pack") usage();
+      policy = value;
+    } else usage();
+  }
+  return {
+    quick,
+    only,
+    write,
+    n: n ?? (quick ? 300 : 2000),
+    apiRequests: quick ? 200 : 1000,
+    vms: vms ?? (quick ? 3 : 10),
+    warmupVms: quick ? 0 : 1,
+    placeVms: placeVms ?? (quick ? 500 : 10_000),
+    placeHosts: placeHosts ?? (quick ? 20 : 100),
+    policy,
+    gapMs,
+  };
+}
