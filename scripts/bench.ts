@@ -53,7 +53,7 @@ import {
 import { createApp } from "../api/app.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { Alive, Alloc, Host, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { queryStatus } from "../drivers/qemu/qmp.ts";
@@ -70,7 +70,7 @@ import {
   startCluster,
   waitFor,
 } from "../tests/helpers/cluster.ts";
-import { type Policy, usage as allocUsage } from "../workers/placement.ts";
+import { type Policy, usage as allocUsage } from "../scheduler/mod.ts";
 import { benchNet, type NetResult } from "./bench_net.ts";
 import {
   Cleanup,

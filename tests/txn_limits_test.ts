@@ -34,7 +34,7 @@ import {
   unfinished,
   type WorkerId,
 } from "../tasks/queue.ts";
-import { rebalanceOnce } from "../workers/maintenance.ts";
+import { rebalanceOnce } from "../tasks/rebalance_round.ts";
 import { type Member, writeMembership } from "../workers/net.ts";
 import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
 
