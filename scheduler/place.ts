@@ -16,8 +16,8 @@
  * @example
  * ```ts
  * const p = await pickHost(store, cache, vm.id, needOf(vm), "spread");
- * if ("reason" in p) waitForCapacity(p.reason);
- * else reserveIn(txn.put(keys.vm(vm.id), placedOn(p.host, p.lease)), p);
+ * if ("reason" in p) console.log("pending:", p.reason);
+ * else await reserveIn(store.txn().put(keys.vm(vm.id), placed), p).commit();
  * ```
  */
 import { keys } from "../core/keys.ts";
