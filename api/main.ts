@@ -10,7 +10,7 @@
  */
 import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
 import { createIdentity } from "./identity.ts";

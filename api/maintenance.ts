@@ -1,7 +1,7 @@
 /**
  * `/v1/maintenance`: runs maintenance jobs now instead of at their next
  * scheduled time (admins only). `POST /v1/maintenance/rebalance` runs one
- * rebalance round (workers/maintenance.ts) and answers what it did; a
+ * rebalance round (tasks/rebalance_round.ts) and answers what it did; a
  * round already running elsewhere makes it answer `ran: false`.
  * `GET /v1/maintenance/rebalance` answers what a round would do now
  * (`ucloud host rebalance --dry-run`) and writes nothing.
@@ -13,7 +13,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ConfigSchema } from "../core/config.ts";
-import { planOnce, rebalanceOnce } from "../workers/maintenance.ts";
+import { planOnce, rebalanceOnce } from "../tasks/rebalance_round.ts";
 import { type Deps, requireAdmin, router } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 

@@ -20,7 +20,6 @@ import {
   VmCreateInput,
   type VmStatus,
 } from "../core/schemas.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
 import type { Store, Txn } from "../core/store.ts";
 import {
   checkHostBridges,
@@ -28,16 +27,15 @@ import {
   planNics,
   releaseNics,
 } from "../core/nics.ts";
-import { sleep } from "../core/watch.ts";
-import { enqueue, newTask } from "../tasks/queue.ts";
 import {
-  choose,
-  fits,
-  isLive,
   needOf,
+  placeInCache,
+  PlacementCache,
   type Policy,
-  reserve,
-} from "../workers/placement.ts";
+  readyCache,
+  reserveIn,
+} from "../scheduler/mod.ts";
+import { enqueue, newTask } from "../tasks/queue.ts";
 import {
   canSee,
   type Deps,
@@ -52,10 +50,6 @@ import { powerPayload, rebootVm, stopVm } from "./vm_power.ts";
 
 /** How often a read-modify-write is retried after a lost compare. */
 const ATTEMPTS = 5;
-/** How often an inline placement is retried after a lost alloc compare. */
-const PLACE_ATTEMPTS = 5;
-/** How long a create waits for a starting placement cache. */
-const CACHE_READY_MS = 1_000;
 
 const VmAndTask = z.object({ vm: VmDoc, task: TaskDoc }).openapi("VmAndTask");
 const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() })
@@ -178,6 +172,12 @@ const detachNic = createRoute({
 /** Phases in which the VM's host may have its process and ports. */
 const ON_HOST = new Set(["scheduled", "starting", "running", "stopping"]);
 
+/** What an inline placement did, unless it gave up with a reason. */
+type Inline =
+  | { placed: true; vm: Vm; task: Task }
+  | { placed: false; taken: true }
+  | { placed: false; stale: true };
+
 /** What a state change decided: nothing to do, or a new VM plus its task. */
 type Plan =
   | { change: false; status: 200 | 202 }
@@ -273,9 +273,9 @@ export function vms({ store, config }: Deps) {
 
   /**
    * Places a new VM in the transaction that creates it: the VM (phase
-   * scheduled), its reservation in `alloc/<host>` comparing the cached
-   * revision, and `vm.start` on that host. Retries a lost compare with
-   * the refreshed reservation; gives up with a reason.
+   * scheduled), its reservation (scheduler/place.ts `reserveIn()`) and
+   * `vm.start` on that host. The scheduler retries a lost compare with the
+   * refreshed reservation; gives up with a reason.
    */
   const placeInline = async (
     cache: PlacementCache,
@@ -283,52 +283,36 @@ export function vms({ store, config }: Deps) {
     idem: { key: string; request: string } | undefined,
     now: Date,
     plan: NicPlan | null,
-  ): Promise<
-    | { placed: true; vm: Vm; task: Task }
-    | { placed: false; reason: string }
-    | { placed: false; taken: true }
-    | { placed: false; stale: true }
-  > => {
-    const need = needOf(vm);
-    for (let i = 0; i < PLACE_ATTEMPTS; i++) {
-      const pick = choose(cache.candidates(), need, policy);
-      if ("reason" in pick) return { placed: false, reason: pick.reason };
-      const host = pick.host;
-      const r = await cache.withHost(host, async () => {
-        // Another create of this process may have filled it meanwhile.
-        const c = cache.candidate(host);
-        const alive = cache.aliveOf(host);
-        if (!c || !alive || !isLive(c) || !fits(c, need)) {
-          return "again" as const;
-        }
-        const alloc = cache.alloc(host);
+  ): Promise<Inline | { placed: false; reason: string }> => {
+    const r = await placeInCache<Inline>(
+      cache,
+      vm.id,
+      needOf(vm),
+      policy,
+      async (p) => {
         const placed: Vm = {
           ...vm,
           status: {
             phase: "scheduled",
-            host,
+            host: p.host,
             // Owned by the incarnation whose alive key the txn compares.
-            incarnation: alive.lease,
+            incarnation: p.lease,
             updatedAt: now.toISOString(),
           },
         };
         const start = newTask({
           kind: "vm.start",
-          target: host,
+          target: p.host,
           payload: { vm: vm.id },
           owner: vm.owner,
           maxAttempts,
           idempotencyKey: idem?.key,
           now,
         });
-        const reserved = reserve(alloc.value, vm.id, need);
-        const txn = store.txn().ifAbsent(keys.vm(vm.id))
-          .put(keys.vm(vm.id), placed)
-          .ifModRevision(keys.alloc(host), alloc.modRevision)
-          // Only while the host's incarnation lives: never onto a host
-          // whose failover may already have run.
-          .ifLease(keys.alive(host), alive.lease)
-          .put(keys.alloc(host), reserved);
+        const txn = reserveIn(
+          store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), placed),
+          p,
+        );
         enqueue(txn, start);
         plan?.apply(txn);
         if (idem) {
@@ -341,28 +325,22 @@ export function vms({ store, config }: Deps) {
         }
         const res = await txn.commit();
         if (res.ok) {
-          cache.applyAlloc(host, reserved, res.revision);
-          return { vm: placed, task: start };
+          return {
+            committed: res.revision,
+            value: { placed: true, vm: placed, task: start },
+          };
         }
         if (
           idem &&
           await store.get(keys.idempotency(vm.owner, idem.key), Idempotency)
-        ) return "taken" as const;
-        if (plan && !await plan.fresh()) return "stale" as const;
-        await cache.refreshAlloc(host);
-        return "lost" as const;
-      });
-      if (r === "taken") return { placed: false, taken: true };
-      if (r === "stale") return { placed: false, stale: true };
-      if (typeof r === "object") return { placed: true, ...r };
-      // Another process won the host: back off a little before retrying.
-      if (r === "lost") await sleep(Math.random() * 4 * (i + 1));
-    }
-    return {
-      placed: false,
-      reason: `placement lost the race for a host ${PLACE_ATTEMPTS} times; ` +
-        "a worker will place it",
-    };
+        ) return { value: { placed: false, taken: true } };
+        if (plan && !await plan.fresh()) {
+          return { value: { placed: false, stale: true } };
+        }
+        return "lost";
+      },
+    );
+    return "reason" in r ? { placed: false, reason: r.reason } : r.value;
   };
 
   return router()
@@ -388,8 +366,8 @@ export function vms({ store, config }: Deps) {
           status: { phase: "pending", updatedAt: now.toISOString() },
           createdAt: now.toISOString(),
         };
-        const cache = PlacementCache.for(store);
-        if (cache && await cache.waitReady(CACHE_READY_MS)) {
+        const cache = await readyCache(PlacementCache.for(store));
+        if (cache) {
           const r = await placeInline(
             cache,
             vm,

@@ -10,7 +10,7 @@ import { createIdentity } from "../api/identity.ts";
 import { loadConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 
 const root = new URL("../", import.meta.url).pathname;

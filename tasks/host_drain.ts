@@ -14,47 +14,22 @@
  * drains never enqueue a move twice.
  *
  * The API's `POST /v1/hosts/{name}/drain` enqueues it; the rebalancer
- * (workers/maintenance.ts) enqueues it again while a draining host still
+ * (tasks/rebalance_round.ts) enqueues it again while a draining host still
  * has VMs without a move.
+ *
+ * Which VMs to move is the scheduler's drain plan (scheduler/drain.ts).
  *
  * @example
  * ```ts
- * const plan = drainPlan("h1", vms, await unfinished(store, "h1"));
- * plan.move; // VMs to enqueue vm.move for
+ * const t = drainMove("h1", vm, "host h1 is draining", 5);
+ * enqueue(txn, t);
  * ```
  */
 import { keys } from "../core/keys.ts";
 import { Host, type Task, Vm } from "../core/schemas.ts";
+import { drainPlan } from "../scheduler/drain.ts";
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { enqueue, newTask, unfinished } from "./queue.ts";
-
-/** What a drain of `host` does: which VMs to move, which are moving. */
-export interface DrainPlan {
-  /** VMs on the host without an unfinished `vm.move`. */
-  move: Vm[];
-  /** Ids of VMs on the host whose `vm.move` is queued or running. */
-  moving: string[];
-}
-
-/**
- * Pure: the VMs placed on `host` (not being deleted) split by whether an
- * unfinished `vm.move` for them exists among `tasks`.
- */
-export function drainPlan(host: string, vms: Vm[], tasks: Task[]): DrainPlan {
-  const moving = new Set(
-    tasks.filter((t) =>
-      t.kind === "vm.move" && t.payload.from === host &&
-      (t.state === "queued" || t.state === "running")
-    ).map((t) => t.payload.vm),
-  );
-  const on = vms.filter((v) =>
-    v.status.host === host && v.desired !== "deleted"
-  ).sort((a, b) => a.id.localeCompare(b.id));
-  return {
-    move: on.filter((v) => !moving.has(v.id)),
-    moving: on.filter((v) => moving.has(v.id)).map((v) => v.id),
-  };
-}
 
 /** Builds the `vm.move` task that moves `vm` off the draining `host`. */
 export function drainMove(

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import type { Task, Vm } from "../core/schemas.ts";
-import { drainMove, drainPlan } from "./host_drain.ts";
-import { newTask } from "./queue.ts";
+import type { Vm } from "../core/schemas.ts";
+import { drainMove } from "./host_drain.ts";
 import { moveSkip } from "./vm_move.ts";
 
 const vm = (
@@ -21,42 +20,6 @@ const vm = (
     updatedAt: "2026-01-01T00:00:00Z",
   },
   createdAt: "2026-01-01T00:00:00Z",
-});
-
-const move = (id: string, from: string, state: Task["state"]): Task => ({
-  ...newTask({
-    kind: "vm.move",
-    target: from,
-    payload: { vm: id, from, reason: "x" },
-  }),
-  state,
-});
-
-Deno.test("drainPlan() moves every VM on the host, not being deleted, by id", () => {
-  const vms = [
-    vm("c", "h1"),
-    vm("a", "h1", "stopped", "stopped"),
-    vm("b", "h2"),
-    vm("d", undefined, "running", "pending"),
-    vm("e", "h1", "deleted", "deleting"),
-  ];
-  const plan = drainPlan("h1", vms, []);
-  assert.deepEqual(plan.move.map((v) => v.id), ["a", "c"]);
-  assert.deepEqual(plan.moving, []);
-});
-
-Deno.test("drainPlan() leaves VMs whose vm.move off this host is unfinished", () => {
-  const vms = [vm("a", "h1"), vm("b", "h1"), vm("c", "h1"), vm("d", "h1")];
-  const tasks = [
-    move("a", "h1", "queued"),
-    move("b", "h1", "running"),
-    move("c", "h1", "failed"),
-    move("d", "h2", "queued"),
-    { ...newTask({ kind: "vm.start", target: "h1", payload: { vm: "d" } }) },
-  ];
-  const plan = drainPlan("h1", vms, tasks);
-  assert.deepEqual(plan.move.map((v) => v.id), ["c", "d"]);
-  assert.deepEqual(plan.moving, ["a", "b"]);
 });
 
 Deno.test("drainMove() targets the host and marks the move as a drain", () => {

@@ -1,6 +1,6 @@
 /**
  * `vm.create` (target `any`): places a pending VM. The host comes from the
- * scheduler policy (`scheduler.policy`, workers/placement.ts `choose()`);
+ * scheduler (`scheduler.policy`, scheduler/place.ts `pickHost()`);
  * the VM's cores and memory are reserved in `alloc/<host>` in one
  * transaction that also sets the VM's host (phase scheduled) and enqueues
  * `vm.start` there. Two placers at once cannot overcommit a host: the
@@ -8,7 +8,7 @@
  * loser's completion fails and the worker runs the handler again.
  *
  * Candidates come from the process's placement cache
- * (core/placement_cache.ts) when one runs for the store (see
+ * (scheduler/cache.ts) when one runs for the store (see
  * `setPlacementCache`), otherwise from three listings per run.
  *
  * When nothing fits, the VM stays pending with the reason in
@@ -26,19 +26,16 @@
  * began), which goes on to `vm.start`.
  */
 import { keys } from "../core/keys.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
-import { Alive, Alloc, Host, serving, type Vm } from "../core/schemas.ts";
+import type { Vm } from "../core/schemas.ts";
 import type { Kv } from "../core/store.ts";
 import {
-  type Candidate,
-  choose,
-  fits,
-  isLive,
-  type Need,
   needOf,
+  pickHost,
+  PlacementCache,
   type Policy,
-  reserve,
-} from "../workers/placement.ts";
+  readyCache,
+  reserveIn,
+} from "../scheduler/mod.ts";
 import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
 import { enqueue, newTask } from "./queue.ts";
 import { readVm, statusTxn } from "./vm_common.ts";
@@ -47,8 +44,6 @@ import { readVm, statusTxn } from "./vm_common.ts";
 export const MAX_WAIT_MS = 2_000;
 /** First wait; doubles per try up to `MAX_WAIT_MS`. */
 const FIRST_WAIT_MS = 250;
-/** How long a run waits for a starting placement cache before listing. */
-const CACHE_READY_MS = 1_000;
 
 let configured: PlacementCache | null = null;
 
@@ -65,74 +60,6 @@ export function setPlacementCache(cache: PlacementCache | null): void {
 export function capacityWait(waits: number, random = Math.random): number {
   const base = Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * 2 ** waits);
   return Math.round(base * (0.75 + 0.25 * random()));
-}
-
-type Pick =
-  | { host: string; alloc: Kv<Alloc> | null; lease: string }
-  | { reason: string };
-
-/** Candidates without the host named by `avoid`. */
-function without(candidates: Candidate[], avoid?: string): Candidate[] {
-  return avoid === undefined
-    ? candidates
-    : candidates.filter((c) => c.host.name !== avoid);
-}
-
-/** Chooses from the cache; re-reads the chosen host's reservations. */
-async function pickCached(
-  ctx: TaskContext,
-  cache: PlacementCache,
-  need: Need,
-  policy: Policy,
-  avoid?: string,
-): Promise<Pick | null> {
-  for (let i = 0; i < 3; i++) {
-    const pick = choose(without(cache.candidates(), avoid), need, policy);
-    if ("reason" in pick) return pick;
-    // The cache may lag behind another placer: compare what etcd has now.
-    const kv = await ctx.store.get(keys.alloc(pick.host), Alloc);
-    if (kv) cache.applyAlloc(pick.host, kv.value, kv.modRevision);
-    else await cache.refreshAlloc(pick.host);
-    const c = cache.candidate(pick.host);
-    const alive = cache.aliveOf(pick.host);
-    if (
-      c && alive && isLive(c) &&
-      fits({ host: c.host, alloc: kv?.value ?? null }, need)
-    ) return { host: pick.host, alloc: kv, lease: alive.lease };
-  }
-  return null;
-}
-
-/** Chooses from three listings (no cache in this process). */
-async function pickListed(
-  ctx: TaskContext,
-  need: Need,
-  policy: Policy,
-  avoid?: string,
-): Promise<Pick> {
-  const [hosts, alive, allocs] = await Promise.all([
-    ctx.store.list(keys.hosts, Host),
-    ctx.store.list(keys.alives, Alive),
-    ctx.store.list(keys.allocs, Alloc),
-  ]);
-  const aliveOf = new Map(
-    alive.items.map((a) => [a.key.slice(keys.alives.length), a.value]),
-  );
-  const allocOf = new Map(
-    allocs.items.map((a) => [a.key.slice(keys.allocs.length), a]),
-  );
-  const candidates: Candidate[] = hosts.items.map((h) => ({
-    host: h.value,
-    alive: serving(aliveOf.get(h.value.name)),
-    alloc: allocOf.get(h.value.name)?.value ?? null,
-  }));
-  const pick = choose(without(candidates, avoid), need, policy);
-  if ("reason" in pick) return pick;
-  return {
-    host: pick.host,
-    alloc: allocOf.get(pick.host) ?? null,
-    lease: aliveOf.get(pick.host)!.lease,
-  };
 }
 
 /** The finished predecessor in a waiting chain, to delete (not the first). */
@@ -190,39 +117,33 @@ export const vmCreate: TaskHandler = async (ctx) => {
       result: { host: vm.value.status.host, skipped: "already placed" },
     };
   }
-  const need = needOf(vm.value);
   const policy: Policy = ctx.config.scheduler?.policy ?? "spread";
-  const cache = configured ?? PlacementCache.for(ctx.store);
-  const cached = cache && await cache.waitReady(CACHE_READY_MS) ? cache : null;
-  const place = async (avoid?: string): Promise<Pick> =>
-    (cached ? await pickCached(ctx, cached, need, policy, avoid) : null) ??
-      await pickListed(ctx, need, policy, avoid);
+  const cache = await readyCache(configured ?? PlacementCache.for(ctx.store));
   const avoid = typeof ctx.task.payload.avoid === "string"
     ? ctx.task.payload.avoid
     : undefined;
-  let pick = await place(avoid);
-  let note: string | undefined;
-  if ("reason" in pick && avoid !== undefined) {
-    pick = await place();
-    if ("reason" in pick) {
-      pick = { reason: `${pick.reason}; moving off ${avoid}` };
-    } else note = `no host other than ${avoid} fits; placed on ${pick.host}`;
-  }
+  const pick = await pickHost(
+    ctx.store,
+    cache,
+    vm.value.id,
+    needOf(vm.value),
+    policy,
+    avoid,
+  );
   if ("reason" in pick) return waitForCapacity(ctx, vm, pick.reason);
 
-  const { host, alloc, lease } = pick;
-  const txn = statusTxn(ctx, vm, {
-    // A stopped VM is only re-placed (e.g. moved off a draining host).
-    phase: vm.value.desired === "running" ? "scheduled" : "stopped",
-    host,
-    // The incarnation whose alive key this placement compares owns it.
-    incarnation: lease,
-    reason: undefined,
-  })
-    .ifModRevision(keys.alloc(host), alloc?.modRevision ?? "0")
-    // Only while the host's incarnation lives (see api/vms.ts).
-    .ifLease(keys.alive(host), lease)
-    .put(keys.alloc(host), reserve(alloc?.value ?? null, vm.value.id, need));
+  const { host, lease, note } = pick;
+  const txn = reserveIn(
+    statusTxn(ctx, vm, {
+      // A stopped VM is only re-placed (e.g. moved off a draining host).
+      phase: vm.value.desired === "running" ? "scheduled" : "stopped",
+      host,
+      // The incarnation whose alive key this placement compares owns it.
+      incarnation: lease,
+      reason: undefined,
+    }),
+    pick,
+  );
   let start: string | undefined;
   if (vm.value.desired === "running") {
     // A moved VM's start measures its downtime from the stop's begin.

@@ -20,7 +20,7 @@ import { freePort, startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
 import { Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
-import { rebalanceOnce } from "../workers/maintenance.ts";
+import { rebalanceOnce } from "../tasks/rebalance_round.ts";
 
 const input = { name: "web1", cpus: 1, memory: 128 };
 

@@ -13,7 +13,7 @@ import { keys } from "../core/keys.ts";
 import type { Fields, Logger } from "../core/log.ts";
 import { Alive, Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
-import { rebalanceOnce } from "../workers/maintenance.ts";
+import { rebalanceOnce } from "../tasks/rebalance_round.ts";
 import { call } from "./helpers/api.ts";
 import {
   type Cluster,

@@ -16,7 +16,7 @@ import { type Config, parseConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { idOf, keys } from "../core/keys.ts";
 import { logger } from "../core/log.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { Alive, Alloc, Host, Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import type { TaskContext, VmDriver } from "../tasks/context.ts";
@@ -29,7 +29,7 @@ import {
   type WorkerId,
 } from "../tasks/queue.ts";
 import { MAX_WAIT_MS, vmCreate } from "../tasks/vm_create.ts";
-import { usage } from "../workers/placement.ts";
+import { usage } from "../scheduler/mod.ts";
 import { ROOT, startCluster, waitFor } from "./helpers/cluster.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
@@ -168,7 +168,7 @@ async function checkInvariants(store: Store) {
 const CHILD = `
 import { createApp } from "${ROOT}api/app.ts";
 import { parseConfig } from "${ROOT}core/config.ts";
-import { PlacementCache } from "${ROOT}core/placement_cache.ts";
+import { PlacementCache } from "${ROOT}scheduler/cache.ts";
 import { Store } from "${ROOT}core/store.ts";
 const env = (n) => Deno.env.get(n);
 const config = parseConfig({}, (n) => n === "UCLOUD_SCHEDULER_POLICY" ? env(n) : undefined);

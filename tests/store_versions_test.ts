@@ -10,7 +10,7 @@ import { SCHEMA_VERSION } from "../core/documents.ts";
 import { UnreadableError } from "../core/errors.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { type Host, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { unreadableDocuments } from "../core/unreadable.ts";

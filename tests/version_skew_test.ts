@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { createApp } from "../api/app.ts";
 import { SCHEMA_VERSION } from "../core/documents.ts";
 import { keys, newId } from "../core/keys.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
+import { PlacementCache } from "../scheduler/cache.ts";
 import { Vm } from "../core/schemas.ts";
 import {
   type Cluster,

@@ -14,14 +14,14 @@
  */
 import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
-import { PlacementCache } from "../core/placement_cache.ts";
 import { Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
+import { PlacementCache } from "../scheduler/mod.ts";
 import { HostInUseError } from "./machine_id.ts";
-import { rebalanceOnce, roundOf } from "./maintenance.ts";
+import { scheduleRebalance } from "./maintenance.ts";
 import { requestShutdown } from "./shutdown.ts";
 import { Worker } from "./worker.ts";
 import type { Config } from "../core/config.ts";
@@ -105,24 +105,11 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", () => stopNow());
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
-  Deno.cron(
-    "ucloud-rebalance",
-    config.scheduler.rebalanceSchedule,
-    async () => {
-      // Only a registered incarnation takes part.
-      if (stopping || !current?.lease) return;
-      try {
-        const r = await rebalanceOnce(store, config, {
-          by: config.worker.host,
-          round: roundOf(new Date()),
-          log,
-        });
-        if (!r.ran) log.debug("rebalance round skipped", { reason: r.reason });
-      } catch (err) {
-        log.warn("rebalance round failed", { error: String(err) });
-      }
-    },
-  );
+  scheduleRebalance(store, config, {
+    log,
+    // Only a registered incarnation takes part.
+    takesPart: () => !stopping && !!current?.lease,
+  });
   let code = 0;
   while (!stopping) {
     current = new Worker({ store, config, driver, log, images, network });

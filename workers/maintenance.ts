@@ -1,307 +1,47 @@
 /**
- * The rebalancer: one round of cluster maintenance, run by `Deno.cron` on
- * every worker (workers/main.ts, `scheduler.rebalanceSchedule`) and by
- * `POST /v1/maintenance/rebalance`. A round
- *
- * 1. makes sure every live draining host that still has VMs without a
- *    `vm.move` gets a `host.drain` task (again, e.g. after a move failed
- *    or a VM was placed there while the drain began);
- * 2. with the `spread` policy and no drain or move in flight, moves up to
- *    `scheduler.rebalanceMaxMoves` VMs from the most to the least loaded
- *    live active host while their loads differ by more than
- *    `scheduler.rebalanceThreshold` (workers/rebalance.ts): one `vm.move`
- *    task each, avoiding the source. Only stopped VMs move, and running
- *    ones whose spec says `movable`, unless `scheduler.rebalanceRunning`.
- *
- * {@linkcode planOnce} answers what a round would do without doing it. A
- * round that did nothing logs at debug level only.
- *
- * Only one round runs at a time in the cluster: the round holds
- * `cron/rebalance`, created if absent and bound to a short lease of its
- * own, and every write it makes compares that key's lease (the lock fences
- * its own writes, like etcd's concurrency mutex). A scheduled round also
- * creates `cron-round/rebalance/<round>` with the lock, left to expire
- * with the lease, so of all workers whose cron fires for the same minute
- * only the first runs it. Every drain and move is a task document.
+ * The maintenance cron job of a worker: runs a rebalance round
+ * (tasks/rebalance_round.ts, planned by scheduler/round.ts) on
+ * `scheduler.rebalanceSchedule` with `Deno.cron` (needs
+ * `--unstable-cron`). Every worker schedules it; the round's id is the
+ * minute, so only one worker runs each round in the whole cluster.
  *
  * @example
  * ```ts
- * const r = await rebalanceOnce(store, config, { by: "h1" });
- * console.log(r.moves, r.reason);
+ * scheduleRebalance(store, config, { log, takesPart: () => registered });
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import {
-  Alive,
-  Alloc,
-  CronLock,
-  Host,
-  type Task,
-  Vm,
-} from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
-import { drainPlan } from "../tasks/host_drain.ts";
-import { enqueue, newTask, unfinished } from "../tasks/queue.ts";
-import type { Candidate } from "./placement.ts";
-import { type PlannedMove, planRebalance } from "./rebalance.ts";
+import { rebalanceOnce, roundOf } from "../tasks/rebalance_round.ts";
 
-/** The job name: lock `cron/rebalance`, rounds `cron-round/rebalance/`. */
-export const REBALANCE = "rebalance";
-
-/**
- * Tasks one round enqueues per transaction: 1 + 2 x 40 compares and 80
- * writes, under etcd's 128 operations, however many hosts or moves.
- */
-export const ROUND_BATCH = 40;
-
-/** What a round did; every drain and move names its task document. */
-export interface RebalanceResult {
-  /** False when another round held the lock (or this round already ran). */
-  ran: boolean;
-  by: string;
-  at: string;
-  round?: string;
-  /** Why it moved what it moved, or why nothing. */
-  reason: string;
-  drains: { host: string; task: string }[];
-  moves: (PlannedMove & { task: string })[];
+export interface RebalanceCronOptions {
+  log: Logger;
+  /** False while this worker must not run rounds (stopping, unregistered). */
+  takesPart: () => boolean;
 }
 
-export interface RebalanceOptions {
-  /** Who runs the round (a worker's host name, or `api:<principal>`). */
-  by: string;
-  /** A scheduled round's id (e.g. the minute): each round runs once. */
-  round?: string;
-  log?: Logger;
-  now?: Date;
-}
-
-type Settings = Pick<Config, "scheduler" | "tasks">;
-
-/** The round id of a scheduled run: the UTC minute, `2026-01-01T12:00`. */
-export function roundOf(now: Date): string {
-  return now.toISOString().slice(0, 16);
-}
-
-/** Runs one rebalance round (see the module comment). */
-export async function rebalanceOnce(
+/** Registers the rebalance round with `Deno.cron` (see the module comment). */
+export function scheduleRebalance(
   store: Store,
-  config: Settings,
-  opts: RebalanceOptions,
-): Promise<RebalanceResult> {
-  const now = opts.now ?? new Date();
-  const base = {
-    by: opts.by,
-    at: now.toISOString(),
-    ...(opts.round ? { round: opts.round } : {}),
-  };
-  const lock = keys.cronLock(REBALANCE);
-  // The TTL bounds how long a crashed round blocks others; a scheduled
-  // round's key must also outlive the minute its cron fired in.
-  const lease = await store.grantLease(opts.round ? 90 : 30);
-  let release = true;
-  try {
-    const take = store.txn().ifAbsent(lock)
-      .put(lock, { by: opts.by, at: base.at }, { lease });
-    if (opts.round) {
-      const k = keys.cronRound(REBALANCE, opts.round);
-      take.ifAbsent(k).put(k, { by: opts.by, at: base.at }, { lease });
-    }
-    if (!(await take.commit()).ok) {
-      return {
-        ...base,
-        ran: false,
-        reason: await whyLocked(store, opts),
-        drains: [],
-        moves: [],
-      };
-    }
-    // A scheduled round keeps its lease: the round key expires with it.
-    release = !opts.round;
-    try {
-      return { ...base, ran: true, ...await round(store, config, lease, opts) };
-    } finally {
-      await store.txn().ifLease(lock, lease).delete(lock).commit();
-    }
-  } finally {
-    if (release) await store.revokeLease(lease);
-  }
-}
-
-async function whyLocked(
-  store: Store,
-  opts: RebalanceOptions,
-): Promise<string> {
-  const held = await store.get(keys.cronLock(REBALANCE), CronLock);
-  if (held) {
-    return `another rebalance round is running (${held.value.by} since ${held.value.at})`;
-  }
-  if (opts.round) {
-    const r = await store.get(keys.cronRound(REBALANCE, opts.round), CronLock);
-    return `round ${opts.round} already ran${r ? ` on ${r.value.by}` : ""}`;
-  }
-  return "another rebalance round just ended; try again";
-}
-
-/** What a round would do now, read from etcd; nothing is written. */
-export interface RebalancePlanView {
-  by: string;
-  at: string;
-  /** Why it would move what it moves, or why nothing. */
-  reason: string;
-  /** Draining hosts whose drain would be resumed. */
-  drains: { host: string }[];
-  moves: PlannedMove[];
-}
-
-/**
- * The plan of a round without running it (`ucloud host rebalance
- * --dry-run`): no lock, no task, no write. A round run right after may
- * still differ when the cluster changed meanwhile.
- */
-export async function planOnce(
-  store: Store,
-  config: Settings,
-  opts: Pick<RebalanceOptions, "by" | "now">,
-): Promise<RebalancePlanView> {
-  const p = await plan(store, config);
-  return {
-    by: opts.by,
-    at: (opts.now ?? new Date()).toISOString(),
-    reason: p.reason,
-    drains: p.drainTasks.map((t) => ({ host: String(t.payload.host) })),
-    moves: p.moves,
-  };
-}
-
-/** Reads the cluster and plans drains and moves (see the module comment). */
-async function plan(store: Store, config: Settings) {
-  // Tasks first: a move finishing meanwhile wrote its VM, which is then
-  // read off its host, not on it without a move.
-  const running = await unfinished(store);
-  const [hosts, alive, allocs, vms] = await Promise.all([
-    store.list(keys.hosts, Host),
-    store.list(keys.alives, Alive),
-    store.list(keys.allocs, Alloc),
-    store.list(keys.vms, Vm),
-  ]);
-  const aliveHosts = new Set(alive.items.map((a) => idOf(a.key)));
-  const allocOf = new Map(allocs.items.map((a) => [idOf(a.key), a.value]));
-  const vmDocs = vms.items.map((v) => v.value);
-  const maxAttempts = config.tasks.maxAttempts;
-
-  // 1. Draining hosts with VMs not yet moving get a host.drain task.
-  const drainTasks: Task[] = [];
-  for (const h of hosts.items.map((x) => x.value)) {
-    if (h.state !== "draining" || !aliveHosts.has(h.name)) continue;
-    const draining = running.some((t) =>
-      t.kind === "host.drain" && t.payload.host === h.name
-    );
-    if (draining) continue;
-    if (drainPlan(h.name, vmDocs, running).move.length === 0) continue;
-    drainTasks.push(newTask({
-      kind: "host.drain",
-      target: "any",
-      payload: { host: h.name, reason: `host ${h.name} is draining` },
-      maxAttempts,
-    }));
-  }
-
-  // 2. Moves towards the least loaded host, once earlier ones are done
-  // (a drain re-places VMs too): loads are settled then.
-  const inFlight = running.filter(isMove).length + drainTasks.length;
-  const s = config.scheduler;
-  let reason: string;
-  let moves: PlannedMove[] = [];
-  if (s.policy !== "spread") {
-    reason = `scheduler.policy is ${s.policy}: only drains are rebalanced`;
-  } else if (s.rebalanceMaxMoves === 0) {
-    reason = "scheduler.rebalanceMaxMoves is 0";
-  } else if (inFlight > 0) {
-    reason = `${inFlight} move(s) or drain(s) still in flight`;
-  } else {
-    const candidates: Candidate[] = hosts.items.map((h) => ({
-      host: h.value,
-      alive: aliveHosts.has(h.value.name),
-      alloc: allocOf.get(h.value.name) ?? null,
-    }));
-    const p = planRebalance(candidates, vmDocs, {
-      threshold: s.rebalanceThreshold,
-      maxMoves: s.rebalanceMaxMoves,
-      running: s.rebalanceRunning,
-    });
-    reason = p.reason;
-    moves = p.moves;
-  }
-  return { reason, drainTasks, moves, vms: vms.items };
-}
-
-async function round(
-  store: Store,
-  config: Settings,
-  lease: string,
-  opts: RebalanceOptions,
-): Promise<Pick<RebalanceResult, "reason" | "drains" | "moves">> {
-  const lock = keys.cronLock(REBALANCE);
-  const p = await plan(store, config);
-  const drains: RebalanceResult["drains"] = [];
-  for (const batch of chunks(p.drainTasks, ROUND_BATCH)) {
-    const txn = store.txn().ifLease(lock, lease);
-    for (const t of batch) enqueue(txn, t);
-    if (!(await txn.commit()).ok) {
-      return { reason: "lost the rebalance lock", drains, moves: [] };
-    }
-    drains.push(
-      ...batch.map((t) => ({ host: String(t.payload.host), task: t.id })),
-    );
-  }
-  let reason = p.reason;
-  const moves: RebalanceResult["moves"] = [];
-  const byId = new Map(p.vms.map((v) => [v.value.id, v]));
-  for (const batch of chunks(p.moves, ROUND_BATCH)) {
-    const txn = store.txn().ifLease(lock, lease);
-    const tasks = batch.map((m) => {
-      const vm = byId.get(m.vm)!;
-      const t = newTask({
-        kind: "vm.move",
-        target: m.from,
-        payload: { vm: m.vm, from: m.from, reason: `rebalancing: ${m.why}` },
-        owner: vm.value.owner,
-        maxAttempts: config.tasks.maxAttempts,
-      });
-      enqueue(txn.ifModRevision(vm.key, vm.modRevision), t);
-      return { ...m, task: t.id };
-    });
-    if (!(await txn.commit()).ok) {
-      reason = "VMs changed while planning; the next round tries again";
-      break;
-    }
-    moves.push(...tasks);
-  }
-  // Every worker runs a round a minute: one that did nothing is no news.
-  const level = drains.length || moves.length ? "info" : "debug";
-  opts.log?.[level]("rebalance round", {
-    by: opts.by,
-    drains: drains.length,
-    moves: moves.length,
-    reason,
-  });
-  return { reason, drains, moves };
-}
-
-/** `items` in consecutive slices of at most `size`. */
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) {
-    out.push(items.slice(i, i + size));
-  }
-  return out;
-}
-
-/** Unfinished work that moves VMs: drains, moves and their re-placing. */
-function isMove(t: Task): boolean {
-  return t.kind === "vm.move" || t.kind === "host.drain" ||
-    (t.kind === "vm.create" && typeof t.payload.avoid === "string");
+  config: Pick<Config, "scheduler" | "tasks" | "worker">,
+  { log, takesPart }: RebalanceCronOptions,
+): void {
+  Deno.cron(
+    "ucloud-rebalance",
+    config.scheduler.rebalanceSchedule,
+    async () => {
+      if (!takesPart()) return;
+      try {
+        const r = await rebalanceOnce(store, config, {
+          by: config.worker.host,
+          round: roundOf(new Date()),
+          log,
+        });
+        if (!r.ran) log.debug("rebalance round skipped", { reason: r.reason });
+      } catch (err) {
+        log.warn("rebalance round failed", { error: String(err) });
+      }
+    },
+  );
 }

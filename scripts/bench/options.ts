@@ -3,7 +3,7 @@
  * run (`--only`), their sizes, the placement policy and whether to write
  * `bench-results.json`; `--quick` is the test suite's smoke run.
  */
-import type { Policy } from "../../workers/placement.ts";
+import type { Policy } from "../../scheduler/mod.ts";
 
 /** The phases, in the order they run. */
 export const PHASES = [

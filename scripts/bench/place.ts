@@ -9,9 +9,9 @@
  */
 import { createApp } from "../../api/app.ts";
 import { keys } from "../../core/keys.ts";
-import { PlacementCache } from "../../core/placement_cache.ts";
+import { PlacementCache } from "../../scheduler/cache.ts";
 import { Alive, Alloc, Host } from "../../core/schemas.ts";
-import { type Policy, usage as allocUsage } from "../../workers/placement.ts";
+import { type Policy, usage as allocUsage } from "../../scheduler/mod.ts";
 import type { CasResult } from "./cas.ts";
 import type { Options } from "./options.ts";
 import {

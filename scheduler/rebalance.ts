@@ -1,9 +1,10 @@
 /**
  * Which VMs a rebalance round moves. Pure: the caller reads the documents
- * and enqueues a `vm.move` per planned move (workers/maintenance.ts).
+ * and enqueues a `vm.move` per planned move (round.ts plans the round,
+ * tasks/rebalance_round.ts enqueues it).
  *
  * A host's load is the used share of its capacity, 0..1 (`1 - score()` of
- * workers/placement.ts for nothing more to place: the mean over CPUs and
+ * rank.ts for nothing more to place: the mean over CPUs and
  * memory). Local disk is not part of the load, only a limit on where a VM
  * may go (`fits()`): most VMs reserve none, and an idle disk share would
  * dilute every gap. Only live, active hosts take part.
@@ -31,14 +32,9 @@
  * ```
  */
 import type { Alloc, Vm } from "../core/schemas.ts";
-import {
-  type Candidate,
-  fits,
-  isLive,
-  needOf,
-  reserve,
-  score,
-} from "./placement.ts";
+import { fits, isLive } from "./feasible.ts";
+import { score } from "./rank.ts";
+import { type Candidate, needOf, reserve } from "./resources.ts";
 
 export interface PlannedMove {
   vm: string;

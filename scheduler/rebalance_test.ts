@@ -1,34 +1,8 @@
 import assert from "node:assert/strict";
 import type { Alloc, Host, Vm } from "../core/schemas.ts";
-import type { Candidate } from "./placement.ts";
+import { host, vm } from "./_fixtures.ts";
 import { load, mayMove, planRebalance } from "./rebalance.ts";
-
-const host = (name: string, cpus = 4, mem = 2048): Host => ({
-  name,
-  capacity: { cpus, memoryMiB: mem },
-  addresses: [],
-  os: "linux",
-  drivers: ["qemu"],
-  state: "active",
-  registeredAt: "2026-01-01T00:00:00Z",
-});
-
-const vm = (
-  id: string,
-  on: string,
-  phase: Vm["status"]["phase"] = "running",
-  cpus = 1,
-  memory = 128,
-  desired: Vm["desired"] = "running",
-): Vm => ({
-  id,
-  owner: "alice",
-  spec: { name: id, cpus, memory, image: "tiny" },
-  nics: [],
-  desired,
-  status: { phase, host: on, updatedAt: "2026-01-01T00:00:00Z" },
-  createdAt: "2026-01-01T00:00:00Z",
-});
+import type { Candidate } from "./resources.ts";
 
 /** Candidates and their allocs from the VMs placed on them. */
 function cluster(

@@ -1,60 +1,12 @@
 import assert from "node:assert/strict";
-import {
-  type Candidate,
-  choose,
-  fits,
-  NEAR_TIE,
-  needOf,
-  noFitReason,
-  reserve,
-  score,
-  usage,
-} from "./placement.ts";
-import type { Alloc, Host, Vm } from "../core/schemas.ts";
-
-const host = (
-  name: string,
-  cpus: number,
-  mem: number,
-  state: Host["state"] = "active",
-  diskMiB?: number,
-): Host => ({
-  name,
-  capacity: { cpus, memoryMiB: mem, ...(diskMiB ? { diskMiB } : {}) },
-  addresses: [],
-  os: "linux",
-  drivers: ["qemu"],
-  state,
-  registeredAt: "2026-01-01T00:00:00Z",
-});
-
-/** A live host with `usedCpus` cores and `usedMem` MiB reserved. */
-const cand = (
-  name: string,
-  cpus: number,
-  mem: number,
-  usedCpus = 0,
-  usedMem = 0,
-  extra: Partial<Candidate> = {},
-): Candidate => ({
-  host: host(name, cpus, mem),
-  alive: true,
-  alloc: usedCpus || usedMem
-    ? { vms: { [`vm-${name}`]: { cpus: usedCpus, memoryMiB: usedMem } } }
-    : null,
-  ...extra,
-});
+import type { Candidate } from "./resources.ts";
+import { cand, host, seeded } from "./_fixtures.ts";
+import { NEAR_TIE, score } from "./rank.ts";
+import { reserve } from "./resources.ts";
+import { fits } from "./feasible.ts";
+import { choose } from "./select.ts";
 
 const one = { cpus: 1, memoryMiB: 128 };
-
-/** A seeded generator, so tests over random tie-breaks are repeatable. */
-function seeded(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x = (x * 1103515245 + 12345) % 2 ** 31;
-    return x / 2 ** 31;
-  };
-}
 
 Deno.test("choose() considers only live, active hosts with room", () => {
   const cs = [
@@ -142,73 +94,6 @@ Deno.test("choose() explains when nothing fits", () => {
     reason: "no live host has 2 free CPU(s) and 4096 MiB free memory " +
       "(3 host(s) checked, 1 down or draining; largest free: 1 CPU(s), " +
       "2048 MiB on a)",
-  });
-});
-
-Deno.test("local disk counts only on hosts that track it", () => {
-  const disk = (name: string, diskMiB: number, vms: Alloc["vms"] = {}) => ({
-    host: host(name, 8, 8192, "active", diskMiB),
-    alive: true,
-    alloc: { vms },
-  });
-  const need = { cpus: 1, memoryMiB: 128, diskMiB: 10_000 };
-  assert.equal(fits(disk("small", 5_000), need), false);
-  assert.equal(
-    fits(
-      disk("used", 20_000, { x: { cpus: 1, memoryMiB: 1, diskMiB: 15_000 } }),
-      need,
-    ),
-    false,
-  );
-  assert.equal(fits(disk("big", 20_000), need), true);
-  assert.equal(fits(cand("shared", 8, 8192), need), true);
-  assert.match(
-    noFitReason([disk("small", 5_000)], need),
-    /10000 MiB free disk .*largest free: 8 CPU\(s\), 8192 MiB, 5000 MiB disk on small/,
-  );
-});
-
-Deno.test("reserve() adds the VM to the host's reservations", () => {
-  assert.deepEqual(reserve(null, "vm-1", one), { vms: { "vm-1": one } });
-  assert.deepEqual(reserve({ vms: { a: one } }, "vm-1", one), {
-    vms: { a: one, "vm-1": one },
-  });
-});
-
-Deno.test("usage() sums reservations", () => {
-  assert.deepEqual(
-    usage({
-      vms: { a: { cpus: 1, memoryMiB: 100 }, b: { cpus: 2, memoryMiB: 28 } },
-    }),
-    {
-      cpus: 3,
-      memoryMiB: 128,
-      vms: 2,
-    },
-  );
-});
-
-Deno.test("needOf() asks for disk in MiB only when the VM names a size", () => {
-  const vm = (disk?: number): Vm => ({
-    id: "vm-1",
-    owner: "alice",
-    spec: {
-      name: "web1",
-      cpus: 2,
-      memory: 256,
-      image: "tiny",
-      ...(disk ? { disk } : {}),
-    },
-    nics: [],
-    desired: "running",
-    status: { phase: "pending", updatedAt: "2026-01-01T00:00:00Z" },
-    createdAt: "2026-01-01T00:00:00Z",
-  });
-  assert.deepEqual(needOf(vm()), { cpus: 2, memoryMiB: 256 });
-  assert.deepEqual(needOf(vm(20)), {
-    cpus: 2,
-    memoryMiB: 256,
-    diskMiB: 20 * 1024,
   });
 });
 

@@ -9,8 +9,8 @@
  *
  * One cache per store (etcd endpoint and prefix) and process, found with
  * `PlacementCache.for(store)`: the API's `POST /v1/vms` and the worker's
- * `vm.create` handler use it when it exists and fall back to their old
- * paths (pending VM; three listings) when it does not.
+ * `vm.create` handler place through it (place.ts) when it exists and fall
+ * back to their old paths (pending VM; three listings) when it does not.
  *
  * Within one process, writes of the same host's reservation are serialized
  * (`withHost`) and hosts with a write in flight are marked `busy`, so
@@ -27,17 +27,17 @@
  * ```
  */
 import type { z } from "zod";
-import { idOf, keys } from "./keys.ts";
-import type { Logger } from "./log.ts";
-import { Alive, Alloc, Host, serving } from "./schemas.ts";
-import type { Store } from "./store.ts";
+import { idOf, keys } from "../core/keys.ts";
+import type { Logger } from "../core/log.ts";
+import { Alive, Alloc, Host, serving } from "../core/schemas.ts";
+import type { Store } from "../core/store.ts";
 import {
   decodeRaw,
   type RawKv,
   type WatchEvent,
   watchPrefix,
-} from "./watch.ts";
-import { type Candidate, usage } from "../workers/placement.ts";
+} from "../core/watch.ts";
+import { type Candidate, usage } from "./resources.ts";
 
 interface Entry<T> {
   /** null: deleted (a tombstone, so an older event cannot bring it back). */

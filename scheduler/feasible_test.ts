@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import type { Alloc } from "../core/schemas.ts";
+import { cand, host } from "./_fixtures.ts";
+import { feasible, fits, isLive, noFitReason, without } from "./feasible.ts";
+
+const one = { cpus: 1, memoryMiB: 128 };
+
+Deno.test("isLive() takes only serving, active hosts", () => {
+  assert.equal(isLive(cand("a", 4, 1024)), true);
+  // Not alive, or handing over (the cache sets alive from serving()).
+  assert.equal(isLive({ ...cand("a", 4, 1024), alive: false }), false);
+  // Draining, as a host in an ordered shutdown is.
+  assert.equal(
+    isLive({ ...cand("a", 4, 1024), host: host("a", 4, 1024, "draining") }),
+    false,
+  );
+});
+
+Deno.test("feasible() keeps live hosts the need fits on, in order", () => {
+  const cs = [
+    cand("full", 2, 512, 2, 128),
+    { ...cand("dead", 64, 65536), alive: false },
+    cand("ok2", 4, 1024),
+    { ...cand("drain", 64, 65536), host: host("drain", 64, 65536, "draining") },
+    cand("ok1", 4, 1024),
+  ];
+  assert.deepEqual(feasible(cs, one).map((c) => c.host.name), ["ok2", "ok1"]);
+  assert.equal(fits(cand("exact", 1, 128), one), true);
+  assert.equal(fits(cand("short", 1, 127), one), false);
+});
+
+Deno.test("without() leaves out the avoided host only", () => {
+  const cs = [cand("a", 4, 1024), cand("b", 4, 1024)];
+  assert.deepEqual(without(cs, "a").map((c) => c.host.name), ["b"]);
+  assert.equal(without(cs), cs);
+});
+
+Deno.test("fits() wants every public bridge the need names", () => {
+  const need = { ...one, bridges: ["pub0", "pub1"] };
+  const c = (publicBridges?: string[]) => ({
+    ...cand("a", 4, 1024),
+    host: {
+      ...host("a", 4, 1024),
+      ...(publicBridges ? { publicBridges } : {}),
+    },
+  });
+  assert.equal(fits(c(), need), false);
+  assert.equal(fits(c(["pub0"]), need), false);
+  assert.equal(fits(c(["pub1", "pub0", "pub2"]), need), true);
+  assert.match(noFitReason([c()], need), /public bridge\(s\) pub0, pub1/);
+});
+
+Deno.test("local disk counts only on hosts that track it", () => {
+  const disk = (name: string, diskMiB: number, vms: Alloc["vms"] = {}) => ({
+    host: host(name, 8, 8192, "active", diskMiB),
+    alive: true,
+    alloc: { vms },
+  });
+  const need = { cpus: 1, memoryMiB: 128, diskMiB: 10_000 };
+  assert.equal(fits(disk("small", 5_000), need), false);
+  assert.equal(
+    fits(
+      disk("used", 20_000, { x: { cpus: 1, memoryMiB: 1, diskMiB: 15_000 } }),
+      need,
+    ),
+    false,
+  );
+  assert.equal(fits(disk("big", 20_000), need), true);
+  assert.equal(fits(cand("shared", 8, 8192), need), true);
+  assert.match(
+    noFitReason([disk("small", 5_000)], need),
+    /10000 MiB free disk .*largest free: 8 CPU\(s\), 8192 MiB, 5000 MiB disk on small/,
+  );
+});

@@ -1,0 +1,78 @@
+/**
+ * What placement counts: a VM's need (CPUs, memory, local disk, public
+ * bridges), a host's reservations (`alloc/<host>`) and what is left. Pure
+ * arithmetic over the documents; the filters (feasible.ts), ranking
+ * (rank.ts) and selection (select.ts) are built on it.
+ *
+ * @example
+ * ```ts
+ * const need = needOf(vm);
+ * const left = free({ host, alloc }); // { cpus, memoryMiB, diskMiB? }
+ * const next = reserve(alloc, vm.id, need); // alloc/<host> with the VM
+ * ```
+ */
+import type { Alloc, Host, Vm } from "../core/schemas.ts";
+
+/** A host as placement sees it: its document, liveness and reservations. */
+export interface Candidate {
+  host: Host;
+  /** The host's incarnation is serving (`serving()` of its `alive/`). */
+  alive: boolean;
+  alloc: Alloc | null;
+  /** This process has a reservation write for the host in flight. */
+  busy?: boolean;
+  /** `usage(alloc)`, when the caller has it precomputed. */
+  used?: Need;
+}
+
+/** What a VM asks of its host. */
+export interface Need {
+  cpus: number;
+  memoryMiB: number;
+  /** Local disk, counted only on hosts whose capacity names `diskMiB`. */
+  diskMiB?: number;
+  /** Public bridges the host must have (NICs in public networks). */
+  bridges?: string[];
+}
+
+/** What a VM reserves on its host. */
+export function needOf(vm: Vm): Need {
+  const need: Need = { cpus: vm.spec.cpus, memoryMiB: vm.spec.memory };
+  if (vm.spec.disk) need.diskMiB = vm.spec.disk * 1024;
+  const bridges = [
+    ...new Set((vm.nics ?? []).flatMap((n) => n.bridge ? [n.bridge] : [])),
+  ];
+  if (bridges.length) need.bridges = bridges;
+  return need;
+}
+
+/** The host's reservation document with `vm` added (or replaced). */
+export function reserve(alloc: Alloc | null, vm: string, need: Need): Alloc {
+  const { bridges: _, ...size } = need;
+  return { vms: { ...alloc?.vms, [vm]: size } };
+}
+
+/** Sums what a host's reservations use (`diskMiB` only when reserved). */
+export function usage(alloc: Alloc | null): Need & { vms: number } {
+  let cpus = 0, memoryMiB = 0, diskMiB = 0;
+  const vms = Object.values(alloc?.vms ?? {});
+  for (const v of vms) {
+    cpus += v.cpus;
+    memoryMiB += v.memoryMiB;
+    diskMiB += v.diskMiB ?? 0;
+  }
+  return { cpus, memoryMiB, ...(diskMiB ? { diskMiB } : {}), vms: vms.length };
+}
+
+/** What is left on a host; `diskMiB` only when the host tracks disk. */
+export function free(c: Pick<Candidate, "host" | "alloc" | "used">): Need {
+  const used = c.used ?? usage(c.alloc);
+  const cap = c.host.capacity;
+  return {
+    cpus: cap.cpus - used.cpus,
+    memoryMiB: cap.memoryMiB - used.memoryMiB,
+    ...(cap.diskMiB !== undefined
+      ? { diskMiB: cap.diskMiB - (used.diskMiB ?? 0) }
+      : {}),
+  };
+}

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import type { Vm } from "../core/schemas.ts";
+import { cand, host } from "./_fixtures.ts";
+import { free, needOf, reserve, usage } from "./resources.ts";
+
+const one = { cpus: 1, memoryMiB: 128 };
+
+Deno.test("reserve() adds the VM to the host's reservations", () => {
+  assert.deepEqual(reserve(null, "vm-1", one), { vms: { "vm-1": one } });
+  assert.deepEqual(reserve({ vms: { a: one } }, "vm-1", one), {
+    vms: { a: one, "vm-1": one },
+  });
+});
+
+Deno.test("usage() sums reservations", () => {
+  assert.deepEqual(
+    usage({
+      vms: { a: { cpus: 1, memoryMiB: 100 }, b: { cpus: 2, memoryMiB: 28 } },
+    }),
+    {
+      cpus: 3,
+      memoryMiB: 128,
+      vms: 2,
+    },
+  );
+});
+
+Deno.test("needOf() asks for disk in MiB only when the VM names a size", () => {
+  const vm = (disk?: number): Vm => ({
+    id: "vm-1",
+    owner: "alice",
+    spec: {
+      name: "web1",
+      cpus: 2,
+      memory: 256,
+      image: "tiny",
+      ...(disk ? { disk } : {}),
+    },
+    nics: [],
+    desired: "running",
+    status: { phase: "pending", updatedAt: "2026-01-01T00:00:00Z" },
+    createdAt: "2026-01-01T00:00:00Z",
+  });
+  assert.deepEqual(needOf(vm()), { cpus: 2, memoryMiB: 256 });
+  assert.deepEqual(needOf(vm(20)), {
+    cpus: 2,
+    memoryMiB: 256,
+    diskMiB: 20 * 1024,
+  });
+});
+
+Deno.test("free() is capacity minus reservations, disk only where tracked", () => {
+  assert.deepEqual(free(cand("a", 8, 8192, 3, 1024)), {
+    cpus: 5,
+    memoryMiB: 7168,
+  });
+  const disk = {
+    host: host("d", 8, 8192, "active", 10_000),
+    alloc: { vms: { x: { cpus: 1, memoryMiB: 128, diskMiB: 4_000 } } },
+  };
+  assert.deepEqual(free(disk), { cpus: 7, memoryMiB: 8064, diskMiB: 6_000 });
+  // A precomputed usage is taken as is.
+  assert.equal(free({ ...disk, used: { cpus: 8, memoryMiB: 0 } }).cpus, 0);
+});
