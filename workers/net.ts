@@ -17,9 +17,9 @@
  * await net.sync();
  * ```
  */
-import { keys } from "../core/keys.ts";
+import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { NetMember, Network, Vm } from "../core/schemas.ts";
+import { MAX_NICS, NetMember, Network, Vm } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import { type NetDriver, tapName } from "../drivers/net/mod.ts";
@@ -138,9 +138,11 @@ export class HostNet implements HostNetwork {
   /**
    * Syncs now, after a sync in progress; concurrent callers share the one
    * queued sync (it reads etcd when it starts, so it sees their changes).
-   * A port that cannot be set up (its public bridge is missing here) is
-   * left out and logged; the sync fails only for the caller that names its
-   * VM (`vm`), with a PermanentError giving the reason.
+   * A port that cannot be set up (a bad address, its public bridge missing
+   * here, a tap that does not come up, rules the kernel refuses) is left
+   * out and logged; the sync fails only for the caller that names its VM
+   * (`vm`), giving the reason: a PermanentError when the port itself is
+   * bad, an Error (the task retries) when a command failed.
    */
   async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
     if (!this.#queued) {
@@ -153,11 +155,13 @@ export class HostNet implements HostNetwork {
     }
     const bad = (await this.#queued).filter((p) => p.vm === opts.vm);
     if (bad.length) {
-      throw new PermanentError(
+      const msg =
         `Cannot set up the ports of VM ${opts.vm} on host ${this.#o.host}: ${
           bad.map((p) => `NIC ${p.slot}: ${p.reason}`).join("; ")
-        }`,
-      );
+        }`;
+      throw bad.every((p) => p.retry)
+        ? new Error(msg)
+        : new PermanentError(msg);
     }
   }
 
@@ -206,6 +210,22 @@ export class HostNet implements HostNetwork {
       nets.items.map((kv) => kv.value),
       memberList,
     );
+    // A VM whose document cannot be read (e.g. written by a newer
+    // release) may run here, and a NIC whose network's document cannot be
+    // read may be in use: their ports stay as they are.
+    const badNets = new Set(nets.unreadable.map(({ key }) => idOf(key)));
+    const keep = [
+      ...vms.unreadable.flatMap(({ key }) =>
+        Array.from({ length: MAX_NICS }, (_, slot) => tapName(idOf(key), slot))
+      ),
+      ...vms.items.flatMap(({ value: vm }) =>
+        vm.status.host === host && PORT_PHASES.has(vm.status.phase)
+          ? vm.nics.filter((n) => badNets.has(n.network))
+            .map((n) => tapName(vm.id, n.slot))
+          : []
+      ),
+    ];
+    if (keep.length) want.keep = keep;
     await this.#membership(new Set(want.networks.map((n) => n.id)), memberList);
     const report = await driver.sync(want, { signal });
     const nics = new Map(
@@ -215,10 +235,10 @@ export class HostNet implements HostNetwork {
         ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
       ),
     );
-    const skipped = (report.skipped ?? []).map((p) => ({
-      ...p,
-      ...nics.get(p.port)!,
-    }));
+    const skipped = (report.skipped ?? []).flatMap((p) => {
+      const nic = nics.get(p.port);
+      return nic ? [{ ...p, ...nic }] : [];
+    });
     const seen = JSON.stringify(skipped);
     if (seen !== this.#skipped && skipped.length) {
       this.#o.log.warn("network ports left out of the sync", {
@@ -250,6 +270,7 @@ interface SkippedPort {
   port: string;
   network: string;
   reason: string;
+  retry?: boolean;
   vm: string;
   slot: number;
 }
