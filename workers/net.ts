@@ -10,6 +10,8 @@
  *
  * Syncs run one at a time; `kick()` asks for one soon (after a task, on a
  * membership change) and a timer syncs every `INTERVAL_MS` to repair drift.
+ * After a sync, rising port filter counters are written into the VMs'
+ * status (workers/spoof_drops.ts).
  *
  * @example
  * ```ts
@@ -30,6 +32,7 @@ import type {
   Underlay,
 } from "../drivers/net/types.ts";
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
+import { SpoofDrops } from "./spoof_drops.ts";
 
 /** VM phases in which its process (and so its ports) may exist here. */
 const PORT_PHASES = new Set([
@@ -50,6 +53,8 @@ export interface HostNetOptions {
   /** The worker's current lease (membership keys are bound to it). */
   lease: () => string | undefined;
   log: Logger;
+  /** Least time between two writes of a VM's `status.spoofDrops`. */
+  spoofDropsIntervalMs?: number;
 }
 
 /** The driver's view of a network document. */
@@ -118,9 +123,17 @@ export class HostNet implements HostNetwork {
   #queued: Promise<SkippedPort[]> | null = null;
   /** The ports the last sync left out, to log only when that changes. */
   #skipped = "";
+  readonly #drops: SpoofDrops;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
+    this.#drops = new SpoofDrops({
+      store: opts.store,
+      host: opts.host,
+      driver: opts.driver,
+      log: opts.log,
+      minIntervalMs: opts.spoofDropsIntervalMs,
+    });
   }
 
   port(vm: string, slot: number): string {
@@ -246,6 +259,11 @@ export class HostNet implements HostNetwork {
       });
     }
     this.#skipped = seen;
+    await this.#drops.report(vms.items, { signal }).catch((err) =>
+      this.#o.log.warn("cannot report port filter drops", {
+        error: String(err),
+      })
+    );
     return skipped;
   }
 
