@@ -44,6 +44,8 @@ export interface Vm {
     handle?: Record<string, unknown>;
     /** Crashes within the restart window, oldest first. */
     crashes?: { at: string; reason: string }[];
+    /** Packets each NIC's port filter dropped, by slot, and when last. */
+    spoofDrops?: Record<string, { packets: number; at: string }>;
     updatedAt: string;
   };
   createdAt: string;
@@ -1461,7 +1463,19 @@ function vmFields(vm: Vm, names: Map<string, string>): string {
     { header: "IPV4", value: (n) => n.ipv4 ?? "-" },
     { header: "STATE", value: (n) => n.state },
   ]).split("\n").map((line) => `  ${line}`.trimEnd());
-  return [fields, "nics:", ...table].join("\n");
+  return [fields, "nics:", ...table, ...dropLines(vm)].join("\n");
+}
+
+/** A warning per NIC whose port filter dropped what the VM sent. */
+function dropLines(vm: Vm): string[] {
+  return Object.entries(vm.status.spoofDrops ?? {})
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([slot, d]) =>
+      `warning: nic ${slot}: ${d.packets} packets dropped by anti-spoofing ` +
+      `(last ${
+        when(d.at)
+      }); the guest must use its own MAC and EUI-64 addresses`
+    );
 }
 
 /** `network lan (net-1)`, or `network net-1` when the name is unknown. */

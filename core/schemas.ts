@@ -73,6 +73,13 @@ export const Handle = z.record(z.string(), z.unknown());
 export const Crash = z.object({ at: z.string(), reason: z.string() });
 export type Crash = z.infer<typeof Crash>;
 
+/** A NIC's dropped packets (see `VmStatus.spoofDrops`). */
+export const SpoofDrops = z.object({
+  packets: z.number().int().min(0),
+  at: z.string(),
+});
+export type SpoofDrops = z.infer<typeof SpoofDrops>;
+
 export const VmStatus = z.object({
   phase: VmPhase,
   host: z.string().optional(),
@@ -82,6 +89,12 @@ export const VmStatus = z.object({
   reason: z.string().optional(),
   /** Crashes within the restart window, oldest first (bounded). */
   crashes: z.array(Crash).optional(),
+  /**
+   * Packets each NIC's port filter dropped (spoofed addresses, reserved
+   * frames, rogue servers), by slot, and when the count last rose, as the
+   * host's worker saw it (at most once a minute): the VM sent what it may not.
+   */
+  spoofDrops: z.record(z.string(), SpoofDrops).optional(),
   updatedAt: z.string(),
 });
 export type VmStatus = z.infer<typeof VmStatus>;

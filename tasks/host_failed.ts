@@ -10,12 +10,19 @@
  *
  * A new incarnation of the host may take the same VMs over at the same
  * time: each VM goes to whichever transaction commits first.
+ *
+ * A VM document this worker cannot read (written by a newer release, or
+ * corrupt) may belong to the failed host, but cannot be evacuated safely
+ * without reading it: the result lists it (`unreadable`), and a follow-up
+ * `host.failed` for the same incarnation runs later (30 s, doubling up to
+ * 10 min, at most {@linkcode RECHECKS} times), which a worker of a newer
+ * release may claim, or this one once the document is readable again.
  */
-import { keys } from "../core/keys.ts";
+import { idOf, keys } from "../core/keys.ts";
 import { releaseNics } from "../core/nics.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
-import type { Kv, Store } from "../core/store.ts";
-import type { TaskContext, TaskHandler } from "./context.ts";
+import type { Kv, Store, Unreadable } from "../core/store.ts";
+import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
 import { ifOwnerDead } from "./ownership.ts";
 import { enqueue, newTask } from "./queue.ts";
 import { retargetTasks } from "./retarget.ts";
@@ -48,6 +55,11 @@ export async function enqueueHostFailed(
   }).commit();
   return r.ok ? task : null;
 }
+
+/** Follow-ups of one failover while VM documents cannot be read. */
+export const RECHECKS = 20;
+/** Unreadable documents named in a result (the count is always given). */
+const LISTED = 20;
 
 function str(v: unknown, name: string): string {
   if (typeof v !== "string") throw new TypeError(`payload.${name} is missing`);
@@ -112,6 +124,7 @@ export const hostFailed: TaskHandler = async (ctx) => {
   const incarnation = str(ctx.task.payload.incarnation, "incarnation");
   const evacuated: string[] = [];
   const deleted: string[] = [];
+  let unreadable: Unreadable[] = [];
   const owned = async () => {
     // Read per pass: a new incarnation may register at any moment.
     const [alive, vms] = await Promise.all([
@@ -119,6 +132,7 @@ export const hostFailed: TaskHandler = async (ctx) => {
       ctx.store.list(keys.vms, Vm),
     ]);
     if (alive?.value.incarnation === incarnation) return null;
+    unreadable = vms.unreadable;
     return ownedBy(vms.items, host, incarnation, alive !== null);
   };
   for (let pass = 0; pass < 5; pass++) {
@@ -147,5 +161,47 @@ export const hostFailed: TaskHandler = async (ctx) => {
     deleted,
     retargeted,
   });
-  return { result: { host, incarnation, evacuated, deleted, retargeted } };
+  const result = { host, incarnation, evacuated, deleted, retargeted };
+  if (!unreadable.length) return { result };
+  return recheck(ctx, result, unreadable);
 };
+
+/**
+ * The outcome when VM documents could not be read: they are listed, and
+ * a follow-up runs later (unless {@linkcode RECHECKS} ran already).
+ */
+function recheck(
+  ctx: TaskContext,
+  result: Record<string, unknown>,
+  unreadable: Unreadable[],
+): TaskOutcome {
+  const p = ctx.task.payload;
+  const done = typeof p.recheck === "number" ? p.recheck : 0;
+  const listed = unreadable.slice(0, LISTED).map((u) => ({
+    vm: idOf(u.key),
+    reason: u.reason,
+  }));
+  const out = {
+    ...result,
+    unreadable: listed,
+    unreadableCount: unreadable.length,
+  };
+  ctx.log.warn("host failed: VM documents that cannot be read stay put", {
+    failed: result.host,
+    unreadable: listed,
+    recheck: done < RECHECKS ? done + 1 : null,
+  });
+  if (done >= RECHECKS) return { result: out };
+  const delayMs = Math.min(30_000 * 2 ** done, 600_000);
+  const next = newTask({
+    kind: "host.failed",
+    target: "any",
+    payload: { ...p, recheck: done + 1 },
+    maxAttempts: ctx.task.maxAttempts,
+  });
+  next.notBefore = Date.now() + delayMs;
+  return {
+    result: { ...out, recheck: next.id, recheckInMs: delayMs },
+    txn: enqueue(ctx.guard(), next),
+  };
+}

@@ -10,6 +10,8 @@
  *
  * Syncs run one at a time; `kick()` asks for one soon (after a task, on a
  * membership change) and a timer syncs every `INTERVAL_MS` to repair drift.
+ * After a sync, rising port filter counters are written into the VMs'
+ * status (workers/spoof_drops.ts).
  *
  * @example
  * ```ts
@@ -17,9 +19,9 @@
  * await net.sync();
  * ```
  */
-import { keys } from "../core/keys.ts";
+import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { NetMember, Network, Vm } from "../core/schemas.ts";
+import { MAX_NICS, NetMember, Network, Vm } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import { type NetDriver, tapName } from "../drivers/net/mod.ts";
@@ -30,6 +32,7 @@ import type {
   Underlay,
 } from "../drivers/net/types.ts";
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
+import { SpoofDrops } from "./spoof_drops.ts";
 
 /** VM phases in which its process (and so its ports) may exist here. */
 const PORT_PHASES = new Set([
@@ -50,6 +53,8 @@ export interface HostNetOptions {
   /** The worker's current lease (membership keys are bound to it). */
   lease: () => string | undefined;
   log: Logger;
+  /** Least time between two writes of a VM's `status.spoofDrops`. */
+  spoofDropsIntervalMs?: number;
 }
 
 /** The driver's view of a network document. */
@@ -118,9 +123,17 @@ export class HostNet implements HostNetwork {
   #queued: Promise<SkippedPort[]> | null = null;
   /** The ports the last sync left out, to log only when that changes. */
   #skipped = "";
+  readonly #drops: SpoofDrops;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
+    this.#drops = new SpoofDrops({
+      store: opts.store,
+      host: opts.host,
+      driver: opts.driver,
+      log: opts.log,
+      minIntervalMs: opts.spoofDropsIntervalMs,
+    });
   }
 
   port(vm: string, slot: number): string {
@@ -138,9 +151,11 @@ export class HostNet implements HostNetwork {
   /**
    * Syncs now, after a sync in progress; concurrent callers share the one
    * queued sync (it reads etcd when it starts, so it sees their changes).
-   * A port that cannot be set up (its public bridge is missing here) is
-   * left out and logged; the sync fails only for the caller that names its
-   * VM (`vm`), with a PermanentError giving the reason.
+   * A port that cannot be set up (a bad address, its public bridge missing
+   * here, a tap that does not come up, rules the kernel refuses) is left
+   * out and logged; the sync fails only for the caller that names its VM
+   * (`vm`), giving the reason: a PermanentError when the port itself is
+   * bad, an Error (the task retries) when a command failed.
    */
   async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
     if (!this.#queued) {
@@ -153,11 +168,13 @@ export class HostNet implements HostNetwork {
     }
     const bad = (await this.#queued).filter((p) => p.vm === opts.vm);
     if (bad.length) {
-      throw new PermanentError(
+      const msg =
         `Cannot set up the ports of VM ${opts.vm} on host ${this.#o.host}: ${
           bad.map((p) => `NIC ${p.slot}: ${p.reason}`).join("; ")
-        }`,
-      );
+        }`;
+      throw bad.every((p) => p.retry)
+        ? new Error(msg)
+        : new PermanentError(msg);
     }
   }
 
@@ -206,6 +223,22 @@ export class HostNet implements HostNetwork {
       nets.items.map((kv) => kv.value),
       memberList,
     );
+    // A VM whose document cannot be read (e.g. written by a newer
+    // release) may run here, and a NIC whose network's document cannot be
+    // read may be in use: their ports stay as they are.
+    const badNets = new Set(nets.unreadable.map(({ key }) => idOf(key)));
+    const keep = [
+      ...vms.unreadable.flatMap(({ key }) =>
+        Array.from({ length: MAX_NICS }, (_, slot) => tapName(idOf(key), slot))
+      ),
+      ...vms.items.flatMap(({ value: vm }) =>
+        vm.status.host === host && PORT_PHASES.has(vm.status.phase)
+          ? vm.nics.filter((n) => badNets.has(n.network))
+            .map((n) => tapName(vm.id, n.slot))
+          : []
+      ),
+    ];
+    if (keep.length) want.keep = keep;
     await this.#membership(new Set(want.networks.map((n) => n.id)), memberList);
     const report = await driver.sync(want, { signal });
     const nics = new Map(
@@ -215,10 +248,10 @@ export class HostNet implements HostNetwork {
         ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
       ),
     );
-    const skipped = (report.skipped ?? []).map((p) => ({
-      ...p,
-      ...nics.get(p.port)!,
-    }));
+    const skipped = (report.skipped ?? []).flatMap((p) => {
+      const nic = nics.get(p.port);
+      return nic ? [{ ...p, ...nic }] : [];
+    });
     const seen = JSON.stringify(skipped);
     if (seen !== this.#skipped && skipped.length) {
       this.#o.log.warn("network ports left out of the sync", {
@@ -226,6 +259,11 @@ export class HostNet implements HostNetwork {
       });
     }
     this.#skipped = seen;
+    await this.#drops.report(vms.items, { signal }).catch((err) =>
+      this.#o.log.warn("cannot report port filter drops", {
+        error: String(err),
+      })
+    );
     return skipped;
   }
 
@@ -250,6 +288,7 @@ interface SkippedPort {
   port: string;
   network: string;
   reason: string;
+  retry?: boolean;
   vm: string;
   slot: number;
 }

@@ -30,41 +30,29 @@
  * @module
  */
 import { type Logger, logger } from "../../core/log.ts";
-import {
-  canonicalPrefix6,
-  parseIpv6,
-  parsePrefix6,
-} from "../../core/netaddr.ts";
+import { parseIpv6 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
 import { detectUnderlay } from "./underlay.ts";
 import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import {
-  bridgeOf,
   checkDeviceName,
   DEVICE_ALIAS,
   isBridgeName,
-  isDhcpDeviceName,
   isTapName,
   isVxlanName,
   NFT_TABLE,
   TAP_PREFIX,
-  vxlanOf,
 } from "./names.ts";
-import {
-  deleteTableScript,
-  type NftTable,
-  parseTable,
-  planTable,
-  portRules,
-} from "./nft.ts";
-import { deleteIngressScript, planIngress, portDrops } from "./nft_ingress.ts";
+import { deleteTableScript, type NftTable, parseTable } from "./nft.ts";
+import { applyFirewall } from "./nft_apply.ts";
+import { deleteIngressScript, portDrops } from "./nft_ingress.ts";
+import { type NetPlan, planState, type PortPlan } from "./plan.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
 import type {
   Exec,
   HostNetState,
   NetworkSpec,
-  PortSpec,
   SyncReport,
   Underlay,
 } from "./types.ts";
@@ -106,15 +94,6 @@ interface Link {
   data: Record<string, unknown>;
 }
 
-/** The converged view of one wanted network. */
-interface NetPlan {
-  net: NetworkSpec;
-  bridge: string;
-  vxlan?: string;
-  /** MTU of the bridge, its VXLAN and its ports. */
-  mtu: number;
-}
-
 /**
  * Makes this host's network what a {@linkcode HostNetState} says. One
  * instance per host (worker); `sync` calls are run one after the other.
@@ -154,12 +133,14 @@ export class NetDriver {
   /**
    * Converges the host to `state`; returns the devices and chains it added,
    * changed and removed. Networks no port of `state` is on are left out
-   * (their bridge and VXLAN go with their last port). Ports of a public
-   * network whose bridge does not exist are left out and reported in
-   * `skipped`. Throws before changing anything when the state is
-   * inconsistent (unknown network, duplicate names); otherwise an error
-   * names the step, the device and the command's stderr, and the next sync
-   * picks up from there.
+   * (their bridge and VXLAN go with their last port). One port never stops
+   * the others: a port that fails its checks (drivers/net/plan.ts), whose
+   * public bridge does not exist, whose tap does not come up or whose
+   * rules the kernel refuses is left out and reported in `skipped`; like
+   * the ports in `state.keep` it keeps what it had (device, rules, the
+   * bridge it is on). Throws for a host-wide failure (the underlay, the
+   * base chains, radvd); the error names the step, the device and the
+   * command's stderr, and the next sync picks up from there.
    */
   sync(
     state: HostNetState,
@@ -203,8 +184,21 @@ export class NetDriver {
       removed: [],
       changed: [],
     };
-    const skipped: NonNullable<SyncReport["skipped"]> = [];
-    const { nets, ports } = this.#plan(state);
+    const { nets, ports, skipped } = planState(state, {
+      vxlan: this.underlay !== null,
+    });
+    const leaveOut = (x: PortPlan, reason: string, retry?: boolean) => {
+      ports.delete(x.port.name);
+      skipped.push({
+        port: x.port.name,
+        network: x.net.net.id,
+        reason,
+        ...(retry ? { retry } : {}),
+      });
+    };
+    /** Ports that keep what they have. */
+    const held = () =>
+      new Set([...state.keep ?? [], ...skipped.map((x) => x.port)]);
     let links = await this.#links(signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
     // with a NIC): leave the host as it is, without even an empty table.
@@ -243,14 +237,25 @@ export class NetDriver {
             br ? "is not a bridge" : "does not exist"
           }`;
         nets.delete(p.net.id);
-        for (const [name, x] of ports) {
-          if (x.net !== p) continue;
-          ports.delete(name);
-          skipped.push({ port: name, network: p.net.id, reason });
+        for (const x of [...ports.values()]) {
+          if (x.net === p) leaveOut(x, reason);
         }
         continue;
       }
       p.mtu = br.mtu;
+    }
+    for (const p of [...nets.values()]) {
+      const existing = links.get(p.bridge);
+      if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
+        const reason =
+          `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
+            existing.kind ?? "device"
+          } has that name`;
+        nets.delete(p.net.id);
+        for (const x of [...ports.values()]) {
+          if (x.net === p) leaveOut(x, reason);
+        }
+      }
     }
     const dhcpServers = [...nets.values()].flatMap((p) => {
       const s = dhcpServerOf(p.net, {
@@ -263,21 +268,16 @@ export class NetDriver {
       });
       return s ? [s] : [];
     });
-    for (const p of nets.values()) {
-      const existing = links.get(p.bridge);
-      if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
-        throw new Error(
-          `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
-            existing.kind ?? "device"
-          } has that name`,
-        );
-      }
-    }
     signal?.throwIfAborted();
 
     // 0. What VMs may send to the host, and where VXLAN may come from
     // (drivers/net/host_input.ts), before any bridge or VXLAN is up.
-    if (nets.size) await this.#hostInput(state, [...nets.values()], signal);
+    const good = [...ports.values()].map((x) => x.port);
+    if (nets.size) {
+      await this.#hostInput({ ...state, ports: good }, [
+        ...nets.values(),
+      ], signal);
+    }
 
     // 1. Bridges and VXLAN devices of private networks.
     const sysctls: string[] = [];
@@ -361,28 +361,35 @@ export class NetDriver {
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
     const table = await this.#nftTable(signal);
-    for (const { port } of ports.values()) {
+    for (const x of [...ports.values()]) {
+      const { port } = x;
       if (links.has(port.name)) continue;
-      await this.#do(`create tap ${port.name}`, "ip", [
-        "tuntap",
-        "add",
-        "dev",
-        port.name,
-        "mode",
-        "tap",
-      ], signal);
-      await this.#do(`label tap ${port.name}`, "ip", [
-        "link",
-        "set",
-        port.name,
-        "alias",
-        DEVICE_ALIAS,
-      ], signal);
+      try {
+        await this.#do(`create tap ${port.name}`, "ip", [
+          "tuntap",
+          "add",
+          "dev",
+          port.name,
+          "mode",
+          "tap",
+        ], signal);
+        await this.#do(`label tap ${port.name}`, "ip", [
+          "link",
+          "set",
+          port.name,
+          "alias",
+          DEVICE_ALIAS,
+        ], signal);
+      } catch (err) {
+        signal?.throwIfAborted();
+        leaveOut(x, message(err), true);
+        continue;
+      }
       report.added.push(port.name);
     }
     const stale = new Set([...table?.ports.keys() ?? []]);
     for (const l of links.values()) if (isOurTap(l)) stale.add(l.name);
-    const left = new Set(skipped.map((x) => x.port));
+    const left = held();
     for (const name of stale) {
       if (ports.has(name) || left.has(name)) continue;
       if (await this.#dropPort(name, links, signal)) report.removed.push(name);
@@ -400,28 +407,25 @@ export class NetDriver {
 
     // 3. The firewall, both tables in one transaction. The ingress table
     // is read now: an older kernel deletes a netdev chain with its device.
-    const plan = planTable(
-      table,
-      [...ports.values()].map(({ port, net }) => portRules(net.net, port)),
-    );
-    const ingress = planIngress(
-      await this.#nftTable(signal, "netdev"),
-      [...ports.keys()],
-    );
-    if (plan.script || ingress.script) {
+    const fw = await applyFirewall(async (script, check) => {
       await this.#do(
-        `apply port rules (tables bridge and netdev ${NFT_TABLE})`,
+        `${
+          check ? "check" : "apply"
+        } port rules (tables bridge and netdev ${NFT_TABLE})`,
         "nft",
-        ["-f", "-"],
+        check ? ["-c", "-f", "-"] : ["-f", "-"],
         signal,
-        plan.script + ingress.script,
+        script,
       );
-      // An ingress chain is named like the port's bridge chain.
-      for (const k of ["added", "changed", "removed"] as const) {
-        for (const c of [...plan[k], ...ingress[k]]) {
-          if (!report[k].includes(c)) report[k].push(c);
-        }
-      }
+    }, {
+      bridge: table,
+      ingress: await this.#nftTable(signal, "netdev"),
+      ports: [...ports.values()].map((x) => x.rules),
+      hold: held(),
+    });
+    for (const r of fw.rejected) leaveOut(ports.get(r.port)!, r.reason, true);
+    for (const k of ["added", "changed", "removed"] as const) {
+      report[k].push(...fw[k]);
     }
 
     // 4. Router advertisements and DHCP servers, before ports come up: a
@@ -445,24 +449,46 @@ export class NetDriver {
     report.removed.push(...dhcp.removed);
 
     // 5. Ports join their bridges; what is no longer wanted goes.
-    for (const { port, net } of ports.values()) {
+    for (const x of [...ports.values()]) {
+      const { port, net } = x;
       const l = links.get(port.name);
       if (l && l.master === net.bridge && l.up && l.mtu === net.mtu) continue;
-      await this.#do(`attach port ${port.name} to bridge ${net.bridge}`, "ip", [
-        "link",
-        "set",
-        port.name,
-        "master",
-        net.bridge,
-        "mtu",
-        String(net.mtu),
-        "up",
-      ], signal);
+      try {
+        await this.#do(
+          `attach port ${port.name} to bridge ${net.bridge}`,
+          "ip",
+          [
+            "link",
+            "set",
+            port.name,
+            "master",
+            net.bridge,
+            "mtu",
+            String(net.mtu),
+            "up",
+          ],
+          signal,
+        );
+      } catch (err) {
+        signal?.throwIfAborted();
+        leaveOut(x, message(err), true);
+      }
     }
 
+    // The bridges (and their VXLANs) of ports that keep what they have.
     const wantedDevs = new Set(
       [...nets.values()].flatMap((p) => [p.bridge, p.vxlan ?? ""]),
     );
+    const holding = new Set<string>();
+    for (const name of held()) {
+      const master = links.get(name)?.master;
+      if (master) holding.add(master);
+    }
+    for (const l of links.values()) {
+      if (holding.has(l.name) || (l.master && holding.has(l.master))) {
+        wantedDevs.add(l.name);
+      }
+    }
     for (const kind of ["vxlan", "bridge"]) {
       for (const l of links.values()) {
         if (!isOurs(l) || l.kind !== kind || wantedDevs.has(l.name)) continue;
@@ -474,7 +500,7 @@ export class NetDriver {
         report.removed.push(l.name);
       }
     }
-    if (!nets.size) await this.#hostInput(null, [], signal);
+    if (!nets.size && !holding.size) await this.#hostInput(null, [], signal);
 
     const changed = report.added.length + report.removed.length +
       report.changed.length;
@@ -720,69 +746,6 @@ export class NetDriver {
     }
   }
 
-  /** Checks the state and resolves each port's network. */
-  #plan(state: HostNetState): {
-    nets: Map<string, NetPlan>;
-    ports: Map<string, { port: PortSpec; net: NetPlan }>;
-  } {
-    const nets = new Map<string, NetPlan>();
-    const vnis = new Map<number, string>();
-    for (const net of state.networks) {
-      if (nets.has(net.id)) throw new TypeError(`Duplicate network ${net.id}`);
-      const prefix = parsePrefix6(net.prefix);
-      if (prefix.length !== 64) {
-        throw new TypeError(
-          `Network ${net.id}: prefix ${net.prefix} is not a /64`,
-        );
-      }
-      canonicalPrefix6(net.prefix);
-      const plan: NetPlan = { net, bridge: bridgeOf(net), mtu: 1500 };
-      if (net.kind === "private") {
-        const other = vnis.get(net.vni!);
-        if (other) {
-          throw new TypeError(
-            `Networks ${other} and ${net.id} have VNI ${net.vni}`,
-          );
-        }
-        vnis.set(net.vni!, net.id);
-        if (this.underlay) plan.vxlan = vxlanOf(net);
-        if ((net.mode ?? "multicast") === "multicast" && !net.group) {
-          throw new TypeError(`Multicast network ${net.id} has no group`);
-        }
-      }
-      nets.set(net.id, plan);
-    }
-    const ports = new Map<string, { port: PortSpec; net: NetPlan }>();
-    const ours = new Set(
-      [...nets.values()].flatMap((p) => [p.bridge, p.vxlan]),
-    );
-    for (const port of state.ports) {
-      checkDeviceName(port.name);
-      if (ports.has(port.name)) {
-        throw new TypeError(`Duplicate port ${port.name}`);
-      }
-      if (
-        ours.has(port.name) || isBridgeName(port.name) ||
-        isVxlanName(port.name) || isDhcpDeviceName(port.name)
-      ) {
-        throw new TypeError(
-          `Port ${port.name} has the name of a bridge, VXLAN or DHCP device`,
-        );
-      }
-      const net = nets.get(port.network);
-      if (!net) {
-        throw new TypeError(
-          `Port ${port.name}: no network ${port.network} in the state`,
-        );
-      }
-      ports.set(port.name, { port, net });
-    }
-    // A network none of this host's ports is on needs nothing here.
-    const used = new Set([...ports.values()].map((p) => p.net.net.id));
-    for (const id of nets.keys()) if (!used.has(id)) nets.delete(id);
-    return { nets, ports };
-  }
-
   async #links(signal?: AbortSignal): Promise<Map<string, Link>> {
     const { stdout } = await this.#do("list links", "ip", [
       "-d",
@@ -851,6 +814,10 @@ export class NetDriver {
       throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
     }
   }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function isOurs(l: Link): boolean {

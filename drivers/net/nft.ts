@@ -41,6 +41,7 @@ import {
   formatIpv6,
   linkLocal,
   normalizeMac,
+  parseIpv4,
   parseIpv6,
   parsePrefix4,
   parsePrefix6,
@@ -144,7 +145,9 @@ export function portRules(net: NetworkSpec, port: PortSpec): PortRules {
   const v4 = net.ipv4 && port.ipv4 ? port.ipv4 : undefined;
   if (v4) {
     parsePrefix4(net.ipv4!);
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(v4)) {
+    // Canonical only: nft resolves what is not an address as a host name
+    // (300.1.1.1) and may read a leading zero as octal.
+    if (!canonicalIpv4(v4)) {
       throw new TypeError(`Port ${port.name}: bad IPv4 address ${v4}`);
     }
   }
@@ -240,11 +243,13 @@ export interface NftPlan {
  * with the base chains and exactly the `wanted` port chains. Chains already
  * holding their wanted rules and map elements already present are not
  * touched. Chains of ports not wanted (and any other hooked chain) are
- * deleted; their map elements first.
+ * deleted; their map elements first. The chains and map elements of the
+ * ports in `hold` are left exactly as they are, whatever they hold.
  */
 export function planTable(
   current: NftTable | null,
   wanted: PortRules[],
+  hold: ReadonlySet<string> = new Set(),
 ): NftPlan {
   const head: string[] = [];
   const delElements: string[] = [];
@@ -281,8 +286,10 @@ export function planTable(
     want.set(w.port, w);
   }
   const wantedChains = new Set([...want.values()].map((w) => w.chain));
+  const heldChains = new Set([...hold].map((p) => `nic-${p}`));
 
   for (const [port, target] of current?.ports ?? []) {
+    if (hold.has(port) && !want.has(port)) continue;
     const w = want.get(port);
     if (!w || w.chain !== target) {
       delElements.push(`delete element ${T} ${PORTS_MAP} { "${port}" }`);
@@ -290,7 +297,7 @@ export function planTable(
   }
   for (const chain of current?.chains.values() ?? []) {
     if (HOOKED.some((h) => h.name === chain.name)) continue;
-    if (wantedChains.has(chain.name)) continue;
+    if (wantedChains.has(chain.name) || heldChains.has(chain.name)) continue;
     delChains.push(
       `flush chain ${T} ${chain.name}`,
       `delete chain ${T} ${chain.name}`,
@@ -304,6 +311,13 @@ export function planTable(
     if (!same) {
       if (have) {
         addChains.push(`flush chain ${T} ${w.chain}`);
+        // A hooked chain of that name (not ours) cannot be jumped to.
+        if (have.hook) {
+          addChains.push(
+            `delete chain ${T} ${w.chain}`,
+            `add chain ${T} ${w.chain}`,
+          );
+        }
         plan.changed.push(w.chain);
       } else {
         addChains.push(`add chain ${T} ${w.chain}`);
@@ -331,6 +345,14 @@ export function planTable(
 /** The script removing the whole table. */
 export function deleteTableScript(): string {
   return `delete table ${T}\n`;
+}
+
+function canonicalIpv4(v4: string): boolean {
+  try {
+    return formatIpv4(parseIpv4(v4)) === v4;
+  } catch {
+    return false;
+  }
 }
 
 function sameList(a: (string | undefined)[], b: string[]): boolean {

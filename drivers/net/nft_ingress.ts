@@ -42,18 +42,21 @@ const T = `netdev ${NFT_TABLE}`;
 /**
  * The one script that turns `current` (null: no table) into the ingress
  * table with exactly the chains of `ports` (device names). A chain that is
- * not as wanted is made again; chains of other ports are deleted.
+ * not as wanted is made again; chains of other ports are deleted, except
+ * those of the ports in `hold`, which stay as they are.
  */
 export function planIngress(
   current: NftTable | null,
   ports: string[],
+  hold: ReadonlySet<string> = new Set(),
 ): NftPlan {
   const plan: NftPlan = { script: "", added: [], changed: [], removed: [] };
   const lines: string[] = [];
   if (!current) lines.push(`add table ${T}`);
   const want = new Map(ports.map((p) => [nicChain(p), p]));
+  const held = new Set([...hold].map((p) => `nic-${p}`));
   for (const chain of current?.chains.values() ?? []) {
-    if (want.has(chain.name)) continue;
+    if (want.has(chain.name) || held.has(chain.name)) continue;
     lines.push(
       `flush chain ${T} ${chain.name}`,
       `delete chain ${T} ${chain.name}`,

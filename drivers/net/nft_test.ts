@@ -160,10 +160,9 @@ Deno.test("portRules() on a legacy network: ARP and IPv4 bound to the port's add
   );
   // A port without IPv4 on a legacy network gets no IPv4 at all.
   assert.ok(portRules(net4, port).comments.includes("ip4-none"));
-  assert.throws(
-    () => portRules(net4, { ...port, ipv4: "198.51.100.7; drop" }),
-    /bad IPv4/,
-  );
+  for (const ipv4 of ["198.51.100.7; drop", "300.1.1.1", "198.51.100.07"]) {
+    assert.throws(() => portRules(net4, { ...port, ipv4 }), /bad IPv4/, ipv4);
+  }
 });
 
 Deno.test("portRules() refuses a port holding a service address (metadata, the network's server)", () => {
@@ -264,6 +263,25 @@ Deno.test("planTable() removes a port: element first, then its chain", () => {
     `delete chain bridge ucloud ${a.chain}`,
   ]);
   assert.deepEqual(plan.removed, [a.chain]);
+});
+
+Deno.test("planTable() leaves the chains and elements of held ports as they are; re-makes a hooked port chain", () => {
+  const a = portRules(net6, port);
+  const b = portRules(net6, { ...port, name: "uct1234abcd1" });
+  // b held: neither removed (not wanted) nor changed.
+  assert.equal(planTable(tableOf([a, b]), [a], new Set([b.port])).script, "");
+  const changed = tableOf([a, b]);
+  changed.chains.get(b.chain)!.rules.pop();
+  assert.equal(planTable(changed, [a], new Set([b.port])).script, "");
+  // A chain of a port's name at a hook (not ours) cannot be jumped to.
+  const hooked = tableOf([a]);
+  hooked.chains.get(a.chain)!.hook = "forward";
+  const lines = planTable(hooked, [a]).script.trim().split("\n");
+  assert.deepEqual(lines.slice(0, 3), [
+    `flush chain bridge ucloud ${a.chain}`,
+    `delete chain bridge ucloud ${a.chain}`,
+    `add chain bridge ucloud ${a.chain}`,
+  ]);
 });
 
 Deno.test("planTable() repairs a base chain and a map that are not as wanted", () => {

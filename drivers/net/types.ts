@@ -62,6 +62,11 @@ export interface HostNetState {
    * have the network (network id → addresses), kept as all-zero FDB entries.
    */
   peers: Record<string, string[]>;
+  /**
+   * Ports to neither remove nor change (e.g. of VMs whose documents cannot
+   * be read): each keeps its device, its rules and the bridge it is on.
+   */
+  keep?: string[];
 }
 
 /** The host's underlay: where VXLAN packets leave and arrive. */
@@ -82,10 +87,24 @@ export interface SyncReport {
    */
   changed?: string[];
   /**
-   * Ports left out, with their network and why (a public network whose
-   * bridge is missing here); every other port is synced as usual.
+   * Ports left out, with their network and why; every other port is
+   * synced as usual. A port left out keeps what it had (device, rules,
+   * bridge), like a port in `keep`.
    */
-  skipped?: { port: string; network: string; reason: string }[];
+  skipped?: Skipped[];
+}
+
+/** A port a sync left out (see {@linkcode SyncReport}). */
+export interface Skipped {
+  port: string;
+  network: string;
+  reason: string;
+  /**
+   * A command failed for it (a tap that did not come up, rules the kernel
+   * refused): the next sync tries again. Absent: the port itself is bad
+   * (its spec, or its public network's bridge is missing).
+   */
+  retry?: boolean;
 }
 
 /**
