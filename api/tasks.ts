@@ -1,6 +1,8 @@
 /**
  * `/v1/tasks`: list and show task documents, newest first. Non-admins see
- * only the tasks they own.
+ * only the tasks they own. `GET /v1/tasks/{id}/drain` reports what a
+ * `host.drain` did to each VM: how its stop went, where it runs now and
+ * its downtime (tasks/drain_report.ts).
  *
  * @example
  * ```ts
@@ -8,9 +10,10 @@
  * ```
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { NotFoundError } from "../core/errors.ts";
+import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import { ID_RE, Task, TaskState } from "../core/schemas.ts";
+import { drainReport } from "../tasks/drain_report.ts";
 import { canSee, type Deps, IdParams, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
@@ -52,6 +55,39 @@ const showTask = createRoute({
   },
 });
 
+const DrainedVm = z.object({
+  vm: z.string(),
+  move: z.string(),
+  stop: z.enum(["shutdown", "forced", "gone"]).optional(),
+  stopMs: z.number().optional(),
+  to: z.string().optional(),
+  downtimeMs: z.number().optional(),
+  done: z.boolean(),
+  problem: z.string().optional(),
+}).openapi("DrainedVm");
+
+const showDrain = createRoute({
+  method: "get",
+  path: "/{id}/drain",
+  summary: "What a host.drain did to each VM: stop, new host, downtime",
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "Every VM of the drain (and of its later batches)",
+      content: {
+        "application/json": {
+          schema: z.object({
+            host: z.string().optional(),
+            done: z.boolean(),
+            vms: z.array(DrainedVm),
+          }),
+        },
+      },
+    },
+    ...errorResponses(400, 404, 409, 503),
+  },
+});
+
 /** Builds the `/v1/tasks` sub-app. */
 export function tasks({ store }: Deps) {
   return router()
@@ -79,5 +115,21 @@ export function tasks({ store }: Deps) {
         throw new NotFoundError("task", id);
       }
       return c.json(t.value, 200);
+    })
+    .openapi(showDrain, async (c) => {
+      const id = c.req.valid("param").id;
+      const t = await store.get(keys.task(id), Task);
+      if (!t || !canSee(c.get("principal"), t.value.owner)) {
+        throw new NotFoundError("task", id);
+      }
+      if (t.value.kind !== "host.drain") {
+        throw new ConflictError(
+          `Task ${id} is a ${t.value.kind}, not a host.drain: it has no drain report`,
+        );
+      }
+      const report = await drainReport(store, id);
+      const done = t.value.state === "succeeded" &&
+        report.vms.every((v) => v.done);
+      return c.json({ ...report, done }, 200);
     });
 }

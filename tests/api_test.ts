@@ -567,6 +567,14 @@ Deno.test({
               message: /Cannot find task t-nope/,
             },
             {
+              name: "drain report of a task that is no drain",
+              method: "GET",
+              path: `/v1/tasks/${seed.task.id}/drain`,
+              init: { headers: alice },
+              status: 409,
+              message: /is a vm\.create, not a host\.drain/,
+            },
+            {
               name: "another user's task",
               method: "GET",
               path: `/v1/tasks/${seed.task.id}`,
@@ -1170,6 +1178,7 @@ Deno.test({
           "/v1/networks/{id}",
           "/v1/tasks",
           "/v1/tasks/{id}",
+          "/v1/tasks/{id}/drain",
           "/v1/vms",
           "/v1/vms/{id}",
           "/v1/vms/{id}/nics",

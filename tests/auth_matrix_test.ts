@@ -61,6 +61,7 @@ const EXPECT: Record<string, UserExpect> = {
   "POST /v1/hosts/{name}/shutdown": "forbidden",
   "GET /v1/tasks": "own",
   "GET /v1/tasks/{id}": "notFound",
+  "GET /v1/tasks/{id}/drain": "notFound",
   "POST /v1/maintenance/rebalance": "forbidden",
   "GET /v1/maintenance/rebalance": "forbidden",
   "POST /v1/auth/token": "refused",

@@ -9,7 +9,7 @@ import { createApp } from "../api/app.ts";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import { Alive, Alloc, Host, Task, Vm } from "../core/schemas.ts";
-import { drainReport } from "../tasks/drain_report.ts";
+import type { drainReport } from "../tasks/drain_report.ts";
 import {
   type Cluster,
   qemuPids,
@@ -177,7 +177,16 @@ Deno.test("drain moves every VM to another host exactly once; enable lets VMs la
 
     // Each guest was shut down by the power button; the drain's report has
     // every VM's stop and downtime (stop begin to running on h2).
-    const report = await drainReport(c.store, drain.body.task.id);
+    const shown = await api(
+      app,
+      "GET",
+      `/v1/tasks/${drain.body.task.id}/drain`,
+    );
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    const report = shown.body as Awaited<ReturnType<typeof drainReport>> & {
+      done: boolean;
+    };
+    assert.equal(report.done, true);
     assert.equal(report.host, "h1");
     assert.deepEqual(report.vms.map((v) => v.vm).sort(), [...ids].sort());
     for (const v of report.vms) {
