@@ -4,7 +4,9 @@
  * shut down by itself (ACPI power button), then the hard stop comes;
  * `payload.force`: the hard stop at once. The result says how:
  * `{ stopped: true, how: "shutdown" | "forced" | "gone", ms }`. Already
- * stopped counts as done (`{ stopped: false }`).
+ * stopped counts as done (`{ stopped: false }`). `payload.reason` (e.g. the
+ * guest powered itself off, workers/guest_poweroff.ts) stays the stopped
+ * VM's reason.
  */
 import type { TaskHandler } from "./context.ts";
 import { stopOptions } from "./stop_options.ts";
@@ -39,7 +41,10 @@ export const vmStop: TaskHandler = async (ctx) => {
     txn: statusTxn(ctx, vm, {
       phase: vm.value.desired === "deleted" ? "deleting" : "stopped",
       handle: undefined,
-      reason: undefined,
+      // Why it stopped, when not asked through the API (a guest power-off).
+      reason: typeof ctx.task.payload.reason === "string"
+        ? ctx.task.payload.reason
+        : undefined,
     }),
   };
 };

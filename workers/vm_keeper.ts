@@ -20,6 +20,7 @@ import { Vm } from "../core/schemas.ts";
 import type { Kv, Store, Unreadable } from "../core/store.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { ownedBy, take } from "../tasks/ownership.ts";
+import { poweredOffTxn } from "./guest_poweroff.ts";
 import { crashTxn } from "./crash.ts";
 
 export interface VmKeeperOptions {
@@ -163,6 +164,17 @@ export class VmKeeper {
     return r.ok;
   }
 
+  /** The guest of `vm` powered itself off: a stop (workers/guest_poweroff.ts). */
+  async #poweredOff(vm: Kv<Vm>): Promise<void> {
+    const r = await poweredOffTxn(this.#aliveGuard(), vm, {
+      host: this.#o.host,
+      maxAttempts: this.#o.config.tasks.maxAttempts,
+    }).commit();
+    if (r.ok) {
+      this.#o.log.info("guest powered off: stopping", { vm: vm.value.id });
+    }
+  }
+
   /**
    * One monitor pass: VMs this incarnation owns whose process is gone are
    * crashes (restart policy); processes of VMs it does not own go (#reap).
@@ -182,6 +194,8 @@ export class VmKeeper {
       // Past the lease deadline the fencer may have killed it: no crash.
       if (seen.state === "gone" && this.#o.alive()) {
         await this.#crashed(vm, seen.detail ?? "process exited");
+      } else if (seen.state === "shutdown" && this.#o.alive()) {
+        await this.#poweredOff(vm);
       }
     }
     // A VM whose document cannot be read is not gone: keep its process.
