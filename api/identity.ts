@@ -42,14 +42,13 @@ import {
 } from "../core/totp.ts";
 import {
   authMethod,
-  authRoutes,
-  BearerTokens,
   currentToken,
-  EtcdRevocationList,
   forwardedAddress,
-  SESSION_COOKIE,
   totpAuth,
 } from "./auth.ts";
+import { authRoutes } from "./auth_routes.ts";
+import { EtcdRevocationList } from "./revocations.ts";
+import { BearerTokens, SESSION_COOKIE } from "./tokens.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
 import { errorJson, errorResponses } from "./errors.ts";
 
