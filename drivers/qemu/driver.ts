@@ -9,14 +9,9 @@ import { run } from "../runner.ts";
 import { delay } from "./_deadline.ts";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
-import {
-  checkSlot,
-  qemuArgs,
-  type QemuNic,
-  type QemuSpec,
-  type VmPaths,
-  vmPaths,
-} from "./args.ts";
+import { qemuArgs, type QemuSpec } from "./args.ts";
+import { checkSlot, type QemuNic } from "./nic_options.ts";
+import { type VmPaths, vmPaths } from "./vm_paths.ts";
 import { listNicSlots, plugNicInto, unplugNicFrom } from "./nics.ts";
 import { queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";

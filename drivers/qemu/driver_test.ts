@@ -10,7 +10,8 @@ import {
   waitFor,
   withDriver,
 } from "./_test_guest.ts";
-import { qemuArgs, type QemuSpec, vmPaths } from "./args.ts";
+import { qemuArgs, type QemuSpec } from "./args.ts";
+import { vmPaths } from "./vm_paths.ts";
 import type { QemuHandle } from "./driver.ts";
 import { queryStatus } from "./qmp.ts";
 

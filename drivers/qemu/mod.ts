@@ -10,18 +10,16 @@
  * @module
  */
 export { detectAccel, type DetectAccelOptions } from "./accel.ts";
+export { qemuArgs, type QemuSpec } from "./args.ts";
 export {
   checkSlot,
   NIC_SLOTS,
   nicId,
   type NicOptions,
   nicOptions,
-  qemuArgs,
   type QemuNic,
-  type QemuSpec,
-  type VmPaths,
-  vmPaths,
-} from "./args.ts";
+} from "./nic_options.ts";
+export { type VmPaths, vmPaths } from "./vm_paths.ts";
 export {
   QemuDriver,
   type QemuDriverOptions,
