@@ -12,7 +12,7 @@ import {
 } from "./_test_guest.ts";
 import { qemuArgs, type QemuSpec } from "./args.ts";
 import { vmPaths } from "./vm_paths.ts";
-import type { QemuHandle } from "./driver.ts";
+import type { QemuHandle } from "./handle.ts";
 import { queryStatus } from "./qmp.ts";
 
 Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {

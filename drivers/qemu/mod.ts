@@ -20,12 +20,9 @@ export {
   type QemuNic,
 } from "./nic_options.ts";
 export { type VmPaths, vmPaths } from "./vm_paths.ts";
-export {
-  QemuDriver,
-  type QemuDriverOptions,
-  type QemuHandle,
-  type QemuState,
-} from "./driver.ts";
+export { QemuDriver, type QemuDriverOptions } from "./driver.ts";
+export type { QemuHandle } from "./handle.ts";
+export type { QemuState } from "./status.ts";
 export type { RebootOptions, RebootResult } from "./reboot.ts";
 export type { StopOptions, StopResult } from "./stop.ts";
 export {
