@@ -1,3 +1,8 @@
+/**
+ * Tests of qemuArgs() (drivers/qemu/args.ts): the qemu command line for kernel
+ * and disk boots and cold-plugged NICs, and the refusal of bad specs naming
+ * the field.
+ */
 import assert from "node:assert/strict";
 import { qemuArgs, type QemuSpec } from "./args.ts";
 import { vmPaths } from "./vm_paths.ts";

@@ -1,3 +1,8 @@
+/**
+ * Tests of QemuDriver (drivers/qemu/driver.ts) with real qemu under TCG
+ * booting the tiny test guest: life cycle, adoption, stop fallbacks,
+ * concurrency, failures that leave no process, and handle checks.
+ */
 import assert from "node:assert/strict";
 import type { VmDriver } from "../../tasks/context.ts";
 import { CommandError, run } from "../runner.ts";

@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/qemu/nic_options.ts: a NIC's QMP netdev and device
+ * arguments, slot checks and the MTU as virtio host_mtu.
+ */
 import assert from "node:assert/strict";
 import { qemuArgs } from "./args.ts";
 import { checkSlot, nicId, nicOptions } from "./nic_options.ts";

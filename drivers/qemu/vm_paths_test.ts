@@ -1,3 +1,7 @@
+/**
+ * Tests of vmPaths() (drivers/qemu/vm_paths.ts): where a VM's files live and
+ * the refusal of bad state dirs, ids and too long socket paths.
+ */
 import assert from "node:assert/strict";
 import { vmPaths } from "./vm_paths.ts";
 
