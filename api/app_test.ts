@@ -1,3 +1,7 @@
+/**
+ * Tests of createApp() (api/app.ts) without identity: the API takes every
+ * caller for the local admin.
+ */
 import assert from "node:assert/strict";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";

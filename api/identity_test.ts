@@ -1,3 +1,7 @@
+/**
+ * Tests of loadHostKey() (api/identity.ts): the identity key file is created
+ * once, mode 0600, and read after.
+ */
 import assert from "node:assert/strict";
 import { loadHostKey } from "./identity.ts";
 

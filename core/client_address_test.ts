@@ -1,3 +1,8 @@
+/**
+ * Tests of core/client_address.ts: the client's address behind trusted proxies
+ * (X-Forwarded-For), the trusted proxy list and the rate-limit bucket of an
+ * address.
+ */
 import assert from "node:assert/strict";
 import {
   addressBucket,

@@ -1,3 +1,7 @@
+/**
+ * Tests of monotonicMs() (core/clock.ts): CLOCK_BOOTTIME in milliseconds, the
+ * same across processes, never going back.
+ */
 import assert from "node:assert/strict";
 import { monotonicMs } from "./clock.ts";
 

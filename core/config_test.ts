@@ -1,3 +1,7 @@
+/**
+ * Tests of parseConfig() (core/config.ts): defaults, environment over file,
+ * and the refusal of bad values, section by section.
+ */
 import assert from "node:assert/strict";
 import { parseConfig } from "./config.ts";
 

@@ -1,3 +1,8 @@
+/**
+ * Tests of core/documents.ts: decoding stored documents with their schema
+ * version, keeping fields this version does not know, and stamping the version
+ * on write.
+ */
 import assert from "node:assert/strict";
 import {
   decodeDocument,

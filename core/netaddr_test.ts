@@ -1,3 +1,7 @@
+/**
+ * Tests of core/netaddr.ts: IPv6 and IPv4 address and prefix parsing, /64
+ * hand-out, SLAAC addresses of a MAC, MACs, VNIs and their multicast groups.
+ */
 import assert from "node:assert/strict";
 import {
   canonicalPrefix6,

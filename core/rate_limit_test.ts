@@ -1,3 +1,7 @@
+/**
+ * Tests of core/rate_limit.ts: the sliding window, the back-off and the
+ * AuthLimiter that combines them by name and by address.
+ */
 import assert from "node:assert/strict";
 import { AuthLimiter, BackOff, SlidingWindow } from "./rate_limit.ts";
 

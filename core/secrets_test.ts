@@ -1,3 +1,7 @@
+/**
+ * Tests of core/secrets.ts: host key parsing and derived keys, secret
+ * encryption with tamper detection, base32 and new TOTP seeds.
+ */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import {

@@ -1,3 +1,8 @@
+/**
+ * Tests of the TOTP verifiers of core/totp.ts: LocalVerifier (window, replay,
+ * unknown names), MemoryReplayStore, and UngleichOtpVerifier against a
+ * stand-in `fetch` that answers as an ungleich-otp server.
+ */
 import assert from "node:assert/strict";
 import { UnavailableError } from "./errors.ts";
 import { importHostKey, newHostKey, newSeed } from "./secrets.ts";

@@ -1,3 +1,7 @@
+/**
+ * Tests of core/totp_token.ts against the RFC 4226 (HOTP) and RFC 6238 (TOTP)
+ * test values.
+ */
 import assert from "node:assert/strict";
 import { hotp, tokenMatches, totp, totpCounter } from "./totp_token.ts";
 

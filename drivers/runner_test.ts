@@ -1,3 +1,8 @@
+/**
+ * Tests of run() (drivers/runner.ts), the one way outside processes are
+ * started: output, exit codes, stderr in errors, timeouts, aborts, stdin and
+ * env.
+ */
 import assert from "node:assert/strict";
 import { CommandError, run } from "./runner.ts";
 

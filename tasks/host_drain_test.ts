@@ -1,3 +1,7 @@
+/**
+ * Tests of drainMove() (tasks/host_drain.ts) and moveSkip()
+ * (tasks/vm_move.ts): the moves a host drain makes and why a VM is not moved.
+ */
 import assert from "node:assert/strict";
 import type { Vm } from "../core/schemas.ts";
 import { drainMove } from "./host_drain.ts";

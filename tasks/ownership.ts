@@ -13,7 +13,7 @@
  *   is gone ({@linkcode ifOwnerDead}).
  *
  * A process of a VM that this host does not own is killed at once
- * (workers/worker.ts), so whichever of the two writers wins, the VM runs on
+ * (workers/vm_keeper.ts), so whichever of the two writers wins, the VM runs on
  * one host only.
  *
  * @example

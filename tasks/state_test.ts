@@ -1,3 +1,7 @@
+/**
+ * Tests of the task state machine (tasks/state.ts) over every pair of states,
+ * final states and the bounded history.
+ */
 import assert from "node:assert/strict";
 import { ALLOWED, canTransition, isFinal, transition } from "./state.ts";
 import { type Task, TaskState } from "../core/schemas.ts";

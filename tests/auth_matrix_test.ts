@@ -11,8 +11,8 @@
 import { captureLog, oathtool } from "./helpers/otp.ts";
 import { SecretSet } from "./helpers/secrets_log.ts";
 import assert from "node:assert/strict";
-import { MemoryRevocationList } from "../api/auth.ts";
-import { BearerTokens } from "../api/auth.ts";
+import { MemoryRevocationList } from "../api/revocations.ts";
+import { BearerTokens } from "../api/tokens.ts";
 import { createApp } from "../api/app.ts";
 import { createIdentity } from "../api/identity.ts";
 import { main as cliMain } from "../cli/ucloud.ts";

@@ -12,15 +12,14 @@ import { Buffer } from "node:buffer";
 import { Hono } from "hono";
 import * as OTPAuth from "otpauth";
 import { z } from "zod";
+import { OTP_HEADERS, totpAuth } from "../api/auth.ts";
+import { authRoutes } from "../api/auth_routes.ts";
 import {
-  authRoutes,
-  BearerTokens,
   EtcdRevocationList,
   MemoryRevocationList,
-  OTP_HEADERS,
   revokedKey,
-  totpAuth,
-} from "../api/auth.ts";
+} from "../api/revocations.ts";
+import { BearerTokens } from "../api/tokens.ts";
 import type { AppEnv } from "../api/env.ts";
 import { onError } from "../api/errors.ts";
 import { UnavailableError } from "../core/errors.ts";

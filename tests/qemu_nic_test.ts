@@ -4,7 +4,8 @@
  * inside the guest through its serial console.
  */
 import assert from "node:assert/strict";
-import { QemuDriver, type QemuHandle } from "../drivers/qemu/driver.ts";
+import { QemuDriver } from "../drivers/qemu/driver.ts";
+import type { QemuHandle } from "../drivers/qemu/handle.ts";
 import { QmpClient } from "../drivers/qemu/qmp.ts";
 import { run } from "../drivers/runner.ts";
 import { killQemus, tinyBoot, waitFor } from "./helpers/cluster.ts";

@@ -6,12 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import {
-  authRoutes,
-  BearerTokens,
-  MemoryRevocationList,
-  totpAuth,
-} from "../api/auth.ts";
+import { totpAuth } from "../api/auth.ts";
+import { authRoutes } from "../api/auth_routes.ts";
+import { MemoryRevocationList } from "../api/revocations.ts";
+import { BearerTokens } from "../api/tokens.ts";
 import type { AppEnv } from "../api/env.ts";
 import { onError } from "../api/errors.ts";
 import { type Files, main } from "../cli/ucloud.ts";

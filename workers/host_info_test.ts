@@ -1,3 +1,7 @@
+/**
+ * Tests of workers/host_info.ts: the state dir's filesystem size as df reports
+ * it.
+ */
 import assert from "node:assert/strict";
 import { run } from "../drivers/runner.ts";
 import { diskMiB, hostInfo, parseDf } from "./host_info.ts";

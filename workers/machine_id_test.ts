@@ -1,3 +1,7 @@
+/**
+ * Tests of workers/machine_id.ts: the machine's persistent id, and claiming a
+ * host name against other machines' live leases.
+ */
 import assert from "node:assert/strict";
 import { logger } from "../core/log.ts";
 import type { Alive, Host } from "../core/schemas.ts";

@@ -1,3 +1,7 @@
+/**
+ * Tests of workers/net.ts: the ports and networks a host should have, derived
+ * from VM and network documents.
+ */
 import assert from "node:assert/strict";
 import type { Network, Vm } from "../core/schemas.ts";
 import { networkSpec, wantedState } from "./net.ts";

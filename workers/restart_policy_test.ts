@@ -1,3 +1,7 @@
+/**
+ * Tests of onCrash() (workers/restart_policy.ts): restart back-off, giving up
+ * after too many crashes in a window, and its bounded history.
+ */
 import assert from "node:assert/strict";
 import { onCrash } from "./restart_policy.ts";
 

@@ -16,48 +16,30 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { UnreadableError } from "../core/errors.ts";
-import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { Claim, Task, Vm } from "../core/schemas.ts";
-import { Session } from "../core/session.ts";
+import type { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
-import { sleep, watchPrefix } from "../core/watch.ts";
-import {
-  type Boot,
-  type DriverSpec,
-  PermanentError,
-  type TaskContext,
-  type VmDriver,
-} from "../tasks/context.ts";
-import { handlers } from "../tasks/handlers.ts";
-import {
-  claim,
-  complete,
-  fail,
-  guard,
-  reportProgress,
-  resume,
-  type WorkerId,
-} from "../tasks/queue.ts";
-import { taskTimeoutMs } from "../tasks/stop_options.ts";
-import { withStatus } from "../tasks/vm_common.ts";
+import { sleep } from "../core/watch.ts";
+import type { Boot, VmDriver } from "../tasks/context.ts";
+import type { WorkerId } from "../tasks/queue.ts";
+import { ClaimLoop } from "./claim_loop.ts";
 import {
   ensureFencer,
   fencerOptions,
   keepFencer,
   stopFencer,
 } from "./fence.ts";
-import { leaseOf, watchFailures } from "./failure_watch.ts";
+import { watchFailures } from "./failure_watch.ts";
 import { endHandover } from "./handover.ts";
-import { resolveImage } from "./images.ts";
 import { HostNet } from "./net.ts";
 import { Registration } from "./registration.ts";
 import { awaitDrained, markDone } from "./shutdown.ts";
+import { TaskRunner } from "./task_runner.ts";
 import { VmKeeper } from "./vm_keeper.ts";
 import type { NetDriver } from "../drivers/net/mod.ts";
 import type { Underlay } from "../drivers/net/types.ts";
 
+/** Options of a `Worker`. */
 export interface WorkerOptions {
   store: Store;
   config: Config;
@@ -76,38 +58,15 @@ export interface WorkerOptions {
   };
 }
 
-interface Queued {
-  target: string;
-  notBefore: number;
-}
-
-/** How often a handler whose completion lost a compare is run again. */
-const RERUNS = 5;
-/** A task document that cannot be read is tried again after this long. */
-const UNREADABLE_RETRY_MS = 10_000;
-
+/** One incarnation of the worker of a host (see the module comment). */
 export class Worker {
   readonly host: string;
   readonly #o: WorkerOptions;
   readonly #log: Logger;
   readonly #stop = new AbortController();
-  #session?: Session;
   #id?: WorkerId;
   readonly #reg: Registration;
-  #net?: HostNet;
-  /** Runnable tasks seen in this host's queues, by task id. */
-  readonly #queued = new Map<string, Queued>();
-  /** Task ids another worker holds a claim on. */
-  readonly #claimedElsewhere = new Set<string>();
-  /** Task ids this worker is claiming or running. */
-  readonly #mine = new Set<string>();
-  /** Per-VM chains so tasks of one VM never run at once on this host. */
-  readonly #vmChains = new Map<string, Promise<void>>();
-  readonly #running = new Set<Promise<void>>();
-  #wake?: ReturnType<typeof setTimeout>;
   #handover = false;
-  /** An ordered shutdown is about to finish: claim nothing new. */
-  #closing = false;
   /** The host is drained and the shutdown recorded: the lease ends. */
   #shutDown = false;
 
@@ -141,11 +100,12 @@ export class Worker {
     this.#stop.abort();
   }
 
+  /** Runs this incarnation until it is stopped, shut down or its lease lost. */
   async run(): Promise<"stopped" | "shutdown" | "lost"> {
     const { config, driver } = this.#o;
     const { session, adopted } = await this.#reg.openSession();
-    this.#session = session;
-    this.#id = { name: this.host, lease: session.lease };
+    const id = { name: this.host, lease: session.lease };
+    this.#id = id;
     const signal = AbortSignal.any([session.signal, this.#stop.signal]);
     // Self-fencing the moment the session ends, not once every loop has
     // wound down: the cluster may restart these VMs elsewhere soon.
@@ -154,6 +114,7 @@ export class Worker {
       if (!this.#stop.signal.aborted) fenced ??= driver.fence();
     };
     session.signal.addEventListener("abort", selfFence, { once: true });
+    let loop: ClaimLoop | undefined;
     try {
       await this.#reg.register(session.lease, adopted, signal);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
@@ -170,41 +131,45 @@ export class Worker {
         log: this.#log,
       });
       await keeper.recover();
-      const network = this.#o.network;
-      if (network) {
-        this.#net = new HostNet({
-          store: this.#o.store,
-          host: this.host,
-          driver: network.driver,
-          underlay: network.underlay,
-          lease: () => this.#id?.lease,
-          log: this.#log,
-        });
-        await this.#net.sync({ signal }).catch((err) =>
-          this.#log.error("network sync at start failed", {
-            error: String(err),
-          })
-        );
-      }
+      const net = await this.#startNet(signal);
+      const runner = new TaskRunner({
+        store: this.#o.store,
+        config,
+        driver,
+        host: this.host,
+        worker: id,
+        session,
+        stop: this.#stop.signal,
+        log: this.#log,
+        images: this.#o.images,
+        net,
+      });
+      loop = new ClaimLoop({
+        store: this.#o.store,
+        host: this.host,
+        worker: id,
+        concurrency: config.worker.concurrency,
+        log: this.#log,
+        signal,
+        run: (task) => runner.run(task),
+      });
       const loops = [
-        ...(this.#net ? [this.#net.run(signal)] : []),
-        this.#watchQueue(this.host, signal),
-        this.#watchQueue("any", signal),
-        this.#watchClaims(signal),
+        ...(net ? [net.run(signal)] : []),
+        ...loop.watch(),
         watchFailures({
           store: this.#o.store,
           host: this.host,
           log: this.#log,
           signal,
         }),
-        this.#monitor(signal, keeper),
-        this.#shutdownWhenDrained(signal),
+        this.#monitor(signal, keeper, runner),
+        this.#shutdownWhenDrained(signal, loop),
       ];
       await Promise.all(loops);
       if (this.#shutDown) return "shutdown";
       return this.#stop.signal.aborted ? "stopped" : "lost";
     } finally {
-      clearTimeout(this.#wake);
+      loop?.stop();
       session.signal.removeEventListener("abort", selfFence);
       if (fenced) {
         const killed = await fenced.catch((err) => [String(err)]);
@@ -212,44 +177,71 @@ export class Worker {
           killed,
         });
       }
-      await Promise.allSettled([...this.#running]);
-      if (this.#shutDown) {
-        // Drained: the lease ends now; nothing to fence or hand over.
-        await session.close({ revoke: true });
-        await stopFencer(fencerOptions(config, driver.name));
-      } else {
-        if (this.#handover && !session.signal.aborted) {
-          await this.#reg.handOver(session).catch((err) =>
-            this.#log.error("cannot hand the lease over to the fencer", {
-              error: String(err),
-            })
-          );
-        }
-        // Never revoke: the lease's end is the death signal, and the fencer
-        // kills the VMs at its deadline unless a restarted worker adopts it.
-        await session.close({ revoke: false });
-      }
-      this.#log.info("worker incarnation ended", {
-        lease: session.lease,
-        why: this.#shutDown
-          ? "shut down"
-          : this.#stop.signal.aborted
-          ? "stopped"
-          : "lease lost",
-      });
+      await loop?.settled();
+      await this.#end(session);
     }
   }
 
-  /** A transaction that holds only while this incarnation is alive. */
-  #aliveGuard() {
-    return this.#o.store.txn().ifLease(keys.alive(this.host), this.#id!.lease);
+  /** Host networking, synced once, when this worker has drivers/net. */
+  async #startNet(signal: AbortSignal): Promise<HostNet | undefined> {
+    const network = this.#o.network;
+    if (!network) return undefined;
+    const net = new HostNet({
+      store: this.#o.store,
+      host: this.host,
+      driver: network.driver,
+      underlay: network.underlay,
+      lease: () => this.#id?.lease,
+      log: this.#log,
+    });
+    await net.sync({ signal }).catch((err) =>
+      this.#log.error("network sync at start failed", {
+        error: String(err),
+      })
+    );
+    return net;
+  }
+
+  /**
+   * Ends the incarnation: revokes the lease after an ordered shutdown, or
+   * keeps it (handed to the fencer when asked) so its end is the death signal.
+   */
+  async #end(session: Session): Promise<void> {
+    const { config, driver } = this.#o;
+    if (this.#shutDown) {
+      // Drained: the lease ends now; nothing to fence or hand over.
+      await session.close({ revoke: true });
+      await stopFencer(fencerOptions(config, driver.name));
+    } else {
+      if (this.#handover && !session.signal.aborted) {
+        await this.#reg.handOver(session).catch((err) =>
+          this.#log.error("cannot hand the lease over to the fencer", {
+            error: String(err),
+          })
+        );
+      }
+      // Never revoke: the lease's end is the death signal, and the fencer
+      // kills the VMs at its deadline unless a restarted worker adopts it.
+      await session.close({ revoke: false });
+    }
+    this.#log.info("worker incarnation ended", {
+      lease: session.lease,
+      why: this.#shutDown
+        ? "shut down"
+        : this.#stop.signal.aborted
+        ? "stopped"
+        : "lease lost",
+    });
   }
 
   /**
    * Ordered shutdown (workers/shutdown.ts): once asked and drained, claims
    * nothing more, lets running tasks finish, records the shutdown and stops.
    */
-  async #shutdownWhenDrained(signal: AbortSignal): Promise<void> {
+  async #shutdownWhenDrained(
+    signal: AbortSignal,
+    loop: ClaimLoop,
+  ): Promise<void> {
     const { store, driver, config } = this.#o;
     const o = {
       store,
@@ -258,12 +250,11 @@ export class Worker {
       driver,
       log: this.#log,
     };
-    const busy = () =>
-      [...this.#queued.values()].some((q) => q.target === this.host);
+    const busy = () => loop.busy();
     const everyMs = config.worker.monitorIntervalMs;
     while (await awaitDrained({ ...o, busy, signal, everyMs })) {
-      this.#closing = true;
-      await Promise.allSettled([...this.#running]);
+      loop.setClosing(true);
+      await loop.settled();
       const done = !signal.aborted && await markDone(o).catch((err) => {
         this.#log.warn("cannot record the shutdown", { error: String(err) });
         return false;
@@ -274,289 +265,27 @@ export class Worker {
         this.#stop.abort();
         return;
       }
-      this.#closing = false;
-      this.#pump();
+      loop.setClosing(false);
       await sleep(everyMs, signal);
     }
   }
 
   /** Keeps VM status in step with what the driver reports (VmKeeper). */
-  async #monitor(signal: AbortSignal, keeper: VmKeeper): Promise<void> {
+  async #monitor(
+    signal: AbortSignal,
+    keeper: VmKeeper,
+    runner: TaskRunner,
+  ): Promise<void> {
     const { driver, config } = this.#o;
     while (!signal.aborted) {
       await sleep(config.worker.monitorIntervalMs, signal);
       if (signal.aborted) break;
       await keepFencer(fencerOptions(config, driver.name), this.#log);
       try {
-        await keeper.pass(new Set(this.#vmChains.keys()));
+        await keeper.pass(runner.busyVms());
       } catch (err) {
         this.#log.warn("monitor pass failed", { error: String(err) });
       }
     }
   }
-
-  async #watchQueue(target: string, signal: AbortSignal): Promise<void> {
-    const prefix = keys.queueOf(target);
-    const parse = (v: string) => {
-      try {
-        return Number(JSON.parse(v).notBefore) || 0;
-      } catch {
-        return 0;
-      }
-    };
-    await watchPrefix(this.#o.store, prefix, {
-      signal,
-      log: this.#log,
-      onReset: (items) => {
-        for (const [id, q] of this.#queued) {
-          if (q.target === target) this.#queued.delete(id);
-        }
-        for (const it of items) {
-          this.#queued.set(it.key.slice(prefix.length), {
-            target,
-            notBefore: parse(it.value),
-          });
-        }
-        this.#pump();
-      },
-      onEvent: (ev) => {
-        const id = ev.key.slice(prefix.length);
-        if (ev.type === "delete") this.#queued.delete(id);
-        else {
-          this.#queued.set(id, { target, notBefore: parse(ev.value) });
-          this.#claimedElsewhere.delete(id);
-        }
-        this.#pump();
-      },
-    });
-  }
-
-  async #watchClaims(signal: AbortSignal): Promise<void> {
-    await watchPrefix(this.#o.store, keys.claims, {
-      signal,
-      log: this.#log,
-      onReset: (items) => {
-        this.#claimedElsewhere.clear();
-        for (const it of items) {
-          const id = it.key.slice(keys.claims.length);
-          // Claims of this (adopted) lease are resumed by #pump.
-          if (this.#mine.has(id) || leaseOf(it.value) === this.#id!.lease) {
-            continue;
-          }
-          this.#claimedElsewhere.add(id);
-        }
-        this.#pump();
-      },
-      onEvent: (ev) => {
-        const id = ev.key.slice(keys.claims.length);
-        if (ev.type === "delete") this.#claimedElsewhere.delete(id);
-        else if (!this.#mine.has(id)) this.#claimedElsewhere.add(id);
-        this.#pump();
-      },
-    });
-  }
-
-  /** Claims what is due, up to the concurrency limit; re-arms a timer. */
-  #pump(): void {
-    const signal = this.#session?.signal;
-    if (!signal || signal.aborted || this.#stop.signal.aborted) return;
-    if (this.#closing) return;
-    clearTimeout(this.#wake);
-    const now = Date.now();
-    let next = Infinity;
-    const ids = [...this.#queued.keys()].sort();
-    for (const id of ids) {
-      if (this.#mine.size >= this.#o.config.worker.concurrency) break;
-      if (this.#mine.has(id) || this.#claimedElsewhere.has(id)) continue;
-      const q = this.#queued.get(id)!;
-      if (q.notBefore > now) {
-        next = Math.min(next, q.notBefore);
-        continue;
-      }
-      this.#mine.add(id);
-      const p = this.#claimAndRun(id).catch((err) =>
-        this.#log.error("task runner failed", { task: id, error: String(err) })
-      ).finally(() => {
-        this.#mine.delete(id);
-        this.#running.delete(p);
-        this.#pump();
-      });
-      this.#running.add(p);
-    }
-    if (next < Infinity) {
-      this.#wake = setTimeout(() => this.#pump(), next - now + 5);
-    }
-  }
-
-  async #claimAndRun(id: string): Promise<void> {
-    // A claim this lease already holds was made by the previous process of
-    // this host whose lease was adopted: resume it.
-    let claimed;
-    try {
-      claimed = await claim(this.#o.store, id, this.#id!) ??
-        await resume(this.#o.store, id, this.#id!);
-    } catch (err) {
-      if (!(err instanceof UnreadableError)) throw err;
-      // Corrupt, or a newer version's (the store reported it): try again
-      // later, not in a loop.
-      const q = this.#queued.get(id);
-      if (q) q.notBefore = Date.now() + UNREADABLE_RETRY_MS;
-      return;
-    }
-    if (!claimed) {
-      // Someone else holds it, or it is finished or not due: wait for news.
-      const c = await this.#o.store.get(keys.claim(id), Claim);
-      if (c) this.#claimedElsewhere.add(id);
-      else {
-        const t = await this.#o.store.get(keys.task(id), Task);
-        const q = this.#queued.get(id);
-        if (t && q && t.value.notBefore > Date.now()) {
-          q.notBefore = t.value.notBefore;
-        } else if (!t || t.value.state !== "queued") this.#queued.delete(id);
-      }
-      return;
-    }
-    // Its attempts were used up by workers that died running it.
-    if (claimed.value.state === "failed") {
-      this.#log.warn("task failed", { task: id, error: claimed.value.error });
-      return await this.#vmFailed(claimed.value, claimed.value.error ?? "");
-    }
-    await this.#runClaimed(claimed.value);
-  }
-
-  /** Runs a claimed task, after any other task of the same VM here. */
-  async #runClaimed(task: Task): Promise<void> {
-    const vm = typeof task.payload.vm === "string"
-      ? task.payload.vm
-      : undefined;
-    if (!vm) return await this.#execute(task);
-    const before = this.#vmChains.get(vm) ?? Promise.resolve();
-    const mine = before.then(() => this.#execute(task));
-    const link = mine.catch(() => {});
-    this.#vmChains.set(vm, link);
-    try {
-      await mine;
-    } finally {
-      if (this.#vmChains.get(vm) === link) this.#vmChains.delete(vm);
-    }
-  }
-
-  async #execute(task: Task): Promise<void> {
-    const { store, config, driver } = this.#o;
-    const id = this.#id!;
-    const log = this.#log.child({
-      task: task.id,
-      kind: task.kind,
-      ...(typeof task.payload.vm === "string" ? { vm: task.payload.vm } : {}),
-    });
-    const signal = AbortSignal.any([
-      this.#session!.signal,
-      this.#stop.signal,
-      AbortSignal.timeout(taskTimeoutMs(task, config)),
-    ]);
-    const handler = handlers[task.kind];
-    let current = task;
-    const ctx: TaskContext = {
-      store,
-      config,
-      task,
-      worker: id,
-      host: this.host,
-      driver: startsWhileAlive(driver, this.#session!),
-      images: this.#o.images ??
-        ((name) => resolveImage(config.stateDir, name)),
-      net: this.#net,
-      signal,
-      log,
-      guard: () => guard(store, task.id, id),
-      progress: async (message) => {
-        current = { ...current, progress: message };
-        await reportProgress(store, current, id, message);
-        log.info("progress", { progress: message });
-      },
-    };
-    log.info("task started", { attempt: task.attempts });
-    const started = performance.now();
-    try {
-      if (!handler) {
-        throw new PermanentError(`No handler for task kind ${task.kind}`);
-      }
-      for (let i = 0; i < RERUNS; i++) {
-        const outcome = await handler(ctx);
-        if (
-          await complete(store, task, id, outcome.result, outcome.txn)
-        ) {
-          log.info("task succeeded", {
-            ms: Math.round(performance.now() - started),
-            result: outcome.result,
-          });
-          // Ports follow the VM: removed after a stop, delete or unplug.
-          if (task.kind.startsWith("vm.")) this.#net?.kick();
-          return;
-        }
-        if (!(await this.#holdsClaim(task.id))) {
-          log.warn("claim lost before completion; outcome not recorded");
-          return;
-        }
-        log.info("state changed while the task ran; running it again");
-      }
-      throw new Error(`state kept changing during ${RERUNS} runs`);
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (this.#session!.signal.aborted) {
-        log.warn("task abandoned: lease session lost", { error: message });
-        return;
-      }
-      const r = await fail(store, task, id, message, {
-        retryable: !(err instanceof PermanentError),
-        baseMs: config.tasks.backoffBaseMs,
-        maxMs: config.tasks.backoffMaxMs,
-      });
-      log.warn(`task ${r === "retry" ? "will retry" : r}`, { error: message });
-      if (r === "failed") await this.#vmFailed(task, message);
-    }
-  }
-
-  async #holdsClaim(taskId: string): Promise<boolean> {
-    const c = await this.#o.store.get(keys.claim(taskId), Claim);
-    return c?.lease === this.#id!.lease;
-  }
-
-  /** After a task gave up, the VM shows phase failed with the reason. */
-  async #vmFailed(task: Task, error: string): Promise<void> {
-    if (typeof task.payload.vm !== "string") return;
-    for (let i = 0; i < 3; i++) {
-      const vm = await this.#o.store.get(keys.vm(task.payload.vm), Vm);
-      if (!vm) return;
-      const r = await this.#aliveGuard().ifModRevision(vm.key, vm.modRevision)
-        .put(
-          vm.key,
-          withStatus(vm.value, {
-            phase: "failed",
-            reason: `${task.kind} failed: ${error}`,
-          }),
-        ).commit();
-      if (r.ok) return;
-    }
-  }
-}
-
-/**
- * `driver` for task handlers: `start` checks the lease deadline first, so no
- * VM process starts once it has passed, even before the deadline's timer
- * ran (after SIGSTOP, I/O callbacks may run before timers).
- */
-function startsWhileAlive(driver: VmDriver, session: Session): VmDriver {
-  return new Proxy(driver, {
-    get(target, prop) {
-      if (prop === "start") {
-        return (spec: DriverSpec, o?: { signal?: AbortSignal }) => {
-          session.check();
-          return target.start(spec, o);
-        };
-      }
-      const v = Reflect.get(target, prop, target);
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
 }

@@ -1,3 +1,8 @@
+/**
+ * Tests of drivers/net/dhcp.ts: which ports a network's DHCP server serves,
+ * the dnsmasq configuration (checked by dnsmasq itself), and DhcpServers
+ * running real dnsmasq in a network namespace.
+ */
 import assert from "node:assert/strict";
 import { eui64 } from "../../core/netaddr.ts";
 import { run } from "../runner.ts";

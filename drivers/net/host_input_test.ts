@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/net/host_input.ts: the host input filter's spec and the
+ * nftables plan that brings a table to it.
+ */
 import assert from "node:assert/strict";
 import {
   HOST_TABLE,

@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/net/names.ts: the names of bridges, VXLAN and DHCP devices,
+ * network namespaces and taps, and the device name checks.
+ */
 import assert from "node:assert/strict";
 import {
   bridgeOf,

@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/net/nft_ingress.ts: the per-port ingress chains planned
+ * against the current table, and the drop counters of a port.
+ */
 import assert from "node:assert/strict";
 import { INGRESS_RULES, planIngress, portDrops } from "./nft_ingress.ts";
 import type { NftChain, NftTable } from "./nft.ts";

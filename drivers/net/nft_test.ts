@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/net/nft.ts: per-port anti-spoofing rules, the plan that
+ * brings a bridge table to them, and parsing of `nft -j` output.
+ */
 import assert from "node:assert/strict";
 import {
   BASE_CHAIN,

@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/net/radvd.ts: the radvd configuration and the daemon's life
+ * cycle in a real network namespace.
+ */
 import assert from "node:assert/strict";
 import { run } from "../runner.ts";
 import { netnsExec } from "./driver.ts";

@@ -7,7 +7,8 @@
 import { run } from "../runner.ts";
 import { processArgs } from "./_proc.ts";
 import type { QemuSpec } from "./args.ts";
-import { QemuDriver, type QemuHandle } from "./driver.ts";
+import { QemuDriver } from "./driver.ts";
+import type { QemuHandle } from "./handle.ts";
 
 /** What the tiny guest prints once its init is up. */
 export const MARKER = "UCLOUD-GUEST-READY";

@@ -1,3 +1,7 @@
+/**
+ * Tests of detectAccel() (drivers/qemu/accel.ts): kvm or tcg as configured,
+ * and what `auto` picks from /dev/kvm and the CPU flags.
+ */
 import assert from "node:assert/strict";
 import { detectAccel } from "./accel.ts";
 

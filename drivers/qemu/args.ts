@@ -1,8 +1,17 @@
 /**
- * Pure building of a qemu-system-x86_64 command line; no I/O.
+ * Pure building of a qemu-system-x86_64 command line; no I/O. The VM's
+ * files come from vm_paths.ts, its NICs' options from nic_options.ts.
  *
  * @module
  */
+import {
+  checkNic,
+  NIC_SLOTS,
+  nicOptions,
+  portId,
+  type QemuNic,
+} from "./nic_options.ts";
+import { checkId, checkSocketPath, type VmPaths } from "./vm_paths.ts";
 
 /** What to run: validated by {@linkcode qemuArgs}. */
 export interface QemuSpec {
@@ -22,79 +31,8 @@ export interface QemuSpec {
   nics?: QemuNic[];
 }
 
-/**
- * A virtio NIC on an existing host tap device. Slot N sits on its own PCIe
- * root port `hpN` (so it can be hot-plugged and unplugged); its netdev and
- * device are both named `nicN`.
- */
-export interface QemuNic {
-  /** 0 to {@linkcode NIC_SLOTS} - 1. */
-  slot: number;
-  /** Host tap name, 1 to 15 characters of `[a-z0-9-]`. */
-  tap: string;
-  /** Unicast MAC, `xx:xx:xx:xx:xx:xx` in hex. */
-  mac: string;
-  /**
-   * MTU the guest is told (virtio `host_mtu`, 576 to 65535), e.g. the
-   * network's: a VXLAN network has less than 1500. Absent: the default.
-   */
-  mtu?: number;
-}
-
-/** Files of one VM under the state directory. */
-export interface VmPaths {
-  dir: string;
-  pidfile: string;
-  qmp: string;
-  /** Unix socket of the serial console (one client at a time). */
-  console: string;
-  /** Everything the guest wrote to its serial console. */
-  serial: string;
-}
-
-/** NIC slots (PCIe root ports `hp0`..`hp7`) every VM has. */
-export const NIC_SLOTS = 8;
-
-/** Largest unix socket path: sun_path is 108 bytes with the final NUL. */
-const MAX_SOCKET_PATH = 107;
-const ID = /^[a-z0-9-]{1,64}$/;
-const TAP = /^[a-z0-9-]{1,15}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
-
-/**
- * The files of VM `id`:
- * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,serial.log}`.
- * Throws TypeError for a relative `stateDir` or a bad id, and RangeError when
- * a socket path would not fit a unix socket address (107 bytes).
- *
- * @example
- * ```ts
- * vmPaths("/var/lib/ucloud", "vm-1").qmp; // "/var/lib/ucloud/vms/vm-1/qmp.sock"
- * ```
- */
-export function vmPaths(stateDir: string, id: string): VmPaths {
-  if (typeof stateDir !== "string" || !stateDir.startsWith("/")) {
-    throw new TypeError(
-      `Cannot build VM paths: stateDir must be an absolute path, got ${
-        JSON.stringify(stateDir)
-      }`,
-    );
-  }
-  checkId(id, "build VM paths");
-  const dir = `${stateDir.replace(/\/+$/, "")}/vms/${id}`;
-  const paths = {
-    dir,
-    pidfile: `${dir}/qemu.pid`,
-    qmp: `${dir}/qmp.sock`,
-    console: `${dir}/console.sock`,
-    serial: `${dir}/serial.log`,
-  };
-  checkSocketPath("QMP", paths.qmp, "build VM paths");
-  checkSocketPath("console", paths.console, "build VM paths");
-  return paths;
-}
 
 /**
  * Builds the arguments of a daemonized qemu-system-x86_64 for `spec`: q35,
@@ -195,142 +133,6 @@ export function qemuArgs(
   return args;
 }
 
-/** QMP arguments of `netdev_add` and `device_add` for one NIC. */
-export interface NicOptions {
-  netdev: {
-    type: "tap";
-    id: string;
-    ifname: string;
-    script: "no";
-    downscript: "no";
-  };
-  device: {
-    driver: "virtio-net-pci";
-    id: string;
-    netdev: string;
-    mac: string;
-    bus: string;
-    /** Device 0 of the port's bus: the only one a guest scans there. */
-    addr: "0";
-    /** The MTU the guest uses (a number: QMP wants one). */
-    host_mtu?: number;
-  };
-}
-
-/**
- * The netdev and device of `nic`, as QMP `netdev_add` / `device_add`
- * arguments (the command line uses the same values). Throws TypeError or
- * RangeError naming the bad field of `nic` (as `field`, default "nic").
- *
- * @example
- * ```ts
- * const { netdev, device } = nicOptions({ slot: 1, tap: "t1", mac: "52:54:00:00:00:01" });
- * await qmp.execute("netdev_add", netdev);
- * await qmp.execute("device_add", device);
- * ```
- */
-export function nicOptions(
-  nic: QemuNic,
-  field = "nic",
-  task = "use NIC",
-): NicOptions {
-  checkNic(nic, field, task);
-  const id = nicId(nic.slot);
-  return {
-    netdev: {
-      type: "tap",
-      id,
-      ifname: nic.tap,
-      script: "no",
-      downscript: "no",
-    },
-    device: {
-      driver: "virtio-net-pci",
-      id,
-      netdev: id,
-      mac: nic.mac.toLowerCase(),
-      bus: portId(nic.slot),
-      addr: "0",
-      ...(nic.mtu !== undefined ? { host_mtu: nic.mtu } : {}),
-    },
-  };
-}
-
-/** The netdev and device id of the NIC in `slot`: `nic<slot>`. */
-export function nicId(slot: number): string {
-  checkSlot(slot);
-  return `nic${slot}`;
-}
-
-/** The PCIe root port of `slot`: `hp<slot>`. */
-function portId(slot: number): string {
-  return `hp${slot}`;
-}
-
-/**
- * Throws TypeError or RangeError "Cannot <task>: <field> must be ..."
- * unless `slot` is an integer from 0 to {@linkcode NIC_SLOTS} - 1.
- *
- * @example
- * ```ts
- * checkSlot(8); // RangeError: Cannot use NIC: slot must be an integer from 0 to 7, got 8
- * ```
- */
-export function checkSlot(
-  slot: unknown,
-  field = "slot",
-  task = "use NIC",
-): void {
-  if (typeof slot !== "number") {
-    throw new TypeError(
-      `Cannot ${task}: ${field} must be a number, got ${typeof slot}`,
-    );
-  }
-  if (!Number.isInteger(slot) || slot < 0 || slot >= NIC_SLOTS) {
-    throw new RangeError(
-      `Cannot ${task}: ${field} must be an integer from 0 to ${
-        NIC_SLOTS - 1
-      }, got ${slot}`,
-    );
-  }
-}
-
-function checkNic(nic: QemuNic, field: string, task: string): void {
-  if (typeof nic !== "object" || nic === null) {
-    throw new TypeError(
-      `Cannot ${task}: ${field} must be an object { slot, tap, mac }`,
-    );
-  }
-  checkSlot(nic.slot, `${field}.slot`, task);
-  if (typeof nic.tap !== "string" || !TAP.test(nic.tap)) {
-    throw new TypeError(
-      `Cannot ${task}: ${field}.tap must be 1 to 15 characters of [a-z0-9-], got ${
-        JSON.stringify(nic.tap)
-      }`,
-    );
-  }
-  if (typeof nic.mac !== "string" || !MAC.test(nic.mac)) {
-    throw new TypeError(
-      `Cannot ${task}: ${field}.mac must look like 52:54:00:12:34:56, got ${
-        JSON.stringify(nic.mac)
-      }`,
-    );
-  }
-  if (parseInt(nic.mac.slice(0, 2), 16) & 1) {
-    throw new TypeError(
-      `Cannot ${task}: ${field}.mac must be a unicast MAC, got ${nic.mac}`,
-    );
-  }
-  if (
-    nic.mtu !== undefined &&
-    (!Number.isInteger(nic.mtu) || nic.mtu < 576 || nic.mtu > 65_535)
-  ) {
-    throw new RangeError(
-      `Cannot ${task}: ${field}.mtu must be an integer from 576 to 65535, got ${nic.mtu}`,
-    );
-  }
-}
-
 /** `name,key=value,...` with the values escaped. */
 function optionList(
   name: string,
@@ -345,28 +147,6 @@ function optionList(
 /** Escapes a value inside a qemu `key=value,...` option list. */
 function opt(value: string): string {
   return value.replaceAll(",", ",,");
-}
-
-function checkSocketPath(
-  what: string,
-  path: string,
-  task = "build qemu arguments",
-): void {
-  const length = new TextEncoder().encode(path).length;
-  if (length > MAX_SOCKET_PATH) {
-    throw new RangeError(
-      `Cannot ${task}: ${what} socket path ${path} is ${length} bytes, ` +
-        `more than the ${MAX_SOCKET_PATH} a unix socket allows; use a shorter stateDir`,
-    );
-  }
-}
-
-function checkId(id: unknown, task = "build qemu arguments"): void {
-  if (typeof id !== "string" || !ID.test(id)) {
-    throw new TypeError(
-      `Cannot ${task}: id must match ${ID}, got ${JSON.stringify(id)}`,
-    );
-  }
 }
 
 function checkSpec(spec: QemuSpec): void {

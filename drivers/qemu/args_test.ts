@@ -1,12 +1,11 @@
+/**
+ * Tests of qemuArgs() (drivers/qemu/args.ts): the qemu command line for kernel
+ * and disk boots and cold-plugged NICs, and the refusal of bad specs naming
+ * the field.
+ */
 import assert from "node:assert/strict";
-import {
-  checkSlot,
-  nicId,
-  nicOptions,
-  qemuArgs,
-  type QemuSpec,
-  vmPaths,
-} from "./args.ts";
+import { qemuArgs, type QemuSpec } from "./args.ts";
+import { vmPaths } from "./vm_paths.ts";
 
 const paths = vmPaths("/var/lib/ucloud", "vm-1");
 
@@ -29,38 +28,6 @@ function kernelSpec(overrides: Partial<QemuSpec> = {}): QemuSpec {
 function values(args: string[], flag: string): string[] {
   return args.flatMap((arg, i) => arg === flag ? [args[i + 1]] : []);
 }
-
-Deno.test("vmPaths() puts the files under <stateDir>/vms/<id>", () => {
-  assert.deepEqual(vmPaths("/var/lib/ucloud/", "vm-1"), {
-    dir: "/var/lib/ucloud/vms/vm-1",
-    pidfile: "/var/lib/ucloud/vms/vm-1/qemu.pid",
-    qmp: "/var/lib/ucloud/vms/vm-1/qmp.sock",
-    console: "/var/lib/ucloud/vms/vm-1/console.sock",
-    serial: "/var/lib/ucloud/vms/vm-1/serial.log",
-  });
-});
-
-Deno.test("vmPaths() rejects a relative stateDir and a bad id", () => {
-  assert.throws(() => vmPaths("state", "vm-1"), {
-    name: "TypeError",
-    message: /stateDir must be an absolute path/,
-  });
-  assert.throws(() => vmPaths("/s", "../etc"), {
-    name: "TypeError",
-    message: /id must match/,
-  });
-});
-
-Deno.test("vmPaths() rejects a stateDir that makes a socket path too long", () => {
-  // "/vms/" + 64-char id + "/console.sock" is 82 bytes (the longest socket),
-  // so 25 bytes of stateDir fit.
-  const id = "a".repeat(64);
-  assert.equal(vmPaths("/" + "s".repeat(24), id).console.length, 107);
-  assert.throws(() => vmPaths("/" + "s".repeat(25), id), {
-    name: "RangeError",
-    message: /console socket path .* is 108 bytes, more than the 107/,
-  });
-});
 
 Deno.test("qemuArgs() builds a daemonized q35 command line booting a kernel", () => {
   const args = qemuArgs(kernelSpec(), paths, "tcg");
@@ -332,74 +299,4 @@ Deno.test("qemuArgs() rejects bad NICs naming the field", () => {
       .includes("tap,id=nic0,ifname=aaaaaaaaaaaaaaa,script=no,downscript=no"),
     true,
   );
-});
-
-Deno.test("nicOptions() gives the QMP netdev_add and device_add arguments", () => {
-  assert.deepEqual(
-    nicOptions({ slot: 7, tap: "t7", mac: "52:54:00:00:00:0A" }),
-    {
-      netdev: {
-        type: "tap",
-        id: "nic7",
-        ifname: "t7",
-        script: "no",
-        downscript: "no",
-      },
-      device: {
-        driver: "virtio-net-pci",
-        id: "nic7",
-        netdev: "nic7",
-        mac: "52:54:00:00:00:0a",
-        bus: "hp7",
-        addr: "0",
-      },
-    },
-  );
-  assert.throws(
-    () => nicOptions({ slot: 1, tap: "t", mac: "x" }, "nic", "plug NIC"),
-    { name: "TypeError", message: /^Cannot plug NIC: nic.mac must look like/ },
-  );
-  assert.equal(nicId(2), "nic2");
-  assert.throws(() => nicId(8), {
-    name: "RangeError",
-    message: /slot must be an integer from 0 to 7/,
-  });
-  assert.throws(() => checkSlot("0", "slot", "unplug NIC"), {
-    name: "TypeError",
-    message: /^Cannot unplug NIC: slot must be a number, got string$/,
-  });
-});
-
-Deno.test("a NIC's MTU becomes virtio host_mtu (a number for QMP, text on the command line)", () => {
-  const nic = { slot: 0, tap: "t0", mac: "52:54:00:00:00:01", mtu: 1430 };
-  assert.equal(nicOptions(nic).device.host_mtu, 1430);
-  assert.equal(
-    nicOptions({ slot: 0, tap: "t0", mac: "52:54:00:00:00:01" }).device
-      .host_mtu,
-    undefined,
-  );
-  const args = qemuArgs(
-    {
-      id: "vm-1",
-      name: "m",
-      cpus: 1,
-      memoryMiB: 128,
-      boot: { kernel: "/k" },
-      nics: [nic],
-    },
-    vmPaths("/var/lib/ucloud", "vm-1"),
-    "tcg",
-  );
-  assert.ok(
-    args.includes(
-      "virtio-net-pci,id=nic0,netdev=nic0,mac=52:54:00:00:00:01,bus=hp0,addr=0,host_mtu=1430",
-    ),
-    args.join(" "),
-  );
-  for (const mtu of [575, 65_536, 1500.5]) {
-    assert.throws(() => nicOptions({ ...nic, mtu }, "nic", "plug NIC"), {
-      name: "RangeError",
-      message: /^Cannot plug NIC: nic.mtu must be an integer from 576/,
-    });
-  }
 });

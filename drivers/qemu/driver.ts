@@ -1,63 +1,23 @@
 /**
- * The qemu VM driver: start, re-adopt, inspect, stop and remove daemonized
- * qemu-system-x86_64 processes, one directory per VM under the state dir.
+ * The qemu VM driver: start, re-adopt, inspect, stop, reboot, hot-plug NICs
+ * and remove daemonized qemu-system-x86_64 processes, one directory per VM
+ * under the state dir. Launching is in launch.ts, state in status.ts, the
+ * handle in handle.ts.
  *
  * @module
  */
-import { basename, resolve } from "node:path";
-import { run } from "../runner.ts";
-import { delay } from "./_deadline.ts";
+import { resolve } from "node:path";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
-import {
-  checkSlot,
-  qemuArgs,
-  type QemuNic,
-  type QemuSpec,
-  type VmPaths,
-  vmPaths,
-} from "./args.ts";
+import { qemuArgs, type QemuSpec } from "./args.ts";
+import { checkHandle, type QemuHandle, vmId } from "./handle.ts";
+import { adoptQemu, launchQemu, removeFiles } from "./launch.ts";
+import { checkSlot, type QemuNic } from "./nic_options.ts";
 import { listNicSlots, plugNicInto, unplugNicFrom } from "./nics.ts";
-import { queryStatus } from "./qmp.ts";
-import { rotatedLog } from "./serial_log.ts";
 import { type RebootOptions, rebootQemu, type RebootResult } from "./reboot.ts";
-import {
-  alive,
-  killQemu,
-  type StopOptions,
-  stopQemu,
-  type StopResult,
-} from "./stop.ts";
-
-/**
- * Plain JSON naming a running qemu; kept in the VM's status so that a
- * restarted worker can re-attach with {@linkcode QemuDriver.recover}.
- */
-// A type alias, not an interface, so it is assignable to the JSON record
-// kept in the VM's status.
-export type QemuHandle = {
-  driver: "qemu";
-  pid: number;
-  dir: string;
-  qmp: string;
-  /**
-   * The serial console socket; absent in handles of VMs started before
-   * the console existed (their serial goes only to the log).
-   */
-  console?: string;
-  serial: string;
-  pidfile: string;
-  accel: "kvm" | "tcg";
-  startedAt: string;
-};
-
-/** What {@linkcode QemuDriver.inspect} sees. */
-export interface QemuState {
-  /** "gone": the process is dead (crashed, or killed outside ucloud). */
-  state: "running" | "paused" | "shutdown" | "gone" | "unknown";
-  /** qemu's own run state when it differs from `state`, or why "unknown". */
-  detail?: string;
-}
+import { inspectQemu, type QemuState, recoverQemu } from "./status.ts";
+import { alive, type StopOptions, stopQemu, type StopResult } from "./stop.ts";
+import { vmPaths } from "./vm_paths.ts";
 
 /** Options of the {@linkcode QemuDriver} constructor. */
 export interface QemuDriverOptions {
@@ -68,26 +28,6 @@ export interface QemuDriverOptions {
   /** Default "qemu-system-x86_64". */
   qemuBinary?: string;
 }
-
-const START_TIMEOUT_MS = 30_000;
-const QMP_READY_TIMEOUT_MS = 10_000;
-const QMP_CALL_TIMEOUT_MS = 3_000;
-const POLL_MS = 50;
-
-const PAUSED = new Set([
-  "paused",
-  "suspended",
-  "prelaunch",
-  "inmigrate",
-  "postmigrate",
-  "finish-migrate",
-  "save-vm",
-  "restore-vm",
-  "debug",
-  "io-error",
-  "watchdog",
-  "colo",
-]);
 
 /**
  * Runs VMs as daemonized qemu processes. Processes are recognised by their
@@ -139,44 +79,16 @@ export class QemuDriver {
       const accel = await this.#accel;
       const args = qemuArgs(spec, paths, accel);
 
-      const running = await this.#adopt(spec.id, paths, signal);
+      const running = await adoptQemu(spec.id, paths, signal);
       if (running) return running;
-
-      await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
-      await removeFiles(paths.pidfile, paths.qmp, paths.console);
-      // This boot logs to a fresh serial.log; the last one's is serial.log.1.
-      await Deno.rename(paths.serial, rotatedLog(paths.serial)).catch((err) => {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      return await launchQemu({
+        binary: this.#qemuBinary,
+        id: spec.id,
+        args,
+        paths,
+        accel,
+        signal,
       });
-      try {
-        await run(this.#qemuBinary, args, {
-          signal,
-          timeoutMs: START_TIMEOUT_MS,
-        });
-      } catch (err) {
-        // Timed out or aborted after the daemon forked: do not leave it behind.
-        const orphan = await readPidfile(paths.pidfile);
-        if (orphan !== null) {
-          await killQemu(toHandle(orphan, paths, accel, new Date()));
-        }
-        throw err;
-      }
-      const pid = await readPidfile(paths.pidfile);
-      if (pid === null) {
-        throw new Error(
-          `Cannot start vm ${spec.id}: qemu exited 0 but wrote no pid to ${paths.pidfile}`,
-        );
-      }
-      const handle = toHandle(pid, paths, accel, new Date());
-      try {
-        await this.#waitForQmp(handle, signal);
-      } catch (err) {
-        await killQemu(handle);
-        throw new Error(`Cannot start vm ${spec.id}: QMP does not answer`, {
-          cause: err,
-        });
-      }
-      return handle;
     });
   }
 
@@ -184,60 +96,13 @@ export class QemuDriver {
    * Re-adopts a VM from its stored handle: resolves with the handle when its
    * pid is alive, is the qemu of this VM, and QMP answers; otherwise null.
    */
-  async recover(handle: QemuHandle): Promise<QemuHandle | null> {
-    checkHandle(handle);
-    if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
-      return null;
-    }
-    try {
-      await queryStatus(handle.qmp, { timeoutMs: QMP_CALL_TIMEOUT_MS });
-    } catch {
-      return null;
-    }
-    const { driver, pid, dir, qmp, serial, pidfile, accel, startedAt } = handle;
-    const console = handle.console === undefined ? {} : {
-      console: handle.console,
-    };
-    return {
-      driver,
-      pid,
-      dir,
-      qmp,
-      ...console,
-      serial,
-      pidfile,
-      accel,
-      startedAt,
-    };
+  recover(handle: QemuHandle): Promise<QemuHandle | null> {
+    return recoverQemu(handle);
   }
 
   /** Reports the VM's state; "gone" when its process is dead. */
-  async inspect(handle: QemuHandle): Promise<QemuState> {
-    checkHandle(handle);
-    if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
-      return { state: "gone" };
-    }
-    let status: string;
-    try {
-      status = await queryStatus(handle.qmp, {
-        timeoutMs: QMP_CALL_TIMEOUT_MS,
-      });
-    } catch (err) {
-      if (!ownsPidfile(await processArgs(handle.pid), handle.pidfile)) {
-        return { state: "gone" };
-      }
-      return {
-        state: "unknown",
-        detail: err instanceof Error ? err.message : String(err),
-      };
-    }
-    if (status === "running" || status === "shutdown") return { state: status };
-    if (PAUSED.has(status)) {
-      return status === "paused"
-        ? { state: "paused" }
-        : { state: "paused", detail: status };
-    }
-    return { state: "unknown", detail: status };
+  inspect(handle: QemuHandle): Promise<QemuState> {
+    return inspectQemu(handle);
   }
 
   /**
@@ -404,118 +269,5 @@ export class QemuDriver {
     } finally {
       if (this.#locks.get(id) === tail) this.#locks.delete(id);
     }
-  }
-
-  /** A handle to the live qemu named by the VM's pidfile, or null. */
-  async #adopt(
-    id: string,
-    paths: VmPaths,
-    signal?: AbortSignal,
-  ): Promise<QemuHandle | null> {
-    const pid = await readPidfile(paths.pidfile);
-    if (pid === null) return null;
-    const args = await processArgs(pid);
-    if (!ownsPidfile(args, paths.pidfile)) return null;
-    const accelArg = args?.[args.indexOf("-accel") + 1] ?? "";
-    const { mtime } = await Deno.stat(paths.pidfile);
-    const handle = toHandle(
-      pid,
-      paths,
-      accelArg.startsWith("kvm") ? "kvm" : "tcg",
-      mtime ?? new Date(),
-    );
-    // A qemu started before VMs had a console socket logs its serial only.
-    if (!args?.some((arg) => arg.startsWith("socket,id=serial0,"))) {
-      delete handle.console;
-    }
-    try {
-      await this.#waitForQmp(handle, signal);
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw new Error(
-        `Cannot start vm ${id}: qemu pid ${pid} is running but QMP does not answer; stop it first`,
-        { cause: err },
-      );
-    }
-    return handle;
-  }
-
-  async #waitForQmp(handle: QemuHandle, signal?: AbortSignal): Promise<void> {
-    const until = Date.now() + QMP_READY_TIMEOUT_MS;
-    while (true) {
-      try {
-        await queryStatus(handle.qmp, {
-          signal,
-          timeoutMs: Math.max(
-            1,
-            Math.min(QMP_CALL_TIMEOUT_MS, until - Date.now()),
-          ),
-        });
-        return;
-      } catch (err) {
-        signal?.throwIfAborted();
-        if (!await alive(handle)) {
-          throw new Error(`qemu pid ${handle.pid} exited`, { cause: err });
-        }
-        if (Date.now() >= until) throw err;
-      }
-      await delay(POLL_MS, signal);
-    }
-  }
-}
-
-function toHandle(
-  pid: number,
-  paths: VmPaths,
-  accel: "kvm" | "tcg",
-  startedAt: Date,
-): QemuHandle {
-  return {
-    driver: "qemu",
-    pid,
-    dir: paths.dir,
-    qmp: paths.qmp,
-    console: paths.console,
-    serial: paths.serial,
-    pidfile: paths.pidfile,
-    accel,
-    startedAt: startedAt.toISOString(),
-  };
-}
-
-function checkHandle(handle: QemuHandle): void {
-  const fail = (problem: string) => {
-    throw new TypeError(`Cannot use qemu handle: ${problem}`);
-  };
-  if (typeof handle !== "object" || handle === null) fail("must be an object");
-  if (handle.driver !== "qemu") {
-    fail(`driver must be "qemu", got ${JSON.stringify(handle.driver)}`);
-  }
-  if (!Number.isInteger(handle.pid) || handle.pid <= 1) {
-    fail(`pid must be an integer above 1, got ${JSON.stringify(handle.pid)}`);
-  }
-  for (const key of ["dir", "qmp", "serial", "pidfile"] as const) {
-    if (typeof handle[key] !== "string" || !handle[key].startsWith("/")) {
-      fail(`${key} must be an absolute path`);
-    }
-  }
-  if (
-    handle.console !== undefined &&
-    (typeof handle.console !== "string" || !handle.console.startsWith("/"))
-  ) {
-    fail("console must be an absolute path");
-  }
-}
-
-/** The VM id: the name of its directory. */
-function vmId(handle: QemuHandle): string {
-  return basename(handle.dir);
-}
-
-async function removeFiles(...paths: string[]): Promise<void> {
-  for (const path of paths) {
-    await Deno.remove(path).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
   }
 }

@@ -1,3 +1,8 @@
+/**
+ * Tests of QemuDriver (drivers/qemu/driver.ts) with real qemu under TCG
+ * booting the tiny test guest: life cycle, adoption, stop fallbacks,
+ * concurrency, failures that leave no process, and handle checks.
+ */
 import assert from "node:assert/strict";
 import type { VmDriver } from "../../tasks/context.ts";
 import { CommandError, run } from "../runner.ts";
@@ -10,8 +15,9 @@ import {
   waitFor,
   withDriver,
 } from "./_test_guest.ts";
-import { qemuArgs, type QemuSpec, vmPaths } from "./args.ts";
-import type { QemuHandle } from "./driver.ts";
+import { qemuArgs, type QemuSpec } from "./args.ts";
+import { vmPaths } from "./vm_paths.ts";
+import type { QemuHandle } from "./handle.ts";
 import { queryStatus } from "./qmp.ts";
 
 Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {

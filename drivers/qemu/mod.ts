@@ -10,24 +10,19 @@
  * @module
  */
 export { detectAccel, type DetectAccelOptions } from "./accel.ts";
+export { qemuArgs, type QemuSpec } from "./args.ts";
 export {
   checkSlot,
   NIC_SLOTS,
   nicId,
   type NicOptions,
   nicOptions,
-  qemuArgs,
   type QemuNic,
-  type QemuSpec,
-  type VmPaths,
-  vmPaths,
-} from "./args.ts";
-export {
-  QemuDriver,
-  type QemuDriverOptions,
-  type QemuHandle,
-  type QemuState,
-} from "./driver.ts";
+} from "./nic_options.ts";
+export { type VmPaths, vmPaths } from "./vm_paths.ts";
+export { QemuDriver, type QemuDriverOptions } from "./driver.ts";
+export type { QemuHandle } from "./handle.ts";
+export type { QemuState } from "./status.ts";
 export type { RebootOptions, RebootResult } from "./reboot.ts";
 export type { StopOptions, StopResult } from "./stop.ts";
 export {

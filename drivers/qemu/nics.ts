@@ -13,7 +13,7 @@
  */
 import { basename } from "node:path";
 import { delay } from "./_deadline.ts";
-import { nicId, nicOptions, type QemuNic } from "./args.ts";
+import { nicId, nicOptions, type QemuNic } from "./nic_options.ts";
 import { QmpClient, QmpError } from "./qmp.ts";
 
 /** The parts of a qemu handle that NIC changes need. */

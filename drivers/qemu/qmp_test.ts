@@ -1,3 +1,8 @@
+/**
+ * Tests of the QMP client (drivers/qemu/qmp.ts) against a scripted QMP server
+ * on a unix socket: replies, events, concurrency, errors, timeouts and closed
+ * connections.
+ */
 import assert from "node:assert/strict";
 import { QmpClient, QmpError, queryStatus } from "./qmp.ts";
 

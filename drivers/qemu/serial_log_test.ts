@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/qemu/serial_log.ts: capping and rotating serial logs, also
+ * under a running qemu that goes on writing.
+ */
 import assert from "node:assert/strict";
 import { guestRun } from "../../tests/helpers/console.ts";
 import { killQemus, tinyBoot, waitFor } from "../../tests/helpers/cluster.ts";

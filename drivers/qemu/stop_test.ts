@@ -1,3 +1,7 @@
+/**
+ * Tests of QemuDriver.stop() and reboot() with real qemu under TCG: the power
+ * button, the timeout, force, a booting and a paused guest.
+ */
 import assert from "node:assert/strict";
 import { processArgs } from "./_proc.ts";
 import { QmpClient } from "./qmp.ts";

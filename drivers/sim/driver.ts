@@ -32,7 +32,7 @@ import type {
   StopOptions,
   StopResult,
 } from "../../tasks/context.ts";
-import { checkSlot, nicOptions } from "../qemu/args.ts";
+import { checkSlot, nicOptions } from "../qemu/nic_options.ts";
 import { run } from "../runner.ts";
 
 export type SimHandle = {

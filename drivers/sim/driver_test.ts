@@ -1,3 +1,7 @@
+/**
+ * Tests of SimDriver (drivers/sim/driver.ts), one plain process per VM: life
+ * cycle, recovery by a new driver, fencing, NICs, stop and reboot.
+ */
 import assert from "node:assert/strict";
 import type { VmDriver } from "../../tasks/context.ts";
 import { owns, SimDriver } from "./driver.ts";
