@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
-import {
-  formatTable,
-  type HostView,
-  main,
-  type Network,
-  type Nic,
-  type Output,
-  parseArgs,
-  type RebalanceResult,
-  type Task,
-  UsageError,
-  type Vm,
-} from "./ucloud.ts";
+import type {
+  HostView,
+  Network,
+  Nic,
+  RebalanceResult,
+  Task,
+  Vm,
+} from "./client.ts";
+import { UsageError } from "./errors.ts";
+import { main } from "./main.ts";
+import { formatTable, type Output } from "./output.ts";
+import { parseArgs } from "./parse.ts";
 
 // ---------------------------------------------------------------- parseArgs
 
@@ -767,6 +766,7 @@ class FakeApi {
       id,
       owner: "alice",
       spec: { name, cpus: 1, memory: 128, image: "tiny" },
+      nics: [],
       desired: "running",
       status: {
         phase: "running",

@@ -14,7 +14,7 @@ import {
 } from "../api/auth.ts";
 import type { AppEnv } from "../api/env.ts";
 import { onError } from "../api/errors.ts";
-import { type Files, main } from "../cli/ucloud.ts";
+import { type Files, main } from "../cli/main.ts";
 import { Directory, IdentityConfig } from "../core/ldap.ts";
 import { AuthLimiter } from "../core/rate_limit.ts";
 import { importHostKey, newHostKey } from "../core/secrets.ts";
