@@ -39,6 +39,34 @@ export const WAIT_FLAGS = {
     `stop waiting after this long (default ${DEFAULT_TIMEOUT_SECONDS})`,
 };
 
+/**
+ * The name of a flag as its help names it.
+ *
+ * @example
+ * ```ts
+ * flagName("--timeout SECONDS"); // "timeout"
+ * flagName("-h, --help"); // "help"
+ * ```
+ */
+export function flagName(flag: string): string {
+  return flag.split(" ").find((w) => w.startsWith("--"))!.replace(
+    /^--|,$/g,
+    "",
+  );
+}
+
+/**
+ * Whether the flag its help names takes a value ("--timeout SECONDS").
+ *
+ * @example
+ * ```ts
+ * takesValue("--json"); // false
+ * ```
+ */
+export function takesValue(flag: string): boolean {
+  return / [A-Z|]+$/.test(flag);
+}
+
 /** The flags of every command: which take a value, which do not. */
 export interface FlagKinds {
   values: Set<string>;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { flagName, takesValue } from "./args.ts";
 
 /** A command as the script needs it: its flags with their help lines. */
 interface Flagged {
@@ -48,12 +49,11 @@ export function bashCompletion(
   const flags = names.map((n) =>
     `    "${n}") words="${flagWords(commands[n].flags).join(" ")}" ;;`
   );
+  const all = [globals, ...Object.values(commands).map((c) => c.flags)];
   const values = [
     ...new Set(
-      [globals, ...Object.values(commands).map((c) => c.flags)].flatMap((
-        f,
-      ) => Object.keys(f).filter((k) => / [A-Z|]+$/.test(k))).map((k) =>
-        k.split(" ")[0]
+      all.flatMap((f) => Object.keys(f)).filter(takesValue).map((k) =>
+        `--${flagName(k)}`
       ),
     ),
   ];

@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { apiUrl, type FlagKinds, FlagReader, readFlags } from "./args.ts";
+import {
+  apiUrl,
+  type FlagKinds,
+  flagName,
+  FlagReader,
+  readFlags,
+  takesValue,
+} from "./args.ts";
 import {
   type CommandName,
   COMMANDS,
@@ -18,21 +25,12 @@ import {
 } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 
-/** "--timeout SECONDS" -> "timeout"; "-h, --help" -> "help". */
-function flagName(flag: string): string {
-  return flag.split(" ").find((w) => w.startsWith("--"))!.replace(
-    /^--|,$/g,
-    "",
-  );
-}
-
 /** The flag names of every command: which take a value, which do not. */
 function flagKinds(): FlagKinds {
   const kinds: FlagKinds = { values: new Set(), booleans: new Set() };
   const all = [GLOBAL_FLAGS, ...Object.values(COMMANDS).map((c) => c.flags)];
   for (const flag of all.flatMap((flags) => Object.keys(flags))) {
-    const takesValue = / [A-Z|]+$/.test(flag);
-    (takesValue ? kinds.values : kinds.booleans).add(flagName(flag));
+    (takesValue(flag) ? kinds.values : kinds.booleans).add(flagName(flag));
   }
   return kinds;
 }
