@@ -1,3 +1,4 @@
+/** ucloud completion bash: the script, run by bash, completes the command tree. */
 import assert from "node:assert/strict";
 import { main } from "./main.ts";
 
