@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 if ! out=$(node_modules/.bin/deno compile --allow-net --allow-env=UCLOUD_API,XDG_CONFIG_HOME,HOME --allow-read --allow-write \
-  -o dist/ucloud cli/ucloud.ts 2>&1); then
+  -o dist/ucloud cli/main.ts 2>&1); then
   printf '%s\n' "$out" | grep -iE "download|error" | head -3 >&2
   echo "deno compile cannot run here: it must download the Deno runtime (denort), which this machine cannot reach." >&2
   echo "Use 'deno task bundle' (dist/ucloud.js, run with deno) or bin/ucloud instead." >&2

@@ -15,7 +15,7 @@ import { MemoryRevocationList } from "../api/revocations.ts";
 import { BearerTokens } from "../api/tokens.ts";
 import { createApp } from "../api/app.ts";
 import { createIdentity } from "../api/identity.ts";
-import { main as cliMain } from "../cli/ucloud.ts";
+import { main as cliMain } from "../cli/main.ts";
 import { totp as cliTotp } from "../core/totp_token.ts";
 import { parseConfig } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";

@@ -10,7 +10,7 @@ import { keys } from "../core/keys.ts";
 import { eui64 } from "../core/netaddr.ts";
 import { type Network, Vm } from "../core/schemas.ts";
 import { tapName } from "../drivers/net/mod.ts";
-import { main } from "../cli/ucloud.ts";
+import { main } from "../cli/main.ts";
 import { HostNet } from "../workers/net.ts";
 import { call, headerAuth, noSanitize } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";

@@ -12,7 +12,7 @@ import { MemoryRevocationList } from "../api/revocations.ts";
 import { BearerTokens } from "../api/tokens.ts";
 import type { AppEnv } from "../api/env.ts";
 import { onError } from "../api/errors.ts";
-import { type Files, main } from "../cli/ucloud.ts";
+import { type Files, main } from "../cli/main.ts";
 import { Directory, IdentityConfig } from "../core/ldap.ts";
 import { AuthLimiter } from "../core/rate_limit.ts";
 import { importHostKey, newHostKey } from "../core/secrets.ts";

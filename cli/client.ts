@@ -1,0 +1,274 @@
+/**
+ * The typed client of the ucloud API that the CLI's commands call: one
+ * method per route, typed with the API's own schemas (`api_types.ts`,
+ * generated from its OpenAPI document), and the lookups commands share
+ * (a VM or network by id or name, a task followed when forwarded).
+ *
+ * @example
+ * ```ts
+ * const client = apiClient(connect("http://127.0.0.1:8750", fetch));
+ * const { items } = await client.vms.list();
+ * ```
+ *
+ * @module
+ */
+import type { components } from "./api_types.ts";
+import { ApiError, CliError } from "./errors.ts";
+import type { Transport } from "./http.ts";
+
+type Schemas = components["schemas"];
+
+/** A VM as the API returns it. */
+export type Vm = Schemas["Vm"];
+/** A NIC of a VM: slot `N` is the guest's `ethN`. */
+export type Nic = Vm["nics"][number];
+/** A network as the API returns it. */
+export type Network = Schemas["Network"];
+/** A task as the API returns it. */
+export type Task = NonNullable<Schemas["Task"]>;
+/** A host as `GET /v1/hosts` lists it. */
+export type HostView = Schemas["HostView"];
+/** What `GET /v1/maintenance/rebalance` answers: a plan, nothing done. */
+export type RebalancePlan = Schemas["RebalancePlan"];
+/** What `POST /v1/maintenance/rebalance` answers. */
+export type RebalanceResult = Schemas["RebalanceResult"];
+/** What create, start, stop, delete, attach and detach answer. */
+export type Operation = Schemas["VmAndMaybeTask"];
+/** What drain, enable and shutdown of a host answer. */
+export interface HostChange {
+  host: HostView;
+  task: Task | null;
+}
+/** A listing. */
+export interface List<T> {
+  items: T[];
+}
+
+/** What `POST /v1/vms` takes; the API's default image when none is given. */
+export type VmInput = Omit<Vm["spec"], "image"> & { image?: string };
+/** What `POST /v1/networks` takes: the name, the rest defaults. */
+export type NetworkInput =
+  & Pick<Network, "name">
+  & Partial<Pick<Network, "kind" | "prefix" | "ipv4" | "mode" | "bridge">>
+  & { dhcp?: Network["dhcp"] };
+/** Filters of `GET /v1/tasks`. */
+export interface TaskQuery {
+  state?: string;
+  kind?: string;
+  vm?: string;
+  limit?: number;
+}
+
+// The /v1/auth routes are not in the OpenAPI document (api/identity.ts).
+/** What `GET /v1/auth/whoami` answers. */
+export interface Whoami {
+  name: string;
+  admin: boolean;
+}
+/** What `POST /v1/auth/seed` answers: the new TOTP seed, shown once. */
+export interface Seed {
+  name: string;
+  realm: string;
+  seed: string;
+}
+/** What `POST /v1/auth/token` answers. */
+export interface Token {
+  token: string;
+  expiresAt: string;
+}
+
+const vmPath = (id: string) => `/v1/vms/${encodeURIComponent(id)}`;
+const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
+const hostPath = (name: string) => `/v1/hosts/${encodeURIComponent(name)}`;
+const taskPath = (id: string) => `/v1/tasks/${encodeURIComponent(id)}`;
+
+/**
+ * The API's routes as typed calls over a transport (`connect()`).
+ *
+ * @example
+ * ```ts
+ * const vm = await apiClient(send).vms.get("vm-1");
+ * ```
+ */
+export function apiClient(send: Transport) {
+  return {
+    vms: {
+      list: () => send<List<Vm>>("GET", "/v1/vms"),
+      get: (id: string) => send<Vm>("GET", vmPath(id)),
+      create: (body: VmInput, idempotencyKey?: string) =>
+        send<Operation>("POST", "/v1/vms", {
+          body,
+          headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {},
+        }),
+      start: (id: string) => send<Operation>("POST", `${vmPath(id)}/start`),
+      stop: (id: string, body: Schemas["PowerInput"]) =>
+        send<Operation>("POST", `${vmPath(id)}/stop`, { body }),
+      reboot: (id: string, body: Schemas["PowerInput"]) =>
+        send<Operation>("POST", `${vmPath(id)}/reboot`, { body }),
+      delete: (id: string) => send<Operation>("DELETE", vmPath(id)),
+      attach: (id: string, network: string) =>
+        send<Operation>("POST", `${vmPath(id)}/nics`, { body: { network } }),
+      detach: (id: string, slot: number) =>
+        send<Operation>("DELETE", `${vmPath(id)}/nics/${slot}`),
+    },
+    networks: {
+      list: () => send<List<Network>>("GET", "/v1/networks"),
+      get: (id: string) => send<Network>("GET", networkPath(id)),
+      create: (body: NetworkInput) =>
+        send<Network>("POST", "/v1/networks", { body }),
+      delete: (id: string) =>
+        send<{ deleted: string }>("DELETE", networkPath(id)),
+    },
+    hosts: {
+      list: () => send<List<HostView>>("GET", "/v1/hosts"),
+      drain: (name: string) =>
+        send<HostChange>("POST", `${hostPath(name)}/drain`),
+      enable: (name: string) =>
+        send<HostChange>("POST", `${hostPath(name)}/enable`),
+      shutdown: (name: string) =>
+        send<HostChange>("POST", `${hostPath(name)}/shutdown`),
+    },
+    tasks: {
+      list: ({ state, kind, vm, limit }: TaskQuery) => {
+        const query = new URLSearchParams();
+        if (state) query.set("state", state);
+        if (kind) query.set("kind", kind);
+        if (vm) query.set("vm", vm);
+        if (limit) query.set("limit", String(limit));
+        const qs = query.size > 0 ? `?${query}` : "";
+        return send<List<Task>>("GET", `/v1/tasks${qs}`);
+      },
+      get: (id: string) => send<Task>("GET", taskPath(id)),
+    },
+    rebalance: {
+      plan: () => send<RebalancePlan>("GET", "/v1/maintenance/rebalance"),
+      run: () => send<RebalanceResult>("POST", "/v1/maintenance/rebalance"),
+    },
+    auth: {
+      whoami: () => send<Whoami>("GET", "/v1/auth/whoami"),
+      seed: (body: { name: string; password: string; replace: boolean }) =>
+        send<Seed>("POST", "/v1/auth/seed", { body }),
+      token: (headers: Record<string, string>) =>
+        send<Token>("POST", "/v1/auth/token", { headers }),
+    },
+  };
+}
+
+/** The typed client (`apiClient()`). */
+export type Client = ReturnType<typeof apiClient>;
+
+/** What `answer` resolves to, or null when the API answers 404. */
+export async function orNull<T>(answer: Promise<T>): Promise<T | null> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+/** A kind of resource that commands name by id or name. */
+export interface Kind<T> {
+  /** In messages: "vm", "VM", "VMs". */
+  word: string;
+  noun: string;
+  nouns: string;
+  get: (client: Client, id: string) => Promise<T>;
+  list: (client: Client) => Promise<List<T>>;
+  name: (item: T) => string;
+}
+
+/** VMs, named by `spec.name`. */
+export const VMS: Kind<Vm> = {
+  word: "vm",
+  noun: "VM",
+  nouns: "VMs",
+  get: (c, id) => c.vms.get(id),
+  list: (c) => c.vms.list(),
+  name: (vm) => vm.spec.name,
+};
+
+/** Networks, named by `name`. */
+export const NETWORKS: Kind<Network> = {
+  word: "network",
+  noun: "network",
+  nouns: "networks",
+  get: (c, id) => c.networks.get(id),
+  list: (c) => c.networks.list(),
+  name: (net) => net.name,
+};
+
+/**
+ * The item whose id or, failing that, whose name is `ref`; null when none.
+ * Several with that name are an error: the user must pick an id.
+ *
+ * @example
+ * ```ts
+ * const vm = await find(client, VMS, "web1");
+ * ```
+ */
+export async function find<T extends { id: string }>(
+  client: Client,
+  kind: Kind<T>,
+  ref: string,
+): Promise<T | null> {
+  try {
+    const item = await orNull(kind.get(client, ref));
+    if (item) return item;
+  } catch (err) {
+    // A name that is not a valid id may be refused as a bad request.
+    if (!(err instanceof ApiError && err.status === 400)) throw err;
+  }
+  const { items } = await kind.list(client);
+  const named = items.filter((item) => kind.name(item) === ref);
+  if (named.length > 1) {
+    const ids = named.map((item) => item.id).join(", ");
+    throw new CliError(
+      `Cannot pick ${kind.word} ${ref}: ${named.length} ${kind.nouns} have ` +
+        `this name (${ids}); use an id`,
+    );
+  }
+  return named[0] ?? null;
+}
+
+/**
+ * Like {@linkcode find}, but a `CliError` when nothing has that id or name.
+ *
+ * @example
+ * ```ts
+ * const net = await resolve(client, NETWORKS, "lan");
+ * ```
+ */
+export async function resolve<T extends { id: string }>(
+  client: Client,
+  kind: Kind<T>,
+  ref: string,
+): Promise<T> {
+  const item = await find(client, kind, ref);
+  if (!item) {
+    throw new CliError(
+      `Cannot find ${kind.word} ${ref}: no ${kind.noun} has this id or name`,
+    );
+  }
+  return item;
+}
+
+/** Network names by id, for showing NICs; networks not visible are left out. */
+export async function networkNames(
+  client: Client,
+): Promise<Map<string, string>> {
+  const { items } = await client.networks.list();
+  return new Map(items.map((net) => [net.id, net.name]));
+}
+
+/** The task, or once it succeeded by forwarding, the task it forwarded to. */
+export async function followTask(client: Client, id: string): Promise<Task> {
+  let task = await client.tasks.get(id);
+  while (task.state === "succeeded") {
+    const next = (task.result as { forwarded?: unknown } | undefined)
+      ?.forwarded;
+    if (typeof next !== "string") break;
+    task = await client.tasks.get(next);
+  }
+  return task;
+}
