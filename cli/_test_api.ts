@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type {
+  DrainReport,
   HostView,
   Network,
   Nic,
@@ -46,6 +47,8 @@ export class FakeApi {
   readonly tasks = new Map<string, Task>();
   readonly vmSteps = new Map<string, Step<Vm["status"]>[]>();
   readonly taskSteps = new Map<string, Partial<Task>[]>();
+  /** Answers of `GET /v1/tasks/{id}/drain`, one per call (the last stays). */
+  readonly drainReports = new Map<string, DrainReport[]>();
   /** The VM's NICs after each `GET /v1/vms/{id}` (undefined: unchanged). */
   readonly nicSteps = new Map<string, (Nic[] | undefined)[]>();
   readonly networks = new Map<string, Network>();
@@ -282,6 +285,11 @@ export class FakeApi {
           (!q.has("vm") || t.payload.vm === q.get("vm"))
         );
         return Response.json({ items });
+      }
+      case "GET tasks/:id/drain": {
+        const steps = this.drainReports.get(id);
+        if (!steps?.length) return notFound("task", id);
+        return Response.json(steps.length > 1 ? steps.shift() : steps[0]);
       }
       case "GET tasks/:id": {
         const task = this.tasks.get(id);

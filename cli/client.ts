@@ -32,6 +32,14 @@ export type HostView = Schemas["HostView"];
 export type RebalancePlan = Schemas["RebalancePlan"];
 /** What `POST /v1/maintenance/rebalance` answers. */
 export type RebalanceResult = Schemas["RebalanceResult"];
+/** What a drain did to one VM (`GET /v1/tasks/{id}/drain`). */
+export type DrainedVm = Schemas["DrainedVm"];
+/** What a drain did to each VM; `done` once every move has ended. */
+export interface DrainReport {
+  host?: string;
+  done: boolean;
+  vms: DrainedVm[];
+}
 /** What create, start, stop, delete, attach and detach answer. */
 export type Operation = Schemas["VmAndMaybeTask"];
 /** What drain, enable and shutdown of a host answer. */
@@ -139,6 +147,7 @@ export function apiClient(send: Transport) {
         return send<List<Task>>("GET", `/v1/tasks${qs}`);
       },
       get: (id: string) => send<Task>("GET", taskPath(id)),
+      drain: (id: string) => send<DrainReport>("GET", `${taskPath(id)}/drain`),
     },
     rebalance: {
       plan: () => send<RebalancePlan>("GET", "/v1/maintenance/rebalance"),

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { drainLines } from "./drain_report.ts";
 import { DRAIN_TIMEOUT_SECONDS, hostArg, noArgs } from "./args.ts";
 import type { HostView, RebalancePlan } from "./client.ts";
 import { command, type Input } from "./command.ts";
@@ -118,9 +119,18 @@ const drain = command({
       );
     }
     const host = await waitDrained(ctx, accepted, args.wait.timeoutSeconds);
-    if (ctx.json) return printJson(ctx, host);
+    const deadline = began + args.wait.timeoutSeconds * 1000;
+    const moved = accepted.task
+      ? await drainLines(ctx, accepted.task.id, deadline)
+      : null;
+    if (ctx.json) return printJson(ctx, { ...host, drain: moved?.report });
     const took = ((Date.now() - began) / 1000).toFixed(1);
-    print(ctx, `host ${host.name} is drained (${took}s)`);
+    print(
+      ctx,
+      [`host ${host.name} is drained (${took}s)`, ...moved?.lines ?? []].join(
+        "\n",
+      ),
+    );
   },
 });
 

@@ -218,3 +218,44 @@ Deno.test("main() host shutdown waits for the drain and the worker's exit", () =
         "elsewhere: follow it with 'ucloud host list'\n",
     );
   }));
+
+Deno.test("main() host drain ends with what the drain did to each VM: stop, new host, downtime", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", ["vm-a", "vm-b"]);
+    addHost(api, "h2", []);
+    api.hostSteps.set("h1", [{}, { vms: [] }]);
+    api.taskSteps.set("t-1", [{}, { state: "succeeded" }]);
+    const a = { vm: "vm-a", move: "t-2", done: true };
+    api.drainReports.set("t-1", [
+      { host: "h1", done: false, vms: [{ ...a, done: false }] },
+      {
+        host: "h1",
+        done: true,
+        vms: [
+          { ...a, stop: "shutdown", stopMs: 900, to: "h2", downtimeMs: 4100 },
+          {
+            vm: "vm-b",
+            move: "t-3",
+            done: true,
+            stop: "forced",
+            stopMs: 60000,
+            to: "h2",
+            downtimeMs: 61000,
+          },
+        ],
+      },
+    ]);
+    const result = await run(["host", "drain", "h1"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      new RegExp(
+        "^host h1 is drained \\(\\d+\\.\\ds\\)\n" +
+          "moved 2 VM\\(s\\):\n" +
+          "  vm-a: the guest shut down in 0\\.9s, on h2, down 4\\.1s\n" +
+          "  vm-b: stopped hard after 60\\.0s, on h2, down 61\\.0s\n$",
+      ),
+    );
+    const json = await run(["host", "drain", "h1", "--json"], api);
+    assert.equal(json.code, 0, json.stderr);
+  }));
