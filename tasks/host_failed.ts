@@ -12,7 +12,7 @@
  * time: each VM goes to whichever transaction commits first.
  */
 import { keys } from "../core/keys.ts";
-import { releaseNics } from "../core/nics.ts";
+import { releaseNics } from "../resources/networks/nics.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
 import type { TaskContext, TaskHandler } from "./context.ts";
