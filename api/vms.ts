@@ -206,6 +206,7 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
         c.req.valid("json").network,
       );
+      // 202 also without a task: the route documents one answer.
       return c.json({ vm: r.vm, task: r.task }, 202);
     })
     .openapi(detachNic, async (c) => {

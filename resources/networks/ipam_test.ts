@@ -1,3 +1,7 @@
+/**
+ * The network resource without HTTP, against a real etcd: VNI and /64
+ * allocation (ipam.ts), and creates and deletes taking and freeing them.
+ */
 import assert from "node:assert/strict";
 import { ConflictError, ForbiddenError } from "../../core/errors.ts";
 import { keys } from "../../core/keys.ts";

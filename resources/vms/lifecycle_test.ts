@@ -1,3 +1,7 @@
+/**
+ * The VM resource functions without HTTP, against a real etcd: what each
+ * returns (`done`, `task`) and what it writes (VM, task, queue, NICs).
+ */
 import assert from "node:assert/strict";
 import { ConflictError } from "../../core/errors.ts";
 import { keys } from "../../core/keys.ts";
