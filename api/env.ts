@@ -10,30 +10,24 @@
  * ```
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Config } from "../core/config.ts";
 import { ForbiddenError } from "../core/errors.ts";
 import { HOST_RE, ID_RE, Task, Vm } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
+import type { Caller, ResourceDeps } from "../resources/deps.ts";
 import { validationHook } from "./errors.ts";
 
+// The visibility rule is the resources' (resources/deps.ts).
+export { canSee } from "../resources/deps.ts";
+
 /** Who makes a request; set by the auth middleware on `/v1/*`. */
-export interface Principal {
-  name: string;
-  admin: boolean;
+export interface Principal extends Caller {
   /** The admin acting for `name` (header `X-Act-As`), if any. */
   actor?: string;
 }
 
 export type AppEnv = { Variables: { principal: Principal } };
 
-/** What the resource sub-apps are built from. */
-export interface Deps {
-  store: Store;
-  /** Task settings; the scheduler's default when absent (core/config.ts). */
-  config:
-    & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network">>;
-}
+/** What the resource sub-apps are built from (the resource functions' deps). */
+export type Deps = ResourceDeps;
 
 /** A sub-app whose zod failures become JSON 400s naming the field. */
 export function router(): OpenAPIHono<AppEnv> {
@@ -64,11 +58,6 @@ export function requireAdmin(p: Principal, action: string): void {
   if (!p.admin) {
     throw new ForbiddenError(`Cannot ${action}: ${p.name} is not an admin`);
   }
-}
-
-/** True when `p` may see a document owned by `owner`. */
-export function canSee(p: Principal, owner: string | undefined): boolean {
-  return p.admin || owner === p.name;
 }
 
 /** The VM and task documents as named OpenAPI components. */

@@ -1,7 +1,8 @@
 /**
  * The routes of stopping and rebooting a VM (`POST /v1/vms/{id}/stop`,
  * `POST /v1/vms/{id}/reboot`) and their optional JSON body; the handlers
- * live with the other VM changes in api/vms.ts.
+ * live with the other VM routes in api/vms.ts, the rules in
+ * resources/vms/lifecycle.ts.
  *
  * @example
  * ```ts
@@ -29,16 +30,6 @@ export const PowerInput = z.object({
     }),
 }).strict().openapi("PowerInput");
 export type PowerInput = z.infer<typeof PowerInput>;
-
-/** The task payload fields of a power request (only those given). */
-export function powerPayload(input: PowerInput): Record<string, unknown> {
-  return {
-    ...(input.force === undefined ? {} : { force: input.force }),
-    ...(input.timeoutSeconds === undefined
-      ? {}
-      : { timeoutSeconds: input.timeoutSeconds }),
-  };
-}
 
 const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() });
 

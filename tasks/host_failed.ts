@@ -19,7 +19,7 @@
  * release may claim, or this one once the document is readable again.
  */
 import { idOf, keys } from "../core/keys.ts";
-import { releaseNics } from "../core/nics.ts";
+import { releaseNics } from "../resources/networks/nics.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store, Unreadable } from "../core/store.ts";
 import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";

@@ -4,7 +4,7 @@
  * incarnation). Every writer compares it:
  *
  * - placement sets it in the transaction that compares the chosen host's
- *   `alive/` key (api/vms.ts, tasks/vm_create.ts);
+ *   `alive/` key (resources/vms/create.ts, tasks/vm_create.ts);
  * - a live incarnation of the same host takes a VM over (after it
  *   re-registered, or adopting a process) only in a transaction that
  *   compares its own `alive/` key and the VM's revision ({@linkcode take});

@@ -15,55 +15,20 @@
  * if (claimed) await complete(store, claimed, worker, { ok: true });
  * ```
  */
-import { idOf, keys, newId } from "../core/keys.ts";
+import { idOf, keys } from "../core/keys.ts";
 import { Task } from "../core/schemas.ts";
 import type { Kv, Store, Txn } from "../core/store.ts";
+import { type NewTask, newTask } from "../core/task_doc.ts";
 import { transition } from "./state.ts";
+
+// Building a task and adding it to a transaction lives in core/ (the
+// resource modules write tasks too); kept here for the queue's callers.
+export { enqueue, type NewTask, newTask } from "../core/task_doc.ts";
 
 /** Who claims: the worker's name and the lease its claims are bound to. */
 export interface WorkerId {
   name: string;
   lease: string;
-}
-
-export interface NewTask {
-  kind: string;
-  target: string;
-  payload: Record<string, unknown>;
-  owner?: string;
-  maxAttempts?: number;
-  idempotencyKey?: string;
-  now?: Date;
-}
-
-/** Builds a queued task document. */
-export function newTask(t: NewTask): Task {
-  const at = (t.now ?? new Date()).toISOString();
-  return {
-    id: newId("t"),
-    kind: t.kind,
-    target: t.target,
-    payload: t.payload,
-    ...(t.owner ? { owner: t.owner } : {}),
-    state: "queued",
-    attempts: 0,
-    maxAttempts: t.maxAttempts ?? 5,
-    notBefore: 0,
-    createdAt: at,
-    updatedAt: at,
-    ...(t.idempotencyKey ? { idempotencyKey: t.idempotencyKey } : {}),
-    history: [{ at, state: "queued" }],
-  };
-}
-
-/**
- * Adds the task document and its queue index to `txn`, so the task is
- * created in the same transaction as the resource change that needs it.
- */
-export function enqueue(txn: Txn, task: Task): Txn {
-  return txn.ifAbsent(keys.task(task.id))
-    .put(keys.task(task.id), task)
-    .put(keys.queue(task.target, task.id), { notBefore: task.notBefore });
 }
 
 /** Returns a transaction that holds only while `worker` holds the claim. */

@@ -5,7 +5,7 @@
  * document and releases its reservation and its NICs' addresses in one
  * transaction.
  */
-import { releaseNics } from "../core/nics.ts";
+import { releaseNics } from "../resources/networks/nics.ts";
 import type { TaskHandler } from "./context.ts";
 import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
 

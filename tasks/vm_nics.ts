@@ -8,7 +8,7 @@
  * rest. Safe to run twice: plugging a present NIC or unplugging an absent
  * one does nothing.
  */
-import { releaseNics } from "../core/nics.ts";
+import { releaseNics } from "../resources/networks/nics.ts";
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { forwardTo, readVm } from "./vm_common.ts";
 

@@ -2,8 +2,11 @@
  * The import rules of the tree (DESIGN.md "Shape"), read from every `.ts`
  * file's import specifiers (tests/helpers/imports.ts):
  *
- * - nothing under core/ imports api/, workers/, tasks/, scheduler/ or cli/;
+ * - nothing under core/ imports api/, workers/, tasks/, scheduler/,
+ *   resources/ or cli/;
  * - scheduler/ imports only core/ and scheduler/ (and the packages below);
+ * - resources/ imports only core/, scheduler/ and resources/ (no HTTP, no
+ *   task queue: the API and the task handlers call it, not it them);
  * - the CLI (cli/, tests aside) reaches, following relative imports, no
  *   module that talks to etcd (`etcd3`, core/store.ts, core/session.ts,
  *   core/watch.ts, core/etcd_server.ts) and no subprocess API
@@ -14,9 +17,20 @@ import { type Module, parse, reach, readGraph } from "./helpers/imports.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
-const UPPER = ["api/", "workers/", "tasks/", "scheduler/", "cli/"];
+const UPPER = [
+  "api/",
+  "workers/",
+  "tasks/",
+  "scheduler/",
+  "resources/",
+  "cli/",
+];
 /** Packages scheduler/ may use besides core/. */
 const SCHEDULER_PACKAGES = new Set(["zod", "node:assert/strict"]);
+/** What resources/ may import: its own layer and the two below. */
+const RESOURCE_LAYERS = ["core/", "scheduler/", "resources/"];
+/** Packages resources/ may use besides those layers. */
+const RESOURCE_PACKAGES = new Set(["node:assert/strict"]);
 const ETCD_FILES = new Set([
   "core/store.ts",
   "core/session.ts",
@@ -48,6 +62,17 @@ function schedulerViolations(graph: Map<string, Module>): string[] {
       m.imports.filter((d) =>
         !d.startsWith("core/") && !d.startsWith("scheduler/") &&
         !SCHEDULER_PACKAGES.has(d)
+      ).map((d) => `${path} -> ${d}`)
+    );
+}
+
+/** resources/ imports outside core/, scheduler/, resources/ and its packages. */
+function resourceViolations(graph: Map<string, Module>): string[] {
+  return [...graph].filter(([path]) => path.startsWith("resources/"))
+    .flatMap(([path, m]) =>
+      m.imports.filter((d) =>
+        !RESOURCE_LAYERS.some((l) => d.startsWith(l)) &&
+        !RESOURCE_PACKAGES.has(d)
       ).map((d) => `${path} -> ${d}`)
     );
 }
@@ -99,7 +124,10 @@ Deno.test("the import reader sees static, type, re-export and dynamic imports", 
     "zod",
   ]);
   // The reader finds the real tree's edges.
-  assert.ok(graph.get("api/vms.ts")?.imports.includes("scheduler/mod.ts"));
+  assert.ok(
+    graph.get("resources/vms/create.ts")?.imports.includes("scheduler/mod.ts"),
+  );
+  assert.ok(graph.get("api/vms.ts")?.imports.includes("resources/vms/mod.ts"));
   assert.ok(graph.get("core/store.ts")?.imports.includes("etcd3"));
 });
 
@@ -107,6 +135,11 @@ Deno.test("the layer rules flag what they forbid", () => {
   const g = new Map<string, Module>([
     ["core/a.ts", parse("core/a.ts", 'import "../workers/w.ts";')],
     ["scheduler/s.ts", parse("scheduler/s.ts", 'import "../tasks/q.ts";')],
+    ["resources/r.ts", parse("resources/r.ts", 'import "../api/env.ts";')],
+    [
+      "resources/v/ok.ts",
+      parse("resources/v/ok.ts", 'import "../../scheduler/mod.ts";'),
+    ],
     ["cli/main.ts", parse("cli/main.ts", 'import "./client.ts";')],
     ["cli/client.ts", parse("cli/client.ts", 'import "../core/session.ts";')],
     ["core/session.ts", parse("core/session.ts", 'import "etcd3";')],
@@ -114,6 +147,7 @@ Deno.test("the layer rules flag what they forbid", () => {
   ]);
   assert.deepEqual(coreViolations(g), ["core/a.ts -> workers/w.ts"]);
   assert.deepEqual(schedulerViolations(g), ["scheduler/s.ts -> tasks/q.ts"]);
+  assert.deepEqual(resourceViolations(g), ["resources/r.ts -> api/env.ts"]);
   assert.deepEqual(cliViolations(g).get("cli/main.ts"), [
     "cli/main.ts -> cli/client.ts -> core/session.ts (talks to etcd)",
     "cli/main.ts -> cli/client.ts -> core/session.ts -> etcd3",
@@ -123,7 +157,7 @@ Deno.test("the layer rules flag what they forbid", () => {
   ]);
 });
 
-Deno.test("nothing under core/ imports api/, workers/, tasks/, scheduler/ or cli/", () => {
+Deno.test("nothing under core/ imports api/, workers/, tasks/, scheduler/, resources/ or cli/", () => {
   const bad = coreViolations(graph);
   assert.deepEqual(bad, [], `core/ imports upward:\n${bad.join("\n")}`);
 });
@@ -131,6 +165,11 @@ Deno.test("nothing under core/ imports api/, workers/, tasks/, scheduler/ or cli
 Deno.test("scheduler/ imports only core/ and scheduler/", () => {
   const bad = schedulerViolations(graph);
   assert.deepEqual(bad, [], `scheduler/ imports:\n${bad.join("\n")}`);
+});
+
+Deno.test("resources/ imports only core/, scheduler/ and resources/", () => {
+  const bad = resourceViolations(graph);
+  assert.deepEqual(bad, [], `resources/ imports:\n${bad.join("\n")}`);
 });
 
 Deno.test("the CLI reaches neither etcd nor subprocess APIs", () => {

@@ -1,8 +1,9 @@
 /**
- * NIC bookkeeping shared by the API and the task handlers: planning new
- * NICs of a VM (slot, unique MAC, the IPv6 address known in advance, an
- * IPv4 address on legacy networks) and releasing them again. Both add
- * their writes to a caller's transaction, so a NIC, its addresses and the
+ * The NIC ledger of networks, shared by the VM resource (resources/vms/)
+ * and the task handlers that drop NICs (tasks/): planning new NICs of a
+ * VM (slot, unique MAC, the IPv6 address known in advance, an IPv4
+ * address on legacy networks) and releasing them again. Both add their
+ * writes to a caller's transaction, so a NIC, its addresses and the
  * network's VM list change together or not at all.
  *
  * @example
@@ -11,20 +12,18 @@
  * const txn = plan.apply(store.txn().put(keys.vm(vm.id), { ...vm, nics: plan.nics }));
  * ```
  */
-import { ConflictError, InvalidError } from "./errors.ts";
-import { keys } from "./keys.ts";
-import { eui64, nthIpv4, parsePrefix4, randomMac } from "./netaddr.ts";
-import { Host, MAX_NICS, Network, type Nic } from "./schemas.ts";
-import type { Kv, Store, Txn } from "./store.ts";
+import { ConflictError, InvalidError } from "../../core/errors.ts";
+import { keys } from "../../core/keys.ts";
+import { eui64, nthIpv4, parsePrefix4, randomMac } from "../../core/netaddr.ts";
+import { Host, MAX_NICS, Network, type Nic } from "../../core/schemas.ts";
+import type { Kv, Store, Txn } from "../../core/store.ts";
+import type { Caller } from "../deps.ts";
 
-/** Who attaches: private networks only their owner's (or an admin's). */
-export interface NetUser {
-  name: string;
-  admin: boolean;
-}
-
-/** Whether `who` may attach VMs to `net`. */
-export function canUse(who: NetUser, net: Network): boolean {
+/**
+ * Whether `who` may attach VMs to `net`: public networks anyone, private
+ * ones only their owner (or an admin).
+ */
+export function canUse(who: Caller, net: Network): boolean {
   return net.kind === "public" || who.admin || net.owner === who.name;
 }
 
@@ -46,7 +45,7 @@ export interface NicPlan {
  */
 export async function planNics(
   store: Store,
-  who: NetUser,
+  who: Caller,
   vm: string,
   networkIds: string[],
   existing: Nic[] = [],

@@ -1,0 +1,56 @@
+/**
+ * A new task document and its queue index, written into a caller's
+ * transaction: what a resource change (resources/, the task handlers) adds
+ * so that the task that carries it out is created together with it. The
+ * queue's life cycle (claim, complete, fail, retry) is tasks/queue.ts.
+ *
+ * @example
+ * ```ts
+ * const task = newTask({ kind: "vm.start", target: "h1", payload: { vm } });
+ * await enqueue(store.txn().put(keys.vm(vm), doc), task).commit();
+ * ```
+ */
+import { keys, newId } from "./keys.ts";
+import type { Task } from "./schemas.ts";
+import type { Txn } from "./store.ts";
+
+/** What a new task is: kind, target (a host or `any`), payload, owner. */
+export interface NewTask {
+  kind: string;
+  target: string;
+  payload: Record<string, unknown>;
+  owner?: string;
+  maxAttempts?: number;
+  idempotencyKey?: string;
+  now?: Date;
+}
+
+/** Builds a queued task document. */
+export function newTask(t: NewTask): Task {
+  const at = (t.now ?? new Date()).toISOString();
+  return {
+    id: newId("t"),
+    kind: t.kind,
+    target: t.target,
+    payload: t.payload,
+    ...(t.owner ? { owner: t.owner } : {}),
+    state: "queued",
+    attempts: 0,
+    maxAttempts: t.maxAttempts ?? 5,
+    notBefore: 0,
+    createdAt: at,
+    updatedAt: at,
+    ...(t.idempotencyKey ? { idempotencyKey: t.idempotencyKey } : {}),
+    history: [{ at, state: "queued" }],
+  };
+}
+
+/**
+ * Adds the task document and its queue index to `txn`, so the task is
+ * created in the same transaction as the resource change that needs it.
+ */
+export function enqueue(txn: Txn, task: Task): Txn {
+  return txn.ifAbsent(keys.task(task.id))
+    .put(keys.task(task.id), task)
+    .put(keys.queue(task.target, task.id), { notBefore: task.notBefore });
+}
