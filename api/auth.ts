@@ -33,7 +33,7 @@ import {
   type TotpVerifier,
 } from "../core/totp.ts";
 import type { AppEnv, Principal } from "./env.ts";
-import { errorJson } from "./errors.ts";
+import { errorJson, tooManyAttempts } from "./errors.ts";
 import {
   type BearerClaims,
   type BearerResult,
@@ -110,18 +110,6 @@ export function forwardedAddress(
 function unauthorized(c: Context, message: string): Response {
   c.header("WWW-Authenticate", 'Bearer realm="ucloud"');
   return errorJson(c, 401, message);
-}
-
-function tooMany(c: Context, waitMs: number): Response {
-  const seconds = Math.ceil(waitMs / 1000);
-  c.header("Retry-After", String(seconds));
-  return c.json({
-    error: {
-      status: 429,
-      code: "too_many_requests",
-      message: `Too many failed attempts: retry in ${seconds} s`,
-    },
-  }, 429);
 }
 
 function unavailable(c: Context): Response {
@@ -259,7 +247,7 @@ export function totpAuth({
         address: addr,
         reason: "rate limited",
       });
-      return tooMany(c, wait);
+      return tooManyAttempts(c, wait);
     }
     let principal: Principal | null = null;
     let reason = "unknown";

@@ -60,6 +60,7 @@ const CODES: Record<number, string> = {
   409: "conflict",
   413: "too_large",
   415: "unsupported_media_type",
+  429: "too_many_requests",
   500: "internal",
   503: "unavailable",
 };
@@ -80,6 +81,13 @@ export function errorJson(
     },
   };
   return c.json(body, status);
+}
+
+/** 429 with `Retry-After`: failed logins make this name or address wait. */
+export function tooManyAttempts(c: Context, waitMs: number): Response {
+  const seconds = Math.ceil(waitMs / 1000);
+  c.header("Retry-After", String(seconds));
+  return errorJson(c, 429, `Too many failed attempts: retry in ${seconds} s`);
 }
 
 /**

@@ -21,7 +21,7 @@ import type { Logger } from "../core/log.ts";
 import type { AuthLimiter } from "../core/rate_limit.ts";
 import { type EtcdSeedStore, NAME_RE } from "../core/totp.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
-import { errorJson, errorResponses } from "./errors.ts";
+import { errorJson, errorResponses, tooManyAttempts } from "./errors.ts";
 
 /** What the seed routes use. */
 export interface SeedRouteOptions {
@@ -125,14 +125,7 @@ export function seedRoute(r: OpenAPIHono<AppEnv>, o: SeedRouteOptions): void {
     const addr = remoteAddr(c);
     const attempt = { name: `${name}@${realm}`, address: addr };
     const wait = limiter.retryAfterMs(attempt);
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
-      return errorJson(
-        c,
-        429,
-        `Too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`,
-      ) as never;
-    }
+    if (wait > 0) return tooManyAttempts(c, wait) as never;
     // Throws UnavailableError (503) when LDAP is down; "" is refused.
     if (!await directory.checkPassword(name, password)) {
       limiter.fail(attempt);

@@ -23,7 +23,7 @@ import type { AuthLimiter } from "../core/rate_limit.ts";
 import { NAME_RE, TOKEN_RE, type TotpVerifier } from "../core/totp.ts";
 import { authMethod, currentToken } from "./auth.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
-import { errorJson, errorResponses } from "./errors.ts";
+import { errorJson, errorResponses, tooManyAttempts } from "./errors.ts";
 import { type BearerTokens, SESSION_COOKIE } from "./tokens.ts";
 
 /** What the session routes use. */
@@ -168,14 +168,7 @@ export function sessionRoutes(
     const addr = remoteAddr(c);
     const attempt = { name: `${name}@${realm}`, address: addr };
     const wait = limiter.retryAfterMs(attempt);
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
-      return errorJson(
-        c,
-        429,
-        `Too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`,
-      ) as never;
-    }
+    if (wait > 0) return tooManyAttempts(c, wait) as never;
     const refuse = (reason: string) => {
       limiter.fail(attempt);
       log.warn("session refused", { name, realm, address: addr, reason });
