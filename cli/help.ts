@@ -48,20 +48,16 @@ export function helpText(topic: string[]): string {
   }
   lines.push(`Usage: ucloud ${group ?? "<group>"} <command> [flags]`, "");
   lines.push("Commands:");
+  // The group commands, then the single ones, in one table (one column).
+  const listed = group === undefined
+    ? [...names, ...(SINGLES as CommandName[])]
+    : names;
   lines.push(
-    ...formatTable(names, [
+    ...formatTable(listed, [
       { header: "", value: (c) => `  ${c}` },
       { header: "", value: (c) => COMMANDS[c].summary },
     ]).split("\n").slice(1),
   );
-  if (group === undefined) {
-    lines.push(
-      ...formatTable(SINGLES as CommandName[], [
-        { header: "", value: (c) => `  ${c}` },
-        { header: "", value: (c) => COMMANDS[c].summary },
-      ]).split("\n").slice(1),
-    );
-  }
   lines.push("", "Global flags:", ...globals, "");
   lines.push(
     `Run 'ucloud ${group ? `${group} ` : ""}<command> --help' for its flags.`,

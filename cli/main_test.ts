@@ -240,3 +240,13 @@ Deno.test("main() help lists the network commands", async () => {
     /^Usage: ucloud vm detach ID\|NAME \(--slot N \| --network ID\|NAME\) \[flags\]$/m,
   );
 });
+
+Deno.test("main() --help lists every command in one aligned column, single commands included", async () => {
+  const help = await run(["--help"], "http://127.0.0.1:1");
+  assert.equal(help.code, 0);
+  const listed = help.stdout.split("Commands:\n")[1].split("\n\n")[0]
+    .split("\n");
+  const column = new Set(listed.map((l) => l.search(/(?<=\S {2,})\S/)));
+  assert.equal(column.size, 1, listed.join("\n"));
+  assert.ok(listed.some((l) => /^ {2}login +Get a TOTP seed/.test(l)));
+});
