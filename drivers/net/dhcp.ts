@@ -12,8 +12,9 @@
  * answer). DHCPv6 matches the MAC too: dnsmasq takes an on-link client's
  * MAC from its neighbour table, whatever DUID the client sends.
  *
- * Pure builders (`dhcpServerOf`, `dnsmasqConfig`) are kept apart from
- * {@linkcode DhcpServers}, which converges namespaces, veths, addresses
+ * What a server serves comes from `dhcpServerOf` (drivers/net/dhcp_server.ts);
+ * the pure `dnsmasqConfig` is kept apart from {@linkcode DhcpServers},
+ * which converges namespaces, veths, addresses
  * and daemons: it starts dnsmasq (which daemonizes, so it outlives the
  * worker), restarts it when its config changed, and removes what no
  * network needs. A daemon is found by its pidfile and checked against
@@ -40,152 +41,18 @@ import type { Logger } from "../../core/log.ts";
 import {
   formatIpv4,
   formatIpv6,
-  normalizeMac,
   parseIpv4,
   parseIpv6,
   parsePrefix4,
   parsePrefix6,
 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
-import {
-  checkDeviceName,
-  DEVICE_ALIAS,
-  dhcpDeviceOf,
-  dhcpNetnsOf,
-  isDhcpDeviceName,
-  isDhcpNetnsName,
-} from "./names.ts";
-import type { Exec, NetworkSpec, PortSpec } from "./types.ts";
+import { DEVICE_ALIAS, isDhcpDeviceName, isDhcpNetnsName } from "./names.ts";
+import { type DhcpServer, isNetworkId } from "./dhcp_server.ts";
+import type { Exec } from "./types.ts";
 
 /** Lease time of every address (DHCPv4 and DHCPv6). */
 export const DHCP_LEASE = "1h";
-
-/** A client the server answers: one local port of the network. */
-export interface DhcpHost {
-  mac: string;
-  /** Offered by DHCPv4. */
-  ipv4?: string;
-  /** Offered by DHCPv6. */
-  ipv6?: string;
-}
-
-/** One network's DHCP server on this host. */
-export interface DhcpServer {
-  network: string;
-  /** Host end of the veth, a port of `bridge`. */
-  device: string;
-  /** The DHCP namespace. */
-  netns: string;
-  bridge: string;
-  mtu: number;
-  /** DHCPv4: the subnet and the server's `<subnet+1>/len`. */
-  v4?: { subnet: string; address: string };
-  /** DHCPv6: the /64 and the server's `<prefix>::1/64`. */
-  v6?: { prefix: string; address: string };
-  /** Sorted by MAC. */
-  hosts: DhcpHost[];
-}
-
-const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-/**
- * The DHCP server `net` needs on this host, or null when it asks for none.
- * `ports` are this host's ports (those of other networks are skipped).
- * DHCPv4 serves the ports with an `ipv4`. Throws a TypeError when DHCPv4
- * is asked without an IPv4 subnet, when an address lies outside the
- * network or on the server's, or when two ports have one MAC.
- */
-export function dhcpServerOf(
-  net: NetworkSpec,
-  { bridge, mtu, ports, hostNetns }: {
-    bridge: string;
-    mtu: number;
-    ports: PortSpec[];
-    /** The driver's named namespace, if any (see `dhcpNetnsOf`). */
-    hostNetns?: string;
-  },
-): DhcpServer | null {
-  if (!net.dhcp.v4 && !net.dhcp.v6) return null;
-  if (!NETWORK_RE.test(net.id)) {
-    throw new TypeError(`Bad network id ${JSON.stringify(net.id)}`);
-  }
-  checkDeviceName(bridge);
-  const s: DhcpServer = {
-    network: net.id,
-    device: dhcpDeviceOf(net),
-    netns: dhcpNetnsOf(net, hostNetns),
-    bridge,
-    mtu,
-    hosts: [],
-  };
-  let v4: { first: number; last: number; server: number } | undefined;
-  if (net.dhcp.v4) {
-    if (!net.ipv4) {
-      throw new TypeError(`Network ${net.id}: DHCPv4 needs an ipv4 subnet`);
-    }
-    const p = parsePrefix4(net.ipv4);
-    const size = 2 ** (32 - p.length);
-    v4 = {
-      first: p.network + 2,
-      last: p.network + size - 2,
-      server: p.network + 1,
-    };
-    s.v4 = {
-      subnet: `${formatIpv4(p.network)}/${p.length}`,
-      address: `${formatIpv4(v4.server)}/${p.length}`,
-    };
-  }
-  let v6: { network: bigint; server: bigint } | undefined;
-  if (net.dhcp.v6) {
-    const p = parsePrefix6(net.prefix);
-    if (p.length !== 64) {
-      throw new TypeError(
-        `Network ${net.id}: prefix ${net.prefix} is not a /64`,
-      );
-    }
-    v6 = { network: p.network, server: p.network + 1n };
-    s.v6 = {
-      prefix: `${formatIpv6(p.network)}/64`,
-      address: `${formatIpv6(v6.server)}/64`,
-    };
-  }
-  const byMac = new Map<string, string>();
-  for (const port of ports) {
-    if (port.network !== net.id) continue;
-    const mac = normalizeMac(port.mac);
-    const other = byMac.get(mac);
-    if (other) {
-      throw new TypeError(`Ports ${other} and ${port.name} have MAC ${mac}`);
-    }
-    byMac.set(mac, port.name);
-    const host: DhcpHost = { mac };
-    if (v4 && port.ipv4) {
-      const n = parseIpv4(port.ipv4);
-      if (n < v4.first || n > v4.last) {
-        throw new TypeError(
-          `Port ${port.name}: ${port.ipv4} is not a client address of ${
-            s.v4!.subnet
-          }`,
-        );
-      }
-      host.ipv4 = formatIpv4(n);
-    }
-    if (v6) {
-      const n = parseIpv6(port.ipv6);
-      if (n >> 64n !== v6.network >> 64n || n === v6.server) {
-        throw new TypeError(
-          `Port ${port.name}: ${port.ipv6} is not a client address of ${
-            s.v6!.prefix
-          }`,
-        );
-      }
-      host.ipv6 = formatIpv6(n);
-    }
-    if (host.ipv4 || host.ipv6) s.hosts.push(host);
-  }
-  s.hosts.sort((a, b) => a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0);
-  return s;
-}
 
 /** Where a server's files are: `<dir>/dnsmasq.conf`, `leases`, ... */
 export function dhcpFiles(dir: string) {
@@ -349,7 +216,7 @@ export class DhcpServers {
   }
 
   #dirOf(network: string): string {
-    if (!NETWORK_RE.test(network)) {
+    if (!isNetworkId(network)) {
       throw new TypeError(`Bad network id ${JSON.stringify(network)}`);
     }
     return `${this.dir}/${network}`;
@@ -556,7 +423,7 @@ export class DhcpServers {
     const devices = new Set(servers.map((s) => s.device));
     const namespaces = new Set(servers.map((s) => s.netns));
     for (const network of await dirNames(this.dir)) {
-      if (networks.has(network) || !NETWORK_RE.test(network)) continue;
+      if (networks.has(network) || !isNetworkId(network)) continue;
       const pid = await this.pid(network);
       if (pid !== null) {
         await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);

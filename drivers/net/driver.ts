@@ -33,7 +33,8 @@ import { type Logger, logger } from "../../core/log.ts";
 import { parseIpv6 } from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
 import { detectUnderlay } from "./underlay.ts";
-import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
+import { DhcpServers } from "./dhcp.ts";
+import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import {
   checkDeviceName,
