@@ -1,12 +1,13 @@
 /**
- * Tests of drivers/net/dhcp.ts and dhcp_server.ts: which ports a network's DHCP server serves,
+ * Tests of drivers/net/dhcp.ts, dhcp_server.ts and dnsmasq_config.ts: which ports a network's DHCP server serves,
  * the dnsmasq configuration (checked by dnsmasq itself), and DhcpServers
  * running real dnsmasq in a network namespace.
  */
 import assert from "node:assert/strict";
 import { eui64 } from "../../core/netaddr.ts";
 import { run } from "../runner.ts";
-import { dhcpFiles, DhcpServers, dnsmasqConfig } from "./dhcp.ts";
+import { DhcpServers } from "./dhcp.ts";
+import { dhcpFiles, dnsmasqConfig } from "./dnsmasq_config.ts";
 import { type DhcpServer, dhcpServerOf } from "./dhcp_server.ts";
 import { netnsExec } from "./exec.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
