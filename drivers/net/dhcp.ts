@@ -14,11 +14,9 @@
  *
  * What a server serves comes from `dhcpServerOf` (drivers/net/dhcp_server.ts),
  * its config from `dnsmasqConfig` (drivers/net/dnsmasq_config.ts);
- * {@linkcode DhcpServers} converges namespaces, veths, addresses
- * and daemons: it starts dnsmasq (which daemonizes, so it outlives the
- * worker), restarts it when its config changed, and removes what no
- * network needs. A daemon is found by its pidfile and checked against
- * `/proc/<pid>/cmdline` before any signal.
+ * {@linkcode DhcpServers} converges namespaces, veths and addresses, has
+ * each server's dnsmasq run (drivers/net/dnsmasq.ts) and removes what no
+ * network needs.
  *
  * @example
  * ```ts
@@ -40,7 +38,8 @@ import {
 import { netnsExec } from "./exec.ts";
 import { DEVICE_ALIAS, isDhcpDeviceName, isDhcpNetnsName } from "./names.ts";
 import { type DhcpServer, isNetworkId } from "./dhcp_server.ts";
-import { dhcpFiles, dnsmasqConfig } from "./dnsmasq_config.ts";
+import { dhcpFiles } from "./dnsmasq_config.ts";
+import { dnsmasqPid, runDnsmasq, stopDnsmasq, stopStrays } from "./dnsmasq.ts";
 import type { Exec } from "./types.ts";
 
 /** What {@linkcode DhcpServers.apply} did, by device name. */
@@ -141,12 +140,8 @@ export class DhcpServers {
    * The pid of the dnsmasq serving `network`, or null: the pidfile's pid
    * must be alive and its command line must be dnsmasq with this config.
    */
-  async pid(network: string): Promise<number | null> {
-    const f = dhcpFiles(this.#dirOf(network));
-    const text = await Deno.readTextFile(f.pid).catch(() => "");
-    const pid = Number(text.trim());
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    return isDnsmasqOf(pid, f.conf) ? pid : null;
+  pid(network: string): Promise<number | null> {
+    return dnsmasqPid(this.#dirOf(network));
   }
 
   #dirOf(network: string): string {
@@ -210,68 +205,16 @@ export class DhcpServers {
         "up",
       ], { signal, timeoutMs: 10_000 });
     }
-    const daemon = await this.#daemon(s, signal);
-    if (daemon !== "unchanged" && !fresh) change.changed.push(s.device);
-  }
-
-  /** Starts or restarts dnsmasq unless it runs with the wanted config. */
-  async #daemon(
-    s: DhcpServer,
-    signal?: AbortSignal,
-  ): Promise<"started" | "unchanged"> {
-    const dir = this.#dirOf(s.network);
-    const f = dhcpFiles(dir);
-    const conf = dnsmasqConfig(s, dir);
-    const pid = await this.pid(s.network);
-    const read = (p: string) => Deno.readTextFile(p).catch(() => null);
-    if (pid !== null && await read(f.conf) === conf) return "unchanged";
-
-    await Deno.mkdir(dir, { recursive: true });
-    const tmp = `${f.conf}.new`;
-    await Deno.writeTextFile(tmp, conf, { mode: 0o600 });
-    await Deno.chmod(tmp, 0o600);
-    try {
-      await this.#exec("dnsmasq", ["--test", `--conf-file=${tmp}`], {
-        signal,
-        timeoutMs: 10_000,
-      });
-    } catch (err) {
-      await Deno.remove(tmp).catch(() => {});
-      throw new Error(`dnsmasq refuses config ${tmp}`, { cause: err });
-    }
-    await Deno.rename(tmp, f.conf);
-    if (pid !== null) await stopPid(pid, f.conf);
-    await this.#killStrays(s.netns);
-    await Deno.remove(f.pid).catch(() => {});
-    await this.#nsExec(s.netns)("dnsmasq", [`--conf-file=${f.conf}`], {
+    const daemon = await runDnsmasq(s, {
+      dir: this.#dirOf(s.network),
+      under: this.dir,
+      exec: this.#exec,
+      ns,
+      root: this.#root,
+      log: this.#log,
       signal,
-      timeoutMs: 10_000,
     });
-    const end = Date.now() + 5_000;
-    while (true) {
-      const started = await this.pid(s.network);
-      if (started !== null) {
-        this.#log?.info(
-          pid === null ? "dnsmasq started" : "dnsmasq restarted",
-          {
-            network: s.network,
-            pid: started,
-            netns: s.netns,
-            hosts: s.hosts.length,
-          },
-        );
-        return "started";
-      }
-      if (Date.now() > end) {
-        const tail = await read(f.log) ?? "";
-        throw new Error(
-          `dnsmasq did not start (no live pid in ${f.pid}): ${
-            tail.trim().split("\n").slice(-3).join("; ")
-          }`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    if (daemon !== "unchanged" && !fresh) change.changed.push(s.device);
   }
 
   /**
@@ -335,13 +278,13 @@ export class DhcpServers {
   ): Promise<void> {
     const pid = await this.pid(network);
     if (pid !== null) {
-      await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+      await stopDnsmasq(pid, dhcpFiles(this.#dirOf(network)).conf);
       this.#log?.info("dnsmasq stopped", { network, pid });
     }
     const opts = { signal, timeoutMs: 10_000 };
     if (hasDevice) await this.#exec("ip", ["link", "del", device], opts);
     if (await exists(`/run/netns/${netns}`)) {
-      await this.#killStrays(netns);
+      await stopStrays(this.#root, netns, this.dir);
       await this.#root("ip", ["netns", "del", netns], opts);
     }
   }
@@ -360,7 +303,7 @@ export class DhcpServers {
       if (networks.has(network) || !isNetworkId(network)) continue;
       const pid = await this.pid(network);
       if (pid !== null) {
-        await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+        await stopDnsmasq(pid, dhcpFiles(this.#dirOf(network)).conf);
         this.#log?.info("dnsmasq stopped", { network, pid });
       }
       await Deno.remove(this.#dirOf(network), { recursive: true });
@@ -377,19 +320,8 @@ export class DhcpServers {
       const name = line.split(" ")[0];
       if (!name || namespaces.has(name)) continue;
       if (!isDhcpNetnsName(name, this.#hostNetns)) continue;
-      await this.#killStrays(name);
+      await stopStrays(this.#root, name, this.dir);
       await this.#root("ip", ["netns", "del", name], opts);
-    }
-  }
-
-  /** Stops every dnsmasq of ours in `netns` (e.g. one whose pidfile is gone). */
-  async #killStrays(netns: string): Promise<void> {
-    const { stdout } = await this.#root("ip", ["netns", "pids", netns], {
-      timeoutMs: 10_000,
-    });
-    for (const pid of stdout.split(/\s+/).filter(Boolean).map(Number)) {
-      const conf = confOf(pid);
-      if (conf?.startsWith(`${this.dir}/`)) await stopPid(pid, conf);
     }
   }
 
@@ -487,35 +419,4 @@ async function dirNames(dir: string): Promise<string[]> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   return out;
-}
-
-/** The `--conf-file` of live dnsmasq `pid`; null when it is not one. */
-function confOf(pid: number): string | null {
-  try {
-    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
-    if (!/(^|\/)dnsmasq$/.test(args[0])) return null;
-    const conf = args.find((a) => a.startsWith("--conf-file="));
-    return conf ? conf.slice("--conf-file=".length) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Whether `pid` is a live dnsmasq run with `--conf-file=<conf>`. */
-function isDnsmasqOf(pid: number, conf: string): boolean {
-  return confOf(pid) === conf;
-}
-
-/** SIGTERM, then SIGKILL after 3 s; only while `pid` is that dnsmasq. */
-async function stopPid(pid: number, conf: string): Promise<void> {
-  if (!isDnsmasqOf(pid, conf)) return;
-  Deno.kill(pid, "SIGTERM");
-  const end = Date.now() + 3_000;
-  while (isDnsmasqOf(pid, conf)) {
-    if (Date.now() > end) {
-      Deno.kill(pid, "SIGKILL");
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
