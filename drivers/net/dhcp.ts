@@ -29,15 +29,15 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import {
-  formatIpv4,
-  formatIpv6,
-  parseIpv4,
-  parseIpv6,
-} from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
 import { DEVICE_ALIAS, isDhcpDeviceName, isDhcpNetnsName } from "./names.ts";
 import { type DhcpServer, isNetworkId } from "./dhcp_server.ts";
+import {
+  canonicalAddr,
+  listVeths,
+  readEth0,
+  type Veth,
+} from "./dhcp_devices.ts";
 import { dhcpFiles } from "./dnsmasq_config.ts";
 import { dnsmasqPid, runDnsmasq, stopDnsmasq, stopStrays } from "./dnsmasq.ts";
 import type { Exec } from "./types.ts";
@@ -63,13 +63,6 @@ export interface DhcpServersOptions {
   /** Runs commands in a DHCP namespace. */
   nsExec?: (netns: string) => Exec;
   log?: Logger;
-}
-
-interface Veth {
-  master?: string;
-  up: boolean;
-  mtu: number;
-  alias?: string;
 }
 
 /** This host's DHCP servers, found by their names and pidfiles. */
@@ -112,7 +105,7 @@ export class DhcpServers {
         seen.add(s[key]);
       }
     }
-    const veths = await this.#veths(signal);
+    const veths = await listVeths(this.#exec, signal);
     for (const s of servers) {
       try {
         await this.#converge(s, veths, change, signal);
@@ -131,7 +124,12 @@ export class DhcpServers {
   /** Removes every DHCP server and the directory; the devices removed. */
   async stopAll({ signal }: { signal?: AbortSignal } = {}): Promise<string[]> {
     const change: DhcpChange = { added: [], changed: [], removed: [] };
-    await this.#removeOthers([], await this.#veths(signal), change, signal);
+    await this.#removeOthers(
+      [],
+      await listVeths(this.#exec, signal),
+      change,
+      signal,
+    );
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     return change.removed;
   }
@@ -163,7 +161,7 @@ export class DhcpServers {
       throw new Error(`a device ${s.device} exists and is not ucloud's`);
     }
     let inner = host && await exists(`/run/netns/${s.netns}`)
-      ? await this.#inner(s.netns, signal)
+      ? await readEth0(ns, signal)
       : null;
     let fresh = false;
     if (!host || !inner) {
@@ -324,80 +322,6 @@ export class DhcpServers {
       await this.#root("ip", ["netns", "del", name], opts);
     }
   }
-
-  async #veths(signal?: AbortSignal): Promise<Map<string, Veth>> {
-    const { stdout } = await this.#exec("ip", [
-      "-j",
-      "link",
-      "show",
-      "type",
-      "veth",
-    ], { signal, timeoutMs: 10_000 });
-    const out = new Map<string, Veth>();
-    for (
-      const l of JSON.parse(stdout || "[]") as {
-        ifname: string;
-        flags?: string[];
-        mtu: number;
-        master?: string;
-        ifalias?: string;
-      }[]
-    ) {
-      out.set(l.ifname, {
-        master: l.master,
-        up: l.flags?.includes("UP") ?? false,
-        mtu: l.mtu,
-        alias: l.ifalias,
-      });
-    }
-    return out;
-  }
-
-  /** The namespace's eth0 (state and global addresses); null without one. */
-  async #inner(
-    netns: string,
-    signal?: AbortSignal,
-  ): Promise<{ up: boolean; mtu: number; addrs: string[] } | null> {
-    let stdout: string;
-    try {
-      ({ stdout } = await this.#nsExec(netns)("ip", [
-        "-j",
-        "addr",
-        "show",
-        "dev",
-        "eth0",
-      ], { signal, timeoutMs: 10_000 }));
-    } catch {
-      return null;
-    }
-    const [l] = JSON.parse(stdout || "[]") as {
-      flags?: string[];
-      mtu: number;
-      addr_info?: {
-        family: string;
-        local: string;
-        prefixlen: number;
-        scope: string;
-      }[];
-    }[];
-    if (!l) return null;
-    return {
-      up: l.flags?.includes("UP") ?? false,
-      mtu: l.mtu,
-      addrs: (l.addr_info ?? []).filter((a) => a.scope === "global").map((a) =>
-        canonicalAddr(`${a.local}/${a.prefixlen}`)
-      ),
-    };
-  }
-}
-
-function canonicalAddr(a: string): string {
-  const [addr, len] = a.split("/");
-  return `${
-    addr.includes(":")
-      ? formatIpv6(parseIpv6(addr))
-      : formatIpv4(parseIpv4(addr))
-  }/${len}`;
 }
 
 async function exists(path: string): Promise<boolean> {
