@@ -31,21 +31,20 @@
  */
 import { type Logger, logger } from "../../core/log.ts";
 import { parseIpv6 } from "../../core/netaddr.ts";
-import { netnsExec } from "./exec.ts";
+import { netnsExec, type Step, stepRunner } from "./exec.ts";
+import {
+  isOurs,
+  isOurTap,
+  type Link,
+  listLinks,
+  readNftTable,
+} from "./host_state.ts";
 import { detectUnderlay } from "./underlay.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
-import {
-  checkDeviceName,
-  DEVICE_ALIAS,
-  isBridgeName,
-  isTapName,
-  isVxlanName,
-  NFT_TABLE,
-  TAP_PREFIX,
-} from "./names.ts";
-import { deleteTableScript, type NftTable, parseTable } from "./nft.ts";
+import { checkDeviceName, DEVICE_ALIAS, NFT_TABLE } from "./names.ts";
+import { deleteTableScript } from "./nft.ts";
 import { applyFirewall } from "./nft_apply.ts";
 import { deleteIngressScript, portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
@@ -84,17 +83,6 @@ export interface NetDriverOptions {
   netns?: string;
 }
 
-/** A link as `ip -d -j link show` describes it. */
-interface Link {
-  name: string;
-  kind?: string;
-  master?: string;
-  up: boolean;
-  mtu: number;
-  alias?: string;
-  data: Record<string, unknown>;
-}
-
 /**
  * Makes this host's network what a {@linkcode HostNetState} says. One
  * instance per host (worker); `sync` calls are run one after the other.
@@ -104,6 +92,7 @@ export class NetDriver {
   readonly underlay: Underlay | null;
   readonly vxlanPort: number;
   #exec: Exec;
+  #step: Step;
   #log: Logger;
   #radvd: Radvd;
   #dhcp: DhcpServers;
@@ -115,6 +104,7 @@ export class NetDriver {
     this.underlay = opts.underlay;
     this.vxlanPort = opts.vxlanPort ?? VXLAN_PORT;
     this.#exec = netnsExec(opts.netns);
+    this.#step = stepRunner(this.#exec);
     this.#log = opts.log ?? logger({ driver: "net" });
     this.#radvd = new Radvd({
       dir: `${opts.stateDir}/net`,
@@ -173,8 +163,8 @@ export class NetDriver {
     opts: { signal?: AbortSignal } = {},
   ): Promise<Map<string, number>> {
     return portDrops(
-      await this.#nftTable(opts.signal),
-      await this.#nftTable(opts.signal, "netdev"),
+      await readNftTable(this.#exec, opts.signal),
+      await readNftTable(this.#exec, opts.signal, "netdev"),
     );
   }
 
@@ -200,13 +190,14 @@ export class NetDriver {
     /** Ports that keep what they have. */
     const held = () =>
       new Set([...state.keep ?? [], ...skipped.map((x) => x.port)]);
-    let links = await this.#links(signal);
+    let links = await listLinks(this.#step, signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
     // with a NIC): leave the host as it is, without even an empty table.
     if (
       nets.size === 0 && ports.size === 0 &&
       ![...links.values()].some((l) => l.alias === DEVICE_ALIAS) &&
-      !(await this.#nftTable(signal)) && !(await readHostInput(this.#exec))
+      !(await readNftTable(this.#exec, signal)) &&
+      !(await readHostInput(this.#exec))
     ) return report;
 
     // Everything that must already exist, before anything changes.
@@ -287,7 +278,7 @@ export class NetDriver {
       if (p.net.kind !== "private") continue;
       const br = links.get(p.bridge);
       if (!br) {
-        await this.#do(`create bridge ${p.bridge}`, "ip", [
+        await this.#step(`create bridge ${p.bridge}`, "ip", [
           "link",
           "add",
           p.bridge,
@@ -306,7 +297,7 @@ export class NetDriver {
           "no_linklocal_learn",
           "1",
         ], signal);
-        await this.#do(`label bridge ${p.bridge}`, "ip", [
+        await this.#step(`label bridge ${p.bridge}`, "ip", [
           "link",
           "set",
           p.bridge,
@@ -349,7 +340,7 @@ export class NetDriver {
     for (const p of nets.values()) {
       const br = links.get(p.bridge);
       if (!br || br.data.no_linklocal_learn === 1) continue;
-      await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
+      await this.#step(`set no_linklocal_learn on ${p.bridge}`, "ip", [
         "link",
         "set",
         p.bridge,
@@ -361,12 +352,12 @@ export class NetDriver {
     }
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
-    const table = await this.#nftTable(signal);
+    const table = await readNftTable(this.#exec, signal);
     for (const x of [...ports.values()]) {
       const { port } = x;
       if (links.has(port.name)) continue;
       try {
-        await this.#do(`create tap ${port.name}`, "ip", [
+        await this.#step(`create tap ${port.name}`, "ip", [
           "tuntap",
           "add",
           "dev",
@@ -374,7 +365,7 @@ export class NetDriver {
           "mode",
           "tap",
         ], signal);
-        await this.#do(`label tap ${port.name}`, "ip", [
+        await this.#step(`label tap ${port.name}`, "ip", [
           "link",
           "set",
           port.name,
@@ -395,21 +386,26 @@ export class NetDriver {
       if (ports.has(name) || left.has(name)) continue;
       if (await this.#dropPort(name, links, signal)) report.removed.push(name);
     }
-    links = await this.#links(signal);
+    links = await listLinks(this.#step, signal);
     for (const { port } of ports.values()) {
       sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
     }
     if (sysctls.length) {
-      await this.#do("set sysctls", "sysctl", ["-q", "-w", ...sysctls], signal);
+      await this.#step(
+        "set sysctls",
+        "sysctl",
+        ["-q", "-w", ...sysctls],
+        signal,
+      );
     }
     for (const args of ups) {
-      await this.#do(`bring up ${args[2]}`, "ip", args, signal);
+      await this.#step(`bring up ${args[2]}`, "ip", args, signal);
     }
 
     // 3. The firewall, both tables in one transaction. The ingress table
     // is read now: an older kernel deletes a netdev chain with its device.
     const fw = await applyFirewall(async (script, check) => {
-      await this.#do(
+      await this.#step(
         `${
           check ? "check" : "apply"
         } port rules (tables bridge and netdev ${NFT_TABLE})`,
@@ -420,7 +416,7 @@ export class NetDriver {
       );
     }, {
       bridge: table,
-      ingress: await this.#nftTable(signal, "netdev"),
+      ingress: await readNftTable(this.#exec, signal, "netdev"),
       ports: [...ports.values()].map((x) => x.rules),
       hold: held(),
     });
@@ -455,7 +451,7 @@ export class NetDriver {
       const l = links.get(port.name);
       if (l && l.master === net.bridge && l.up && l.mtu === net.mtu) continue;
       try {
-        await this.#do(
+        await this.#step(
           `attach port ${port.name} to bridge ${net.bridge}`,
           "ip",
           [
@@ -493,7 +489,7 @@ export class NetDriver {
     for (const kind of ["vxlan", "bridge"]) {
       for (const l of links.values()) {
         if (!isOurs(l) || l.kind !== kind || wantedDevs.has(l.name)) continue;
-        await this.#do(`delete ${kind} ${l.name}`, "ip", [
+        await this.#step(`delete ${kind} ${l.name}`, "ip", [
           "link",
           "del",
           l.name,
@@ -533,7 +529,7 @@ export class NetDriver {
         network: p.net.id,
         vxlan: name,
       });
-      await this.#do(
+      await this.#step(
         `delete vxlan ${name}`,
         "ip",
         ["link", "del", name],
@@ -562,8 +558,8 @@ export class NetDriver {
       ];
       if (multicast) args.push("group", p.net.group!);
       else args.push("nolearning");
-      await this.#do(`create vxlan ${name}`, "ip", args, signal);
-      await this.#do(`label vxlan ${name}`, "ip", [
+      await this.#step(`create vxlan ${name}`, "ip", args, signal);
+      await this.#step(`label vxlan ${name}`, "ip", [
         "link",
         "set",
         name,
@@ -615,7 +611,7 @@ export class NetDriver {
       const n = parseIpv6(peer);
       if (n !== self) want.set(n, peer);
     }
-    const { stdout } = await this.#do(`list fdb of ${name}`, "bridge", [
+    const { stdout } = await this.#step(`list fdb of ${name}`, "bridge", [
       "-j",
       "fdb",
       "show",
@@ -632,7 +628,7 @@ export class NetDriver {
     }
     for (const [n, peer] of want) {
       if (have.has(n)) continue;
-      await this.#do(`add peer ${peer} to ${name}`, "bridge", [
+      await this.#step(`add peer ${peer} to ${name}`, "bridge", [
         "fdb",
         "append",
         "00:00:00:00:00:00",
@@ -645,7 +641,7 @@ export class NetDriver {
     }
     for (const [n, peer] of have) {
       if (want.has(n)) continue;
-      await this.#do(`remove peer ${peer} from ${name}`, "bridge", [
+      await this.#step(`remove peer ${peer} from ${name}`, "bridge", [
         "fdb",
         "del",
         "00:00:00:00:00:00",
@@ -670,11 +666,16 @@ export class NetDriver {
     const l = links.get(name);
     if (!l) return false;
     if (isOurTap(l)) {
-      await this.#do(`delete tap ${name}`, "ip", ["link", "del", name], signal);
+      await this.#step(
+        `delete tap ${name}`,
+        "ip",
+        ["link", "del", name],
+        signal,
+      );
       return true;
     }
     if (!l.master) return false;
-    await this.#do(`detach port ${name}`, "ip", [
+    await this.#step(`detach port ${name}`, "ip", [
       "link",
       "set",
       name,
@@ -685,15 +686,15 @@ export class NetDriver {
   }
 
   async #teardown(signal?: AbortSignal): Promise<void> {
-    const links = await this.#links(signal);
-    const table = await this.#nftTable(signal);
+    const links = await listLinks(this.#step, signal);
+    const table = await readNftTable(this.#exec, signal);
     const ports = new Set(table?.ports.keys() ?? []);
     for (const l of links.values()) if (isOurTap(l)) ports.add(l.name);
     for (const name of ports) await this.#dropPort(name, links, signal);
     await this.#radvd.stop();
     await this.#dhcp.stopAll({ signal });
-    if (await this.#nftTable(signal, "netdev")) {
-      await this.#do(
+    if (await readNftTable(this.#exec, signal, "netdev")) {
+      await this.#step(
         `delete table netdev ${NFT_TABLE}`,
         "nft",
         ["-f", "-"],
@@ -702,7 +703,7 @@ export class NetDriver {
       );
     }
     if (table) {
-      await this.#do(
+      await this.#step(
         `delete table bridge ${NFT_TABLE}`,
         "nft",
         ["-f", "-"],
@@ -713,7 +714,7 @@ export class NetDriver {
     for (const kind of ["vxlan", "bridge"]) {
       for (const l of links.values()) {
         if (isOurs(l) && l.kind === kind) {
-          await this.#do(`delete ${kind} ${l.name}`, "ip", [
+          await this.#step(`delete ${kind} ${l.name}`, "ip", [
             "link",
             "del",
             l.name,
@@ -746,89 +747,10 @@ export class NetDriver {
       );
     }
   }
-
-  async #links(signal?: AbortSignal): Promise<Map<string, Link>> {
-    const { stdout } = await this.#do("list links", "ip", [
-      "-d",
-      "-j",
-      "link",
-      "show",
-    ], signal);
-    const out = new Map<string, Link>();
-    for (
-      const l of JSON.parse(stdout) as {
-        ifname: string;
-        flags?: string[];
-        mtu: number;
-        master?: string;
-        ifalias?: string;
-        linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-      }[]
-    ) {
-      out.set(l.ifname, {
-        name: l.ifname,
-        kind: l.linkinfo?.info_kind,
-        master: l.master,
-        up: l.flags?.includes("UP") ?? false,
-        mtu: l.mtu,
-        alias: l.ifalias,
-        data: l.linkinfo?.info_data ?? {},
-      });
-    }
-    return out;
-  }
-
-  /** A table of ours as the kernel has it; null when there is none. */
-  async #nftTable(
-    signal?: AbortSignal,
-    family: "bridge" | "netdev" = "bridge",
-  ): Promise<NftTable | null> {
-    try {
-      const { stdout } = await this.#exec("nft", [
-        "-j",
-        "list",
-        "table",
-        family,
-        NFT_TABLE,
-      ], { signal, timeoutMs: 30_000 });
-      return parseTable(stdout);
-    } catch (err) {
-      if (/No such file or directory/.test(String(err))) return null;
-      throw new Error(`Cannot read table ${family} ${NFT_TABLE}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** Runs a command; a failure names `what` and carries the command's error. */
-  async #do(
-    what: string,
-    cmd: string,
-    args: string[],
-    signal?: AbortSignal,
-    stdin?: string,
-  ): Promise<{ stdout: string; stderr: string }> {
-    try {
-      return await this.#exec(cmd, args, { signal, timeoutMs: 30_000, stdin });
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
-    }
-  }
 }
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function isOurs(l: Link): boolean {
-  return l.alias === DEVICE_ALIAS &&
-    (isBridgeName(l.name) || isVxlanName(l.name) || isTapName(l.name));
-}
-
-function isOurTap(l: Link): boolean {
-  return l.alias === DEVICE_ALIAS && l.kind === "tun" &&
-    l.name.startsWith(TAP_PREFIX);
 }
 
 /**
