@@ -30,7 +30,6 @@
  * @module
  */
 import { type Logger, logger } from "../../core/log.ts";
-import { parseIpv6 } from "../../core/netaddr.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import {
   isOurs,
@@ -40,6 +39,8 @@ import {
   readNftTable,
 } from "./host_state.ts";
 import { detectUnderlay } from "./underlay.ts";
+import { ipv6Sysctl } from "./sysctl.ts";
+import { ensureVxlan, VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
@@ -49,21 +50,10 @@ import { applyFirewall } from "./nft_apply.ts";
 import { deleteIngressScript, portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
-import type {
-  Exec,
-  HostNetState,
-  NetworkSpec,
-  SyncReport,
-  Underlay,
-} from "./types.ts";
+import type { Exec, HostNetState, SyncReport, Underlay } from "./types.ts";
 
 export { netnsExec };
 export { detectUnderlay };
-
-/** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN6_OVERHEAD = 70;
-/** The default VXLAN UDP port (IANA). */
-export const VXLAN_PORT = 4789;
 
 /** Options of {@linkcode NetDriver}. */
 export interface NetDriverOptions {
@@ -331,7 +321,12 @@ export class NetDriver {
         ups.push(["link", "set", p.bridge, "mtu", String(p.mtu), "up"]);
       }
       if (p.vxlan) {
-        await this.#vxlan(p, links, state, report, sysctls, ups, signal);
+        await ensureVxlan(p, links, state, report, sysctls, ups, {
+          step: this.#step,
+          log: this.#log,
+          underlay: this.underlay!,
+          port: this.vxlanPort,
+        }, signal);
       }
     }
 
@@ -510,150 +505,6 @@ export class NetDriver {
     return skipped.length ? { ...report, skipped } : report;
   }
 
-  /** Creates, re-creates (config changed) and configures a VXLAN. */
-  async #vxlan(
-    p: NetPlan,
-    links: Map<string, Link>,
-    state: HostNetState,
-    report: Required<Omit<SyncReport, "skipped">>,
-    sysctls: string[],
-    ups: string[][],
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const u = this.underlay!;
-    const name = p.vxlan!;
-    const multicast = (p.net.mode ?? "multicast") === "multicast";
-    let l = links.get(name);
-    if (l && !this.#vxlanMatches(l, p.net, multicast)) {
-      this.#log.info("vxlan settings changed: re-creating it", {
-        network: p.net.id,
-        vxlan: name,
-      });
-      await this.#step(
-        `delete vxlan ${name}`,
-        "ip",
-        ["link", "del", name],
-        signal,
-      );
-      report.removed.push(name);
-      l = undefined;
-    }
-    if (!l) {
-      const args = [
-        "link",
-        "add",
-        name,
-        "mtu",
-        String(p.mtu),
-        "type",
-        "vxlan",
-        "id",
-        String(p.net.vni),
-        "dstport",
-        String(this.vxlanPort),
-        "local",
-        u.address,
-        "dev",
-        u.device,
-      ];
-      if (multicast) args.push("group", p.net.group!);
-      else args.push("nolearning");
-      await this.#step(`create vxlan ${name}`, "ip", args, signal);
-      await this.#step(`label vxlan ${name}`, "ip", [
-        "link",
-        "set",
-        name,
-        "alias",
-        DEVICE_ALIAS,
-      ], signal);
-      report.added.push(name);
-    }
-    sysctls.push(ipv6Sysctl(name, "disable_ipv6", 1));
-    if (!l || l.master !== p.bridge || !l.up || l.mtu !== p.mtu) {
-      ups.push([
-        "link",
-        "set",
-        name,
-        "master",
-        p.bridge,
-        "mtu",
-        String(p.mtu),
-        "up",
-      ]);
-    }
-    if (!multicast) await this.#peers(p, state.peers[p.net.id] ?? [], signal);
-  }
-
-  #vxlanMatches(l: Link, net: NetworkSpec, multicast: boolean): boolean {
-    const u = this.underlay!;
-    const d = l.data;
-    const sameAddr = (a: unknown, b: string) => {
-      try {
-        return typeof a === "string" && parseIpv6(a) === parseIpv6(b);
-      } catch {
-        return false;
-      }
-    };
-    return l.kind === "vxlan" && d.id === net.vni &&
-      d.port === this.vxlanPort && d.link === u.device &&
-      sameAddr(d.local6, u.address) &&
-      (multicast
-        ? sameAddr(d.group6, net.group ?? "")
-        : d.group6 === undefined && d.learning === false);
-  }
-
-  /** Keeps one all-zero FDB entry per peer (head-end replication). */
-  async #peers(p: NetPlan, peers: string[], signal?: AbortSignal) {
-    const name = p.vxlan!;
-    const self = parseIpv6(this.underlay!.address);
-    const want = new Map<bigint, string>();
-    for (const peer of peers) {
-      const n = parseIpv6(peer);
-      if (n !== self) want.set(n, peer);
-    }
-    const { stdout } = await this.#step(`list fdb of ${name}`, "bridge", [
-      "-j",
-      "fdb",
-      "show",
-      "dev",
-      name,
-    ], signal);
-    const have = new Map<bigint, string>();
-    for (
-      const e of JSON.parse(stdout || "[]") as { mac: string; dst?: string }[]
-    ) {
-      if (e.mac === "00:00:00:00:00:00" && e.dst) {
-        have.set(parseIpv6(e.dst), e.dst);
-      }
-    }
-    for (const [n, peer] of want) {
-      if (have.has(n)) continue;
-      await this.#step(`add peer ${peer} to ${name}`, "bridge", [
-        "fdb",
-        "append",
-        "00:00:00:00:00:00",
-        "dev",
-        name,
-        "dst",
-        peer,
-      ], signal);
-      this.#log.info("vxlan peer added", { vxlan: name, peer });
-    }
-    for (const [n, peer] of have) {
-      if (want.has(n)) continue;
-      await this.#step(`remove peer ${peer} from ${name}`, "bridge", [
-        "fdb",
-        "del",
-        "00:00:00:00:00:00",
-        "dev",
-        name,
-        "dst",
-        peer,
-      ], signal);
-      this.#log.info("vxlan peer removed", { vxlan: name, peer });
-    }
-  }
-
   /**
    * Takes a port off its bridge: our taps are deleted, other devices only
    * leave the bridge and go down. True when something was done.
@@ -751,14 +602,6 @@ export class NetDriver {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * `net/ipv6/conf/<dev>/<key>=<value>` for `sysctl -w`: with slashes, a dot
- * in a device name (e.g. `eth0.5`) stays part of the name.
- */
-function ipv6Sysctl(dev: string, key: string, value: number): string {
-  return `net/ipv6/conf/${dev}/${key}=${value}`;
 }
 
 /** A random locally administered unicast MAC for a bridge (06:...). */
