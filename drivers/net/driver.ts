@@ -31,16 +31,11 @@
  */
 import { type Logger, logger } from "../../core/log.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
-import {
-  isOurs,
-  isOurTap,
-  type Link,
-  listLinks,
-  readNftTable,
-} from "./host_state.ts";
+import { isOurTap, type Link, listLinks, readNftTable } from "./host_state.ts";
 import { detectUnderlay } from "./underlay.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
-import { ensureVxlan, VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
+import { VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
+import { deleteBridges, makeBridges } from "./bridges.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
@@ -264,87 +259,12 @@ export class NetDriver {
     // 1. Bridges and VXLAN devices of private networks.
     const sysctls: string[] = [];
     const ups: string[][] = [];
-    for (const p of nets.values()) {
-      if (p.net.kind !== "private") continue;
-      const br = links.get(p.bridge);
-      if (!br) {
-        await this.#step(`create bridge ${p.bridge}`, "ip", [
-          "link",
-          "add",
-          p.bridge,
-          "address",
-          bridgeMac(),
-          "mtu",
-          String(p.mtu),
-          "type",
-          "bridge",
-          "stp_state",
-          "0",
-          "forward_delay",
-          "0",
-          "mcast_snooping",
-          "0",
-          "no_linklocal_learn",
-          "1",
-        ], signal);
-        await this.#step(`label bridge ${p.bridge}`, "ip", [
-          "link",
-          "set",
-          p.bridge,
-          "alias",
-          DEVICE_ALIAS,
-        ], signal);
-        report.added.push(p.bridge);
-        if (!this.underlay) {
-          this.#log.info("network stays on this host: no underlay", {
-            network: p.net.id,
-            bridge: p.bridge,
-          });
-        }
-      }
-      // The host never configures itself from tenant RAs. Forwarding on
-      // the bridge only makes the host a router on it, as radvd wants
-      // (packets are routed only with net.ipv6.conf.all.forwarding). No
-      // DAD for the bridge's link-local (from a random MAC): radvd cannot
-      // answer a VM's first router solicitation from a tentative address.
-      for (
-        const [k, v] of [
-          ["accept_ra", 0],
-          ["autoconf", 0],
-          ["forwarding", 1],
-          ["accept_dad", 0],
-        ] as const
-      ) {
-        sysctls.push(ipv6Sysctl(p.bridge, k, v));
-      }
-      if (!br || !br.up || br.mtu !== p.mtu) {
-        ups.push(["link", "set", p.bridge, "mtu", String(p.mtu), "up"]);
-      }
-      if (p.vxlan) {
-        await ensureVxlan(p, links, state, report, sysctls, ups, {
-          step: this.#step,
-          log: this.#log,
-          underlay: this.underlay!,
-          port: this.vxlanPort,
-        }, signal);
-      }
-    }
-
-    // Frames to 01:80:c2:00:00:0x teach no bridge of a VM anything (the
-    // ports' ingress chains drop them; this covers VXLANs and uplinks).
-    for (const p of nets.values()) {
-      const br = links.get(p.bridge);
-      if (!br || br.data.no_linklocal_learn === 1) continue;
-      await this.#step(`set no_linklocal_learn on ${p.bridge}`, "ip", [
-        "link",
-        "set",
-        p.bridge,
-        "type",
-        "bridge",
-        "no_linklocal_learn",
-        "1",
-      ], signal);
-    }
+    await makeBridges(nets, links, state, report, sysctls, ups, {
+      step: this.#step,
+      log: this.#log,
+      underlay: this.underlay,
+      vxlanPort: this.vxlanPort,
+    }, signal);
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
     const table = await readNftTable(this.#exec, signal);
@@ -481,17 +401,9 @@ export class NetDriver {
         wantedDevs.add(l.name);
       }
     }
-    for (const kind of ["vxlan", "bridge"]) {
-      for (const l of links.values()) {
-        if (!isOurs(l) || l.kind !== kind || wantedDevs.has(l.name)) continue;
-        await this.#step(`delete ${kind} ${l.name}`, "ip", [
-          "link",
-          "del",
-          l.name,
-        ], signal);
-        report.removed.push(l.name);
-      }
-    }
+    report.removed.push(
+      ...await deleteBridges(links, wantedDevs, this.#step, signal),
+    );
     if (!nets.size && !holding.size) await this.#hostInput(null, [], signal);
 
     const changed = report.added.length + report.removed.length +
@@ -562,17 +474,7 @@ export class NetDriver {
         deleteTableScript(),
       );
     }
-    for (const kind of ["vxlan", "bridge"]) {
-      for (const l of links.values()) {
-        if (isOurs(l) && l.kind === kind) {
-          await this.#step(`delete ${kind} ${l.name}`, "ip", [
-            "link",
-            "del",
-            l.name,
-          ], signal);
-        }
-      }
-    }
+    await deleteBridges(links, new Set(), this.#step, signal);
     await this.#hostInput(null, [], signal);
     await Deno.remove(`${this.stateDir}/net`).catch(() => {});
     this.#log.info("network torn down", { ports: ports.size });
@@ -602,11 +504,4 @@ export class NetDriver {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** A random locally administered unicast MAC for a bridge (06:...). */
-function bridgeMac(): string {
-  const b = crypto.getRandomValues(new Uint8Array(5));
-  return ["06", ...Array.from(b, (x) => x.toString(16).padStart(2, "0"))]
-    .join(":");
 }
