@@ -31,11 +31,12 @@
  */
 import { type Logger, logger } from "../../core/log.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
-import { isOurTap, type Link, listLinks, readNftTable } from "./host_state.ts";
+import { listLinks, readNftTable } from "./host_state.ts";
 import { detectUnderlay } from "./underlay.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
 import { deleteBridges, makeBridges } from "./bridges.ts";
+import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
@@ -268,39 +269,14 @@ export class NetDriver {
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
     const table = await readNftTable(this.#exec, signal);
-    for (const x of [...ports.values()]) {
-      const { port } = x;
-      if (links.has(port.name)) continue;
-      try {
-        await this.#step(`create tap ${port.name}`, "ip", [
-          "tuntap",
-          "add",
-          "dev",
-          port.name,
-          "mode",
-          "tap",
-        ], signal);
-        await this.#step(`label tap ${port.name}`, "ip", [
-          "link",
-          "set",
-          port.name,
-          "alias",
-          DEVICE_ALIAS,
-        ], signal);
-      } catch (err) {
-        signal?.throwIfAborted();
-        leaveOut(x, message(err), true);
-        continue;
-      }
-      report.added.push(port.name);
-    }
-    const stale = new Set([...table?.ports.keys() ?? []]);
-    for (const l of links.values()) if (isOurTap(l)) stale.add(l.name);
+    report.added.push(
+      ...await createTaps(ports, links, this.#step, leaveOut, signal),
+    );
     const left = held();
-    for (const name of stale) {
-      if (ports.has(name) || left.has(name)) continue;
-      if (await this.#dropPort(name, links, signal)) report.removed.push(name);
-    }
+    const stale = [...ourPorts(table, links)].filter((name) =>
+      !ports.has(name) && !left.has(name)
+    );
+    report.removed.push(...await dropPorts(stale, links, this.#step, signal));
     links = await listLinks(this.#step, signal);
     for (const { port } of ports.values()) {
       sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
@@ -361,31 +337,7 @@ export class NetDriver {
     report.removed.push(...dhcp.removed);
 
     // 5. Ports join their bridges; what is no longer wanted goes.
-    for (const x of [...ports.values()]) {
-      const { port, net } = x;
-      const l = links.get(port.name);
-      if (l && l.master === net.bridge && l.up && l.mtu === net.mtu) continue;
-      try {
-        await this.#step(
-          `attach port ${port.name} to bridge ${net.bridge}`,
-          "ip",
-          [
-            "link",
-            "set",
-            port.name,
-            "master",
-            net.bridge,
-            "mtu",
-            String(net.mtu),
-            "up",
-          ],
-          signal,
-        );
-      } catch (err) {
-        signal?.throwIfAborted();
-        leaveOut(x, message(err), true);
-      }
-    }
+    await attachPorts(ports, links, this.#step, leaveOut, signal);
 
     // The bridges (and their VXLANs) of ports that keep what they have.
     const wantedDevs = new Set(
@@ -417,43 +369,11 @@ export class NetDriver {
     return skipped.length ? { ...report, skipped } : report;
   }
 
-  /**
-   * Takes a port off its bridge: our taps are deleted, other devices only
-   * leave the bridge and go down. True when something was done.
-   */
-  async #dropPort(
-    name: string,
-    links: Map<string, Link>,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const l = links.get(name);
-    if (!l) return false;
-    if (isOurTap(l)) {
-      await this.#step(
-        `delete tap ${name}`,
-        "ip",
-        ["link", "del", name],
-        signal,
-      );
-      return true;
-    }
-    if (!l.master) return false;
-    await this.#step(`detach port ${name}`, "ip", [
-      "link",
-      "set",
-      name,
-      "nomaster",
-      "down",
-    ], signal);
-    return true;
-  }
-
   async #teardown(signal?: AbortSignal): Promise<void> {
     const links = await listLinks(this.#step, signal);
     const table = await readNftTable(this.#exec, signal);
-    const ports = new Set(table?.ports.keys() ?? []);
-    for (const l of links.values()) if (isOurTap(l)) ports.add(l.name);
-    for (const name of ports) await this.#dropPort(name, links, signal);
+    const ports = ourPorts(table, links);
+    await dropPorts(ports, links, this.#step, signal);
     await this.#radvd.stop();
     await this.#dhcp.stopAll({ signal });
     if (await readNftTable(this.#exec, signal, "netdev")) {
@@ -500,8 +420,4 @@ export class NetDriver {
       );
     }
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
