@@ -37,13 +37,13 @@ import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
 import { deleteBridges, makeBridges } from "./bridges.ts";
 import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
+import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import { checkDeviceName, DEVICE_ALIAS, NFT_TABLE } from "./names.ts";
-import { deleteTableScript } from "./nft.ts";
 import { applyFirewall } from "./nft_apply.ts";
-import { deleteIngressScript, portDrops } from "./nft_ingress.ts";
+import { portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
 import type { Exec, HostNetState, SyncReport, Underlay } from "./types.ts";
@@ -369,35 +369,16 @@ export class NetDriver {
     return skipped.length ? { ...report, skipped } : report;
   }
 
-  async #teardown(signal?: AbortSignal): Promise<void> {
-    const links = await listLinks(this.#step, signal);
-    const table = await readNftTable(this.#exec, signal);
-    const ports = ourPorts(table, links);
-    await dropPorts(ports, links, this.#step, signal);
-    await this.#radvd.stop();
-    await this.#dhcp.stopAll({ signal });
-    if (await readNftTable(this.#exec, signal, "netdev")) {
-      await this.#step(
-        `delete table netdev ${NFT_TABLE}`,
-        "nft",
-        ["-f", "-"],
-        signal,
-        deleteIngressScript(),
-      );
-    }
-    if (table) {
-      await this.#step(
-        `delete table bridge ${NFT_TABLE}`,
-        "nft",
-        ["-f", "-"],
-        signal,
-        deleteTableScript(),
-      );
-    }
-    await deleteBridges(links, new Set(), this.#step, signal);
-    await this.#hostInput(null, [], signal);
-    await Deno.remove(`${this.stateDir}/net`).catch(() => {});
-    this.#log.info("network torn down", { ports: ports.size });
+  #teardown(signal?: AbortSignal): Promise<void> {
+    return teardownHost({
+      exec: this.#exec,
+      step: this.#step,
+      radvd: this.#radvd,
+      dhcp: this.#dhcp,
+      stateDir: this.stateDir,
+      log: this.#log,
+      removeHostInput: () => this.#hostInput(null, [], signal),
+    }, signal);
   }
 
   /** Applies the host input policy of `state` (null: removes it). */
