@@ -3,7 +3,9 @@
  * VXLAN devices): made down with a random MAC, no STP and no learning from
  * link-local frames, labelled ucloud's; their sysctls and "up" commands
  * are collected for the caller to run once the ports are in place. Also
- * deletes the bridges and VXLANs of ours no longer wanted.
+ * checks the bridges that must exist (and sets each network's MTU) before
+ * a sync changes anything, and deletes the bridges and VXLANs of ours no
+ * longer wanted.
  *
  * @example
  * ```ts
@@ -18,10 +20,11 @@ import type { Logger } from "../../core/log.ts";
 import type { Step } from "./exec.ts";
 import { isOurs, type Link } from "./host_state.ts";
 import { DEVICE_ALIAS } from "./names.ts";
-import type { NetPlan } from "./plan.ts";
+import type { NetPlan, PortPlan } from "./plan.ts";
+import type { LeaveOut } from "./ports.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
 import type { HostNetState, SyncReport, Underlay } from "./types.ts";
-import { ensureVxlan } from "./vxlan.ts";
+import { ensureVxlan, VXLAN6_OVERHEAD } from "./vxlan.ts";
 
 /** What {@linkcode makeBridges} runs with. */
 export interface BridgeContext {
@@ -30,6 +33,72 @@ export interface BridgeContext {
   /** Null: private networks stay on this host (no VXLAN). */
   underlay: Underlay | null;
   vxlanPort: number;
+}
+
+/**
+ * Checks what must already exist before a sync changes anything and sets
+ * each network's MTU: the underlay's less {@linkcode VXLAN6_OVERHEAD} for
+ * private networks (1500 without an underlay), the bridge's for public
+ * ones. Throws when the underlay is missing or leaves less than IPv6's
+ * 1280; a public network whose bridge is missing, or a private one whose
+ * bridge name another kind of device has, is dropped from `nets` and its
+ * ports are left out.
+ */
+export function checkBridges(
+  nets: Map<string, NetPlan>,
+  ports: Map<string, PortPlan>,
+  links: Map<string, Link>,
+  underlay: Underlay | null,
+  leaveOut: LeaveOut,
+): void {
+  let underlayMtu = 1500;
+  if (underlay) {
+    const dev = links.get(underlay.device);
+    if (!dev) {
+      throw new Error(
+        `Cannot sync networks: underlay device ${underlay.device} does not exist`,
+      );
+    }
+    underlayMtu = dev.mtu;
+  }
+  for (const p of nets.values()) {
+    if (p.net.kind === "private") {
+      p.mtu = underlay ? underlayMtu - VXLAN6_OVERHEAD : 1500;
+      if (p.mtu < 1280) {
+        throw new Error(
+          `Cannot sync network ${p.net.id}: underlay MTU ${underlayMtu} leaves ${p.mtu} for guests, IPv6 needs 1280`,
+        );
+      }
+      continue;
+    }
+    const br = links.get(p.bridge);
+    if (!br || br.kind !== "bridge") {
+      // One network's missing bridge must not stop every other port here.
+      const reason =
+        `Cannot attach ports to public network ${p.net.id}: bridge ${p.bridge} ${
+          br ? "is not a bridge" : "does not exist"
+        }`;
+      nets.delete(p.net.id);
+      for (const x of [...ports.values()]) {
+        if (x.net === p) leaveOut(x, reason);
+      }
+      continue;
+    }
+    p.mtu = br.mtu;
+  }
+  for (const p of [...nets.values()]) {
+    const existing = links.get(p.bridge);
+    if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
+      const reason =
+        `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
+          existing.kind ?? "device"
+        } has that name`;
+      nets.delete(p.net.id);
+      for (const x of [...ports.values()]) {
+        if (x.net === p) leaveOut(x, reason);
+      }
+    }
+  }
 }
 
 /**

@@ -34,8 +34,8 @@ import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
 import { detectUnderlay } from "./underlay.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
-import { VXLAN6_OVERHEAD, VXLAN_PORT } from "./vxlan.ts";
-import { deleteBridges, makeBridges } from "./bridges.ts";
+import { VXLAN_PORT } from "./vxlan.ts";
+import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
 import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
 import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
@@ -187,54 +187,7 @@ export class NetDriver {
     ) return report;
 
     // Everything that must already exist, before anything changes.
-    let underlayMtu = 1500;
-    if (this.underlay) {
-      const dev = links.get(this.underlay.device);
-      if (!dev) {
-        throw new Error(
-          `Cannot sync networks: underlay device ${this.underlay.device} does not exist`,
-        );
-      }
-      underlayMtu = dev.mtu;
-    }
-    for (const p of nets.values()) {
-      if (p.net.kind === "private") {
-        p.mtu = this.underlay ? underlayMtu - VXLAN6_OVERHEAD : 1500;
-        if (p.mtu < 1280) {
-          throw new Error(
-            `Cannot sync network ${p.net.id}: underlay MTU ${underlayMtu} leaves ${p.mtu} for guests, IPv6 needs 1280`,
-          );
-        }
-        continue;
-      }
-      const br = links.get(p.bridge);
-      if (!br || br.kind !== "bridge") {
-        // One network's missing bridge must not stop every other port here.
-        const reason =
-          `Cannot attach ports to public network ${p.net.id}: bridge ${p.bridge} ${
-            br ? "is not a bridge" : "does not exist"
-          }`;
-        nets.delete(p.net.id);
-        for (const x of [...ports.values()]) {
-          if (x.net === p) leaveOut(x, reason);
-        }
-        continue;
-      }
-      p.mtu = br.mtu;
-    }
-    for (const p of [...nets.values()]) {
-      const existing = links.get(p.bridge);
-      if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
-        const reason =
-          `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
-            existing.kind ?? "device"
-          } has that name`;
-        nets.delete(p.net.id);
-        for (const x of [...ports.values()]) {
-          if (x.net === p) leaveOut(x, reason);
-        }
-      }
-    }
+    checkBridges(nets, ports, links, this.underlay, leaveOut);
     const dhcpServers = [...nets.values()].flatMap((p) => {
       const s = dhcpServerOf(p.net, {
         bridge: p.bridge,
