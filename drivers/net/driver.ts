@@ -1,5 +1,5 @@
 /**
- * The host network driver: converges this host's network namespace to a
+ * The host network driver's sync orchestration: converges this host's network namespace to a
  * {@linkcode HostNetState} (bridges and VXLAN devices of private networks,
  * VM ports on their bridges, the nftables port firewall, radvd, DHCP
  * servers) and removes what is not wanted. Idempotent: a second `sync` of
@@ -7,18 +7,22 @@
  * command that changes anything, so rules keep their handles and counters
  * and daemons their pids.
  *
- * Order of one sync (a port never forwards a frame without its rules):
- * 1. bridges and VXLAN devices (FDB peers in unicast mode), created down,
- *    sysctls set, then up;
+ * Order of one sync (a port never forwards a frame without its rules),
+ * each step in its own file:
+ * 0. the host input policy (drivers/net/host_input.ts);
+ * 1. bridges and VXLAN devices (drivers/net/bridges.ts, vxlan.ts; FDB
+ *    peers in unicast mode), created down, sysctls set, then up;
  * 2. missing taps created (down, on no bridge); ports no longer wanted
- *    taken off their bridge (our taps deleted);
+ *    taken off their bridge (our taps deleted) (drivers/net/ports.ts);
  * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
- *    in ONE `nft -f -` transaction;
- * 4. radvd reconfigured; DHCP servers made, restarted or removed
- *    (drivers/net/dhcp.ts; before ports come up, so that a VM's first
- *    router solicitation and DHCP request are answered);
+ *    in ONE `nft -f -` transaction (drivers/net/nft_apply.ts);
+ * 4. radvd reconfigured (drivers/net/radvd.ts); DHCP servers made,
+ *    restarted or removed (drivers/net/dhcp.ts; before ports come up, so
+ *    that a VM's first router solicitation and DHCP request are answered);
  * 5. ports join their bridge and go up; bridges and VXLANs no longer
  *    wanted are deleted.
+ * What the host has is read by drivers/net/host_state.ts; `teardown` is
+ * drivers/net/teardown.ts.
  *
  * @example
  * ```ts
@@ -32,7 +36,6 @@
 import { type Logger, logger } from "../../core/log.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
-import { detectUnderlay } from "./underlay.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN_PORT } from "./vxlan.ts";
 import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
@@ -47,9 +50,6 @@ import { portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
 import type { Exec, HostNetState, SyncReport, Underlay } from "./types.ts";
-
-export { netnsExec };
-export { detectUnderlay };
 
 /** Options of {@linkcode NetDriver}. */
 export interface NetDriverOptions {
