@@ -1,7 +1,8 @@
 /**
- * Tests of drivers/net/dhcp.ts, dhcp_server.ts and dnsmasq_config.ts: which ports a network's DHCP server serves,
- * the dnsmasq configuration (checked by dnsmasq itself), and DhcpServers
- * running real dnsmasq in a network namespace.
+ * Tests of drivers/net/dhcp.ts, dhcp_server.ts, dnsmasq_config.ts and
+ * dnsmasq.ts: which ports a network's DHCP server serves, the dnsmasq
+ * configuration (checked by dnsmasq itself), and DhcpServers running real
+ * dnsmasq in a network namespace.
  */
 import assert from "node:assert/strict";
 import { eui64 } from "../../core/netaddr.ts";
