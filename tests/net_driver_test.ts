@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { eui64, linkLocal, multicastGroup } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
-import { detectUnderlay } from "../drivers/net/driver.ts";
+import { detectUnderlay } from "../drivers/net/underlay.ts";
 import { nicChain, tapName } from "../drivers/net/names.ts";
 import type { NftTable } from "../drivers/net/nft.ts";
 import type {

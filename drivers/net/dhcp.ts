@@ -12,19 +12,11 @@
  * answer). DHCPv6 matches the MAC too: dnsmasq takes an on-link client's
  * MAC from its neighbour table, whatever DUID the client sends.
  *
- * Pure builders (`dhcpServerOf`, `dnsmasqConfig`) are kept apart from
- * {@linkcode DhcpServers}, which converges namespaces, veths, addresses
- * and daemons: it starts dnsmasq (which daemonizes, so it outlives the
- * worker), restarts it when its config changed, and removes what no
- * network needs. A daemon is found by its pidfile and checked against
- * `/proc/<pid>/cmdline` before any signal.
- *
- * The hosts are `dhcp-host` lines of the config, not a `--dhcp-hostsfile`
- * reread on SIGHUP: dnsmasq reads the config as root and then runs as
- * `nobody`, which cannot read a file in a private state directory (mode
- * 0700) later. So a changed port set restarts dnsmasq (a few ms; leases
- * and the server DUID are kept in the lease file), and dnsmasq keeps
- * running without root.
+ * What a server serves comes from `dhcpServerOf` (drivers/net/dhcp_server.ts),
+ * its config from `dnsmasqConfig` (drivers/net/dnsmasq_config.ts);
+ * {@linkcode DhcpServers} converges namespaces, veths and addresses, has
+ * each server's dnsmasq run (drivers/net/dnsmasq.ts) and removes what no
+ * network needs.
  *
  * @example
  * ```ts
@@ -37,210 +29,18 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import {
-  formatIpv4,
-  formatIpv6,
-  normalizeMac,
-  parseIpv4,
-  parseIpv6,
-  parsePrefix4,
-  parsePrefix6,
-} from "../../core/netaddr.ts";
 import { netnsExec } from "./exec.ts";
+import { DEVICE_ALIAS, isDhcpDeviceName, isDhcpNetnsName } from "./names.ts";
+import { type DhcpServer, isNetworkId } from "./dhcp_server.ts";
 import {
-  checkDeviceName,
-  DEVICE_ALIAS,
-  dhcpDeviceOf,
-  dhcpNetnsOf,
-  isDhcpDeviceName,
-  isDhcpNetnsName,
-} from "./names.ts";
-import type { Exec, NetworkSpec, PortSpec } from "./types.ts";
-
-/** Lease time of every address (DHCPv4 and DHCPv6). */
-export const DHCP_LEASE = "1h";
-
-/** A client the server answers: one local port of the network. */
-export interface DhcpHost {
-  mac: string;
-  /** Offered by DHCPv4. */
-  ipv4?: string;
-  /** Offered by DHCPv6. */
-  ipv6?: string;
-}
-
-/** One network's DHCP server on this host. */
-export interface DhcpServer {
-  network: string;
-  /** Host end of the veth, a port of `bridge`. */
-  device: string;
-  /** The DHCP namespace. */
-  netns: string;
-  bridge: string;
-  mtu: number;
-  /** DHCPv4: the subnet and the server's `<subnet+1>/len`. */
-  v4?: { subnet: string; address: string };
-  /** DHCPv6: the /64 and the server's `<prefix>::1/64`. */
-  v6?: { prefix: string; address: string };
-  /** Sorted by MAC. */
-  hosts: DhcpHost[];
-}
-
-const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-/**
- * The DHCP server `net` needs on this host, or null when it asks for none.
- * `ports` are this host's ports (those of other networks are skipped).
- * DHCPv4 serves the ports with an `ipv4`. Throws a TypeError when DHCPv4
- * is asked without an IPv4 subnet, when an address lies outside the
- * network or on the server's, or when two ports have one MAC.
- */
-export function dhcpServerOf(
-  net: NetworkSpec,
-  { bridge, mtu, ports, hostNetns }: {
-    bridge: string;
-    mtu: number;
-    ports: PortSpec[];
-    /** The driver's named namespace, if any (see `dhcpNetnsOf`). */
-    hostNetns?: string;
-  },
-): DhcpServer | null {
-  if (!net.dhcp.v4 && !net.dhcp.v6) return null;
-  if (!NETWORK_RE.test(net.id)) {
-    throw new TypeError(`Bad network id ${JSON.stringify(net.id)}`);
-  }
-  checkDeviceName(bridge);
-  const s: DhcpServer = {
-    network: net.id,
-    device: dhcpDeviceOf(net),
-    netns: dhcpNetnsOf(net, hostNetns),
-    bridge,
-    mtu,
-    hosts: [],
-  };
-  let v4: { first: number; last: number; server: number } | undefined;
-  if (net.dhcp.v4) {
-    if (!net.ipv4) {
-      throw new TypeError(`Network ${net.id}: DHCPv4 needs an ipv4 subnet`);
-    }
-    const p = parsePrefix4(net.ipv4);
-    const size = 2 ** (32 - p.length);
-    v4 = {
-      first: p.network + 2,
-      last: p.network + size - 2,
-      server: p.network + 1,
-    };
-    s.v4 = {
-      subnet: `${formatIpv4(p.network)}/${p.length}`,
-      address: `${formatIpv4(v4.server)}/${p.length}`,
-    };
-  }
-  let v6: { network: bigint; server: bigint } | undefined;
-  if (net.dhcp.v6) {
-    const p = parsePrefix6(net.prefix);
-    if (p.length !== 64) {
-      throw new TypeError(
-        `Network ${net.id}: prefix ${net.prefix} is not a /64`,
-      );
-    }
-    v6 = { network: p.network, server: p.network + 1n };
-    s.v6 = {
-      prefix: `${formatIpv6(p.network)}/64`,
-      address: `${formatIpv6(v6.server)}/64`,
-    };
-  }
-  const byMac = new Map<string, string>();
-  for (const port of ports) {
-    if (port.network !== net.id) continue;
-    const mac = normalizeMac(port.mac);
-    const other = byMac.get(mac);
-    if (other) {
-      throw new TypeError(`Ports ${other} and ${port.name} have MAC ${mac}`);
-    }
-    byMac.set(mac, port.name);
-    const host: DhcpHost = { mac };
-    if (v4 && port.ipv4) {
-      const n = parseIpv4(port.ipv4);
-      if (n < v4.first || n > v4.last) {
-        throw new TypeError(
-          `Port ${port.name}: ${port.ipv4} is not a client address of ${
-            s.v4!.subnet
-          }`,
-        );
-      }
-      host.ipv4 = formatIpv4(n);
-    }
-    if (v6) {
-      const n = parseIpv6(port.ipv6);
-      if (n >> 64n !== v6.network >> 64n || n === v6.server) {
-        throw new TypeError(
-          `Port ${port.name}: ${port.ipv6} is not a client address of ${
-            s.v6!.prefix
-          }`,
-        );
-      }
-      host.ipv6 = formatIpv6(n);
-    }
-    if (host.ipv4 || host.ipv6) s.hosts.push(host);
-  }
-  s.hosts.sort((a, b) => a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0);
-  return s;
-}
-
-/** Where a server's files are: `<dir>/dnsmasq.conf`, `leases`, ... */
-export function dhcpFiles(dir: string) {
-  return {
-    conf: `${dir}/dnsmasq.conf`,
-    leases: `${dir}/leases`,
-    pid: `${dir}/dnsmasq.pid`,
-    log: `${dir}/dnsmasq.log`,
-  };
-}
-
-/**
- * The dnsmasq config of `s` with its files in `dir`: no DNS (`port=0`),
- * nothing read from the host (`no-resolv`, `no-hosts`), only `eth0`,
- * static ranges (only the `dhcp-host`s are answered, one per host:
- * `<mac>[,<ipv4>][,[<ipv6>]]`), no router option (the server routes
- * nothing), authoritative (renewals after a restart are answered), DHCP
- * messages logged only when they fail.
- */
-export function dnsmasqConfig(s: DhcpServer, dir: string): string {
-  const f = dhcpFiles(dir);
-  const out = [
-    `# Written by ucloud (drivers/net/dhcp.ts) for network ${s.network}; changes are overwritten.`,
-    "port=0",
-    "no-resolv",
-    "no-hosts",
-    "bind-interfaces",
-    "interface=eth0",
-    "dhcp-authoritative",
-  ];
-  if (s.v4) {
-    const p = parsePrefix4(s.v4.subnet);
-    const mask = formatIpv4(2 ** 32 - 2 ** (32 - p.length));
-    out.push(
-      `dhcp-range=${formatIpv4(p.network)},static,${mask},${DHCP_LEASE}`,
-      "dhcp-option=option:router",
-    );
-  }
-  if (s.v6) {
-    const p = parsePrefix6(s.v6.prefix);
-    out.push(`dhcp-range=${formatIpv6(p.network)},static,64,${DHCP_LEASE}`);
-  }
-  for (const h of s.hosts) {
-    const addrs = [h.ipv4, h.ipv6 && `[${h.ipv6}]`].filter(Boolean);
-    out.push(`dhcp-host=${[h.mac, ...addrs].join(",")}`);
-  }
-  out.push(
-    `dhcp-leasefile=${f.leases}`,
-    `pid-file=${f.pid}`,
-    `log-facility=${f.log}`,
-    "quiet-dhcp",
-    "quiet-dhcp6",
-  );
-  return out.join("\n") + "\n";
-}
+  canonicalAddr,
+  listVeths,
+  readEth0,
+  type Veth,
+} from "./dhcp_devices.ts";
+import { dhcpFiles } from "./dnsmasq_config.ts";
+import { dnsmasqPid, runDnsmasq, stopDnsmasq, stopStrays } from "./dnsmasq.ts";
+import type { Exec } from "./types.ts";
 
 /** What {@linkcode DhcpServers.apply} did, by device name. */
 export interface DhcpChange {
@@ -263,13 +63,6 @@ export interface DhcpServersOptions {
   /** Runs commands in a DHCP namespace. */
   nsExec?: (netns: string) => Exec;
   log?: Logger;
-}
-
-interface Veth {
-  master?: string;
-  up: boolean;
-  mtu: number;
-  alias?: string;
 }
 
 /** This host's DHCP servers, found by their names and pidfiles. */
@@ -312,7 +105,7 @@ export class DhcpServers {
         seen.add(s[key]);
       }
     }
-    const veths = await this.#veths(signal);
+    const veths = await listVeths(this.#exec, signal);
     for (const s of servers) {
       try {
         await this.#converge(s, veths, change, signal);
@@ -331,7 +124,12 @@ export class DhcpServers {
   /** Removes every DHCP server and the directory; the devices removed. */
   async stopAll({ signal }: { signal?: AbortSignal } = {}): Promise<string[]> {
     const change: DhcpChange = { added: [], changed: [], removed: [] };
-    await this.#removeOthers([], await this.#veths(signal), change, signal);
+    await this.#removeOthers(
+      [],
+      await listVeths(this.#exec, signal),
+      change,
+      signal,
+    );
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     return change.removed;
   }
@@ -340,16 +138,12 @@ export class DhcpServers {
    * The pid of the dnsmasq serving `network`, or null: the pidfile's pid
    * must be alive and its command line must be dnsmasq with this config.
    */
-  async pid(network: string): Promise<number | null> {
-    const f = dhcpFiles(this.#dirOf(network));
-    const text = await Deno.readTextFile(f.pid).catch(() => "");
-    const pid = Number(text.trim());
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    return isDnsmasqOf(pid, f.conf) ? pid : null;
+  pid(network: string): Promise<number | null> {
+    return dnsmasqPid(this.#dirOf(network));
   }
 
   #dirOf(network: string): string {
-    if (!NETWORK_RE.test(network)) {
+    if (!isNetworkId(network)) {
       throw new TypeError(`Bad network id ${JSON.stringify(network)}`);
     }
     return `${this.dir}/${network}`;
@@ -367,7 +161,7 @@ export class DhcpServers {
       throw new Error(`a device ${s.device} exists and is not ucloud's`);
     }
     let inner = host && await exists(`/run/netns/${s.netns}`)
-      ? await this.#inner(s.netns, signal)
+      ? await readEth0(ns, signal)
       : null;
     let fresh = false;
     if (!host || !inner) {
@@ -409,68 +203,16 @@ export class DhcpServers {
         "up",
       ], { signal, timeoutMs: 10_000 });
     }
-    const daemon = await this.#daemon(s, signal);
-    if (daemon !== "unchanged" && !fresh) change.changed.push(s.device);
-  }
-
-  /** Starts or restarts dnsmasq unless it runs with the wanted config. */
-  async #daemon(
-    s: DhcpServer,
-    signal?: AbortSignal,
-  ): Promise<"started" | "unchanged"> {
-    const dir = this.#dirOf(s.network);
-    const f = dhcpFiles(dir);
-    const conf = dnsmasqConfig(s, dir);
-    const pid = await this.pid(s.network);
-    const read = (p: string) => Deno.readTextFile(p).catch(() => null);
-    if (pid !== null && await read(f.conf) === conf) return "unchanged";
-
-    await Deno.mkdir(dir, { recursive: true });
-    const tmp = `${f.conf}.new`;
-    await Deno.writeTextFile(tmp, conf, { mode: 0o600 });
-    await Deno.chmod(tmp, 0o600);
-    try {
-      await this.#exec("dnsmasq", ["--test", `--conf-file=${tmp}`], {
-        signal,
-        timeoutMs: 10_000,
-      });
-    } catch (err) {
-      await Deno.remove(tmp).catch(() => {});
-      throw new Error(`dnsmasq refuses config ${tmp}`, { cause: err });
-    }
-    await Deno.rename(tmp, f.conf);
-    if (pid !== null) await stopPid(pid, f.conf);
-    await this.#killStrays(s.netns);
-    await Deno.remove(f.pid).catch(() => {});
-    await this.#nsExec(s.netns)("dnsmasq", [`--conf-file=${f.conf}`], {
+    const daemon = await runDnsmasq(s, {
+      dir: this.#dirOf(s.network),
+      under: this.dir,
+      exec: this.#exec,
+      ns,
+      root: this.#root,
+      log: this.#log,
       signal,
-      timeoutMs: 10_000,
     });
-    const end = Date.now() + 5_000;
-    while (true) {
-      const started = await this.pid(s.network);
-      if (started !== null) {
-        this.#log?.info(
-          pid === null ? "dnsmasq started" : "dnsmasq restarted",
-          {
-            network: s.network,
-            pid: started,
-            netns: s.netns,
-            hosts: s.hosts.length,
-          },
-        );
-        return "started";
-      }
-      if (Date.now() > end) {
-        const tail = await read(f.log) ?? "";
-        throw new Error(
-          `dnsmasq did not start (no live pid in ${f.pid}): ${
-            tail.trim().split("\n").slice(-3).join("; ")
-          }`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    if (daemon !== "unchanged" && !fresh) change.changed.push(s.device);
   }
 
   /**
@@ -534,13 +276,13 @@ export class DhcpServers {
   ): Promise<void> {
     const pid = await this.pid(network);
     if (pid !== null) {
-      await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+      await stopDnsmasq(pid, dhcpFiles(this.#dirOf(network)).conf);
       this.#log?.info("dnsmasq stopped", { network, pid });
     }
     const opts = { signal, timeoutMs: 10_000 };
     if (hasDevice) await this.#exec("ip", ["link", "del", device], opts);
     if (await exists(`/run/netns/${netns}`)) {
-      await this.#killStrays(netns);
+      await stopStrays(this.#root, netns, this.dir);
       await this.#root("ip", ["netns", "del", netns], opts);
     }
   }
@@ -556,10 +298,10 @@ export class DhcpServers {
     const devices = new Set(servers.map((s) => s.device));
     const namespaces = new Set(servers.map((s) => s.netns));
     for (const network of await dirNames(this.dir)) {
-      if (networks.has(network) || !NETWORK_RE.test(network)) continue;
+      if (networks.has(network) || !isNetworkId(network)) continue;
       const pid = await this.pid(network);
       if (pid !== null) {
-        await stopPid(pid, dhcpFiles(this.#dirOf(network)).conf);
+        await stopDnsmasq(pid, dhcpFiles(this.#dirOf(network)).conf);
         this.#log?.info("dnsmasq stopped", { network, pid });
       }
       await Deno.remove(this.#dirOf(network), { recursive: true });
@@ -576,95 +318,10 @@ export class DhcpServers {
       const name = line.split(" ")[0];
       if (!name || namespaces.has(name)) continue;
       if (!isDhcpNetnsName(name, this.#hostNetns)) continue;
-      await this.#killStrays(name);
+      await stopStrays(this.#root, name, this.dir);
       await this.#root("ip", ["netns", "del", name], opts);
     }
   }
-
-  /** Stops every dnsmasq of ours in `netns` (e.g. one whose pidfile is gone). */
-  async #killStrays(netns: string): Promise<void> {
-    const { stdout } = await this.#root("ip", ["netns", "pids", netns], {
-      timeoutMs: 10_000,
-    });
-    for (const pid of stdout.split(/\s+/).filter(Boolean).map(Number)) {
-      const conf = confOf(pid);
-      if (conf?.startsWith(`${this.dir}/`)) await stopPid(pid, conf);
-    }
-  }
-
-  async #veths(signal?: AbortSignal): Promise<Map<string, Veth>> {
-    const { stdout } = await this.#exec("ip", [
-      "-j",
-      "link",
-      "show",
-      "type",
-      "veth",
-    ], { signal, timeoutMs: 10_000 });
-    const out = new Map<string, Veth>();
-    for (
-      const l of JSON.parse(stdout || "[]") as {
-        ifname: string;
-        flags?: string[];
-        mtu: number;
-        master?: string;
-        ifalias?: string;
-      }[]
-    ) {
-      out.set(l.ifname, {
-        master: l.master,
-        up: l.flags?.includes("UP") ?? false,
-        mtu: l.mtu,
-        alias: l.ifalias,
-      });
-    }
-    return out;
-  }
-
-  /** The namespace's eth0 (state and global addresses); null without one. */
-  async #inner(
-    netns: string,
-    signal?: AbortSignal,
-  ): Promise<{ up: boolean; mtu: number; addrs: string[] } | null> {
-    let stdout: string;
-    try {
-      ({ stdout } = await this.#nsExec(netns)("ip", [
-        "-j",
-        "addr",
-        "show",
-        "dev",
-        "eth0",
-      ], { signal, timeoutMs: 10_000 }));
-    } catch {
-      return null;
-    }
-    const [l] = JSON.parse(stdout || "[]") as {
-      flags?: string[];
-      mtu: number;
-      addr_info?: {
-        family: string;
-        local: string;
-        prefixlen: number;
-        scope: string;
-      }[];
-    }[];
-    if (!l) return null;
-    return {
-      up: l.flags?.includes("UP") ?? false,
-      mtu: l.mtu,
-      addrs: (l.addr_info ?? []).filter((a) => a.scope === "global").map((a) =>
-        canonicalAddr(`${a.local}/${a.prefixlen}`)
-      ),
-    };
-  }
-}
-
-function canonicalAddr(a: string): string {
-  const [addr, len] = a.split("/");
-  return `${
-    addr.includes(":")
-      ? formatIpv6(parseIpv6(addr))
-      : formatIpv4(parseIpv4(addr))
-  }/${len}`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -686,35 +343,4 @@ async function dirNames(dir: string): Promise<string[]> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   return out;
-}
-
-/** The `--conf-file` of live dnsmasq `pid`; null when it is not one. */
-function confOf(pid: number): string | null {
-  try {
-    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
-    if (!/(^|\/)dnsmasq$/.test(args[0])) return null;
-    const conf = args.find((a) => a.startsWith("--conf-file="));
-    return conf ? conf.slice("--conf-file=".length) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Whether `pid` is a live dnsmasq run with `--conf-file=<conf>`. */
-function isDnsmasqOf(pid: number, conf: string): boolean {
-  return confOf(pid) === conf;
-}
-
-/** SIGTERM, then SIGKILL after 3 s; only while `pid` is that dnsmasq. */
-async function stopPid(pid: number, conf: string): Promise<void> {
-  if (!isDnsmasqOf(pid, conf)) return;
-  Deno.kill(pid, "SIGTERM");
-  const end = Date.now() + 3_000;
-  while (isDnsmasqOf(pid, conf)) {
-    if (Date.now() > end) {
-      Deno.kill(pid, "SIGKILL");
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

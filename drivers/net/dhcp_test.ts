@@ -1,18 +1,15 @@
 /**
- * Tests of drivers/net/dhcp.ts: which ports a network's DHCP server serves,
- * the dnsmasq configuration (checked by dnsmasq itself), and DhcpServers
- * running real dnsmasq in a network namespace.
+ * Tests of drivers/net/dhcp.ts, dhcp_server.ts, dnsmasq_config.ts and
+ * dnsmasq.ts: which ports a network's DHCP server serves, the dnsmasq
+ * configuration (checked by dnsmasq itself), and DhcpServers running real
+ * dnsmasq in a network namespace.
  */
 import assert from "node:assert/strict";
 import { eui64 } from "../../core/netaddr.ts";
 import { run } from "../runner.ts";
-import {
-  dhcpFiles,
-  type DhcpServer,
-  dhcpServerOf,
-  DhcpServers,
-  dnsmasqConfig,
-} from "./dhcp.ts";
+import { DhcpServers } from "./dhcp.ts";
+import { dhcpFiles, dnsmasqConfig } from "./dnsmasq_config.ts";
+import { type DhcpServer, dhcpServerOf } from "./dhcp_server.ts";
 import { netnsExec } from "./exec.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 

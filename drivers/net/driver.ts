@@ -1,5 +1,5 @@
 /**
- * The host network driver: converges this host's network namespace to a
+ * The host network driver's sync orchestration: converges this host's network namespace to a
  * {@linkcode HostNetState} (bridges and VXLAN devices of private networks,
  * VM ports on their bridges, the nftables port firewall, radvd, DHCP
  * servers) and removes what is not wanted. Idempotent: a second `sync` of
@@ -7,18 +7,22 @@
  * command that changes anything, so rules keep their handles and counters
  * and daemons their pids.
  *
- * Order of one sync (a port never forwards a frame without its rules):
- * 1. bridges and VXLAN devices (FDB peers in unicast mode), created down,
- *    sysctls set, then up;
+ * Order of one sync (a port never forwards a frame without its rules),
+ * each step in its own file:
+ * 0. the host input policy (drivers/net/host_input.ts);
+ * 1. bridges and VXLAN devices (drivers/net/bridges.ts, vxlan.ts; FDB
+ *    peers in unicast mode), created down, sysctls set, then up;
  * 2. missing taps created (down, on no bridge); ports no longer wanted
- *    taken off their bridge (our taps deleted);
+ *    taken off their bridge (our taps deleted) (drivers/net/ports.ts);
  * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
- *    in ONE `nft -f -` transaction;
- * 4. radvd reconfigured; DHCP servers made, restarted or removed
- *    (drivers/net/dhcp.ts; before ports come up, so that a VM's first
- *    router solicitation and DHCP request are answered);
+ *    in ONE `nft -f -` transaction (drivers/net/nft_apply.ts);
+ * 4. radvd reconfigured (drivers/net/radvd.ts); DHCP servers made,
+ *    restarted or removed (drivers/net/dhcp.ts; before ports come up, so
+ *    that a VM's first router solicitation and DHCP request are answered);
  * 5. ports join their bridge and go up; bridges and VXLANs no longer
  *    wanted are deleted.
+ * What the host has is read by drivers/net/host_state.ts; `teardown` is
+ * drivers/net/teardown.ts.
  *
  * @example
  * ```ts
@@ -30,40 +34,22 @@
  * @module
  */
 import { type Logger, logger } from "../../core/log.ts";
-import { parseIpv6 } from "../../core/netaddr.ts";
-import { netnsExec } from "./exec.ts";
-import { detectUnderlay } from "./underlay.ts";
-import { dhcpServerOf, DhcpServers } from "./dhcp.ts";
+import { netnsExec, type Step, stepRunner } from "./exec.ts";
+import { listLinks, readNftTable } from "./host_state.ts";
+import { ipv6Sysctl } from "./sysctl.ts";
+import { VXLAN_PORT } from "./vxlan.ts";
+import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
+import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
+import { teardownHost } from "./teardown.ts";
+import { DhcpServers } from "./dhcp.ts";
+import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
-import {
-  checkDeviceName,
-  DEVICE_ALIAS,
-  isBridgeName,
-  isTapName,
-  isVxlanName,
-  NFT_TABLE,
-  TAP_PREFIX,
-} from "./names.ts";
-import { deleteTableScript, type NftTable, parseTable } from "./nft.ts";
+import { checkDeviceName, DEVICE_ALIAS, NFT_TABLE } from "./names.ts";
 import { applyFirewall } from "./nft_apply.ts";
-import { deleteIngressScript, portDrops } from "./nft_ingress.ts";
+import { portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
 import { Radvd, type RadvdInterface } from "./radvd.ts";
-import type {
-  Exec,
-  HostNetState,
-  NetworkSpec,
-  SyncReport,
-  Underlay,
-} from "./types.ts";
-
-export { netnsExec };
-export { detectUnderlay };
-
-/** VXLAN over IPv6: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN6_OVERHEAD = 70;
-/** The default VXLAN UDP port (IANA). */
-export const VXLAN_PORT = 4789;
+import type { Exec, HostNetState, SyncReport, Underlay } from "./types.ts";
 
 /** Options of {@linkcode NetDriver}. */
 export interface NetDriverOptions {
@@ -83,17 +69,6 @@ export interface NetDriverOptions {
   netns?: string;
 }
 
-/** A link as `ip -d -j link show` describes it. */
-interface Link {
-  name: string;
-  kind?: string;
-  master?: string;
-  up: boolean;
-  mtu: number;
-  alias?: string;
-  data: Record<string, unknown>;
-}
-
 /**
  * Makes this host's network what a {@linkcode HostNetState} says. One
  * instance per host (worker); `sync` calls are run one after the other.
@@ -103,6 +78,7 @@ export class NetDriver {
   readonly underlay: Underlay | null;
   readonly vxlanPort: number;
   #exec: Exec;
+  #step: Step;
   #log: Logger;
   #radvd: Radvd;
   #dhcp: DhcpServers;
@@ -114,6 +90,7 @@ export class NetDriver {
     this.underlay = opts.underlay;
     this.vxlanPort = opts.vxlanPort ?? VXLAN_PORT;
     this.#exec = netnsExec(opts.netns);
+    this.#step = stepRunner(this.#exec);
     this.#log = opts.log ?? logger({ driver: "net" });
     this.#radvd = new Radvd({
       dir: `${opts.stateDir}/net`,
@@ -172,8 +149,8 @@ export class NetDriver {
     opts: { signal?: AbortSignal } = {},
   ): Promise<Map<string, number>> {
     return portDrops(
-      await this.#nftTable(opts.signal),
-      await this.#nftTable(opts.signal, "netdev"),
+      await readNftTable(this.#exec, opts.signal),
+      await readNftTable(this.#exec, opts.signal, "netdev"),
     );
   }
 
@@ -199,64 +176,18 @@ export class NetDriver {
     /** Ports that keep what they have. */
     const held = () =>
       new Set([...state.keep ?? [], ...skipped.map((x) => x.port)]);
-    let links = await this.#links(signal);
+    let links = await listLinks(this.#step, signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
     // with a NIC): leave the host as it is, without even an empty table.
     if (
       nets.size === 0 && ports.size === 0 &&
       ![...links.values()].some((l) => l.alias === DEVICE_ALIAS) &&
-      !(await this.#nftTable(signal)) && !(await readHostInput(this.#exec))
+      !(await readNftTable(this.#exec, signal)) &&
+      !(await readHostInput(this.#exec))
     ) return report;
 
     // Everything that must already exist, before anything changes.
-    let underlayMtu = 1500;
-    if (this.underlay) {
-      const dev = links.get(this.underlay.device);
-      if (!dev) {
-        throw new Error(
-          `Cannot sync networks: underlay device ${this.underlay.device} does not exist`,
-        );
-      }
-      underlayMtu = dev.mtu;
-    }
-    for (const p of nets.values()) {
-      if (p.net.kind === "private") {
-        p.mtu = this.underlay ? underlayMtu - VXLAN6_OVERHEAD : 1500;
-        if (p.mtu < 1280) {
-          throw new Error(
-            `Cannot sync network ${p.net.id}: underlay MTU ${underlayMtu} leaves ${p.mtu} for guests, IPv6 needs 1280`,
-          );
-        }
-        continue;
-      }
-      const br = links.get(p.bridge);
-      if (!br || br.kind !== "bridge") {
-        // One network's missing bridge must not stop every other port here.
-        const reason =
-          `Cannot attach ports to public network ${p.net.id}: bridge ${p.bridge} ${
-            br ? "is not a bridge" : "does not exist"
-          }`;
-        nets.delete(p.net.id);
-        for (const x of [...ports.values()]) {
-          if (x.net === p) leaveOut(x, reason);
-        }
-        continue;
-      }
-      p.mtu = br.mtu;
-    }
-    for (const p of [...nets.values()]) {
-      const existing = links.get(p.bridge);
-      if (p.net.kind === "private" && existing && existing.kind !== "bridge") {
-        const reason =
-          `Cannot make bridge ${p.bridge} of network ${p.net.id}: a ${
-            existing.kind ?? "device"
-          } has that name`;
-        nets.delete(p.net.id);
-        for (const x of [...ports.values()]) {
-          if (x.net === p) leaveOut(x, reason);
-        }
-      }
-    }
+    checkBridges(nets, ports, links, this.underlay, leaveOut);
     const dhcpServers = [...nets.values()].flatMap((p) => {
       const s = dhcpServerOf(p.net, {
         bridge: p.bridge,
@@ -282,133 +213,43 @@ export class NetDriver {
     // 1. Bridges and VXLAN devices of private networks.
     const sysctls: string[] = [];
     const ups: string[][] = [];
-    for (const p of nets.values()) {
-      if (p.net.kind !== "private") continue;
-      const br = links.get(p.bridge);
-      if (!br) {
-        await this.#do(`create bridge ${p.bridge}`, "ip", [
-          "link",
-          "add",
-          p.bridge,
-          "address",
-          bridgeMac(),
-          "mtu",
-          String(p.mtu),
-          "type",
-          "bridge",
-          "stp_state",
-          "0",
-          "forward_delay",
-          "0",
-          "mcast_snooping",
-          "0",
-          "no_linklocal_learn",
-          "1",
-        ], signal);
-        await this.#do(`label bridge ${p.bridge}`, "ip", [
-          "link",
-          "set",
-          p.bridge,
-          "alias",
-          DEVICE_ALIAS,
-        ], signal);
-        report.added.push(p.bridge);
-        if (!this.underlay) {
-          this.#log.info("network stays on this host: no underlay", {
-            network: p.net.id,
-            bridge: p.bridge,
-          });
-        }
-      }
-      // The host never configures itself from tenant RAs. Forwarding on
-      // the bridge only makes the host a router on it, as radvd wants
-      // (packets are routed only with net.ipv6.conf.all.forwarding). No
-      // DAD for the bridge's link-local (from a random MAC): radvd cannot
-      // answer a VM's first router solicitation from a tentative address.
-      for (
-        const [k, v] of [
-          ["accept_ra", 0],
-          ["autoconf", 0],
-          ["forwarding", 1],
-          ["accept_dad", 0],
-        ] as const
-      ) {
-        sysctls.push(ipv6Sysctl(p.bridge, k, v));
-      }
-      if (!br || !br.up || br.mtu !== p.mtu) {
-        ups.push(["link", "set", p.bridge, "mtu", String(p.mtu), "up"]);
-      }
-      if (p.vxlan) {
-        await this.#vxlan(p, links, state, report, sysctls, ups, signal);
-      }
-    }
-
-    // Frames to 01:80:c2:00:00:0x teach no bridge of a VM anything (the
-    // ports' ingress chains drop them; this covers VXLANs and uplinks).
-    for (const p of nets.values()) {
-      const br = links.get(p.bridge);
-      if (!br || br.data.no_linklocal_learn === 1) continue;
-      await this.#do(`set no_linklocal_learn on ${p.bridge}`, "ip", [
-        "link",
-        "set",
-        p.bridge,
-        "type",
-        "bridge",
-        "no_linklocal_learn",
-        "1",
-      ], signal);
-    }
+    await makeBridges(nets, links, state, report, sysctls, ups, {
+      step: this.#step,
+      log: this.#log,
+      underlay: this.underlay,
+      vxlanPort: this.vxlanPort,
+    }, signal);
 
     // 2. Taps that are missing; ports no longer wanted leave their bridge.
-    const table = await this.#nftTable(signal);
-    for (const x of [...ports.values()]) {
-      const { port } = x;
-      if (links.has(port.name)) continue;
-      try {
-        await this.#do(`create tap ${port.name}`, "ip", [
-          "tuntap",
-          "add",
-          "dev",
-          port.name,
-          "mode",
-          "tap",
-        ], signal);
-        await this.#do(`label tap ${port.name}`, "ip", [
-          "link",
-          "set",
-          port.name,
-          "alias",
-          DEVICE_ALIAS,
-        ], signal);
-      } catch (err) {
-        signal?.throwIfAborted();
-        leaveOut(x, message(err), true);
-        continue;
-      }
-      report.added.push(port.name);
-    }
-    const stale = new Set([...table?.ports.keys() ?? []]);
-    for (const l of links.values()) if (isOurTap(l)) stale.add(l.name);
+    const table = await readNftTable(this.#exec, signal);
+    report.added.push(
+      ...await createTaps(ports, links, this.#step, leaveOut, signal),
+    );
     const left = held();
-    for (const name of stale) {
-      if (ports.has(name) || left.has(name)) continue;
-      if (await this.#dropPort(name, links, signal)) report.removed.push(name);
-    }
-    links = await this.#links(signal);
+    const stale = [...ourPorts(table, links)].filter((name) =>
+      !ports.has(name) && !left.has(name)
+    );
+    report.removed.push(...await dropPorts(stale, links, this.#step, signal));
+    links = await listLinks(this.#step, signal);
     for (const { port } of ports.values()) {
       sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
     }
     if (sysctls.length) {
-      await this.#do("set sysctls", "sysctl", ["-q", "-w", ...sysctls], signal);
+      await this.#step(
+        "set sysctls",
+        "sysctl",
+        ["-q", "-w", ...sysctls],
+        signal,
+      );
     }
     for (const args of ups) {
-      await this.#do(`bring up ${args[2]}`, "ip", args, signal);
+      await this.#step(`bring up ${args[2]}`, "ip", args, signal);
     }
 
     // 3. The firewall, both tables in one transaction. The ingress table
     // is read now: an older kernel deletes a netdev chain with its device.
     const fw = await applyFirewall(async (script, check) => {
-      await this.#do(
+      await this.#step(
         `${
           check ? "check" : "apply"
         } port rules (tables bridge and netdev ${NFT_TABLE})`,
@@ -419,7 +260,7 @@ export class NetDriver {
       );
     }, {
       bridge: table,
-      ingress: await this.#nftTable(signal, "netdev"),
+      ingress: await readNftTable(this.#exec, signal, "netdev"),
       ports: [...ports.values()].map((x) => x.rules),
       hold: held(),
     });
@@ -449,31 +290,7 @@ export class NetDriver {
     report.removed.push(...dhcp.removed);
 
     // 5. Ports join their bridges; what is no longer wanted goes.
-    for (const x of [...ports.values()]) {
-      const { port, net } = x;
-      const l = links.get(port.name);
-      if (l && l.master === net.bridge && l.up && l.mtu === net.mtu) continue;
-      try {
-        await this.#do(
-          `attach port ${port.name} to bridge ${net.bridge}`,
-          "ip",
-          [
-            "link",
-            "set",
-            port.name,
-            "master",
-            net.bridge,
-            "mtu",
-            String(net.mtu),
-            "up",
-          ],
-          signal,
-        );
-      } catch (err) {
-        signal?.throwIfAborted();
-        leaveOut(x, message(err), true);
-      }
-    }
+    await attachPorts(ports, links, this.#step, leaveOut, signal);
 
     // The bridges (and their VXLANs) of ports that keep what they have.
     const wantedDevs = new Set(
@@ -489,17 +306,9 @@ export class NetDriver {
         wantedDevs.add(l.name);
       }
     }
-    for (const kind of ["vxlan", "bridge"]) {
-      for (const l of links.values()) {
-        if (!isOurs(l) || l.kind !== kind || wantedDevs.has(l.name)) continue;
-        await this.#do(`delete ${kind} ${l.name}`, "ip", [
-          "link",
-          "del",
-          l.name,
-        ], signal);
-        report.removed.push(l.name);
-      }
-    }
+    report.removed.push(
+      ...await deleteBridges(links, wantedDevs, this.#step, signal),
+    );
     if (!nets.size && !holding.size) await this.#hostInput(null, [], signal);
 
     const changed = report.added.length + report.removed.length +
@@ -513,216 +322,16 @@ export class NetDriver {
     return skipped.length ? { ...report, skipped } : report;
   }
 
-  /** Creates, re-creates (config changed) and configures a VXLAN. */
-  async #vxlan(
-    p: NetPlan,
-    links: Map<string, Link>,
-    state: HostNetState,
-    report: Required<Omit<SyncReport, "skipped">>,
-    sysctls: string[],
-    ups: string[][],
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const u = this.underlay!;
-    const name = p.vxlan!;
-    const multicast = (p.net.mode ?? "multicast") === "multicast";
-    let l = links.get(name);
-    if (l && !this.#vxlanMatches(l, p.net, multicast)) {
-      this.#log.info("vxlan settings changed: re-creating it", {
-        network: p.net.id,
-        vxlan: name,
-      });
-      await this.#do(
-        `delete vxlan ${name}`,
-        "ip",
-        ["link", "del", name],
-        signal,
-      );
-      report.removed.push(name);
-      l = undefined;
-    }
-    if (!l) {
-      const args = [
-        "link",
-        "add",
-        name,
-        "mtu",
-        String(p.mtu),
-        "type",
-        "vxlan",
-        "id",
-        String(p.net.vni),
-        "dstport",
-        String(this.vxlanPort),
-        "local",
-        u.address,
-        "dev",
-        u.device,
-      ];
-      if (multicast) args.push("group", p.net.group!);
-      else args.push("nolearning");
-      await this.#do(`create vxlan ${name}`, "ip", args, signal);
-      await this.#do(`label vxlan ${name}`, "ip", [
-        "link",
-        "set",
-        name,
-        "alias",
-        DEVICE_ALIAS,
-      ], signal);
-      report.added.push(name);
-    }
-    sysctls.push(ipv6Sysctl(name, "disable_ipv6", 1));
-    if (!l || l.master !== p.bridge || !l.up || l.mtu !== p.mtu) {
-      ups.push([
-        "link",
-        "set",
-        name,
-        "master",
-        p.bridge,
-        "mtu",
-        String(p.mtu),
-        "up",
-      ]);
-    }
-    if (!multicast) await this.#peers(p, state.peers[p.net.id] ?? [], signal);
-  }
-
-  #vxlanMatches(l: Link, net: NetworkSpec, multicast: boolean): boolean {
-    const u = this.underlay!;
-    const d = l.data;
-    const sameAddr = (a: unknown, b: string) => {
-      try {
-        return typeof a === "string" && parseIpv6(a) === parseIpv6(b);
-      } catch {
-        return false;
-      }
-    };
-    return l.kind === "vxlan" && d.id === net.vni &&
-      d.port === this.vxlanPort && d.link === u.device &&
-      sameAddr(d.local6, u.address) &&
-      (multicast
-        ? sameAddr(d.group6, net.group ?? "")
-        : d.group6 === undefined && d.learning === false);
-  }
-
-  /** Keeps one all-zero FDB entry per peer (head-end replication). */
-  async #peers(p: NetPlan, peers: string[], signal?: AbortSignal) {
-    const name = p.vxlan!;
-    const self = parseIpv6(this.underlay!.address);
-    const want = new Map<bigint, string>();
-    for (const peer of peers) {
-      const n = parseIpv6(peer);
-      if (n !== self) want.set(n, peer);
-    }
-    const { stdout } = await this.#do(`list fdb of ${name}`, "bridge", [
-      "-j",
-      "fdb",
-      "show",
-      "dev",
-      name,
-    ], signal);
-    const have = new Map<bigint, string>();
-    for (
-      const e of JSON.parse(stdout || "[]") as { mac: string; dst?: string }[]
-    ) {
-      if (e.mac === "00:00:00:00:00:00" && e.dst) {
-        have.set(parseIpv6(e.dst), e.dst);
-      }
-    }
-    for (const [n, peer] of want) {
-      if (have.has(n)) continue;
-      await this.#do(`add peer ${peer} to ${name}`, "bridge", [
-        "fdb",
-        "append",
-        "00:00:00:00:00:00",
-        "dev",
-        name,
-        "dst",
-        peer,
-      ], signal);
-      this.#log.info("vxlan peer added", { vxlan: name, peer });
-    }
-    for (const [n, peer] of have) {
-      if (want.has(n)) continue;
-      await this.#do(`remove peer ${peer} from ${name}`, "bridge", [
-        "fdb",
-        "del",
-        "00:00:00:00:00:00",
-        "dev",
-        name,
-        "dst",
-        peer,
-      ], signal);
-      this.#log.info("vxlan peer removed", { vxlan: name, peer });
-    }
-  }
-
-  /**
-   * Takes a port off its bridge: our taps are deleted, other devices only
-   * leave the bridge and go down. True when something was done.
-   */
-  async #dropPort(
-    name: string,
-    links: Map<string, Link>,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const l = links.get(name);
-    if (!l) return false;
-    if (isOurTap(l)) {
-      await this.#do(`delete tap ${name}`, "ip", ["link", "del", name], signal);
-      return true;
-    }
-    if (!l.master) return false;
-    await this.#do(`detach port ${name}`, "ip", [
-      "link",
-      "set",
-      name,
-      "nomaster",
-      "down",
-    ], signal);
-    return true;
-  }
-
-  async #teardown(signal?: AbortSignal): Promise<void> {
-    const links = await this.#links(signal);
-    const table = await this.#nftTable(signal);
-    const ports = new Set(table?.ports.keys() ?? []);
-    for (const l of links.values()) if (isOurTap(l)) ports.add(l.name);
-    for (const name of ports) await this.#dropPort(name, links, signal);
-    await this.#radvd.stop();
-    await this.#dhcp.stopAll({ signal });
-    if (await this.#nftTable(signal, "netdev")) {
-      await this.#do(
-        `delete table netdev ${NFT_TABLE}`,
-        "nft",
-        ["-f", "-"],
-        signal,
-        deleteIngressScript(),
-      );
-    }
-    if (table) {
-      await this.#do(
-        `delete table bridge ${NFT_TABLE}`,
-        "nft",
-        ["-f", "-"],
-        signal,
-        deleteTableScript(),
-      );
-    }
-    for (const kind of ["vxlan", "bridge"]) {
-      for (const l of links.values()) {
-        if (isOurs(l) && l.kind === kind) {
-          await this.#do(`delete ${kind} ${l.name}`, "ip", [
-            "link",
-            "del",
-            l.name,
-          ], signal);
-        }
-      }
-    }
-    await this.#hostInput(null, [], signal);
-    await Deno.remove(`${this.stateDir}/net`).catch(() => {});
-    this.#log.info("network torn down", { ports: ports.size });
+  #teardown(signal?: AbortSignal): Promise<void> {
+    return teardownHost({
+      exec: this.#exec,
+      step: this.#step,
+      radvd: this.#radvd,
+      dhcp: this.#dhcp,
+      stateDir: this.stateDir,
+      log: this.#log,
+      removeHostInput: () => this.#hostInput(null, [], signal),
+    }, signal);
   }
 
   /** Applies the host input policy of `state` (null: removes it). */
@@ -745,102 +354,4 @@ export class NetDriver {
       );
     }
   }
-
-  async #links(signal?: AbortSignal): Promise<Map<string, Link>> {
-    const { stdout } = await this.#do("list links", "ip", [
-      "-d",
-      "-j",
-      "link",
-      "show",
-    ], signal);
-    const out = new Map<string, Link>();
-    for (
-      const l of JSON.parse(stdout) as {
-        ifname: string;
-        flags?: string[];
-        mtu: number;
-        master?: string;
-        ifalias?: string;
-        linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-      }[]
-    ) {
-      out.set(l.ifname, {
-        name: l.ifname,
-        kind: l.linkinfo?.info_kind,
-        master: l.master,
-        up: l.flags?.includes("UP") ?? false,
-        mtu: l.mtu,
-        alias: l.ifalias,
-        data: l.linkinfo?.info_data ?? {},
-      });
-    }
-    return out;
-  }
-
-  /** A table of ours as the kernel has it; null when there is none. */
-  async #nftTable(
-    signal?: AbortSignal,
-    family: "bridge" | "netdev" = "bridge",
-  ): Promise<NftTable | null> {
-    try {
-      const { stdout } = await this.#exec("nft", [
-        "-j",
-        "list",
-        "table",
-        family,
-        NFT_TABLE,
-      ], { signal, timeoutMs: 30_000 });
-      return parseTable(stdout);
-    } catch (err) {
-      if (/No such file or directory/.test(String(err))) return null;
-      throw new Error(`Cannot read table ${family} ${NFT_TABLE}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** Runs a command; a failure names `what` and carries the command's error. */
-  async #do(
-    what: string,
-    cmd: string,
-    args: string[],
-    signal?: AbortSignal,
-    stdin?: string,
-  ): Promise<{ stdout: string; stderr: string }> {
-    try {
-      return await this.#exec(cmd, args, { signal, timeoutMs: 30_000, stdin });
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
-    }
-  }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function isOurs(l: Link): boolean {
-  return l.alias === DEVICE_ALIAS &&
-    (isBridgeName(l.name) || isVxlanName(l.name) || isTapName(l.name));
-}
-
-function isOurTap(l: Link): boolean {
-  return l.alias === DEVICE_ALIAS && l.kind === "tun" &&
-    l.name.startsWith(TAP_PREFIX);
-}
-
-/**
- * `net/ipv6/conf/<dev>/<key>=<value>` for `sysctl -w`: with slashes, a dot
- * in a device name (e.g. `eth0.5`) stays part of the name.
- */
-function ipv6Sysctl(dev: string, key: string, value: number): string {
-  return `net/ipv6/conf/${dev}/${key}=${value}`;
-}
-
-/** A random locally administered unicast MAC for a bridge (06:...). */
-function bridgeMac(): string {
-  const b = crypto.getRandomValues(new Uint8Array(5));
-  return ["06", ...Array.from(b, (x) => x.toString(16).padStart(2, "0"))]
-    .join(":");
 }

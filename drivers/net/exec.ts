@@ -1,5 +1,6 @@
 /**
- * How the network driver runs commands in a network namespace.
+ * How the network driver runs commands in a network namespace, and one
+ * step of a sync whose failure names what it was doing.
  *
  * @example
  * ```ts
@@ -25,5 +26,38 @@ export function netnsExec(netns?: string): Exec {
       return run(cmd, ["-n", netns, ...args], opts);
     }
     return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
+  };
+}
+
+/**
+ * Runs one step of a sync: a command through an {@linkcode Exec} with a
+ * 30 s timeout whose failure names `what` and carries the command's
+ * error ("Cannot create tap uct1a2b: ...").
+ */
+export type Step = (
+  what: string,
+  cmd: string,
+  args: string[],
+  signal?: AbortSignal,
+  stdin?: string,
+) => Promise<{ stdout: string; stderr: string }>;
+
+/**
+ * The {@linkcode Step} runner of `exec`.
+ *
+ * @example
+ * ```ts
+ * const step = stepRunner(netnsExec("h1"));
+ * await step("list links", "ip", ["-j", "link", "show"]);
+ * ```
+ */
+export function stepRunner(exec: Exec): Step {
+  return async (what, cmd, args, signal, stdin) => {
+    try {
+      return await exec(cmd, args, { signal, timeoutMs: 30_000, stdin });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
+    }
   };
 }

@@ -67,6 +67,11 @@ import {
   fnv1a32,
   TAP_PREFIX,
 } from "./names.ts";
+import {
+  elementKey,
+  type HostTable,
+  parseHostTable,
+} from "./host_input_table.ts";
 import type { Exec, NetworkSpec, PortSpec } from "./types.ts";
 
 /** The nftables table (family inet) of the host input policy. */
@@ -211,59 +216,6 @@ function chains(spec: HostInputSpec): Chain[] {
     });
   }
   return out;
-}
-
-/** The table as read from the kernel. */
-export interface HostTable {
-  /** Rule comments per chain, in order. */
-  comments: Map<string, string[]>;
-  /** Elements per set, canonical (see {@linkcode elementKey}). */
-  elements: Map<string, Set<string>>;
-}
-
-type Json = Record<string, unknown>;
-
-/** Parses `nft -j list table inet ucloud_host`. */
-export function parseHostTable(json: string): HostTable {
-  const doc = JSON.parse(json) as { nftables?: Json[] };
-  if (!Array.isArray(doc.nftables)) {
-    throw new TypeError("Not nft JSON: no nftables array");
-  }
-  const t: HostTable = { comments: new Map(), elements: new Map() };
-  for (const item of doc.nftables) {
-    if (item.chain) t.comments.set(String((item.chain as Json).name), []);
-    if (item.set) {
-      const s = item.set as Json;
-      t.elements.set(
-        String(s.name),
-        new Set(((s.elem ?? []) as unknown[]).map(elementKey)),
-      );
-    }
-  }
-  for (const item of doc.nftables) {
-    const r = item.rule as Json | undefined;
-    if (r) t.comments.get(String(r.chain))?.push(String(r.comment ?? ""));
-  }
-  return t;
-}
-
-/**
- * One set element as a comparable string: a MAC lower-case, a number in
- * decimal, an IPv6 address as its 128-bit value, a concatenation joined
- * by " . ".
- */
-function elementKey(e: unknown): string {
-  if (typeof e === "number") return String(e);
-  if (typeof e === "string") {
-    if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(e)) return normalizeMac(e);
-    if (e.includes(":")) return parseIpv6(e).toString(16);
-    return String(Number(e));
-  }
-  const c = (e as Json)?.concat;
-  if (Array.isArray(c)) return c.map(elementKey).join(" . ");
-  const elem = (e as Json)?.elem as Json | undefined;
-  if (elem && "val" in elem) return elementKey(elem.val);
-  throw new TypeError(`Unknown set element ${JSON.stringify(e)}`);
 }
 
 /** The wanted elements per set: canonical key → nft text. */

@@ -7,9 +7,9 @@ import {
   HOST_TABLE,
   type HostInputSpec,
   hostInputSpec,
-  type HostTable,
   planHostInput,
 } from "./host_input.ts";
+import type { HostTable } from "./host_input_table.ts";
 import type { NetworkSpec } from "./types.ts";
 
 const T = `inet ${HOST_TABLE}`;

@@ -12,7 +12,8 @@
  *
  * @module
  */
-export { detectUnderlay, NetDriver, type NetDriverOptions } from "./driver.ts";
+export { NetDriver, type NetDriverOptions } from "./driver.ts";
+export { detectUnderlay } from "./underlay.ts";
 export { bridgeOf, NFT_TABLE, nicChain, tapName, vxlanOf } from "./names.ts";
 export type {
   HostNetState,

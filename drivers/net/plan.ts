@@ -25,7 +25,7 @@ import {
   parsePrefix4,
   parsePrefix6,
 } from "../../core/netaddr.ts";
-import { dhcpServerOf } from "./dhcp.ts";
+import { dhcpServerOf } from "./dhcp_server.ts";
 import {
   bridgeOf,
   checkDeviceName,

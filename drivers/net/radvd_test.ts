@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { run } from "../runner.ts";
-import { netnsExec } from "./driver.ts";
+import { netnsExec } from "./exec.ts";
 import { Radvd, radvdConfig } from "./radvd.ts";
 
 Deno.test("radvdConfig() advertises each bridge's prefix, no default route, the link MTU", () => {
