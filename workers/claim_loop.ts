@@ -42,6 +42,8 @@ interface Queued {
 
 /** A task document that cannot be read is tried again after this long. */
 const UNREADABLE_RETRY_MS = 10_000;
+/** A task whose claim or run failed (etcd unreachable) is tried again after this long. */
+const FAILED_RETRY_MS = 500;
 
 /** Watches the queues and claims; claims and runs what is due. */
 export class ClaimLoop {
@@ -107,12 +109,18 @@ export class ClaimLoop {
         continue;
       }
       this.#mine.add(id);
-      const p = this.#claimAndRun(id).catch((err) =>
+      const p = this.#claimAndRun(id).catch((err) => {
         this.#o.log.error("task runner failed", {
           task: id,
           error: String(err),
-        })
-      ).finally(() => {
+        });
+        // etcd unreachable or the handler failed: not again at once, or an
+        // outage turns into a loop of thousands of attempts a second.
+        const q = this.#queued.get(id);
+        if (q) {
+          q.notBefore = Math.max(q.notBefore, Date.now() + FAILED_RETRY_MS);
+        }
+      }).finally(() => {
         this.#mine.delete(id);
         this.#running.delete(p);
         this.pump();
