@@ -19,16 +19,13 @@ import type {
   PortSpec,
 } from "../drivers/net/types.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./helpers/net_hosts.ts";
+import { ETH, frame } from "./helpers/frames.ts";
+import { capture, marker, sendFrames } from "./helpers/vm_wire.ts";
 import {
-  capture,
   daemonsIn,
-  ETH,
-  frame,
   globalAddrs,
   linkUp,
-  marker,
   ping,
-  sendFrames,
   type VmNs,
   waitAddress,
 } from "./helpers/vmns.ts";
