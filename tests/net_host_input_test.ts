@@ -26,20 +26,10 @@ import {
   vxlan,
 } from "./helpers/host_input.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
-import {
-  capture,
-  dhcp4Lease,
-  dhcp6,
-  ETH,
-  frame,
-  linkUp,
-  marker,
-  nsRun,
-  ping,
-  sendFrames,
-  type VmNs,
-  waitAddress,
-} from "./helpers/vmns.ts";
+import { ETH, frame } from "./helpers/frames.ts";
+import { dhcp4Lease, dhcp6 } from "./helpers/vm_dhcp.ts";
+import { capture, marker, sendFrames } from "./helpers/vm_wire.ts";
+import { linkUp, nsRun, ping, type VmNs, waitAddress } from "./helpers/vmns.ts";
 
 function privateNet(
   id: string,

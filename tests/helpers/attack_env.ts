@@ -23,7 +23,8 @@ import type {
 } from "../../drivers/net/types.ts";
 import { run } from "../../drivers/runner.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./net_hosts.ts";
-import { capture, nsRun, sendFrames, type VmNs } from "./vmns.ts";
+import { capture, sendFrames } from "./vm_wire.ts";
+import { nsRun, type VmNs } from "./vmns.ts";
 
 /** What an attack test works with. */
 export interface AttackEnv extends NetEnv {
