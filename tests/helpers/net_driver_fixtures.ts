@@ -5,7 +5,6 @@
  * firewall test's steps ({@linkcode FirewallCtx}).
  */
 import assert from "node:assert/strict";
-import { eui64, multicastGroup } from "../../core/netaddr.ts";
 import { run } from "../../drivers/runner.ts";
 import type { NftTable } from "../../drivers/net/nft.ts";
 import type {
@@ -19,36 +18,7 @@ import type { frame } from "./frames.ts";
 import type { marker } from "./vm_wire.ts";
 import type { VmNs, VmSet } from "./vmns.ts";
 
-/** A private network spec (multicast VXLAN, RA on, no DHCP) with `opts` over it. */
-export function privateNet(
-  id: string,
-  vni: number,
-  prefix: string,
-  opts: Partial<NetworkSpec> = {},
-): NetworkSpec {
-  return {
-    id,
-    kind: "private",
-    prefix,
-    vni,
-    mode: "multicast",
-    group: multicastGroup(vni),
-    ra: true,
-    dhcp: { v6: false, v4: false },
-    ...opts,
-  };
-}
-
-/** The port spec of `vm` on `net` (SLAAC address from its MAC). */
-export function portOf(vm: VmNs, net: NetworkSpec, ipv4?: string): PortSpec {
-  return {
-    name: vm.port,
-    network: net.id,
-    mac: vm.mac,
-    ipv6: eui64(net.prefix, vm.mac),
-    ...(ipv4 ? { ipv4 } : {}),
-  };
-}
+export { portOf, privateNet } from "./net_specs.ts";
 
 /** A locally administered test MAC numbered `n`. */
 export function mac(n: number): string {
