@@ -1,3 +1,7 @@
+/**
+ * Unit tests of drain.ts: which VMs `drainPlan()` moves off a draining host
+ * and which it leaves (being deleted, or with a move still unfinished).
+ */
 import assert from "node:assert/strict";
 import type { Task } from "../core/schemas.ts";
 import { task, vm } from "./_fixtures.ts";

@@ -1,3 +1,7 @@
+/**
+ * Unit tests of feasible.ts: which hosts count as live (`isLive`), which a
+ * need fits on (`fits`, `feasible`, disk and public bridges), and `without`.
+ */
 import assert from "node:assert/strict";
 import type { Alloc } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";

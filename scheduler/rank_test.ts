@@ -1,3 +1,7 @@
+/**
+ * Unit tests of rank.ts: a host's `score()` (free share after placing, disk
+ * where tracked) and the spread/pack order `rank()` gives.
+ */
 import assert from "node:assert/strict";
 import { cand, host } from "./_fixtures.ts";
 import { rank, score } from "./rank.ts";

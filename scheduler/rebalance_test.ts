@@ -1,3 +1,7 @@
+/**
+ * Unit tests of rebalance.ts: a host's `load()` and the moves
+ * `planRebalance()` plans (threshold, maxMoves, which VMs and hosts qualify).
+ */
 import assert from "node:assert/strict";
 import type { Alloc, Host, Vm } from "../core/schemas.ts";
 import { host, vm } from "./_fixtures.ts";

@@ -1,3 +1,7 @@
+/**
+ * Unit tests of resources.ts: a VM's need (`needOf`), reservations
+ * (`reserve`, `usage`) and a host's free room (`free`).
+ */
 import assert from "node:assert/strict";
 import type { Vm } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";

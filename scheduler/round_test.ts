@@ -1,3 +1,7 @@
+/**
+ * Unit tests of round.ts: what `planRound()` plans in one maintenance round
+ * (rebalance moves, resumed drains) and which tasks `isMove()` counts.
+ */
 import assert from "node:assert/strict";
 import { ConfigSchema } from "../core/config.ts";
 import type { Alloc, Host, Vm } from "../core/schemas.ts";

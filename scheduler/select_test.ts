@@ -1,3 +1,7 @@
+/**
+ * Unit tests of select.ts: which host `choose()` gives a VM (spread or pack,
+ * near-ties at random, busy hosts last, disk, public bridges) or why none.
+ */
 import assert from "node:assert/strict";
 import type { Candidate } from "./resources.ts";
 import { cand, host, seeded } from "./_fixtures.ts";

@@ -88,6 +88,23 @@ async function moveTxn(
   return { txn, create };
 }
 
+/**
+ * The stop of each recent move, by task id: when the move's transaction
+ * loses its compare (three moves off one host race for `alloc/<from>`),
+ * the worker runs the handler again, which finds the process already gone;
+ * the result must still tell the first stop and when it began. Kept in
+ * this process only (a rerun comes from the same worker), at most
+ * `MAX_STOPS` entries, the oldest dropped first.
+ */
+const stops = new Map<string, { stop: StopResult; downSince: string }>();
+const MAX_STOPS = 1_000;
+
+function remember(id: string, stop: StopResult, downSince: string) {
+  stops.delete(id);
+  stops.set(id, { stop, downSince });
+  if (stops.size > MAX_STOPS) stops.delete(stops.keys().next().value!);
+}
+
 export const vmMove: TaskHandler = async (ctx) => {
   const { from, why } = payloadOf(ctx);
   const vm = await readVm(ctx);
@@ -100,7 +117,8 @@ export const vmMove: TaskHandler = async (ctx) => {
     }
   }
   const handle = vm.value.status.handle;
-  const downSince = new Date().toISOString();
+  const earlier = stops.get(ctx.task.id);
+  let downSince = new Date().toISOString();
   let stop: StopResult | undefined;
   if (handle) {
     const opts = stopOptions(ctx);
@@ -109,6 +127,9 @@ export const vmMove: TaskHandler = async (ctx) => {
     );
     stop = await ctx.driver.stop(handle, opts);
     ctx.log.info("VM stopped to move", { vm: vm.value.id, ...stop });
+    // Run again after a lost compare: the first run stopped it.
+    if (stop.how === "gone" && earlier) ({ stop, downSince } = earlier);
+    remember(ctx.task.id, stop, downSince);
   }
   await ctx.progress(`removing files on ${from}`);
   await ctx.driver.destroy(vm.value.id);

@@ -8,198 +8,38 @@
  * request leaves etcd exactly as it was. No response body or log line holds a
  * seed or a token, except the answer that created or issued it.
  */
-import { captureLog, oathtool } from "./helpers/otp.ts";
-import { SecretSet } from "./helpers/secrets_log.ts";
+import { oathtool } from "./helpers/otp.ts";
 import assert from "node:assert/strict";
-import { MemoryRevocationList } from "../api/revocations.ts";
-import { BearerTokens } from "../api/tokens.ts";
-import { createApp } from "../api/app.ts";
-import { createIdentity } from "../api/identity.ts";
 import { main as cliMain } from "../cli/main.ts";
 import { totp as cliTotp } from "../core/totp_token.ts";
-import { parseConfig } from "../core/config.ts";
-import { startEtcd } from "../core/etcd_server.ts";
-import { importHostKey, newHostKey } from "../core/secrets.ts";
-import { Store } from "../core/store.ts";
 import { dump } from "./helpers/cluster.ts";
-import {
-  BASE_DN,
-  groupLdif,
-  SERVICE_DN,
-  SERVICE_PW,
-  startSlapd,
-  userLdif,
-} from "./helpers/slapd.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
-
-/** What a plain user (bob) gets on an operation aimed at alice's things. */
-type UserExpect =
-  | "forbidden" // admin-only: 403
-  | "notFound" // alice's VM or task: 404
-  | "refused" // 401 by design (bearer cannot extend itself, wrong password)
-  | "own"; // works, on bob's own things only
-
-/** Every operation of the API; the test fails when one is missing here. */
-const EXPECT: Record<string, UserExpect> = {
-  "POST /v1/vms": "own",
-  "GET /v1/vms": "own",
-  "GET /v1/vms/{id}": "notFound",
-  "DELETE /v1/vms/{id}": "notFound",
-  "POST /v1/vms/{id}/stop": "notFound",
-  "POST /v1/vms/{id}/start": "notFound",
-  "POST /v1/vms/{id}/reboot": "notFound",
-  "POST /v1/vms/{id}/nics": "notFound",
-  "DELETE /v1/vms/{id}/nics/{slot}": "notFound",
-  "POST /v1/networks": "own",
-  "GET /v1/networks": "own",
-  "GET /v1/networks/{id}": "notFound",
-  "DELETE /v1/networks/{id}": "notFound",
-  "GET /v1/hosts": "forbidden",
-  "POST /v1/hosts/{name}/drain": "forbidden",
-  "POST /v1/hosts/{name}/enable": "forbidden",
-  "POST /v1/hosts/{name}/shutdown": "forbidden",
-  "GET /v1/tasks": "own",
-  "GET /v1/tasks/{id}": "notFound",
-  "GET /v1/tasks/{id}/drain": "notFound",
-  "POST /v1/maintenance/rebalance": "forbidden",
-  "GET /v1/maintenance/rebalance": "forbidden",
-  "POST /v1/auth/token": "refused",
-  "POST /v1/auth/seed": "refused",
-  "GET /v1/auth/whoami": "own",
-  "POST /v1/auth/session": "refused",
-  "DELETE /v1/auth/session": "own",
-  "POST /v1/auth/revoke": "own",
-  "POST /v1/auth/services": "forbidden",
-};
-
-interface Answer {
-  status: number;
-  text: string;
-  body: unknown;
-  headers: Headers;
-}
+import { noSanitize } from "./helpers/api.ts";
+import { type Answer, EXPECT } from "./helpers/authz_expect.ts";
+import { withAuthzEnv } from "./helpers/authz_env.ts";
+import { matrixTargets } from "./helpers/authz_targets.ts";
 
 Deno.test({
   name: "auth matrix: every endpoint, every credential, every owner",
   ...noSanitize,
-  async fn(t) {
-    const slapd = await startSlapd();
-    const dir = await Deno.makeTempDir({ prefix: "ucloud-authz-test-" });
-    const etcd = await startEtcd({ dataDir: `${dir}/etcd` });
-    const store = Store.connect({
-      endpoints: [etcd.endpoint],
-      prefix: "/authz",
-    });
-    const step = (name: string, fn: () => Promise<void>) =>
-      t.step({ name, ...noSanitize, fn });
-    try {
-      await slapd.add(
-        [
-          userLdif("alice", "alice-pw"),
-          userLdif("bob", "bob-pw"),
-          // Used only by the CLI step: none of its TOTP steps is used yet.
-          userLdif("carol", "carol-pw"),
-          groupLdif("ucloud-admins", ["alice"]),
-        ].join("\n"),
-      );
-      const config = parseConfig({
-        stateDir: dir,
-        etcd: { endpoints: [etcd.endpoint], prefix: "/authz" },
-        identity: {
-          ldap: {
-            url: slapd.url,
-            baseDn: BASE_DN,
-            bindDn: SERVICE_DN,
-            bindPassword: SERVICE_PW,
-            timeoutMs: 2000,
-          },
-          otp: { serviceRealms: { svc: { admin: false } } },
-          // The matrix fails on purpose many times per name.
-          rateLimit: {
-            perName: { limit: 10_000, windowSeconds: 300 },
-            perAddress: { limit: 10_000, windowSeconds: 300 },
-          },
-        },
-      }, () => undefined);
-      assert.equal(config.identity.enabled, true);
-      const hostKeys = await importHostKey(newHostKey());
-      const log = captureLog();
-      const identity = await createIdentity({
+  fn: (t) =>
+    withAuthzEnv(t, async (env) => {
+      const {
+        dir,
         store,
-        config,
-        keys: hostKeys,
+        step,
         log,
-      });
-      const app = createApp({ store, config, identity });
-
-      /** Every answer, with the secrets it may legitimately hold. */
-      const answers: { text: string; allowed: string[] }[] = [];
-      const secrets = new SecretSet();
-      const call = async (
-        method: string,
-        path: string,
-        { headers = {}, json }: {
-          headers?: Record<string, string>;
-          json?: unknown;
-        } = {},
-      ): Promise<Answer> => {
-        const h: Record<string, string> = { ...headers };
-        if (json !== undefined) h["content-type"] = "application/json";
-        const res = await app.request(path, {
-          method,
-          headers: h,
-          body: json === undefined ? undefined : JSON.stringify(json),
-        });
-        const text = await res.text();
-        let body: unknown = null;
-        try {
-          body = JSON.parse(text);
-        } catch { /* not JSON */ }
-        const a = { status: res.status, text, body, headers: res.headers };
-        answers.push({ text, allowed: [] });
-        return a;
-      };
-      const totpHeaders = (name: string, token: string) => ({
-        "X-Otp-Name": name,
-        "X-Otp-Realm": "ucloud",
-        "X-Otp-Token": token,
-      });
-      const bearerHeaders = (token: string) => ({
-        authorization: `Bearer ${token}`,
-      });
-
-      const seeds: Record<string, string> = {};
-      const createSeed = async (
-        name: string,
-        password: string,
-        replace = false,
-      ) => {
-        const r = await call("POST", "/v1/auth/seed", {
-          json: { name, password, replace },
-        });
-        assert.equal(r.status, 201, r.text);
-        const b = r.body as { seed: string; otpauthUri: string };
-        assert.match(b.seed, /^[A-Z2-7]{32}$/);
-        assert.ok(b.otpauthUri.startsWith("otpauth://totp/ucloud%3A"));
-        answers[answers.length - 1].allowed.push(b.seed);
-        secrets.add(b.seed);
-        seeds[name] = b.seed;
-        return b.seed;
-      };
-      const exchange = async (name: string, token: string) => {
-        secrets.add(token);
-        const r = await call("POST", "/v1/auth/token", {
-          headers: totpHeaders(name, token),
-        });
-        assert.equal(r.status, 200, r.text);
-        const b = r.body as { token: string; expiresIn: number };
-        assert.equal(b.expiresIn, 900);
-        answers[answers.length - 1].allowed.push(b.token);
-        secrets.add(b.token);
-        return b.token;
-      };
-
+        identity,
+        app,
+        answers,
+        secrets,
+        seeds,
+        call,
+        totpHeaders,
+        bearerHeaders,
+        cookieOf,
+        createSeed,
+        exchange,
+      } = env;
       let aliceBearer = "";
       let bobBearer = "";
       let bobUsedToken = "";
@@ -244,9 +84,6 @@ Deno.test({
         assert.equal(replay.status, 401);
       });
 
-      const cookieOf = (token: string) => ({
-        cookie: `ucloud_session=${token}`,
-      });
       await step("web session: LDAP password plus TOTP, a cookie", async () => {
         const token = await oathtool(seeds.bob, Date.now() + 30_000);
         const wrong = String((Number(token) + 1) % 1e6).padStart(6, "0");
@@ -399,136 +236,19 @@ Deno.test({
           });
         },
       );
-
-      // alice's network, VM and task (the things bob must not reach), bob's
-      // own network and VM.
-      const netOf = async (bearer: string) => {
-        const r = await call("POST", "/v1/networks", {
-          headers: bearerHeaders(bearer),
-          json: { name: "lan" },
-        });
-        assert.equal(r.status, 201, r.text);
-        return (r.body as { id: string }).id;
-      };
-      const aliceNet = await netOf(aliceBearer);
-      const bobNet = await netOf(bobBearer);
-      const vmBody = { name: "m", cpus: 1, memory: 128 };
-      const made = await call("POST", "/v1/vms", {
-        headers: bearerHeaders(aliceBearer),
-        json: { ...vmBody, networks: [aliceNet] },
-      });
-      assert.equal(made.status, 201, made.text);
-      const aliceVm = (made.body as { vm: { id: string } }).vm.id;
-      const aliceTask = (made.body as { task: { id: string } }).task.id;
-      const bobMade = await call("POST", "/v1/vms", {
-        headers: bearerHeaders(bobBearer),
-        json: { ...vmBody, name: "b", networks: [bobNet] },
-      });
-      assert.equal(bobMade.status, 201, bobMade.text);
-      const bobVm = (bobMade.body as { vm: { id: string } }).vm.id;
-
-      // Bad credentials of every kind.
-      const now = Date.now();
-      const valid = new Set(
-        await Promise.all(
-          [-30_000, 0, 30_000].map((d) => oathtool(seeds.bob, now + d)),
-        ),
-      );
-      let wrongToken = await oathtool(seeds.bob, now - 3_600_000);
-      while (valid.has(wrongToken)) {
-        wrongToken = String((Number(wrongToken) + 1) % 1e6).padStart(6, "0");
-      }
-      secrets.add(wrongToken);
-      const expired = await new BearerTokens({
-        key: hostKeys.sign,
-        revocations: new MemoryRevocationList(),
-        ttlSeconds: 60,
-        now: () => Date.now() - 3_600_000,
-      }).issue({ name: "bob", admin: false });
-      secrets.add(expired.token);
-      const revoked =
-        (await identity.bearer.issue({ name: "bob", admin: true }))
-          .token;
-      secrets.add(revoked);
-      assert.ok(await identity.bearer.revoke(revoked));
-      const bobSession =
-        (await identity.sessions.issue({ name: "bob", admin: false })).token;
-      secrets.add(bobSession);
-      const forged = aliceBearer.slice(0, -4) +
-        (aliceBearer.endsWith("AAAA") ? "BBBB" : "AAAA");
-      const badCredentials: Record<string, Record<string, string>> = {
-        "no credentials": {},
-        "wrong token": totpHeaders("bob", wrongToken),
-        "replayed token": totpHeaders("bob", bobUsedToken),
-        "unknown user": totpHeaders("mallory", wrongToken),
-        "expired bearer": bearerHeaders(expired.token),
-        "revoked bearer": bearerHeaders(revoked),
-        "forged bearer": bearerHeaders(forged),
-        "session as bearer": bearerHeaders(bobSession),
-        "bearer as session": cookieOf(aliceBearer),
-      };
-
-      const spec = (await call("GET", "/v1/openapi.json")).body as {
-        paths: Record<string, Record<string, unknown>>;
-      };
-      const ops: { method: string; path: string; key: string }[] = [];
-      for (const [path, item] of Object.entries(spec.paths)) {
-        for (const method of Object.keys(item)) {
-          ops.push({
-            method: method.toUpperCase(),
-            path,
-            key: `${method.toUpperCase()} ${path}`,
-          });
-        }
-      }
-      assert.deepEqual(
-        ops.map((o) => o.key).sort(),
-        Object.keys(EXPECT).sort(),
-        "every operation of the OpenAPI document must be in EXPECT",
-      );
-
-      /** The URL of an operation aimed at `vm` / `task` / network `net`. */
-      const url = (path: string, vm: string, task: string, net: string) =>
-        path.replace(
-          "{id}",
-          path.startsWith("/v1/vms")
-            ? vm
-            : path.startsWith("/v1/networks")
-            ? net
-            : task,
-        ).replace("{name}", "h1").replace("{slot}", "0");
-      /** The body an operation needs (without any credentials). */
-      const bodyOf = (key: string, who: "bob" | "alice") =>
-        key === "POST /v1/vms"
-          ? { ...vmBody, name: `n-${crypto.randomUUID().slice(0, 8)}` }
-          : key === "POST /v1/auth/seed" || key === "POST /v1/auth/session"
-          ? { name: who }
-          : key === "POST /v1/auth/services"
-          ? { name: "backup", realm: "svc", replace: true }
-          : key === "POST /v1/networks"
-          ? { name: `n-${crypto.randomUUID().slice(0, 8)}` }
-          : key === "POST /v1/vms/{id}/nics"
-          ? { network: who === "alice" ? aliceNet : bobNet }
-          : undefined;
-
-      /** Calls and asserts the status; etcd must not change. */
-      const refused = async (
-        what: string,
-        op: { method: string; key: string },
-        path: string,
-        status: number,
-        init: { headers?: Record<string, string>; json?: unknown },
-      ) => {
-        const before = await dump(store);
-        const r = await call(op.method, path, init);
-        assert.equal(r.status, status, `${op.key} ${what}: ${r.text}`);
-        assert.deepEqual(
-          await dump(store),
-          before,
-          `${op.key} ${what} changed etcd`,
-        );
-        return r;
-      };
+      const {
+        aliceNet,
+        bobNet,
+        aliceVm,
+        aliceTask,
+        bobVm,
+        wrongToken,
+        badCredentials,
+        ops,
+        url,
+        bodyOf,
+        refused,
+      } = await matrixTargets(env, { aliceBearer, bobBearer, bobUsedToken });
 
       await step(
         "bad credentials are 401 everywhere, etcd unchanged",
@@ -793,11 +513,5 @@ Deno.test({
         assert.ok(answers.length > 100);
         return Promise.resolve();
       });
-    } finally {
-      store.close();
-      await slapd.close();
-      await etcd.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });

@@ -8,14 +8,9 @@ import { createApp } from "../api/app.ts";
 import { keys } from "../core/keys.ts";
 import { Alive, Task, Vm } from "../core/schemas.ts";
 import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
-import {
-  createHostNet,
-  type HostNet,
-  qemuByHost,
-  serveEtcdOn,
-  startSampler,
-  startWorkerIn,
-} from "./helpers/netns.ts";
+import { createHostNet, type HostNet } from "./helpers/netns.ts";
+import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
+import { qemuByHost, startSampler } from "./helpers/qemu_by_host.ts";
 
 type App = ReturnType<typeof createApp>;
 const HOSTS = ["h1", "h2", "h3"];

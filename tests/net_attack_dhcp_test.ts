@@ -10,13 +10,9 @@ import assert from "node:assert/strict";
 import { eui64, linkLocal } from "../core/netaddr.ts";
 import { attack } from "./helpers/attack_frames.ts";
 import { portOf, privateNet, withAttackHost } from "./helpers/attack_env.ts";
-import {
-  dhcp4Offers,
-  ETH,
-  frame,
-  marker as m,
-  sendFrames,
-} from "./helpers/vmns.ts";
+import { ETH, frame } from "./helpers/frames.ts";
+import { dhcp4Offers } from "./helpers/vm_dhcp.ts";
+import { marker as m, sendFrames } from "./helpers/vm_wire.ts";
 
 const e = frame.ether;
 

@@ -21,7 +21,9 @@ import {
   privateNet,
   withAttackHost,
 } from "./helpers/attack_env.ts";
-import { ETH, frame, marker as m, nsRun, sendFrames } from "./helpers/vmns.ts";
+import { ETH, frame } from "./helpers/frames.ts";
+import { marker as m, sendFrames } from "./helpers/vm_wire.ts";
+import { nsRun } from "./helpers/vmns.ts";
 import { waitFor } from "./helpers/cluster.ts";
 
 const e = frame.ether;

@@ -23,14 +23,8 @@ import type {
 } from "../drivers/net/types.ts";
 import type { HostNet } from "./helpers/netns.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./helpers/net_hosts.ts";
-import {
-  daemonsIn,
-  dhcp4Lease,
-  dhcp4Offers,
-  dhcp6,
-  ping,
-  type VmNs,
-} from "./helpers/vmns.ts";
+import { dhcp4Lease, dhcp4Offers, dhcp6 } from "./helpers/vm_dhcp.ts";
+import { daemonsIn, ping, type VmNs } from "./helpers/vmns.ts";
 
 // ------------------------------------------------------------ fixtures
 

@@ -7,15 +7,11 @@
  * neighbour discovery, ping to the router and DHCP keep working.
  */
 import assert from "node:assert/strict";
-import { eui64, linkLocal, multicastGroup } from "../core/netaddr.ts";
+import { eui64, linkLocal } from "../core/netaddr.ts";
 import { HOST_TABLE } from "../drivers/net/host_input.ts";
 import { tapName } from "../drivers/net/names.ts";
 import { run } from "../drivers/runner.ts";
-import type {
-  HostNetState,
-  NetworkSpec,
-  PortSpec,
-} from "../drivers/net/types.ts";
+import type { HostNetState, NetworkSpec } from "../drivers/net/types.ts";
 import {
   counted,
   fdbMacs,
@@ -26,49 +22,11 @@ import {
   vxlan,
 } from "./helpers/host_input.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
-import {
-  capture,
-  dhcp4Lease,
-  dhcp6,
-  ETH,
-  frame,
-  linkUp,
-  marker,
-  nsRun,
-  ping,
-  sendFrames,
-  type VmNs,
-  waitAddress,
-} from "./helpers/vmns.ts";
-
-function privateNet(
-  id: string,
-  vni: number,
-  prefix: string,
-  opts: Partial<NetworkSpec> = {},
-): NetworkSpec {
-  return {
-    id,
-    kind: "private",
-    prefix,
-    vni,
-    mode: "multicast",
-    group: multicastGroup(vni),
-    ra: true,
-    dhcp: { v6: false, v4: false },
-    ...opts,
-  };
-}
-
-function portOf(vm: VmNs, net: NetworkSpec, ipv4?: string): PortSpec {
-  return {
-    name: vm.port,
-    network: net.id,
-    mac: vm.mac,
-    ipv6: eui64(net.prefix, vm.mac),
-    ...(ipv4 ? { ipv4 } : {}),
-  };
-}
+import { ETH, frame } from "./helpers/frames.ts";
+import { dhcp4Lease, dhcp6 } from "./helpers/vm_dhcp.ts";
+import { capture, marker, sendFrames } from "./helpers/vm_wire.ts";
+import { portOf, privateNet } from "./helpers/net_specs.ts";
+import { linkUp, nsRun, ping, waitAddress } from "./helpers/vmns.ts";
 
 function mac(n: number): string {
   return `02:c1:0d:00:${(n >> 8).toString(16).padStart(2, "0")}:${

@@ -15,7 +15,8 @@ import { HostNet } from "../workers/net.ts";
 import { call, headerAuth, noSanitize } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
-import { ETH, frame, marker, sendFrames } from "./helpers/vmns.ts";
+import { ETH, frame } from "./helpers/frames.ts";
+import { marker, sendFrames } from "./helpers/vm_wire.ts";
 
 const lan: Network = {
   id: "net-lan",

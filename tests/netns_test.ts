@@ -13,16 +13,14 @@ import {
   waitFor,
   type WorkerProc,
 } from "./helpers/cluster.ts";
+import { createHostNet, type HostNet } from "./helpers/netns.ts";
+import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
 import {
-  createHostNet,
   findViolations,
-  type HostNet,
   qemuByHost,
   type QemuSample,
-  serveEtcdOn,
   startSampler,
-  startWorkerIn,
-} from "./helpers/netns.ts";
+} from "./helpers/qemu_by_host.ts";
 
 async function withNet(
   names: string[],

@@ -26,12 +26,8 @@ import { bridgeOf, NFT_TABLE, tapName, vxlanOf } from "../drivers/net/mod.ts";
 import { networkSpec } from "../workers/net.ts";
 import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
 import { guestRun } from "./helpers/console.ts";
-import {
-  createHostNet,
-  type HostNet,
-  serveEtcdOn,
-  startWorkerIn,
-} from "./helpers/netns.ts";
+import { createHostNet, type HostNet } from "./helpers/netns.ts";
+import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
 
 type App = ReturnType<typeof createApp>;
 const HOSTS = ["h1", "h2"];

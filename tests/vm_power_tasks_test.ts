@@ -149,6 +149,30 @@ Deno.test("vm.move stops the VM gracefully and hands the stop's begin to the new
   });
 });
 
+Deno.test("vm.move run again after its transaction lost a compare reports the first stop and its begin, not a process found gone", async () => {
+  await withBench(async (b) => {
+    const w = await b.incarnation("h1");
+    await runningVm(b, "vm-a", "h1");
+    const ctx = await b.context(w, "vm.move", {
+      vm: "vm-a",
+      from: "h1",
+      reason: "test",
+    });
+    const first = (await vmMove(ctx)).result as Record<string, unknown>;
+    assert.equal(first.how, "shutdown");
+    // The first transaction is never committed (as when another move off
+    // h1 changed alloc/h1 first): the worker runs the handler again.
+    const again = await vmMove(ctx);
+    const r = again.result as Record<string, unknown>;
+    assert.equal(r.how, "shutdown");
+    assert.equal(r.stopMs, first.stopMs);
+    assert.equal(r.downSince, first.downSince);
+    assert.ok((await again.txn!.commit()).ok);
+    const create = await b.store.get(keys.task(r.create as string), Task);
+    assert.equal(create?.value.payload.downSince, first.downSince);
+  });
+});
+
 Deno.test("taskTimeoutMs() lets a stop, reboot or move run for the guest's time plus a margin", () => {
   const config = parseConfig({}, () => undefined);
   const task = (kind: string, payload: Record<string, unknown> = {}) =>

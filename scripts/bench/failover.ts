@@ -15,11 +15,8 @@ import { Vm } from "../../core/schemas.ts";
 import { queryStatus } from "../../drivers/qemu/qmp.ts";
 import { createApp } from "../../api/app.ts";
 import { startCluster, waitFor } from "../../tests/helpers/cluster.ts";
-import {
-  createHostNet,
-  serveEtcdOn,
-  startWorkerIn,
-} from "../../tests/helpers/netns.ts";
+import { createHostNet } from "../../tests/helpers/netns.ts";
+import { serveEtcdOn, startWorkerIn } from "../../tests/helpers/ns_worker.ts";
 import { type Row, summarize, type Summary } from "./util.ts";
 
 export interface FailoverRun {

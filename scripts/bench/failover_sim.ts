@@ -22,11 +22,8 @@ import { createApp } from "../../api/app.ts";
 import { keys } from "../../core/keys.ts";
 import { Alive, Task, Vm } from "../../core/schemas.ts";
 import { startCluster, waitFor } from "../../tests/helpers/cluster.ts";
-import {
-  createHostNet,
-  type HostNet,
-  serveEtcdOn,
-} from "../../tests/helpers/netns.ts";
+import { createHostNet, type HostNet } from "../../tests/helpers/netns.ts";
+import { serveEtcdOn } from "../../tests/helpers/ns_worker.ts";
 import { HOSTS, Hosts, POLL_MS, VICTIM, WAIT_MS } from "./sim_hosts.ts";
 import {
   type Cleanup,

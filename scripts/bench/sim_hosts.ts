@@ -9,7 +9,8 @@ import { keys } from "../../core/keys.ts";
 import { Vm } from "../../core/schemas.ts";
 import { owns } from "../../drivers/sim/driver.ts";
 import { type Cluster, waitFor } from "../../tests/helpers/cluster.ts";
-import { type HostNet, startWorkerIn } from "../../tests/helpers/netns.ts";
+import type { HostNet } from "../../tests/helpers/netns.ts";
+import { startWorkerIn } from "../../tests/helpers/ns_worker.ts";
 
 /** The hosts; the first is the one killed in every round. */
 export const HOSTS = ["s1", "s2", "s3"];

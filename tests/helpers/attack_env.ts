@@ -12,7 +12,6 @@
  * });
  * ```
  */
-import { eui64, multicastGroup } from "../../core/netaddr.ts";
 import { NFT_TABLE, tapName } from "../../drivers/net/names.ts";
 import type { NetDriver } from "../../drivers/net/driver.ts";
 import { type NftTable, parseTable } from "../../drivers/net/nft.ts";
@@ -23,7 +22,8 @@ import type {
 } from "../../drivers/net/types.ts";
 import { run } from "../../drivers/runner.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./net_hosts.ts";
-import { capture, nsRun, sendFrames, type VmNs } from "./vmns.ts";
+import { capture, sendFrames } from "./vm_wire.ts";
+import { nsRun, type VmNs } from "./vmns.ts";
 
 /** What an attack test works with. */
 export interface AttackEnv extends NetEnv {
@@ -63,36 +63,7 @@ export function mac(n: number): string {
   }`;
 }
 
-/** A private network on one host (radvd on, DHCP as asked). */
-export function privateNet(
-  id: string,
-  vni: number,
-  prefix: string,
-  opts: Partial<NetworkSpec> = {},
-): NetworkSpec {
-  return {
-    id,
-    kind: "private",
-    prefix,
-    vni,
-    mode: "multicast",
-    group: multicastGroup(vni),
-    ra: true,
-    dhcp: { v6: false, v4: false },
-    ...opts,
-  };
-}
-
-/** The port of `vm` on `net` (EUI-64 address). */
-export function portOf(vm: VmNs, net: NetworkSpec, ipv4?: string): PortSpec {
-  return {
-    name: vm.port,
-    network: net.id,
-    mac: vm.mac,
-    ipv6: eui64(net.prefix, vm.mac),
-    ...(ipv4 ? { ipv4 } : {}),
-  };
-}
+export { portOf, privateNet } from "./net_specs.ts";
 
 /** The table `netdev ucloud` in `ns`; null when there is none. */
 export async function ingressTable(ns: string): Promise<NftTable | null> {

@@ -11,7 +11,15 @@
  * await sendFrames(x, [attack.lldp(x.mac, y.mac, marker("lldp"))]);
  * ```
  */
-import { cat, ETH, frame, ip4Bytes, ip6Bytes, macBytes, u16 } from "./vmns.ts";
+import {
+  cat,
+  ETH,
+  frame,
+  ip4Bytes,
+  ip6Bytes,
+  macBytes,
+  u16,
+} from "./frames.ts";
 
 /** The LLDP destination (nearest bridge), one of 01:80:c2:00:00:0x. */
 export const LLDP_MAC = "01:80:c2:00:00:0e";

@@ -1,41 +1,29 @@
 /**
- * Multi-host test fixtures: every "host" is a network namespace joined to the
- * root namespace by a veth pair on one bridge, with IPv6 ULA addresses only
- * (`fd75:c10d:<rand>::/64`). etcd stays in the root namespace and also
- * listens on the bridge address; a worker runs in its host's namespace and
- * the qemu processes it starts inherit that namespace.
+ * Multi-host test networks: every "host" is a network namespace joined to
+ * the root namespace by a veth pair on one bridge, with IPv6 ULA addresses
+ * only (`fd75:c10d:<rand>::/64`).
  *
- * - `createHostNet(names)` builds the bridge, namespaces and veths;
- *   `partition(name)` / `heal(name)` cut a host off and reconnect it while
- *   its processes keep running; `killHost(name)` SIGKILLs everything in a
- *   host; `destroy()` removes it all (idempotent). Networks left behind by
- *   a test process that died are swept by the next `createHostNet`.
- * - `serveEtcdOn(cluster, net)` makes the cluster's etcd listen on the bridge
- *   address too; `startWorkerIn(cluster, net, spec)` runs `workers/main.ts` in
- *   a host's namespace.
- * - `qemuByHost(net)` says which qemu (pid, vm id) runs in which namespace;
- *   `startSampler(net)` samples that repeatedly and reports every moment
- *   one VM ran in two namespaces at once.
+ * `createHostNet(names)` builds the bridge, namespaces and veths;
+ * `partition(name)` / `heal(name)` cut a host off and reconnect it while
+ * its processes keep running; `killHost(name)` SIGKILLs everything in a
+ * host; `destroy()` removes it all (idempotent). Networks left behind by a
+ * test process that died are swept by the next `createHostNet`. etcd and
+ * workers on such a network: `ns_worker.ts`; which qemu runs in which host:
+ * `qemu_by_host.ts`.
  *
  * @example
  * ```ts
  * const net = await createHostNet(["h1", "h2"]);
- * const cluster = await startCluster();
  * try {
- *   await serveEtcdOn(cluster, net);
- *   await startWorkerIn(cluster, net, { name: "h1" });
  *   await net.partition("h1");
  *   await net.heal("h1");
  * } finally {
- *   await cluster.stop();
  *   await net.destroy();
  * }
  * ```
  */
 import { run } from "../../drivers/runner.ts";
 import { canonicalPrefix6, formatIpv6, parseIpv6 } from "../../core/netaddr.ts";
-import { startEtcd } from "../../core/etcd_server.ts";
-import { type Cluster, type HostSpec, WorkerProc } from "./cluster.ts";
 
 /** The ULA /48 every test network takes a /64 of. */
 export const ULA_PREFIX = "fd75:c10d";
@@ -362,240 +350,4 @@ export async function createHostNet(
     throw err;
   }
   return net;
-}
-
-// ---------------------------------------------------------------- etcd
-
-const etcdListeners = new WeakMap<Cluster, string>();
-
-/**
- * Restarts the cluster's etcd (same port and data) so that it also listens
- * on `http://[<net.etcdAddress>]:<port>` (`startEtcd`'s `extraListen`);
- * returns that endpoint. `startCluster` has no such option yet, hence the
- * restart (about 0.1 s). `cluster.restartEtcd` is replaced on this instance
- * so later restarts keep the address.
- */
-export async function serveEtcdOn(
-  cluster: Cluster,
-  net: HostNet,
-): Promise<string> {
-  const endpoint = `http://[${net.etcdAddress}]:${cluster.etcd.port}`;
-  if (etcdListeners.get(cluster) === endpoint) return endpoint;
-  const start = () =>
-    startEtcd({
-      dataDir: cluster.etcd.dataDir,
-      port: cluster.etcd.port,
-      peerPort: cluster.etcd.peerPort,
-      extraListen: [net.etcdAddress],
-    });
-  await cluster.etcd.stop();
-  cluster.etcd = await start();
-  cluster.restartEtcd = async (downMs = 0) => {
-    await cluster.etcd.stop();
-    if (downMs) await new Promise((r) => setTimeout(r, downMs));
-    cluster.etcd = await start();
-  };
-  etcdListeners.set(cluster, endpoint);
-  return endpoint;
-}
-
-// -------------------------------------------------------------- workers
-
-/**
- * A worker process running in a host's namespace; see
- * {@linkcode startWorkerIn}. Same interface as `WorkerProc` (start, kill,
- * log, pid, stateDir, killFencer); the host's fencer, started by the worker,
- * runs in the namespace too.
- */
-export class NsWorkerProc extends WorkerProc {
-  constructor(cluster: Cluster, readonly net: HostNet, spec: HostSpec) {
-    super(cluster, spec);
-    net.host(spec.name);
-  }
-
-  get host(): NetHost {
-    return this.net.host(this.spec.name);
-  }
-
-  /** Starts the worker through `ip netns exec <ns>`, etcd on the bridge. */
-  override async start(): Promise<void> {
-    if (!etcdListeners.get(this.cluster)) {
-      throw new Error(
-        "etcd does not listen on the host network: call serveEtcdOn(cluster, net) first",
-      );
-    }
-    await super.start();
-  }
-
-  protected override launcher(): string[] {
-    return ["ip", "netns", "exec", this.host.ns, "bash"];
-  }
-
-  protected override workerEnv(): Record<string, string> {
-    return {
-      ...super.workerEnv(),
-      UCLOUD_ETCD: etcdListeners.get(this.cluster)!,
-    };
-  }
-}
-
-/**
- * Starts a worker in host `spec.name`'s namespace, registered in
- * `cluster.workers` (so `cluster.stop()` kills it and its fencer, and tests
- * print its log). The state dir is `WorkerProc`'s per-host one, with the
- * cluster's images linked in. The cluster's etcd must listen on the bridge:
- * {@linkcode serveEtcdOn}.
- */
-export async function startWorkerIn(
-  cluster: Cluster,
-  net: HostNet,
-  spec: HostSpec,
-): Promise<NsWorkerProc> {
-  const w = new NsWorkerProc(cluster, net, spec);
-  cluster.workers.set(spec.name, w);
-  await w.start();
-  return w;
-}
-
-// ------------------------------------------------------ qemu by host
-
-/** A qemu process seen in a host's namespace. */
-export interface QemuProc {
-  pid: number;
-  /** From `-pidfile <...>/vms/<id>/qemu.pid`; null without one. */
-  vmId: string | null;
-}
-
-async function nsInode(path: string): Promise<number | null> {
-  try {
-    return (await Deno.stat(path)).ino;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Which qemu processes run in which host namespace, by comparing the inode
- * of `/proc/<pid>/ns/net` with that of `/run/netns/<ns>`. Every host is in
- * the map (maybe with []); qemus outside the network's namespaces are left
- * out. A qemu that is daemonizing shows up twice for a moment (parent and
- * child have the same command line).
- */
-export async function qemuByHost(
-  net: HostNet,
-): Promise<Map<string, QemuProc[]>> {
-  const byInode = new Map<number, string>();
-  const out = new Map<string, QemuProc[]>();
-  for (const h of net.hosts.values()) {
-    out.set(h.name, []);
-    const ino = await nsInode(`/run/netns/${h.ns}`);
-    if (ino !== null) byInode.set(ino, h.name);
-  }
-  if (byInode.size === 0) return out;
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    let args: string[];
-    let ino: number | null;
-    try {
-      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      args = cmd.replace(/\0$/, "").split("\0");
-      if (!args[0].includes("qemu-system")) continue;
-      ino = await nsInode(`/proc/${e.name}/ns/net`);
-    } catch {
-      continue; // exited
-    }
-    const host = ino === null ? undefined : byInode.get(ino);
-    if (!host) continue;
-    const i = args.indexOf("-pidfile");
-    const m = i >= 0 ? args[i + 1]?.match(/\/vms\/([^/]+)\/qemu\.pid$/) : null;
-    out.get(host)!.push({ pid: Number(e.name), vmId: m ? m[1] : null });
-  }
-  return out;
-}
-
-/** One look at the hosts. */
-export interface QemuSample {
-  /** Date.now() when the sample was taken. */
-  at: number;
-  byHost: Map<string, QemuProc[]>;
-}
-
-/** One moment at which one VM ran in more than one host namespace. */
-export interface Violation {
-  at: number;
-  vmId: string;
-  /** The distinct hosts, sorted. */
-  hosts: string[];
-  pids: number[];
-}
-
-/**
- * Every (sample, vm id) where the VM's qemu runs in two or more distinct
- * namespaces. Two qemus of one VM in the same namespace are not flagged:
- * a daemonizing qemu briefly is two processes with one command line.
- */
-export function findViolations(samples: QemuSample[]): Violation[] {
-  const out: Violation[] = [];
-  for (const s of samples) {
-    const seen = new Map<string, { hosts: Set<string>; pids: number[] }>();
-    for (const [host, procs] of s.byHost) {
-      for (const p of procs) {
-        if (p.vmId === null) continue;
-        const v = seen.get(p.vmId) ?? { hosts: new Set(), pids: [] };
-        v.hosts.add(host);
-        v.pids.push(p.pid);
-        seen.set(p.vmId, v);
-      }
-    }
-    for (const [vmId, v] of seen) {
-      if (v.hosts.size > 1) {
-        out.push({ at: s.at, vmId, hosts: [...v.hosts].sort(), pids: v.pids });
-      }
-    }
-  }
-  return out;
-}
-
-/** A running {@linkcode startSampler}. */
-export interface Sampler {
-  /** Samples taken so far (live array). */
-  readonly samples: QemuSample[];
-  /** Stops sampling; resolves with every sample and the violations in them. */
-  stop(): Promise<{ samples: QemuSample[]; violations: Violation[] }>;
-}
-
-/** Samples {@linkcode qemuByHost} every `everyMs` until `stop()`. */
-export function startSampler(net: HostNet, everyMs = 50): Sampler {
-  const samples: QemuSample[] = [];
-  let stopped = false;
-  let wake: (() => void) | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let error: unknown;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const at = Date.now();
-        samples.push({ at, byHost: await qemuByHost(net) });
-      } catch (err) {
-        error = err;
-        return;
-      }
-      if (stopped) break;
-      await new Promise<void>((r) => {
-        wake = r;
-        timer = setTimeout(r, everyMs);
-      });
-    }
-  })();
-  return {
-    samples,
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
-      await loop;
-      if (error) throw error;
-      return { samples, violations: findViolations(samples) };
-    },
-  };
 }

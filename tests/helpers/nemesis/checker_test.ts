@@ -1,3 +1,7 @@
+/**
+ * Unit tests of checker.ts: which violations `check()` reports (stuck,
+ * leaked, lost) from hand-made snapshots of the keyspace and processes.
+ */
 import assert from "node:assert/strict";
 import { check, type Expectations, type Violation } from "./checker.ts";
 import type { VmProc } from "./procs.ts";

@@ -1,3 +1,6 @@
+/**
+ * Tests of converge.ts's `readPrefix()` against a real etcd.
+ */
 import assert from "node:assert/strict";
 import { startEtcd } from "../../../core/etcd_server.ts";
 import { Store } from "../../../core/store.ts";

@@ -26,13 +26,8 @@
 import { keys } from "../../../core/keys.ts";
 import { Store } from "../../../core/store.ts";
 import { type Cluster, startCluster, waitFor } from "../cluster.ts";
-import {
-  createHostNet,
-  type HostNet,
-  type NsWorkerProc,
-  serveEtcdOn,
-  startWorkerIn,
-} from "../netns.ts";
+import { createHostNet, type HostNet } from "../netns.ts";
+import { type NsWorkerProc, serveEtcdOn, startWorkerIn } from "../ns_worker.ts";
 import { ApiProc } from "./api_proc.ts";
 import type { VmDriver } from "./procs.ts";
 import { type DriverProfile, PROFILES } from "./profile.ts";

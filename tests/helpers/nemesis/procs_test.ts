@@ -1,3 +1,7 @@
+/**
+ * Unit tests of procs.ts: reading host and VM from a sim or qemu process's
+ * arguments, and `vmProcs()` finding the VM processes of each host.
+ */
 import assert from "node:assert/strict";
 import { parseQemuArgs, parseSimArgv0, vmProcs } from "./procs.ts";
 

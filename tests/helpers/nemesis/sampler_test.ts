@@ -1,3 +1,7 @@
+/**
+ * Tests of sampler.ts: `DoubleRunTracker` folding samples into double-run
+ * episodes, and the sim sampler seeing one VM's process on two hosts.
+ */
 import assert from "node:assert/strict";
 import { vmProcs } from "./procs.ts";
 import { DoubleRunTracker, startSampler } from "./sampler.ts";

@@ -1,3 +1,7 @@
+/**
+ * Unit tests of schedule.ts and rng.ts: `planFaults()` draws reproducible,
+ * bounded fault plans, and `Rng.fork()` streams depend on seed and label only.
+ */
 import assert from "node:assert/strict";
 import { Rng } from "./rng.ts";
 import { HOST_FAULTS, planFaults, type ScheduleOptions } from "./schedule.ts";
