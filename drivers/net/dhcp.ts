@@ -29,7 +29,7 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import { netnsExec } from "./exec.ts";
+import { deleteLink, netnsExec } from "./exec.ts";
 import { DEVICE_ALIAS, isDhcpDeviceName, isDhcpNetnsName } from "./names.ts";
 import { type DhcpServer, isNetworkId } from "./dhcp_server.ts";
 import {
@@ -280,7 +280,7 @@ export class DhcpServers {
       this.#log?.info("dnsmasq stopped", { network, pid });
     }
     const opts = { signal, timeoutMs: 10_000 };
-    if (hasDevice) await this.#exec("ip", ["link", "del", device], opts);
+    if (hasDevice) await deleteLink(this.#exec, device, opts);
     if (await exists(`/run/netns/${netns}`)) {
       await stopStrays(this.#root, netns, this.dir);
       await this.#root("ip", ["netns", "del", netns], opts);
@@ -310,7 +310,7 @@ export class DhcpServers {
       if (
         devices.has(name) || l.alias !== DEVICE_ALIAS || !isDhcpDeviceName(name)
       ) continue;
-      await this.#exec("ip", ["link", "del", name], opts);
+      await deleteLink(this.#exec, name, opts);
       change.removed.push(name);
     }
     const { stdout } = await this.#root("ip", ["netns", "list"], opts);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { run } from "../runner.ts";
+import { CommandError, run } from "../runner.ts";
 import type { Exec } from "./types.ts";
 
 /**
@@ -60,4 +60,26 @@ export function stepRunner(exec: Exec): Step {
       throw new Error(`Cannot ${what}: ${msg}`, { cause: err });
     }
   };
+}
+
+/**
+ * Deletes link `name` (`ip link del`); returns false when it was already
+ * gone. A veth whose peer's namespace was just deleted goes away with it,
+ * but later (the kernel cleans namespaces up asynchronously): between
+ * listing it and deleting it, it may vanish.
+ */
+export async function deleteLink(
+  exec: Exec,
+  name: string,
+  opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<boolean> {
+  try {
+    await exec("ip", ["link", "del", name], opts);
+    return true;
+  } catch (err) {
+    if (
+      err instanceof CommandError && /Cannot find device/.test(err.stderr)
+    ) return false;
+    throw err;
+  }
 }
