@@ -80,6 +80,12 @@ export const Image = z.object({
   ]),
   /** The format as stored: `qcow2` in the file store, `raw` in RBD. */
   format: z.enum(["qcow2", "raw"]).optional(),
+  /**
+   * The store's name of the stored image, unique per import (for example
+   * `<owner>/<name>-<random>`): a new image of the same name never meets the
+   * files of a deleted one that `image.delete` has not removed yet.
+   */
+  storedAs: z.string().optional(),
   /** The store that holds it (config `images.store` at import). */
   store: z.enum(["file", "rbd"]).optional(),
   /** Bytes the guest sees. */
