@@ -21,6 +21,7 @@ import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
+import { sshKeys } from "./keys.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
@@ -129,6 +130,7 @@ export function createApp({
   );
   app.route("/v1/vms", vms(deps));
   app.route("/v1/networks", networks(deps));
+  app.route("/v1/keys", sshKeys(deps));
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));

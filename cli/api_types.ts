@@ -74,6 +74,7 @@ export interface components {
         };
         updatedAt: string;
       };
+      imageRef?: string;
       createdAt: string;
     };
     Task: {
@@ -144,6 +145,15 @@ export interface components {
         v4: boolean;
       };
       vms: string[];
+      createdAt: string;
+    };
+    SshKey: {
+      name: string;
+      owner: string;
+      type: string;
+      publicKey: string;
+      fingerprint: string;
+      comment?: string;
       createdAt: string;
     };
     HostView: {

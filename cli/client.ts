@@ -24,6 +24,10 @@ export type Vm = Schemas["Vm"];
 export type Nic = Vm["nics"][number];
 /** A network as the API returns it. */
 export type Network = Schemas["Network"];
+/** An SSH public key as the API returns it. */
+export type SshKey = Schemas["SshKey"];
+/** What `POST /v1/keys` takes. */
+export type SshKeyInput = Pick<SshKey, "name" | "publicKey">;
 /** A task as the API returns it. */
 export type Task = NonNullable<Schemas["Task"]>;
 /** A host as `GET /v1/hosts` lists it. */
@@ -87,6 +91,7 @@ export interface Token {
 
 const vmPath = (id: string) => `/v1/vms/${encodeURIComponent(id)}`;
 const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
+const keyPath = (name: string) => `/v1/keys/${encodeURIComponent(name)}`;
 const hostPath = (name: string) => `/v1/hosts/${encodeURIComponent(name)}`;
 const taskPath = (id: string) => `/v1/tasks/${encodeURIComponent(id)}`;
 
@@ -126,6 +131,13 @@ export function apiClient(send: Transport) {
         send<Network>("POST", "/v1/networks", { body }),
       delete: (id: string) =>
         send<{ deleted: string }>("DELETE", networkPath(id)),
+    },
+    keys: {
+      list: () => send<List<SshKey>>("GET", "/v1/keys"),
+      get: (name: string) => send<SshKey>("GET", keyPath(name)),
+      create: (body: SshKeyInput) => send<SshKey>("POST", "/v1/keys", { body }),
+      delete: (name: string) =>
+        send<{ deleted: string }>("DELETE", keyPath(name)),
     },
     hosts: {
       list: () => send<List<HostView>>("GET", "/v1/hosts"),

@@ -45,6 +45,7 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
     "completion",
     "help",
     "host",
+    "key",
     "login",
     "logout",
     "network",
@@ -59,6 +60,16 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
   assert.deepEqual(
     await complete(source, ["ucloud", "vm", "create", "--n"]),
     ["--name", "--network", "--no-wait"],
+  );
+  assert.deepEqual(await complete(source, ["ucloud", "key", ""]), [
+    "add",
+    "delete",
+    "list",
+    "show",
+  ]);
+  assert.deepEqual(
+    await complete(source, ["ucloud", "key", "add", "--"]),
+    ["--api", "--file", "--help", "--json", "--name"],
   );
   // A value flag's value is not a command word.
   assert.deepEqual(

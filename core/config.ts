@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { z } from "zod";
+import { ImagesConfig } from "./config_images.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
 import { parsePrefix6 } from "./netaddr.ts";
@@ -200,6 +201,8 @@ export const ConfigSchema = z.object({
     backoffMaxMs: z.number().int().min(1).default(30_000),
     taskTimeoutMs: z.number().int().min(1000).default(120_000),
   }).prefault({}),
+  /** Images and VM disks (core/config_images.ts). */
+  images: ImagesConfig.prefault({}),
   /**
    * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
    * to true when `identity.ldap.url` is given (file or environment); while

@@ -57,6 +57,14 @@ export const keys = {
   netMember: (network: string, host: string) => `netmember/${network}/${host}`,
   netMembersOf: (network: string) => `netmember/${network}/`,
   netMembers: "netmember/",
+  /** A user's SSH public key (core/image_schemas.ts). */
+  sshKey: (owner: string, name: string) => `key/${owner}/${name}`,
+  sshKeysOf: (owner: string) => `key/${owner}/`,
+  sshKeys: "key/",
+  /** An image, by its ref `<owner>/<name>` (core/image_schemas.ts). */
+  image: (ref: string) => `image/${ref}`,
+  imagesOf: (owner: string) => `image/${owner}/`,
+  images: "image/",
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

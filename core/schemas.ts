@@ -123,6 +123,12 @@ export const Vm = z.object({
   nics: z.array(Nic).default([]),
   desired: z.enum(["running", "stopped", "deleted"]),
   status: VmStatus,
+  /**
+   * The image document (`<owner>/<name>`, core/image_schemas.ts) that
+   * `spec.image` named at create; absent for an image installed on the
+   * hosts by hand (workers/images.ts).
+   */
+  imageRef: z.string().optional(),
   createdAt: z.string(),
 });
 export type Vm = z.infer<typeof Vm>;

@@ -11,6 +11,7 @@ packages=(
   nftables iproute2           # networking (namespaces in tests)
   radvd dnsmasq-base          # router advertisements, DHCP on VM networks
   python3                     # raw Ethernet frames in network tests
+  openssh-client              # ssh-keygen: real keys in the SSH key tests
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
   nodejs npm                  # to fetch Deno from the npm registry
 )

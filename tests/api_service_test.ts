@@ -58,6 +58,8 @@ Deno.test({
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",
           "/v1/hosts/{name}/shutdown",
+          "/v1/keys",
+          "/v1/keys/{name}",
           "/v1/maintenance/rebalance",
           "/v1/networks",
           "/v1/networks/{id}",

@@ -11,10 +11,12 @@ import { dump } from "./cluster.ts";
 import { EXPECT } from "./authz_expect.ts";
 import type { AuthzEnv } from "./authz_env.ts";
 import { oathtool } from "./otp.ts";
+import { sshKeygen } from "../../resources/keys/_keygen.ts";
 
 /** Makes the matrix targets with the bearer tokens of alice and bob. */
 export async function matrixTargets(
   {
+    dir,
     call,
     seeds,
     secrets,
@@ -57,6 +59,15 @@ export async function matrixTargets(
   });
   assert.equal(bobMade.status, 201, bobMade.text);
   const bobVm = (bobMade.body as { vm: { id: string } }).vm.id;
+  // alice's SSH key `ak` (bob has none of that name), and one of bob's.
+  const publicKey = (await sshKeygen(dir, "ed25519")).line;
+  for (const [bearer, name] of [[aliceBearer, "ak"], [bobBearer, "bk"]]) {
+    const r = await call("POST", "/v1/keys", {
+      headers: bearerHeaders(bearer),
+      json: { name, publicKey },
+    });
+    assert.equal(r.status, 201, r.text);
+  }
 
   // Bad credentials of every kind.
   const now = Date.now();
@@ -117,9 +128,12 @@ export async function matrixTargets(
     "every operation of the OpenAPI document must be in EXPECT",
   );
 
-  /** The URL of an operation aimed at `vm` / `task` / network `net`. */
+  /**
+   * The URL of an operation aimed at `vm` / `task` / network `net`, and at
+   * alice's key `ak` (an admin's own: alice is the admin).
+   */
   const url = (path: string, vm: string, task: string, net: string) =>
-    path.replace(
+    path.replace("/v1/keys/{name}", "/v1/keys/ak").replace(
       "{id}",
       path.startsWith("/v1/vms")
         ? vm
@@ -137,6 +151,8 @@ export async function matrixTargets(
       ? { name: "backup", realm: "svc", replace: true }
       : key === "POST /v1/networks"
       ? { name: `n-${crypto.randomUUID().slice(0, 8)}` }
+      : key === "POST /v1/keys"
+      ? { name: `k-${crypto.randomUUID().slice(0, 8)}`, publicKey }
       : key === "POST /v1/vms/{id}/nics"
       ? { network: who === "alice" ? aliceNet : bobNet }
       : undefined;
