@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
+import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
 import { parsePrefix6 } from "./netaddr.ts";
@@ -203,6 +204,8 @@ export const ConfigSchema = z.object({
   }).prefault({}),
   /** Images and VM disks (core/config_images.ts). */
   images: ImagesConfig.prefault({}),
+  /** The SFTP upload service (core/config_sftp.ts). */
+  sftp: SftpConfig.prefault({}),
   /**
    * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
    * to true when `identity.ldap.url` is given (file or environment); while

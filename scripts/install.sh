@@ -38,6 +38,7 @@ if ((${#missing[@]})); then
 fi
 
 bash scripts/install_identity.sh
+bash scripts/install_sftp.sh
 
 want=$(node -p 'require("./package.json").devDependencies.deno')
 have=$(node_modules/.bin/deno --version 2>/dev/null | awk 'NR==1{print $2}' || true)

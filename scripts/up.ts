@@ -11,6 +11,7 @@ import { loadConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
+import { startSftp } from "./sftp/service.ts";
 import { Store } from "../core/store.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -48,6 +49,16 @@ if (!identity) {
     "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
   );
 }
+// SFTP uploads need LDAP users; a failure to start leaves the rest usable.
+const sftp = identity && config.sftp.enabled
+  ? await startSftp(config, { store, log }).catch((err) => {
+    log.warn("SFTP upload service not started", { error: String(err) });
+    return undefined;
+  })
+  : undefined;
+const sftpLine = sftp
+  ? `port ${sftp.port}, uploads into ${config.images.uploadDir}/<user>/upload/`
+  : "off (needs identity and sftp.enabled)";
 const app = createApp({ store, config, identity });
 const server = Deno.serve({
   hostname: config.api.listen,
@@ -71,6 +82,7 @@ console.log(`
 ucloud is up.
   API:    ${apiUrl}  (OpenAPI: ${apiUrl}/v1/openapi.json, metrics: ${apiUrl}/metrics)
   etcd:   ${config.etcd.endpoints.join(",")}
+  sftp:   ${sftpLine}
   state:  ${config.stateDir}
   host:   ${config.worker.host}
 
@@ -98,6 +110,7 @@ async function shutdown() {
   } catch { /* already gone */ }
   await worker.status;
   await server.shutdown();
+  await sftp?.stop();
   await placement.close();
   store.close();
   await etcd?.stop();
