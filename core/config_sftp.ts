@@ -26,10 +26,12 @@ export const SftpConfig = z.object({
   /** LDAP users below this uidNumber are not seen (nslcd `nss_min_uid`). */
   minUid: z.number().int().min(1).default(1000),
   /**
-   * The unprivileged user that runs the AuthorizedKeysCommand (it reads
-   * etcd, which needs no credentials here, and nothing else). It must be
-   * able to run Deno and read this checkout.
+   * The user that runs the AuthorizedKeysCommand. Deno's permissions
+   * confine it to the etcd endpoints (`--allow-net` only: no files, no
+   * subprocesses, no environment), so root is the default: an unprivileged
+   * user such as `nobody` must be able to run Deno and read this checkout,
+   * which a checkout under `/root` does not allow.
    */
-  keysCommandUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default("nobody"),
+  keysCommandUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default("root"),
 });
 export type SftpConfig = z.infer<typeof SftpConfig>;

@@ -6,7 +6,8 @@
  * ucloud:<name>`: no options from the document reach sshd, and `restrict`
  * turns off forwarding and TTYs even if sshd's own config did not.
  *
- * It runs as an unprivileged user (`sftp.keysCommandUser`) and reads etcd
+ * It runs as `sftp.keysCommandUser` (root by default, confined by Deno's
+ * permissions to the etcd endpoints) and reads etcd
  * through its JSON gateway (`POST /v3/kv/range`, a linearizable read) with
  * `fetch`, importing nothing from npm, so it needs no Deno cache of its own.
  * Exits 1 (sshd then accepts no key) when no endpoint answers.
