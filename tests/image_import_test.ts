@@ -3,6 +3,7 @@
  * `image.delete` (real qemu-img and qemu-io, real etcd, the file store).
  */
 import assert from "node:assert/strict";
+import { parseConfig } from "../core/config.ts";
 import { Image } from "../core/image_schemas.ts";
 import { keys } from "../core/keys.ts";
 import { Task } from "../core/schemas.ts";
@@ -10,6 +11,8 @@ import type { Store } from "../core/store.ts";
 import { PermanentError } from "../tasks/context.ts";
 import { imageDelete } from "../tasks/image_delete.ts";
 import { imageImport } from "../tasks/image_import.ts";
+import { newTask } from "../tasks/queue.ts";
+import { taskTimeoutMs } from "../tasks/stop_options.ts";
 import { exists, makeQcow2, tool, withImageEnv } from "./helpers/image_env.ts";
 
 const GiB = 1024 ** 3;
@@ -184,4 +187,18 @@ Deno.test("image.delete of another store's image fails permanently with the reas
     const t = await env.bench.store.get(keys.task(ctx.task.id), Task);
     assert.equal(t?.value.state, "running");
   });
+});
+
+Deno.test("taskTimeoutMs() gives image.import the time to copy images.maxUploadBytes at 10 MiB/s", () => {
+  const config = parseConfig(
+    { images: { maxUploadBytes: 20 * GiB } },
+    () => undefined,
+  );
+  const task = newTask({ kind: "image.import", target: "any", payload: {} });
+  assert.equal(taskTimeoutMs(task, config), (2048 + 30) * 1000);
+  const small = parseConfig(
+    { images: { maxUploadBytes: 1024 } },
+    () => undefined,
+  );
+  assert.equal(taskTimeoutMs(task, small), small.tasks.taskTimeoutMs);
 });
