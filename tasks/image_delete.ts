@@ -12,7 +12,6 @@
  */
 import { z } from "zod";
 import { PermanentError, type TaskHandler } from "./context.ts";
-import { imageStoreOf } from "./image_import.ts";
 
 const Payload = z.object({
   store: z.enum(["file", "rbd"]),
@@ -25,7 +24,12 @@ export const imageDelete: TaskHandler = async (ctx) => {
     throw new PermanentError(`Bad image.delete payload: ${parsed.error}`);
   }
   const { store: kind, storedAs } = parsed.data;
-  const store = imageStoreOf(ctx);
+  const store = ctx.imageStore;
+  if (!store) {
+    throw new PermanentError(
+      `Cannot remove ${storedAs}: no image store "${kind}" on ${ctx.host}`,
+    );
+  }
   if (store.kind !== kind) {
     throw new PermanentError(
       `Cannot remove ${storedAs}: it is in the ${kind} store, this worker has the ${store.kind} store`,

@@ -40,7 +40,7 @@ type Payload = z.infer<typeof Payload>;
 
 /** What one claim's import came to: reruns after a lost compare reuse it. */
 type Outcome =
-  | { stored: StoredImage }
+  | { stored: StoredImage; store: ImageStore["kind"] }
   | { rejected: string; keepSource?: boolean }
   | { cancelled: true };
 const outcomes = new WeakMap<Task, Outcome>();
@@ -50,14 +50,6 @@ class Cancelled extends Error {}
 
 /** Progress is written to etcd each this many percent. */
 const PROGRESS_STEP = 5;
-
-/** The image store of the context, or a permanent failure saying why. */
-export function imageStoreOf(ctx: TaskContext): ImageStore {
-  if (ctx.imageStore) return ctx.imageStore;
-  throw new PermanentError(
-    `No image store "${ctx.config.images.store}" on this worker`,
-  );
-}
 
 /** The image document while this task may import it. */
 async function readOurs(
@@ -119,7 +111,7 @@ async function runImport(
     const stored = await store.importImage(p.file, storedAs, onProgress, {
       signal: ctx.signal,
     });
-    return { stored };
+    return { stored, store: store.kind };
   } catch (err) {
     if (err instanceof ImageRejected) return { rejected: err.message };
     if (err instanceof Cancelled) return { cancelled: true };
@@ -147,18 +139,21 @@ export const imageImport: TaskHandler = async (ctx) => {
     throw new PermanentError(`Bad image.import payload: ${parsed.error}`);
   }
   const p = parsed.data;
-  const store = imageStoreOf(ctx);
+  const store = ctx.imageStore;
   const first = await readOurs(ctx, p.image);
   const storedAs = first?.value.storedAs ?? `${p.image}-${ctx.task.id}`;
   const skip = async (why: string) => {
-    await store.removeImage(storedAs, { signal: ctx.signal });
+    await store?.removeImage(storedAs, { signal: ctx.signal });
     if (inUploadDir(ctx.config, p.file)) await removeSource(ctx, p.file);
     return { result: { image: p.image, skipped: why } };
   };
   if (!first) return await skip("the image is gone or not importing");
   let outcome = outcomes.get(ctx.task);
   if (!outcome) {
-    outcome = await runImport(ctx, store, p, storedAs);
+    // No store here is a configuration error: recorded, not retried.
+    outcome = store ? await runImport(ctx, store, p, storedAs) : {
+      rejected: `no image store "${ctx.config.images.store}" on ${ctx.host}`,
+    };
     outcomes.set(ctx.task, outcome);
     if (!("keepSource" in outcome)) await removeSource(ctx, p.file);
   }
@@ -172,7 +167,7 @@ export const imageImport: TaskHandler = async (ctx) => {
       ...base,
       ...outcome.stored,
       state: "ready",
-      store: store.kind,
+      store: outcome.store,
       storedAs,
       reason: undefined,
     }

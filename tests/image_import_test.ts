@@ -202,3 +202,68 @@ Deno.test("taskTimeoutMs() gives image.import the time to copy images.maxUploadB
   );
   assert.equal(taskTimeoutMs(task, small), small.tasks.taskTimeoutMs);
 });
+
+Deno.test("image.import on a worker without the configured store records the image failed, naming it", async () => {
+  await withImageEnv(async (env) => {
+    const src = await makeQcow2(`${env.upload}/n.qcow2`);
+    const now = new Date().toISOString();
+    const doc: Image = {
+      name: "n",
+      owner: "alice",
+      public: false,
+      state: "importing",
+      source: { kind: "file", file: "n.qcow2" },
+      createdAt: now,
+      updatedAt: now,
+    };
+    await env.bench.store.txn().put(keys.image("alice/n"), doc).commit();
+    const ctx = await env.bench.context(env.worker, "image.import", {
+      image: "alice/n",
+      file: src,
+    });
+    const out = await imageImport({ ...ctx, config: env.config });
+    assert.ok((await out.txn!.commit()).ok);
+    const img = (await env.bench.store.get(keys.image("alice/n"), Image))!;
+    assert.equal(img.value.state, "failed");
+    assert.equal(img.value.reason, 'no image store "file" on h1');
+    assert.equal(await exists(src), false);
+  });
+});
+
+Deno.test("image.import run again after its completion lost the compare records the same import from the store", async () => {
+  await withImageEnv(async (env) => {
+    const src = await makeQcow2(`${env.upload}/r.qcow2`, "64M", 0x5a);
+    const want = (await tool("sha256sum", src)).split(" ")[0];
+    const now = new Date().toISOString();
+    const key = keys.image("alice/r");
+    const doc: Image = {
+      name: "r",
+      owner: "alice",
+      public: false,
+      state: "importing",
+      source: { kind: "upload" },
+      createdAt: now,
+      updatedAt: now,
+    };
+    await env.bench.store.txn().put(key, doc).commit();
+    const base = await env.bench.context(env.worker, "image.import", {
+      image: "alice/r",
+      file: src,
+    });
+    const ctx = { ...base, config: env.config, imageStore: env.store };
+    const first = await imageImport(ctx);
+    const cur = (await env.bench.store.get(key, Image))!;
+    await env.bench.store.txn().put(key, { ...cur.value, public: true })
+      .commit();
+    assert.equal((await first.txn!.commit()).ok, false);
+    // A new claim of the task (a copy: nothing kept from the first run)
+    // finds the image stored and describes it from the store.
+    const again = await imageImport({ ...ctx, task: { ...ctx.task } });
+    assert.ok((await again.txn!.commit()).ok);
+    const img = (await env.bench.store.get(key, Image))!.value;
+    assert.equal(img.state, "ready");
+    assert.equal(img.public, true);
+    assert.equal(img.sha256, want);
+    assert.deepEqual(await env.storeFiles(), [`images/${img.storedAs}.qcow2`]);
+  });
+});
