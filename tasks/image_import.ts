@@ -17,7 +17,7 @@
  *   payload: { image: "alice/deb", file: "/var/www/alice/upload/deb.qcow2" } });
  * ```
  */
-import { resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { z } from "zod";
 import type { Config } from "../core/config.ts";
 import { Image } from "../core/image_schemas.ts";
@@ -62,9 +62,18 @@ async function readOurs(
   return cur;
 }
 
-function inUploadDir(config: Config, file: string): boolean {
+/**
+ * Whether `file` is where the owner's files wait for import: their SFTP
+ * upload directory or their `.incoming/` one (never anything else, even
+ * when the payload says so).
+ */
+function isStaged(config: Config, ref: string, file: string): boolean {
   const root = resolve(config.images.uploadDir);
-  return file.startsWith("/") && resolve(file).startsWith(`${root}/`);
+  const owner = ref.split("/")[0];
+  const name = basename(file);
+  return file === resolve(file) && name !== "" && name !== ".." &&
+    [`${root}/${owner}/upload`, `${root}/.incoming/${owner}`]
+      .includes(dirname(file));
 }
 
 async function writeProgress(
@@ -95,9 +104,9 @@ async function runImport(
   p: Payload,
   storedAs: string,
 ): Promise<Outcome> {
-  if (!inUploadDir(ctx.config, p.file)) {
+  if (!isStaged(ctx.config, p.image, p.file)) {
     return {
-      rejected: `the file ${p.file} is not in the upload directory`,
+      rejected: `the file ${p.file} is not in the owner's upload directory`,
       keepSource: true,
     };
   }
@@ -144,7 +153,7 @@ export const imageImport: TaskHandler = async (ctx) => {
   const storedAs = first?.value.storedAs ?? `${p.image}-${ctx.task.id}`;
   const skip = async (why: string) => {
     await store?.removeImage(storedAs, { signal: ctx.signal });
-    if (inUploadDir(ctx.config, p.file)) await removeSource(ctx, p.file);
+    if (isStaged(ctx.config, p.image, p.file)) await removeSource(ctx, p.file);
     return { result: { image: p.image, skipped: why } };
   };
   if (!first) return await skip("the image is gone or not importing");

@@ -13,6 +13,7 @@ import {
   tool,
   withImageEnv,
 } from "./helpers/image_env.ts";
+import { imageImport } from "../tasks/image_import.ts";
 
 async function expectRejected(
   env: ImageEnv,
@@ -184,4 +185,31 @@ Deno.test("image.import refuses a file over images.maxUploadBytes", async () => 
       /^the file has \d+ bytes, over the limit of 100000 \(images\.maxUploadBytes\)/,
     );
   }, { maxUploadBytes: 100_000 });
+});
+
+Deno.test("image.import refuses a file outside the owner's upload directories and leaves it alone", async () => {
+  await withImageEnv(async (env) => {
+    const bob = `${env.config.images.uploadDir}/bob/upload`;
+    await Deno.mkdir(bob, { recursive: true });
+    const file = await makeQcow2(`${bob}/his.qcow2`);
+    await env.bench.store.txn().put("image/alice/img", {
+      name: "img",
+      owner: "alice",
+      public: false,
+      state: "importing",
+      source: { kind: "upload" },
+      createdAt: "",
+      updatedAt: "",
+    }).commit();
+    const { result } = await env.runTask(imageImport, "image.import", {
+      image: "alice/img",
+      file,
+    });
+    assert.match(
+      (result as { reason: string }).reason,
+      /^the file .*\/bob\/upload\/his\.qcow2 is not in the owner's upload directory$/,
+    );
+    assert.deepEqual(await env.storeFiles(), []);
+    assert.ok(await exists(file), "another user's file is kept");
+  });
 });

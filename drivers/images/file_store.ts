@@ -28,7 +28,7 @@ import type {
   StoredImage,
 } from "../../tasks/image_store.ts";
 import { checkQcow2 } from "./qcow2_check.ts";
-import { qemuImgCreateOverlay, qemuImgInfo } from "./qemu_img.ts";
+import { qemuImgCreateOverlay, QemuImgError, qemuImgInfo } from "./qemu_img.ts";
 import { copySource, sha256File } from "./source_copy.ts";
 
 /** Options of a {@linkcode FileStore}. */
@@ -170,7 +170,7 @@ export class FileStore implements ImageStore {
       return disk;
     }
     const { virtualSize } = await qemuImgInfo(image, opts).catch((err) => {
-      if (!(err instanceof Error)) throw err;
+      if (!(err instanceof QemuImgError)) throw err;
       throw new PermanentError(
         `Cannot create the disk of ${vmId}: image ${storedAs}: ${err.message}`,
       );
