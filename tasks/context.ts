@@ -17,6 +17,7 @@ import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import type { Task } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
+import type { ImageStore } from "./image_store.ts";
 import type { WorkerId } from "./queue.ts";
 
 /** JSON kept in the VM's status so a restarted worker can re-attach. */
@@ -147,6 +148,8 @@ export interface TaskContext {
   images: (name: string) => Promise<Boot>;
   /** Absent where the worker runs without host networking (benchmarks). */
   net?: HostNetwork;
+  /** The image store of `images.store`; absent when this build has none. */
+  imageStore?: ImageStore;
   signal: AbortSignal;
   log: Logger;
   /** A transaction that holds only while this worker holds the claim. */

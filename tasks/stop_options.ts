@@ -21,14 +21,22 @@ import {
 const POWER_KINDS = new Set(["vm.stop", "vm.reboot", "vm.move"]);
 /** Beyond the guest's time: the hard stop (quit, SIGTERM, SIGKILL) and I/O. */
 const HARD_STOP_MARGIN_MS = 30_000;
+/** The slowest copy an import of the largest upload must be given time for. */
+const IMPORT_MIN_BYTES_PER_S = 10 * 1024 * 1024;
 
 /**
  * How long the worker lets `task` run: `tasks.taskTimeoutMs`, or for a
  * task that gives a guest time to stop or reboot, at least that time plus
- * a margin for the hard stop (a 300 s shutdown must not be cut at 120 s).
+ * a margin for the hard stop (a 300 s shutdown must not be cut at 120 s);
+ * an `image.import` the time to copy and check `images.maxUploadBytes` at
+ * 10 MiB/s.
  */
 export function taskTimeoutMs(task: Task, config: Config): number {
   const base = config.tasks.taskTimeoutMs;
+  if (task.kind === "image.import") {
+    const copy = config.images.maxUploadBytes / IMPORT_MIN_BYTES_PER_S;
+    return Math.max(base, Math.ceil(copy) * 1000 + HARD_STOP_MARGIN_MS);
+  }
   if (!POWER_KINDS.has(task.kind)) return base;
   const t = task.payload.timeoutSeconds;
   const seconds = typeof t === "number" && t > 0

@@ -17,6 +17,7 @@ import type { Logger } from "../core/log.ts";
 import { Claim, Task, Vm } from "../core/schemas.ts";
 import type { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
+import { imageStoreOf } from "../drivers/images/mod.ts";
 import {
   type Boot,
   type DriverSpec,
@@ -24,6 +25,7 @@ import {
   type TaskContext,
   type VmDriver,
 } from "../tasks/context.ts";
+import type { ImageStore } from "../tasks/image_store.ts";
 import { handlers } from "../tasks/handlers.ts";
 import {
   complete,
@@ -53,6 +55,8 @@ export interface TaskRunnerOptions {
   images?: (name: string) => Promise<Boot>;
   /** Host networking (absent without drivers/net). */
   net?: HostNet;
+  /** The image store; default the one of `config.images`. */
+  imageStore?: ImageStore;
 }
 
 /** How often a handler whose completion lost a compare is run again. */
@@ -63,9 +67,11 @@ export class TaskRunner {
   readonly #o: TaskRunnerOptions;
   /** Per-VM chains so tasks of one VM never run at once on this host. */
   readonly #vmChains = new Map<string, Promise<void>>();
+  readonly #imageStore: ImageStore | undefined;
 
   constructor(opts: TaskRunnerOptions) {
     this.#o = opts;
+    this.#imageStore = opts.imageStore ?? imageStoreOf(opts.config);
   }
 
   /** The VMs that have a task running or waiting on this host. */
@@ -123,6 +129,7 @@ export class TaskRunner {
       images: this.#o.images ??
         ((name) => resolveImage(config.stateDir, name)),
       net,
+      imageStore: this.#imageStore,
       signal,
       log,
       guard: () => guard(store, task.id, id),

@@ -1,0 +1,124 @@
+/**
+ * Copies an uploaded file into the store's own directory, hashing it on the
+ * way: the rules then run on the copy, which nobody else can change, never
+ * on the user's file. The source is opened without following a symlink
+ * (`O_NOFOLLOW`) and without blocking on a FIFO (`O_NONBLOCK`), and must be
+ * a regular file with one link: a user who can write the upload directory
+ * cannot make the import read a host file or another user's.
+ *
+ * @example
+ * ```ts
+ * const { sha256 } = await copySource(src, tmp, { maxBytes, onProgress });
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { constants, promises as fsp } from "node:fs";
+import { ImageRejected, type ImportProgress } from "../../tasks/image_store.ts";
+import { checkQcow2Header, parseQcow2Header } from "./qcow2_check.ts";
+
+const CHUNK = 4 * 1024 * 1024;
+
+/** Options of {@linkcode copySource}. */
+export interface CopyOptions {
+  /** A larger source is refused (images.maxUploadBytes). */
+  maxBytes: number;
+  /** The header of the source is checked before copying (fast refusal). */
+  maxVirtualBytes: number;
+  onProgress: ImportProgress;
+  signal?: AbortSignal;
+}
+
+async function openSource(src: string): Promise<fsp.FileHandle> {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW |
+    constants.O_NONBLOCK;
+  let h: fsp.FileHandle;
+  try {
+    h = await fsp.open(src, flags);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ENOENT") throw new ImageRejected(`the file is not there`);
+    if (code === "ELOOP") {
+      throw new ImageRejected("the file is a symbolic link (refused)");
+    }
+    throw err;
+  }
+  const st = await h.stat();
+  if (!st.isFile()) {
+    await h.close();
+    throw new ImageRejected("not a regular file (refused)");
+  }
+  if (st.nlink !== 1) {
+    await h.close();
+    throw new ImageRejected(`the file has ${st.nlink} hard links (refused)`);
+  }
+  return h;
+}
+
+/**
+ * Copies `src` to the new file `dest` (created 0600, must not exist);
+ * returns the SHA-256 of the bytes copied and their count. Refuses (with
+ * {@linkcode ImageRejected}) a source that is not a plain file, is larger
+ * than `maxBytes`, or whose header breaks the qcow2 rules. `onProgress`
+ * gets each new whole percent.
+ */
+export async function copySource(
+  src: string,
+  dest: string,
+  o: CopyOptions,
+): Promise<{ sha256: string; bytes: number }> {
+  const h = await openSource(src);
+  try {
+    const { size } = await h.stat();
+    if (size > o.maxBytes) {
+      throw new ImageRejected(
+        `the file has ${size} bytes, over the limit of ${o.maxBytes} ` +
+          `(images.maxUploadBytes)`,
+      );
+    }
+    const head = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
+    const { bytesRead } = await h.read(head, 0, head.length, 0);
+    checkQcow2Header(parseQcow2Header(head.subarray(0, bytesRead)), o);
+    using out = await Deno.open(dest, {
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
+    const hash = createHash("sha256");
+    const buf = new Uint8Array(CHUNK);
+    let copied = 0;
+    let percent = -1;
+    while (true) {
+      o.signal?.throwIfAborted();
+      const { bytesRead: n } = await h.read(buf, 0, CHUNK, copied);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      hash.update(chunk);
+      for (let off = 0; off < n;) off += await out.write(chunk.subarray(off));
+      copied += n;
+      if (copied > o.maxBytes) {
+        throw new ImageRejected(
+          `the file grew over the limit of ${o.maxBytes} bytes while copied`,
+        );
+      }
+      const p = Math.min(100, Math.floor((copied * 100) / Math.max(size, 1)));
+      if (p !== percent) await o.onProgress(percent = p);
+    }
+    await out.sync();
+    return { sha256: hash.digest("hex"), bytes: copied };
+  } finally {
+    await h.close();
+  }
+}
+
+/** The SHA-256 of a file the store holds (hex). */
+export async function sha256File(path: string): Promise<string> {
+  using f = await Deno.open(path);
+  const hash = createHash("sha256");
+  const buf = new Uint8Array(CHUNK);
+  while (true) {
+    const n = await f.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
+}
