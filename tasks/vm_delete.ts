@@ -3,11 +3,13 @@
  * stops the process (the hard stop: the VM and its disk go, so a guest
  * shutdown would protect nothing), removes its files, then deletes the VM
  * document and releases its reservation and its NICs' addresses in one
- * transaction.
+ * transaction. A VM made from an image document loses its disk in the
+ * image store (tasks/vm_disk.ts) before its document goes.
  */
 import { releaseNics } from "../resources/networks/nics.ts";
 import type { TaskHandler } from "./context.ts";
 import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
+import { removeVmDisk } from "./vm_disk.ts";
 
 export const vmDelete: TaskHandler = async (ctx) => {
   const vm = await readVm(ctx);
@@ -24,6 +26,8 @@ export const vmDelete: TaskHandler = async (ctx) => {
     await ctx.progress("removing files");
     await ctx.driver.destroy(id);
   }
+  // Before the document goes: an image is deletable once no VM names it.
+  await removeVmDisk(ctx, vm.value);
   const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key);
   if (host) await releaseAlloc(ctx, txn, host, id);
   await releaseNics(ctx.store, txn, id, vm.value.nics);

@@ -18,6 +18,7 @@
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { ownedBy, take } from "./ownership.ts";
 import { forwardTo, readVm, statusTxn, vmIdOf } from "./vm_common.ts";
+import { vmBoot } from "./vm_disk.ts";
 
 export const vmStart: TaskHandler = async (ctx) => {
   const read = await readVm(ctx);
@@ -58,7 +59,7 @@ export const vmStart: TaskHandler = async (ctx) => {
   // Changed meanwhile, or this incarnation is no longer alive: decide again.
   if (!vm) throw new Error(`VM ${read.value.id} changed before it started`);
   await ctx.progress("resolving image");
-  const boot = await ctx.images(vm.value.spec.image);
+  const boot = await vmBoot(ctx, vm.value);
   const nics = vm.value.nics.filter((n) => n.state === "attached");
   if (nics.length) {
     if (!ctx.net) {
