@@ -12,8 +12,13 @@
  *
  * @module
  */
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import openapiTS, { astToString } from "openapi-typescript";
 import { createApp } from "../api/app.ts";
+import type { AppEnv } from "../api/env.ts";
+import { createIdentity } from "../api/identity.ts";
+import { parseConfig } from "../core/config.ts";
+import { importHostKey, newHostKey } from "../core/secrets.ts";
 import type { Store } from "../core/store.ts";
 
 /** Where the generated types live. */
@@ -29,6 +34,27 @@ const HEADER = `/**
 `;
 
 /**
+ * The API app with every route it can serve (identity on, so the
+ * `/v1/auth` routes are there), for its OpenAPI document. Building it and
+ * serving the document touch no store, directory or file.
+ *
+ * @example
+ * ```ts
+ * const doc = await (await documentedApp()).request("/v1/openapi.json");
+ * ```
+ */
+export async function documentedApp(): Promise<OpenAPIHono<AppEnv>> {
+  const store = {} as Store;
+  const config = parseConfig({
+    stateDir: "/nonexistent",
+    identity: { ldap: { url: "ldap://127.0.0.1:389" } },
+  }, () => undefined);
+  const keys = await importHostKey(newHostKey());
+  const identity = await createIdentity({ store, config, keys });
+  return createApp({ store, config, identity });
+}
+
+/**
  * The text of `cli/api_types.ts` for the API as it is now: the schemas of
  * its OpenAPI document (paths left out: the CLI's client names them),
  * formatted by `deno fmt`.
@@ -39,8 +65,7 @@ const HEADER = `/**
  * ```
  */
 export async function generateCliTypes(): Promise<string> {
-  // The document route reads no store.
-  const app = createApp({ store: {} as Store });
+  const app = await documentedApp();
   const doc = await (await app.request("/v1/openapi.json")).json();
   const ast = await openapiTS({ ...doc, paths: {} });
   const out = await new Deno.Command(Deno.execPath(), {
