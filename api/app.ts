@@ -18,13 +18,14 @@ import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
-import { type AppEnv, type Principal } from "./env.ts";
+import { type AppEnv, type Principal, router } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
+import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
 
@@ -84,8 +85,9 @@ export function createApp({
   app.route("/metrics", metrics({ store, registry }));
 
   // Registered before the auth middleware: the API description is public.
-  app.doc("/v1/openapi.json", {
-    openapi: "3.0.3",
+  // 3.1: a nullable reference is `anyOf: [$ref, null]` (3.0 cannot say it).
+  app.doc31("/v1/openapi.json", {
+    openapi: "3.1.0",
     info: {
       title: "ucloud",
       version: "1",
@@ -136,6 +138,6 @@ export function createApp({
   app.route("/v1/maintenance", maintenance(deps));
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
-  else app.get("/v1/auth/whoami", (c) => c.json(c.get("principal"), 200));
+  else app.route("/v1/auth", whoamiRoute(router()));
   return app;
 }

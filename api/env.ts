@@ -66,3 +66,8 @@ export function requireAdmin(p: Principal, action: string): void {
 // points) have no `.openapi` method of their own.
 export const VmDoc = z.object(Vm.shape).openapi("Vm");
 export const TaskDoc = z.object(Task.shape).openapi("Task");
+/**
+ * A task, or null where an answer may hold none. Not `TaskDoc.nullable()`:
+ * that would make the `Task` component itself nullable everywhere.
+ */
+export const MaybeTaskDoc = z.union([TaskDoc, z.null()]);

@@ -23,7 +23,14 @@ import { Alive, Alloc, Host } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
 import { requestShutdown } from "../workers/shutdown.ts";
-import { type Deps, HostParams, requireAdmin, router, TaskDoc } from "./env.ts";
+import {
+  type Deps,
+  HostParams,
+  MaybeTaskDoc,
+  requireAdmin,
+  router,
+  TaskDoc,
+} from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
 /** How often a state change is retried after a lost compare. */
@@ -66,6 +73,10 @@ export const HostView = z.object({
   drivers: z.array(z.string()),
 }).openapi("HostView");
 export type HostView = z.infer<typeof HostView>;
+
+/** What drain, shutdown and enable answer: the host and the task, if any. */
+const HostChange = z.object({ host: HostView, task: MaybeTaskDoc })
+  .openapi("HostChange");
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -128,7 +139,7 @@ const enableHost = createRoute({
   request: { params: HostParams },
   responses: {
     200: json(
-      z.object({ host: HostView, task: TaskDoc.nullable() }),
+      HostChange,
       "Host active; `task` records the change (null: it was active)",
     ),
     ...errorResponses(400, 403, 404, 409, 503),

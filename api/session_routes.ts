@@ -139,9 +139,12 @@ const whoami = createRoute({
   },
 });
 
-/** Adds `GET /whoami`: the caller's principal and how it authenticated. */
-export function whoamiRoute(r: OpenAPIHono<AppEnv>): void {
-  r.openapi(whoami, (c) => {
+/**
+ * Adds `GET /whoami` to `r` and returns it: the caller's principal and how
+ * it authenticated (no method without identity).
+ */
+export function whoamiRoute(r: OpenAPIHono<AppEnv>): OpenAPIHono<AppEnv> {
+  return r.openapi(whoami, (c) => {
     const p = c.get("principal");
     return c.json({ ...p, method: authMethod(c) }, 200);
   });

@@ -80,7 +80,7 @@ const showDrain = createRoute({
             host: z.string().optional(),
             done: z.boolean(),
             vms: z.array(DrainedVm),
-          }),
+          }).openapi("DrainReport"),
         },
       },
     },

@@ -10,7 +10,7 @@
  * ```
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { IdParams, TaskDoc, VmDoc } from "./env.ts";
+import { IdParams, MaybeTaskDoc, VmDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
 /** The longest time a request may give the guest, in seconds. */
@@ -31,7 +31,7 @@ export const PowerInput = z.object({
 }).strict().openapi("PowerInput");
 export type PowerInput = z.infer<typeof PowerInput>;
 
-const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() });
+const VmAndMaybeTask = z.object({ vm: VmDoc, task: MaybeTaskDoc });
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

@@ -13,12 +13,19 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ID_RE, MAX_NICS, VmCreateInput } from "../core/schemas.ts";
 import * as res from "../resources/vms/mod.ts";
-import { type Deps, IdParams, router, TaskDoc, VmDoc } from "./env.ts";
+import {
+  type Deps,
+  IdParams,
+  MaybeTaskDoc,
+  router,
+  TaskDoc,
+  VmDoc,
+} from "./env.ts";
 import { errorResponses } from "./errors.ts";
 import { rebootVm, stopVm } from "./vm_power.ts";
 
 const VmAndTask = z.object({ vm: VmDoc, task: TaskDoc }).openapi("VmAndTask");
-const VmAndMaybeTask = z.object({ vm: VmDoc, task: TaskDoc.nullable() })
+const VmAndMaybeTask = z.object({ vm: VmDoc, task: MaybeTaskDoc })
   .openapi("VmAndMaybeTask");
 
 const IdempotencyHeaders = z.object({

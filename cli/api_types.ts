@@ -11,7 +11,7 @@ export interface components {
   schemas: {
     VmAndMaybeTask: {
       vm: components["schemas"]["Vm"];
-      task: components["schemas"]["Task"];
+      task: components["schemas"]["Task"] | null;
     };
     Vm: {
       id: string;
@@ -104,7 +104,7 @@ export interface components {
         worker?: string;
         message?: string;
       }[];
-    } | null;
+    };
     VmAndTask: {
       vm: components["schemas"]["Vm"];
       task: components["schemas"]["Task"];
@@ -186,6 +186,15 @@ export interface components {
       os: string;
       drivers: string[];
     };
+    HostChange: {
+      host: components["schemas"]["HostView"];
+      task: components["schemas"]["Task"] | null;
+    };
+    DrainReport: {
+      host?: string;
+      done: boolean;
+      vms: components["schemas"]["DrainedVm"][];
+    };
     DrainedVm: {
       vm: string;
       move: string;
@@ -232,6 +241,60 @@ export interface components {
         /** @enum {string} */
         phase: "running" | "stopped";
       }[];
+    };
+    BearerToken: {
+      token: string;
+      /** @enum {string} */
+      tokenType: "Bearer";
+      /** @example 2025-01-01T12:15:00.000Z */
+      expiresAt: string;
+      /** @example 900 */
+      expiresIn: number;
+    };
+    Whoami: {
+      name: string;
+      admin: boolean;
+      /** @enum {string} */
+      method?: "totp" | "bearer" | "session";
+    };
+    SeedAnswer: {
+      name: string;
+      realm: string;
+      /** @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP */
+      seed: string;
+      otpauthUri: string;
+    };
+    SeedRequest: {
+      /** @example alice */
+      name: string;
+      password?: string;
+      /** @default false */
+      replace: boolean;
+    };
+    SessionAnswer: {
+      name: string;
+      admin: boolean;
+      expiresAt: string;
+      expiresIn: number;
+    };
+    SessionRequest: {
+      /** @example alice */
+      name: string;
+      password?: string;
+      token?: string;
+    };
+    Revoked: {
+      revoked: boolean;
+    };
+    RevokeRequest: {
+      jti?: string;
+    };
+    ServiceSeedRequest: {
+      /** @example backup */
+      name: string;
+      realm: string;
+      /** @default false */
+      replace: boolean;
     };
   };
   responses: never;

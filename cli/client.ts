@@ -29,7 +29,7 @@ export type SshKey = Schemas["SshKey"];
 /** What `POST /v1/keys` takes. */
 export type SshKeyInput = Pick<SshKey, "name" | "publicKey">;
 /** A task as the API returns it. */
-export type Task = NonNullable<Schemas["Task"]>;
+export type Task = Schemas["Task"];
 /** A host as `GET /v1/hosts` lists it. */
 export type HostView = Schemas["HostView"];
 /** What `GET /v1/maintenance/rebalance` answers: a plan, nothing done. */
@@ -39,18 +39,11 @@ export type RebalanceResult = Schemas["RebalanceResult"];
 /** What a drain did to one VM (`GET /v1/tasks/{id}/drain`). */
 export type DrainedVm = Schemas["DrainedVm"];
 /** What a drain did to each VM; `done` once every move has ended. */
-export interface DrainReport {
-  host?: string;
-  done: boolean;
-  vms: DrainedVm[];
-}
+export type DrainReport = Schemas["DrainReport"];
 /** What create, start, stop, delete, attach and detach answer. */
 export type Operation = Schemas["VmAndMaybeTask"];
 /** What drain, enable and shutdown of a host answer. */
-export interface HostChange {
-  host: HostView;
-  task: Task | null;
-}
+export type HostChange = Schemas["HostChange"];
 /** A listing. */
 export interface List<T> {
   items: T[];
@@ -71,23 +64,14 @@ export interface TaskQuery {
   limit?: number;
 }
 
-// The /v1/auth routes are not in the OpenAPI document (api/identity.ts).
 /** What `GET /v1/auth/whoami` answers. */
-export interface Whoami {
-  name: string;
-  admin: boolean;
-}
+export type Whoami = Schemas["Whoami"];
+/** What `POST /v1/auth/seed` takes: the LDAP name and password. */
+export type SeedInput = Schemas["SeedRequest"];
 /** What `POST /v1/auth/seed` answers: the new TOTP seed, shown once. */
-export interface Seed {
-  name: string;
-  realm: string;
-  seed: string;
-}
+export type Seed = Schemas["SeedAnswer"];
 /** What `POST /v1/auth/token` answers. */
-export interface Token {
-  token: string;
-  expiresAt: string;
-}
+export type Token = Schemas["BearerToken"];
 
 const vmPath = (id: string) => `/v1/vms/${encodeURIComponent(id)}`;
 const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
@@ -167,8 +151,7 @@ export function apiClient(send: Transport) {
     },
     auth: {
       whoami: () => send<Whoami>("GET", "/v1/auth/whoami"),
-      seed: (body: { name: string; password: string; replace: boolean }) =>
-        send<Seed>("POST", "/v1/auth/seed", { body }),
+      seed: (body: SeedInput) => send<Seed>("POST", "/v1/auth/seed", { body }),
       token: (headers: Record<string, string>) =>
         send<Token>("POST", "/v1/auth/token", { headers }),
     },

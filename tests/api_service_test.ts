@@ -54,6 +54,7 @@ Deno.test({
         assert.equal(r.body.info.title, "ucloud");
         const paths = r.body.paths;
         assert.deepEqual(Object.keys(paths).sort(), [
+          "/v1/auth/whoami",
           "/v1/hosts",
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",

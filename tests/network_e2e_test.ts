@@ -19,140 +19,28 @@
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { keys } from "../core/keys.ts";
-import { Host, type Network, Task, Vm } from "../core/schemas.ts";
+import { Host, type Network, Vm } from "../core/schemas.ts";
 import { linkLocal } from "../core/netaddr.ts";
-import { run } from "../drivers/runner.ts";
-import { bridgeOf, NFT_TABLE, tapName, vxlanOf } from "../drivers/net/mod.ts";
+import { bridgeOf, tapName, vxlanOf } from "../drivers/net/mod.ts";
 import { networkSpec } from "../workers/net.ts";
-import { type Cluster, startCluster, waitFor } from "./helpers/cluster.ts";
+import { startCluster, waitFor } from "./helpers/cluster.ts";
 import { guestRun } from "./helpers/console.ts";
-import { createHostNet, type HostNet } from "./helpers/netns.ts";
+import {
+  api,
+  inHost,
+  nftItems,
+  portsOf,
+  printNet,
+  radvdRuns,
+  taskDone,
+  ucloudLinks,
+  vmDoc,
+  waitGuestAddr,
+} from "./helpers/net_e2e.ts";
+import { createHostNet } from "./helpers/netns.ts";
 import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
 
-type App = ReturnType<typeof createApp>;
 const HOSTS = ["h1", "h2"];
-
-async function api(
-  app: App,
-  method: string,
-  path: string,
-  json?: unknown,
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; body: any }> {
-  const res = await app.request(path, {
-    method,
-    headers: json === undefined ? {} : { "content-type": "application/json" },
-    body: json === undefined ? undefined : JSON.stringify(json),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-/** Runs a command in host `name`'s namespace; its stdout. */
-async function inHost(net: HostNet, name: string, ...cmd: string[]) {
-  return (await run("ip", ["netns", "exec", net.host(name).ns, ...cmd], {
-    timeoutMs: 10_000,
-  })).stdout;
-}
-
-/** Link names in a host whose names ucloud's network driver makes. */
-async function ucloudLinks(net: HostNet, name: string): Promise<string[]> {
-  const links = JSON.parse(await inHost(net, name, "ip", "-j", "link")) as {
-    ifname: string;
-  }[];
-  return links.map((l) => l.ifname).filter((n) => /^uc[bvt]/.test(n)).sort();
-}
-
-/** Names of the ports of `bridge` in host `name`. */
-async function portsOf(net: HostNet, name: string, bridge: string) {
-  const out = await inHost(
-    net,
-    name,
-    "ip",
-    "-j",
-    "link",
-    "show",
-    "master",
-    bridge,
-  );
-  return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname);
-}
-
-/** The host's nft table as JSON items (chains, rules, maps), or []. */
-async function nftItems(net: HostNet, name: string) {
-  try {
-    const out = await inHost(
-      net,
-      name,
-      "nft",
-      "-j",
-      "list",
-      "table",
-      "bridge",
-      NFT_TABLE,
-    );
-    // deno-lint-ignore no-explicit-any
-    return (JSON.parse(out).nftables as any[]).filter((i) => !i.metainfo);
-  } catch {
-    return [];
-  }
-}
-
-async function radvdRuns(net: HostNet, name: string): Promise<boolean> {
-  for (const pid of await net.pids(name)) {
-    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
-    if (cmd.startsWith("radvd") || cmd.includes("/radvd\0")) return true;
-  }
-  return false;
-}
-
-/** Prints each host's VXLAN devices, FDB, multicast groups and nft table. */
-async function printNet(net: HostNet): Promise<void> {
-  for (const h of net.hosts.keys()) {
-    for (
-      const cmd of [
-        ["ip", "-d", "link", "show"],
-        ["bridge", "fdb", "show"],
-        ["ip", "-6", "maddr", "show"],
-        ["ip", "-6", "addr", "show"],
-        ["nft", "list", "ruleset"],
-      ]
-    ) {
-      const out = await inHost(net, h, ...cmd).catch((e) => String(e));
-      console.error(`--- ${h}: ${cmd.join(" ")}\n${out}`);
-    }
-  }
-}
-
-async function vmDoc(c: Cluster, id: string): Promise<Vm | null> {
-  return (await c.store.get(keys.vm(id), Vm))?.value ?? null;
-}
-
-async function taskDone(c: Cluster, id: string, timeoutMs = 60_000) {
-  const t = await waitFor(`task ${id} finished`, async () => {
-    const t = (await c.store.get(keys.task(id), Task))?.value;
-    return t && (t.state === "succeeded" || t.state === "failed") ? t : null;
-  }, timeoutMs);
-  assert.equal(t.state, "succeeded", JSON.stringify(t));
-  return t;
-}
-
-/** Waits until the guest's `dev` has global IPv6 `addr` (SLAAC done, no DAD). */
-async function waitGuestAddr(sock: string, dev: string, addr: string) {
-  await waitFor(
-    `guest ${dev} has ${addr}`,
-    async () => {
-      const r = await guestRun(
-        sock,
-        `ip -6 addr show dev ${dev} scope global`,
-        { timeoutMs: 10_000 },
-      ).catch(() => null);
-      return r !== null && r.includes(`${addr}/64`) &&
-        !r.includes("tentative");
-    },
-    60_000,
-    500,
-  );
-}
 
 Deno.test({
   name:

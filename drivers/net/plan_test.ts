@@ -1,3 +1,7 @@
+/**
+ * planState() (drivers/net/plan.ts), without I/O: a bad port or a network
+ * that cannot be made is left out with its reason, the rest is kept.
+ */
 import assert from "node:assert/strict";
 import { planState } from "./plan.ts";
 import type { HostNetState, NetworkSpec, PortSpec } from "./types.ts";
