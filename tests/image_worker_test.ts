@@ -71,3 +71,49 @@ Deno.test("a worker imports an image with the store of its config and deletes it
     await c.stop();
   }
 });
+
+Deno.test("an image.import whose attempts workers used up by dying marks the image failed, not importing forever", async () => {
+  const c = await startCluster({ guest: false });
+  try {
+    const now = new Date().toISOString();
+    const doc: Image = {
+      name: "d",
+      owner: "alice",
+      public: false,
+      state: "importing",
+      source: { kind: "file", file: "d.qcow2" },
+      createdAt: now,
+      updatedAt: now,
+    };
+    const task = newTask({
+      kind: "image.import",
+      target: "any",
+      payload: { image: "alice/d", file: `${c.dir}/d.qcow2` },
+    });
+    // As left by workers that died running it: running, no claim, every
+    // attempt used.
+    const died: Task = {
+      ...task,
+      state: "running",
+      attempts: task.maxAttempts,
+      error: "worker died",
+    };
+    await enqueue(c.store.txn().put(keys.image("alice/d"), doc), task)
+      .commit();
+    await c.store.txn().put(keys.task(task.id), died).commit();
+    await c.addWorker({ name: "h1" });
+    const img = await waitFor("the image failed", async () => {
+      const d = await c.store.get(keys.image("alice/d"), Image);
+      return d?.value.state === "importing" ? null : d?.value;
+    }, 60_000);
+    assert.equal(img.state, "failed");
+    assert.match(img.reason ?? "", /^image\.import failed: /);
+    const t = (await c.store.get(keys.task(task.id), Task))!.value;
+    assert.equal(t.state, "failed");
+  } catch (err) {
+    await c.printLogs();
+    throw err;
+  } finally {
+    await c.stop();
+  }
+});

@@ -2,7 +2,7 @@
  * Runs the tasks one worker incarnation has claimed: one at a time per VM,
  * each under the lease session and its own timeout; records the outcome
  * (running the handler again when its completion lost a compare) and marks
- * the VM failed when a task gives up.
+ * the VM (or the image) failed when a task gives up.
  *
  * @example
  * ```ts
@@ -27,6 +27,7 @@ import {
 } from "../tasks/context.ts";
 import type { ImageStore } from "../tasks/image_store.ts";
 import { handlers } from "../tasks/handlers.ts";
+import { imageFailed } from "../tasks/image_failed.ts";
 import {
   complete,
   fail,
@@ -87,7 +88,7 @@ export class TaskRunner {
   async run(task: Task): Promise<void> {
     if (task.state === "failed") {
       this.#o.log.warn("task failed", { task: task.id, error: task.error });
-      return await this.#vmFailed(task, task.error ?? "");
+      return await this.#gaveUp(task, task.error ?? "");
     }
     const vm = typeof task.payload.vm === "string"
       ? task.payload.vm
@@ -177,7 +178,7 @@ export class TaskRunner {
         maxMs: config.tasks.backoffMaxMs,
       });
       log.warn(`task ${r === "retry" ? "will retry" : r}`, { error: message });
-      if (r === "failed") await this.#vmFailed(task, message);
+      if (r === "failed") await this.#gaveUp(task, message);
     }
   }
 
@@ -186,7 +187,23 @@ export class TaskRunner {
     return c?.lease === this.#o.worker.lease;
   }
 
-  /** After a task gave up, the VM shows phase failed with the reason. */
+  /**
+   * After a task gave up, its VM shows phase failed with the reason, and
+   * an image it was fetching or importing state failed.
+   */
+  async #gaveUp(task: Task, error: string): Promise<void> {
+    await this.#vmFailed(task, error);
+    if (typeof task.payload.image === "string") {
+      const { store, host, worker } = this.#o;
+      await imageFailed(
+        store,
+        task.payload.image,
+        `${task.kind} failed: ${error}`,
+        () => store.txn().ifLease(keys.alive(host), worker.lease),
+      );
+    }
+  }
+
   async #vmFailed(task: Task, error: string): Promise<void> {
     if (typeof task.payload.vm !== "string") return;
     const { store, host, worker } = this.#o;
