@@ -12,6 +12,7 @@ packages=(
   radvd dnsmasq-base          # router advertisements, DHCP on VM networks
   python3                     # raw Ethernet frames in network tests
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
+  extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
   nodejs npm                  # to fetch Deno from the npm registry
 )
 
