@@ -11,8 +11,11 @@
 #                    ucloud.ignore_acpi=1 on the kernel command line, it
 #                    ignores both the power button and ctrl-alt-del.
 #   cmdline          the kernel command line to pass with -append
+#   vmlinuz          the same kernel as Debian ships it (bzImage), and
+#   root-modules.cpio.gz  the ext4 modules (listed in /lib/modules/load-root),
+#                    for the disk guest (scripts/build_guest_disk.sh)
 # into ${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny/ and prints that
-# directory. Cached: does nothing when the three files exist and the stamp
+# directory. Cached: does nothing when these files exist and the stamp
 # file "version" holds the hash of this script (a changed script rebuilds).
 #
 # Usage: scripts/build_guest.sh            (UCLOUD_STATE=/some/dir to relocate)
@@ -24,11 +27,16 @@ cmdline="console=ttyS0 quiet panic=-1"
 # Loaded in this order by /init, each after its dependencies (from modules.dep).
 # button and evdev: the ACPI power button as an input device acpid reads.
 wanted_modules=(virtio_pci virtio_blk virtio_net button evdev)
+# Not in the initramfs: root-modules.cpio.gz holds them, listed in
+# /lib/modules/load-root, for a first stage that mounts an ext4 root
+# (scripts/build_guest_disk.sh).
+root_modules=(ext4 crc32c_generic) # ext4 mounts only with a crc32c
 
 version="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 
 cached() {
-  [[ -s "$out/vmlinux" && -s "$out/initrd.cpio.gz" && -s "$out/cmdline" &&
+  [[ -s "$out/vmlinux" && -s "$out/vmlinuz" && -s "$out/initrd.cpio.gz" &&
+    -s "$out/root-modules.cpio.gz" && -s "$out/cmdline" &&
     "$(cat "$out/version" 2>/dev/null)" == "$version" ]]
 }
 if cached; then
@@ -142,22 +150,31 @@ add_module() {
   for dep in ${line#*:}; do add_module "$dep"; done
   load_order+=("$path")
 }
-for mod in "${wanted_modules[@]}"; do
+for mod in "${wanted_modules[@]}" - "${root_modules[@]}"; do
+  if [[ "$mod" == - ]]; then
+    boot_count=${#load_order[@]}
+    continue
+  fi
   if grep -q "/$mod.ko\$" "$moddir/modules.builtin"; then continue; fi
   path="$(grep -m1 -oE "^[^:]*/$mod\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | tr -d :)" ||
     die "Cannot find module $mod in $kpkg"
   add_module "$path"
 done
-for path in "${load_order[@]}"; do
+# The root modules go to their own archive, root-modules.cpio.gz.
+rootmods="$work/rootmods"
+mkdir -p "$rootmods/lib/modules"
+for i in "${!load_order[@]}"; do
+  path="${load_order[$i]}" dir="$root/lib/modules" list=load
+  ((i < boot_count)) || dir="$rootmods/lib/modules" list=load-root
   case "$path" in
-  *.ko) cp "$moddir/$path" "$root/lib/modules/" ;;
-  *.ko.xz) xz -dc "$moddir/$path" >"$root/lib/modules/$(basename "$path" .xz)" ;;
-  *.ko.zst) zstd -qdc "$moddir/$path" >"$root/lib/modules/$(basename "$path" .zst)" ;;
+  *.ko) cp "$moddir/$path" "$dir/" ;;
+  *.ko.xz) xz -dc "$moddir/$path" >"$dir/$(basename "$path" .xz)" ;;
+  *.ko.zst) zstd -qdc "$moddir/$path" >"$dir/$(basename "$path" .zst)" ;;
   *) die "Cannot unpack module $path" ;;
   esac
-  basename "${path%.ko*}.ko" >>"$root/lib/modules/load"
+  basename "${path%.ko*}.ko" >>"$dir/$list"
 done
-touch "$root/lib/modules/load"
+touch "$root/lib/modules/load" "$rootmods/lib/modules/load-root"
 
 cat >"$root/init" <<EOF
 #!/bin/sh
@@ -207,6 +224,7 @@ EOF
 cat >"$root/etc/ctrlaltdel" <<'EOF'
 #!/bin/sh
 echo UCLOUD-GUEST-REBOOT >/dev/console
+sync
 reboot -f
 EOF
 cat >"$root/etc/ctrlaltdel.ignore" <<'EOF'
@@ -218,15 +236,21 @@ mkdir -p "$root/etc/acpi/PWRF"
 cat >"$root/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh
 echo UCLOUD-GUEST-SHUTDOWN >/dev/console
+sync
 poweroff -f
 EOF
 chmod 755 "$root/etc/acpi/PWRF/00000080"
 chmod 755 "$root/init"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
-  gzip -9 >"$work/initrd.cpio.gz"
+for tree in root rootmods; do
+  (cd "$work/$tree" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
+    gzip -9 >"$work/$tree.cpio.gz"
+done
+mv "$work/root.cpio.gz" "$work/initrd.cpio.gz"
+mv "$work/rootmods.cpio.gz" "$work/root-modules.cpio.gz"
 
 # --- publish ----------------------------------------------------------------
-for f in vmlinux initrd.cpio.gz; do
+cp "$vmlinuz" "$work/vmlinuz"
+for f in vmlinux vmlinuz initrd.cpio.gz root-modules.cpio.gz; do
   mv "$work/$f" "$out/$f.tmp"
   mv "$out/$f.tmp" "$out/$f"
 done

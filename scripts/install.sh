@@ -13,6 +13,7 @@ packages=(
   python3                     # raw Ethernet frames in network tests
   openssh-client              # ssh-keygen: real keys in the SSH key tests
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
+  extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
   nodejs npm                  # to fetch Deno from the npm registry
 )
 

@@ -11,7 +11,17 @@ import {
   portId,
   type QemuNic,
 } from "./nic_options.ts";
+import type { DiskCache } from "./disk_cache.ts";
 import { checkId, checkSocketPath, type VmPaths } from "./vm_paths.ts";
+
+/** Host-side options of {@linkcode qemuArgs}. */
+export interface QemuArgsOptions {
+  /**
+   * The `cache=` of a boot disk: "none" (O_DIRECT, the default) or
+   * "writeback" where the disk's filesystem has no O_DIRECT (disk_cache.ts).
+   */
+  diskCache?: DiskCache;
+}
 
 /** What to run: validated by {@linkcode qemuArgs}. */
 export interface QemuSpec {
@@ -41,7 +51,11 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * (O_APPEND, so serial_log.ts can rotate it in place),
  * `-pidfile` (by which the driver recognises its processes), the
  * {@linkcode NIC_SLOTS} PCIe root ports for NICs and the NICs of
- * `spec.nics`. Throws TypeError or RangeError naming the bad field.
+ * `spec.nics`. A boot disk is a virtio-blk device whose qcow2 format is
+ * named (never probed: a probed format lets a guest that writes a qcow2
+ * header into a raw disk read host files through its backing file), opened
+ * with `opts.diskCache`. Throws TypeError or RangeError naming the bad
+ * field.
  *
  * @example
  * ```ts
@@ -57,6 +71,7 @@ export function qemuArgs(
   spec: QemuSpec,
   paths: VmPaths,
   accel: "kvm" | "tcg",
+  { diskCache = "none" }: QemuArgsOptions = {},
 ): string[] {
   checkSpec(spec);
   for (const key of ["pidfile", "qmp", "console", "serial"] as const) {
@@ -68,6 +83,13 @@ export function qemuArgs(
     throw new TypeError(
       `Cannot build qemu arguments: accel must be "kvm" or "tcg", got ${
         JSON.stringify(accel)
+      }`,
+    );
+  }
+  if (diskCache !== "none" && diskCache !== "writeback") {
+    throw new TypeError(
+      `Cannot build qemu arguments: diskCache must be "none" or "writeback", got ${
+        JSON.stringify(diskCache)
       }`,
     );
   }
@@ -125,7 +147,8 @@ export function qemuArgs(
   } else {
     args.push(
       "-drive",
-      `file=${opt(spec.boot.disk)},format=qcow2,if=none,id=disk0`,
+      `file=${opt(spec.boot.disk)},format=qcow2,if=none,id=disk0,` +
+        `cache=${diskCache}`,
       "-device",
       "virtio-blk-pci,drive=disk0,bootindex=0",
     );

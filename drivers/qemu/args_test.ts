@@ -89,20 +89,36 @@ Deno.test("qemuArgs() leaves out -initrd and -append when the spec has none", ()
   assert.ok(!args.includes("-drive"));
 });
 
-Deno.test("qemuArgs() attaches a qcow2 disk as virtio-blk for a disk boot", () => {
+Deno.test("qemuArgs() attaches a qcow2 disk as virtio-blk with cache=none for a disk boot", () => {
   const args = qemuArgs(
     kernelSpec({ boot: { disk: "/images/vm-1.qcow2" } }),
     paths,
     "tcg",
   );
   assert.deepEqual(values(args, "-drive"), [
-    "file=/images/vm-1.qcow2,format=qcow2,if=none,id=disk0",
+    "file=/images/vm-1.qcow2,format=qcow2,if=none,id=disk0,cache=none",
   ]);
   assert.deepEqual(
     values(args, "-device").at(-1),
     "virtio-blk-pci,drive=disk0,bootindex=0",
   );
   assert.ok(!args.includes("-kernel"));
+  assert.ok(!args.includes("-initrd"));
+});
+
+Deno.test("qemuArgs() opens the disk with the cache mode it is given, and refuses others", () => {
+  const spec = kernelSpec({ boot: { disk: "/images/vm-1.qcow2" } });
+  assert.deepEqual(
+    values(qemuArgs(spec, paths, "tcg", { diskCache: "writeback" }), "-drive"),
+    ["file=/images/vm-1.qcow2,format=qcow2,if=none,id=disk0,cache=writeback"],
+  );
+  assert.throws(
+    () =>
+      qemuArgs(spec, paths, "tcg", {
+        diskCache: "unsafe" as unknown as "none",
+      }),
+    { name: "TypeError", message: /diskCache must be "none" or "writeback"/ },
+  );
 });
 
 Deno.test("qemuArgs() escapes commas inside option values", () => {
@@ -114,7 +130,7 @@ Deno.test("qemuArgs() escapes commas inside option values", () => {
   assert.deepEqual(values(args, "-name"), ["guest=a,,b"]);
   assert.equal(
     values(args, "-drive")[0],
-    "file=/img/x,,y.qcow2,format=qcow2,if=none,id=disk0",
+    "file=/img/x,,y.qcow2,format=qcow2,if=none,id=disk0,cache=none",
   );
   assert.equal(
     values(args, "-chardev")[0],

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
 import { qemuArgs, type QemuSpec } from "./args.ts";
+import { diskCacheMode } from "./disk_cache.ts";
 import { checkHandle, type QemuHandle, vmId } from "./handle.ts";
 import { adoptQemu, launchQemu, removeFiles } from "./launch.ts";
 import { checkSlot, type QemuNic } from "./nic_options.ts";
@@ -66,7 +67,9 @@ export class QemuDriver {
 
   /**
    * Starts the VM and resolves once QMP answers. Idempotent: when the VM's
-   * pidfile names a live qemu of this VM, resolves with a handle to it.
+   * pidfile names a live qemu of this VM, resolves with a handle to it. A
+   * boot disk is opened with `cache=none` where its filesystem takes
+   * O_DIRECT, else `cache=writeback` (disk_cache.ts).
    */
   async start(
     spec: QemuSpec,
@@ -77,14 +80,18 @@ export class QemuDriver {
       signal?.throwIfAborted();
       this.#accel ??= detectAccel(this.#accelMode);
       const accel = await this.#accel;
-      const args = qemuArgs(spec, paths, accel);
+      const args = qemuArgs(spec, paths, accel); // checks the spec
 
       const running = await adoptQemu(spec.id, paths, signal);
       if (running) return running;
       return await launchQemu({
         binary: this.#qemuBinary,
         id: spec.id,
-        args,
+        args: "disk" in spec.boot
+          ? qemuArgs(spec, paths, accel, {
+            diskCache: await diskCacheMode(spec.boot.disk, signal),
+          })
+          : args,
         paths,
         accel,
         signal,
