@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(
   etcd-server etcd-client     # the embedded etcd and etcdctl
   qemu-system-x86 qemu-utils  # VMs
+  qemu-block-extra            # qemu's rbd driver (librbd)
+  ceph-mon ceph-mgr ceph-osd ceph-common  # the one-node Ceph of scripts/ceph_fixture.sh
   nftables iproute2           # networking (namespaces in tests)
   radvd dnsmasq-base          # router advertisements, DHCP on VM networks
   python3                     # raw Ethernet frames in network tests

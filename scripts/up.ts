@@ -2,7 +2,10 @@
  * `deno task up`: an all-in-one cloud on this machine. Starts an embedded
  * etcd (data in `<stateDir>/etcd`) unless `UCLOUD_ETCD` names one, builds the
  * tiny test guest, serves the API on loopback and runs one worker process for
- * this host. Ctrl-C stops the API, the worker and etcd; the host's fencer
+ * this host. With `images.store` `rbd` and `images.rbd.cephConf` set to
+ * `<stateDir>/ceph/ceph.conf` it also runs a one-node Ceph there
+ * (scripts/ceph_fixture.sh; created at the first start, kept after).
+ * Ctrl-C stops the API, the worker, Ceph and etcd; the host's fencer
  * stops the VMs at the lease deadline, and the next start runs them again.
  */
 import { createApp } from "../api/app.ts";
@@ -27,6 +30,22 @@ if (!Deno.env.get("UCLOUD_ETCD")) {
     endpoint: etcd.endpoint,
     data: etcd.dataDir,
   });
+}
+
+const cephDir = `${config.stateDir}/ceph`;
+const localCeph = config.images.store === "rbd" &&
+  config.images.rbd.cephConf === `${cephDir}/ceph.conf`;
+const cephFixture = (action: "start" | "stop") =>
+  new Deno.Command("bash", {
+    args: [`${root}scripts/ceph_fixture.sh`, action, cephDir],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+if (localCeph) {
+  if (!(await cephFixture("start")).success) {
+    throw new Error(`Cannot start the one-node Ceph in ${cephDir}`);
+  }
+  log.info("one-node ceph started", { conf: `${cephDir}/ceph.conf` });
 }
 
 const guest = await new Deno.Command("bash", {
@@ -113,6 +132,7 @@ async function shutdown() {
   await sftp?.stop();
   await placement.close();
   store.close();
+  if (localCeph) await cephFixture("stop");
   await etcd?.stop();
   log.info("stopped");
   Deno.exit(0);
