@@ -85,17 +85,24 @@ export function literalHost(url: URL): string | null {
   return /^\d+\.\d+\.\d+\.\d+$/.test(h) ? h : null;
 }
 
-/**
- * Why `url` is refused before any lookup (not http/https, or an address
- * literal that `blockedAddress()` refuses), or null.
- */
-export function refusedUrl(url: URL): string | null {
+/** Why `url` is never fetched (not http/https, credentials), or null. */
+export function schemeProblem(url: URL): string | null {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return `only http and https URLs are fetched, not ${url.protocol}`;
   }
   if (url.username || url.password) {
     return "URLs with credentials are not fetched";
   }
+  return null;
+}
+
+/**
+ * Why `url` is refused before any lookup (`schemeProblem()`, or an
+ * address literal that `blockedAddress()` refuses), or null.
+ */
+export function refusedUrl(url: URL): string | null {
+  const scheme = schemeProblem(url);
+  if (scheme) return scheme;
   const literal = literalHost(url);
   const why = literal === null ? null : blockedAddress(literal);
   return why ? `${literal} is a ${why} address` : null;

@@ -9,6 +9,7 @@
 import type { TaskHandler } from "./context.ts";
 import { hostDrain } from "./host_drain.ts";
 import { hostFailed } from "./host_failed.ts";
+import { imageFetch } from "./image_fetch.ts";
 import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
 import { vmMove } from "./vm_move.ts";
@@ -27,4 +28,5 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "vm.nics": vmNics,
   "host.failed": hostFailed,
   "host.drain": hostDrain,
+  "image.fetch": imageFetch,
 };

@@ -155,7 +155,12 @@ export async function receiveUpload(
     const reader = (body ?? ReadableStream.from<Uint8Array>([])).getReader();
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await reader.read().catch((err) => {
+          throw new InvalidError(
+            "body",
+            `The body broke off after byte ${offset} (${err.message}); resume from ${offset}`,
+          );
+        });
         if (done) break;
         if (offset + value.length > max) {
           await removeFile(part);
