@@ -45,6 +45,7 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
     "completion",
     "help",
     "host",
+    "image",
     "login",
     "logout",
     "network",

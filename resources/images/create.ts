@@ -12,7 +12,6 @@
  * image.state; // "importing"
  * ```
  */
-import { dirname } from "node:path";
 import { ConflictError, InvalidError } from "../../core/errors.ts";
 import {
   Image,
@@ -29,6 +28,7 @@ import {
   imagesConfigOf,
   importTask,
   incomingFile,
+  uploadDirOf,
   uploadFile,
 } from "./paths.ts";
 
@@ -128,7 +128,7 @@ async function takeUploadedFile(
   const src = uploadFile(cfg, owner, input.file!);
   const bad = (why: string) =>
     new InvalidError("file", `Cannot import ${input.file}: ${why}`);
-  const dir = await Deno.lstat(dirname(src)).catch(() => null);
+  const dir = await Deno.lstat(uploadDirOf(cfg, owner)).catch(() => null);
   if (!dir?.isDirectory) throw bad(`${owner} has no upload directory`);
   const before = await Deno.lstat(src).catch(() => null);
   if (!before) throw bad("no such file in your upload directory");

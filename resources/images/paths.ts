@@ -10,7 +10,6 @@
  * partPath(cfg, "alice", "deb12"); // "/var/www/.incoming/alice/deb12.part"
  * ```
  */
-import { join } from "node:path";
 import { ImagesConfig } from "../../core/config_images.ts";
 import type { Task } from "../../core/schemas.ts";
 import { newTask } from "../../core/task_doc.ts";
@@ -21,13 +20,22 @@ export function imagesConfigOf(config: ResourceDeps["config"]): ImagesConfig {
   return config.images ?? ImagesConfig.parse({});
 }
 
+/** `dir` and the (slash-free) names under it as one path. */
+const join = (dir: string, ...names: string[]) =>
+  [dir.replace(/(.)\/+$/, "$1"), ...names].join("/");
+
+/** `owner`'s writable SFTP upload directory. */
+export function uploadDirOf(cfg: ImagesConfig, owner: string): string {
+  return join(cfg.uploadDir, owner, "upload");
+}
+
 /** The file `name` in `owner`'s SFTP upload directory. */
 export function uploadFile(
   cfg: ImagesConfig,
   owner: string,
   name: string,
 ): string {
-  return join(cfg.uploadDir, owner, "upload", name);
+  return join(uploadDirOf(cfg, owner), name);
 }
 
 /** `owner`'s staging directory of HTTP uploads and URL fetches. */
