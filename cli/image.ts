@@ -139,7 +139,15 @@ const create = command({
   parse({ read, args, topic }: Input) {
     read.required("name");
     noArgs(args, topic);
-    return { input: createInput(read, topic), wait: readWait(read) };
+    const input = createInput(read, topic);
+    const wait = readWait(read);
+    if (wait && !input.file && !input.url) {
+      throw new UsageError(
+        "--wait needs --file or --url: without them the bytes follow with 'ucloud image upload'",
+        topic,
+      );
+    }
+    return { input, wait };
   },
   async run(args, ctx) {
     const made = await ctx.client.images.create(args.input);

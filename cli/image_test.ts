@@ -72,6 +72,10 @@ Deno.test("parseArgs() rejects image input the API would refuse", () => {
       ["image", "create", "--name", "d", "--url", "ftp://x/a"],
       /^--url must be an http or https URL/,
     ],
+    [
+      ["image", "create", "--name", "d", "--wait"],
+      /^--wait needs --file or --url/,
+    ],
     [["image", "upload", "--name", "d"], /missing/],
     [["image", "show"], /missing/],
     [["image", "delete", "d", "--owner", "A B"], /^--owner must be/],

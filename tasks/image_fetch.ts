@@ -26,7 +26,10 @@ import {
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { download, DownloadError } from "./url_download.ts";
 
-const Payload = z.object({ image: z.string(), url: z.string() });
+const Payload = z.object({
+  image: z.string().regex(/^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/),
+  url: z.string(),
+});
 
 /** Downloads the image's URL and enqueues its import (see the module doc). */
 export const imageFetch: TaskHandler = async (ctx) => {
@@ -39,6 +42,11 @@ export const imageFetch: TaskHandler = async (ctx) => {
   }
   const { image: ref, url } = p.data;
   const img = await store.get(keys.image(ref), Image);
+  if (!img) {
+    // Deleted while fetching: what this task downloaded has no owner now.
+    const [owner, name] = ref.split("/");
+    await removeFile(incomingFile(config.images, owner, name));
+  }
   if (!img || img.value.state !== "importing" || img.value.task !== task.id) {
     return {
       result: { skipped: `image ${ref} no longer waits for this fetch` },

@@ -113,6 +113,23 @@ Deno.test({
         });
         assert.equal(chunked.img.state, "importing");
         assert.equal((await Deno.stat(chunked.file)).size, DATA.length);
+        // Deleted meanwhile: nothing to do, and its download goes.
+        await b.store.txn().delete(keys.image("alice/f2")).commit();
+        const worker = await b.incarnation("h1");
+        const ctx = await b.context(worker, "image.fetch", {
+          image: "alice/f2",
+          url: `${s.base}/d.qcow2`,
+        });
+        const config = {
+          ...b.config,
+          images: { ...b.config.images, uploadDir: dir },
+        };
+        const out = await imageFetch({ ...ctx, config });
+        assert.match(
+          (out.result as { skipped: string }).skipped,
+          /no longer waits/,
+        );
+        await gone(chunked.file);
       } finally {
         await s.server.shutdown();
         await Deno.remove(dir, { recursive: true });
