@@ -22,6 +22,8 @@ import { type AppEnv, type Principal, router } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
+import { UPLOAD_PATH_RE } from "./image_upload.ts";
+import { images } from "./images.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
@@ -39,10 +41,10 @@ export const LOCAL_ADMIN: Principal = { name: "local", admin: true };
 
 export interface AppOptions {
   store: Store;
-  /** Task and scheduler settings; defaults from core/config.ts. */
+  /** Task, scheduler and images settings; defaults from core/config.ts. */
   config?:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network">>;
+    & Partial<Pick<Config, "scheduler" | "network" | "images">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /**
@@ -95,17 +97,22 @@ export function createApp({
         "code, message, field? } }`.",
     },
   });
+  const jsonLimit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      errorJson(
+        c,
+        413,
+        `Request body is larger than ${MAX_BODY_BYTES} bytes`,
+      ),
+  });
   app.use(
     "/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        errorJson(
-          c,
-          413,
-          `Request body is larger than ${MAX_BODY_BYTES} bytes`,
-        ),
-    }),
+    // Image uploads stream to disk under their own limit (image_upload.ts).
+    (c, next) =>
+      c.req.method === "PUT" && UPLOAD_PATH_RE.test(c.req.path)
+        ? next()
+        : jsonLimit(c, next),
     auth,
     async (c, next) => {
       const p = c.get("principal");
@@ -133,6 +140,7 @@ export function createApp({
   app.route("/v1/vms", vms(deps));
   app.route("/v1/networks", networks(deps));
   app.route("/v1/keys", sshKeys(deps));
+  app.route("/v1/images", images(deps));
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));

@@ -60,6 +60,7 @@ const CODES: Record<number, string> = {
   409: "conflict",
   413: "too_large",
   415: "unsupported_media_type",
+  416: "range_not_satisfiable",
   429: "too_many_requests",
   500: "internal",
   503: "unavailable",

@@ -156,6 +156,49 @@ export interface components {
       comment?: string;
       createdAt: string;
     };
+    ImageAndTask: {
+      image: components["schemas"]["Image"];
+      task?: components["schemas"]["Task"];
+    };
+    Image: {
+      name: string;
+      owner: string;
+      public: boolean;
+      /** @enum {string} */
+      state: "uploading" | "importing" | "ready" | "failed";
+      reason?: string;
+      source: {
+        /** @enum {string} */
+        kind: "upload";
+      } | {
+        /** @enum {string} */
+        kind: "file";
+        file: string;
+      } | {
+        /** @enum {string} */
+        kind: "url";
+        url: string;
+      };
+      /** @enum {string} */
+      format?: "qcow2" | "raw";
+      storedAs?: string;
+      /** @enum {string} */
+      store?: "file" | "rbd";
+      virtualSize?: number;
+      storedSize?: number;
+      sha256?: string;
+      progress?: number;
+      task?: string;
+      createdAt: string;
+      updatedAt: string;
+    };
+    UploadState: {
+      /** @description Bytes received so far */
+      offset: number;
+      /** @description All bytes are in: the image is importing */
+      complete: boolean;
+      image: components["schemas"]["Image"];
+    };
     HostView: {
       name: string;
       capacity: {

@@ -44,6 +44,18 @@ export type DrainReport = Schemas["DrainReport"];
 export type Operation = Schemas["VmAndMaybeTask"];
 /** What drain, enable and shutdown of a host answer. */
 export type HostChange = Schemas["HostChange"];
+/** An image as the API returns it. */
+export type Image = Schemas["Image"];
+/** What `POST /v1/images` answers: the image and its task, if any. */
+export type ImageAndTask = Schemas["ImageAndTask"];
+/** Where an HTTP upload stands (`GET`/`PUT /v1/images/{name}/upload`). */
+export type UploadState = Schemas["UploadState"];
+/** What `POST /v1/images` takes: the name and at most one source. */
+export interface ImageInput {
+  name: string;
+  file?: string;
+  url?: string;
+}
 /** A listing. */
 export interface List<T> {
   items: T[];
@@ -78,6 +90,11 @@ const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
 const keyPath = (name: string) => `/v1/keys/${encodeURIComponent(name)}`;
 const hostPath = (name: string) => `/v1/hosts/${encodeURIComponent(name)}`;
 const taskPath = (id: string) => `/v1/tasks/${encodeURIComponent(id)}`;
+const imagePath = (name: string, owner?: string) =>
+  `/v1/images/${encodeURIComponent(name)}` +
+  (owner ? `?owner=${encodeURIComponent(owner)}` : "");
+const uploadPath = (name: string) =>
+  `/v1/images/${encodeURIComponent(name)}/upload`;
 
 /**
  * The API's routes as typed calls over a transport (`connect()`).
@@ -122,6 +139,39 @@ export function apiClient(send: Transport) {
       create: (body: SshKeyInput) => send<SshKey>("POST", "/v1/keys", { body }),
       delete: (name: string) =>
         send<{ deleted: string }>("DELETE", keyPath(name)),
+    },
+    images: {
+      list: () => send<List<Image>>("GET", "/v1/images"),
+      get: (name: string, owner?: string) =>
+        send<Image>("GET", imagePath(name, owner)),
+      create: (body: ImageInput) =>
+        send<ImageAndTask>("POST", "/v1/images", { body }),
+      delete: (name: string, owner?: string) =>
+        send<{ deleted: string }>("DELETE", imagePath(name, owner)),
+      publish: (name: string, value: boolean, owner?: string) => {
+        const [path, query] = imagePath(name, owner).split("?");
+        const action = value ? "publish" : "unpublish";
+        return send<Image>(
+          "POST",
+          `${path}/${action}${query ? `?${query}` : ""}`,
+        );
+      },
+      offset: (name: string) => send<UploadState>("GET", uploadPath(name)),
+      /** Sends `bytes` as the range starting at `start` of `total`. */
+      upload: (
+        name: string,
+        bytes: Uint8Array<ArrayBuffer>,
+        start: number,
+        total: number,
+      ) =>
+        send<UploadState>("PUT", uploadPath(name), {
+          raw: bytes,
+          headers: {
+            "content-range": `bytes ${start}-${
+              start + bytes.length - 1
+            }/${total}`,
+          },
+        }),
     },
     hosts: {
       list: () => send<List<HostView>>("GET", "/v1/hosts"),

@@ -1,7 +1,7 @@
 /**
  * The command tree: every command of the CLI by name, in the order help
  * lists them, from the command groups (vm.ts, vm_power.ts, vm_nics.ts,
- * network.ts, key.ts, host.ts, task.ts, auth.ts), plus `ucloud completion`; the
+ * network.ts, key.ts, image.ts, host.ts, task.ts, auth.ts), plus `ucloud completion`; the
  * global flags; and `ParsedArgs`, what the parser makes of a command line.
  *
  * @module
@@ -13,6 +13,7 @@ import { bashCompletion } from "./completion.ts";
 import { UsageError } from "./errors.ts";
 import { HOST_COMMANDS } from "./host.ts";
 import { KEY_COMMANDS } from "./key.ts";
+import { IMAGE_COMMANDS } from "./image.ts";
 import { NETWORK_COMMANDS } from "./network.ts";
 import { print } from "./output.ts";
 import { TASK_COMMANDS } from "./task.ts";
@@ -28,7 +29,7 @@ export const GLOBAL_FLAGS = {
 };
 
 /** The first word of the commands of two words. */
-export const GROUPS = ["vm", "network", "key", "host", "task"];
+export const GROUPS = ["vm", "network", "key", "image", "host", "task"];
 /** Commands of one word. */
 export const SINGLES = ["login", "whoami", "logout", "completion"];
 
@@ -71,6 +72,7 @@ export const COMMANDS = {
   ...VM_NIC_COMMANDS,
   ...NETWORK_COMMANDS,
   ...KEY_COMMANDS,
+  ...IMAGE_COMMANDS,
   ...HOST_COMMANDS,
   ...TASK_COMMANDS,
   ...AUTH_COMMANDS,

@@ -46,6 +46,7 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
     "help",
     "host",
     "key",
+    "image",
     "login",
     "logout",
     "network",

@@ -42,7 +42,7 @@ export function helpText(topic: string[]): string {
     );
   if (group === undefined) {
     lines.push(
-      "ucloud: manage the VMs, networks, hosts and tasks of a ucloud cloud.",
+      "ucloud: manage the VMs, networks, images, hosts and tasks of a ucloud cloud.",
       "",
     );
   }

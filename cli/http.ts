@@ -8,9 +8,11 @@
  */
 import { ApiError, CliError } from "./errors.ts";
 
-/** Options of one request: a JSON body and extra headers. */
+/** Options of one request: a JSON body or raw bytes, and extra headers. */
 export interface RequestInit {
   body?: unknown;
+  /** Bytes sent as `application/octet-stream` (an image chunk). */
+  raw?: Uint8Array<ArrayBuffer>;
   headers?: Record<string, string>;
 }
 
@@ -52,13 +54,16 @@ export function connect(
           method,
           headers: {
             accept: "application/json",
-            ...(init.body === undefined
+            ...(init.raw !== undefined
+              ? { "content-type": "application/octet-stream" }
+              : init.body === undefined
               ? {}
               : { "content-type": "application/json" }),
             ...authHeaders,
             ...init.headers,
           },
-          body: init.body === undefined ? undefined : JSON.stringify(init.body),
+          body: init.raw ??
+            (init.body === undefined ? undefined : JSON.stringify(init.body)),
         });
       } catch (err) {
         const why = networkReason(err);

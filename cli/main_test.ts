@@ -225,7 +225,7 @@ Deno.test("main() help lists the network commands", async () => {
   const top = await run(["--help"], "http://127.0.0.1:1");
   assert.match(
     top.stdout,
-    /^ucloud: manage the VMs, networks, hosts and tasks/,
+    /^ucloud: manage the VMs, networks, images, hosts and tasks/,
   );
   assert.match(top.stdout, /^ {2}network create +Create a network/m);
   assert.match(top.stdout, /^ {2}vm attach +Give a VM a NIC/m);

@@ -23,7 +23,7 @@ import { label, type Output } from "./output.ts";
 export type Goal = "running" | "stopped" | "deleted";
 
 /** One progress line on stderr; rewritten in place on a terminal. */
-class Progress {
+export class Progress {
   #last = "";
   #open = false;
   readonly #tty: boolean;

@@ -283,6 +283,23 @@ export class Txn {
     return this;
   }
 
+  /**
+   * Holds when no key under `prefix` was created after `revision` (e.g. the
+   * header revision of a listing): "nothing new appeared since I looked".
+   * Later writes of existing keys do not break it.
+   */
+  ifNoneCreatedSince(prefix: string, revision: string): this {
+    const k = this.store.full(prefix);
+    this.#compare.push({
+      key: k,
+      range_end: prefixEnd(k),
+      target: "Create",
+      result: "Less",
+      create_revision: String(BigInt(revision) + 1n),
+    });
+    return this;
+  }
+
   /** Holds when the key exists and is bound to `lease`. */
   ifLease(key: string, lease: string): this {
     this.#compare.push({

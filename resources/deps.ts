@@ -21,10 +21,10 @@ export interface Caller {
 /** The store and the config sections the resource functions read. */
 export interface ResourceDeps {
   store: Store;
-  /** Task settings; the scheduler's and network defaults when absent. */
+  /** Task settings; the scheduler's, network and images defaults when absent. */
   config:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network">>;
+    & Partial<Pick<Config, "scheduler" | "network" | "images">>;
 }
 
 /** True when `who` may see a document owned by `owner`. */

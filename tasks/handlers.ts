@@ -11,6 +11,7 @@ import { hostDrain } from "./host_drain.ts";
 import { hostFailed } from "./host_failed.ts";
 import { imageDelete } from "./image_delete.ts";
 import { imageImport } from "./image_import.ts";
+import { imageFetch } from "./image_fetch.ts";
 import { vmCreate } from "./vm_create.ts";
 import { vmDelete } from "./vm_delete.ts";
 import { vmMove } from "./vm_move.ts";
@@ -31,4 +32,5 @@ export const handlers: Readonly<Record<string, TaskHandler>> = {
   "host.drain": hostDrain,
   "image.import": imageImport,
   "image.delete": imageDelete,
+  "image.fetch": imageFetch,
 };

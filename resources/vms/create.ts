@@ -6,7 +6,11 @@
  * is scheduler/place.ts'); otherwise it is `pending` with `status.reason`
  * and the task is `vm.create`, which places it once a host has room. With
  * an idempotency key, repeating the same request returns what the first
- * made (idempotency.ts).
+ * made (idempotency.ts). When `spec.image` names an image document
+ * (resources/images `resolveImage`), it must be `ready`; the VM records it
+ * as `imageRef` and the create compares the image's revision, so an image
+ * deleted meanwhile is not used (a name without a document is an image
+ * installed on the hosts by hand, as before).
  *
  * @example
  * ```ts
@@ -16,7 +20,9 @@
  */
 import { ConflictError } from "../../core/errors.ts";
 import { keys, newId } from "../../core/keys.ts";
+import { Image } from "../../core/image_schemas.ts";
 import type { Task, Vm, VmCreateInput } from "../../core/schemas.ts";
+import type { Kv, Store, Txn } from "../../core/store.ts";
 import { enqueue, newTask } from "../../core/task_doc.ts";
 import {
   needOf,
@@ -27,6 +33,7 @@ import {
   reserveIn,
 } from "../../scheduler/mod.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
+import { resolveImage } from "../images/view.ts";
 import { type NicPlan, planNics } from "../networks/nics.ts";
 import { ATTEMPTS } from "./change.ts";
 import {
@@ -56,7 +63,8 @@ type Inline =
  * Creates a VM owned by `who` from `input` (already schema-valid).
  * Throws InvalidError (field `networks.<i>`) for a network `who` may not
  * use, ConflictError when the key was used with another request, when NIC
- * slots or addresses run out, or when its networks kept changing.
+ * slots or addresses run out, when its image is not ready, or when its
+ * networks or image kept changing.
  */
 export async function createVm(
   deps: ResourceDeps,
@@ -80,10 +88,14 @@ export async function createVm(
     const plan = input.networks?.length
       ? await planNics(store, who, id, input.networks)
       : null;
+    const image = await readyImage(store, owner, input.image);
     let vm: Vm = {
       id,
       owner,
       spec: input,
+      ...(image
+        ? { imageRef: `${image.value.owner}/${image.value.name}` }
+        : {}),
       nics: plan?.nics ?? [],
       desired: "running",
       status: { phase: "pending", updatedAt: now.toISOString() },
@@ -91,7 +103,7 @@ export async function createVm(
     };
     const cache = await readyCache(PlacementCache.for(store));
     if (cache) {
-      const r = await placeInline(deps, cache, vm, idem, now, plan);
+      const r = await placeInline(deps, cache, vm, idem, now, plan, image);
       if (r.placed) return { vm: r.vm, task: r.task, replayed: false };
       if ("taken" in r) return await again();
       if ("stale" in r) continue;
@@ -107,7 +119,7 @@ export async function createVm(
       now,
     });
     const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
-    enqueue(txn, t);
+    enqueue(usesImage(txn, image), t);
     plan?.apply(txn);
     if (idem) recordKey(txn, owner, idem, vm.id, t.id);
     if ((await txn.commit()).ok) return { vm, task: t, replayed: false };
@@ -115,11 +127,42 @@ export async function createVm(
       return await again();
     }
     if (plan && !await plan.fresh()) continue;
+    if (image && !await fresh(store, image)) continue;
     throw new ConflictError(`Cannot create VM ${vm.id}: id already taken`);
   }
   throw new ConflictError(
-    `Cannot create VM: its networks changed ${ATTEMPTS} times while trying; try again`,
+    `Cannot create VM: its networks or image changed ${ATTEMPTS} times while trying; try again`,
   );
+}
+
+/**
+ * The image document VM image `name` of `owner` resolves to, or null (an
+ * image installed on the hosts by hand); ConflictError unless it is ready.
+ */
+async function readyImage(
+  store: Store,
+  owner: string,
+  name: string,
+): Promise<Kv<Image> | null> {
+  const image = await resolveImage(store, owner, name);
+  if (image && image.value.state !== "ready") {
+    const why = image.value.reason ? ` (${image.value.reason})` : "";
+    throw new ConflictError(
+      `Cannot create a VM from image ${name}: it is ${image.value.state}${why}, not ready`,
+    );
+  }
+  return image;
+}
+
+/** Adds the compare of the image's revision to a create's `txn`. */
+function usesImage(txn: Txn, image: Kv<Image> | null): Txn {
+  return image ? txn.ifModRevision(image.key, image.modRevision) : txn;
+}
+
+/** Whether the image is still at the revision the create read. */
+async function fresh(store: Store, image: Kv<Image>): Promise<boolean> {
+  return (await store.get(image.key, Image))?.modRevision ===
+    image.modRevision;
 }
 
 /**
@@ -135,6 +178,7 @@ async function placeInline(
   idem: IdemKey | undefined,
   now: Date,
   plan: NicPlan | null,
+  image: Kv<Image> | null,
 ): Promise<Inline | { placed: false; reason: string }> {
   const policy: Policy = config.scheduler?.policy ?? "spread";
   const r = await placeInCache<Inline>(
@@ -163,7 +207,10 @@ async function placeInline(
         now,
       });
       const txn = reserveIn(
-        store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), placed),
+        usesImage(
+          store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), placed),
+          image,
+        ),
         p,
       );
       enqueue(txn, start);
@@ -179,7 +226,9 @@ async function placeInline(
       if (idem && await keyTaken(store, vm.owner, idem.key)) {
         return { value: { placed: false, taken: true } };
       }
-      if (plan && !await plan.fresh()) {
+      if (
+        (plan && !await plan.fresh()) || (image && !await fresh(store, image))
+      ) {
         return { value: { placed: false, stale: true } };
       }
       return "lost";

@@ -89,6 +89,7 @@ export async function withAuthzEnv(
     const config = parseConfig({
       stateDir: dir,
       etcd: { endpoints: [etcd.endpoint], prefix: "/authz" },
+      images: { uploadDir: `${dir}/www` },
       identity: {
         ldap: {
           url: slapd.url,

@@ -7,7 +7,7 @@
 /** What a plain user (bob) gets on an operation aimed at alice's things. */
 export type UserExpect =
   | "forbidden" // admin-only: 403
-  | "notFound" // alice's VM, task, network or SSH key: 404
+  | "notFound" // alice's VM, task, network, SSH key or image: 404
   | "refused" // 401 by design (bearer cannot extend itself, wrong password)
   | "own"; // works, on bob's own things only
 
@@ -30,6 +30,14 @@ export const EXPECT: Record<string, UserExpect> = {
   "GET /v1/keys": "own",
   "GET /v1/keys/{name}": "notFound",
   "DELETE /v1/keys/{name}": "notFound",
+  "POST /v1/images": "own",
+  "GET /v1/images": "own",
+  "GET /v1/images/{name}": "notFound",
+  "DELETE /v1/images/{name}": "notFound",
+  "PUT /v1/images/{name}/upload": "notFound",
+  "GET /v1/images/{name}/upload": "notFound",
+  "POST /v1/images/{name}/publish": "forbidden",
+  "POST /v1/images/{name}/unpublish": "forbidden",
   "GET /v1/hosts": "forbidden",
   "POST /v1/hosts/{name}/drain": "forbidden",
   "POST /v1/hosts/{name}/enable": "forbidden",

@@ -1,6 +1,6 @@
 /**
  * The targets of the auth matrix, made once bearer tokens exist: alice's
- * network, VM and task (what bob must not reach), bob's own network and
+ * network, VM, task and image (what bob must not reach), bob's own network and
  * VM, bad credentials of every kind, the operations of the OpenAPI
  * document, and how to aim and refuse a request at them.
  */
@@ -68,6 +68,12 @@ export async function matrixTargets(
     });
     assert.equal(r.status, 201, r.text);
   }
+  // alice's image "h1": `{name}` of every image path (see `url`).
+  const image = await call("POST", "/v1/images", {
+    headers: bearerHeaders(aliceBearer),
+    json: { name: "h1" },
+  });
+  assert.equal(image.status, 201, image.text);
 
   // Bad credentials of every kind.
   const now = Date.now();
@@ -149,7 +155,7 @@ export async function matrixTargets(
       ? { name: who }
       : key === "POST /v1/auth/services"
       ? { name: "backup", realm: "svc", replace: true }
-      : key === "POST /v1/networks"
+      : key === "POST /v1/networks" || key === "POST /v1/images"
       ? { name: `n-${crypto.randomUUID().slice(0, 8)}` }
       : key === "POST /v1/keys"
       ? { name: `k-${crypto.randomUUID().slice(0, 8)}`, publicKey }
