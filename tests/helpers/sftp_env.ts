@@ -180,7 +180,7 @@ async function client(cmd: string, args: string[]): Promise<ClientResult> {
 
 /** Runs `sftp -b` with a batch of commands as `user` with `key`. */
 export async function sftpBatch(
-  env: SftpEnv,
+  env: Pick<SftpEnv, "dir" | "sftp">,
   user: string,
   key: string,
   commands: string[],
