@@ -208,6 +208,25 @@ Deno.test("images API: resource, owners, file and URL sources, VM use", (t) =>
         assert.equal((await Deno.stat(`${up}/big.qcow2`)).size, 1001);
       });
 
+      await step(
+        "delete: 409 while the image is being imported, nothing changed",
+        async () => {
+          const { app, store } = imageApp(env, dir);
+          await putImage(store, "alice", "busy", {
+            state: "importing",
+            task: "t-import-1",
+          });
+          const before = await dump(store);
+          assertError(
+            await call(app, "DELETE", "/v1/images/busy", { headers: ALICE }),
+            409,
+            undefined,
+            /being imported \(task t-import-1\)/,
+          );
+          assert.deepEqual(await dump(store), before);
+        },
+      );
+
       await step("delete: 409 naming the VMs that use the image", async () => {
         const { app, store } = imageApp(env, dir);
         const img = await putImage(store, "alice", "base");

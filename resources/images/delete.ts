@@ -1,6 +1,6 @@
 /**
- * Deleting and publishing images. A delete is refused while a VM document
- * names the image (`imageRef`); otherwise the document goes, with the
+ * Deleting and publishing images. A delete is refused while the image is
+ * being imported and while a VM document names it (`imageRef`); otherwise the document goes, with the
  * `image.delete` task of what the store holds, in one transaction that
  * compares the image's revision and that no VM was created since the VMs
  * were read (a VM created meanwhile fails it, and the delete looks again).
@@ -43,6 +43,14 @@ export async function deleteImage(
     if (!canSee(who, owner)) {
       throw new ForbiddenError(
         `Cannot delete image ${ref}: it is not ${who.name}'s`,
+      );
+    }
+    if (img.value.state === "importing") {
+      // Its task may be storing it right now: what it stores would outlive
+      // an image.delete enqueued here. Imports end (ready or failed) within
+      // their task timeout.
+      throw new ConflictError(
+        `Cannot delete image ${name}: it is being imported (task ${img.value.task}); delete it once it is ready or failed`,
       );
     }
     const { items, revision } = await store.list(keys.vms, Vm);
