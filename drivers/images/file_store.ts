@@ -77,6 +77,7 @@ export function fileStoreDir(config: Config): string {
 /** Images and VM disks as qcow2 files in one shared directory. */
 export class FileStore implements ImageStore {
   readonly kind = "file";
+  readonly diskFormat = "qcow2";
   readonly #o: FileStoreOptions;
 
   constructor(opts: FileStoreOptions) {
