@@ -23,9 +23,14 @@ import type { WorkerId } from "./queue.ts";
 /** JSON kept in the VM's status so a restarted worker can re-attach. */
 export type DriverHandle = Record<string, unknown>;
 
-/** Boot source of an image, resolved on the host that runs the VM. */
+/**
+ * Boot source of an image, resolved on the host that runs the VM: a kernel,
+ * or a disk with the format qemu must open it as (never probed): a qcow2
+ * file, or a raw disk (an RBD disk's `rbd:<pool>/<image>:...` name).
+ */
 export type Boot = { kernel: string; initrd?: string; append?: string } | {
   disk: string;
+  format: "qcow2" | "raw";
 };
 
 /**

@@ -1,6 +1,7 @@
 /**
  * What task handlers need of an image store (config `images.store`): the
- * file store (drivers/images/file_store.ts) and later Ceph RBD implement it.
+ * file store (drivers/images/file_store.ts) and Ceph RBD (rbd_store.ts)
+ * implement it.
  * Here, beside the other driver interfaces of tasks/context.ts, so tasks/
  * never imports drivers/.
  *
@@ -62,6 +63,14 @@ export interface ImageStore {
   removeDisk(vmId: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Where VM `vmId`'s disk is, as qemu opens it. */
   diskPath(vmId: string): string;
+  /** The format qemu must open a VM disk with: qcow2 (file) or raw (rbd). */
+  readonly diskFormat: "qcow2" | "raw";
+  /**
+   * Stores whose disks other hosts can still write after their host failed
+   * (RBD): fences every client of VM `vmId`'s disk on another host, before
+   * this host opens it; returns the fenced clients' addresses.
+   */
+  fenceDisk?(vmId: string): Promise<string[]>;
 }
 
 /**

@@ -6,9 +6,15 @@
  * shared by the hosts, so a VM that fails over boots the same disk). Any
  * other VM boots what its host has installed (workers/images.ts).
  *
+ * Storage fencing, the second fence under the lease: a store whose disks a
+ * failed host could still write (RBD) block-lists every client of the disk
+ * on another host before this host's qemu opens it ({@linkcode fenceVmDisk}),
+ * so a host that missed its own deadline (its fencer stopped, its qemu
+ * running on) cannot write the disk once the VM runs here.
+ *
  * @example
  * ```ts
- * const boot = await vmBoot(ctx, vm.value); // { disk: ".../disks/vm-1.qcow2" }
+ * const boot = await vmBoot(ctx, vm.value); // { disk: ".../disks/vm-1.qcow2", format: "qcow2" }
  * ```
  */
 import { Image } from "../core/image_schemas.ts";
@@ -46,11 +52,34 @@ export async function vmBoot(ctx: TaskContext, vm: Vm): Promise<Boot> {
   const disk = await store.createDisk(vm.id, image.storedAs, vm.spec.disk, {
     signal: ctx.signal,
   });
-  return { disk };
+  return { disk, format: store.diskFormat };
 }
 
 /** Removes VM `vm`'s disk from the image store (a VM without one: nothing). */
 export async function removeVmDisk(ctx: TaskContext, vm: Vm): Promise<void> {
   if (!vm.imageRef) return;
   await storeOf(ctx, vm).removeDisk(vm.id, { signal: ctx.signal });
+}
+
+/**
+ * The storage fence before VM `vm` boots here: when its disk's store has one
+ * (RBD), every client of the disk on another host is block-listed; the
+ * addresses are logged and set as the task's progress. Returns them (none
+ * for a VM without a disk, a store without the fence, or a disk no other
+ * host has open, e.g. after a clean stop or a move).
+ */
+export async function fenceVmDisk(ctx: TaskContext, vm: Vm): Promise<string[]> {
+  if (!vm.imageRef) return [];
+  const store = storeOf(ctx, vm);
+  if (!store.fenceDisk) return [];
+  await ctx.progress("fencing other hosts' clients of the disk");
+  const fenced = await store.fenceDisk(vm.id);
+  if (fenced.length) {
+    ctx.log.warn("block-listed other hosts' clients of the VM's disk", {
+      vm: vm.id,
+      addresses: fenced,
+    });
+    await ctx.progress(`fenced the disk's clients ${fenced.join(", ")}`);
+  }
+  return fenced;
 }

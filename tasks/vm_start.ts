@@ -13,12 +13,14 @@
  *
  * The result has the pid, and for a moved VM (`payload.downSince`, from
  * `vm.move` through `vm.create`) `downtimeMs`: from the begin of its stop on
- * the old host to running here, by the wall clocks of the two hosts.
+ * the old host to running here, by the wall clocks of the two hosts; and
+ * `fenced`: the disk's clients on other hosts it block-listed before the
+ * process started (tasks/vm_disk.ts `fenceVmDisk`).
  */
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { ownedBy, take } from "./ownership.ts";
 import { forwardTo, readVm, statusTxn, vmIdOf } from "./vm_common.ts";
-import { vmBoot } from "./vm_disk.ts";
+import { fenceVmDisk, vmBoot } from "./vm_disk.ts";
 
 export const vmStart: TaskHandler = async (ctx) => {
   const read = await readVm(ctx);
@@ -70,6 +72,8 @@ export const vmStart: TaskHandler = async (ctx) => {
     await ctx.progress("setting up network ports");
     await ctx.net.sync({ signal: ctx.signal, vm: vm.value.id });
   }
+  // Right before the new process opens the disk (vm_disk.ts).
+  const fenced = await fenceVmDisk(ctx, vm.value);
   await ctx.progress(`starting ${ctx.driver.name}`);
   const handle = await ctx.driver.start({
     id: vm.value.id,
@@ -96,6 +100,7 @@ export const vmStart: TaskHandler = async (ctx) => {
     // A moved VM: down since its stop on the old host began (wall clocks).
     result: {
       pid: handle.pid,
+      ...(fenced.length ? { fenced } : {}),
       ...(Number.isFinite(down) ? { downtimeMs: Date.now() - down } : {}),
     },
     // Compares the revision this start was decided on (the starting write).

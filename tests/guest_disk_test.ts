@@ -60,7 +60,13 @@ async function buildLeftovers(): Promise<string[]> {
 }
 
 function spec(id: string, disk: string) {
-  return { id, name: id, cpus: 1, memoryMiB: 128, boot: { disk } };
+  return {
+    id,
+    name: id,
+    cpus: 1,
+    memoryMiB: 128,
+    boot: { disk, format: "qcow2" as const },
+  };
 }
 
 /** Runs `fn` on a temp dir; afterwards kills its qemus and removes it. */

@@ -51,7 +51,7 @@ Deno.test("vm.start of a VM from an image boots its own disk on the stored image
     };
     await start();
     const disk = env.store.diskPath(vm.id);
-    assert.deepEqual(booted.map((s) => s.boot), [{ disk }]);
+    assert.deepEqual(booted.map((s) => s.boot), [{ disk, format: "qcow2" }]);
     const info = JSON.parse(
       await tool(
         "qemu-img",
@@ -80,7 +80,7 @@ Deno.test("vm.start of a VM from an image boots its own disk on the stored image
     });
     await start();
     assert.equal(booted.length, 2);
-    assert.deepEqual(booted[1].boot, { disk });
+    assert.deepEqual(booted[1].boot, { disk, format: "qcow2" });
     await tool(
       "qemu-io",
       "-r",

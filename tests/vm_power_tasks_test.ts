@@ -30,7 +30,7 @@ async function runningVm(
     memoryMiB: 128,
     boot: deaf
       ? { kernel: "/k", append: "console=ttyS0 ucloud.ignore_acpi=1" }
-      : { disk: "/dev/null" },
+      : { disk: "/dev/null", format: "raw" as const },
   });
   await b.putVm(vmDoc(id, { host, handle }, { desired }));
   return handle;

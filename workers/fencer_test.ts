@@ -10,7 +10,7 @@ const spec = {
   name: "a",
   cpus: 1,
   memoryMiB: 128,
-  boot: { disk: "/dev/null" },
+  boot: { disk: "/dev/null", format: "raw" as const },
 };
 
 async function withFencer(

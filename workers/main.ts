@@ -72,7 +72,7 @@ if (import.meta.main) {
     });
   // The sim driver boots nothing: any image name resolves.
   const images = sim
-    ? (): Promise<Boot> => Promise.resolve({ disk: "/dev/null" })
+    ? (): Promise<Boot> => Promise.resolve({ disk: "/dev/null", format: "raw" })
     : undefined;
   // Host networking (bridges, VXLAN, nftables, radvd) for VMs with NICs.
   // The sim driver's benchmark hosts run without it.

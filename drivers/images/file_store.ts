@@ -27,9 +27,8 @@ import type {
   ImportProgress,
   StoredImage,
 } from "../../tasks/image_store.ts";
-import { checkQcow2 } from "./qcow2_check.ts";
 import { qemuImgCreateOverlay, QemuImgError, qemuImgInfo } from "./qemu_img.ts";
-import { copySource, sha256File } from "./source_copy.ts";
+import { sha256File, withCheckedCopy } from "./source_copy.ts";
 
 /** Options of a {@linkcode FileStore}. */
 export interface FileStoreOptions {
@@ -78,6 +77,7 @@ export function fileStoreDir(config: Config): string {
 /** Images and VM disks as qcow2 files in one shared directory. */
 export class FileStore implements ImageStore {
   readonly kind = "file";
+  readonly diskFormat = "qcow2";
   readonly #o: FileStoreOptions;
 
   constructor(opts: FileStoreOptions) {
@@ -112,28 +112,20 @@ export class FileStore implements ImageStore {
   ): Promise<StoredImage> {
     const dest = this.imagePath(storedAs);
     if (await exists(dest)) return await this.#describe(dest, opts);
-    const tmpDir = `${this.#o.dir}/tmp`;
-    await Deno.mkdir(tmpDir, { recursive: true, mode: 0o700 });
-    const tmp = `${tmpDir}/${crypto.randomUUID()}.qcow2`;
-    try {
-      const { sha256 } = await copySource(src, tmp, {
-        maxBytes: this.#o.maxSourceBytes,
-        maxVirtualBytes: this.#o.maxVirtualBytes,
-        onProgress,
-        signal: opts.signal,
-      });
-      const { virtualSize } = await checkQcow2(tmp, {
-        maxVirtualBytes: this.#o.maxVirtualBytes,
-        signal: opts.signal,
-      });
-      await Deno.chmod(tmp, 0o444);
+    const copy = {
+      maxBytes: this.#o.maxSourceBytes,
+      maxVirtualBytes: this.#o.maxVirtualBytes,
+      onProgress,
+      signal: opts.signal,
+    };
+    return await withCheckedCopy(src, `${this.#o.dir}/tmp`, copy, async (c) => {
+      await Deno.chmod(c.path, 0o444);
       await Deno.mkdir(dirname(dest), { recursive: true, mode: 0o700 });
-      await Deno.rename(tmp, dest);
+      await Deno.rename(c.path, dest);
       const { size } = await Deno.stat(dest);
+      const { virtualSize, sha256 } = c;
       return { format: "qcow2", virtualSize, storedSize: size, sha256 };
-    } finally {
-      await removeIfThere(tmp);
-    }
+    });
   }
 
   /** An image stored by an earlier run: read back what its import said. */

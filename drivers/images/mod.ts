@@ -12,12 +12,14 @@
 import type { Config } from "../../core/config.ts";
 import type { ImageStore } from "../../tasks/image_store.ts";
 import { FileStore } from "./file_store.ts";
+import { RbdStore } from "./rbd_store.ts";
 
 export {
   FileStore,
   fileStoreDir,
   type FileStoreOptions,
 } from "./file_store.ts";
+export { RbdStore, type RbdStoreOptions } from "./rbd_store.ts";
 export {
   checkQcow2,
   checkQcow2Header,
@@ -30,5 +32,6 @@ export {
  */
 export function imageStoreOf(config: Config): ImageStore | undefined {
   if (config.images.store === "file") return FileStore.fromConfig(config);
+  if (config.images.store === "rbd") return RbdStore.fromConfig(config);
   return undefined;
 }

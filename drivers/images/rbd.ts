@@ -273,3 +273,53 @@ export async function removeImage(p: RbdPool, image: string): Promise<void> {
     if (!isCode(err, ENOENT)) throw err;
   }
 }
+
+/**
+ * The value of the image's metadata `key` (`rbd image-meta get`), or null
+ * when the image or the key is not there.
+ *
+ * @example
+ * ```ts
+ * await imageMeta(pool, "img-1", "ucloud.sha256"); // "9f86d0..."
+ * ```
+ */
+export async function imageMeta(
+  p: RbdPool,
+  image: string,
+  key: string,
+): Promise<string | null> {
+  try {
+    return (await rbd(p, ["image-meta", "get", spec(p, image), metaKey(key)]))
+      .trim();
+  } catch (err) {
+    if (isCode(err, ENOENT)) return null;
+    throw err;
+  }
+}
+
+/** Sets the image's metadata `key` to `value` (`rbd image-meta set`). */
+export async function setImageMeta(
+  p: RbdPool,
+  image: string,
+  key: string,
+  value: string,
+): Promise<void> {
+  await rbd(p, ["image-meta", "set", spec(p, image), metaKey(key), value]);
+}
+
+function metaKey(key: string): string {
+  if (!/^[a-z0-9._-]{1,64}$/.test(key)) {
+    throw new TypeError(`Cannot use rbd metadata key ${JSON.stringify(key)}`);
+  }
+  return key;
+}
+
+/** Bytes the image uses in the pool, its snapshots included (`rbd du`). */
+export async function usedBytes(p: RbdPool, image: string): Promise<number> {
+  const out = await rbd(p, ["du", "--format", "json", spec(p, image)]);
+  const { images } = JSON.parse(out) as {
+    images: { name: string; used_size: number }[];
+  };
+  return images.filter((i) => i.name === image)
+    .reduce((sum, i) => sum + i.used_size, 0);
+}

@@ -110,8 +110,9 @@ export async function blocklist(
 
 /**
  * The storage fence: block-lists every client that has the image open or
- * holds its lock, and returns their addresses. Call it before a new qemu
- * opens the disk of a VM whose old host failed.
+ * holds its lock, except those `spare` says to keep, and returns the
+ * addresses it block-listed. Call it before a new qemu opens the disk of a
+ * VM whose old host failed.
  *
  * @example
  * ```ts
@@ -121,9 +122,20 @@ export async function blocklist(
 export async function fenceImage(
   p: RbdPool,
   image: string,
+  { spare = () => false }: { spare?: (address: string) => boolean } = {},
 ): Promise<string[]> {
   const [w, l] = await Promise.all([watchers(p, image), lockers(p, image)]);
-  const addresses = [...new Set([...w, ...l].map((c) => c.address))];
+  const addresses = [...new Set([...w, ...l].map((c) => c.address))]
+    .filter((a) => !spare(a));
   for (const address of addresses) await blocklist(p, address);
   return addresses;
+}
+
+/**
+ * The IP of a Ceph client address (`10.0.0.5:0/1234` → `10.0.0.5`,
+ * `[fd00::2]:0/1234` → `fd00::2`).
+ */
+export function addressIp(address: string): string {
+  const m = /^\[([^\]]+)\]:|^([^:]+):/.exec(address);
+  return m?.[1] ?? m?.[2] ?? address;
 }

@@ -14,7 +14,11 @@
 import { createHash } from "node:crypto";
 import { constants, promises as fsp } from "node:fs";
 import { ImageRejected, type ImportProgress } from "../../tasks/image_store.ts";
-import { checkQcow2Header, parseQcow2Header } from "./qcow2_check.ts";
+import {
+  checkQcow2,
+  checkQcow2Header,
+  parseQcow2Header,
+} from "./qcow2_check.ts";
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -107,6 +111,44 @@ export async function copySource(
     return { sha256: hash.digest("hex"), bytes: copied };
   } finally {
     await h.close();
+  }
+}
+
+/** A copy of an upload that passed every qcow2 rule. */
+export interface CheckedCopy {
+  /** The copy (0600, in the store's own temp directory). */
+  path: string;
+  /** Hex SHA-256 of the upload's bytes. */
+  sha256: string;
+  virtualSize: number;
+}
+
+/**
+ * Copies `src` into a new file of `tmpDir` ({@linkcode copySource}), runs
+ * every rule on the copy (`checkQcow2`, drivers/images/qcow2_check.ts), and
+ * gives it to `store` (which may rename it away); the copy is removed on
+ * every path. Throws {@linkcode ImageRejected} for a refused file. Both
+ * stores import through this, so their rules are the same.
+ */
+export async function withCheckedCopy<T>(
+  src: string,
+  tmpDir: string,
+  o: CopyOptions,
+  store: (copy: CheckedCopy) => Promise<T>,
+): Promise<T> {
+  await Deno.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+  const path = `${tmpDir}/${crypto.randomUUID()}.qcow2`;
+  try {
+    const { sha256 } = await copySource(src, path, o);
+    const { virtualSize } = await checkQcow2(path, {
+      maxVirtualBytes: o.maxVirtualBytes,
+      signal: o.signal,
+    });
+    return await store({ path, sha256, virtualSize });
+  } finally {
+    await Deno.remove(path).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
   }
 }
 

@@ -33,9 +33,14 @@ export interface QemuSpec {
   cpus: number;
   /** Guest RAM in MiB, an integer from 64 to 1048576. */
   memoryMiB: number;
-  /** Boot a kernel directly, or from a qcow2 disk through the firmware. */
+  /**
+   * Boot a kernel directly, or from a disk through the firmware: a file
+   * (absolute path) or an RBD disk (`rbd:<pool>/<image>:...`, librbd), in
+   * the format named (qcow2 or raw).
+   */
   boot: { kernel: string; initrd?: string; append?: string } | {
     disk: string;
+    format: "qcow2" | "raw";
   };
   /** NICs present from boot (cold-plugged), at most one per slot. */
   nics?: QemuNic[];
@@ -43,6 +48,9 @@ export interface QemuSpec {
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
+/** `rbd:<pool>/<image>` and `:key=value` options (drivers/images/rbd.ts). */
+const RBD_DISK =
+  /^rbd:[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*(:[a-z_]+=[^:@\\\s]+)*$/;
 
 /**
  * Builds the arguments of a daemonized qemu-system-x86_64 for `spec`: q35,
@@ -51,10 +59,10 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * (O_APPEND, so serial_log.ts can rotate it in place),
  * `-pidfile` (by which the driver recognises its processes), the
  * {@linkcode NIC_SLOTS} PCIe root ports for NICs and the NICs of
- * `spec.nics`. A boot disk is a virtio-blk device whose qcow2 format is
- * named (never probed: a probed format lets a guest that writes a qcow2
- * header into a raw disk read host files through its backing file), opened
- * with `opts.diskCache`. Throws TypeError or RangeError naming the bad
+ * `spec.nics`. A boot disk is a virtio-blk device whose format (qcow2 or
+ * raw) is always named (never probed: a probed format lets a guest that
+ * writes a qcow2 header into a raw disk read host files through its backing
+ * file), opened with `opts.diskCache`. Throws TypeError or RangeError naming the bad
  * field.
  *
  * @example
@@ -147,7 +155,8 @@ export function qemuArgs(
   } else {
     args.push(
       "-drive",
-      `file=${opt(spec.boot.disk)},format=qcow2,if=none,id=disk0,` +
+      `file=${opt(spec.boot.disk)},format=${spec.boot.format},if=none,` +
+        `id=disk0,` +
         `cache=${diskCache}`,
       "-device",
       "virtio-blk-pci,drive=disk0,bootindex=0",
@@ -192,7 +201,7 @@ function checkSpec(spec: QemuSpec): void {
   const boot = spec.boot as Record<string, unknown> | null;
   if (typeof boot !== "object" || boot === null) {
     throw new TypeError(
-      "Cannot build qemu arguments: boot must be { kernel, initrd?, append? } or { disk }",
+      "Cannot build qemu arguments: boot must be { kernel, initrd?, append? } or { disk, format }",
     );
   }
   if ("kernel" in boot === "disk" in boot) {
@@ -212,7 +221,7 @@ function checkSpec(spec: QemuSpec): void {
       );
     }
   } else {
-    checkFile("boot.disk", boot.disk);
+    checkDisk(boot.disk, boot.format);
   }
   checkNics(spec.nics);
 }
@@ -263,4 +272,26 @@ function checkFile(field: string, value: unknown): void {
       }`,
     );
   }
+}
+
+/** A disk is a file (absolute path) or an RBD name, of a named format. */
+function checkDisk(disk: unknown, format: unknown): void {
+  if (format !== "qcow2" && format !== "raw") {
+    throw new TypeError(
+      `Cannot build qemu arguments: boot.format must be "qcow2" or "raw", got ${
+        JSON.stringify(format)
+      }`,
+    );
+  }
+  if (typeof disk === "string" && disk.startsWith("rbd:")) {
+    if (!RBD_DISK.test(disk) || CONTROL.test(disk)) {
+      throw new TypeError(
+        `Cannot build qemu arguments: boot.disk must be rbd:<pool>/<image>[:key=value...], got ${
+          JSON.stringify(disk)
+        }`,
+      );
+    }
+    return;
+  }
+  checkFile("boot.disk", disk);
 }

@@ -91,7 +91,7 @@ Deno.test("qemuArgs() leaves out -initrd and -append when the spec has none", ()
 
 Deno.test("qemuArgs() attaches a qcow2 disk as virtio-blk with cache=none for a disk boot", () => {
   const args = qemuArgs(
-    kernelSpec({ boot: { disk: "/images/vm-1.qcow2" } }),
+    kernelSpec({ boot: { disk: "/images/vm-1.qcow2", format: "qcow2" } }),
     paths,
     "tcg",
   );
@@ -106,8 +106,27 @@ Deno.test("qemuArgs() attaches a qcow2 disk as virtio-blk with cache=none for a 
   assert.ok(!args.includes("-initrd"));
 });
 
+Deno.test("qemuArgs() opens an RBD disk as raw through librbd, the format named", () => {
+  const disk = "rbd:ucloud/disk.vm-1:id=admin:conf=/st,ate/ceph.conf";
+  const args = qemuArgs(
+    kernelSpec({ boot: { disk, format: "raw" } }),
+    paths,
+    "tcg",
+  );
+  assert.deepEqual(values(args, "-drive"), [
+    "file=rbd:ucloud/disk.vm-1:id=admin:conf=/st,,ate/ceph.conf,format=raw," +
+    "if=none,id=disk0,cache=none",
+  ]);
+  assert.equal(
+    values(args, "-device").at(-1),
+    "virtio-blk-pci,drive=disk0,bootindex=0",
+  );
+});
+
 Deno.test("qemuArgs() opens the disk with the cache mode it is given, and refuses others", () => {
-  const spec = kernelSpec({ boot: { disk: "/images/vm-1.qcow2" } });
+  const spec = kernelSpec({
+    boot: { disk: "/images/vm-1.qcow2", format: "qcow2" },
+  });
   assert.deepEqual(
     values(qemuArgs(spec, paths, "tcg", { diskCache: "writeback" }), "-drive"),
     ["file=/images/vm-1.qcow2,format=qcow2,if=none,id=disk0,cache=writeback"],
@@ -123,7 +142,10 @@ Deno.test("qemuArgs() opens the disk with the cache mode it is given, and refuse
 
 Deno.test("qemuArgs() escapes commas inside option values", () => {
   const args = qemuArgs(
-    kernelSpec({ name: "a,b", boot: { disk: "/img/x,y.qcow2" } }),
+    kernelSpec({
+      name: "a,b",
+      boot: { disk: "/img/x,y.qcow2", format: "qcow2" },
+    }),
     vmPaths("/st,ate", "vm-1"),
     "tcg",
   );
@@ -188,7 +210,31 @@ Deno.test("qemuArgs() rejects bad fields naming the field", () => {
       "TypeError",
       /boot.append must be a string/,
     ],
-    [{ boot: { disk: "" } }, "TypeError", /boot.disk must be an absolute path/],
+    [
+      { boot: { disk: "", format: "qcow2" } },
+      "TypeError",
+      /boot.disk must be an absolute path/,
+    ],
+    [
+      { boot: { disk: "/d.qcow2" } },
+      "TypeError",
+      /boot.format must be "qcow2" or "raw", got undefined/,
+    ],
+    [
+      { boot: { disk: "/d.vmdk", format: "vmdk" } },
+      "TypeError",
+      /boot.format must be "qcow2" or "raw", got "vmdk"/,
+    ],
+    [
+      { boot: { disk: "rbd:ucloud/d:conf=/c@x", format: "raw" } },
+      "TypeError",
+      /boot.disk must be rbd:<pool>\/<image>/,
+    ],
+    [
+      { boot: { disk: "rbd:ucloud", format: "raw" } },
+      "TypeError",
+      /boot.disk must be rbd:<pool>\/<image>/,
+    ],
   ];
   for (const [overrides, name, message] of bad) {
     assert.throws(

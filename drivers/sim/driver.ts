@@ -15,7 +15,7 @@
  * ```ts
  * const driver = new SimDriver({ stateDir: "/var/lib/ucloud" });
  * const handle = await driver.start({ id: "vm-1", name: "a", cpus: 1,
- *   memoryMiB: 128, boot: { disk: "/dev/null" } });
+ *   memoryMiB: 128, boot: { disk: "/dev/null", format: "raw" } });
  * await driver.inspect(handle); // { state: "running" }
  * await driver.stop(handle); // { how: "shutdown", ms: 12 }
  * await driver.destroy("vm-1");

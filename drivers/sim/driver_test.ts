@@ -11,7 +11,7 @@ const spec = (id: string) => ({
   name: "a",
   cpus: 1,
   memoryMiB: 128,
-  boot: { disk: "/dev/null" },
+  boot: { disk: "/dev/null", format: "raw" as const },
 });
 
 async function withDriver(f: (d: SimDriver, dir: string) => Promise<void>) {

@@ -39,8 +39,14 @@ export async function ceph(pool: RbdPool, args: string[]): Promise<string> {
   return (await run("ceph", ["--conf", pool.conf, ...args])).stdout;
 }
 
-/** Starts a new cluster in a temp dir; on failure nothing is left behind. */
-export async function startCeph(): Promise<CephCluster> {
+/**
+ * Starts a new cluster in a temp dir; on failure nothing is left behind.
+ * `addr`: where the mon listens (`CEPH_FIXTURE_ADDR`, default 127.0.0.1),
+ * e.g. a test network's bridge address that host namespaces reach.
+ */
+export async function startCeph(
+  { addr }: { addr?: string } = {},
+): Promise<CephCluster> {
   const dir = await Deno.makeTempDir({ prefix: "ucloud-ceph-" });
   let stopped = false;
   const stop = async () => {
@@ -59,6 +65,7 @@ export async function startCeph(): Promise<CephCluster> {
   try {
     const { stdout } = await run("bash", [SCRIPT, "start", dir], {
       timeoutMs: 180_000,
+      ...(addr ? { env: { CEPH_FIXTURE_ADDR: addr } } : {}),
     });
     const summary = JSON.parse(stdout.trim().split("\n").at(-1)!);
     return {

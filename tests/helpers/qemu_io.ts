@@ -46,10 +46,19 @@ export class QemuIo {
       .getReader();
   }
 
-  /** Starts qemu-io on the image (stderr merged into the replies). */
-  static async open(format: "raw" | "qcow2", file: string): Promise<QemuIo> {
-    const child = new Deno.Command("sh", {
-      args: ["-c", 'exec qemu-io "$@" 2>&1', "qemu-io", "-f", format, file],
+  /**
+   * Starts qemu-io on the image (stderr merged into the replies); in the
+   * network namespace `netns` when given (a client of that test host).
+   */
+  static async open(
+    format: "raw" | "qcow2",
+    file: string,
+    { netns }: { netns?: string } = {},
+  ): Promise<QemuIo> {
+    const sh = ["sh", "-c", 'exec qemu-io "$@" 2>&1', "qemu-io"];
+    const [cmd, ...pre] = netns ? ["ip", "netns", "exec", netns, ...sh] : sh;
+    const child = new Deno.Command(cmd, {
+      args: [...pre, "-f", format, file],
       stdin: "piped",
       stdout: "piped",
       stderr: "null",

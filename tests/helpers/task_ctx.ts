@@ -95,7 +95,7 @@ export async function withBench(f: (b: Bench) => Promise<void>) {
         worker,
         host: worker.name,
         driver: d,
-        images: () => Promise.resolve({ disk: "/dev/null" }),
+        images: () => Promise.resolve({ disk: "/dev/null", format: "raw" }),
         signal: new AbortController().signal,
         log: log.child({ task: task.id }),
         guard: () => guard(store, task.id, worker),
