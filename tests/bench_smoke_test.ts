@@ -29,6 +29,7 @@ Deno.test("bench --quick produces every figure", async () => {
       "api",
       "place",
       "vm",
+      "image",
       "failover",
       "failoverSim",
       "net",

@@ -11,6 +11,8 @@
  *            (`place.ts`);
  * - `vm`:    one real worker with qemu: POST to QMP running and to the
  *            guest's marker (`vm.ts`);
+ * - `image`: import throughput against `qemu-img convert`, and VM create
+ *            from a file-store image against no disk (`image.ts`);
  * - `failover`: SIGKILL of a host running qemu VMs, until they run elsewhere
  *            (`failover.ts`);
  * - `failover-sim`: the same with 50 sim VMs on the killed host, and an
@@ -24,13 +26,14 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,failover,failover-sim,net]
- *     [--no-write] [--n=2000] [--vms=10] [--place-vms=10000]
- *     [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net]
+ *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
+ *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *
- * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 1 kill, 5 sim
- * VMs) is the test suite's smoke run. `--gap-ms`: how long the orderly
- * restart of failover-sim leaves the host without a worker process.
+ * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
+ * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
+ * smoke run. `--gap-ms`: how long the orderly restart of failover-sim
+ * leaves the host without a worker process.
  * Everything started here (etcd, HTTP servers, the worker, qemu VMs, temp
  * dirs) is torn down in `finally`, on SIGINT/SIGTERM, and by a watchdog.
  */
@@ -44,6 +47,7 @@ import {
   failoverSimRows,
   failoverSimRun,
 } from "./failover_sim.ts";
+import { benchImage, type ImageResult, imageRows } from "./image.ts";
 import { benchNet, type NetResult, netRows } from "./net.ts";
 import { parseArgs, type Phase, PHASES } from "./options.ts";
 import { benchPlace, type PlaceResult, placeRows } from "./place.ts";
@@ -78,6 +82,7 @@ function rows(r: Results): Row[] {
     ...(r.api ? apiRows(r.api) : []),
     ...(r.place ? placeRows(r.place) : []),
     ...(r.vm ? vmRows(r.vm) : []),
+    ...(r.image ? imageRows(r.image) : []),
     ...(r.net ? netRows(r.net) : []),
   ];
 }
@@ -102,6 +107,7 @@ interface Results {
   api?: ApiResult;
   place?: PlaceResult;
   vm?: VmResult;
+  image?: ImageResult;
   failover?: FailoverRun[];
   failoverSim?: FailoverSimResult;
   net?: NetResult;
@@ -122,7 +128,7 @@ async function main(): Promise<number> {
   const onSignal = () => bail("interrupted", 130);
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const watchdogMs = opts.quick ? 180_000 : 900_000;
+  const watchdogMs = opts.quick ? 360_000 : 1_500_000;
   const watchdog = setTimeout(
     () => bail(`watchdog: still running after ${watchdogMs / 1000} s`, 1),
     watchdogMs,
@@ -167,6 +173,9 @@ async function main(): Promise<number> {
       await cleanup.run();
     }
     if (opts.only.has("vm")) results.vm = await benchVm(opts, cleanup);
+    if (opts.only.has("image")) {
+      results.image = await benchImage(opts, cleanup);
+    }
     if (opts.only.has("failover")) {
       // Default TTL and the shortest the embedded etcd allows (1 s).
       const plan = opts.quick ? [[1, 1]] : [[3, 10], [1, 10]];

@@ -12,6 +12,7 @@ export const PHASES = [
   "api",
   "place",
   "vm",
+  "image",
   "failover",
   "failover-sim",
   "net",
@@ -28,6 +29,11 @@ export interface Options {
   apiRequests: number;
   vms: number;
   warmupVms: number;
+  /** VMs of each kind (from an image, no disk) in the image phase. */
+  imageVms: number;
+  /** MiB of data in the qcow2 the image phase imports. */
+  importMiB: number;
+  importRounds: number;
   placeVms: number;
   placeHosts: number;
   policy: Policy;
@@ -37,9 +43,9 @@ export interface Options {
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,failover,failover-sim,net] [--no-write] " +
-      "[--n=N] [--vms=N] [--place-vms=N] [--hosts=N] [--policy=spread|pack] " +
-      "[--gap-ms=MS]",
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net] " +
+      "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
+      "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS]",
   );
   Deno.exit(2);
 }
@@ -51,6 +57,8 @@ export function parseArgs(args: string[]): Options {
   let only = new Set<Phase>(PHASES);
   let n: number | undefined;
   let vms: number | undefined;
+  let imageVms: number | undefined;
+  let importMiB: number | undefined;
   let placeVms: number | undefined;
   let placeHosts: number | undefined;
   let policy: Policy = "spread";
@@ -77,6 +85,8 @@ export function parseArgs(args: string[]): Options {
       if (only.has("place")) only.add("cas");
     } else if (flag === "--n") n = int(value, 1);
     else if (flag === "--vms") vms = int(value, 1);
+    else if (flag === "--image-vms") imageVms = int(value, 1);
+    else if (flag === "--import-mib") importMiB = int(value, 1);
     else if (flag === "--place-vms") placeVms = int(value, 1);
     else if (flag === "--hosts") placeHosts = int(value, 1);
     else if (flag === "--gap-ms") gapMs = int(value, 0);
@@ -93,6 +103,9 @@ export function parseArgs(args: string[]): Options {
     apiRequests: quick ? 200 : 1000,
     vms: vms ?? (quick ? 3 : 10),
     warmupVms: quick ? 0 : 1,
+    imageVms: imageVms ?? (quick ? 2 : 5),
+    importMiB: importMiB ?? (quick ? 32 : 256),
+    importRounds: quick ? 3 : 5,
     placeVms: placeVms ?? (quick ? 500 : 10_000),
     placeHosts: placeHosts ?? (quick ? 20 : 100),
     policy,
