@@ -39,7 +39,7 @@ import { vmCreateToRunning, type VmSample } from "./vm.ts";
 
 /** Per-VM limit from POST to the guest marker (the disk guest under TCG). */
 const VM_TIMEOUT_MS = 180_000;
-const RBD_NOTE = "not measured (RBD store not merged)";
+const RBD_NOTE = "not measured yet (the bench starts no Ceph)";
 
 /** VM create from a file-store image against no disk, same worker. */
 export interface ImageVmResult {
