@@ -1,3 +1,4 @@
+/** Tests of core/url_policy.ts: which addresses and URLs an image fetch refuses. */
 import assert from "node:assert/strict";
 import { blockedAddress, literalHost, refusedUrl } from "./url_policy.ts";
 

@@ -72,7 +72,7 @@ Deno.test({
           const got = await store.importImage(
             src,
             "alice/small-t-1",
-            async (n) => void progress.push(n),
+            (n) => Promise.resolve(void progress.push(n)),
           );
           assert.equal(got.format, "raw");
           assert.equal(got.virtualSize, 64 * MiB);

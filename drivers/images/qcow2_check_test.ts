@@ -1,3 +1,7 @@
+/**
+ * Tests of drivers/images/qcow2_check.ts on hand-built qcow2 headers: the
+ * header rules that run before any qemu-img touches a file.
+ */
 import assert from "node:assert/strict";
 import { ImageRejected } from "../../tasks/image_store.ts";
 import { checkQcow2Header, parseQcow2Header } from "./qcow2_check.ts";

@@ -1,3 +1,4 @@
+/** Tests of scripts/sftp/configs.ts: the sshd, nslcd and nsswitch files of the SFTP service. */
 import assert from "node:assert/strict";
 import { IdentityConfig } from "../../core/ldap.ts";
 import { keyLine } from "./authorized_keys.ts";
