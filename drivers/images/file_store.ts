@@ -6,10 +6,12 @@
  * the copy (drivers/images/qcow2_check.ts), then renames it into place, so
  * the stored file is exactly the bytes that passed the checks.
  *
- * Measured (2 cores, under load, a 384 MiB qcow2 in the page cache): the
- * copy with SHA-256 here 1.9 s; `cp` 0.5 s; `qemu-img convert -f qcow2 -O
- * qcow2` 1.0 s; `sha256sum` alone 5.3 s. A plain copy keeps the stored file
- * equal to the upload (its sha256 checks it) and needs one read.
+ * Measured (2 cores, load 4.4, a 256 MiB qcow2 in the page cache, scripts/
+ * bench/image_import.ts): the import 440-470 MiB/s; `qemu-img convert -f
+ * qcow2 -O qcow2` 1780-1860; `cp` + `sync` 1100-1190. The SHA-256 (about
+ * 1300 MiB/s on one core) bounds it: the copy overlaps its reads, writes and
+ * flushes with it (source_copy.ts). A plain copy keeps the stored file equal
+ * to the upload (its sha256 checks it) and needs one read.
  *
  * @example
  * ```ts

@@ -21,6 +21,8 @@ import {
 } from "./qcow2_check.ts";
 
 const CHUNK = 4 * 1024 * 1024;
+/** The copy is flushed every so many bytes while later chunks are copied. */
+const FLUSH_EVERY = 32 * 1024 * 1024;
 
 /** Options of {@linkcode copySource}. */
 export interface CopyOptions {
@@ -59,6 +61,82 @@ async function openSource(src: string): Promise<fsp.FileHandle> {
 }
 
 /**
+ * Copies the open source `h` (`size` bytes when checked) into the new file
+ * `dest`, hashing it: while chunk n is hashed and written, chunk n+1 is
+ * read, and a second handle of `dest` flushes what was written so far (the
+ * last flush is then short). A chunk's buffer is read into again only once
+ * its write and its hash are done, so the hash is over the bytes written.
+ * Every operation started has ended when this returns or throws.
+ */
+async function copyHashed(
+  h: fsp.FileHandle,
+  dest: string,
+  size: number,
+  o: CopyOptions,
+): Promise<{ sha256: string; bytes: number }> {
+  using out = await Deno.open(dest, {
+    write: true,
+    createNew: true,
+    mode: 0o600,
+  });
+  using flusher = await Deno.open(dest, { write: true });
+  const hash = createHash("sha256");
+  const bufs = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  let reading = started(h.read(bufs[0], 0, CHUNK, 0));
+  let writing = Promise.resolve();
+  let flushing = Promise.resolve();
+  let copied = 0;
+  let flushed = 0;
+  let percent = -1;
+  try {
+    for (let i = 0;; i ^= 1) {
+      const { bytesRead: n } = await reading;
+      if (n === 0) break;
+      copied += n;
+      if (copied > o.maxBytes) {
+        throw new ImageRejected(
+          `the file grew over the limit of ${o.maxBytes} bytes while copied`,
+        );
+      }
+      o.signal?.throwIfAborted();
+      await writing; // of the other buffer, which is read into next
+      reading = started(h.read(bufs[i ^ 1], 0, CHUNK, copied));
+      const chunk = bufs[i].subarray(0, n);
+      writing = started(writeAll(out, chunk));
+      hash.update(chunk);
+      if (copied - flushed >= FLUSH_EVERY) {
+        await flushing;
+        flushing = started(flusher.syncData());
+        flushed = copied;
+      }
+      const p = Math.min(100, Math.floor((copied * 100) / Math.max(size, 1)));
+      if (p !== percent) await o.onProgress(percent = p);
+    }
+    await writing;
+    await flushing;
+    await out.sync();
+    return { sha256: hash.digest("hex"), bytes: copied };
+  } finally {
+    await Promise.allSettled([reading, writing, flushing]);
+  }
+}
+
+/**
+ * Marks `p` handled, so that a failure while the loop awaits something else
+ * is no unhandled rejection; the loop awaits `p` later and gets the error.
+ */
+function started<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+async function writeAll(out: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.length;) {
+    off += await out.write(chunk.subarray(off));
+  }
+}
+
+/**
  * Copies `src` to the new file `dest` (created 0600, must not exist);
  * returns the SHA-256 of the bytes copied and their count. Refuses (with
  * {@linkcode ImageRejected}) a source that is not a plain file, is larger
@@ -82,33 +160,7 @@ export async function copySource(
     const head = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
     const { bytesRead } = await h.read(head, 0, head.length, 0);
     checkQcow2Header(parseQcow2Header(head.subarray(0, bytesRead)), o);
-    using out = await Deno.open(dest, {
-      write: true,
-      createNew: true,
-      mode: 0o600,
-    });
-    const hash = createHash("sha256");
-    const buf = new Uint8Array(CHUNK);
-    let copied = 0;
-    let percent = -1;
-    while (true) {
-      o.signal?.throwIfAborted();
-      const { bytesRead: n } = await h.read(buf, 0, CHUNK, copied);
-      if (n === 0) break;
-      const chunk = buf.subarray(0, n);
-      hash.update(chunk);
-      for (let off = 0; off < n;) off += await out.write(chunk.subarray(off));
-      copied += n;
-      if (copied > o.maxBytes) {
-        throw new ImageRejected(
-          `the file grew over the limit of ${o.maxBytes} bytes while copied`,
-        );
-      }
-      const p = Math.min(100, Math.floor((copied * 100) / Math.max(size, 1)));
-      if (p !== percent) await o.onProgress(percent = p);
-    }
-    await out.sync();
-    return { sha256: hash.digest("hex"), bytes: copied };
+    return await copyHashed(h, dest, size, o);
   } finally {
     await h.close();
   }
