@@ -1,5 +1,5 @@
 /**
- * Bench phase `image`, two parts in one run:
+ * Bench phase `image`, three parts in one run:
  *
  * - import throughput, `FileStore.importImage` against `qemu-img convert`
  *   and `cp` of the same qcow2 (image_import.ts);
@@ -8,7 +8,9 @@
  *   (each its own overlay disk) timed from `POST /v1/vms` to QMP running
  *   and to the guest marker, alternating with no-disk VMs (the tiny kernel
  *   guest) on the same worker; each VM is deleted before the next starts
- *   (image_cluster.ts).
+ *   (image_cluster.ts);
+ * - the same for the RBD store on a one-node Ceph, with its import against
+ *   `qemu-img convert` into the pool (image_rbd.ts; skipped under --quick).
  */
 import { ensureDiskGuest } from "../../tests/helpers/disk_guest.ts";
 import type { Options } from "./options.ts";
@@ -20,8 +22,7 @@ import {
   type VmComparison,
 } from "./image_cluster.ts";
 import { benchImport, type ImportResult, importRows } from "./image_import.ts";
-
-const RBD_NOTE = "not measured yet (the bench starts no Ceph)";
+import { benchRbd, type RbdResult, rbdRows } from "./image_rbd.ts";
 
 /** VM create from a file-store image against no disk, same worker. */
 export interface ImageVmResult extends VmComparison {
@@ -33,7 +34,7 @@ export interface ImageVmResult extends VmComparison {
 export interface ImageResult {
   import: ImportResult;
   vm: ImageVmResult;
-  rbd: { measured: false; reason: string };
+  rbd: RbdResult;
 }
 
 async function benchImageVms(
@@ -50,7 +51,10 @@ async function benchImageVms(
   return { ...vms, uploadToReadyMs };
 }
 
-/** Runs the image phase: import throughput, then VM create from an image. */
+/**
+ * Runs the image phase: import throughput, VM create from a file-store
+ * image, then the RBD part (its own Ceph and cluster).
+ */
 export async function benchImage(
   opts: Options,
   cleanup: Cleanup,
@@ -59,7 +63,9 @@ export async function benchImage(
   await cleanup.run();
   const vm = await benchImageVms(opts, cleanup);
   await cleanup.run();
-  return { import: imp, vm, rbd: { measured: false, reason: RBD_NOTE } };
+  const rbd = await benchRbd(opts, cleanup);
+  await cleanup.run();
+  return { import: imp, vm, rbd };
 }
 
 /** Rows of the bench table. */
@@ -111,6 +117,6 @@ export function imageRows(r: ImageResult): Row[] {
       unit: "ms",
       notes: `booted from its disk; no disk: ${vm.noDiskGuestReadyMs.p50} ms`,
     },
-    { name: "VM from image, rbd", value: "-", unit: "", notes: r.rbd.reason },
+    ...rbdRows(r.rbd),
   ];
 }
