@@ -25,8 +25,8 @@ import {
 } from "./image_cluster.ts";
 
 const MiB = 1024 * 1024;
-const QUICK_NOTE = "skipped under --quick (starting Ceph takes too long " +
-  "for the smoke run); the full run measures it";
+const QUICK_NOTE =
+  "skipped under --quick to keep the smoke run short (Ceph, imports, VMs); the full run measures it";
 
 /** The RBD part, measured. */
 export interface RbdMeasured {
