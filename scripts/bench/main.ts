@@ -12,7 +12,8 @@
  * - `vm`:    one real worker with qemu: POST to QMP running and to the
  *            guest's marker (`vm.ts`);
  * - `image`: import throughput against `qemu-img convert`, and VM create
- *            from a file-store image against no disk (`image.ts`);
+ *            from a file-store image and (not under --quick) from an RBD
+ *            image on a one-node Ceph against no disk (`image.ts`);
  * - `failover`: SIGKILL of a host running qemu VMs, until they run elsewhere
  *            (`failover.ts`);
  * - `failover-sim`: the same with 50 sim VMs on the killed host, and an

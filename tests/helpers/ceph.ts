@@ -43,11 +43,15 @@ export async function ceph(pool: RbdPool, args: string[]): Promise<string> {
  * Starts a new cluster in a temp dir; on failure nothing is left behind.
  * `addr`: where the mon listens (`CEPH_FIXTURE_ADDR`, default 127.0.0.1),
  * e.g. a test network's bridge address that host namespaces reach.
+ * `parentDir`: where the temp dir is made (default the system's temp dir).
  */
 export async function startCeph(
-  { addr }: { addr?: string } = {},
+  { addr, parentDir }: { addr?: string; parentDir?: string } = {},
 ): Promise<CephCluster> {
-  const dir = await Deno.makeTempDir({ prefix: "ucloud-ceph-" });
+  const dir = await Deno.makeTempDir({
+    prefix: "ucloud-ceph-",
+    dir: parentDir,
+  });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
