@@ -16,6 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
+import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal, router } from "./env.ts";
@@ -35,6 +36,12 @@ export type { AppEnv, Principal };
 
 /** The largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The largest body of `POST /v1/vms`: room for its user data (64 KiB) even
+ * when JSON escapes every byte as `\u00XX`.
+ */
+export const VM_CREATE_BODY_BYTES = MAX_BODY_BYTES + 6 * MAX_USER_DATA_BYTES;
 
 /** The default principal: a local administrator (no authentication yet). */
 export const LOCAL_ADMIN: Principal = { name: "local", admin: true };
@@ -97,21 +104,22 @@ export function createApp({
         "code, message, field? } }`.",
     },
   });
-  const jsonLimit = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: (c) =>
-      errorJson(
-        c,
-        413,
-        `Request body is larger than ${MAX_BODY_BYTES} bytes`,
-      ),
-  });
+  const limit = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: (c) =>
+        errorJson(c, 413, `Request body is larger than ${maxSize} bytes`),
+    });
+  const jsonLimit = limit(MAX_BODY_BYTES);
+  const vmCreateLimit = limit(VM_CREATE_BODY_BYTES);
   app.use(
     "/v1/*",
     // Image uploads stream to disk under their own limit (image_upload.ts).
     (c, next) =>
       c.req.method === "PUT" && UPLOAD_PATH_RE.test(c.req.path)
         ? next()
+        : c.req.method === "POST" && c.req.path === "/v1/vms"
+        ? vmCreateLimit(c, next)
         : jsonLimit(c, next),
     auth,
     async (c, next) => {

@@ -1,6 +1,6 @@
 /**
- * `/v1/vms`: create, list, show, stop, start, reboot and delete VMs, and
- * attach and detach their NICs. The handlers validate (zod), call the VM
+ * `/v1/vms`: create, list, show, stop, start, reboot and delete VMs,
+ * attach and detach their NICs, and show their user data. The handlers validate (zod), call the VM
  * resource (resources/vms/: the rules, and the one transaction per change
  * that writes the VM with its task) and answer; api/errors.ts maps what
  * it throws.
@@ -82,6 +82,23 @@ const showVm = createRoute({
   request: { params: IdParams },
   responses: {
     200: json(VmDoc, "The VM"),
+    ...errorResponses(400, 404, 503),
+  },
+});
+
+const showUserData = createRoute({
+  method: "get",
+  path: "/{id}/user-data",
+  summary: "Show a VM's user data",
+  description: "The user data given at create, as it was given (UTF-8 " +
+    "text); 404 when the VM has none. The VM document shows its size and " +
+    "SHA-256 (`userData`).",
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "The user data",
+      content: { "text/plain": { schema: z.string() } },
+    },
     ...errorResponses(400, 404, 503),
   },
 });
@@ -171,6 +188,14 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
       );
       return c.json(vm, 200);
+    })
+    .openapi(showUserData, async (c) => {
+      const data = await res.readUserData(
+        store,
+        c.get("principal"),
+        c.req.valid("param").id,
+      );
+      return c.text(data, 200, { "Content-Type": "text/plain; charset=utf-8" });
     })
     .openapi(deleteVm, async (c) => {
       const r = await res.deleteVm(

@@ -29,6 +29,8 @@ export interface components {
         networks?: string[];
         /** @description true: the rebalancer may stop the running VM and start it on another host */
         movable?: boolean;
+        /** @description Names of the owner's SSH keys the VM's metadata gives the guest; each must exist at create. Absent: all of the owner's keys, read when the metadata is served, so keys added later count. A key deleted since is left out. */
+        keys?: string[];
       };
       /** @default [] */
       nics: {
@@ -75,6 +77,10 @@ export interface components {
         updatedAt: string;
       };
       imageRef?: string;
+      userData?: {
+        bytes: number;
+        sha256: string;
+      };
       createdAt: string;
     };
     Task: {

@@ -10,6 +10,8 @@
 export const keys = {
   vm: (id: string) => `vm/${id}`,
   vms: "vm/",
+  /** A VM's user data (core/schemas.ts `UserData`). */
+  userData: (vm: string) => `userdata/${vm}`,
   host: (name: string) => `host/${name}`,
   hosts: "host/",
   alive: (name: string) => `alive/${name}`,

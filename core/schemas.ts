@@ -21,6 +21,12 @@ export const HOST_RE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 /** NIC slots per VM (PCIe root ports `hp0`..`hp7`). */
 export const MAX_NICS = 8;
 
+/** SSH keys a VM may name (`keys` of the create input). */
+export const MAX_VM_KEYS = 32;
+
+/** The most user data a VM may have, in bytes of UTF-8. */
+export const MAX_USER_DATA_BYTES = 64 * 1024;
+
 export const VmPhase = z.enum([
   "pending", // waiting for placement
   "scheduled", // placed on a host, not started yet
@@ -59,11 +65,43 @@ export const VmCreateInput = z.object({
   movable: z.boolean().optional().describe(
     "true: the rebalancer may stop the running VM and start it on another host",
   ),
+  keys: z.array(z.string().regex(NAME_RE, "SSH key names"))
+    .max(MAX_VM_KEYS, `at most ${MAX_VM_KEYS} keys`)
+    .refine((a) => new Set(a).size === a.length, "keys must be unique")
+    .optional()
+    .describe(
+      "Names of the owner's SSH keys the VM's metadata gives the guest; " +
+        "each must exist at create. Absent: all of the owner's keys, read " +
+        "when the metadata is served, so keys added later count. A key " +
+        "deleted since is left out.",
+    ),
+  userData: z.string()
+    .max(
+      MAX_USER_DATA_BYTES,
+      `userData must be at most ${MAX_USER_DATA_BYTES} bytes`,
+    )
+    .refine(
+      (s) => new TextEncoder().encode(s).length <= MAX_USER_DATA_BYTES,
+      `userData must be at most ${MAX_USER_DATA_BYTES} bytes`,
+    )
+    .refine(
+      (s) => !s.includes("\0"),
+      "userData must be text, without NUL characters",
+    )
+    .optional()
+    .describe(
+      "User data for the guest (e.g. a cloud-config), UTF-8 text of at most " +
+        "64 KiB. Kept apart from the VM document (the VM shows its size and " +
+        "SHA-256); read it with GET /v1/vms/{id}/user-data.",
+    ),
 }).strict();
 export type VmCreateInput = z.infer<typeof VmCreateInput>;
 
-/** A stored VM's spec: the create input, without refusing unknown fields. */
-export const VmSpec = VmCreateInput.strip();
+/**
+ * A stored VM's spec: the create input without its user data (stored
+ * apart, see `UserData`), without refusing unknown fields.
+ */
+export const VmSpec = VmCreateInput.omit({ userData: true }).strip();
 export type VmSpec = z.infer<typeof VmSpec>;
 
 /** The driver handle: plain JSON the worker re-attaches from. */
@@ -129,9 +167,19 @@ export const Vm = z.object({
    * hosts by hand (workers/images.ts).
    */
   imageRef: z.string().optional(),
+  /** The size and SHA-256 (hex) of the VM's user data, if it has any. */
+  userData: z.object({ bytes: z.number().int(), sha256: z.string() })
+    .optional(),
   createdAt: z.string(),
 });
 export type Vm = z.infer<typeof Vm>;
+
+/**
+ * `userdata/<vm id>`: a VM's user data, apart from the VM document so
+ * that listing VMs does not read it. Written with the VM, deleted with it.
+ */
+export const UserData = z.object({ vm: z.string(), data: z.string() });
+export type UserData = z.infer<typeof UserData>;
 
 export const Host = z.object({
   name: z.string(),

@@ -90,7 +90,7 @@ export async function evacuate(
     vm.value,
   );
   if (vm.value.desired === "deleted") {
-    txn.delete(vm.key);
+    txn.delete(vm.key).delete(keys.userData(id));
     await releaseNics(ctx.store, txn, id, vm.value.nics);
     return (await txn.commit()).ok ? "deleted" : "conflict";
   }

@@ -2,10 +2,11 @@
  * `vm.delete` (target: the VM's host, or `any` when it was never placed):
  * stops the process (the hard stop: the VM and its disk go, so a guest
  * shutdown would protect nothing), removes its files, then deletes the VM
- * document and releases its reservation and its NICs' addresses in one
- * transaction. A VM made from an image document loses its disk in the
- * image store (tasks/vm_disk.ts) before its document goes.
+ * document and its user data and releases its reservation and its NICs'
+ * addresses in one transaction. A VM made from an image document loses its
+ * disk in the image store (tasks/vm_disk.ts) before its document goes.
  */
+import { keys } from "../core/keys.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
 import type { TaskHandler } from "./context.ts";
 import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
@@ -28,7 +29,8 @@ export const vmDelete: TaskHandler = async (ctx) => {
   }
   // Before the document goes: an image is deletable once no VM names it.
   await removeVmDisk(ctx, vm.value);
-  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key);
+  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key)
+    .delete(keys.userData(id));
   if (host) await releaseAlloc(ctx, txn, host, id);
   await releaseNics(ctx.store, txn, id, vm.value.nics);
   return { result: { deleted: id }, txn };

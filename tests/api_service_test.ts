@@ -79,6 +79,7 @@ Deno.test({
           "/v1/vms/{id}/reboot",
           "/v1/vms/{id}/start",
           "/v1/vms/{id}/stop",
+          "/v1/vms/{id}/user-data",
         ]);
         for (const action of ["stop", "reboot"]) {
           const power = paths[`/v1/vms/{id}/${action}`].post.requestBody;

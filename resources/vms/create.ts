@@ -10,7 +10,8 @@
  * (resources/images `resolveImage`), it must be `ready`; the VM records it
  * as `imageRef` and the create compares the image's revision, so an image
  * deleted meanwhile is not used (a name without a document is an image
- * installed on the hosts by hand, as before).
+ * installed on the hosts by hand, as before). The SSH keys it names and its
+ * user data are metadata_input.ts'.
  *
  * @example
  * ```ts
@@ -36,6 +37,7 @@ import type { Caller, ResourceDeps } from "../deps.ts";
 import { resolveImage } from "../images/view.ts";
 import { type NicPlan, planNics } from "../networks/nics.ts";
 import { ATTEMPTS } from "./change.ts";
+import { type MetadataPlan, planMetadata } from "./metadata_input.ts";
 import {
   type IdemKey,
   keyTaken,
@@ -89,13 +91,15 @@ export async function createVm(
       ? await planNics(store, who, id, input.networks)
       : null;
     const image = await readyImage(store, owner, input.image);
+    const meta = await planMetadata(store, owner, id, input);
     let vm: Vm = {
       id,
       owner,
-      spec: input,
+      spec: meta.spec,
       ...(image
         ? { imageRef: `${image.value.owner}/${image.value.name}` }
         : {}),
+      ...(meta.userData ? { userData: meta.userData } : {}),
       nics: plan?.nics ?? [],
       desired: "running",
       status: { phase: "pending", updatedAt: now.toISOString() },
@@ -103,7 +107,15 @@ export async function createVm(
     };
     const cache = await readyCache(PlacementCache.for(store));
     if (cache) {
-      const r = await placeInline(deps, cache, vm, idem, now, plan, image);
+      const r = await placeInline(
+        deps,
+        cache,
+        vm,
+        idem,
+        now,
+        [plan, meta],
+        image,
+      );
       if (r.placed) return { vm: r.vm, task: r.task, replayed: false };
       if ("taken" in r) return await again();
       if ("stale" in r) continue;
@@ -121,17 +133,19 @@ export async function createVm(
     const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
     enqueue(usesImage(txn, image), t);
     plan?.apply(txn);
+    meta.apply(txn);
     if (idem) recordKey(txn, owner, idem, vm.id, t.id);
     if ((await txn.commit()).ok) return { vm, task: t, replayed: false };
     if (key !== undefined && await keyTaken(store, owner, key)) {
       return await again();
     }
     if (plan && !await plan.fresh()) continue;
+    if (!await meta.fresh()) continue;
     if (image && !await fresh(store, image)) continue;
     throw new ConflictError(`Cannot create VM ${vm.id}: id already taken`);
   }
   throw new ConflictError(
-    `Cannot create VM: its networks or image changed ${ATTEMPTS} times while trying; try again`,
+    `Cannot create VM: its networks, image or keys changed ${ATTEMPTS} times while trying; try again`,
   );
 }
 
@@ -177,7 +191,7 @@ async function placeInline(
   vm: Vm,
   idem: IdemKey | undefined,
   now: Date,
-  plan: NicPlan | null,
+  [plan, meta]: [NicPlan | null, MetadataPlan],
   image: Kv<Image> | null,
 ): Promise<Inline | { placed: false; reason: string }> {
   const policy: Policy = config.scheduler?.policy ?? "spread";
@@ -215,6 +229,7 @@ async function placeInline(
       );
       enqueue(txn, start);
       plan?.apply(txn);
+      meta.apply(txn);
       if (idem) recordKey(txn, vm.owner, idem, vm.id, start.id);
       const res = await txn.commit();
       if (res.ok) {
@@ -227,7 +242,8 @@ async function placeInline(
         return { value: { placed: false, taken: true } };
       }
       if (
-        (plan && !await plan.fresh()) || (image && !await fresh(store, image))
+        (plan && !await plan.fresh()) || !await meta.fresh() ||
+        (image && !await fresh(store, image))
       ) {
         return { value: { placed: false, stale: true } };
       }

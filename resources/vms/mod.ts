@@ -1,8 +1,9 @@
 /**
  * The VM resource: create (create.ts, with idempotency.ts), start, stop,
- * reboot and delete (lifecycle.ts), attach and detach NICs (nics.ts), and
- * reading VMs as a caller may (view.ts). Each change is one transaction
- * comparing what it read, with the task that carries it out. Imports only
+ * reboot and delete (lifecycle.ts), attach and detach NICs (nics.ts),
+ * reading VMs as a caller may (view.ts) and their metadata (metadata.ts).
+ * Each change is one transaction comparing what it read, with the task
+ * that carries it out. Imports only
  * core/, scheduler/ and resources/; the API (api/vms.ts) calls it, a web
  * page or a cron job can too.
  *
@@ -22,5 +23,6 @@ export {
   startVm,
   stopVm,
 } from "./lifecycle.ts";
+export { readUserData, type VmMetadata, vmMetadata } from "./metadata.ts";
 export { attachNic, detachNic } from "./nics.ts";
 export { listVms, readVm, showVm } from "./view.ts";

@@ -22,6 +22,7 @@ export const EXPECT: Record<string, UserExpect> = {
   "POST /v1/vms/{id}/reboot": "notFound",
   "POST /v1/vms/{id}/nics": "notFound",
   "DELETE /v1/vms/{id}/nics/{slot}": "notFound",
+  "GET /v1/vms/{id}/user-data": "notFound",
   "POST /v1/networks": "own",
   "GET /v1/networks": "own",
   "GET /v1/networks/{id}": "notFound",

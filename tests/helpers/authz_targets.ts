@@ -48,7 +48,8 @@ export async function matrixTargets(
   const vmBody = { name: "m", cpus: 1, memory: 128 };
   const made = await call("POST", "/v1/vms", {
     headers: bearerHeaders(aliceBearer),
-    json: { ...vmBody, networks: [aliceNet] },
+    // With user data, so bob's GET .../user-data has something to miss.
+    json: { ...vmBody, networks: [aliceNet], userData: "#cloud-config\n" },
   });
   assert.equal(made.status, 201, made.text);
   const aliceVm = (made.body as { vm: { id: string } }).vm.id;
