@@ -29,7 +29,7 @@ const HOST_RULE =
 /** What the API takes as an id; every VM or network name is one too. */
 const REF_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** Value flags that may be given more than once (where a command allows). */
-const REPEATABLE_FLAGS = new Set(["network"]);
+const REPEATABLE_FLAGS = new Set(["network", "key"]);
 
 /** The `--wait`, `--no-wait` and `--timeout` flags of a change. */
 export const WAIT_FLAGS = {

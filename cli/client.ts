@@ -61,8 +61,14 @@ export interface List<T> {
   items: T[];
 }
 
-/** What `POST /v1/vms` takes; the API's default image when none is given. */
-export type VmInput = Omit<Vm["spec"], "image"> & { image?: string };
+/**
+ * What `POST /v1/vms` takes; the API's default image when none is given,
+ * and the user data (not part of the stored spec).
+ */
+export type VmInput = Omit<Vm["spec"], "image"> & {
+  image?: string;
+  userData?: string;
+};
 /** What `POST /v1/networks` takes: the name, the rest defaults. */
 export type NetworkInput =
   & Pick<Network, "name">

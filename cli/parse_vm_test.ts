@@ -9,9 +9,38 @@ Deno.test("parseArgs() reads vm create with its defaults", () => {
     json: false,
     command: "vm create",
     input: { name: "web1", cpus: 1, memory: 128, image: undefined },
+    userData: undefined,
     idempotencyKey: undefined,
     wait: { timeoutSeconds: 120 },
   });
+});
+
+Deno.test("parseArgs() takes --key repeated and --user-data; a key twice or more than 32 is a usage error", () => {
+  const parsed = parseArgs([
+    ...create,
+    "--memory",
+    "128",
+    "--key",
+    "k2",
+    "--key",
+    "k1",
+    "--user-data",
+    "cloud.yaml",
+  ]);
+  assert.ok(parsed.command === "vm create");
+  assert.deepEqual(parsed.input.keys, ["k2", "k1"]);
+  assert.equal(parsed.userData, "cloud.yaml");
+  const base = [...create, "--memory", "128"];
+  usageError(
+    [...base, "--key", "k1", "--key", "k1"],
+    "--key k1 is given twice",
+  );
+  const many = Array.from({ length: 33 }, (_, i) => ["--key", `k${i}`]).flat();
+  usageError([...base, ...many], "--key may be given at most 32 times, got 33");
+  usageError(
+    [...base, "--user-data", "a", "--user-data", "b"],
+    "--user-data is given twice",
+  );
 });
 
 Deno.test("parseArgs() passes --disk in GiB only when given", () => {

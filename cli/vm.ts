@@ -2,7 +2,8 @@
  * `ucloud vm create | list | show | start | delete`: VMs and their life
  * cycle; `operate()` sends a change and waits until the VM gets there.
  * `vm stop` and `vm reboot` are in vm_power.ts, `vm attach` and
- * `vm detach` in vm_nics.ts. `vm show` prints `vmFields()`.
+ * `vm detach` in vm_nics.ts, the metadata inputs (`--key`, `--user-data`)
+ * in vm_metadata.ts. `vm show` prints `vmFields()`.
  *
  * @module
  */
@@ -26,6 +27,7 @@ import {
   printJson,
   when,
 } from "./output.ts";
+import { MAX_VM_KEYS, metadataFields, readUserData } from "./vm_metadata.ts";
 import { waitFor } from "./wait.ts";
 
 /** NICs per VM, slots 0 to 7. */
@@ -127,6 +129,7 @@ export function vmFields(vm: Vm, names: Map<string, string>): string {
     ["host", vm.status.host],
     ["reason", vm.status.reason],
     ["crashes", crashLine(vm)],
+    ...metadataFields(vm),
     ["handle", vm.status.handle && JSON.stringify(vm.status.handle)],
     ["updated", when(vm.status.updatedAt)],
     ["created", when(vm.createdAt)],
@@ -176,6 +179,10 @@ const create = command({
       `${MAX_NICS} (eth0, eth1, ... in this order)`,
     "--movable":
       "the rebalancer may stop the running VM and start it on another host",
+    "--key NAME": `one of your SSH keys for the VM; repeat for more, up to ` +
+      `${MAX_VM_KEYS} (default: all your keys, also ones added later)`,
+    "--user-data FILE":
+      "user data for the guest (e.g. a cloud-config), UTF-8 text of at most 64 KiB",
     "--idempotency-key KEY":
       "retrying with the same key returns the first VM, not a new one",
     ...WAIT_FLAGS,
@@ -185,6 +192,7 @@ const create = command({
     "ucloud vm create --name db1 --cpus 2 --memory 2048 --image tiny --no-wait",
     "ucloud vm create --name data1 --cpus 1 --memory 512 --disk 20",
     "ucloud vm create --name app1 --cpus 1 --memory 128 --network lan --network dmz",
+    "ucloud vm create --name dev1 --cpus 1 --memory 512 --key k1 --key k2 --user-data cloud.yaml",
   ],
   parse({ read, args, topic }) {
     read.required("name", "cpus", "memory");
@@ -214,6 +222,13 @@ const create = command({
         topic,
       );
     }
+    const keys = read.refs("key", "an SSH key name");
+    if (keys && keys.length > MAX_VM_KEYS) {
+      throw new UsageError(
+        `--key may be given at most ${MAX_VM_KEYS} times, got ${keys.length}`,
+        topic,
+      );
+    }
     return {
       // Only when given, so the request stays what the user typed.
       input: {
@@ -221,7 +236,9 @@ const create = command({
         ...(disk === undefined ? {} : { disk }),
         ...(networks ? { networks } : {}),
         ...(read.has("movable") ? { movable: true } : {}),
+        ...(keys ? { keys } : {}),
       },
+      userData: read.text("user-data"),
       idempotencyKey: read.text("idempotency-key"),
       wait: read.wait(),
     };
@@ -229,11 +246,19 @@ const create = command({
   async run(args, ctx) {
     const { client } = ctx;
     const { networks, ...spec } = args.input;
+    // Read and checked before any request.
+    const userData = args.userData === undefined
+      ? {}
+      : { userData: await readUserData(args.userData) };
     const ids: string[] = [];
     for (const ref of networks ?? []) {
       ids.push((await resolve(client, NETWORKS, ref)).id);
     }
-    const body = networks ? { ...spec, networks: ids } : spec;
+    const body = {
+      ...spec,
+      ...(networks ? { networks: ids } : {}),
+      ...userData,
+    };
     return operate(
       ctx,
       "vm create",
