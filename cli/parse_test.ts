@@ -26,6 +26,7 @@ Deno.test("parseArgs() takes --flag=value and global flags anywhere", () => {
       json: true,
       command: "vm create",
       input: { name: "db-1", cpus: 64, memory: 1048576, image: "tiny" },
+      userData: undefined,
       idempotencyKey: "k1",
       wait: { timeoutSeconds: 2.5 },
     },
