@@ -382,13 +382,25 @@ Deno.test({
             {
               name: "body over 64 KiB",
               method: "POST",
-              path: "/v1/vms",
+              path: "/v1/networks",
               init: {
-                json: { ...input, name: "a".repeat(70_000) },
+                json: { name: "n", kind: "private", x: "a".repeat(70_000) },
                 headers: alice,
               },
               status: 413,
               message: /larger than 65536 bytes/,
+            },
+            {
+              // VM create has room for 64 KiB of user data, JSON-escaped.
+              name: "VM create body over its own limit",
+              method: "POST",
+              path: "/v1/vms",
+              init: {
+                json: { ...input, name: "a".repeat(460_000) },
+                headers: alice,
+              },
+              status: 413,
+              message: /larger than 458752 bytes/,
             },
           ];
           for (const k of cases) {
