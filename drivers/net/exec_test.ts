@@ -13,34 +13,26 @@ Deno.test("deleteLink() deletes a link, and one already gone is not an error", a
   await run("ip", ["netns", "add", peer]);
   try {
     const exec = netnsExec(host);
-    await exec("ip", [
-      "link",
-      "add",
-      "v0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "v1",
-      "netns",
-      peer,
-    ]);
+    // v0 here, its peer v1 in the peer namespace.
+    const addVeth = () =>
+      exec("ip", [
+        "link",
+        "add",
+        "v0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "v1",
+        "netns",
+        peer,
+      ]);
+    await addVeth();
     assert.equal(await deleteLink(exec, "v0"), true);
     await assert.rejects(exec("ip", ["link", "show", "v0"]));
     // The DHCP server's case: its namespace deleted, so the veth is gone
     // (or going) when the driver deletes it.
-    await exec("ip", [
-      "link",
-      "add",
-      "v0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "v1",
-      "netns",
-      peer,
-    ]);
+    await addVeth();
     await run("ip", ["netns", "del", peer]);
     for (let i = 0; i < 100; i++) {
       if (!(await exec("ip", ["link", "show"])).stdout.includes("v0@")) break;
