@@ -11,6 +11,7 @@ import { NAME_RULE, noArgs, oneArg } from "./args.ts";
 import type { FlagReader } from "./args.ts";
 import type { Image, ImageInput } from "./client.ts";
 import { command, type Input } from "./command.ts";
+import { listCommand } from "./list_command.ts";
 import { UsageError } from "./errors.ts";
 import {
   formatSize,
@@ -18,14 +19,7 @@ import {
   uploadImage,
   waitImage,
 } from "./image_transfer.ts";
-import {
-  type Column,
-  formatFields,
-  formatTable,
-  print,
-  printJson,
-  when,
-} from "./output.ts";
+import { type Column, formatFields, print, printJson, when } from "./output.ts";
 
 /** How long `--wait` waits for an import by default. */
 export const IMPORT_TIMEOUT_SECONDS = 3600;
@@ -187,17 +181,11 @@ const upload = command({
   },
 });
 
-const list = command({
+const list = listCommand({
   summary: "List images: yours and the published ones",
-  usage: "ucloud image list [--json]",
-  flags: {},
-  examples: ["ucloud image list"],
-  parse: ({ args, topic }: Input) => (noArgs(args, topic), {}),
-  async run(_, ctx) {
-    const list = await ctx.client.images.list();
-    if (ctx.json) return printJson(ctx, list);
-    print(ctx, formatTable(list.items, IMAGE_COLUMNS));
-  },
+  topic: "image",
+  fetch: (client) => client.images.list(),
+  columns: IMAGE_COLUMNS,
 });
 
 /** The one image of show, delete, publish and unpublish. */

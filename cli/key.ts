@@ -10,15 +10,9 @@
 import { NAME_RULE, noArgs, oneArg } from "./args.ts";
 import type { SshKey } from "./client.ts";
 import { command, type Context, type Input } from "./command.ts";
+import { listCommand } from "./list_command.ts";
 import { CliError } from "./errors.ts";
-import {
-  type Column,
-  formatFields,
-  formatTable,
-  print,
-  printJson,
-  when,
-} from "./output.ts";
+import { type Column, formatFields, print, printJson, when } from "./output.ts";
 
 /** The largest key file read, in bytes (the API's limit of a key line). */
 const MAX_KEY_FILE_BYTES = 16 * 1024;
@@ -97,17 +91,11 @@ const add = command({
   },
 });
 
-const list = command({
+const list = listCommand({
   summary: "List your SSH keys",
-  usage: "ucloud key list [--json]",
-  flags: {},
-  examples: ["ucloud key list"],
-  parse: ({ args, topic }: Input) => (noArgs(args, topic), {}),
-  async run(_, ctx) {
-    const list = await ctx.client.keys.list();
-    if (ctx.json) return printJson(ctx, list);
-    print(ctx, formatTable(list.items, KEY_COLUMNS));
-  },
+  topic: "key",
+  fetch: (client) => client.keys.list(),
+  columns: KEY_COLUMNS,
 });
 
 /** `key show` and `key delete`: the one key. */

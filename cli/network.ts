@@ -15,15 +15,9 @@ import {
   resolve,
 } from "./client.ts";
 import { command, type Input } from "./command.ts";
+import { listCommand } from "./list_command.ts";
 import { UsageError } from "./errors.ts";
-import {
-  type Column,
-  formatFields,
-  formatTable,
-  print,
-  printJson,
-  when,
-} from "./output.ts";
+import { type Column, formatFields, print, printJson, when } from "./output.ts";
 
 const BRIDGE_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const VXLAN_MODES = ["multicast", "unicast"];
@@ -215,17 +209,11 @@ const create = command({
   },
 });
 
-const list = command({
+const list = listCommand({
   summary: "List networks: yours and the public ones",
-  usage: "ucloud network list [--json]",
-  flags: {},
-  examples: ["ucloud network list"],
-  parse: ({ args, topic }: Input) => (noArgs(args, topic), {}),
-  async run(_, ctx) {
-    const list = await ctx.client.networks.list();
-    if (ctx.json) return printJson(ctx, list);
-    print(ctx, formatTable(list.items, NETWORK_COLUMNS));
-  },
+  topic: "network",
+  fetch: (client) => client.networks.list(),
+  columns: NETWORK_COLUMNS,
 });
 
 /** `network show` and `network delete`: the one network. */

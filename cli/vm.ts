@@ -17,6 +17,7 @@ import {
   VMS,
 } from "./client.ts";
 import { command, type Context, type Input, type Wait } from "./command.ts";
+import { listCommand } from "./list_command.ts";
 import { UsageError } from "./errors.ts";
 import {
   type Column,
@@ -268,17 +269,11 @@ const create = command({
   },
 });
 
-const list = command({
+const list = listCommand({
   summary: "List VMs",
-  usage: "ucloud vm list [--json]",
-  flags: {},
-  examples: ["ucloud vm list"],
-  parse: ({ args, topic }) => (noArgs(args, topic), {}),
-  async run(_, ctx) {
-    const list = await ctx.client.vms.list();
-    if (ctx.json) return printJson(ctx, list);
-    print(ctx, formatTable(list.items, VM_COLUMNS));
-  },
+  topic: "vm",
+  fetch: (client) => client.vms.list(),
+  columns: VM_COLUMNS,
 });
 
 const show = command({
