@@ -15,7 +15,7 @@ import { Store } from "../../core/store.ts";
 import { noSanitize } from "./api.ts";
 import type { Answer } from "./authz_expect.ts";
 import { captureLog } from "./otp.ts";
-import { SecretSet } from "./secrets_log.ts";
+import { type KeptAnswer, SecretSet } from "./secrets_log.ts";
 import {
   BASE_DN,
   groupLdif,
@@ -39,7 +39,7 @@ export interface AuthzEnv {
   identity: Awaited<ReturnType<typeof createIdentity>>;
   app: ReturnType<typeof createApp>;
   /** Every answer, with the secrets it may legitimately hold. */
-  answers: { text: string; allowed: string[] }[];
+  answers: KeptAnswer[];
   secrets: SecretSet;
   /** The TOTP seeds made by `createSeed()`, by name. */
   seeds: Record<string, string>;
@@ -118,7 +118,7 @@ export async function withAuthzEnv(
     const app = createApp({ store, config, identity });
 
     /** Every answer, with the secrets it may legitimately hold. */
-    const answers: { text: string; allowed: string[] }[] = [];
+    const answers: KeptAnswer[] = [];
     const secrets = new SecretSet();
     const call = async (
       method: string,
