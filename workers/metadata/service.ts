@@ -24,7 +24,7 @@ import { bridgeOf } from "../../drivers/net/names.ts";
 import type { HostNetState } from "../../drivers/net/types.ts";
 import { createMetadataApp } from "./app.ts";
 import { MetadataCache } from "./cache.ts";
-import { type MetadataPort, PortTable } from "./identity.ts";
+import { type ListenerKind, type MetadataPort, PortTable } from "./identity.ts";
 import { Listeners, type ListenSpec } from "./listeners.ts";
 import { Tokens } from "./token.ts";
 
@@ -34,9 +34,27 @@ export interface MetadataServiceOptions {
   log: Logger;
   /** Config `metadata.requireToken`. */
   requireToken?: boolean;
-  /** TCP port; default `METADATA.port` (80). */
+  /** TCP port; default `METADATA.port` (80); 0: any free port (tests). */
   port?: number;
+  /**
+   * The addresses to listen on; default `METADATA` (tests listen on
+   * loopback addresses instead).
+   */
+  addresses?: Addresses;
 }
+
+/** Where the service listens (see {@linkcode MetadataServiceOptions}). */
+export interface Addresses {
+  linkLocal: string;
+  ipv6: string;
+  ipv4: string;
+}
+
+const DEFAULT_ADDRESSES: Addresses = {
+  linkLocal: METADATA.ipv6[0],
+  ipv6: METADATA.ipv6[1],
+  ipv4: METADATA.ipv4,
+};
 
 /** The VM and NIC slot of each port, by port name. */
 export type PortOwners = Map<string, { vm: string; slot: number }>;
@@ -47,13 +65,16 @@ export class MetadataService {
   readonly #cache: MetadataCache;
   readonly #listeners: Listeners;
   readonly #port: number;
+  readonly #addresses: Addresses;
   readonly #log: Logger;
+  readonly #app: ReturnType<typeof createMetadataApp>;
 
   private constructor(o: MetadataServiceOptions, tokens: Tokens) {
     this.#log = o.log.child({ component: "metadata" });
     this.#port = o.port ?? METADATA.port;
+    this.#addresses = o.addresses ?? DEFAULT_ADDRESSES;
     this.#cache = new MetadataCache({ store: o.store, log: this.#log });
-    const app = createMetadataApp({
+    const app = this.#app = createMetadataApp({
       identify: (l, r) => this.#table.identify(l, r),
       data: (vm) => this.#cache.get(vm),
       tokens,
@@ -61,7 +82,7 @@ export class MetadataService {
       log: this.#log,
     });
     this.#listeners = new Listeners({
-      handler: (req, listener, remote) => app.fetch(req, { listener, remote }),
+      handler: (req, listener, remote) => this.handle(req, listener, remote),
       log: this.#log,
     });
   }
@@ -69,6 +90,18 @@ export class MetadataService {
   /** A service with no ports yet (nothing listens until `update`). */
   static async start(o: MetadataServiceOptions): Promise<MetadataService> {
     return new MetadataService(o, await Tokens.create());
+  }
+
+  /**
+   * Answers `req` as if it arrived on `listener` from `remote`: what each
+   * listener does with a request.
+   */
+  handle(
+    req: Request,
+    listener: ListenerKind,
+    remote: string,
+  ): Response | Promise<Response> {
+    return this.#app.fetch(req, { listener, remote });
   }
 
   /** The open listeners and their ports (for tests and logs). */
@@ -106,6 +139,7 @@ export class MetadataService {
         bridges,
         state.networks.some((n) => n.ipv4),
         this.#port,
+        this.#addresses,
       ),
     );
   }
@@ -122,9 +156,10 @@ async function listenSpecs(
   bridges: string[],
   ipv4: boolean,
   port: number,
+  addrs: Addresses,
 ): Promise<ListenSpec[]> {
   const out: ListenSpec[] = [];
-  const [ll, ec2] = METADATA.ipv6;
+  const { linkLocal: ll, ipv6: ec2 } = addrs;
   for (const b of bridges) {
     const index = await Deno.readTextFile(`/sys/class/net/${b}/ifindex`)
       .then((s) => s.trim(), () => null);
@@ -142,7 +177,7 @@ async function listenSpecs(
   if (ipv4) {
     out.push({
       id: "ipv4",
-      hostname: METADATA.ipv4,
+      hostname: addrs.ipv4,
       port,
       listener: { kind: "ipv4" },
     });
