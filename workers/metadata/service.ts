@@ -74,7 +74,7 @@ export class MetadataService {
     this.#port = o.port ?? METADATA.port;
     this.#addresses = o.addresses ?? DEFAULT_ADDRESSES;
     this.#cache = new MetadataCache({ store: o.store, log: this.#log });
-    const app = this.#app = createMetadataApp({
+    this.#app = createMetadataApp({
       identify: (l, r) => this.#table.identify(l, r),
       data: (vm) => this.#cache.get(vm),
       tokens,
