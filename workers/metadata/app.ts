@@ -17,7 +17,8 @@
  *    the VM has no document), then `/latest/` and the dated EC2 versions,
  *    `/openstack/`, `/nocloud/`.
  *
- * No request body or token is logged.
+ * Refusals are logged once per source address and reason per minute; no
+ * request body or token is logged.
  *
  * @example
  * ```ts
@@ -55,19 +56,41 @@ export interface MetadataAppOptions {
   /** Every request needs an IMDSv2 token (config `metadata.requireToken`). */
   requireToken?: boolean;
   log: Logger;
+  /** Monotonic ms, for the refusal log's pace. */
+  now?: () => number;
 }
+
+/** A refusal is logged once per source address and reason per this. */
+const REFUSAL_LOG_MS = 60_000;
+/** Remembered refusals; past this many the memory starts afresh. */
+const REFUSAL_LOG_MAX = 4096;
 
 /** The app (see the module comment). */
 export function createMetadataApp(
-  { identify, data, tokens, requireToken = false, log }: MetadataAppOptions,
+  {
+    identify,
+    data,
+    tokens,
+    requireToken = false,
+    log,
+    now = () => performance.now(),
+  }: MetadataAppOptions,
 ): Hono<MetadataEnv> {
   const app = new Hono<MetadataEnv>({ strict: false });
+  // A VM repeating a refused request must not flood the log.
+  const logged = new Map<string, number>();
   const refuse = (
     status: 400 | 401 | 403 | 405,
     why: string,
     f: Record<string, unknown>,
   ) => {
-    log.info("metadata request refused", { status, why, ...f });
+    const key = `${f.remote} ${status} ${why}`;
+    const t = now(), last = logged.get(key);
+    if (last === undefined || t - last > REFUSAL_LOG_MS) {
+      if (logged.size >= REFUSAL_LOG_MAX) logged.clear();
+      logged.set(key, t);
+      log.info("metadata request refused", { status, why, ...f });
+    }
     return new Response(`${why}\n`, {
       status,
       headers: { "content-type": "text/plain; charset=utf-8" },

@@ -231,3 +231,35 @@ Deno.test("Tokens.valid() is false once the TTL has passed", async () => {
   assert.equal(await tokens.valid("", "vm-a"), false);
   assert.equal(await tokens.valid("a.b.c", "vm-a"), false);
 });
+
+Deno.test("metadata app logs a refusal once per source address and reason per minute, not per request", async () => {
+  const lines: string[] = [];
+  let now = 0;
+  const log = {
+    ...logger(),
+    info: (msg: string) => lines.push(msg),
+  };
+  const table = new PortTable([A]);
+  const app = createMetadataApp({
+    identify: (l, r) => table.identify(l, r),
+    data: (vm) => Promise.resolve(META[vm] ?? null),
+    tokens: await Tokens.create(),
+    log,
+    now: () => now,
+  });
+  const fwd = () =>
+    app.request("/latest/", { headers: { "X-Forwarded-For": "x" } }, {
+      listener: { kind: "ipv6" },
+      remote: A.ipv6,
+    });
+  for (let i = 0; i < 100; i++) assert.equal((await fwd()).status, 403);
+  assert.equal(lines.length, 1);
+  await app.request("/latest/", {}, {
+    listener: { kind: "ipv6" },
+    remote: "::1",
+  });
+  assert.equal(lines.length, 2, "another address and reason is logged");
+  now = 60_001;
+  await fwd();
+  assert.equal(lines.length, 3, "logged again after a minute");
+});
