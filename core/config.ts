@@ -202,6 +202,11 @@ export const ConfigSchema = z.object({
     backoffMaxMs: z.number().int().min(1).default(30_000),
     taskTimeoutMs: z.number().int().min(1000).default(120_000),
   }).prefault({}),
+  /** The metadata service of each host (workers/metadata/). */
+  metadata: z.object({
+    /** Every metadata request needs an IMDSv2 token (`PUT /latest/api/token`). */
+    requireToken: z.boolean().default(false),
+  }).prefault({}),
   /** Images and VM disks (core/config_images.ts). */
   images: ImagesConfig.prefault({}),
   /** The SFTP upload service (core/config_sftp.ts). */
@@ -237,6 +242,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     scheduler: {},
     network: {},
     restart: {},
+    metadata: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -282,6 +288,10 @@ function envOverrides(env: (name: string) => string | undefined) {
   e(
     "UCLOUD_STOP_TIMEOUT_SECONDS",
     (v) => set("worker", "stopTimeoutSeconds", num(v)),
+  );
+  e(
+    "UCLOUD_METADATA_REQUIRE_TOKEN",
+    (v) => set("metadata", "requireToken", flag(v)),
   );
   e("UCLOUD_RESTART_MAX", (v) => set("restart", "max", num(v)));
   e(

@@ -33,6 +33,7 @@ Deno.test("bench --quick produces every figure", async () => {
       "failover",
       "failoverSim",
       "net",
+      "metadata",
     ]
   ) {
     assert.ok(

@@ -72,9 +72,15 @@ Deno.test("NetDriver DHCP: VMs of a legacy network get exactly their addresses b
         const [veth] = JSON.parse(stdout);
         assert.equal(veth.master, "ucb311");
         assert.equal(veth.ifalias, "ucloud-net");
-        // Not the host's addresses: nothing of the server in the host's routes.
+        // Not the host's addresses: the host has none in the subnet, only
+        // the route of the metadata service's replies to the VMs.
+        const addrs = await run("ip", ["-n", h1.ns, "addr", "show"]);
+        assert.doesNotMatch(addrs.stdout, /198\.51\.100/);
         const routes = await run("ip", ["-n", h1.ns, "route", "show"]);
-        assert.doesNotMatch(routes.stdout, /198\.51\.100/);
+        assert.deepEqual(
+          routes.stdout.split("\n").filter((l) => l.includes("198.51.100")),
+          ["198.51.100.0/24 dev ucb311 proto static scope link "],
+        );
         // radvd tells the VMs to ask DHCPv6.
         assert.match(
           await Deno.readTextFile(`${dir}/net/radvd.conf`),
@@ -83,23 +89,27 @@ Deno.test("NetDriver DHCP: VMs of a legacy network get exactly their addresses b
       },
     );
 
-    await t.step("udhcpc gets exactly the port's IPv4, no router", async () => {
-      const lease = await dhcp4Lease(x);
-      console.log(
-        `DHCPv4 lease on x after sync: ${
-          (performance.now() - synced).toFixed(0)
-        } ms`,
-      );
-      assert.deepEqual(lease, {
-        ip: "198.51.100.2",
-        mask: 24,
-        router: "",
-        serverid: "198.51.100.1",
-        lease: 3600,
-      });
-      assert.equal((await dhcp4Lease(y))?.ip, "198.51.100.3");
-      assert.ok(await ping(x, "198.51.100.3"), "x cannot ping y over IPv4");
-    });
+    await t.step(
+      "udhcpc gets exactly the port's IPv4, no router, the metadata route",
+      async () => {
+        const lease = await dhcp4Lease(x);
+        console.log(
+          `DHCPv4 lease on x after sync: ${
+            (performance.now() - synced).toFixed(0)
+          } ms`,
+        );
+        assert.deepEqual(lease, {
+          ip: "198.51.100.2",
+          mask: 24,
+          router: "",
+          serverid: "198.51.100.1",
+          lease: 3600,
+          staticroutes: "169.254.169.254/32 0.0.0.0",
+        });
+        assert.equal((await dhcp4Lease(y))?.ip, "198.51.100.3");
+        assert.ok(await ping(x, "198.51.100.3"), "x cannot ping y over IPv4");
+      },
+    );
 
     await t.step("DHCPv6 by MAC gets exactly the port's IPv6", async () => {
       const t1 = performance.now();

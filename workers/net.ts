@@ -32,6 +32,7 @@ import type {
   Underlay,
 } from "../drivers/net/types.ts";
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
+import type { PortOwners } from "./metadata/service.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
 
 /** VM phases in which its process (and so its ports) may exist here. */
@@ -55,6 +56,13 @@ export interface HostNetOptions {
   log: Logger;
   /** Least time between two writes of a VM's `status.spoofDrops`. */
   spoofDropsIntervalMs?: number;
+  /**
+   * Told the synced state after each sync, with each port's VM
+   * (workers/metadata/service.ts); ports the driver left out are not in it.
+   */
+  metadata?: {
+    update(state: HostNetState, owners: PortOwners): Promise<void>;
+  };
 }
 
 /** The driver's view of a network document. */
@@ -259,6 +267,15 @@ export class HostNet implements HostNetwork {
       });
     }
     this.#skipped = seen;
+    const left = new Set(skipped.map((p) => p.port));
+    await this.#o.metadata?.update(
+      { ...want, ports: want.ports.filter((p) => !left.has(p.name)) },
+      nics,
+    ).catch((err) =>
+      this.#o.log.warn("cannot update the metadata service", {
+        error: String(err),
+      })
+    );
     await this.#drops.report(vms.items, { signal }).catch((err) =>
       this.#o.log.warn("cannot report port filter drops", {
         error: String(err),

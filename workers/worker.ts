@@ -31,6 +31,7 @@ import {
 } from "./fence.ts";
 import { watchFailures } from "./failure_watch.ts";
 import { endHandover } from "./handover.ts";
+import { MetadataService } from "./metadata/service.ts";
 import { HostNet } from "./net.ts";
 import { Registration } from "./registration.ts";
 import { awaitDrained, markDone } from "./shutdown.ts";
@@ -115,6 +116,7 @@ export class Worker {
     };
     session.signal.addEventListener("abort", selfFence, { once: true });
     let loop: ClaimLoop | undefined;
+    let metadata: MetadataService | undefined;
     try {
       await this.#reg.register(session.lease, adopted, signal);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
@@ -131,7 +133,14 @@ export class Worker {
         log: this.#log,
       });
       await keeper.recover();
-      const net = await this.#startNet(signal);
+      if (this.#o.network) {
+        metadata = await MetadataService.start({
+          store: this.#o.store,
+          log: this.#log,
+          requireToken: config.metadata.requireToken,
+        });
+      }
+      const net = await this.#startNet(signal, metadata);
       const runner = new TaskRunner({
         store: this.#o.store,
         config,
@@ -178,12 +187,19 @@ export class Worker {
         });
       }
       await loop?.settled();
+      await metadata?.close();
       await this.#end(session);
     }
   }
 
-  /** Host networking, synced once, when this worker has drivers/net. */
-  async #startNet(signal: AbortSignal): Promise<HostNet | undefined> {
+  /**
+   * Host networking, synced once, when this worker has drivers/net; each
+   * sync tells the metadata service what it serves.
+   */
+  async #startNet(
+    signal: AbortSignal,
+    metadata?: MetadataService,
+  ): Promise<HostNet | undefined> {
     const network = this.#o.network;
     if (!network) return undefined;
     const net = new HostNet({
@@ -193,6 +209,7 @@ export class Worker {
       underlay: network.underlay,
       lease: () => this.#id?.lease,
       log: this.#log,
+      metadata,
     });
     await net.sync({ signal }).catch((err) =>
       this.#log.error("network sync at start failed", {

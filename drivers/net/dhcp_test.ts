@@ -146,7 +146,7 @@ Deno.test("dhcpServerOf() refuses what dnsmasq would serve wrong", () => {
   assert.throws(() => of({ ...legacy, id: "../x" }, []), /Bad network id/);
 });
 
-Deno.test("dnsmasqConfig(): static hosts by MAC, no DNS, no router, files in the server's directory", () => {
+Deno.test("dnsmasqConfig(): static hosts by MAC, no DNS, no router, the metadata route on-link, files in the server's directory", () => {
   const s = dhcpServerOf(legacy, {
     ...at,
     ports: [port(2), port(4, { ipv4: undefined })],
@@ -163,6 +163,7 @@ Deno.test("dnsmasqConfig(): static hosts by MAC, no DNS, no router, files in the
       "dhcp-authoritative",
       "dhcp-range=198.51.100.0,static,255.255.255.0,1h",
       "dhcp-option=option:router",
+      "dhcp-option=option:classless-static-route,169.254.169.254/32,0.0.0.0",
       "dhcp-range=fdc1:d00:0:5::,static,64,1h",
       "dhcp-host=02:c1:0d:00:00:02,198.51.100.2,[fdc1:d00:0:5:c1:dff:fe00:2]",
       "dhcp-host=02:c1:0d:00:00:04,[fdc1:d00:0:5:c1:dff:fe00:4]",

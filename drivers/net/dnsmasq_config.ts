@@ -22,6 +22,7 @@ import {
   parsePrefix6,
 } from "../../core/netaddr.ts";
 import type { DhcpServer } from "./dhcp_server.ts";
+import { METADATA } from "./host_input.ts";
 
 /** Lease time of every address (DHCPv4 and DHCPv6). */
 export const DHCP_LEASE = "1h";
@@ -41,8 +42,10 @@ export function dhcpFiles(dir: string) {
  * nothing read from the host (`no-resolv`, `no-hosts`), only `eth0`,
  * static ranges (only the `dhcp-host`s are answered, one per host:
  * `<mac>[,<ipv4>][,[<ipv6>]]`), no router option (the server routes
- * nothing), authoritative (renewals after a restart are answered), DHCP
- * messages logged only when they fail.
+ * nothing), a classless static route (option 121) to the metadata
+ * service's `169.254.169.254/32` on-link (gateway 0.0.0.0; the host holds
+ * it on the bridge), authoritative (renewals after a restart are
+ * answered), DHCP messages logged only when they fail.
  */
 export function dnsmasqConfig(s: DhcpServer, dir: string): string {
   const f = dhcpFiles(dir);
@@ -61,6 +64,7 @@ export function dnsmasqConfig(s: DhcpServer, dir: string): string {
     out.push(
       `dhcp-range=${formatIpv4(p.network)},static,${mask},${DHCP_LEASE}`,
       "dhcp-option=option:router",
+      `dhcp-option=option:classless-static-route,${METADATA.ipv4}/32,0.0.0.0`,
     );
   }
   if (s.v6) {

@@ -11,7 +11,9 @@
  * each step in its own file:
  * 0. the host input policy (drivers/net/host_input.ts);
  * 1. bridges and VXLAN devices (drivers/net/bridges.ts, vxlan.ts; FDB
- *    peers in unicast mode), created down, sysctls set, then up;
+ *    peers in unicast mode), created down, sysctls set, then up; the
+ *    metadata addresses on every bridge and the routes to private
+ *    networks (drivers/net/bridge_addrs.ts);
  * 2. missing taps created (down, on no bridge); ports no longer wanted
  *    taken off their bridge (our taps deleted) (drivers/net/ports.ts);
  * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
@@ -39,6 +41,7 @@ import { listLinks, readNftTable } from "./host_state.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN_PORT } from "./vxlan.ts";
 import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
+import { dropBridgeAddrs, syncBridgeAddrs } from "./bridge_addrs.ts";
 import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
 import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
@@ -245,6 +248,8 @@ export class NetDriver {
     for (const args of ups) {
       await this.#step(`bring up ${args[2]}`, "ip", args, signal);
     }
+    // The metadata addresses and the routes of replies to VMs.
+    await syncBridgeAddrs([...nets.values()], this.#step, this.#log, signal);
 
     // 3. The firewall, both tables in one transaction. The ingress table
     // is read now: an older kernel deletes a netdev chain with its device.
@@ -309,6 +314,7 @@ export class NetDriver {
     report.removed.push(
       ...await deleteBridges(links, wantedDevs, this.#step, signal),
     );
+    await dropBridgeAddrs(links, wantedDevs, this.#step, signal);
     if (!nets.size && !holding.size) await this.#hostInput(null, [], signal);
 
     const changed = report.added.length + report.removed.length +

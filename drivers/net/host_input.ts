@@ -78,9 +78,10 @@ import type { Exec, NetworkSpec, PortSpec } from "./types.ts";
 export const HOST_TABLE = "ucloud_host";
 
 /**
- * Where the metadata service will listen (EC2's IPv4 and IPv6 addresses,
+ * Where the metadata service listens (EC2's IPv4 and IPv6 addresses,
  * OpenStack's IPv6 one; see DESIGN.md): the only TCP a VM may send to the
- * host. Nothing answers there yet; the host holds none of these addresses.
+ * host. The driver puts them on every bridge of a network this host has
+ * (drivers/net/bridge_addrs.ts); the worker's service listens on them.
  */
 export const METADATA = {
   port: 80,

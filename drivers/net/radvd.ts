@@ -18,9 +18,15 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import { canonicalPrefix6 } from "../../core/netaddr.ts";
+import { canonicalPrefix6, formatIpv6, parseIpv6 } from "../../core/netaddr.ts";
+import { METADATA } from "./host_input.ts";
 import { checkDeviceName } from "./names.ts";
 import type { Exec } from "./types.ts";
+
+/** The /64 of the metadata service's `fd00:ec2::254`, announced on-link. */
+export const METADATA_PREFIX = `${
+  formatIpv6(parseIpv6(METADATA.ipv6[1]) & ~((1n << 64n) - 1n))
+}/64`;
 
 /** One bridge radvd advertises on. */
 export interface RadvdInterface {
@@ -37,7 +43,10 @@ export interface RadvdInterface {
  * The radvd.conf text for `ifaces`. Every bridge: RAs every 3 to 10 s, no
  * default route (router lifetime 0: a private network has no router), the
  * prefix on-link and autonomous, `IgnoreIfMissing` so radvd keeps running
- * while a bridge is being made or removed.
+ * while a bridge is being made or removed. Also {@linkcode METADATA_PREFIX}
+ * on-link and not autonomous: the VM reaches the metadata service's
+ * `fd00:ec2::254` directly (a Route Information Option alone would be
+ * ignored: Linux's `accept_ra_rt_info_max_plen` is 0 by default).
  */
 export function radvdConfig(ifaces: RadvdInterface[]): string {
   const out = [
@@ -63,6 +72,10 @@ export function radvdConfig(ifaces: RadvdInterface[]): string {
       `\tprefix ${prefix} {`,
       "\t\tAdvOnLink on;",
       "\t\tAdvAutonomous on;",
+      "\t};",
+      `\tprefix ${METADATA_PREFIX} {`,
+      "\t\tAdvOnLink on;",
+      "\t\tAdvAutonomous off;",
       "\t};",
       "};",
     );

@@ -7,7 +7,7 @@ import { run } from "../runner.ts";
 import { netnsExec } from "./exec.ts";
 import { Radvd, radvdConfig } from "./radvd.ts";
 
-Deno.test("radvdConfig() advertises each bridge's prefix, no default route, the link MTU", () => {
+Deno.test("radvdConfig() advertises each bridge's prefix, the metadata prefix on-link only, no default route, the link MTU", () => {
   const text = radvdConfig([
     { bridge: "ucb7", prefix: "FDC1:D00:0:7:0::/64", mtu: 1430, managed: true },
     { bridge: "ucb5", prefix: "fdc1:d00:0:5::/64", managed: false },
@@ -22,6 +22,10 @@ Deno.test("radvdConfig() advertises each bridge's prefix, no default route, the 
     assert.match(b, /MinRtrAdvInterval 3;\n\tMaxRtrAdvInterval 10;/);
     assert.match(b, /IgnoreIfMissing on;/);
     assert.match(b, /AdvOnLink on;\n\t\tAdvAutonomous on;/);
+    assert.match(
+      b,
+      /\tprefix fd00:ec2::\/64 \{\n\t\tAdvOnLink on;\n\t\tAdvAutonomous off;\n\t\};/,
+    );
   }
   assert.match(blocks[0], /prefix fdc1:d00:0:5::\/64 \{/);
   assert.doesNotMatch(blocks[0], /AdvManagedFlag|AdvLinkMTU/);

@@ -2,7 +2,8 @@
  * Removing everything ucloud made on a host's network: ports leave their
  * bridges (our taps are deleted), then radvd, the DHCP servers, both nft
  * tables, the VXLAN devices and the private bridges go, and the host
- * input policy is removed. Public bridges stay.
+ * input policy is removed. Public bridges stay, without the metadata
+ * addresses.
  *
  * @example
  * ```ts
@@ -13,6 +14,7 @@
  */
 import type { Logger } from "../../core/log.ts";
 import { deleteBridges } from "./bridges.ts";
+import { dropBridgeAddrs } from "./bridge_addrs.ts";
 import type { DhcpServers } from "./dhcp.ts";
 import type { Step } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
@@ -66,6 +68,7 @@ export async function teardownHost(
     );
   }
   await deleteBridges(links, new Set(), ctx.step, signal);
+  await dropBridgeAddrs(links, new Set(), ctx.step, signal);
   await ctx.removeHostInput();
   await Deno.remove(`${ctx.stateDir}/net`).catch(() => {});
   ctx.log.info("network torn down", { ports: ports.size });

@@ -19,7 +19,9 @@
  * - `failover-sim`: the same with 50 sim VMs on the killed host, and an
  *            orderly worker restart (SIGTERM, a gap, a new worker) counting
  *            the VMs it restarted (`failover_sim.ts`);
- * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`).
+ * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`);
+ * - `metadata`: metadata request latency from a VM namespace and key
+ *            delete to gone (`metadata.ts`).
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
@@ -27,7 +29,7 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *
@@ -49,6 +51,11 @@ import {
   failoverSimRun,
 } from "./failover_sim.ts";
 import { benchImage, type ImageResult, imageRows } from "./image.ts";
+import {
+  benchMetadata,
+  type MetadataResult,
+  metadataRows,
+} from "./metadata.ts";
 import { benchNet, type NetResult, netRows } from "./net.ts";
 import { parseArgs, type Phase, PHASES } from "./options.ts";
 import { benchPlace, type PlaceResult, placeRows } from "./place.ts";
@@ -85,6 +92,7 @@ function rows(r: Results): Row[] {
     ...(r.vm ? vmRows(r.vm) : []),
     ...(r.image ? imageRows(r.image) : []),
     ...(r.net ? netRows(r.net) : []),
+    ...(r.metadata ? metadataRows(r.metadata) : []),
   ];
 }
 
@@ -112,6 +120,7 @@ interface Results {
   failover?: FailoverRun[];
   failoverSim?: FailoverSimResult;
   net?: NetResult;
+  metadata?: MetadataResult;
 }
 
 async function main(): Promise<number> {
@@ -197,6 +206,11 @@ async function main(): Promise<number> {
     if (opts.only.has("net")) {
       progress(`net: driver sync with ${NET_NETWORKS} networks, NIC hot-plug`);
       results.net = await benchNet(opts.quick ? 10 : NET_NETWORKS);
+    }
+    if (opts.only.has("metadata")) {
+      const [requests, deletes] = opts.quick ? [200, 5] : [1000, 20];
+      progress(`metadata: ${requests} requests, ${deletes} key deletes`);
+      results.metadata = await benchMetadata({ requests, deletes });
     }
   } finally {
     await cleanup.run();

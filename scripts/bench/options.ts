@@ -16,6 +16,7 @@ export const PHASES = [
   "failover",
   "failover-sim",
   "net",
+  "metadata",
 ] as const;
 /** One phase of the bench. */
 export type Phase = typeof PHASES[number];
@@ -43,7 +44,7 @@ export interface Options {
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net] " +
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata] " +
       "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
       "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS]",
   );

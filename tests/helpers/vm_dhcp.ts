@@ -15,6 +15,11 @@ export interface Dhcp4Lease {
   serverid: string;
   /** Seconds. */
   lease: number;
+  /**
+   * Classless static routes (option 121) as udhcpc gives them,
+   * `"<dst>/<len> <gateway> ..."` (applied to eth0); empty when none.
+   */
+  staticroutes: string;
 }
 
 const UDHCPC_SCRIPT = `#!/bin/sh
@@ -22,14 +27,21 @@ const UDHCPC_SCRIPT = `#!/bin/sh
 case "$1" in
 bound|renew)
   ip addr add "$ip/$mask" dev "$interface"
-  echo "lease ip=$ip mask=$mask router=$router serverid=$serverid lease=$lease"
+  set -- $staticroutes
+  while [ $# -ge 2 ]; do
+    if [ "$2" = 0.0.0.0 ]; then ip route add "$1" dev "$interface"
+    else ip route add "$1" via "$2" dev "$interface"; fi
+    shift 2
+  done
+  routes=$(echo $staticroutes | tr ' ' ,)
+  echo "lease ip=$ip mask=$mask router=$router serverid=$serverid lease=$lease routes=$routes"
   ;;
 esac
 `;
 
 /**
  * Runs `busybox udhcpc` on the VM's eth0 until it has a lease (applied to
- * eth0) or gave up after `tries` discovers a second apart; null then.
+ * eth0, with its classless static routes) or gave up after `tries` discovers a second apart; null then.
  */
 export async function dhcp4Lease(
   vm: VmNs,
@@ -50,6 +62,8 @@ export async function dhcp4Lease(
       String(tries),
       "-T",
       "1",
+      "-O",
+      "staticroutes",
       "-s",
       script,
     ], { timeoutMs: (tries + 5) * 1000 }).catch((err) => {
@@ -67,6 +81,7 @@ export async function dhcp4Lease(
       router: f.router ?? "",
       serverid: f.serverid,
       lease: Number(f.lease),
+      staticroutes: (f.routes ?? "").replaceAll(",", " "),
     };
   } finally {
     await Deno.remove(script);

@@ -1,0 +1,252 @@
+/**
+ * The metadata service's addresses on the bridges of this host's networks
+ * and the routes its replies take. Every bridge of a wanted network
+ * (private `ucb*` and the admin's public bridges) holds
+ * `fe80::a9fe:a9fe/64` and `fd00:ec2::254/128`, and `169.254.169.254/32`
+ * when the network has legacy IPv4 ({@linkcode METADATA}), all without
+ * duplicate address detection: every host of a network holds them on the
+ * same segment.
+ *
+ * A reply to a VM's global address needs a route to the VM's network: for
+ * each private network `<prefix> dev ucbX`, and `<subnet> dev ucbX` on a
+ * legacy network, added (`proto static`) only when unambiguous: no other
+ * network on this host has the same prefix or subnet, and no route of
+ * another device has it. Public networks are routed by the admin (the host
+ * usually is their router already): no route is added for them.
+ *
+ * A private bridge takes its addresses and routes along when it is
+ * deleted; a public bridge whose network this host no longer has loses
+ * the metadata addresses (they are ucloud's on any bridge of a host that
+ * runs it). Idempotent: what the kernel already has is left alone.
+ *
+ * @example
+ * ```ts
+ * await syncBridgeAddrs([...nets.values()], step, log, signal);
+ * await dropBridgeAddrs(links, wantedBridges, step, signal);
+ * ```
+ *
+ * @module
+ */
+import type { Logger } from "../../core/log.ts";
+import {
+  canonicalPrefix6,
+  formatIpv4,
+  parseIpv6,
+  parsePrefix4,
+} from "../../core/netaddr.ts";
+import type { Step } from "./exec.ts";
+import type { Link } from "./host_state.ts";
+import { METADATA } from "./host_input.ts";
+import { isBridgeName } from "./names.ts";
+import type { NetPlan } from "./plan.ts";
+
+/** An address as `ip addr add` takes it: `<address>/<length>`. */
+type Cidr = string;
+
+/** The metadata addresses a bridge of `net` holds. */
+export function metadataAddrs(net: { ipv4?: string }): Cidr[] {
+  const [ll, global] = METADATA.ipv6;
+  return [
+    `${ll}/64`,
+    `${global}/128`,
+    ...(net.ipv4 ? [`${METADATA.ipv4}/32`] : []),
+  ];
+}
+
+/**
+ * The routes wanted: destination prefix → bridge, for the private
+ * networks of `nets` whose prefix (or IPv4 subnet) no other network of
+ * `nets` has.
+ */
+export function wantedRoutes(nets: NetPlan[]): Map<string, string> {
+  const count = new Map<string, number>();
+  const dsts = (p: NetPlan) => [
+    canonicalPrefix6(p.net.prefix),
+    ...(p.net.ipv4 ? [canonicalPrefix4(p.net.ipv4)] : []),
+  ];
+  for (const p of nets) {
+    for (const d of dsts(p)) count.set(d, (count.get(d) ?? 0) + 1);
+  }
+  const out = new Map<string, string>();
+  for (const p of nets) {
+    if (p.net.kind !== "private") continue;
+    for (const d of dsts(p)) if (count.get(d) === 1) out.set(d, p.bridge);
+  }
+  return out;
+}
+
+/**
+ * Adds the metadata addresses to the bridge of every network of `nets`
+ * and the {@linkcode wantedRoutes}; deletes the routes of ours (on
+ * private bridges, not the kernel's) no longer wanted. A wanted route
+ * another device already has is skipped with a warning.
+ */
+export async function syncBridgeAddrs(
+  nets: NetPlan[],
+  step: Step,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  const have = await listAddrs(step, signal);
+  for (const p of nets) {
+    const on = have.get(p.bridge) ?? new Set();
+    for (const a of metadataAddrs(p.net)) {
+      if (on.has(addrKey(a))) continue;
+      await step(`add address ${a} to ${p.bridge}`, "ip", [
+        "addr",
+        "add",
+        a,
+        "dev",
+        p.bridge,
+        ...(a.includes(":") ? ["nodad"] : []),
+      ], signal);
+    }
+  }
+  const want = wantedRoutes(nets);
+  const routes = await listRoutes(step, signal);
+  for (const r of routes) {
+    if (!isBridgeName(r.dev) || r.kernel || want.get(r.dst) === r.dev) {
+      continue;
+    }
+    await step(`delete route ${r.dst} dev ${r.dev}`, "ip", [
+      "route",
+      "del",
+      r.dst,
+      "dev",
+      r.dev,
+    ], signal);
+  }
+  for (const [dst, bridge] of want) {
+    if (routes.some((r) => r.dst === dst && r.dev === bridge)) continue;
+    const other = routes.find((r) => r.dst === dst && !isBridgeName(r.dev));
+    if (other) {
+      log.warn("route to a network left to the admin: another device has it", {
+        dst,
+        bridge,
+        device: other.dev,
+      });
+      continue;
+    }
+    await step(`add route ${dst} dev ${bridge}`, "ip", [
+      "route",
+      "add",
+      dst,
+      "dev",
+      bridge,
+      "proto",
+      "static",
+    ], signal);
+  }
+}
+
+/**
+ * Deletes the metadata addresses from every bridge that is not a private
+ * one (those go with their bridge) and not in `keep`; returns the bridges.
+ */
+export async function dropBridgeAddrs(
+  links: Map<string, Link>,
+  keep: ReadonlySet<string>,
+  step: Step,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const have = await listAddrs(step, signal);
+  const out: string[] = [];
+  for (const l of links.values()) {
+    if (l.kind !== "bridge" || isBridgeName(l.name) || keep.has(l.name)) {
+      continue;
+    }
+    const on = have.get(l.name);
+    const ours = metadataAddrs({ ipv4: "any" }).filter((a) =>
+      on?.has(addrKey(a))
+    );
+    for (const a of ours) {
+      await step(`delete address ${a} from ${l.name}`, "ip", [
+        "addr",
+        "del",
+        a,
+        "dev",
+        l.name,
+      ], signal);
+    }
+    if (ours.length) out.push(l.name);
+  }
+  return out;
+}
+
+/** A canonical key of `<address>/<length>` (IPv6 as a number). */
+function addrKey(cidr: Cidr): string {
+  const [a, len] = cidr.split("/");
+  return a.includes(":") ? `${parseIpv6(a)}/${len}` : `${a}/${len}`;
+}
+
+function canonicalPrefix4(p: string): string {
+  const x = parsePrefix4(p);
+  return `${formatIpv4(x.network)}/${x.length}`;
+}
+
+/** Every device's addresses, as {@linkcode addrKey}s. */
+async function listAddrs(
+  step: Step,
+  signal?: AbortSignal,
+): Promise<Map<string, Set<string>>> {
+  const { stdout } = await step("list addresses", "ip", [
+    "-j",
+    "addr",
+    "show",
+  ], signal);
+  const out = new Map<string, Set<string>>();
+  for (
+    const l of JSON.parse(stdout || "[]") as {
+      ifname: string;
+      addr_info?: { local?: string; prefixlen?: number }[];
+    }[]
+  ) {
+    const keys = new Set<string>();
+    for (const a of l.addr_info ?? []) {
+      if (a.local) keys.add(addrKey(`${a.local}/${a.prefixlen}`));
+    }
+    out.set(l.ifname, keys);
+  }
+  return out;
+}
+
+/** A route of the main table: destination (canonical) and device. */
+interface Route {
+  dst: string;
+  dev: string;
+  /** Made by the kernel for an address (never ours to delete). */
+  kernel: boolean;
+}
+
+/** The main table's routes to prefixes, both families. */
+async function listRoutes(
+  step: Step,
+  signal?: AbortSignal,
+): Promise<Route[]> {
+  const out: Route[] = [];
+  for (const family of ["-4", "-6"]) {
+    const { stdout } = await step("list routes", "ip", [
+      "-j",
+      family,
+      "route",
+      "show",
+      "table",
+      "main",
+    ], signal);
+    for (
+      const r of JSON.parse(stdout || "[]") as {
+        dst: string;
+        dev?: string;
+        protocol?: string;
+      }[]
+    ) {
+      if (!r.dev || r.dst === "default") continue;
+      // ip prints the canonical text, without the length of a host route.
+      const dst = r.dst.includes("/")
+        ? r.dst
+        : `${r.dst}/${family === "-6" ? 128 : 32}`;
+      out.push({ dst, dev: r.dev, kernel: r.protocol === "kernel" });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,186 @@
+/**
+ * How a VM reaches the metadata service (drivers/net/bridge_addrs.ts,
+ * radvd's and dnsmasq's announcements), on hosts that are network
+ * namespaces with the real driver and VMs that are namespaces: the
+ * addresses on each bridge, the routes of the replies, and a TCP listener
+ * in the host namespace answering the VM on each address.
+ */
+import assert from "node:assert/strict";
+import { canonicalPrefix6, eui64, linkLocal } from "../core/netaddr.ts";
+import { METADATA } from "../drivers/net/host_input.ts";
+import { run } from "../drivers/runner.ts";
+import type { NetworkSpec } from "../drivers/net/types.ts";
+import {
+  addrsOf,
+  fetchLine,
+  metadataListener,
+  routesOf,
+} from "./helpers/metadata_net.ts";
+import { legacyNet, portOf, withHosts } from "./helpers/net_dhcp.ts";
+import { dhcp4Lease } from "./helpers/vm_dhcp.ts";
+import { waitAddress } from "./helpers/vmns.ts";
+
+const [LL, GLOBAL] = METADATA.ipv6;
+const ADDRS4 = [`${LL}/64`, `${GLOBAL}/128`, `${METADATA.ipv4}/32`];
+
+/** The metadata addresses among `addrs` (sorted like `addrsOf`). */
+const metaOf = (addrs: string[]) =>
+  addrs.filter((a) => ADDRS4.includes(a)).sort();
+
+Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host listener at fe80::a9fe:a9fe, fd00:ec2::254 (on-link by RA) and 169.254.169.254 (option 121); re-sync changes nothing; the network takes them away", async () => {
+  await withHosts(["h1"], async ({ net, vm, driver }) => {
+    const h1 = net.host("h1");
+    const n = legacyNet("meta", 0x3a1, `fdc1:d00:${net.id}:a1::/64`);
+    const x = await vm("x", "h1", 1);
+    const state = {
+      networks: [n],
+      ports: [portOf(x, n, "198.51.100.10")],
+      peers: {},
+    };
+    const d = driver("h1");
+    await d.sync(state);
+    const br = "ucb3a1";
+    assert.deepEqual(metaOf(await addrsOf(h1.ns, br)), [...ADDRS4].sort());
+    const routes = [
+      ...await routesOf(h1.ns, "-4"),
+      ...await routesOf(h1.ns, "-6"),
+    ];
+    for (const r of ["198.51.100.0/24", canonicalPrefix6(n.prefix)]) {
+      assert.ok(routes.includes(`${r} ${br} static`), `route ${r}: ${routes}`);
+    }
+
+    // A re-sync (also by a new driver) changes nothing.
+    const before = await addrsOf(h1.ns, br);
+    assert.deepEqual(await driver("h1").sync(state), {
+      added: [],
+      removed: [],
+      changed: [],
+    });
+    assert.deepEqual(await addrsOf(h1.ns, br), before);
+
+    // The VM learns fd00:ec2::/64 on-link, without an address in it.
+    const ip6 = eui64(n.prefix, x.mac);
+    await waitAddress(x, ip6);
+    const vmRoutes = await routesOf(x.ns, "-6");
+    assert.ok(
+      vmRoutes.includes("fd00:ec2::/64 eth0 kernel"),
+      `no on-link route from the RA: ${vmRoutes}`,
+    );
+    assert.ok(
+      !(await addrsOf(x.ns, "eth0")).some((a) => a.startsWith("fd00:ec2:")),
+      "VM configured an address in the metadata prefix",
+    );
+    // And 169.254.169.254/32 on-link from DHCPv4 option 121 (udhcpc's
+    // event script applies it).
+    const lease = await dhcp4Lease(x);
+    assert.equal(lease?.staticroutes, `${METADATA.ipv4}/32 0.0.0.0`);
+    assert.ok(
+      (await routesOf(x.ns, "-4")).includes(`${METADATA.ipv4} eth0 boot`),
+    );
+
+    const stop = await metadataListener(h1.ns, [
+      `${LL}%${br}`,
+      GLOBAL,
+      METADATA.ipv4,
+    ]);
+    try {
+      assert.deepEqual(
+        {
+          ll: await fetchLine(x, LL),
+          global: await fetchLine(x, GLOBAL),
+          ipv4: await fetchLine(x, METADATA.ipv4),
+        },
+        {
+          // Deno's listener and peer addresses carry no scope.
+          ll: `${LL} ${linkLocal(x.mac)}`,
+          global: `${GLOBAL} ${ip6}`,
+          ipv4: `${METADATA.ipv4} 198.51.100.10`,
+        },
+      );
+    } finally {
+      await stop();
+    }
+
+    await d.sync({ networks: [], ports: [], peers: {} });
+    const { stdout } = await run("ip", ["-n", h1.ns, "-j", "link", "show"]);
+    assert.ok(!stdout.includes(`"${br}"`), "bridge left");
+    assert.ok(
+      !(await routesOf(h1.ns, "-4")).some((r) => r.includes("198.51.100")),
+    );
+  });
+});
+
+Deno.test("NetDriver metadata: a public bridge holds the addresses while the host has its network, without routes; a subnet two networks share gets no route", async () => {
+  await withHosts(["h1"], async ({ net, vm, driver }) => {
+    const h1 = net.host("h1");
+    await run("ip", ["-n", h1.ns, "link", "add", "pub0", "type", "bridge"]);
+    await run("ip", ["-n", h1.ns, "link", "set", "pub0", "up"]);
+    const pub: NetworkSpec = {
+      id: "pub",
+      kind: "public",
+      bridge: "pub0",
+      prefix: `fdc1:d00:${net.id}:b0::/64`,
+      ipv4: "203.0.113.0/24",
+      ra: false,
+      dhcp: { v6: false, v4: false },
+    };
+    const a = legacyNet("a", 0x3b1, `fdc1:d00:${net.id}:b1::/64`);
+    const b = legacyNet("b", 0x3b2, `fdc1:d00:${net.id}:b2::/64`);
+    const p = await vm("p", "h1", 1), x = await vm("x", "h1", 2);
+    const y = await vm("y", "h1", 3);
+    const state = {
+      networks: [pub, a, b],
+      ports: [
+        portOf(p, pub, "203.0.113.10"),
+        portOf(x, a, "198.51.100.10"),
+        portOf(y, b, "198.51.100.11"),
+      ],
+      peers: {},
+    };
+    const d = driver("h1");
+    await d.sync(state);
+    for (const br of ["pub0", "ucb3b1", "ucb3b2"]) {
+      assert.deepEqual(
+        metaOf(await addrsOf(h1.ns, br)),
+        [...ADDRS4].sort(),
+        br,
+      );
+    }
+    const routes = [
+      ...await routesOf(h1.ns, "-4"),
+      ...await routesOf(h1.ns, "-6"),
+    ].filter((r) => r.endsWith(" static"));
+    assert.deepEqual(routes.sort(), [
+      `${canonicalPrefix6(a.prefix)} ucb3b1 static`,
+      `${canonicalPrefix6(b.prefix)} ucb3b2 static`,
+    ]);
+    assert.deepEqual(await d.sync(state), {
+      added: [],
+      removed: [],
+      changed: [],
+    });
+
+    // b leaves: a's subnet is unambiguous now.
+    await d.sync({
+      ...state,
+      networks: [pub, a],
+      ports: state.ports.slice(0, 2),
+    });
+    assert.ok(
+      (await routesOf(h1.ns, "-4")).includes("198.51.100.0/24 ucb3b1 static"),
+    );
+    // The public network leaves: its bridge stays, without the addresses.
+    await d.sync({
+      networks: [a],
+      ports: [portOf(x, a, "198.51.100.10")],
+      peers: {},
+    });
+    assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), []);
+    await d.sync({ ...state, ports: [portOf(p, pub, "203.0.113.10")] });
+    assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), [...ADDRS4].sort());
+    // Teardown leaves the public bridge without them too.
+    await driver("h1").teardown();
+    assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), []);
+    await run("ip", ["-n", h1.ns, "link", "del", "pub0"]);
+  });
+});
