@@ -48,7 +48,7 @@ Deno.test({
       );
       assert.equal(
         (await ok("/latest/meta-data/public-keys/")).text,
-        "0=key-0\n1=key-1\n2=key-2",
+        "0=k3\n1=k1\n2=k2",
       );
       const ec2Keys = [];
       for (const i of [0, 1, 2]) {
@@ -70,9 +70,9 @@ Deno.test({
         assert.equal(md.hostname, "web1");
         assert.equal(md.launch_index, 0);
         assert.deepEqual(md.public_keys, {
-          "key-0": k3,
-          "key-1": k1,
-          "key-2": k2,
+          k3,
+          k1,
+          k2,
         });
         assert.deepEqual(
           md.keys.map((k: { type: string; data: string }) => [k.type, k.data]),

@@ -18,7 +18,6 @@ import { keys } from "../../core/keys.ts";
 import { UserData, Vm } from "../../core/schemas.ts";
 import type { Store } from "../../core/store.ts";
 import type { Caller } from "../deps.ts";
-import { authorizedKeys } from "../keys/view.ts";
 import { readVm } from "./view.ts";
 
 /** A VM's metadata, as a metadata service serves it. */
@@ -30,6 +29,8 @@ export interface VmMetadata {
    * order it named them, or all of the owner's by name.
    */
   keys: string[];
+  /** The names of `keys`, in the same order. */
+  keyNames: string[];
   userData?: string;
 }
 
@@ -47,26 +48,30 @@ export async function vmMetadata(
   const userData = vm.value.userData
     ? (await store.get(keys.userData(vmId), UserData))?.value.data
     : undefined;
+  const found = spec.keys
+    ? await namedKeys(store, owner, spec.keys)
+    : (await store.list(keys.sshKeysOf(owner), SshKey)).items.map((kv) =>
+      kv.value
+    );
   return {
     instanceId: vmId,
     hostname: spec.name,
-    keys: spec.keys
-      ? await namedKeys(store, owner, spec.keys)
-      : await authorizedKeys(store, owner),
+    keys: found.map((k) => k.publicKey),
+    keyNames: found.map((k) => k.name),
     ...(userData === undefined ? {} : { userData }),
   };
 }
 
-/** The key lines of `owner`'s keys `names` that still exist, in order. */
+/** `owner`'s keys `names` that still exist, in order. */
 async function namedKeys(
   store: Store,
   owner: string,
   names: string[],
-): Promise<string[]> {
+): Promise<SshKey[]> {
   const found = await Promise.all(
     names.map((n) => store.get(keys.sshKey(owner, n), SshKey)),
   );
-  return found.filter((k) => k !== null).map((k) => k.value.publicKey);
+  return found.filter((k) => k !== null).map((k) => k.value);
 }
 
 /**

@@ -62,6 +62,7 @@ Deno.test({
             instanceId: named,
             hostname: "named",
             keys: [line.k3, line.k1],
+            keyNames: ["k3", "k1"],
             userData: "#cloud-config\n",
           });
         },
@@ -74,6 +75,7 @@ Deno.test({
             instanceId: all,
             hostname: "all",
             keys: [line.k1, line.k2, line.k3],
+            keyNames: ["k1", "k2", "k3"],
           });
           await add(ALICE, "k4");
           assert.deepEqual(await keysOf(store, all), [

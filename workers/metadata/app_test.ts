@@ -28,9 +28,10 @@ const META: Record<string, VmMetadata> = {
     instanceId: "vm-a",
     hostname: "alpha",
     keys: ["ssh-ed25519 AAAA1 a@x", "ssh-ed25519 AAAA2 b@y"],
+    keyNames: ["laptop", "desk"],
     userData: '#cloud-config\nruncmd: ["echo ü"]\n',
   },
-  "vm-b": { instanceId: "vm-b", hostname: "beta", keys: [] },
+  "vm-b": { instanceId: "vm-b", hostname: "beta", keys: [], keyNames: [] },
 };
 
 async function setup(requireToken = false) {
@@ -92,7 +93,7 @@ Deno.test("metadata app answers each VM about itself by its source address, on e
   ]);
   assert.deepEqual(await get("/latest/meta-data/public-keys", A.ipv6), [
     200,
-    "0=key-0\n1=key-1",
+    "0=laptop\n1=desk",
   ]);
   assert.deepEqual(await get("/latest/meta-data/public-keys/1/", A.ipv6), [
     200,
@@ -121,8 +122,8 @@ Deno.test("metadata app answers each VM about itself by its source address, on e
   const os = await (await req("/openstack/2012-08-10/meta_data.json", A.ipv6))
     .json();
   assert.deepEqual(os.public_keys, {
-    "key-0": "ssh-ed25519 AAAA1 a@x",
-    "key-1": "ssh-ed25519 AAAA2 b@y",
+    "laptop": "ssh-ed25519 AAAA1 a@x",
+    "desk": "ssh-ed25519 AAAA2 b@y",
   });
   assert.equal(os.uuid, "vm-a");
   assert.equal(

@@ -11,7 +11,7 @@
  * ```
  */
 import { Hono } from "hono";
-import { keyName, type MetadataEnv } from "./env.ts";
+import type { MetadataEnv } from "./env.ts";
 
 /** The versions served besides `latest` (cloud-init tries these). */
 export const EC2_VERSIONS = [
@@ -42,9 +42,9 @@ export function ec2Tree(): Hono<MetadataEnv> {
   t.get("/meta-data/hostname", (c) => c.text(c.get("meta").hostname));
   t.get("/meta-data/local-hostname", (c) => c.text(c.get("meta").hostname));
   t.get("/meta-data/public-keys", (c) => {
-    const ks = c.get("meta").keys;
-    if (!ks.length) return c.notFound();
-    return c.text(lines(ks.map((_, i) => `${i}=${keyName(i)}`)));
+    const names = c.get("meta").keyNames;
+    if (!names.length) return c.notFound();
+    return c.text(lines(names.map((n, i) => `${i}=${n}`)));
   });
   t.get("/meta-data/public-keys/:i", (c) => {
     if (keyAt(c.get("meta").keys, c.req.param("i")) === undefined) {

@@ -26,8 +26,3 @@ export interface MetadataEnv {
     meta: VmMetadata;
   };
 }
-
-/** The name a VM's key `i` has in the trees (VmMetadata has no names). */
-export function keyName(i: number): string {
-  return `key-${i}`;
-}

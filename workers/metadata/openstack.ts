@@ -13,7 +13,7 @@
  */
 import { Hono } from "hono";
 import { parsePrefix4 } from "../../core/netaddr.ts";
-import { keyName, type MetadataEnv } from "./env.ts";
+import type { MetadataEnv } from "./env.ts";
 import type { MetadataPort } from "./identity.ts";
 
 /** The versions served besides `latest`. */
@@ -41,8 +41,14 @@ export function openstackTree(): Hono<MetadataEnv> {
       uuid: m.instanceId,
       name: m.hostname,
       hostname: m.hostname,
-      public_keys: Object.fromEntries(m.keys.map((k, i) => [keyName(i), k])),
-      keys: m.keys.map((k, i) => ({ name: keyName(i), type: "ssh", data: k })),
+      public_keys: Object.fromEntries(
+        m.keys.map((k, i) => [m.keyNames[i], k]),
+      ),
+      keys: m.keys.map((k, i) => ({
+        name: m.keyNames[i],
+        type: "ssh",
+        data: k,
+      })),
       launch_index: 0,
     });
   });
