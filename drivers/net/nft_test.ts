@@ -1,13 +1,12 @@
 /**
  * Tests of drivers/net/nft.ts: per-port anti-spoofing rules, the plan that
- * brings a bridge table to them, and parsing of `nft -j` output.
+ * brings a bridge table to them (parsing: nft_table_test.ts).
  */
 import assert from "node:assert/strict";
 import {
   BASE_CHAIN,
   DHCP_CHAIN,
   type NftTable,
-  parseTable,
   planTable,
   type PortRules,
   portRules,
@@ -318,65 +317,4 @@ Deno.test("planTable() repairs a base chain and a map that are not as wanted", (
     () => planTable(null, [portRules(net6, port), portRules(net6, port)]),
     /Duplicate port/,
   );
-});
-
-Deno.test("parseTable() reads chains, rule comments, counters and map elements", () => {
-  const t = parseTable(JSON.stringify({
-    nftables: [
-      { metainfo: { version: "1.0.6", json_schema_version: 1 } },
-      { table: { family: "bridge", name: "ucloud", handle: 1 } },
-      {
-        map: {
-          family: "bridge",
-          name: "ports",
-          table: "ucloud",
-          type: "ifname",
-          map: "verdict",
-          handle: 3,
-          elem: [["uct1", { jump: { target: "nic-uct1" } }]],
-        },
-      },
-      {
-        chain: {
-          family: "bridge",
-          table: "ucloud",
-          name: "from-ports",
-          handle: 1,
-          type: "filter",
-          hook: "prerouting",
-          prio: -200,
-          policy: "accept",
-        },
-      },
-      {
-        chain: {
-          family: "bridge",
-          table: "ucloud",
-          name: "nic-uct1",
-          handle: 2,
-        },
-      },
-      {
-        rule: {
-          family: "bridge",
-          table: "ucloud",
-          chain: "nic-uct1",
-          handle: 6,
-          comment: "mac-spoof",
-          expr: [
-            { match: { op: "!=", left: {}, right: "02:c1:0d:00:00:01" } },
-            { counter: { packets: 4, bytes: 280 } },
-            { drop: null },
-          ],
-        },
-      },
-    ],
-  }));
-  assert.deepEqual(t.ports, new Map([["uct1", "nic-uct1"]]));
-  assert.equal(t.hasMap, true);
-  assert.equal(t.chains.get("from-ports")?.hook, "prerouting");
-  assert.deepEqual(t.chains.get("nic-uct1")?.rules, [
-    { handle: 6, comment: "mac-spoof", packets: 4, bytes: 280 },
-  ]);
-  assert.throws(() => parseTable("{}"), /Not nft JSON/);
 });
