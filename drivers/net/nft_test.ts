@@ -12,6 +12,7 @@ import {
   portRules,
   serviceAddresses,
 } from "./nft.ts";
+import { META_IN, META_OUT, metadataChains } from "./nft_metadata.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 
 const net6: NetworkSpec = {
@@ -62,6 +63,21 @@ function tableOf(wanted: PortRules[]): NftTable {
       bytes: 0,
     })),
   });
+  for (const c of metadataChains()) {
+    t.chains.set(c.name, {
+      name: c.name,
+      handle: handle++,
+      hook: c.hook,
+      prio: -200,
+      policy: "accept",
+      rules: c.rules.map(([, comment]) => ({
+        handle: handle++,
+        comment,
+        packets: 3,
+        bytes: 300,
+      })),
+    });
+  }
   for (const w of wanted) {
     t.chains.set(w.chain, {
       name: w.chain,
@@ -221,9 +237,23 @@ Deno.test("planTable() from nothing: table, map, base chains, port chain, map el
     'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
     'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
   ]);
-  assert.equal(lines[8], `add chain bridge ucloud ${r.chain}`);
+  // The metadata chains (drivers/net/nft_metadata.ts), then the port's.
+  let at = 8;
+  for (const c of metadataChains()) {
+    assert.equal(
+      lines[at++],
+      `add chain bridge ucloud ${c.name} { type filter hook ${c.hook} priority filter; policy accept; }`,
+    );
+    for (const [body, comment] of c.rules) {
+      assert.equal(
+        lines[at++],
+        `add rule bridge ucloud ${c.name} ${body} comment "${comment}"`,
+      );
+    }
+  }
+  assert.equal(lines[at], `add chain bridge ucloud ${r.chain}`);
   assert.deepEqual(
-    lines.slice(9, 9 + r.rules.length),
+    lines.slice(at + 1, at + 1 + r.rules.length),
     r.rules.map((x) => `add rule bridge ucloud ${r.chain} ${x}`),
   );
   assert.equal(
@@ -311,6 +341,18 @@ Deno.test("planTable() repairs a base chain and a map that are not as wanted", (
     'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
     'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
   ]);
+  // A metadata chain whose rules are not the wanted ones (an older
+  // fingerprint) is rebuilt alone; the other keeps its handles.
+  const old = tableOf([]);
+  old.chains.get(META_IN)!.rules[0].comment = `${META_IN} fp=00000000`;
+  const fix = planTable(old, []).script.trim().split("\n");
+  assert.equal(
+    fix[0],
+    `add chain bridge ucloud ${META_IN} { type filter hook input priority filter; policy accept; }`,
+  );
+  assert.equal(fix[1], `flush chain bridge ucloud ${META_IN}`);
+  assert.equal(fix.length, 2 + metadataChains()[0].rules.length);
+  assert.ok(!fix.some((l) => l.includes(META_OUT)));
   const noMap = { ...tableOf([]), hasMap: false };
   assert.match(planTable(noMap, []).script, /^add map bridge ucloud ports/);
   assert.throws(
