@@ -1,18 +1,20 @@
 /**
  * The metadata service stays on each host (drivers/net/nft_metadata.ts):
  * every host of a private network holds the same metadata addresses on
- * one segment (VXLAN), yet a VM resolves and reaches only its own host's.
+ * one segment (VXLAN), yet a VM resolves and reaches only its own host's,
+ * and only with its own addresses.
  * Two hosts are namespaces on one underlay with the real driver; VMs are
  * namespaces.
  */
 import assert from "node:assert/strict";
-import { eui64 } from "../core/netaddr.ts";
+import { eui64, linkLocal } from "../core/netaddr.ts";
 import { METADATA } from "../drivers/net/host_input.ts";
-import { tapName } from "../drivers/net/names.ts";
+import { nicChain, tapName } from "../drivers/net/names.ts";
 import { META_IN, META_OUT } from "../drivers/net/nft_metadata.ts";
 import { run } from "../drivers/runner.ts";
 import type { NftTable } from "../drivers/net/nft.ts";
-import { linkAddrs } from "./helpers/host_input.ts";
+import { counted as hostCounted, linkAddrs } from "./helpers/host_input.ts";
+import { counted } from "./helpers/net_driver_fixtures.ts";
 import { fetchLine, metadataListener, sniff } from "./helpers/metadata_net.ts";
 import { nftTable, withNetHosts } from "./helpers/net_hosts.ts";
 import { portOf, privateNet } from "./helpers/net_specs.ts";
@@ -156,6 +158,103 @@ Deno.test("NetDriver metadata locality: over VXLAN a VM resolves and reaches onl
       );
     } finally {
       for (const stop of stops) await stop();
+    }
+  });
+});
+
+Deno.test("NetDriver metadata: a second VM on the host spoofing the first VM's addresses reaches no listener; its port counts ip6-spoof and ip4-spoof", async () => {
+  await withNetHosts(["h1"], async ({ net, vms, driver }) => {
+    const h1 = net.host("h1");
+    const n = privateNet("spf", 0x3d1, `fdc1:d00:${net.id}:d1::/64`, {
+      ipv4: "198.51.100.0/24",
+    });
+    const vm = (name: string, last: number) =>
+      vms.create({
+        name,
+        hostNs: h1.ns,
+        port: tapName(name, 0),
+        mac: `02:c1:0d:00:3d:${last.toString(16).padStart(2, "0")}`,
+        ipv4: `198.51.100.${last}/24`,
+      });
+    const x = await vm("x", 10), y = await vm("y", 11);
+    await driver("h1").sync({
+      networks: [n],
+      ports: [portOf(x, n, "198.51.100.10"), portOf(y, n, "198.51.100.11")],
+      peers: {},
+    });
+    const X6 = eui64(n.prefix, x.mac), XLL = linkLocal(x.mac);
+    for (const v of [x, y]) {
+      await waitAddress(v, eui64(n.prefix, v.mac));
+      await run("ip", [
+        "-n",
+        v.ns,
+        "route",
+        "add",
+        `${METADATA.ipv4}/32`,
+        "dev",
+        "eth0",
+      ]);
+    }
+    // y takes x's addresses too (no DAD: x holds them).
+    for (const a of [`${X6}/64`, `${XLL}/64`, "198.51.100.10/32"]) {
+      await run("ip", [
+        "-n",
+        y.ns,
+        "addr",
+        "add",
+        a,
+        "dev",
+        "eth0",
+        ...(a.includes(":") ? ["nodad"] : []),
+      ]);
+    }
+    const br = "ucb3d1";
+    const stop = await metadataListener(h1.ns, [
+      `${LL}%${br}`,
+      GLOBAL,
+      METADATA.ipv4,
+    ]);
+    try {
+      // Both VMs reach it with their own addresses (y now has the
+      // host's MACs in its neighbour cache: its spoofed packets go out).
+      assert.equal(
+        await fetchLine(y, GLOBAL, eui64(n.prefix, y.mac)),
+        `${GLOBAL} ${eui64(n.prefix, y.mac)}`,
+      );
+      assert.equal(
+        await fetchLine(y, LL, linkLocal(y.mac)),
+        `${LL} ${linkLocal(y.mac)}`,
+      );
+      assert.equal(
+        await fetchLine(y, METADATA.ipv4, "198.51.100.11"),
+        `${METADATA.ipv4} 198.51.100.11`,
+      );
+      assert.equal(await fetchLine(x, GLOBAL), `${GLOBAL} ${X6}`);
+      const chain = nicChain(y.port);
+      const before = await nftTable(h1.ns);
+      const reached = await hostCounted(h1.ns, "metadata");
+      const spoofed = {
+        ll: await fetchLine(y, LL, XLL),
+        global: await fetchLine(y, GLOBAL, X6),
+        ipv4: await fetchLine(y, METADATA.ipv4, "198.51.100.10"),
+      };
+      const after = await nftTable(h1.ns);
+      assert.deepEqual(spoofed, { ll: null, global: null, ipv4: null });
+      // Not one spoofed packet reached the host (a reply would have gone
+      // to x anyway: the counter shows the firewall stopped them).
+      assert.equal(await hostCounted(h1.ns, "metadata"), reached);
+      assert.ok(
+        counted(after, chain, "ip6-spoof") >=
+          counted(before, chain, "ip6-spoof") + 2,
+        "ip6-spoof not counted",
+      );
+      assert.ok(
+        counted(after, chain, "ip4-spoof") >
+          counted(before, chain, "ip4-spoof"),
+        "ip4-spoof not counted",
+      );
+    } finally {
+      await stop();
     }
   });
 });

@@ -63,20 +63,25 @@ export async function metadataListener(
 }
 
 /**
- * Connects from the VM to `[addr]:80` (link-local through eth0) within 3 s
- * and returns the line the listener sent, or null when it could not.
+ * Connects from the VM to `[addr]:80` (link-local through eth0) within 3 s,
+ * from source address `from` when given (it must be on eth0), and returns
+ * the line the listener sent, or null when it could not.
  */
 export async function fetchLine(
   vm: VmNs,
   addr: string,
+  from = "",
 ): Promise<string | null> {
   const py = `
 import socket, sys
-host = sys.argv[1] + ("%eth0" if sys.argv[1].startswith("fe80:") else "")
+scoped = lambda a: a + ("%eth0" if a.startswith("fe80:") else "")
+host = scoped(sys.argv[1])
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM)
 s.settimeout(3)
 try:
+    if sys.argv[3]:
+        s.bind(socket.getaddrinfo(scoped(sys.argv[3]), 0, fam)[0][4])
     s.connect(socket.getaddrinfo(host, int(sys.argv[2]), fam)[0][4])
     print("got", s.recv(200).decode().strip())
 except OSError as e:
@@ -87,6 +92,7 @@ except OSError as e:
     py,
     addr,
     String(METADATA.port),
+    from,
   ]);
   return stdout.startsWith("got ") ? stdout.slice(4).trim() : null;
 }
