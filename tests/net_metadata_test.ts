@@ -15,8 +15,10 @@ import {
   fetchLine,
   metadataListener,
   routesOf,
+  sniff,
 } from "./helpers/metadata_net.ts";
 import { legacyNet, portOf, withHosts } from "./helpers/net_dhcp.ts";
+import { counted } from "./helpers/host_input.ts";
 import { dhcp4Lease } from "./helpers/vm_dhcp.ts";
 import { waitAddress } from "./helpers/vmns.ts";
 
@@ -27,8 +29,8 @@ const ADDRS4 = [`${LL}/64`, `${GLOBAL}/128`, `${METADATA.ipv4}/32`];
 const metaOf = (addrs: string[]) =>
   addrs.filter((a) => ADDRS4.includes(a)).sort();
 
-Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host listener at fe80::a9fe:a9fe, fd00:ec2::254 (on-link by RA) and 169.254.169.254 (option 121); re-sync changes nothing; the network takes them away", async () => {
-  await withHosts(["h1"], async ({ net, vm, driver }) => {
+Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host listener at fe80::a9fe:a9fe, fd00:ec2::254 (on-link by RA) and 169.254.169.254 (option 121), its replies with hop limit 1; re-sync changes nothing; the network takes them away", async () => {
+  await withHosts(["h1"], async ({ net, vm, vms, driver }) => {
     const h1 = net.host("h1");
     const n = legacyNet("meta", 0x3a1, `fdc1:d00:${net.id}:a1::/64`);
     const x = await vm("x", "h1", 1);
@@ -83,6 +85,7 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
       GLOBAL,
       METADATA.ipv4,
     ]);
+    const seen = await sniff(vms, x);
     try {
       assert.deepEqual(
         {
@@ -97,6 +100,16 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
           ipv4: `${METADATA.ipv4} 198.51.100.10`,
         },
       );
+      // Every reply left the host with hop limit (TTL) 1: it goes no
+      // further than the VM (IMDSv2's hop limit).
+      const tcp = (await seen.stop()).filter((f) => f.kind.startsWith("tcp"));
+      assert.ok(tcp.some((f) => f.kind === "tcp6"), "no TCP over IPv6 seen");
+      assert.ok(tcp.some((f) => f.kind === "tcp4"), "no TCP over IPv4 seen");
+      assert.deepEqual(
+        [...new Set(tcp.map((f) => `${f.kind} ${f.hop}`))].sort(),
+        ["tcp4 1", "tcp6 1"],
+      );
+      assert.ok(await counted(h1.ns, "metadata-hoplimit") >= tcp.length);
     } finally {
       await stop();
     }

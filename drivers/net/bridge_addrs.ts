@@ -5,7 +5,8 @@
  * `fe80::a9fe:a9fe/64` and `fd00:ec2::254/128`, and `169.254.169.254/32`
  * when the network has legacy IPv4 ({@linkcode METADATA}), all without
  * duplicate address detection: every host of a network holds them on the
- * same segment.
+ * same segment, and the port firewall keeps each host's to its own taps
+ * (drivers/net/nft_metadata.ts).
  *
  * A reply to a VM's global address needs a route to the VM's network: for
  * each private network `<prefix> dev ucbX`, and `<subnet> dev ucbX` on a

@@ -23,7 +23,10 @@
  *   requests: the host holds no IPv4 router address on VM networks);
  * - TCP to the metadata service's addresses and port ({@linkcode METADATA});
  *
- * and drops (and counts) everything else, IPv4 included. DHCP needs no
+ * and drops (and counts) everything else, IPv4 included. The service's
+ * replies leave with hop limit (TTL) 1 (`output` hook, counted as
+ * `metadata-hoplimit`): like IMDSv2's, they go no further than the VM,
+ * which cannot forward them to anyone else. DHCP needs no
  * exception: each network's dnsmasq runs in its own namespace behind a
  * bridge port (drivers/net/dhcp.ts), so DHCP is bridged, never delivered
  * to the host. The rules are stateless: `ct state` would turn conntrack on
@@ -163,6 +166,19 @@ function chains(spec: HostInputSpec): Chain[] {
     ],
   };
   const out: Chain[] = [input, {
+    name: "output",
+    hook: "output",
+    rules: [
+      [
+        `ip6 saddr { ${meta6} } tcp sport ${METADATA.port} counter ip6 hoplimit set 1`,
+        "metadata-hoplimit",
+      ],
+      [
+        `ip saddr ${METADATA.ipv4} tcp sport ${METADATA.port} counter ip ttl set 1`,
+        "metadata-hoplimit",
+      ],
+    ],
+  }, {
     name: "forward",
     hook: "forward",
     rules: [

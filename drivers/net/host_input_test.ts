@@ -64,7 +64,7 @@ Deno.test("hostInputSpec() takes public ports' MACs, multicast VNIs and unicast 
   });
 });
 
-Deno.test("planHostInput() from nothing: table, sets, hooked chains, rules, elements; VXLAN only on the underlay", () => {
+Deno.test("planHostInput() from nothing: table, sets, hooked chains, rules (hop limit 1 on metadata replies), elements; VXLAN only on the underlay", () => {
   const script = planHostInput(null, spec);
   const lines = script.trim().split("\n");
   assert.equal(lines[0], `add table ${T}`);
@@ -77,6 +77,13 @@ Deno.test("planHostInput() from nothing: table, sets, hooked chains, rules, elem
   assert.ok(
     lines.includes(`add rule ${T} from-vms counter drop comment "from-vms"`),
   );
+  // The metadata service's replies leave with hop limit 1.
+  const output = lines.filter((l) => l.startsWith(`add rule ${T} output`))
+    .map((l) => l.replace(/ fp=[0-9a-f]{8}"$/, '"'));
+  assert.deepEqual(output, [
+    `add rule ${T} output ip6 saddr { fe80::a9fe:a9fe, fd00:ec2::254 } tcp sport 80 counter ip6 hoplimit set 1 comment "metadata-hoplimit"`,
+    `add rule ${T} output ip saddr 169.254.169.254 tcp sport 80 counter ip ttl set 1 comment "metadata-hoplimit"`,
+  ]);
   assert.deepEqual(lines.filter((l) => l.startsWith("add element")), [
     `add element ${T} public_macs { 02:00:00:00:00:aa }`,
     `add element ${T} vxlan_unicast { 258 . fd00::7 }`,

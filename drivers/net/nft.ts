@@ -18,7 +18,9 @@
  * so are frames to a `ucd*` port from anything but a tap. Every host with
  * a network runs its own server with the same addresses; none of them
  * hears or answers another host's VMs. (Flooded frames pass the forward
- * hook once per output port, so a broadcast still reaches local VMs.)
+ * hook once per output port, so a broadcast still reaches local VMs.) The
+ * metadata service stays local the same way, at the bridge `input` and
+ * `output` hooks (drivers/net/nft_metadata.ts).
  *
  * `planTable(current, wanted)` compares the table read from the kernel
  * with the wanted port rules and writes ONE script for `nft -f -` (one
@@ -55,6 +57,7 @@ import {
 } from "./names.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 import { type NftTable, PORTS_MAP } from "./nft_table.ts";
+import { type HookedChain, metadataChains } from "./nft_metadata.ts";
 
 export {
   type NftChain,
@@ -87,9 +90,10 @@ const DHCP_RULES: [body: string, comment: string][] = [
   ],
 ];
 /** The base chains: name, hook and rules. */
-const HOOKED: { name: string; hook: string; rules: [string, string][] }[] = [
+const HOOKED: HookedChain[] = [
   { name: BASE_CHAIN, hook: "prerouting", rules: BASE_RULES },
   { name: DHCP_CHAIN, hook: "forward", rules: DHCP_RULES },
+  ...metadataChains(),
 ];
 
 /** The rules of one port's chain. */

@@ -1,18 +1,18 @@
 /**
  * Tests of drivers/net/nft.ts: per-port anti-spoofing rules, the plan that
- * brings a bridge table to them, and parsing of `nft -j` output.
+ * brings a bridge table to them (parsing: nft_table_test.ts).
  */
 import assert from "node:assert/strict";
 import {
   BASE_CHAIN,
   DHCP_CHAIN,
   type NftTable,
-  parseTable,
   planTable,
   type PortRules,
   portRules,
   serviceAddresses,
 } from "./nft.ts";
+import { META_IN, META_OUT, metadataChains } from "./nft_metadata.ts";
 import type { NetworkSpec, PortSpec } from "./types.ts";
 
 const net6: NetworkSpec = {
@@ -63,6 +63,21 @@ function tableOf(wanted: PortRules[]): NftTable {
       bytes: 0,
     })),
   });
+  for (const c of metadataChains()) {
+    t.chains.set(c.name, {
+      name: c.name,
+      handle: handle++,
+      hook: c.hook,
+      prio: -200,
+      policy: "accept",
+      rules: c.rules.map(([, comment]) => ({
+        handle: handle++,
+        comment,
+        packets: 3,
+        bytes: 300,
+      })),
+    });
+  }
   for (const w of wanted) {
     t.chains.set(w.chain, {
       name: w.chain,
@@ -222,9 +237,23 @@ Deno.test("planTable() from nothing: table, map, base chains, port chain, map el
     'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
     'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
   ]);
-  assert.equal(lines[8], `add chain bridge ucloud ${r.chain}`);
+  // The metadata chains (drivers/net/nft_metadata.ts), then the port's.
+  let at = 8;
+  for (const c of metadataChains()) {
+    assert.equal(
+      lines[at++],
+      `add chain bridge ucloud ${c.name} { type filter hook ${c.hook} priority filter; policy accept; }`,
+    );
+    for (const [body, comment] of c.rules) {
+      assert.equal(
+        lines[at++],
+        `add rule bridge ucloud ${c.name} ${body} comment "${comment}"`,
+      );
+    }
+  }
+  assert.equal(lines[at], `add chain bridge ucloud ${r.chain}`);
   assert.deepEqual(
-    lines.slice(9, 9 + r.rules.length),
+    lines.slice(at + 1, at + 1 + r.rules.length),
     r.rules.map((x) => `add rule bridge ucloud ${r.chain} ${x}`),
   );
   assert.equal(
@@ -312,71 +341,22 @@ Deno.test("planTable() repairs a base chain and a map that are not as wanted", (
     'add rule bridge ucloud dhcp-local iifname "ucd*" oifname != "uct*" counter drop comment "dhcp-out"',
     'add rule bridge ucloud dhcp-local oifname "ucd*" iifname != "uct*" counter drop comment "dhcp-in"',
   ]);
+  // A metadata chain whose rules are not the wanted ones (an older
+  // fingerprint) is rebuilt alone; the other keeps its handles.
+  const old = tableOf([]);
+  old.chains.get(META_IN)!.rules[0].comment = `${META_IN} fp=00000000`;
+  const fix = planTable(old, []).script.trim().split("\n");
+  assert.equal(
+    fix[0],
+    `add chain bridge ucloud ${META_IN} { type filter hook input priority filter; policy accept; }`,
+  );
+  assert.equal(fix[1], `flush chain bridge ucloud ${META_IN}`);
+  assert.equal(fix.length, 2 + metadataChains()[0].rules.length);
+  assert.ok(!fix.some((l) => l.includes(META_OUT)));
   const noMap = { ...tableOf([]), hasMap: false };
   assert.match(planTable(noMap, []).script, /^add map bridge ucloud ports/);
   assert.throws(
     () => planTable(null, [portRules(net6, port), portRules(net6, port)]),
     /Duplicate port/,
   );
-});
-
-Deno.test("parseTable() reads chains, rule comments, counters and map elements", () => {
-  const t = parseTable(JSON.stringify({
-    nftables: [
-      { metainfo: { version: "1.0.6", json_schema_version: 1 } },
-      { table: { family: "bridge", name: "ucloud", handle: 1 } },
-      {
-        map: {
-          family: "bridge",
-          name: "ports",
-          table: "ucloud",
-          type: "ifname",
-          map: "verdict",
-          handle: 3,
-          elem: [["uct1", { jump: { target: "nic-uct1" } }]],
-        },
-      },
-      {
-        chain: {
-          family: "bridge",
-          table: "ucloud",
-          name: "from-ports",
-          handle: 1,
-          type: "filter",
-          hook: "prerouting",
-          prio: -200,
-          policy: "accept",
-        },
-      },
-      {
-        chain: {
-          family: "bridge",
-          table: "ucloud",
-          name: "nic-uct1",
-          handle: 2,
-        },
-      },
-      {
-        rule: {
-          family: "bridge",
-          table: "ucloud",
-          chain: "nic-uct1",
-          handle: 6,
-          comment: "mac-spoof",
-          expr: [
-            { match: { op: "!=", left: {}, right: "02:c1:0d:00:00:01" } },
-            { counter: { packets: 4, bytes: 280 } },
-            { drop: null },
-          ],
-        },
-      },
-    ],
-  }));
-  assert.deepEqual(t.ports, new Map([["uct1", "nic-uct1"]]));
-  assert.equal(t.hasMap, true);
-  assert.equal(t.chains.get("from-ports")?.hook, "prerouting");
-  assert.deepEqual(t.chains.get("nic-uct1")?.rules, [
-    { handle: 6, comment: "mac-spoof", packets: 4, bytes: 280 },
-  ]);
-  assert.throws(() => parseTable("{}"), /Not nft JSON/);
 });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { eui64 } from "../../core/netaddr.ts";
 import { run } from "../../drivers/runner.ts";
 import { nicChain } from "../../drivers/net/names.ts";
+import { META_IN, META_OUT } from "../../drivers/net/nft_metadata.ts";
 import type { HostNetState, NetworkSpec } from "../../drivers/net/types.ts";
 import { nftTable } from "./net_hosts.ts";
 import { ETH, frame } from "./frames.ts";
@@ -78,6 +79,10 @@ export async function resyncKeepsRules(c: FirewallCtx): Promise<void> {
   assert.deepEqual(await driver("h1", false).sync(state), none);
   const mid = await nftTable(h1.ns);
   assert.deepEqual(handles(mid), handles(before), "rule handles changed");
+  // The base chains among them, the metadata ones too.
+  for (const chain of ["from-ports", "dhcp-local", META_IN, META_OUT]) {
+    assert.ok(handles(before)[chain]?.length, `no rules in ${chain}`);
+  }
   for (const c of before!.chains.values()) {
     for (const [i, r] of c.rules.entries()) {
       assert.ok(
@@ -319,7 +324,12 @@ export async function removalLeavesNothing(c: FirewallCtx): Promise<void> {
   assert.deepEqual(await daemonsIn([dir], /radvd$/), []);
   assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name), []);
   tb = await nftTable(h1.ns);
-  assert.deepEqual([...tb!.chains.keys()], ["from-ports", "dhcp-local"]);
+  assert.deepEqual([...tb!.chains.keys()], [
+    "from-ports",
+    "dhcp-local",
+    META_IN,
+    META_OUT,
+  ]);
   assert.equal(tb!.ports.size, 0);
 
   // Teardown: no table, no device of ours.

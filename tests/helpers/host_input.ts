@@ -4,11 +4,11 @@
  * and FDB, VXLAN packets, TCP listeners and connects in namespaces.
  */
 import assert from "node:assert/strict";
-import { HOST_TABLE } from "../../drivers/net/host_input.ts";
+import { HOST_TABLE, METADATA } from "../../drivers/net/host_input.ts";
 import { run } from "../../drivers/runner.ts";
 import { nsRun, type VmNs } from "./vmns.ts";
 
-/** A device's MAC and link-local address in a host namespace. */
+/** A device's MAC and own link-local address in a host namespace. */
 export async function linkAddrs(
   ns: string,
   dev: string,
@@ -18,8 +18,10 @@ export async function linkAddrs(
     address: string;
     addr_info: { family: string; scope: string; local: string }[];
   }[];
+  // The device's own, not the metadata service's (drivers/net/bridge_addrs.ts).
   const ll = l.addr_info.find((a) =>
-    a.family === "inet6" && a.scope === "link"
+    a.family === "inet6" && a.scope === "link" &&
+    !(METADATA.ipv6 as readonly string[]).includes(a.local)
   );
   assert.ok(ll, `no link-local address on ${dev}`);
   return { mac: l.address, ll: ll.local };
