@@ -16,6 +16,7 @@ packages=(
   openssh-client              # ssh-keygen: real keys in the SSH key tests
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
   extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
+  debootstrap                 # the Debian cloud image (build_debian_image.sh)
   nodejs npm                  # to fetch Deno from the npm registry
 )
 
