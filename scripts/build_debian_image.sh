@@ -10,7 +10,8 @@
 #                   linux-image-amd64, systemd, openssh-server, cloud-init
 #                   (datasources NoCloud, Ec2, OpenStack, None), ifupdown and
 #                   isc-dhcp-client (the eni renderer, cloud-init's Debian
-#                   default), cloud-guest-utils (growpart) and sudo. Root has
+#                   default; DHCPv4 gives up after 10 s, not 60),
+#                   cloud-guest-utils (growpart) and sudo. Root has
 #                   no password (locked), the image has no SSH host keys
 #                   (cloud-init makes them at first boot, else ssh.service
 #                   does), an empty machine-id, no apt caches or lists.
@@ -203,7 +204,19 @@ cat >"$root/etc/cloud/cloud.cfg.d/90_ucloud.cfg" <<'EOF'
 datasource_list: [NoCloud, Ec2, OpenStack, None]
 # Needs no locale-gen at first boot.
 locale: C.UTF-8
+# The hostname resolves (sudo asks), with no DNS on the network.
+manage_etc_hosts: true
 EOF
+# Without network configuration from a datasource at init-local (NoCloud's
+# network seed is read later, once the network is up) cloud-init's fallback
+# is DHCPv4 on the first NIC; the kernel configures IPv6 from the router
+# advertisement (SLAAC, EUI-64) by itself. On an IPv6-only network ifup would
+# wait dhclient's default 60 s for an offer before cloud-init's network stage
+# starts; 10 s is plenty for a DHCP server on the link, and dhclient keeps
+# asking in the background afterwards.
+sed -i 's/^#timeout 60;$/timeout 10;/' "$root/etc/dhcp/dhclient.conf"
+grep -q '^timeout 10;$' "$root/etc/dhcp/dhclient.conf" ||
+  die "Cannot set the DHCPv4 timeout in /etc/dhcp/dhclient.conf"
 # Host keys: cloud-init's ssh module makes them before ssh.service starts;
 # without a datasource ssh.service makes the missing ones itself.
 mkdir -p "$root/etc/systemd/system/ssh.service.d"

@@ -1,14 +1,17 @@
 /**
  * The Debian 12 cloud image (scripts/build_debian_image.sh) with the real
  * qemu driver under TCG: the build is cached, is a self-contained qcow2 that
- * `qemu-img check` accepts and leaves no loop device or mount; a VM on an
- * overlay of it boots from the disk alone (extlinux, no -kernel), shows its
- * kernel messages, cloud-init's run and a login prompt on the serial
- * console, and cloud-init makes SSH host keys (the image has none).
+ * `qemu-img check` accepts, has no SSH host keys and leaves no loop device
+ * or mount; a VM on an overlay of it, on an IPv6-only network like a ucloud
+ * private network (tests/helpers/nocloud_lan.ts), boots from the disk alone
+ * (extlinux, no -kernel), finds cloud-init's NoCloud seed over HTTP from
+ * the SMBIOS serial the driver gives it, and takes ssh logins over its
+ * SLAAC address with the seed's key only.
  */
 import assert from "node:assert/strict";
+import { eui64 } from "../core/netaddr.ts";
+import { NOCLOUD_SERIAL } from "../drivers/qemu/args.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
-import type { QemuHandle } from "../drivers/qemu/handle.ts";
 import { run } from "../drivers/runner.ts";
 import {
   GUEST_CACHE,
@@ -16,18 +19,16 @@ import {
   qemuPids,
   waitFor,
 } from "./helpers/cluster.ts";
-import {
-  debugfsDisk,
-  ensureDebianImage,
-  seedNoCloud,
-} from "./helpers/debian_image.ts";
+import { debugfsDisk, ensureDebianImage } from "./helpers/debian_image.ts";
 import { createOverlay } from "./helpers/disk_guest.ts";
+import { NocloudLan } from "./helpers/nocloud_lan.ts";
 
 /**
- * A TCG boot of BIOS, extlinux, Debian's kernel, systemd and cloud-init
- * (which probes for a datasource first) on a loaded 2-core machine.
+ * A TCG boot of BIOS, extlinux, Debian's kernel, systemd and cloud-init's
+ * four stages on a loaded 2-core machine.
  */
 const BOOT_MS = 1_200_000;
+const MAC = "52:54:00:ec:20:01";
 
 /** Loop devices on a build's disk.raw and mounts in a build's temp dir. */
 async function buildLeftovers(): Promise<string[]> {
@@ -39,80 +40,6 @@ async function buildLeftovers(): Promise<string[]> {
       /\/tmp\.\w+\/(mnt|root)[ /]/.test(line)
     ),
   ];
-}
-
-/**
- * Boots a VM on a fresh overlay of the image in a temp dir (`prepare` may
- * change the overlay first), runs `fn` on it, then kills its qemu and
- * removes the dir.
- */
-async function withDebianVm(
-  prepare: (disk: string, dir: string) => Promise<void>,
-  fn: (handle: QemuHandle, disk: string, started: number) => Promise<void>,
-): Promise<void> {
-  const image = await ensureDebianImage();
-  const dir = await Deno.makeTempDir({ prefix: "uc-debian-" });
-  try {
-    const disk = `${dir}/vm.qcow2`;
-    await createOverlay(image, disk);
-    await prepare(disk, dir);
-    const driver = new QemuDriver({ stateDir: `${dir}/state`, accel: "tcg" });
-    const started = Date.now();
-    const handle = await driver.start({
-      id: "vm-debian",
-      name: "vm-debian",
-      cpus: 1,
-      memoryMiB: 512,
-      boot: { disk, format: "qcow2" },
-    });
-    const args = (await Deno.readTextFile(`/proc/${handle.pid}/cmdline`))
-      .split("\0");
-    assert.ok(!args.includes("-kernel"), "a disk boot has no -kernel");
-    await fn(handle, disk, started);
-    await driver.stop(handle, { force: true });
-  } finally {
-    await killQemus(dir);
-    await waitFor(
-      "the qemus to exit",
-      async () => (await qemuPids(dir)).length === 0,
-      10_000,
-    );
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/**
- * Waits until the VM's serial log matches every mark; logs when each first
- * did (ms after `started`) and returns the log.
- */
-async function waitMarks(
-  handle: QemuHandle,
-  started: number,
-  marks: Record<string, RegExp>,
-): Promise<string> {
-  const times: Record<string, number> = {};
-  let log = "";
-  await waitFor(
-    `${Object.keys(marks).join(", ")} on the serial console`,
-    async () => {
-      log = await Deno.readTextFile(handle.serial).catch(() => "");
-      for (const [name, re] of Object.entries(marks)) {
-        if (times[name] === undefined && re.test(log)) {
-          times[name] = Date.now() - started;
-        }
-      }
-      return Object.keys(times).length === Object.keys(marks).length;
-    },
-    BOOT_MS,
-    500,
-  );
-  console.log(
-    `serial console milestones (ms after start): ${JSON.stringify(times)}`,
-  );
-  for (const line of log.split("\n")) {
-    if (/Cloud-init v\./.test(line)) console.log(`  ${line.trim()}`);
-  }
-  return log;
 }
 
 const KERNEL = /Command line: .*root=UUID=\S+ .*console=ttyS0/;
@@ -162,76 +89,168 @@ Deno.test("build_debian_image.sh builds a cached qcow2 without a backing file th
   console.log(`cached build_debian_image.sh run: ${Date.now() - started} ms`);
   assert.deepEqual((await Deno.stat(disk)).mtime, mtime, "cached: not rebuilt");
   assert.deepEqual(await buildLeftovers(), []);
+  const [etcSsh] = await debugfsDisk(disk, ["ls /etc/ssh"]);
+  assert.match(etcSsh, /sshd_config/);
+  assert.doesNotMatch(etcSsh, /ssh_host_/, "the image has no host keys");
 });
 
-Deno.test("A VM on an overlay of the Debian image with a NoCloud seed boots from its disk under TCG; its serial console shows the kernel, cloud-init running the user data with the seed's hostname and key, new SSH host keys and a login prompt", async () => {
-  await withDebianVm(async (disk, dir) => {
-    await run("ssh-keygen", [
-      "-q",
-      "-t",
-      "ed25519",
-      "-N",
-      "",
-      "-C",
-      "ucloud-debian-test",
-      "-f",
-      `${dir}/key`,
-    ]);
+/**
+ * Seconds each unit took to start, from `systemctl show -p Id,
+ * InactiveExitTimestampMonotonic,ActiveEnterTimestampMonotonic` output.
+ */
+function unitSeconds(show: string): Record<string, number> {
+  const units: Record<string, number> = {};
+  for (const block of show.split("\n\n")) {
+    const p = Object.fromEntries(
+      block.split("\n").map((line) => line.split("=", 2)),
+    );
+    if (!p.Id) continue;
+    const us = Number(p.ActiveEnterTimestampMonotonic) -
+      Number(p.InactiveExitTimestampMonotonic);
+    units[p.Id] = Math.round(us / 100_000) / 10;
+  }
+  return units;
+}
+
+/** ssh from the network's host side to `debian@<addr>` with `key`. */
+function ssh(lan: NocloudLan, key: string, addr: string, command: string) {
+  return lan.run("ssh", [
+    "-i",
+    key,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=10",
+    `debian@${addr}`,
+    command,
+  ], { timeoutMs: 60_000 });
+}
+
+Deno.test("A VM from the Debian image on an IPv6-only network reads its NoCloud seed over HTTP from the SMBIOS serial; ssh over its SLAAC address with the seed's key shows the seed's hostname and the file the user data wrote, and another key is refused", async () => {
+  const image = await ensureDebianImage();
+  const dir = await Deno.makeTempDir({ prefix: "uc-debian-" });
+  let lan: NocloudLan | undefined;
+  try {
+    for (const name of ["key", "other"]) {
+      await run("ssh-keygen", [
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        `ucloud-debian-${name}`,
+        "-f",
+        `${dir}/${name}`,
+      ]);
+    }
     const key = (await Deno.readTextFile(`${dir}/key.pub`)).trim();
-    await seedNoCloud(disk, {
-      metaData: "instance-id: iid-ucloud-debian-test\nlocal-hostname: uc-deb\n",
-      userData: [
+    lan = await NocloudLan.create(dir, {
+      "meta-data": "instance-id: iid-ucloud-debian-test\n" +
+        `local-hostname: uc-deb\npublic-keys:\n  - ${key}\n`,
+      "user-data": [
         "#cloud-config",
-        "ssh_authorized_keys:",
-        `  - ${key}`,
-        "runcmd:",
-        '  - [sh, -c, "echo UCLOUD-USER-DATA-RAN on $(hostname) >/dev/ttyS0"]',
+        "write_files:",
+        "  - path: /var/tmp/ucloud-user-data",
+        '    content: "written by user data\\n"',
         "",
       ].join("\n"),
+      "vendor-data": "",
     });
-    await run("qemu-img", ["check", "-q", "-f", "qcow2", disk]);
-  }, async (handle, _disk, started) => {
-    const log = await waitMarks(handle, started, {
-      kernel: KERNEL,
-      "cloud-init": /Cloud-init v\. \S+ running 'init-local'/,
-      "user data": /UCLOUD-USER-DATA-RAN on uc-deb/,
-      "cloud-init finished":
-        /Cloud-init v\. \S+ finished at .*DataSourceNoCloud \[seed=\/var\/lib\/cloud\/seed\/nocloud\]/,
-      "login prompt": /^uc-deb login: /m,
+    const disk = `${dir}/vm.qcow2`;
+    await createOverlay(image, disk);
+    const driver = new QemuDriver({
+      stateDir: `${dir}/state`,
+      accel: "tcg",
+      qemuBinary: lan.qemuBinary,
     });
-    assert.match(
-      log,
-      /BEGIN SSH HOST KEY FINGERPRINTS/,
-      "cloud-init made host keys",
-    );
-    assert.match(
-      log,
-      /Authorized keys from \/home\/debian\/\.ssh\/authorized_keys for user debian[^]*ucloud-debian-test/,
-    );
-  });
-});
+    const started = Date.now();
+    const handle = await driver.start({
+      id: "vm-debian",
+      name: "vm-debian",
+      cpus: 1,
+      memoryMiB: 512,
+      boot: { disk, format: "qcow2" },
+      nics: [{ slot: 0, tap: lan.tap, mac: MAC }],
+    });
+    const args = (await Deno.readTextFile(`/proc/${handle.pid}/cmdline`))
+      .split("\0");
+    assert.ok(!args.includes("-kernel"), "a disk boot has no -kernel");
+    assert.ok(args.includes(`type=1,serial=${NOCLOUD_SERIAL}`), "the serial");
 
-Deno.test("Without a datasource the Debian image boots to a login prompt at once: ds-identify leaves cloud-init off, and ssh.service makes the host keys the image lacks", async () => {
-  const image = await ensureDebianImage();
-  const [baked] = await debugfsDisk(image, ["ls /etc/ssh"]);
-  assert.match(baked, /sshd_config/);
-  assert.doesNotMatch(baked, /ssh_host_/, "the image has no host keys");
-  await withDebianVm(() => Promise.resolve(), async (handle, disk, started) => {
-    const log = await waitMarks(handle, started, {
-      kernel: KERNEL,
-      "login prompt": /^debian login: /m,
-    });
-    assert.doesNotMatch(log, /Cloud-init v\./, "cloud-init is off");
-    // Read while the VM runs: the keys show once the guest writes them back.
-    await waitFor(
-      "host keys on the VM's disk",
-      async () => {
-        const [ls] = await debugfsDisk(disk, ["ls /etc/ssh"], { shared: true });
-        return /ssh_host_ed25519_key\.pub/.test(ls);
-      },
+    const addr = eui64(lan.prefix, MAC);
+    const login = await waitFor(
+      `an ssh login to ${addr}`,
+      () =>
+        ssh(
+          lan!,
+          `${dir}/key`,
+          addr,
+          "hostname; cat /var/tmp/ucloud-user-data",
+        ),
       BOOT_MS,
       2_000,
     );
-    console.log(`host keys on disk after ${Date.now() - started} ms`);
-  });
+    const sshMs = Date.now() - started;
+    assert.equal(login.stdout, "uc-deb\nwritten by user data\n");
+    await assert.rejects(
+      () => ssh(lan!, `${dir}/other`, addr, "true"),
+      /Permission denied/,
+    );
+    const guest = await ssh(
+      lan,
+      `${dir}/key`,
+      addr,
+      [
+        "cat /var/lib/cloud/instance/datasource",
+        "ls /etc/ssh",
+        "systemctl show -p Id,InactiveExitTimestampMonotonic," +
+        "ActiveEnterTimestampMonotonic cloud-init-local networking cloud-init",
+      ].join("; "),
+    );
+    assert.match(
+      guest.stdout,
+      /^DataSourceNoCloudNet: .*\[seed=dmi,http:\/\/\[fd00:ec2::254\]\/nocloud\/\]/m,
+    );
+    assert.match(guest.stdout, /ssh_host_ed25519_key\.pub/, "new host keys");
+    const log = await Deno.readTextFile(handle.serial);
+    assert.match(log, KERNEL);
+    const seed = lan.requests.filter((r) => r.from === addr);
+    assert.deepEqual(
+      seed.map((r) => [r.path, r.status]),
+      [
+        ["/nocloud/meta-data", 200],
+        ["/nocloud/user-data", 200],
+        ["/nocloud/vendor-data", 200],
+      ],
+    );
+    // Guest uptime (s) at each cloud-init stage; host ms to seed and ssh.
+    const stages = Object.fromEntries(
+      [...log.matchAll(/running '([a-z:-]+)' at .*? Up ([\d.]+) seconds/g)]
+        .map(([, stage, up]) => [stage, Number(up)]),
+    );
+    console.log(
+      `cloud-init stages (guest uptime s): ${JSON.stringify(stages)}; ` +
+        `ms after start: seed ${seed[0].at - started}, ssh ${sshMs}; ` +
+        JSON.stringify(unitSeconds(guest.stdout)),
+    );
+    await driver.stop(handle, { force: true });
+  } finally {
+    await killQemus(dir);
+    await waitFor(
+      "the qemus to exit",
+      async () => (await qemuPids(dir)).length === 0,
+      10_000,
+    );
+    await lan?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

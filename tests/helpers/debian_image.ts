@@ -34,7 +34,6 @@ export async function ensureDebianImage(): Promise<string> {
  * partition starts at sector 2048.
  */
 const ROOT_FS_OFFSET = 2048 * 512;
-const SEED_DIR = "/var/lib/cloud/seed/nocloud";
 
 /** Options of {@linkcode debugfsDisk}. */
 export interface DebugfsOptions {
@@ -111,53 +110,6 @@ done`;
     return await Promise.all(
       requests.map((_, i) => Deno.readTextFile(`${dir}/out.${i}`)),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The files of a NoCloud seed (cloud-init's `meta-data`, `user-data`). */
-export interface NoCloudSeed {
-  metaData: string;
-  userData: string;
-}
-
-/**
- * Writes `seed` into the root filesystem of the qcow2 `disk` (an overlay of
- * the image, no VM running on it) as cloud-init's NoCloud seed directory,
- * which ds-identify finds: a datasource without SMBIOS or a second disk.
- * Throws when the files read back differ.
- */
-export async function seedNoCloud(
-  disk: string,
-  seed: NoCloudSeed,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "uc-seed-" });
-  const files = { "meta-data": seed.metaData, "user-data": seed.userData };
-  try {
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.writeTextFile(`${dir}/${name}`, text);
-    }
-    const parents = SEED_DIR.split("/").slice(1).map((_, i, parts) =>
-      `/${parts.slice(0, i + 1).join("/")}`
-    );
-    await debugfsDisk(disk, [
-      ...parents.map((p) => `mkdir ${p}`),
-      ...Object.keys(files).map((f) => `write ${dir}/${f} ${SEED_DIR}/${f}`),
-    ], { writable: true });
-    const back = await debugfsDisk(
-      disk,
-      Object.keys(files).map((f) => `cat ${SEED_DIR}/${f}`),
-    );
-    for (const [i, [name, text]] of Object.entries(files).entries()) {
-      if (back[i] !== text) {
-        throw new Error(
-          `Cannot seed ${disk}: ${SEED_DIR}/${name} reads back ${
-            JSON.stringify(back[i])
-          }`,
-        );
-      }
-    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
