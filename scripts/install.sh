@@ -13,9 +13,10 @@ packages=(
   nftables iproute2           # networking (namespaces in tests)
   radvd dnsmasq-base          # router advertisements, DHCP on VM networks
   python3                     # raw Ethernet frames in network tests
-  openssh-client              # ssh-keygen: real keys in the SSH key tests
+  openssh-client              # ssh-keygen (SSH key tests), ssh (logins to the Debian VM)
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
   extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
+  debootstrap                 # the Debian cloud image (build_debian_image.sh)
   nodejs npm                  # to fetch Deno from the npm registry
 )
 

@@ -11,6 +11,7 @@ import {
   portId,
   type QemuNic,
 } from "./nic_options.ts";
+import { METADATA } from "../net/host_input.ts";
 import type { DiskCache } from "./disk_cache.ts";
 import { checkId, checkSocketPath, type VmPaths } from "./vm_paths.ts";
 
@@ -21,7 +22,24 @@ export interface QemuArgsOptions {
    * "writeback" where the disk's filesystem has no O_DIRECT (disk_cache.ts).
    */
   diskCache?: DiskCache;
+  /**
+   * The SMBIOS system serial (`-smbios type=1,serial=...`, the guest's
+   * `/sys/class/dmi/id/product_serial`), e.g. {@linkcode NOCLOUD_SERIAL};
+   * 1 to 255 printable ASCII characters. Absent: qemu's default (none).
+   */
+  smbiosSerial?: string;
 }
+
+/**
+ * The SMBIOS serial that points cloud-init's NoCloud datasource at the
+ * metadata service's seed (`ds=nocloud-net;s=<url>`: the form cloud-init
+ * 22.4 of Debian 12 reads; its ds-identify enables NoCloud on it).
+ */
+export const NOCLOUD_SERIAL = `ds=nocloud-net;s=http://[${
+  METADATA.ipv6[1]
+}]/nocloud/`;
+
+const SMBIOS_STRING = /^[\x20-\x7e]{1,255}$/;
 
 /** What to run: validated by {@linkcode qemuArgs}. */
 export interface QemuSpec {
@@ -62,7 +80,8 @@ const RBD_DISK =
  * `spec.nics`. A boot disk is a virtio-blk device whose format (qcow2 or
  * raw) is always named (never probed: a probed format lets a guest that
  * writes a qcow2 header into a raw disk read host files through its backing
- * file), opened with `opts.diskCache`. Throws TypeError or RangeError naming the bad
+ * file), opened with `opts.diskCache`; `opts.smbiosSerial` sets the
+ * SMBIOS system serial. Throws TypeError or RangeError naming the bad
  * field.
  *
  * @example
@@ -79,7 +98,7 @@ export function qemuArgs(
   spec: QemuSpec,
   paths: VmPaths,
   accel: "kvm" | "tcg",
-  { diskCache = "none" }: QemuArgsOptions = {},
+  { diskCache = "none", smbiosSerial }: QemuArgsOptions = {},
 ): string[] {
   checkSpec(spec);
   for (const key of ["pidfile", "qmp", "console", "serial"] as const) {
@@ -98,6 +117,16 @@ export function qemuArgs(
     throw new TypeError(
       `Cannot build qemu arguments: diskCache must be "none" or "writeback", got ${
         JSON.stringify(diskCache)
+      }`,
+    );
+  }
+  if (
+    smbiosSerial !== undefined &&
+    (typeof smbiosSerial !== "string" || !SMBIOS_STRING.test(smbiosSerial))
+  ) {
+    throw new TypeError(
+      `Cannot build qemu arguments: smbiosSerial must be 1 to 255 printable ASCII characters, got ${
+        JSON.stringify(smbiosSerial)
       }`,
     );
   }
@@ -133,6 +162,9 @@ export function qemuArgs(
     "-serial",
     "chardev:serial0",
   ];
+  if (smbiosSerial !== undefined) {
+    args.push("-smbios", `type=1,serial=${opt(smbiosSerial)}`);
+  }
   for (let slot = 0; slot < NIC_SLOTS; slot++) {
     args.push(
       "-device",

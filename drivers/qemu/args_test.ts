@@ -4,7 +4,7 @@
  * the field.
  */
 import assert from "node:assert/strict";
-import { qemuArgs, type QemuSpec } from "./args.ts";
+import { NOCLOUD_SERIAL, qemuArgs, type QemuSpec } from "./args.ts";
 import { vmPaths } from "./vm_paths.ts";
 
 const paths = vmPaths("/var/lib/ucloud", "vm-1");
@@ -138,6 +138,37 @@ Deno.test("qemuArgs() opens the disk with the cache mode it is given, and refuse
       }),
     { name: "TypeError", message: /diskCache must be "none" or "writeback"/ },
   );
+});
+
+Deno.test("qemuArgs() sets the SMBIOS system serial it is given (commas doubled), none by default, and refuses a bad one", () => {
+  assert.equal(
+    NOCLOUD_SERIAL,
+    "ds=nocloud-net;s=http://[fd00:ec2::254]/nocloud/",
+  );
+  assert.deepEqual(values(qemuArgs(kernelSpec(), paths, "tcg"), "-smbios"), []);
+  assert.deepEqual(
+    values(
+      qemuArgs(kernelSpec(), paths, "tcg", { smbiosSerial: NOCLOUD_SERIAL }),
+      "-smbios",
+    ),
+    ["type=1,serial=ds=nocloud-net;s=http://[fd00:ec2::254]/nocloud/"],
+  );
+  assert.deepEqual(
+    values(
+      qemuArgs(kernelSpec(), paths, "tcg", { smbiosSerial: "a,b=c" }),
+      "-smbios",
+    ),
+    ["type=1,serial=a,,b=c"],
+  );
+  for (const bad of ["", "x\ny", "\u00e9", "x".repeat(256), 7]) {
+    assert.throws(
+      () =>
+        qemuArgs(kernelSpec(), paths, "tcg", {
+          smbiosSerial: bad as unknown as string,
+        }),
+      { name: "TypeError", message: /smbiosSerial must be 1 to 255 printable/ },
+    );
+  }
 });
 
 Deno.test("qemuArgs() escapes commas inside option values", () => {

@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
-import { qemuArgs, type QemuSpec } from "./args.ts";
+import { NOCLOUD_SERIAL, qemuArgs, type QemuSpec } from "./args.ts";
 import { diskCacheMode } from "./disk_cache.ts";
 import { checkHandle, type QemuHandle, vmId } from "./handle.ts";
 import { adoptQemu, launchQemu, removeFiles } from "./launch.ts";
@@ -28,6 +28,12 @@ export interface QemuDriverOptions {
   accel?: "kvm" | "tcg" | "auto";
   /** Default "qemu-system-x86_64". */
   qemuBinary?: string;
+  /**
+   * Every VM's SMBIOS system serial; null: none. Default
+   * {@linkcode NOCLOUD_SERIAL} (cloud-init's NoCloud seed on the metadata
+   * service).
+   */
+  smbiosSerial?: string | null;
 }
 
 /**
@@ -54,15 +60,21 @@ export class QemuDriver {
   #accelMode: "kvm" | "tcg" | "auto";
   #accel?: Promise<"kvm" | "tcg">;
   #qemuBinary: string;
+  #smbiosSerial: string | undefined;
   #locks = new Map<string, Promise<unknown>>();
 
   constructor(
-    { stateDir, accel = "auto", qemuBinary = "qemu-system-x86_64" }:
-      QemuDriverOptions,
+    {
+      stateDir,
+      accel = "auto",
+      qemuBinary = "qemu-system-x86_64",
+      smbiosSerial = NOCLOUD_SERIAL,
+    }: QemuDriverOptions,
   ) {
     this.stateDir = resolve(stateDir);
     this.#accelMode = accel;
     this.#qemuBinary = qemuBinary;
+    this.#smbiosSerial = smbiosSerial ?? undefined;
   }
 
   /**
@@ -80,7 +92,8 @@ export class QemuDriver {
       signal?.throwIfAborted();
       this.#accel ??= detectAccel(this.#accelMode);
       const accel = await this.#accel;
-      const args = qemuArgs(spec, paths, accel); // checks the spec
+      const smbiosSerial = this.#smbiosSerial;
+      const args = qemuArgs(spec, paths, accel, { smbiosSerial }); // checks the spec
 
       const running = await adoptQemu(spec.id, paths, signal);
       if (running) return running;
@@ -90,6 +103,7 @@ export class QemuDriver {
         args: "disk" in spec.boot
           ? qemuArgs(spec, paths, accel, {
             diskCache: await diskCacheMode(spec.boot.disk, signal),
+            smbiosSerial,
           })
           : args,
         paths,
