@@ -14,6 +14,7 @@
  * ```
  */
 import { Etcd3 } from "etcd3";
+import { UnavailableError } from "./errors.ts";
 import type { Store } from "./store.ts";
 
 /** One etcd member as its status answers. */
@@ -57,7 +58,13 @@ async function withMember<T>(
 /** Every member's status, in the cluster's member order. */
 export async function memberStatuses(store: Store): Promise<MemberStatus[]> {
   const deadline = () => ({ deadline: Date.now() + store.timeoutMs });
-  const { members } = await store.client.cluster.memberList({}, deadline());
+  const { members } = await store.client.cluster.memberList({}, deadline())
+    .catch((err) => {
+      throw new UnavailableError(
+        `Cannot list the etcd members: ${(err as Error).message}`,
+        { cause: err },
+      );
+    });
   const single = members.length === 1;
   return await Promise.all(members.map(async (m) => {
     const base = { name: m.name, endpoints: m.clientURLs };

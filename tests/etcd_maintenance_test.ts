@@ -2,16 +2,21 @@
  * etcd stays bounded over time (issue 13), on real etcd: the embedded etcd
  * compacts its own history and has an explicit quota
  * (core/etcd_server.ts); the maintenance round defragments a member with
- * much free space and leaves one without alone (tasks/maintenance_round.ts).
+ * much free space and leaves one without alone (tasks/maintenance_round.ts);
+ * admins see each member's size and revision (`GET /v1/maintenance/etcd`,
+ * `ucloud host list`).
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { z } from "zod";
+import { createApp } from "../api/app.ts";
+import { main } from "../cli/main.ts";
 import { ConfigSchema } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { memberStatuses } from "../core/etcd_members.ts";
 import { Store } from "../core/store.ts";
 import { maintenanceOnce } from "../tasks/maintenance_round.ts";
+import { call, headerAuth } from "./helpers/api.ts";
 import { waitFor } from "./helpers/cluster.ts";
 
 async function withServer(
@@ -127,5 +132,69 @@ Deno.test("maintenanceOnce() defragments an etcd member with much free space and
       `file shrank: ${before.dbSize} -> ${after.dbSize}`,
     );
     assert.equal(r.etcd[0].dbSizeAfter, after.dbSize);
+  });
+});
+
+Deno.test("GET /v1/maintenance/etcd and ucloud host list show each etcd member's database size and revision", async () => {
+  await withServer({}, async (store) => {
+    const app = createApp({ store, auth: headerAuth });
+    await fill(store, "v", 4, 256 * KiB);
+    const put = await store.client.kv.put({
+      key: store.full("last"),
+      value: Buffer.from("x"),
+    });
+    // The size counts once the backend commits (every 100 ms).
+    const seen = await waitFor(
+      "the size to count the values",
+      async () => {
+        const [m] = await memberStatuses(store);
+        return m.dbSize >= 1 * MiB && m;
+      },
+      10_000,
+      100,
+    );
+    const r = await call(app, "GET", "/v1/maintenance/etcd", {
+      headers: { "x-user": "root/admin" },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const [m] = r.body.members;
+    assert.equal(r.body.members.length, 1);
+    assert.equal(m.name, "ucloud");
+    assert.equal(m.revision, String(put.header.revision));
+    assert.equal(m.dbSize, seen.dbSize);
+    assert.ok(m.dbSizeInUse > 0 && m.dbSizeInUse <= m.dbSize);
+    assert.equal(m.leader, true);
+    assert.deepEqual(m.alarms, []);
+    const user = await call(app, "GET", "/v1/maintenance/etcd", {
+      headers: { "x-user": "bob" },
+    });
+    assert.equal(user.status, 403);
+
+    let out = "";
+    const code = await main(["host", "list"], {
+      fetch: (input, init) => {
+        const req = new Request(input, init);
+        req.headers.set("x-user", "root/admin");
+        return Promise.resolve(app.fetch(req));
+      },
+      env: {
+        UCLOUD_API: "http://ucloud.test",
+        XDG_CONFIG_HOME: "/nonexistent",
+      },
+      stdout: { write: (s) => out += s },
+      stderr: { write: () => {} },
+      readStdin: () => Promise.resolve(""),
+    });
+    assert.equal(code, 0, out);
+    const mib = (n: number) => (n / MiB).toFixed(1);
+    assert.match(
+      out,
+      new RegExp(
+        `^etcd ucloud: revision ${put.header.revision}, db ${
+          mib(m.dbSize)
+        } MiB \\(\\d+\\.\\d MiB in use\\), leader$`,
+        "m",
+      ),
+    );
   });
 });
