@@ -1,9 +1,11 @@
 /**
  * The maintenance round that keeps etcd bounded over time, run by
  * `Deno.cron` on every worker (workers/maintenance.ts,
- * `maintenance.schedule`): it defragments each etcd member whose free space
- * passes `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes`
- * (one member at a time: a member answers nothing else meanwhile). etcd
+ * `maintenance.schedule`): it deletes finished tasks older than
+ * `maintenance.taskRetentionSeconds` (tasks/retention.ts), then
+ * defragments each etcd member whose free space passes
+ * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes` (one
+ * member at a time: a member answers nothing else meanwhile). etcd
  * compacts its history itself (`--auto-compaction-*`, core/etcd_server.ts;
  * an external cluster is set up so, see README): compaction frees pages in
  * the file, defragmentation gives them back.
@@ -13,7 +15,8 @@
  * bound to a lease of its own, and a scheduled round also creates
  * `cron-round/maintenance/<round>` with it, left to expire with the lease,
  * so of all workers whose cron fires for the same minute only the first
- * runs it.
+ * runs it. Every delete compares the lock's lease (the lock fences the
+ * round's own writes).
  *
  * @example
  * ```ts
@@ -27,6 +30,7 @@ import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { CronLock } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
+import { collectTasks, type RetentionResult } from "./retention.ts";
 
 /** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
 export const MAINTENANCE = "maintenance";
@@ -57,6 +61,8 @@ export interface MaintenanceResult {
   at: string;
   round?: string;
   reason: string;
+  /** What task retention did; absent when the round did not run. */
+  tasks?: RetentionResult;
   etcd: MemberResult[];
 }
 
@@ -105,11 +111,24 @@ export async function maintenanceOnce(
     // A scheduled round keeps its lease: the round key expires with it.
     release = !opts.round;
     try {
+      const tasks = await collectTasks(store, {
+        retentionMs: config.maintenance.taskRetentionSeconds * 1000,
+        now,
+        fence: () => store.txn().ifLease(lock, lease),
+      });
+      if (tasks.fenced) {
+        return { ...base, ran: true, reason: "lost the lock", tasks, etcd: [] };
+      }
       const etcd = await defragMembers(store, config.maintenance, opts.log);
       const n = etcd.filter((m) => m.defragmented).length;
-      const level = n ? "info" : "debug";
-      opts.log?.[level]("maintenance round", { by: opts.by, defragmented: n });
-      return { ...base, ran: true, reason: "done", etcd };
+      const level = n || tasks.deleted ? "info" : "debug";
+      opts.log?.[level]("maintenance round", {
+        by: opts.by,
+        tasksDeleted: tasks.deleted,
+        tasksKept: tasks.kept,
+        defragmented: n,
+      });
+      return { ...base, ran: true, reason: "done", tasks, etcd };
     } finally {
       await store.txn().ifLease(lock, lease).delete(lock).commit();
     }
