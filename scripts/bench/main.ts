@@ -19,7 +19,10 @@
  * - `failover-sim`: the same with 50 sim VMs on the killed host, and an
  *            orderly worker restart (SIGTERM, a gap, a new worker) counting
  *            the VMs it restarted (`failover_sim.ts`);
- * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`).
+ * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`);
+ * - `churn`: VM create/delete cycles with the sim driver, time-compressed
+ *            retention: keys, etcd size and history left (`churn.ts`); runs
+ *            only when `--only` names it (it takes minutes).
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
@@ -27,9 +30,10 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,churn]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
+ *     [--cycles=2000,10000]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
  * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
@@ -41,6 +45,7 @@
 import { startEtcd } from "../../core/etcd_server.ts";
 import { type ApiResult, apiRows, benchApi } from "./api.ts";
 import { benchCas, type CasResult, casRows } from "./cas.ts";
+import { churnRows, type ChurnRun, churnRun } from "./churn.ts";
 import { benchClaim, type ClaimResult, claimRows } from "./claim.ts";
 import { failoverRows, type FailoverRun, failoverRun } from "./failover.ts";
 import {
@@ -85,6 +90,7 @@ function rows(r: Results): Row[] {
     ...(r.vm ? vmRows(r.vm) : []),
     ...(r.image ? imageRows(r.image) : []),
     ...(r.net ? netRows(r.net) : []),
+    ...(r.churn ? churnRows(r.churn) : []),
   ];
 }
 
@@ -112,6 +118,7 @@ interface Results {
   failover?: FailoverRun[];
   failoverSim?: FailoverSimResult;
   net?: NetResult;
+  churn?: ChurnRun[];
 }
 
 async function main(): Promise<number> {
@@ -197,6 +204,13 @@ async function main(): Promise<number> {
     if (opts.only.has("net")) {
       progress(`net: driver sync with ${NET_NETWORKS} networks, NIC hot-plug`);
       results.net = await benchNet(opts.quick ? 10 : NET_NETWORKS);
+    }
+    if (opts.only.has("churn")) {
+      results.churn = [];
+      for (const cycles of opts.churnCycles) {
+        progress(`churn: ${cycles} VM create/delete cycles (sim driver)`);
+        results.churn.push(await churnRun({ cycles }, cleanup));
+      }
     }
   } finally {
     await cleanup.run();
