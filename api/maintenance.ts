@@ -5,6 +5,8 @@
  * round already running elsewhere makes it answer `ran: false`.
  * `GET /v1/maintenance/rebalance` answers what a round would do now
  * (`ucloud host rebalance --dry-run`) and writes nothing.
+ * `GET /v1/maintenance/etcd` answers each etcd member's database size,
+ * revision and alarms (core/etcd_members.ts; `ucloud host list`).
  *
  * @example
  * ```ts
@@ -13,6 +15,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ConfigSchema } from "../core/config.ts";
+import { memberStatuses } from "../core/etcd_members.ts";
 import { planOnce, rebalanceOnce } from "../tasks/rebalance_round.ts";
 import { type Deps, requireAdmin, router } from "./env.ts";
 import { errorResponses } from "./errors.ts";
@@ -78,6 +81,35 @@ const plan = createRoute({
   },
 });
 
+export const EtcdStatusDoc = z.object({
+  members: z.array(z.object({
+    name: z.string(),
+    endpoints: z.array(z.string()),
+    version: z.string(),
+    dbSize: z.number().int().describe("Database file size, bytes"),
+    dbSizeInUse: z.number().int().describe(
+      "Bytes of the file in use; the rest is freed by a defragmentation",
+    ),
+    revision: z.string().describe("The current revision it sees"),
+    leader: z.boolean(),
+    alarms: z.array(z.string()).describe("Raised alarms, e.g. NOSPACE"),
+    error: z.string().optional().describe("Set when it did not answer"),
+  })),
+}).openapi("EtcdStatus");
+
+const etcdStatus = createRoute({
+  method: "get",
+  path: "/etcd",
+  summary: "Each etcd member's database size, revision and alarms (admin)",
+  responses: {
+    200: {
+      description: "Every member of the etcd cluster, in member order",
+      content: { "application/json": { schema: EtcdStatusDoc } },
+    },
+    ...errorResponses(403, 503),
+  },
+});
+
 /** Builds the `/v1/maintenance` sub-app. */
 export function maintenance({ store, config }: Deps) {
   const settings = {
@@ -97,5 +129,8 @@ export function maintenance({ store, config }: Deps) {
       await planOnce(store, settings, { by: `api:${who.name}` }),
       200,
     );
+  }).openapi(etcdStatus, async (c) => {
+    requireAdmin(c.get("principal"), "see the etcd status");
+    return c.json({ members: await memberStatuses(store) }, 200);
   });
 }

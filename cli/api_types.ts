@@ -291,6 +291,24 @@ export interface components {
         phase: "running" | "stopped";
       }[];
     };
+    EtcdStatus: {
+      members: {
+        name: string;
+        endpoints: string[];
+        version: string;
+        /** @description Database file size, bytes */
+        dbSize: number;
+        /** @description Bytes of the file in use; the rest is freed by a defragmentation */
+        dbSizeInUse: number;
+        /** @description The current revision it sees */
+        revision: string;
+        leader: boolean;
+        /** @description Raised alarms, e.g. NOSPACE */
+        alarms: string[];
+        /** @description Set when it did not answer */
+        error?: string;
+      }[];
+    };
     BearerToken: {
       token: string;
       /** @enum {string} */

@@ -36,6 +36,8 @@ export type HostView = Schemas["HostView"];
 export type RebalancePlan = Schemas["RebalancePlan"];
 /** What `POST /v1/maintenance/rebalance` answers. */
 export type RebalanceResult = Schemas["RebalanceResult"];
+/** What `GET /v1/maintenance/etcd` answers: every etcd member's status. */
+export type EtcdStatus = Schemas["EtcdStatus"];
 /** What a drain did to one VM (`GET /v1/tasks/{id}/drain`). */
 export type DrainedVm = Schemas["DrainedVm"];
 /** What a drain did to each VM; `done` once every move has ended. */
@@ -204,6 +206,9 @@ export function apiClient(send: Transport) {
     rebalance: {
       plan: () => send<RebalancePlan>("GET", "/v1/maintenance/rebalance"),
       run: () => send<RebalanceResult>("POST", "/v1/maintenance/rebalance"),
+    },
+    maintenance: {
+      etcd: () => send<EtcdStatus>("GET", "/v1/maintenance/etcd"),
     },
     auth: {
       whoami: () => send<Whoami>("GET", "/v1/auth/whoami"),

@@ -7,6 +7,7 @@
  * @module
  */
 import { drainLines } from "./drain_report.ts";
+import { etcdLines, etcdStatus } from "./etcd_status.ts";
 import { DRAIN_TIMEOUT_SECONDS, hostArg, noArgs } from "./args.ts";
 import type { HostView, RebalancePlan } from "./client.ts";
 import { command, type Input } from "./command.ts";
@@ -81,15 +82,18 @@ function parseMove({ read, args, topic }: Input) {
 }
 
 const list = command({
-  summary: "List hosts with their capacity, usage, state and heartbeat",
+  summary:
+    "List hosts with their capacity, usage, state and heartbeat, and etcd's size",
   usage: "ucloud host list [--json]",
   flags: {},
   examples: ["ucloud host list"],
   parse: ({ args, topic }: Input) => (noArgs(args, topic), {}),
   async run(_, ctx) {
     const list = await ctx.client.hosts.list();
-    if (ctx.json) return printJson(ctx, list);
-    print(ctx, formatTable(list.items, hostColumns(list.items)));
+    const etcd = await etcdStatus(ctx.client);
+    if (ctx.json) return printJson(ctx, etcd ? { ...list, etcd } : list);
+    const table = formatTable(list.items, hostColumns(list.items));
+    print(ctx, [table, ...etcdLines(etcd)].join("\n"));
   },
 });
 

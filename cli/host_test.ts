@@ -259,3 +259,35 @@ Deno.test("main() host drain ends with what the drain did to each VM: stop, new 
     const json = await run(["host", "drain", "h1", "--json"], api);
     assert.equal(json.code, 0, json.stderr);
   }));
+
+Deno.test("main() host list prints each etcd member's size and revision, a raised alarm and one not answering", () =>
+  withApi(async (api) => {
+    addHost(api, "h1", []);
+    const member = {
+      endpoints: ["http://e1:2379"],
+      version: "3.4.23",
+      dbSize: 25 * 1024 ** 2,
+      dbSizeInUse: 3 * 1024 ** 2,
+      revision: "5012",
+      leader: true,
+      alarms: ["NOSPACE"],
+    };
+    api.override = (method, url) =>
+      method === "GET" && url.pathname === "/v1/maintenance/etcd"
+        ? Response.json({
+          members: [{ ...member, name: "e1" }, {
+            ...member,
+            name: "e2",
+            leader: false,
+            alarms: [],
+            error: "connect ECONNREFUSED",
+          }],
+        })
+        : undefined;
+    const result = await run(["host", "list"], api);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.stdout.trimEnd().split("\n").slice(-2), [
+      "etcd e1: revision 5012, db 25.0 MiB (3.0 MiB in use), leader, ALARM NOSPACE",
+      "etcd e2: not answering: connect ECONNREFUSED",
+    ]);
+  }));

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
+import { MaintenanceConfig } from "./config_maintenance.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
@@ -209,6 +210,8 @@ export const ConfigSchema = z.object({
   }).prefault({}),
   /** Images and VM disks (core/config_images.ts). */
   images: ImagesConfig.prefault({}),
+  /** Task retention, etcd defragmentation (core/config_maintenance.ts). */
+  maintenance: MaintenanceConfig.prefault({}),
   /** The SFTP upload service (core/config_sftp.ts). */
   sftp: SftpConfig.prefault({}),
   /**

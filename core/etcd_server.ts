@@ -1,7 +1,12 @@
+import { MaintenanceConfig } from "./config_maintenance.ts";
+
 /**
  * Starts a one-node etcd as a child process: the embedded etcd of
  * `deno task up` and the throwaway etcd of every test suite. Short heartbeat
- * and election timeouts let leases of 1 s work (DESIGN.md).
+ * and election timeouts let leases of 1 s work (DESIGN.md). It compacts its
+ * own history (`--auto-compaction-*`, default: keep 1 h) and has an
+ * explicit backend quota (default 2 GiB): the maintenance round
+ * (tasks/maintenance_round.ts) defragments it.
  *
  * @example
  * ```ts
@@ -36,8 +41,18 @@ export interface EtcdOptions {
   extraListen?: string[];
   /** Where etcd's own log goes; default `<dataDir>/etcd.log`. */
   logFile?: string;
+  /**
+   * History etcd compacts on its own: `periodic` keeps `retention` of time
+   * (`1h`, `5s`), `revision` keeps that many revisions. Default 1 h.
+   */
+  compaction?: { mode: "periodic" | "revision"; retention: string };
+  /** `--quota-backend-bytes`: past it writes fail (NOSPACE). Default 2 GiB. */
+  quotaBytes?: number;
   signal?: AbortSignal;
 }
+
+/** The defaults of `maintenance.embeddedEtcd` (core/config_maintenance.ts). */
+const EMBEDDED = MaintenanceConfig.shape.embeddedEtcd.parse(undefined);
 
 /** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
 export function freePort(): number {
@@ -89,6 +104,8 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdServer> {
   ].join(",");
   await Deno.mkdir(opts.dataDir, { recursive: true });
   const logFile = opts.logFile ?? `${opts.dataDir}/etcd.log`;
+  const compaction = opts.compaction ??
+    { mode: EMBEDDED.compactionMode, retention: EMBEDDED.compactionRetention };
   const child = new Deno.Command(opts.binary ?? "etcd", {
     args: [
       "--name=ucloud",
@@ -100,6 +117,9 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdServer> {
       `--initial-cluster=ucloud=http://127.0.0.1:${peer}`,
       "--heartbeat-interval=50",
       "--election-timeout=500",
+      `--auto-compaction-mode=${compaction.mode}`,
+      `--auto-compaction-retention=${compaction.retention}`,
+      `--quota-backend-bytes=${opts.quotaBytes ?? EMBEDDED.quotaBytes}`,
       "--log-level=warn",
       "--logger=zap",
       `--log-outputs=${logFile}`,

@@ -39,6 +39,16 @@ export interface Unreadable {
   reason: string;
 }
 
+/** A listing's limit, revision, and range within its prefix. */
+export interface ListOptions {
+  limit?: number;
+  revision?: string;
+  /** The first key (relative) of the range; default the prefix. */
+  from?: string;
+  /** The key (relative) the range ends before; default the prefix's end. */
+  before?: string;
+}
+
 export interface StoreOptions {
   endpoints: string[];
   prefix: string;
@@ -152,15 +162,17 @@ export class Store {
   async list<T>(
     prefix: string,
     schema: z.ZodType<T>,
-    opts: { limit?: number; revision?: string } = {},
+    opts: ListOptions = {},
   ): Promise<
     { items: Kv<T>[]; unreadable: Unreadable[]; revision: string }
   > {
     const k = this.full(prefix);
     const res = await this.#call(`list ${prefix}`, () =>
       this.client.kv.range({
-        key: k,
-        range_end: prefixEnd(k),
+        key: opts.from === undefined ? k : this.full(opts.from),
+        range_end: opts.before === undefined
+          ? prefixEnd(k)
+          : this.full(opts.before),
         limit: opts.limit ?? 0,
         revision: opts.revision,
       }));

@@ -25,7 +25,13 @@ await Deno.mkdir(config.stateDir, { recursive: true });
 let etcd: EtcdServer | undefined;
 if (!Deno.env.get("UCLOUD_ETCD")) {
   const port = Number(new URL(config.etcd.endpoints[0]).port);
-  etcd = await startEtcd({ dataDir: `${config.stateDir}/etcd`, port });
+  const e = config.maintenance.embeddedEtcd;
+  etcd = await startEtcd({
+    dataDir: `${config.stateDir}/etcd`,
+    port,
+    compaction: { mode: e.compactionMode, retention: e.compactionRetention },
+    quotaBytes: e.quotaBytes,
+  });
   log.info("embedded etcd started", {
     endpoint: etcd.endpoint,
     data: etcd.dataDir,

@@ -19,6 +19,7 @@
  * release may claim, or this one once the document is readable again.
  */
 import { idOf, keys } from "../core/keys.ts";
+import { leasePool } from "../core/lease_pool.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store, Unreadable } from "../core/store.ts";
@@ -29,8 +30,17 @@ import { retargetTasks } from "./retarget.ts";
 import { releaseAlloc, replace } from "./vm_common.ts";
 
 /**
+ * How long `failover/<host>/<inc>` is kept (24 h): every worker's failure
+ * watcher enqueues at about the same time, so one day dedupes them all.
+ * A worker started later that finds the host still dead enqueues once
+ * more, a reconciler with nothing left to move.
+ */
+export const FAILOVER_TTL_SECONDS = 24 * 3600;
+
+/**
  * Enqueues `host.failed` for one failed incarnation, at most once across
- * all workers: the task is created together with `failover/<host>/<inc>`.
+ * all workers: the task is created together with `failover/<host>/<inc>`
+ * (bound to a lease: it expires after {@linkcode FAILOVER_TTL_SECONDS}).
  * Returns the task, or null when another worker already enqueued it.
  */
 export async function enqueueHostFailed(
@@ -46,13 +56,14 @@ export async function enqueueHostFailed(
     maxAttempts: 10,
     now,
   });
+  const lease = await leasePool(store, FAILOVER_TTL_SECONDS).take();
   const r = await enqueue(
     store.txn().ifAbsent(keys.failover(host, incarnation)),
     task,
   ).put(keys.failover(host, incarnation), {
     task: task.id,
     at: now.toISOString(),
-  }).commit();
+  }, { lease }).commit();
   return r.ok ? task : null;
 }
 

@@ -21,7 +21,7 @@ import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
 import { PlacementCache } from "../scheduler/mod.ts";
 import { HostInUseError } from "./machine_id.ts";
-import { scheduleRebalance } from "./maintenance.ts";
+import { scheduleMaintenance, scheduleRebalance } from "./maintenance.ts";
 import { requestShutdown } from "./shutdown.ts";
 import { Worker } from "./worker.ts";
 import type { Config } from "../core/config.ts";
@@ -105,11 +105,10 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", () => stopNow());
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
-  scheduleRebalance(store, config, {
-    log,
-    // Only a registered incarnation takes part.
-    takesPart: () => !stopping && !!current?.lease,
-  });
+  // Only a registered incarnation takes part.
+  const takesPart = () => !stopping && !!current?.lease;
+  scheduleRebalance(store, config, { log, takesPart });
+  scheduleMaintenance(store, config, { log, takesPart });
   let code = 0;
   while (!stopping) {
     current = new Worker({ store, config, driver, log, images, network });

@@ -40,6 +40,7 @@ import { ATTEMPTS } from "./change.ts";
 import { type MetadataPlan, planMetadata } from "./metadata_input.ts";
 import {
   type IdemKey,
+  idemKey,
   keyTaken,
   recordKey,
   replay,
@@ -78,7 +79,9 @@ export async function createVm(
   const owner = who.name;
   const key = idempotencyKey;
   const request = key === undefined ? "" : await requestHash(input);
-  const idem = key === undefined ? undefined : { key, request };
+  const idem = key === undefined
+    ? undefined
+    : await idemKey(store, key, request);
   const again = async (): Promise<Created> => ({
     ...await replay(store, owner, key!, request),
     replayed: true,

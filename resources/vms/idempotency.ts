@@ -3,24 +3,44 @@
  * `idem/<owner>/<key>` (the VM, its first task and the hash of the
  * request) in its own transaction, compared absent; a repeat of the same
  * request gets what the first made, a different request with that key a
- * ConflictError.
+ * ConflictError. A record is bound to a lease and expires after
+ * {@linkcode IDEMPOTENCY_TTL_SECONDS} (24 h, up to a minute more: shared
+ * leases, core/lease_pool.ts); the key may then be used again.
  *
  * @example
  * ```ts
- * const request = await requestHash(input);
- * recordKey(txn, vm.owner, { key, request }, vm.id, task.id);
+ * const idem = await idemKey(store, key, await requestHash(input));
+ * recordKey(txn, vm.owner, idem, vm.id, task.id);
  * if (await keyTaken(store, owner, key)) return await replay(store, owner, key, request);
  * ```
  */
 import { ConflictError } from "../../core/errors.ts";
 import { keys } from "../../core/keys.ts";
+import { leasePool } from "../../core/lease_pool.ts";
 import { Idempotency, Task, Vm } from "../../core/schemas.ts";
 import type { Store, Txn } from "../../core/store.ts";
 
-/** An `Idempotency-Key` and the hash of the request that came with it. */
+/** How long an idempotency key is remembered: 24 hours. */
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+
+/**
+ * An `Idempotency-Key`, the hash of the request that came with it and the
+ * lease its record is bound to.
+ */
 export interface IdemKey {
   key: string;
   request: string;
+  lease: string;
+}
+
+/** The `IdemKey` of a create: `key` and `request` with a 24 h lease. */
+export async function idemKey(
+  store: Store,
+  key: string,
+  request: string,
+): Promise<IdemKey> {
+  const lease = await leasePool(store, IDEMPOTENCY_TTL_SECONDS).take();
+  return { key, request, lease };
 }
 
 /**
@@ -35,7 +55,9 @@ export function recordKey(
   task: string,
 ): Txn {
   const k = keys.idempotency(owner, idem.key);
-  return txn.ifAbsent(k).put(k, { vm, task, request: idem.request });
+  return txn.ifAbsent(k).put(k, { vm, task, request: idem.request }, {
+    lease: idem.lease,
+  });
 }
 
 /** True when `owner`'s `key` is recorded already. */

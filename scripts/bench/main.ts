@@ -22,6 +22,9 @@
  * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`);
  * - `metadata`: metadata request latency from a VM namespace and key
  *            delete to gone (`metadata.ts`).
+ * - `churn`: VM create/delete cycles with the sim driver, time-compressed
+ *            retention: keys, etcd size and history left (`churn.ts`); runs
+ *            only when `--only` names it (it takes minutes).
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
@@ -29,9 +32,10 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
+ *     [--cycles=2000,10000]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
  * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
@@ -43,6 +47,7 @@
 import { startEtcd } from "../../core/etcd_server.ts";
 import { type ApiResult, apiRows, benchApi } from "./api.ts";
 import { benchCas, type CasResult, casRows } from "./cas.ts";
+import { churnRows, type ChurnRun, churnRun } from "./churn.ts";
 import { benchClaim, type ClaimResult, claimRows } from "./claim.ts";
 import { failoverRows, type FailoverRun, failoverRun } from "./failover.ts";
 import {
@@ -93,6 +98,7 @@ function rows(r: Results): Row[] {
     ...(r.image ? imageRows(r.image) : []),
     ...(r.net ? netRows(r.net) : []),
     ...(r.metadata ? metadataRows(r.metadata) : []),
+    ...(r.churn ? churnRows(r.churn) : []),
   ];
 }
 
@@ -121,6 +127,7 @@ interface Results {
   failoverSim?: FailoverSimResult;
   net?: NetResult;
   metadata?: MetadataResult;
+  churn?: ChurnRun[];
 }
 
 async function main(): Promise<number> {
@@ -211,6 +218,13 @@ async function main(): Promise<number> {
       const [requests, deletes] = opts.quick ? [200, 5] : [1000, 20];
       progress(`metadata: ${requests} requests, ${deletes} key deletes`);
       results.metadata = await benchMetadata({ requests, deletes });
+    }
+    if (opts.only.has("churn")) {
+      results.churn = [];
+      for (const cycles of opts.churnCycles) {
+        progress(`churn: ${cycles} VM create/delete cycles (sim driver)`);
+        results.churn.push(await churnRun({ cycles }, cleanup));
+      }
     }
   } finally {
     await cleanup.run();

@@ -17,9 +17,15 @@ export const PHASES = [
   "failover-sim",
   "net",
   "metadata",
+  "churn",
 ] as const;
 /** One phase of the bench. */
 export type Phase = typeof PHASES[number];
+
+/** The phases run without `--only`: churn takes minutes, so it is asked for. */
+export const DEFAULT_PHASES: readonly Phase[] = PHASES.filter((p) =>
+  p !== "churn"
+);
 
 /** What the flags ask for, with the defaults filled in. */
 export interface Options {
@@ -39,14 +45,17 @@ export interface Options {
   placeHosts: number;
   policy: Policy;
   gapMs: number;
+  /** Cycle counts of the churn runs, one run each. */
+  churnCycles: number[];
 }
 
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata] " +
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn] " +
       "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
-      "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS]",
+      "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS] " +
+      "[--cycles=N,N]",
   );
   Deno.exit(2);
 }
@@ -55,7 +64,7 @@ function usage(): never {
 export function parseArgs(args: string[]): Options {
   let quick = false;
   let write = true;
-  let only = new Set<Phase>(PHASES);
+  let only = new Set<Phase>(DEFAULT_PHASES);
   let n: number | undefined;
   let vms: number | undefined;
   let imageVms: number | undefined;
@@ -64,6 +73,7 @@ export function parseArgs(args: string[]): Options {
   let placeHosts: number | undefined;
   let policy: Policy = "spread";
   let gapMs = 5000;
+  let churnCycles: number[] | undefined;
   const int = (v: string, min: number) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < min) usage();
@@ -91,7 +101,9 @@ export function parseArgs(args: string[]): Options {
     else if (flag === "--place-vms") placeVms = int(value, 1);
     else if (flag === "--hosts") placeHosts = int(value, 1);
     else if (flag === "--gap-ms") gapMs = int(value, 0);
-    else if (flag === "--policy") {
+    else if (flag === "--cycles") {
+      churnCycles = value.split(",").map((v) => int(v, 1));
+    } else if (flag === "--policy") {
       if (value !== "spread" && value !== "pack") usage();
       policy = value;
     } else usage();
@@ -111,5 +123,6 @@ export function parseArgs(args: string[]): Options {
     placeHosts: placeHosts ?? (quick ? 20 : 100),
     policy,
     gapMs,
+    churnCycles: churnCycles ?? (quick ? [50, 200] : [2000, 10_000]),
   };
 }

@@ -48,6 +48,7 @@ export const EXPECT: Record<string, UserExpect> = {
   "GET /v1/tasks/{id}/drain": "notFound",
   "POST /v1/maintenance/rebalance": "forbidden",
   "GET /v1/maintenance/rebalance": "forbidden",
+  "GET /v1/maintenance/etcd": "forbidden",
   "POST /v1/auth/token": "refused",
   "POST /v1/auth/seed": "refused",
   "GET /v1/auth/whoami": "own",

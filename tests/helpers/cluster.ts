@@ -4,7 +4,11 @@
  * Everything is torn down in `stop()`: processes by pid, temp dirs.
  */
 import { type Config, defaultRunDir, parseConfig } from "../../core/config.ts";
-import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
+import {
+  type EtcdOptions,
+  type EtcdServer,
+  startEtcd,
+} from "../../core/etcd_server.ts";
 import type { Vm } from "../../core/schemas.ts";
 import { prefixEnd, Store } from "../../core/store.ts";
 
@@ -215,10 +219,15 @@ export class Cluster {
  * added with `addWorker`. Short leases so expiry tests are quick.
  */
 export async function startCluster(
-  opts: { leaseTtlSeconds?: number; guest?: boolean } = {},
+  opts: {
+    leaseTtlSeconds?: number;
+    guest?: boolean;
+    /** etcd's compaction and quota (core/etcd_server.ts). */
+    etcd?: Pick<EtcdOptions, "compaction" | "quotaBytes">;
+  } = {},
 ): Promise<Cluster> {
   const dir = await Deno.makeTempDir({ prefix: "uc-" });
-  const etcd = await startEtcd({ dataDir: `${dir}/etcd` });
+  const etcd = await startEtcd({ ...opts.etcd, dataDir: `${dir}/etcd` });
   const images = (opts.guest ?? true) ? await ensureGuest() : undefined;
   const env: Record<string, string> = {
     UCLOUD_ETCD: etcd.endpoint,

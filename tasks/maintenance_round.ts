@@ -1,0 +1,184 @@
+/**
+ * The maintenance round that keeps etcd bounded over time, run by
+ * `Deno.cron` on every worker (workers/maintenance.ts,
+ * `maintenance.schedule`): it deletes finished tasks older than
+ * `maintenance.taskRetentionSeconds` (tasks/retention.ts), then
+ * defragments each etcd member whose free space passes
+ * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes` (one
+ * member at a time: a member answers nothing else meanwhile). etcd
+ * compacts its history itself (`--auto-compaction-*`, core/etcd_server.ts;
+ * an external cluster is set up so, see README): compaction frees pages in
+ * the file, defragmentation gives them back.
+ *
+ * Like the rebalance round (tasks/rebalance_round.ts), one round runs at a
+ * time in the cluster: it holds `cron/maintenance`, created if absent and
+ * bound to a lease of its own, and a scheduled round also creates
+ * `cron-round/maintenance/<round>` with it, left to expire with the lease,
+ * so of all workers whose cron fires for the same minute only the first
+ * runs it. Every delete compares the lock's lease (the lock fences the
+ * round's own writes).
+ *
+ * @example
+ * ```ts
+ * const r = await maintenanceOnce(store, config, { by: "h1" });
+ * console.log(r.ran, r.etcd);
+ * ```
+ */
+import type { Config } from "../core/config.ts";
+import { defragment, memberStatuses } from "../core/etcd_members.ts";
+import { keys } from "../core/keys.ts";
+import type { Logger } from "../core/log.ts";
+import { CronLock } from "../core/schemas.ts";
+import type { Store } from "../core/store.ts";
+import { collectTasks, type RetentionResult } from "./retention.ts";
+
+/** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
+export const MAINTENANCE = "maintenance";
+
+/**
+ * The lock's lease, seconds: how long a crashed round blocks others, and
+ * how long a scheduled round's key stays (one key per round, expiring).
+ */
+export const ROUND_TTL_SECONDS = 600;
+
+/** What the round did to one etcd member. */
+export interface MemberResult {
+  name: string;
+  /** File size and size in use before, bytes. */
+  dbSize: number;
+  dbSizeInUse: number;
+  defragmented: boolean;
+  /** File size after the defragmentation. */
+  dbSizeAfter?: number;
+  error?: string;
+}
+
+/** What a round did. */
+export interface MaintenanceResult {
+  /** False when another round held the lock (or this round already ran). */
+  ran: boolean;
+  by: string;
+  at: string;
+  round?: string;
+  reason: string;
+  /** What task retention did; absent when the round did not run. */
+  tasks?: RetentionResult;
+  etcd: MemberResult[];
+}
+
+export interface MaintenanceOptions {
+  /** Who runs the round (a worker's host name, or `api:<principal>`). */
+  by: string;
+  /** A scheduled round's id (e.g. the minute): each round runs once. */
+  round?: string;
+  log?: Logger;
+  now?: Date;
+}
+
+type Settings = Pick<Config, "maintenance">;
+
+/** Runs one maintenance round (see the module comment). */
+export async function maintenanceOnce(
+  store: Store,
+  config: Settings,
+  opts: MaintenanceOptions,
+): Promise<MaintenanceResult> {
+  const now = opts.now ?? new Date();
+  const base = {
+    by: opts.by,
+    at: now.toISOString(),
+    ...(opts.round ? { round: opts.round } : {}),
+  };
+  const lock = keys.cronLock(MAINTENANCE);
+  const lease = await store.grantLease(ROUND_TTL_SECONDS);
+  let release = true;
+  try {
+    const take = store.txn().ifAbsent(lock)
+      .put(lock, { by: opts.by, at: base.at }, { lease });
+    if (opts.round) {
+      const k = keys.cronRound(MAINTENANCE, opts.round);
+      take.ifAbsent(k).put(k, { by: opts.by, at: base.at }, { lease });
+    }
+    if (!(await take.commit()).ok) {
+      const held = await store.get(lock, CronLock);
+      const reason = held
+        ? `another maintenance round is running (${held.value.by} since ${held.value.at})`
+        : opts.round
+        ? `round ${opts.round} already ran`
+        : "another maintenance round just ended; try again";
+      return { ...base, ran: false, reason, etcd: [] };
+    }
+    // A scheduled round keeps its lease: the round key expires with it.
+    release = !opts.round;
+    try {
+      const tasks = await collectTasks(store, {
+        retentionMs: config.maintenance.taskRetentionSeconds * 1000,
+        now,
+        fence: () => store.txn().ifLease(lock, lease),
+      });
+      if (tasks.fenced) {
+        return { ...base, ran: true, reason: "lost the lock", tasks, etcd: [] };
+      }
+      const etcd = await defragMembers(store, config.maintenance, opts.log);
+      const n = etcd.filter((m) => m.defragmented).length;
+      const level = n || tasks.deleted ? "info" : "debug";
+      opts.log?.[level]("maintenance round", {
+        by: opts.by,
+        tasksDeleted: tasks.deleted,
+        tasksKept: tasks.kept,
+        defragmented: n,
+      });
+      return { ...base, ran: true, reason: "done", tasks, etcd };
+    } finally {
+      await store.txn().ifLease(lock, lease).delete(lock).commit();
+    }
+  } finally {
+    if (release) await store.revokeLease(lease);
+  }
+}
+
+/**
+ * Defragments, one after the other, the members whose free space is at
+ * least `defragFreeRatio` of their file and `defragMinFreeBytes`.
+ */
+export async function defragMembers(
+  store: Store,
+  m: Config["maintenance"],
+  log?: Logger,
+): Promise<MemberResult[]> {
+  const members = await memberStatuses(store);
+  const out: MemberResult[] = [];
+  for (const s of members) {
+    const r: MemberResult = {
+      name: s.name,
+      dbSize: s.dbSize,
+      dbSizeInUse: s.dbSizeInUse,
+      defragmented: false,
+      ...(s.error ? { error: s.error } : {}),
+    };
+    out.push(r);
+    const free = s.dbSize - s.dbSizeInUse;
+    if (s.error || free < m.defragMinFreeBytes) continue;
+    if (free < m.defragFreeRatio * s.dbSize) continue;
+    try {
+      await defragment(store, s, { single: members.length === 1 });
+      r.defragmented = true;
+      const after = (await memberStatuses(store)).find((x) =>
+        x.name === s.name
+      );
+      if (after && !after.error) r.dbSizeAfter = after.dbSize;
+      log?.info("etcd member defragmented", {
+        member: s.name,
+        before: s.dbSize,
+        after: r.dbSizeAfter,
+      });
+    } catch (err) {
+      r.error = (err as Error).message;
+      log?.warn("cannot defragment etcd member", {
+        member: s.name,
+        error: r.error,
+      });
+    }
+  }
+  return out;
+}
