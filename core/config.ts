@@ -272,6 +272,18 @@ function envOverrides(env: (name: string) => string | undefined) {
   );
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
   e(
+    "UCLOUD_CPU_ALLOCATION_RATIO",
+    (v) => set("scheduler", "cpuAllocationRatio", num(v)),
+  );
+  e(
+    "UCLOUD_MEMORY_ALLOCATION_RATIO",
+    (v) => set("scheduler", "memoryAllocationRatio", num(v)),
+  );
+  e(
+    "UCLOUD_RESERVED_MEMORY",
+    (v) => set("scheduler", "reservedMemoryMiB", num(v)),
+  );
+  e(
     "UCLOUD_REBALANCE_SCHEDULE",
     (v) => set("scheduler", "rebalanceSchedule", v),
   );

@@ -1,11 +1,18 @@
 /**
  * The `scheduler` section of the configuration (core/config.ts): the
- * placement policy and the rebalance rounds.
+ * placement policy, the rebalance rounds, and what a host offers to
+ * placement (allocation ratios and memory kept for the host itself).
+ *
+ * The allocation settings are read by each host's worker from its own
+ * configuration (file or environment) and written into its registration
+ * document (`host/<name>` `allocation`): the shared file gives the default,
+ * a host's own file or environment overrides it, and every placer (API
+ * replicas, workers, cron) reads the same values from etcd.
  *
  * @example
  * ```ts
- * const s = SchedulerConfig.parse({ policy: "pack" });
- * s.rebalanceMaxMoves; // 2
+ * const s = SchedulerConfig.parse({ cpuAllocationRatio: 8 });
+ * s.memoryAllocationRatio; // 1
  * ```
  */
 import { z } from "zod";
@@ -30,5 +37,14 @@ export const SchedulerConfig = z.object({
    * only stopped VMs and those whose spec says `movable` move.
    */
   rebalanceRunning: z.boolean().default(false),
+  /**
+   * VM cores placed per host core (Nova's `cpu_allocation_ratio`): a host
+   * of 2 cores takes VMs of 8 cores in all with 4.
+   */
+  cpuAllocationRatio: z.number().positive().max(64).default(4),
+  /** VM memory placed per MiB of the host's memory left after the reserve. */
+  memoryAllocationRatio: z.number().positive().max(16).default(1),
+  /** Memory kept for the host itself (OS, worker, qemu overhead), in MiB. */
+  reservedMemoryMiB: z.number().int().min(0).default(512),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;

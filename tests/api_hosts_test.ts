@@ -3,6 +3,7 @@
  * alloc, heartbeat), drain and enable with their task documents and bad
  * input, and POST /v1/maintenance/rebalance under its lock.
  */
+import { SchedulerConfig } from "../core/config_scheduler.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
@@ -274,13 +275,10 @@ Deno.test({
       await step(
         "POST /v1/maintenance/rebalance moves VMs once, under a lock",
         async () => {
-          const scheduler = {
-            policy: "spread" as const,
-            rebalanceSchedule: "* * * * *",
+          const scheduler = SchedulerConfig.parse({
             rebalanceMaxMoves: 1,
-            rebalanceThreshold: 0.25,
             rebalanceRunning: true,
-          };
+          });
           const tasksCfg = {
             maxAttempts: 3,
             backoffBaseMs: 1,
