@@ -284,6 +284,14 @@ function envOverrides(env: (name: string) => string | undefined) {
     (v) => set("scheduler", "reservedMemoryMiB", num(v)),
   );
   e(
+    "UCLOUD_PLACEMENT_RETRY_MAX_SECONDS",
+    (v) => set("scheduler", "placementRetryMaxSeconds", num(v)),
+  );
+  e(
+    "UCLOUD_MAX_PENDING_VMS",
+    (v) => set("scheduler", "maxPendingVmsPerUser", num(v)),
+  );
+  e(
     "UCLOUD_REBALANCE_SCHEDULE",
     (v) => set("scheduler", "rebalanceSchedule", v),
   );

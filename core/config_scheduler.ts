@@ -1,7 +1,8 @@
 /**
  * The `scheduler` section of the configuration (core/config.ts): the
- * placement policy, the rebalance rounds, and what a host offers to
- * placement (allocation ratios and memory kept for the host itself).
+ * placement policy, the rebalance rounds, what a host offers to placement
+ * (allocation ratios and memory kept for the host itself), and how VMs
+ * that fit nowhere wait (back-off, a bound per user).
  *
  * The allocation settings are read by each host's worker from its own
  * configuration (file or environment) and written into its registration
@@ -46,5 +47,15 @@ export const SchedulerConfig = z.object({
   memoryAllocationRatio: z.number().positive().max(16).default(1),
   /** Memory kept for the host itself (OS, worker, qemu overhead), in MiB. */
   reservedMemoryMiB: z.number().int().min(0).default(512),
+  /**
+   * A VM that fits on no host is tried again after 0.25 s, doubling per
+   * try up to this; sooner when a host gains room it fits in.
+   */
+  placementRetryMaxSeconds: z.number().int().min(1).max(3600).default(60),
+  /**
+   * At most this many of a user's VMs wait for capacity (pending); one
+   * more that fits nowhere is refused (409). 0: no bound.
+   */
+  maxPendingVmsPerUser: z.number().int().min(0).default(10),
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;

@@ -262,3 +262,20 @@ Deno.test("parseConfig() has allocation ratio and memory reserve defaults, env o
       /scheduler\.reservedMemoryMiB/.test(err.message),
   );
 });
+
+Deno.test("parseConfig() has placement back-off and pending bound defaults and env overrides", () => {
+  const s = parseConfig({}, none).scheduler;
+  assert.equal(s.placementRetryMaxSeconds, 60);
+  assert.equal(s.maxPendingVmsPerUser, 10);
+  const env = parseConfig({}, (n) =>
+    ({
+      UCLOUD_PLACEMENT_RETRY_MAX_SECONDS: "5",
+      UCLOUD_MAX_PENDING_VMS: "0",
+    })[n]).scheduler;
+  assert.equal(env.placementRetryMaxSeconds, 5);
+  assert.equal(env.maxPendingVmsPerUser, 0);
+  assert.throws(
+    () => parseConfig({ scheduler: { placementRetryMaxSeconds: 0 } }, none),
+    /scheduler\.placementRetryMaxSeconds/,
+  );
+});
