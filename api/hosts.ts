@@ -1,6 +1,7 @@
 /**
  * `/v1/hosts`: the registered hosts with their liveness (`alive/`, bound to
- * the host's lease), their reserved usage and VMs (`alloc/<host>`) and the
+ * the host's lease), what they offer to placement (allocation ratios and
+ * memory reserve), their reserved usage and VMs (`alloc/<host>`) and the
  * time of their last heartbeat; draining and enabling a host (admins only).
  * The three listings are read at one etcd revision, so they agree.
  *
@@ -20,6 +21,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { idOf, keys } from "../core/keys.ts";
 import { Alive, Alloc, Host } from "../core/schemas.ts";
+import { effective } from "../scheduler/mod.ts";
 import type { Store } from "../core/store.ts";
 import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
 import { requestShutdown } from "../workers/shutdown.ts";
@@ -33,12 +35,33 @@ import {
 } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
+/** The allocation of a host whose worker reports none (older version). */
+const NO_ALLOCATION = { cpuRatio: 1, memoryRatio: 1, reservedMemoryMiB: 0 };
+
 /** How often a state change is retried after a lost compare. */
 const ATTEMPTS = 5;
 
 export const HostView = z.object({
   name: z.string(),
   capacity: Host.shape.capacity,
+  allocation: z.object({
+    cpuRatio: z.number().describe("VM cores placed per host core"),
+    memoryRatio: z.number().describe(
+      "VM memory placed per MiB of the host's memory less the reserve",
+    ),
+    reservedMemoryMiB: z.number().int().describe(
+      "Memory kept for the host itself",
+    ),
+  }).describe(
+    "What the host's worker offers to placement (its scheduler.cpuAllocationRatio, memoryAllocationRatio, reservedMemoryMiB); 1, 1 and 0 for a worker of an older version",
+  ),
+  effective: z.object({
+    cpus: z.number().int(),
+    memoryMiB: z.number().int(),
+    diskMiB: z.number().int().optional(),
+  }).describe(
+    "What placement counts on the host: cpus × cpuRatio, (memoryMiB − reservedMemoryMiB) × memoryRatio, local disk as is; usage is measured against it",
+  ),
   usage: z.object({
     cpus: z.number().int(),
     memoryMiB: z.number().int(),
@@ -157,6 +180,8 @@ function toView(
   return {
     name: h.name,
     capacity: h.capacity,
+    allocation: h.allocation ?? NO_ALLOCATION,
+    effective: effective(h),
     usage: {
       cpus: entries.reduce((n, [, v]) => n + v.cpus, 0),
       memoryMiB: entries.reduce((n, [, v]) => n + v.memoryMiB, 0),

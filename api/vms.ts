@@ -49,7 +49,9 @@ const createVm = createRoute({
     "placement cache finds a host with room, the VM is placed in that same " +
     "transaction (phase `scheduled`, its reservation on the host, task " +
     "`vm.start` there); otherwise it is `pending` with `status.reason` and " +
-    "the task is `vm.create`, which places it once a host has room. With an " +
+    "the task is `vm.create`, which places it once a host has room; 409 " +
+    "when it fits nowhere and its owner already has " +
+    "`scheduler.maxPendingVmsPerUser` VMs pending. With an " +
     "`Idempotency-Key`, repeating the same request returns what the first made.",
   request: {
     headers: IdempotencyHeaders,

@@ -366,6 +366,8 @@ export function addHost(api: FakeApi, name: string, vms: string[]): HostView {
   const host: HostView = {
     name,
     capacity: { cpus: 4, memoryMiB: 2048 },
+    allocation: { cpuRatio: 1, memoryRatio: 1, reservedMemoryMiB: 0 },
+    effective: { cpus: 4, memoryMiB: 2048 },
     usage: { cpus: vms.length, memoryMiB: 128 * vms.length, vms: vms.length },
     vms,
     state: "active",

@@ -212,6 +212,21 @@ export interface components {
         memoryMiB: number;
         diskMiB?: number;
       };
+      /** @description What the host's worker offers to placement (its scheduler.cpuAllocationRatio, memoryAllocationRatio, reservedMemoryMiB); 1, 1 and 0 for a worker of an older version */
+      allocation: {
+        /** @description VM cores placed per host core */
+        cpuRatio: number;
+        /** @description VM memory placed per MiB of the host's memory less the reserve */
+        memoryRatio: number;
+        /** @description Memory kept for the host itself */
+        reservedMemoryMiB: number;
+      };
+      /** @description What placement counts on the host: cpus × cpuRatio, (memoryMiB − reservedMemoryMiB) × memoryRatio, local disk as is; usage is measured against it */
+      effective: {
+        cpus: number;
+        memoryMiB: number;
+        diskMiB?: number;
+      };
       usage: {
         cpus: number;
         memoryMiB: number;

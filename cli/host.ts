@@ -1,6 +1,8 @@
 /**
  * `ucloud host list | drain | enable | shutdown | rebalance`: the hosts
- * with their capacity, usage, state and heartbeat, and the operator's
+ * with their usage of what they offer to placement (CPUS and MEM: used /
+ * effective capacity, from the CPU and memory allocation RATIOS and the
+ * memory RESERVED for the host), state and heartbeat, and the operator's
  * moves: drain a host, let it take VMs again, shut it down in order for
  * maintenance, run a rebalance round now (or show its plan).
  *
@@ -20,12 +22,22 @@ const HOST_COLUMNS: Column<HostView>[] = [
   { header: "ALIVE", value: (h) => h.alive ? "yes" : "no" },
   {
     header: "CPUS",
-    value: (h) => `${h.usage.cpus}/${h.capacity.cpus}`,
+    value: (h) => `${h.usage.cpus}/${h.effective.cpus}`,
     align: "right",
   },
   {
     header: "MEM(MiB)",
-    value: (h) => `${h.usage.memoryMiB}/${h.capacity.memoryMiB}`,
+    value: (h) => `${h.usage.memoryMiB}/${h.effective.memoryMiB}`,
+    align: "right",
+  },
+  {
+    header: "RATIOS",
+    value: (h) => `${h.allocation.cpuRatio}/${h.allocation.memoryRatio}`,
+    align: "right",
+  },
+  {
+    header: "RESERVED(MiB)",
+    value: (h) => h.allocation.reservedMemoryMiB,
     align: "right",
   },
   { header: "VMS", value: (h) => h.usage.vms, align: "right" },

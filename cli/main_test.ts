@@ -74,6 +74,8 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
     api.hosts = [{
       name: "h1",
       capacity: { cpus: 8, memoryMiB: 16384 },
+      allocation: { cpuRatio: 4, memoryRatio: 1.5, reservedMemoryMiB: 512 },
+      effective: { cpus: 32, memoryMiB: 23808 },
       usage: { cpus: 3, memoryMiB: 2176, vms: 2 },
       vms: ["vm-1", "vm-2"],
       state: "active",
@@ -85,6 +87,8 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
     }, {
       name: "h2",
       capacity: { cpus: 4, memoryMiB: 4096 },
+      allocation: { cpuRatio: 1, memoryRatio: 1, reservedMemoryMiB: 0 },
+      effective: { cpus: 4, memoryMiB: 4096 },
       usage: { cpus: 0, memoryMiB: 0, vms: 0 },
       vms: [],
       state: "draining",
@@ -106,9 +110,9 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
     const hosts = await run(["host", "list"], api);
     assert.equal(
       hosts.stdout,
-      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  VMS  HEARTBEAT\n" +
-        "h1    active    yes     3/8  2176/16384    2  1s ago\n" +
-        "h2    draining  no      0/4      0/4096    0  -\n",
+      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  RATIOS  RESERVED(MiB)  VMS  HEARTBEAT\n" +
+        "h1    active    yes    3/32  2176/23808   4/1.5            512    2  1s ago\n" +
+        "h2    draining  no      0/4      0/4096     1/1              0    0  -\n",
     );
     // A host tracking local disk adds DISK used/total in GiB.
     api.hosts[0].capacity.diskMiB = 100 * 1024 + 512;
@@ -116,9 +120,9 @@ Deno.test("main() lists VMs, hosts and tasks as aligned tables", () =>
     const disk = await run(["host", "list"], api);
     assert.equal(
       disk.stdout,
-      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  VMS  DISK(GiB)  HEARTBEAT\n" +
-        "h1    active    yes     3/8  2176/16384    2     20/100  1s ago\n" +
-        "h2    draining  no      0/4      0/4096    0          -  -\n",
+      "NAME  STATE     ALIVE  CPUS    MEM(MiB)  RATIOS  RESERVED(MiB)  VMS  DISK(GiB)  HEARTBEAT\n" +
+        "h1    active    yes    3/32  2176/23808   4/1.5            512    2     20/100  1s ago\n" +
+        "h2    draining  no      0/4      0/4096     1/1              0    0          -  -\n",
     );
     const tasks = await run([
       "task",
@@ -193,7 +197,7 @@ Deno.test("main() takes --api over UCLOUD_API", async () => {
     assert.equal(code, 0);
     assert.equal(
       stdout.text,
-      "NAME  STATE  ALIVE  CPUS  MEM(MiB)  VMS  HEARTBEAT\n",
+      "NAME  STATE  ALIVE  CPUS  MEM(MiB)  RATIOS  RESERVED(MiB)  VMS  HEARTBEAT\n",
     );
   });
   const bad = await run(["vm", "list"], "not a url");

@@ -14,6 +14,7 @@ import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
+import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
@@ -139,27 +140,8 @@ export const ConfigSchema = z.object({
      */
     serialLogMaxBytes: z.number().int().min(4096).default(1024 * 1024),
   }).prefault({}),
-  scheduler: z.object({
-    /** spread: the host with the most room; pack: the least that fits. */
-    policy: z.enum(["spread", "pack"]).default("spread"),
-    /** When the rebalancer runs on every worker (Deno.cron syntax, UTC). */
-    rebalanceSchedule: z.string().regex(
-      /^\S+( \S+){4}$/,
-      "scheduler.rebalanceSchedule must be a cron expression of 5 fields",
-    ).default("* * * * *"),
-    /** At most this many VMs moved per rebalance round (0: never). */
-    rebalanceMaxMoves: z.number().int().min(0).max(100).default(2),
-    /**
-     * Move only while the most loaded live host's load (the used share of
-     * its capacity, 0..1) exceeds the least loaded's by more than this.
-     */
-    rebalanceThreshold: z.number().min(0).max(1).default(0.25),
-    /**
-     * Rebalance rounds may stop running VMs and start them elsewhere; off:
-     * only stopped VMs and those whose spec says `movable` move.
-     */
-    rebalanceRunning: z.boolean().default(false),
-  }).prefault({}),
+  /** Placement, rebalancing, allocation ratios (core/config_scheduler.ts). */
+  scheduler: SchedulerConfig.prefault({}),
   network: z.object({
     /** IPv6 pool private networks get their /64 from (next free). */
     pool: z.string().default("fdc1:d00::/48"),
@@ -302,6 +284,26 @@ function envOverrides(env: (name: string) => string | undefined) {
     (v) => set("restart", "backoffBaseMs", num(v)),
   );
   e("UCLOUD_SCHEDULER_POLICY", (v) => set("scheduler", "policy", v));
+  e(
+    "UCLOUD_CPU_ALLOCATION_RATIO",
+    (v) => set("scheduler", "cpuAllocationRatio", num(v)),
+  );
+  e(
+    "UCLOUD_MEMORY_ALLOCATION_RATIO",
+    (v) => set("scheduler", "memoryAllocationRatio", num(v)),
+  );
+  e(
+    "UCLOUD_RESERVED_MEMORY",
+    (v) => set("scheduler", "reservedMemoryMiB", num(v)),
+  );
+  e(
+    "UCLOUD_PLACEMENT_RETRY_MAX_SECONDS",
+    (v) => set("scheduler", "placementRetryMaxSeconds", num(v)),
+  );
+  e(
+    "UCLOUD_MAX_PENDING_VMS",
+    (v) => set("scheduler", "maxPendingVmsPerUser", num(v)),
+  );
   e(
     "UCLOUD_REBALANCE_SCHEDULE",
     (v) => set("scheduler", "rebalanceSchedule", v),

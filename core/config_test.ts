@@ -229,3 +229,53 @@ Deno.test("parseConfig() worker.stopTimeoutSeconds: 60 by default, UCLOUD_STOP_T
     /worker\.stopTimeoutSeconds/,
   );
 });
+
+Deno.test("parseConfig() has allocation ratio and memory reserve defaults, env overrides, and refuses bad ones", () => {
+  const s = parseConfig({}, none).scheduler;
+  assert.equal(s.cpuAllocationRatio, 4);
+  assert.equal(s.memoryAllocationRatio, 1);
+  assert.equal(s.reservedMemoryMiB, 512);
+  const env = parseConfig(
+    { scheduler: { cpuAllocationRatio: 2, reservedMemoryMiB: 1024 } },
+    (n) =>
+      ({
+        UCLOUD_CPU_ALLOCATION_RATIO: "8",
+        UCLOUD_MEMORY_ALLOCATION_RATIO: "1.5",
+        UCLOUD_RESERVED_MEMORY: "0",
+      })[n],
+  ).scheduler;
+  assert.equal(env.cpuAllocationRatio, 8);
+  assert.equal(env.memoryAllocationRatio, 1.5);
+  assert.equal(env.reservedMemoryMiB, 0);
+  assert.throws(
+    () =>
+      parseConfig({
+        scheduler: {
+          cpuAllocationRatio: 0,
+          memoryAllocationRatio: -1,
+          reservedMemoryMiB: 1.5,
+        },
+      }, none),
+    (err: Error) =>
+      /scheduler\.cpuAllocationRatio/.test(err.message) &&
+      /scheduler\.memoryAllocationRatio/.test(err.message) &&
+      /scheduler\.reservedMemoryMiB/.test(err.message),
+  );
+});
+
+Deno.test("parseConfig() has placement back-off and pending bound defaults and env overrides", () => {
+  const s = parseConfig({}, none).scheduler;
+  assert.equal(s.placementRetryMaxSeconds, 60);
+  assert.equal(s.maxPendingVmsPerUser, 10);
+  const env = parseConfig({}, (n) =>
+    ({
+      UCLOUD_PLACEMENT_RETRY_MAX_SECONDS: "5",
+      UCLOUD_MAX_PENDING_VMS: "0",
+    })[n]).scheduler;
+  assert.equal(env.placementRetryMaxSeconds, 5);
+  assert.equal(env.maxPendingVmsPerUser, 0);
+  assert.throws(
+    () => parseConfig({ scheduler: { placementRetryMaxSeconds: 0 } }, none),
+    /scheduler\.placementRetryMaxSeconds/,
+  );
+});

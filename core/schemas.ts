@@ -189,6 +189,17 @@ export const Host = z.object({
     /** Local disk for VMs; absent when VM disks live elsewhere (shared). */
     diskMiB: z.number().int().optional(),
   }),
+  /**
+   * What the host offers to placement beyond `capacity` (its worker's
+   * `scheduler.*AllocationRatio` and `reservedMemoryMiB`): placement counts
+   * `cpus × cpuRatio` cores and `(memoryMiB − reservedMemoryMiB) ×
+   * memoryRatio` MiB. Absent (a worker of an older version): 1, 1 and 0.
+   */
+  allocation: z.object({
+    cpuRatio: z.number().positive(),
+    memoryRatio: z.number().positive(),
+    reservedMemoryMiB: z.number().int().min(0),
+  }).optional(),
   addresses: z.array(z.string()),
   os: z.string(),
   drivers: z.array(z.string()),

@@ -10,6 +10,7 @@
  * await enqueue(store.txn().put(keys.vm(vm), doc), task).commit();
  * ```
  */
+import { z } from "zod";
 import { keys, newId } from "./keys.ts";
 import type { Task } from "./schemas.ts";
 import type { Txn } from "./store.ts";
@@ -46,11 +47,40 @@ export function newTask(t: NewTask): Task {
 }
 
 /**
- * Adds the task document and its queue index to `txn`, so the task is
- * created in the same transaction as the resource change that needs it.
+ * A queue entry's note that its task is a VM waiting for capacity: which,
+ * whose, and what it needs (scheduler/resources.ts `Need`), so a worker can
+ * try it before `notBefore` once a host has room (workers/capacity_wake.ts),
+ * and the API can count a user's waiting VMs from the queue alone.
  */
-export function enqueue(txn: Txn, task: Task): Txn {
+export const CapacityWait = z.object({
+  vm: z.string(),
+  owner: z.string(),
+  need: z.object({
+    cpus: z.number(),
+    memoryMiB: z.number(),
+    diskMiB: z.number().optional(),
+    bridges: z.array(z.string()).optional(),
+  }),
+});
+export type CapacityWait = z.infer<typeof CapacityWait>;
+
+/** The value of `queue/<target>/<task id>`. */
+export const QueueEntry = z.object({
+  notBefore: z.number(),
+  wait: CapacityWait.optional(),
+});
+export type QueueEntry = z.infer<typeof QueueEntry>;
+
+/**
+ * Adds the task document and its queue index to `txn`, so the task is
+ * created in the same transaction as the resource change that needs it;
+ * `wait` marks a VM placement waiting for capacity.
+ */
+export function enqueue(txn: Txn, task: Task, wait?: CapacityWait): Txn {
   return txn.ifAbsent(keys.task(task.id))
     .put(keys.task(task.id), task)
-    .put(keys.queue(task.target, task.id), { notBefore: task.notBefore });
+    .put(keys.queue(task.target, task.id), {
+      notBefore: task.notBefore,
+      ...(wait ? { wait } : {}),
+    });
 }

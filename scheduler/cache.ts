@@ -75,6 +75,7 @@ export class PlacementCache {
   /** Bumped on every change; `candidates()` rebuilds only after a change. */
   #version = 0;
   #built?: { version: number; list: Candidate[] };
+  readonly #listeners = new Set<() => void>();
 
   private constructor(store: Store, opts: PlacementCacheOptions) {
     this.#store = store;
@@ -208,7 +209,7 @@ export class PlacementCache {
       if (e?.value) {
         // Deleted at an unknown revision: drop it; later events still apply.
         this.#allocs.set(host, { value: null, rev: e.rev });
-        this.#version++;
+        this.#changed();
       }
     }
     return this.alloc(host);
@@ -231,6 +232,21 @@ export class PlacementCache {
     }
   }
 
+  /**
+   * Calls `listener` after every change of a host, alive or reservation
+   * document (synchronously: it should only schedule work); returns the
+   * function that removes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    this.#version++;
+    for (const l of this.#listeners) l();
+  }
+
   #apply<T>(
     map: Map<string, Entry<T>>,
     name: string,
@@ -244,7 +260,7 @@ export class PlacementCache {
       e.used = usage(value as unknown as Alloc);
     }
     map.set(name, e);
-    this.#version++;
+    this.#changed();
   }
 
   #watch<T>(
@@ -264,7 +280,7 @@ export class PlacementCache {
             this.#apply(map, idOf(kv.key), value, BigInt(kv.modRevision));
           }
         }
-        this.#version++;
+        this.#changed();
         listed();
       },
       onEvent: (ev: WatchEvent) => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { Alloc } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";
 import { feasible, fits, isLive, noFitReason, without } from "./feasible.ts";
+import { reserve } from "./resources.ts";
 
 const one = { cpus: 1, memoryMiB: 128 };
 
@@ -75,4 +76,46 @@ Deno.test("local disk counts only on hosts that track it", () => {
     noFitReason([disk("small", 5_000)], need),
     /10000 MiB free disk .*largest free: 8 CPU\(s\), 8192 MiB, 5000 MiB disk on small/,
   );
+});
+
+Deno.test("a 2-core host with cpuRatio 4 takes eight 1-CPU VMs, then refuses", () => {
+  const h = {
+    ...host("h", 2, 4096),
+    allocation: { cpuRatio: 4, memoryRatio: 1, reservedMemoryMiB: 512 },
+  };
+  let alloc: Alloc | null = null;
+  let placed = 0;
+  while (fits({ host: h, alloc }, one) && placed < 100) {
+    alloc = reserve(alloc, `vm-${placed++}`, one);
+  }
+  assert.equal(placed, 8);
+  assert.match(
+    noFitReason([{ host: h, alive: true, alloc }], one),
+    /largest free: 0 CPU\(s\), 2560 MiB on h/,
+  );
+  // Without the allocation (a worker of an older version): two.
+  assert.equal(fits({ host: host("h", 2, 4096), alloc: alloc! }, one), false);
+  alloc = reserve(null, "a", one);
+  alloc = reserve(alloc, "b", one);
+  assert.equal(fits({ host: host("h", 2, 4096), alloc }, one), false);
+});
+
+Deno.test("a host whose memory (less the reserve) is full refuses a VM with cores to spare", () => {
+  const h = {
+    ...host("h", 2, 1024),
+    allocation: { cpuRatio: 4, memoryRatio: 1, reservedMemoryMiB: 512 },
+  };
+  let alloc: Alloc | null = null;
+  for (let i = 0; i < 4; i++) {
+    assert.equal(fits({ host: h, alloc }, one), true, `vm ${i}`);
+    alloc = reserve(alloc, `vm-${i}`, one);
+  }
+  assert.equal(fits({ host: h, alloc }, one), false);
+  assert.match(
+    noFitReason([{ host: h, alive: true, alloc }], one),
+    /largest free: 4 CPU\(s\), 0 MiB on h/,
+  );
+  // memoryRatio 1.5 makes room for two more.
+  const over = { ...h, allocation: { ...h.allocation, memoryRatio: 1.5 } };
+  assert.equal(fits({ host: over, alloc }, one), true);
 });

@@ -56,6 +56,7 @@ export {
 } from "./rebalance.ts";
 export {
   type Candidate,
+  effective,
   free,
   type Need,
   needOf,

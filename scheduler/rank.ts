@@ -11,7 +11,7 @@
  * ranked[0].c.host.name; // the best host; ties within NEAR_TIE of it
  * ```
  */
-import { type Candidate, free, type Need } from "./resources.ts";
+import { type Candidate, effective, free, type Need } from "./resources.ts";
 
 export type Policy = "spread" | "pack";
 export const POLICIES: readonly Policy[] = ["spread", "pack"];
@@ -21,14 +21,15 @@ export const NEAR_TIE = 0.05;
 
 /**
  * The share of the host left free after placing `need`, 0..1, averaged
- * over CPUs, memory and (when tracked) disk.
+ * over CPUs, memory and (when tracked) disk, of what the host offers
+ * (`effective()`: with its allocation ratios and memory reserve).
  */
 export function score(
   c: Pick<Candidate, "host" | "alloc" | "used">,
   need: Need,
 ): number {
   const f = free(c);
-  const cap = c.host.capacity;
+  const cap = effective(c.host);
   const parts = [
     (f.cpus - need.cpus) / Math.max(1, cap.cpus),
     (f.memoryMiB - need.memoryMiB) / Math.max(1, cap.memoryMiB),

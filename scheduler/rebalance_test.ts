@@ -37,6 +37,27 @@ Deno.test("load() is the used share of capacity over CPUs and memory", () => {
   assert.equal(load({ host: disk, alloc: withDisk }), (0.5 + 0.25) / 2);
 });
 
+Deno.test("load() is the used share of what the host offers, with its allocation ratios and reserve", () => {
+  const h = {
+    ...host("h1", 2, 1512),
+    allocation: { cpuRatio: 4, memoryRatio: 1, reservedMemoryMiB: 512 },
+  };
+  // 8 cores and 1000 MiB offered: 2 cores are a quarter, 250 MiB too.
+  const alloc = { vms: { a: { cpus: 2, memoryMiB: 250 } } };
+  assert.equal(load({ host: h, alloc }), 0.25);
+  // Two 1-CPU VMs fill a 2-core host without ratios, not one with 4.
+  const vms = ["a", "b"].map((id) => vm(id, "h1"));
+  const plan = planRebalance(
+    cluster([{ ...h, capacity: { cpus: 2, memoryMiB: 4096 } }, {
+      ...host("h2", 8, 4096),
+    }], vms),
+    vms,
+    opts,
+  );
+  assert.deepEqual(plan.moves, []);
+  assert.match(plan.reason, /^balanced: h1 16%, h2 0%/);
+});
+
 Deno.test("planRebalance() moves from the most to the least loaded host until within the threshold", () => {
   const vms = ["a", "b", "c", "d"].map((id) => vm(id, "h1"));
   const plan = planRebalance(

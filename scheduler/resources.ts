@@ -1,13 +1,16 @@
 /**
  * What placement counts: a VM's need (CPUs, memory, local disk, public
- * bridges), a host's reservations (`alloc/<host>`) and what is left. Pure
- * arithmetic over the documents; the filters (feasible.ts), ranking
- * (rank.ts) and selection (select.ts) are built on it.
+ * bridges), what a host offers (`effective()`: its capacity with its
+ * allocation ratios and memory reserve), its reservations (`alloc/<host>`)
+ * and what is left. Pure arithmetic over the documents; the filters
+ * (feasible.ts), ranking (rank.ts) and selection (select.ts) are built on
+ * it, and so are drains and rebalancing, which place through them.
  *
  * @example
  * ```ts
  * const need = needOf(vm);
- * const left = free({ host, alloc }); // { cpus, memoryMiB, diskMiB? }
+ * const offers = effective(host); // { cpus, memoryMiB, diskMiB? }
+ * const left = free({ host, alloc }); // the same less reservations
  * const next = reserve(alloc, vm.id, need); // alloc/<host> with the VM
  * ```
  */
@@ -64,10 +67,32 @@ export function usage(alloc: Alloc | null): Need & { vms: number } {
   return { cpus, memoryMiB, ...(diskMiB ? { diskMiB } : {}), vms: vms.length };
 }
 
-/** What is left on a host; `diskMiB` only when the host tracks disk. */
+/**
+ * What a host offers to placement: `cpus × cpuRatio` whole cores and
+ * `(memoryMiB − reservedMemoryMiB) × memoryRatio` MiB (never below 0), and
+ * its local disk as it is; a host without `allocation` offers its capacity.
+ */
+export function effective(host: Host): Omit<Need, "bridges"> {
+  const { cpus, memoryMiB, diskMiB } = host.capacity;
+  const a = host.allocation ?? {
+    cpuRatio: 1,
+    memoryRatio: 1,
+    reservedMemoryMiB: 0,
+  };
+  return {
+    cpus: Math.floor(cpus * a.cpuRatio + 1e-9),
+    memoryMiB: Math.max(
+      0,
+      Math.floor((memoryMiB - a.reservedMemoryMiB) * a.memoryRatio + 1e-9),
+    ),
+    ...(diskMiB !== undefined ? { diskMiB } : {}),
+  };
+}
+
+/** What is left on a host (`effective()` less reservations). */
 export function free(c: Pick<Candidate, "host" | "alloc" | "used">): Need {
   const used = c.used ?? usage(c.alloc);
-  const cap = c.host.capacity;
+  const cap = effective(c.host);
   return {
     cpus: cap.cpus - used.cpus,
     memoryMiB: cap.memoryMiB - used.memoryMiB,

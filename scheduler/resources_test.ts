@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Vm } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";
-import { free, needOf, reserve, usage } from "./resources.ts";
+import { effective, free, needOf, reserve, usage } from "./resources.ts";
 
 const one = { cpus: 1, memoryMiB: 128 };
 
@@ -65,4 +65,32 @@ Deno.test("free() is capacity minus reservations, disk only where tracked", () =
   assert.deepEqual(free(disk), { cpus: 7, memoryMiB: 8064, diskMiB: 6_000 });
   // A precomputed usage is taken as is.
   assert.equal(free({ ...disk, used: { cpus: 8, memoryMiB: 0 } }).cpus, 0);
+});
+
+Deno.test("effective() counts cores × cpuRatio and (memory − reserved) × memoryRatio", () => {
+  // A host of an older worker (no allocation): what it has, as before.
+  assert.deepEqual(effective(host("old", 2, 2048)), {
+    cpus: 2,
+    memoryMiB: 2048,
+  });
+  const h = {
+    ...host("h", 3, 4096, "active", 10_000),
+    allocation: { cpuRatio: 1.5, memoryRatio: 1.5, reservedMemoryMiB: 1000 },
+  };
+  // Whole cores only (4.5 → 4); disk is not overcommitted.
+  assert.deepEqual(effective(h), {
+    cpus: 4,
+    memoryMiB: 4644,
+    diskMiB: 10_000,
+  });
+  // A reserve larger than the host leaves nothing, not a negative room.
+  const tiny = {
+    ...host("t", 1, 256),
+    allocation: { cpuRatio: 4, memoryRatio: 2, reservedMemoryMiB: 512 },
+  };
+  assert.deepEqual(effective(tiny), { cpus: 4, memoryMiB: 0 });
+  assert.deepEqual(free({ host: tiny, alloc: null }), {
+    cpus: 4,
+    memoryMiB: 0,
+  });
 });

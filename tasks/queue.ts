@@ -38,8 +38,10 @@ export function guard(store: Store, taskId: string, worker: WorkerId): Txn {
 
 /**
  * Claims a runnable task. Returns the claimed task (state running, attempts
- * counted) or null when it is gone, finished, not yet due, or claimed by
- * someone else. Never throws for a lost race.
+ * counted) or null when it is gone, finished, not yet due (`early` claims
+ * a queued task before its `notBefore`: a VM waiting for capacity that a
+ * worker saw room for), or claimed by someone else. Never throws for a
+ * lost race.
  *
  * A task still `running` whose claim is gone lost its worker (the lease
  * expired). Reclaiming it counts an attempt; when its attempts are used up
@@ -51,12 +53,15 @@ export async function claim(
   taskId: string,
   worker: WorkerId,
   now = new Date(),
+  opts: { early?: boolean } = {},
 ): Promise<Kv<Task> | null> {
   const cur = await store.get(keys.task(taskId), Task);
   if (!cur) return null;
   const t = cur.value;
   if (t.state !== "queued" && t.state !== "running") return null;
-  if (t.notBefore > now.getTime()) return null;
+  if (t.notBefore > now.getTime() && !(opts.early && t.state === "queued")) {
+    return null;
+  }
   const txn = store.txn()
     .ifModRevision(cur.key, cur.modRevision)
     .ifAbsent(keys.claim(taskId));

@@ -13,10 +13,14 @@
  *
  * When nothing fits, the VM stays pending with the reason in
  * `status.reason`, and the handler completes its task and enqueues a fresh
- * `vm.create` due after a short delay (at most `MAX_WAIT_MS`) in the same
- * transaction: waiting for capacity consumes no attempts and needs nothing
- * from the worker. The chain keeps at most two finished task documents per
- * VM: the first one (whose id the API returned) and the latest.
+ * `vm.create` in the same transaction, due after a back-off that doubles
+ * per try from `FIRST_WAIT_MS` up to `scheduler.placementRetryMaxSeconds`:
+ * waiting for capacity consumes no attempts and needs nothing from the
+ * worker. Its queue entry notes the owner and the VM's need
+ * (`CapacityWait`), so a worker tries it at once when a host gains room it
+ * fits in (workers/capacity_wake.ts). The chain keeps at most two finished
+ * task documents per VM: the first one (whose id the API returned) and the
+ * latest.
  *
  * `payload.avoid` (set by `vm.move`) names the host the VM is moving off:
  * it is left out of the candidates. When no other host fits, the VM is
@@ -40,10 +44,10 @@ import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
 import { enqueue, newTask } from "./queue.ts";
 import { readVm, statusTxn } from "./vm_common.ts";
 
-/** Longest wait between two placement tries of a VM that fits nowhere. */
-export const MAX_WAIT_MS = 2_000;
-/** First wait; doubles per try up to `MAX_WAIT_MS`. */
-const FIRST_WAIT_MS = 250;
+/** First wait of a VM that fits nowhere; doubles per try up to the max. */
+export const FIRST_WAIT_MS = 250;
+/** `scheduler.placementRetryMaxSeconds` when the config has none. */
+const MAX_WAIT_SECONDS = 60;
 
 let configured: PlacementCache | null = null;
 
@@ -56,9 +60,16 @@ export function setPlacementCache(cache: PlacementCache | null): void {
   configured = cache;
 }
 
-/** The delay before try `waits + 1` of a VM waiting for capacity, jittered. */
-export function capacityWait(waits: number, random = Math.random): number {
-  const base = Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * 2 ** waits);
+/**
+ * The delay before try `waits + 1` of a VM waiting for capacity: 0.25 s
+ * doubling per try up to `maxMs`, jittered down by at most a quarter.
+ */
+export function capacityWait(
+  waits: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  const base = Math.min(maxMs, FIRST_WAIT_MS * 2 ** Math.min(waits, 30));
   return Math.round(base * (0.75 + 0.25 * random()));
 }
 
@@ -76,7 +87,9 @@ function waitForCapacity(
 ): TaskOutcome {
   const p = ctx.task.payload;
   const waits = typeof p.waits === "number" ? p.waits : 0;
-  const delay = capacityWait(waits);
+  const max = ctx.config.scheduler?.placementRetryMaxSeconds ??
+    MAX_WAIT_SECONDS;
+  const delay = capacityWait(waits, max * 1000);
   const next = newTask({
     kind: "vm.create",
     target: "any",
@@ -97,7 +110,11 @@ function waitForCapacity(
   const txn = vm.value.status.reason === reason
     ? ctx.guard().ifModRevision(vm.key, vm.modRevision)
     : statusTxn(ctx, vm, { reason });
-  enqueue(txn, next);
+  enqueue(txn, next, {
+    vm: vm.value.id,
+    owner: vm.value.owner,
+    need: needOf(vm.value),
+  });
   const stale = staleTask(ctx);
   if (stale) txn.delete(keys.task(stale));
   return {

@@ -3,6 +3,7 @@
  * alloc, heartbeat), drain and enable with their task documents and bad
  * input, and POST /v1/maintenance/rebalance under its lock.
  */
+import { SchedulerConfig } from "../core/config_scheduler.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
@@ -65,6 +66,9 @@ Deno.test({
             {
               ...host("h1", "active"),
               registeredAt: undefined,
+              // Written by no worker of this version: offers what it has.
+              allocation: { cpuRatio: 1, memoryRatio: 1, reservedMemoryMiB: 0 },
+              effective: { cpus: 8, memoryMiB: 16384 },
               usage: { cpus: 3, memoryMiB: 640, vms: 2 },
               vms: ["vm-a", "vm-b"],
               alive: true,
@@ -75,6 +79,8 @@ Deno.test({
             {
               ...host("h2", "draining"),
               registeredAt: undefined,
+              allocation: { cpuRatio: 1, memoryRatio: 1, reservedMemoryMiB: 0 },
+              effective: { cpus: 8, memoryMiB: 16384 },
               usage: { cpus: 0, memoryMiB: 0, vms: 0 },
               vms: [],
               alive: false,
@@ -82,6 +88,45 @@ Deno.test({
           ].map((h) => JSON.parse(JSON.stringify(h))),
         );
       });
+
+      await step(
+        "GET /v1/hosts shows a host's allocation ratios, memory reserve and what it offers",
+        async () => {
+          const { store, app } = fresh();
+          const allocation = {
+            cpuRatio: 4,
+            memoryRatio: 1.5,
+            reservedMemoryMiB: 512,
+          };
+          const r0 = await store.txn()
+            .put(keys.host("h1"), {
+              ...hostDoc("h1"),
+              capacity: { cpus: 2, memoryMiB: 2560, diskMiB: 10_240 },
+              allocation,
+            })
+            .put(keys.alloc("h1"), {
+              vms: { "vm-a": { cpus: 5, memoryMiB: 2048 } },
+            })
+            .commit();
+          assert.ok(r0.ok);
+          const r = await call(app, "GET", "/v1/hosts");
+          assert.equal(r.status, 200);
+          const [h] = r.body.items;
+          assert.deepEqual(h.allocation, allocation);
+          // 2 × 4 cores, (2560 − 512) × 1.5 MiB; disk is not overcommitted.
+          assert.deepEqual(h.effective, {
+            cpus: 8,
+            memoryMiB: 3072,
+            diskMiB: 10_240,
+          });
+          assert.deepEqual(h.usage, {
+            cpus: 5,
+            memoryMiB: 2048,
+            diskMiB: 0,
+            vms: 1,
+          });
+        },
+      );
 
       await step(
         "GET /v1/hosts shows the last heartbeat of a live host's lease",
@@ -274,13 +319,10 @@ Deno.test({
       await step(
         "POST /v1/maintenance/rebalance moves VMs once, under a lock",
         async () => {
-          const scheduler = {
-            policy: "spread" as const,
-            rebalanceSchedule: "* * * * *",
+          const scheduler = SchedulerConfig.parse({
             rebalanceMaxMoves: 1,
-            rebalanceThreshold: 0.25,
             rebalanceRunning: true,
-          };
+          });
           const tasksCfg = {
             maxAttempts: 3,
             backoffBaseMs: 1,

@@ -46,7 +46,15 @@ Deno.test({
           const q = await store.get(keys.queue("any", task.id), z.unknown());
           assert.deepEqual(v?.value, vm);
           assert.deepEqual(tk?.value, task);
-          assert.deepEqual(q?.value, { notBefore: 0 });
+          // Waiting for capacity: the entry names the VM, owner and need.
+          assert.deepEqual(q?.value, {
+            notBefore: 0,
+            wait: {
+              vm: vm.id,
+              owner: "local",
+              need: { cpus: input.cpus, memoryMiB: input.memory },
+            },
+          });
           assert.equal(v?.modRevision, tk?.modRevision);
           assert.equal(v?.modRevision, q?.modRevision);
 

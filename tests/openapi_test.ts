@@ -133,3 +133,21 @@ Deno.test("GET /v1/openapi.json says which answers may hold no task, and a Task 
     );
   }
 });
+
+Deno.test("HostView documents a host's allocation ratios, memory reserve and effective capacity", async () => {
+  const doc = await documentOf(createApp({ store: {} as Store }));
+  const view = doc.components.schemas.HostView as {
+    required: string[];
+    properties: Record<string, { description?: string; properties?: object }>;
+  };
+  for (const p of ["allocation", "effective"]) {
+    assert.ok(view.required.includes(p), p);
+    assert.ok(view.properties[p].description, `${p} has a description`);
+  }
+  assert.deepEqual(Object.keys(view.properties.allocation.properties!), [
+    "cpuRatio",
+    "memoryRatio",
+    "reservedMemoryMiB",
+  ]);
+  assert.match(view.properties.effective.description!, /cpus × cpuRatio/);
+});

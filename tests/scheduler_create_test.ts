@@ -10,7 +10,7 @@ import { keys } from "../core/keys.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { Alive, Alloc, Task, Vm } from "../core/schemas.ts";
 import { claim, complete, enqueue, newTask } from "../tasks/queue.ts";
-import { MAX_WAIT_MS, vmCreate } from "../tasks/vm_create.ts";
+import { vmCreate } from "../tasks/vm_create.ts";
 import { startCluster, waitFor } from "./helpers/cluster.ts";
 import {
   checkInvariants,
@@ -191,7 +191,8 @@ Deno.test({
       const ms = Date.now() - t0;
       assert.equal(placed.status.phase, "scheduled");
       assert.equal(placed.status.reason, undefined);
-      assert.ok(ms < MAX_WAIT_MS + 2000, `placed after ${ms} ms`);
+      // Woken by the worker's cache seeing h2, not at the back-off's end.
+      assert.ok(ms < 4000, `placed after ${ms} ms`);
       const alloc = await c.store.get(keys.alloc("h2"), Alloc);
       assert.deepEqual(alloc?.value.vms[id], { cpus: 2, memoryMiB: 256 });
       // No attempt was spent waiting; at most the first and the last

@@ -2,6 +2,7 @@
  * The claim loop of one worker incarnation: watches the host's queue, the
  * `any` queue and the claim keys, and claims what is due, up to the
  * concurrency limit, handing each claimed (or resumed) task to `run`.
+ * `wake()` makes VMs waiting for capacity due before their back-off ends.
  *
  * @example
  * ```ts
@@ -15,6 +16,7 @@ import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Claim, Task } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
+import type { CapacityWait } from "../core/task_doc.ts";
 import { watchPrefix } from "../core/watch.ts";
 import { claim, resume, type WorkerId } from "../tasks/queue.ts";
 import { leaseOf } from "./failure_watch.ts";
@@ -33,11 +35,17 @@ export interface ClaimLoopOptions {
   signal: AbortSignal;
   /** Runs a task this incarnation claimed or resumed. */
   run: (task: Task) => Promise<void>;
+  /** Called when a VM waiting for capacity is queued (see `wake()`). */
+  onWaiting?: () => void;
 }
 
 interface Queued {
   target: string;
   notBefore: number;
+  /** A VM waiting for capacity: what it needs (core/task_doc.ts). */
+  need?: CapacityWait["need"];
+  /** Woken by `wake()`: claimed before `notBefore`. */
+  early?: boolean;
 }
 
 /** A task document that cannot be read is tried again after this long. */
@@ -88,6 +96,23 @@ export class ClaimLoop {
     await Promise.allSettled([...this.#running]);
   }
 
+  /**
+   * Makes the VMs waiting for capacity whose need `fits` due now (their
+   * `notBefore` is a back-off, not a schedule); returns how many.
+   */
+  wake(fits: (need: CapacityWait["need"]) => boolean): number {
+    const now = Date.now();
+    let n = 0;
+    for (const q of this.#queued.values()) {
+      if (q.need && !q.early && q.notBefore > now && fits(q.need)) {
+        q.early = true;
+        n++;
+      }
+    }
+    if (n) this.pump();
+    return n;
+  }
+
   /** Cancels the timer that waits for the next task to fall due. */
   stop(): void {
     clearTimeout(this.#wake);
@@ -104,12 +129,12 @@ export class ClaimLoop {
       if (this.#mine.size >= this.#o.concurrency) break;
       if (this.#mine.has(id) || this.#claimedElsewhere.has(id)) continue;
       const q = this.#queued.get(id)!;
-      if (q.notBefore > now) {
+      if (q.notBefore > now && !q.early) {
         next = Math.min(next, q.notBefore);
         continue;
       }
       this.#mine.add(id);
-      const p = this.#claimAndRun(id).catch((err) => {
+      const p = this.#claimAndRun(id, q.early).catch((err) => {
         this.#o.log.error("task runner failed", {
           task: id,
           error: String(err),
@@ -119,6 +144,7 @@ export class ClaimLoop {
         const q = this.#queued.get(id);
         if (q) {
           q.notBefore = Math.max(q.notBefore, Date.now() + FAILED_RETRY_MS);
+          q.early = false;
         }
       }).finally(() => {
         this.#mine.delete(id);
@@ -134,11 +160,17 @@ export class ClaimLoop {
 
   async #watchQueue(target: string): Promise<void> {
     const prefix = keys.queueOf(target);
-    const parse = (v: string) => {
+    const parse = (v: string): Queued => {
       try {
-        return Number(JSON.parse(v).notBefore) || 0;
+        const e = JSON.parse(v);
+        const need = e.wait?.need;
+        return {
+          target,
+          notBefore: Number(e.notBefore) || 0,
+          ...(need && typeof need.cpus === "number" ? { need } : {}),
+        };
       } catch {
-        return 0;
+        return { target, notBefore: 0 };
       }
     };
     await watchPrefix(this.#o.store, prefix, {
@@ -149,19 +181,19 @@ export class ClaimLoop {
           if (q.target === target) this.#queued.delete(id);
         }
         for (const it of items) {
-          this.#queued.set(it.key.slice(prefix.length), {
-            target,
-            notBefore: parse(it.value),
-          });
+          this.#queued.set(it.key.slice(prefix.length), parse(it.value));
         }
+        this.#o.onWaiting?.();
         this.pump();
       },
       onEvent: (ev) => {
         const id = ev.key.slice(prefix.length);
         if (ev.type === "delete") this.#queued.delete(id);
         else {
-          this.#queued.set(id, { target, notBefore: parse(ev.value) });
+          const q = parse(ev.value);
+          this.#queued.set(id, q);
           this.#claimedElsewhere.delete(id);
+          if (q.need) this.#o.onWaiting?.();
         }
         this.pump();
       },
@@ -195,13 +227,13 @@ export class ClaimLoop {
     });
   }
 
-  async #claimAndRun(id: string): Promise<void> {
+  async #claimAndRun(id: string, early = false): Promise<void> {
     const { store, worker } = this.#o;
     // A claim this lease already holds was made by the previous process of
     // this host whose lease was adopted: resume it.
     let claimed;
     try {
-      claimed = await claim(store, id, worker) ??
+      claimed = await claim(store, id, worker, new Date(), { early }) ??
         await resume(store, id, worker);
     } catch (err) {
       if (!(err instanceof UnreadableError)) throw err;
@@ -220,6 +252,7 @@ export class ClaimLoop {
         const q = this.#queued.get(id);
         if (t && q && t.value.notBefore > Date.now()) {
           q.notBefore = t.value.notBefore;
+          q.early = false;
         } else if (!t || t.value.state !== "queued") this.#queued.delete(id);
       }
       return;

@@ -1,7 +1,8 @@
 /**
  * What a worker tells the cluster about its host: cores, memory and (when VM
- * disks are local) disk read from the machine (overridable in config),
- * addresses, OS, drivers.
+ * disks are local) disk read from the machine (overridable in config), what
+ * it offers to placement (allocation ratios and memory reserve, from
+ * config), addresses, OS, drivers.
  *
  * @example
  * ```ts
@@ -55,6 +56,8 @@ export async function hostInfo(opts: {
   /** VM disks are on this host (file store): report disk. Default true. */
   localDisk?: boolean;
   drivers?: string[];
+  /** Allocation ratios and memory reserve (`scheduler.*` of the config). */
+  allocation?: Host["allocation"];
   signal?: AbortSignal;
 }): Promise<Omit<Host, "state" | "registeredAt">> {
   const addresses = Deno.networkInterfaces()
@@ -68,6 +71,7 @@ export async function hostInfo(opts: {
       memoryMiB: opts.memoryMiB ?? await memoryMiB(),
       ...(await localDisk(opts)),
     },
+    ...(opts.allocation ? { allocation: opts.allocation } : {}),
     addresses: [...new Set(addresses)],
     os: `${Deno.build.os} ${Deno.osRelease()}`,
     drivers: opts.drivers ?? ["qemu"],

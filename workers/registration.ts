@@ -143,6 +143,11 @@ export class Registration {
       stateDir: config.stateDir,
       localDisk: config.worker.localDisk,
       drivers: [this.#o.driverName],
+      allocation: {
+        cpuRatio: config.scheduler.cpuAllocationRatio,
+        memoryRatio: config.scheduler.memoryAllocationRatio,
+        reservedMemoryMiB: config.scheduler.reservedMemoryMiB,
+      },
       signal,
     });
     const network = this.#o.network;
@@ -197,6 +202,7 @@ export class Registration {
           lease,
           adopted,
           capacity: host.capacity,
+          allocation: host.allocation,
         });
         return;
       }

@@ -22,6 +22,8 @@ import type { Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
 import type { WorkerId } from "../tasks/queue.ts";
+import { PlacementCache } from "../scheduler/mod.ts";
+import { wakeOnCapacity, type Waker } from "./capacity_wake.ts";
 import { ClaimLoop } from "./claim_loop.ts";
 import {
   ensureFencer,
@@ -117,6 +119,7 @@ export class Worker {
     session.signal.addEventListener("abort", selfFence, { once: true });
     let loop: ClaimLoop | undefined;
     let metadata: MetadataService | undefined;
+    let waker: Waker | undefined;
     try {
       await this.#reg.register(session.lease, adopted, signal);
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
@@ -161,7 +164,10 @@ export class Worker {
         log: this.#log,
         signal,
         run: (task) => runner.run(task),
+        onWaiting: () => waker?.poke(),
       });
+      const cache = PlacementCache.for(this.#o.store);
+      waker = cache && wakeOnCapacity(cache, loop, { log: this.#log });
       const loops = [
         ...(net ? [net.run(signal)] : []),
         ...loop.watch(),
@@ -179,6 +185,7 @@ export class Worker {
       return this.#stop.signal.aborted ? "stopped" : "lost";
     } finally {
       loop?.stop();
+      waker?.stop();
       session.signal.removeEventListener("abort", selfFence);
       if (fenced) {
         const killed = await fenced.catch((err) => [String(err)]);

@@ -4,7 +4,8 @@
  * host with room, the VM is placed in that same transaction (phase
  * `scheduled`, its reservation on the host, `vm.start` there; the choice
  * is scheduler/place.ts'); otherwise it is `pending` with `status.reason`
- * and the task is `vm.create`, which places it once a host has room. With
+ * and the task is `vm.create`, which places it once a host has room (at
+ * most `scheduler.maxPendingVmsPerUser` of a user's VMs wait: pending.ts). With
  * an idempotency key, repeating the same request returns what the first
  * made (idempotency.ts). When `spec.image` names an image document
  * (resources/images `resolveImage`), it must be `ready`; the VM records it
@@ -38,6 +39,7 @@ import { resolveImage } from "../images/view.ts";
 import { type NicPlan, planNics } from "../networks/nics.ts";
 import { ATTEMPTS } from "./change.ts";
 import { type MetadataPlan, planMetadata } from "./metadata_input.ts";
+import { checkPending } from "./pending.ts";
 import {
   type IdemKey,
   idemKey,
@@ -122,6 +124,7 @@ export async function createVm(
       if (r.placed) return { vm: r.vm, task: r.task, replayed: false };
       if ("taken" in r) return await again();
       if ("stale" in r) continue;
+      await checkPending(deps, owner, r.reason);
       vm = { ...vm, status: { ...vm.status, reason: r.reason } };
     }
     const t = newTask({
@@ -134,7 +137,11 @@ export async function createVm(
       now,
     });
     const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
-    enqueue(usesImage(txn, image), t);
+    enqueue(usesImage(txn, image), t, {
+      vm: vm.id,
+      owner,
+      need: needOf(vm),
+    });
     plan?.apply(txn);
     meta.apply(txn);
     if (idem) recordKey(txn, owner, idem, vm.id, t.id);

@@ -118,7 +118,8 @@ export async function benchPlace(
           backoffMaxMs: 30_000,
           taskTimeoutMs: 120_000,
         },
-        scheduler: { policy: opts.policy },
+        // One user's VMs; the pending ones count, not refused.
+        scheduler: { policy: opts.policy, maxPendingVmsPerUser: 0 },
       } as Parameters<typeof createApp>[0]["config"],
     });
     let placed = 0;

@@ -137,6 +137,10 @@ export class WorkerProc {
       UCLOUD_HOST_CPUS: String(this.spec.cpus ?? 4),
       UCLOUD_HOST_MEMORY: String(this.spec.memoryMiB ?? 2048),
       UCLOUD_HOST_DISK: String(this.spec.diskMiB ?? 102_400),
+      // Tests count on a host of N cores taking N 1-CPU VMs (the config's
+      // defaults overcommit cores and reserve memory): set them to say.
+      UCLOUD_CPU_ALLOCATION_RATIO: "1",
+      UCLOUD_RESERVED_MEMORY: "0",
       ...this.spec.env,
     };
   }

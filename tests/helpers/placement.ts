@@ -17,7 +17,7 @@ import { type Alive, Alloc, Host, Task, Vm } from "../../core/schemas.ts";
 import { Store } from "../../core/store.ts";
 import type { TaskContext, VmDriver } from "../../tasks/context.ts";
 import { guard, type WorkerId } from "../../tasks/queue.ts";
-import { usage } from "../../scheduler/mod.ts";
+import { effective, usage } from "../../scheduler/mod.ts";
 
 /** Test options that turn off Deno's op and resource sanitizers. */
 export const noSanitize = { sanitizeOps: false, sanitizeResources: false };
@@ -86,11 +86,12 @@ export async function register(
 }
 
 /**
- * Checks the invariants of placement over the whole keyspace: no host is
- * overcommitted; every reservation names an existing VM placed on that
- * host; every VM is either placed (phase scheduled, in exactly its host's
- * reservations, with a vm.start queued there) or pending with a reason, a
- * queued vm.create and no reservation anywhere.
+ * Checks the invariants of placement over the whole keyspace: no host has
+ * more reserved than it offers (`effective()`); every reservation names
+ * an existing VM placed on that host; every VM is either placed (phase
+ * scheduled, in exactly its host's reservations, with a vm.start queued
+ * there) or pending with a reason, a queued vm.create and no reservation
+ * anywhere.
  */
 export async function checkInvariants(store: Store) {
   const [vms, allocs, hosts] = await Promise.all([
@@ -99,7 +100,7 @@ export async function checkInvariants(store: Store) {
     store.list(keys.hosts, Host),
   ]);
   const capacity = new Map(
-    hosts.items.map((h) => [idOf(h.key), h.value.capacity]),
+    hosts.items.map((h) => [idOf(h.key), effective(h.value)]),
   );
   const placedIn = new Map<string, string[]>();
   for (const a of allocs.items) {
