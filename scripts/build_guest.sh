@@ -7,7 +7,8 @@
 #                    on the console and powers off, reboots on ctrl-alt-del
 #                    (logging UCLOUD-GUEST-REBOOT), prints UCLOUD-GUEST-READY,
 #                    then runs a root shell on the serial console (respawned
-#                    when it exits) for tests to type into. Booted with
+#                    when it exits) for tests to type into; udhcpc has an
+#                    event script (address, option 121 routes). Booted with
 #                    ucloud.ignore_acpi=1 on the kernel command line, it
 #                    ignores both the power button and ctrl-alt-del.
 #   cmdline          the kernel command line to pass with -append
@@ -240,6 +241,35 @@ sync
 poweroff -f
 EOF
 chmod 755 "$root/etc/acpi/PWRF/00000080"
+# udhcpc's event script at its default path (Debian's busybox), for tests
+# that type `udhcpc -i eth0 -O staticroutes`: the lease's address, and its
+# classless static routes (option 121, e.g. 169.254.169.254/32 on-link) or
+# else its router as the default route.
+mkdir -p "$root/etc/udhcpc"
+cat >"$root/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+deconfig) ip -4 addr flush dev "$interface" ;;
+bound | renew)
+  ip addr replace "$ip/$mask" dev "$interface"
+  if [ -n "$staticroutes" ]; then
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do
+      if [ "$2" = 0.0.0.0 ]; then
+        ip route replace "$1" dev "$interface"
+      else
+        ip route replace "$1" via "$2" dev "$interface"
+      fi
+      shift 2
+    done
+  elif [ -n "$router" ]; then
+    set -- $router
+    ip route replace default via "$1" dev "$interface"
+  fi
+  ;;
+esac
+EOF
+chmod 755 "$root/etc/udhcpc/default.script"
 chmod 755 "$root/init"
 for tree in root rootmods; do
   (cd "$work/$tree" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
