@@ -54,7 +54,10 @@ export interface DebianCloud {
   dir: string;
   /** The private network `lan`. */
   network: Network;
-  /** The client on `lan`'s bridge in the host. */
+  /**
+   * The client on `lan`'s bridge in the host, made by `waitRunning` and
+   * removed by `deleteVm`.
+   */
   client: SshClient;
   /** Makes a key pair and adds it through `POST /v1/keys`. */
   addKey(name: string): Promise<UserKey>;
@@ -140,7 +143,7 @@ export async function startDebianCloud(): Promise<DebianCloud> {
       network,
       close,
       get client() {
-        if (!client) throw new Error("no client: no VM on lan has run yet");
+        if (!client) throw new Error("no client: no VM on lan is running");
         return client;
       },
       async addKey(name) {
@@ -185,6 +188,10 @@ export async function startDebianCloud(): Promise<DebianCloud> {
         return vm;
       },
       async deleteVm(id) {
+        // The bridge goes with the network's last VM on the host, and a new
+        // one would not have the client's port: the next VM gets a client.
+        await client?.close();
+        client = undefined;
         const r = await api(app, "DELETE", `/v1/vms/${id}`);
         assert.equal(r.status, 202, JSON.stringify(r.body));
         await waitFor(
