@@ -21,10 +21,12 @@
  *            the VMs it restarted (`failover_sim.ts`);
  * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`);
  * - `metadata`: metadata request latency from a VM namespace and key
- *            delete to gone (`metadata.ts`).
+ *            delete to gone (`metadata.ts`);
  * - `churn`: VM create/delete cycles with the sim driver, time-compressed
- *            retention: keys, etcd size and history left (`churn.ts`); runs
- *            only when `--only` names it (it takes minutes).
+ *            retention: keys, etcd size and history left (`churn.ts`); only
+ *            with `--only=churn` (it takes minutes);
+ * - `debian-boot`: 3 boots of the Debian image under TCG, VM create to ssh
+ *            login (`debian_boot.ts`); only with `--only=debian-boot`.
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
@@ -32,7 +34,7 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,debian-boot]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *     [--cycles=2000,10000]
@@ -55,6 +57,11 @@ import {
   failoverSimRows,
   failoverSimRun,
 } from "./failover_sim.ts";
+import {
+  benchDebianBoot,
+  type DebianBootResult,
+  debianBootRows,
+} from "./debian_boot.ts";
 import { benchImage, type ImageResult, imageRows } from "./image.ts";
 import {
   benchMetadata,
@@ -99,6 +106,7 @@ function rows(r: Results): Row[] {
     ...(r.net ? netRows(r.net) : []),
     ...(r.metadata ? metadataRows(r.metadata) : []),
     ...(r.churn ? churnRows(r.churn) : []),
+    ...(r.debianBoot ? debianBootRows(r.debianBoot) : []),
   ];
 }
 
@@ -128,6 +136,7 @@ interface Results {
   net?: NetResult;
   metadata?: MetadataResult;
   churn?: ChurnRun[];
+  debianBoot?: DebianBootResult;
 }
 
 async function main(): Promise<number> {
@@ -145,7 +154,9 @@ async function main(): Promise<number> {
   const onSignal = () => bail("interrupted", 130);
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const watchdogMs = opts.quick ? 360_000 : 1_500_000;
+  // debian-boot: up to 20 min per boot under load, and the image upload.
+  const watchdogMs = (opts.quick ? 360_000 : 1_500_000) +
+    (opts.only.has("debian-boot") ? 3_900_000 : 0);
   const watchdog = setTimeout(
     () => bail(`watchdog: still running after ${watchdogMs / 1000} s`, 1),
     watchdogMs,
@@ -225,6 +236,10 @@ async function main(): Promise<number> {
         progress(`churn: ${cycles} VM create/delete cycles (sim driver)`);
         results.churn.push(await churnRun({ cycles }, cleanup));
       }
+    }
+    if (opts.only.has("debian-boot")) {
+      progress("debian-boot: 3 boots of the Debian image to ssh (TCG)");
+      results.debianBoot = await benchDebianBoot({ boots: 3 }, cleanup);
     }
   } finally {
     await cleanup.run();

@@ -2,6 +2,7 @@
  * The flags of `deno task bench` (`scripts/bench/main.ts`): which phases to
  * run (`--only`), their sizes, the placement policy and whether to write
  * `bench-results.json`; `--quick` is the test suite's smoke run.
+ * `debian-boot` runs only when `--only` names it.
  */
 import type { Policy } from "../../scheduler/mod.ts";
 
@@ -18,13 +19,19 @@ export const PHASES = [
   "net",
   "metadata",
   "churn",
+  "debian-boot",
 ] as const;
 /** One phase of the bench. */
 export type Phase = typeof PHASES[number];
+/**
+ * Phases run only when `--only` names them: `churn` takes minutes,
+ * `debian-boot` about 3 min per TCG boot.
+ */
+const OPT_IN: readonly Phase[] = ["churn", "debian-boot"];
 
-/** The phases run without `--only`: churn takes minutes, so it is asked for. */
+/** The phases run without `--only`. */
 export const DEFAULT_PHASES: readonly Phase[] = PHASES.filter((p) =>
-  p !== "churn"
+  !OPT_IN.includes(p)
 );
 
 /** What the flags ask for, with the defaults filled in. */
@@ -52,7 +59,7 @@ export interface Options {
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn] " +
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,debian-boot] " +
       "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
       "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS] " +
       "[--cycles=N,N]",
