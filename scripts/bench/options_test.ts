@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { parseArgs, PHASES } from "./options.ts";
+import { parseArgs, type Phase, PHASES } from "./options.ts";
 
 Deno.test("parseArgs() runs every phase but churn and debian-boot by default, and each of those alone when --only names it", () => {
-  const optIn = ["churn", "debian-boot"];
+  const optIn: Phase[] = ["churn", "debian-boot"];
   assert.deepEqual(
     [...parseArgs([]).only],
     PHASES.filter((p) => !optIn.includes(p)),
