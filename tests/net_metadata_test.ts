@@ -20,7 +20,7 @@ import {
 import { legacyNet, portOf, withHosts } from "./helpers/net_dhcp.ts";
 import { counted } from "./helpers/host_input.ts";
 import { dhcp4Lease } from "./helpers/vm_dhcp.ts";
-import { waitAddress } from "./helpers/vmns.ts";
+import { nsRun, python, waitAddress } from "./helpers/vmns.ts";
 
 const [LL, GLOBAL] = METADATA.ipv6;
 const ADDRS4 = [`${LL}/64`, `${GLOBAL}/128`, `${METADATA.ipv4}/32`];
@@ -120,6 +120,64 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
     assert.ok(
       !(await routesOf(h1.ns, "-4")).some((r) => r.includes("198.51.100")),
     );
+  });
+});
+
+/** Waits for one router advertisement in `ns`; its source address. */
+async function raSource(ns: string): Promise<string> {
+  const py = `
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+while True:
+    data, addr = s.recvfrom(2048)
+    if data[0] == 134:
+        print(addr[0].split("%")[0])
+        break
+`;
+  const { stdout } = await nsRun(ns, await python(), ["-c", py], {
+    timeoutMs: 30_000,
+  });
+  return stdout.trim();
+}
+
+Deno.test("NetDriver metadata: radvd sends from the bridge's own link-local address, not fe80::a9fe:a9fe, so a port that is not a tap gets its SLAAC address too", async () => {
+  await withHosts(["h1"], async ({ net, vm, vms, dirs, log, driver }) => {
+    const h1 = net.host("h1");
+    const n = legacyNet("ra", 0x3c1, `fdc1:d00:${net.id}:c1::/64`);
+    const x = await vm("x", "h1", 1);
+    const state = { networks: [n], ports: [portOf(x, n)], peers: {} };
+    await driver("h1").sync(state);
+    const br = "ucb3c1";
+    const { stdout } = await run("ip", ["-n", h1.ns, "-j", "link", "show", br]);
+    const own = linkLocal(JSON.parse(stdout)[0].address);
+    assert.equal(await raSource(x.ns), own);
+
+    // A namespace on a veth port of the bridge (not a tap, so
+    // metadata-out applies to it) configures itself from the RAs.
+    const c = await vms.create({
+      name: "c",
+      hostNs: h1.ns,
+      port: `ucvc${vms.id}`,
+      mac: "02:c1:0d:00:01:c0",
+    });
+    await run("ip", ["-n", h1.ns, "link", "set", c.port, "master", br]);
+    await run("ip", ["-n", h1.ns, "link", "set", c.port, "up"]);
+    await waitAddress(c, eui64(n.prefix, c.mac), 30_000);
+    assert.equal(await raSource(c.ns), own);
+    // A re-sync by a new driver leaves radvd as it is (no SIGHUP).
+    const conf = `${dirs.get("h1")}/net/radvd.conf`;
+    const { mtime } = await Deno.stat(conf);
+    const logged = log.lines.length;
+    assert.deepEqual(await driver("h1").sync(state), {
+      added: [],
+      removed: [],
+      changed: [],
+    });
+    assert.deepEqual((await Deno.stat(conf)).mtime, mtime);
+    assert.ok(
+      !log.lines.slice(logged).some((l) => l.includes("radvd reloaded")),
+    );
+    await run("ip", ["netns", "del", c.ns]);
   });
 });
 

@@ -160,12 +160,15 @@ export async function makeBridges(
     // (packets are routed only with net.ipv6.conf.all.forwarding). No
     // DAD for the bridge's link-local (from a random MAC): radvd cannot
     // answer a VM's first router solicitation from a tentative address.
+    // That address is the EUI-64 of the MAC whatever the host's default
+    // (radvd sends only from it: drivers/net/radvd.ts).
     for (
       const [k, v] of [
         ["accept_ra", 0],
         ["autoconf", 0],
         ["forwarding", 1],
         ["accept_dad", 0],
+        ["addr_gen_mode", 0],
       ] as const
     ) {
       sysctls.push(ipv6Sysctl(p.bridge, k, v));

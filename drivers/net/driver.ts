@@ -36,6 +36,7 @@
  * @module
  */
 import { type Logger, logger } from "../../core/log.ts";
+import { linkLocal } from "../../core/netaddr.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
 import { ipv6Sysctl } from "./sysctl.ts";
@@ -278,14 +279,22 @@ export class NetDriver {
     // VM's first router solicitation and DHCP request (sent when its link
     // comes up) then find radvd and dnsmasq. DHCP veths join their bridge
     // only now, when the rules isolating them (3.) are in place.
+    // RAs go out from the bridge's own link-local address (the MAC set at
+    // creation, addr_gen_mode eui64), not the metadata one it also holds.
     const ras: RadvdInterface[] = [...nets.values()]
       .filter((p) => p.net.kind === "private" && p.net.ra)
-      .map((p) => ({
-        bridge: p.bridge,
-        prefix: p.net.prefix,
-        mtu: p.mtu,
-        managed: p.net.dhcp.v6,
-      }));
+      .flatMap((p) => {
+        const mac = links.get(p.bridge)?.mac;
+        return mac
+          ? [{
+            bridge: p.bridge,
+            prefix: p.net.prefix,
+            mtu: p.mtu,
+            managed: p.net.dhcp.v6,
+            source: linkLocal(mac),
+          }]
+          : [];
+      });
     const ra = await this.#radvd.apply(ras, { signal });
     if (ra === "started") report.added.push("radvd");
     if (ra === "stopped") report.removed.push("radvd");

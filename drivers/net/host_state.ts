@@ -31,6 +31,8 @@ export interface Link {
   master?: string;
   up: boolean;
   mtu: number;
+  /** Its MAC address (`address`), for Ethernet-like links. */
+  mac?: string;
   alias?: string;
   data: Record<string, unknown>;
 }
@@ -52,6 +54,7 @@ export async function listLinks(
       ifname: string;
       flags?: string[];
       mtu: number;
+      address?: string;
       master?: string;
       ifalias?: string;
       linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
@@ -63,6 +66,7 @@ export async function listLinks(
       master: l.master,
       up: l.flags?.includes("UP") ?? false,
       mtu: l.mtu,
+      mac: l.address,
       alias: l.ifalias,
       data: l.linkinfo?.info_data ?? {},
     });

@@ -37,6 +37,13 @@ export interface RadvdInterface {
   mtu?: number;
   /** Set the managed and other-config flags (a DHCPv6 server runs). */
   managed: boolean;
+  /**
+   * The bridge's own link-local address (the EUI-64 of its MAC), the only
+   * source of its RAs (AdvRASrcAddress): never the metadata service's
+   * `fe80::a9fe:a9fe` the bridge also holds, which the kernel may list
+   * first and which the port firewall keeps off every port but taps.
+   */
+  source: string;
 }
 
 /**
@@ -46,7 +53,10 @@ export interface RadvdInterface {
  * while a bridge is being made or removed. Also {@linkcode METADATA_PREFIX}
  * on-link and not autonomous: the VM reaches the metadata service's
  * `fd00:ec2::254` directly (a Route Information Option alone would be
- * ignored: Linux's `accept_ra_rt_info_max_plen` is 0 by default).
+ * ignored: Linux's `accept_ra_rt_info_max_plen` is 0 by default). RAs
+ * go out only from the interface's `source`, which must be a link-local
+ * address other than the metadata one (radvd sends none while the bridge
+ * lacks it).
  */
 export function radvdConfig(ifaces: RadvdInterface[]): string {
   const out = [
@@ -58,6 +68,7 @@ export function radvdConfig(ifaces: RadvdInterface[]): string {
     if (i.mtu !== undefined && (!Number.isInteger(i.mtu) || i.mtu < 1280)) {
       throw new RangeError(`Bridge ${i.bridge}: IPv6 needs an MTU >= 1280`);
     }
+    const source = raSource(i);
     out.push(
       `interface ${i.bridge} {`,
       "\tAdvSendAdvert on;",
@@ -69,6 +80,9 @@ export function radvdConfig(ifaces: RadvdInterface[]): string {
         ? ["\tAdvManagedFlag on;", "\tAdvOtherConfigFlag on;"]
         : []),
       ...(i.mtu !== undefined ? [`\tAdvLinkMTU ${i.mtu};`] : []),
+      "\tAdvRASrcAddress {",
+      `\t\t${source};`,
+      "\t};",
       `\tprefix ${prefix} {`,
       "\t\tAdvOnLink on;",
       "\t\tAdvAutonomous on;",
@@ -81,6 +95,24 @@ export function radvdConfig(ifaces: RadvdInterface[]): string {
     );
   }
   return out.join("\n") + "\n";
+}
+
+/** `i.source` in canonical form; throws unless it is fit (see above). */
+function raSource(i: RadvdInterface): string {
+  let a: bigint;
+  try {
+    a = parseIpv6(i.source);
+  } catch (err) {
+    throw new RangeError(`Bridge ${i.bridge}: bad RA source ${i.source}`, {
+      cause: err,
+    });
+  }
+  if (a >> 64n !== 0xfe80n << 48n || a === parseIpv6(METADATA.ipv6[0])) {
+    throw new RangeError(
+      `Bridge ${i.bridge}: RA source ${i.source} is not the bridge's own link-local address`,
+    );
+  }
+  return formatIpv6(a);
 }
 
 /** What {@linkcode Radvd.apply} did. */

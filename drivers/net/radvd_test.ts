@@ -7,10 +7,21 @@ import { run } from "../runner.ts";
 import { netnsExec } from "./exec.ts";
 import { Radvd, radvdConfig } from "./radvd.ts";
 
-Deno.test("radvdConfig() advertises each bridge's prefix, the metadata prefix on-link only, no default route, the link MTU", () => {
+Deno.test("radvdConfig() advertises each bridge's prefix, the metadata prefix on-link only, no default route, the link MTU, from the bridge's own link-local address", () => {
   const text = radvdConfig([
-    { bridge: "ucb7", prefix: "FDC1:D00:0:7:0::/64", mtu: 1430, managed: true },
-    { bridge: "ucb5", prefix: "fdc1:d00:0:5::/64", managed: false },
+    {
+      bridge: "ucb7",
+      prefix: "FDC1:D00:0:7:0::/64",
+      mtu: 1430,
+      managed: true,
+      source: "FE80:0::4:ff:fe00:7",
+    },
+    {
+      bridge: "ucb5",
+      prefix: "fdc1:d00:0:5::/64",
+      managed: false,
+      source: "fe80::4:ff:fe00:5",
+    },
   ]);
   const blocks = text.split(/^interface /m).slice(1);
   assert.equal(blocks.length, 2);
@@ -32,6 +43,29 @@ Deno.test("radvdConfig() advertises each bridge's prefix, the metadata prefix on
   assert.match(blocks[1], /prefix fdc1:d00:0:7::\/64 \{/);
   assert.match(blocks[1], /AdvManagedFlag on;\n\tAdvOtherConfigFlag on;/);
   assert.match(blocks[1], /AdvLinkMTU 1430;/);
+  // Never fe80::a9fe:a9fe, which every bridge also holds (the metadata
+  // service's; the kernel may list it first).
+  assert.match(
+    blocks[0],
+    /\tAdvRASrcAddress \{\n\t\tfe80::4:ff:fe00:5;\n\t\};\n/,
+  );
+  assert.match(
+    blocks[1],
+    /\tAdvRASrcAddress \{\n\t\tfe80::4:ff:fe00:7;\n\t\};\n/,
+  );
+  for (const source of ["fd00::1", "fe80::a9fe:a9fe", "fe80::1;"]) {
+    assert.throws(
+      () =>
+        radvdConfig([{
+          bridge: "ucb5",
+          prefix: "fd00::/64",
+          managed: false,
+          source,
+        }]),
+      /source/,
+      source,
+    );
+  }
   assert.throws(
     () =>
       radvdConfig([{
@@ -39,11 +73,18 @@ Deno.test("radvdConfig() advertises each bridge's prefix, the metadata prefix on
         prefix: "fd00::/64",
         mtu: 1200,
         managed: false,
+        source: "fe80::1",
       }]),
     /1280/,
   );
   assert.throws(
-    () => radvdConfig([{ bridge: "b;x", prefix: "fd00::/64", managed: false }]),
+    () =>
+      radvdConfig([{
+        bridge: "b;x",
+        prefix: "fd00::/64",
+        managed: false,
+        source: "fe80::1",
+      }]),
     /Bad device/,
   );
 });
@@ -57,7 +98,12 @@ Deno.test("Radvd starts, leaves alone, reloads and stops the daemon by its pidfi
   try {
     await exec("ip", ["link", "add", "ucb5", "type", "bridge"]);
     await exec("ip", ["link", "set", "ucb5", "up"]);
-    const one = [{ bridge: "ucb5", prefix: "fd00:5::/64", managed: false }];
+    const one = [{
+      bridge: "ucb5",
+      prefix: "fd00:5::/64",
+      managed: false,
+      source: "fe80::5",
+    }];
     assert.equal(await radvd.apply(one), "started");
     const pid = await radvd.pid();
     assert.ok(pid);
@@ -72,6 +118,7 @@ Deno.test("Radvd starts, leaves alone, reloads and stops the daemon by its pidfi
       bridge: "ucb6",
       prefix: "fd00:6::/64",
       managed: true,
+      source: "fe80::6",
     }];
     assert.equal(await radvd.apply(two), "reloaded");
     assert.equal(await radvd.pid(), pid);
