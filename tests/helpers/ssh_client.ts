@@ -3,10 +3,8 @@
  * host side of the network: a namespace `ucssh-<rand>` whose `eth0` is a
  * veth to a port of the bridge in the host's namespace (not a tap, so no
  * per-VM firewall chain applies to it) with a static address in the
- * network's /64. Not SLAAC: the host's radvd may send its RAs from
- * `fe80::a9fe:a9fe`, and `metadata-out` (drivers/net/nft_metadata.ts)
- * keeps those off every port that is not a tap. The host's own namespace
- * cannot be the client:
+ * network's /64, known at once (no wait for an RA). The host's own
+ * namespace cannot be the client:
  * drivers/net/host_input.ts accepts from VMs only TCP to the metadata port
  * (stateless), so the VM's ssh replies to the host would be dropped.
  *
