@@ -66,6 +66,7 @@ Deno.test({
           "/v1/images/{name}/upload",
           "/v1/keys",
           "/v1/keys/{name}",
+          "/v1/maintenance/etcd",
           "/v1/maintenance/rebalance",
           "/v1/networks",
           "/v1/networks/{id}",
