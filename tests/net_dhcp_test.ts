@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { eui64, formatIpv6, linkLocal, parseIpv6 } from "../core/netaddr.ts";
 import { run } from "../drivers/runner.ts";
+import { REPLY_TABLE } from "../drivers/net/bridge_addrs.ts";
 import { dhcpNetnsOf } from "../drivers/net/names.ts";
 import type { HostNetState } from "../drivers/net/types.ts";
 import {
@@ -73,12 +74,22 @@ Deno.test("NetDriver DHCP: VMs of a legacy network get exactly their addresses b
         assert.equal(veth.master, "ucb311");
         assert.equal(veth.ifalias, "ucloud-net");
         // Not the host's addresses: the host has none in the subnet, only
-        // the route of the metadata service's replies to the VMs.
+        // the route of the metadata service's replies to the VMs, in their
+        // own table (none in the main table).
         const addrs = await run("ip", ["-n", h1.ns, "addr", "show"]);
         assert.doesNotMatch(addrs.stdout, /198\.51\.100/);
         const routes = await run("ip", ["-n", h1.ns, "route", "show"]);
+        assert.doesNotMatch(routes.stdout, /198\.51\.100/);
+        const replies = await run("ip", [
+          "-n",
+          h1.ns,
+          "route",
+          "show",
+          "table",
+          String(REPLY_TABLE),
+        ]);
         assert.deepEqual(
-          routes.stdout.split("\n").filter((l) => l.includes("198.51.100")),
+          replies.stdout.split("\n").filter((l) => l.includes("198.51.100")),
           ["198.51.100.0/24 dev ucb311 proto static scope link "],
         );
         // radvd tells the VMs to ask DHCPv6.

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { canonicalPrefix6, eui64, linkLocal } from "../core/netaddr.ts";
+import { REPLY_TABLE } from "../drivers/net/bridge_addrs.ts";
 import { METADATA } from "../drivers/net/host_input.ts";
 import { run } from "../drivers/runner.ts";
 import type { NetworkSpec } from "../drivers/net/types.ts";
@@ -14,7 +15,9 @@ import {
   addrsOf,
   fetchLine,
   metadataListener,
+  routeGet,
   routesOf,
+  rulesOf,
   sniff,
 } from "./helpers/metadata_net.ts";
 import { legacyNet, portOf, withHosts } from "./helpers/net_dhcp.ts";
@@ -39,17 +42,69 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
       ports: [portOf(x, n, "198.51.100.10")],
       peers: {},
     };
+    // The host's own route to a LAN whose subnet the tenant also chose.
+    await run("ip", [
+      "-n",
+      h1.ns,
+      "link",
+      "add",
+      "lan0",
+      "type",
+      "veth",
+      "peer",
+      "lan1",
+    ]);
+    await run("ip", ["-n", h1.ns, "link", "set", "lan1", "up"]);
+    await run("ip", ["-n", h1.ns, "link", "set", "lan0", "up"]);
+    await run("ip", [
+      "-n",
+      h1.ns,
+      "route",
+      "add",
+      "198.51.100.0/24",
+      "dev",
+      "lan0",
+    ]);
+    const mainBefore = [
+      ...await routesOf(h1.ns, "-4"),
+      ...await routesOf(h1.ns, "-6"),
+    ].sort();
     const d = driver("h1");
     await d.sync(state);
     const br = "ucb3a1";
     assert.deepEqual(metaOf(await addrsOf(h1.ns, br)), [...ADDRS4].sort());
     const routes = [
+      ...await routesOf(h1.ns, "-4", REPLY_TABLE),
+      ...await routesOf(h1.ns, "-6", REPLY_TABLE),
+    ];
+    assert.deepEqual(
+      routes.sort(),
+      [
+        `${canonicalPrefix6(n.prefix)} ${br} static`,
+        `198.51.100.0/24 ${br} static`,
+      ].sort(),
+    );
+    assert.deepEqual(await rulesOf(h1.ns, "-6"), [`${GLOBAL} ${REPLY_TABLE}`]);
+    assert.deepEqual(await rulesOf(h1.ns, "-4"), [
+      `${METADATA.ipv4} ${REPLY_TABLE}`,
+    ]);
+    // The tenant's prefixes are not in the main table: the host's own
+    // traffic to them does not go to the bridge, and its LAN route is
+    // untouched and used.
+    const mainAfter = [
       ...await routesOf(h1.ns, "-4"),
       ...await routesOf(h1.ns, "-6"),
-    ];
-    for (const r of ["198.51.100.0/24", canonicalPrefix6(n.prefix)]) {
-      assert.ok(routes.includes(`${r} ${br} static`), `route ${r}: ${routes}`);
-    }
+    ].filter((r) => !r.includes(br)).sort();
+    assert.deepEqual(mainAfter, mainBefore);
+    const ip6 = eui64(n.prefix, x.mac);
+    assert.notEqual((await routeGet(h1.ns, [ip6])).dev, br);
+    assert.equal((await routeGet(h1.ns, ["198.51.100.10"])).dev, "lan0");
+    // Only the service's replies take the bridge.
+    assert.equal((await routeGet(h1.ns, [ip6, "from", GLOBAL])).dev, br);
+    assert.equal(
+      (await routeGet(h1.ns, ["198.51.100.10", "from", METADATA.ipv4])).dev,
+      br,
+    );
 
     // A re-sync (also by a new driver) changes nothing.
     const before = await addrsOf(h1.ns, br);
@@ -61,7 +116,6 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
     assert.deepEqual(await addrsOf(h1.ns, br), before);
 
     // The VM learns fd00:ec2::/64 on-link, without an address in it.
-    const ip6 = eui64(n.prefix, x.mac);
     await waitAddress(x, ip6);
     const vmRoutes = await routesOf(x.ns, "-6");
     assert.ok(
@@ -117,9 +171,10 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
     await d.sync({ networks: [], ports: [], peers: {} });
     const { stdout } = await run("ip", ["-n", h1.ns, "-j", "link", "show"]);
     assert.ok(!stdout.includes(`"${br}"`), "bridge left");
-    assert.ok(
-      !(await routesOf(h1.ns, "-4")).some((r) => r.includes("198.51.100")),
-    );
+    assert.deepEqual(await routesOf(h1.ns, "-4", REPLY_TABLE), []);
+    assert.deepEqual(await rulesOf(h1.ns, "-6"), []);
+    assert.deepEqual(await rulesOf(h1.ns, "-4"), []);
+    await run("ip", ["-n", h1.ns, "link", "del", "lan0"]);
   });
 });
 
@@ -218,9 +273,9 @@ Deno.test("NetDriver metadata: a public bridge holds the addresses while the hos
       );
     }
     const routes = [
-      ...await routesOf(h1.ns, "-4"),
-      ...await routesOf(h1.ns, "-6"),
-    ].filter((r) => r.endsWith(" static"));
+      ...await routesOf(h1.ns, "-4", REPLY_TABLE),
+      ...await routesOf(h1.ns, "-6", REPLY_TABLE),
+    ];
     assert.deepEqual(routes.sort(), [
       `${canonicalPrefix6(a.prefix)} ucb3b1 static`,
       `${canonicalPrefix6(b.prefix)} ucb3b2 static`,
@@ -238,7 +293,9 @@ Deno.test("NetDriver metadata: a public bridge holds the addresses while the hos
       ports: state.ports.slice(0, 2),
     });
     assert.ok(
-      (await routesOf(h1.ns, "-4")).includes("198.51.100.0/24 ucb3b1 static"),
+      (await routesOf(h1.ns, "-4", REPLY_TABLE)).includes(
+        "198.51.100.0/24 ucb3b1 static",
+      ),
     );
     // The public network leaves: its bridge stays, without the addresses.
     await d.sync({
@@ -249,9 +306,11 @@ Deno.test("NetDriver metadata: a public bridge holds the addresses while the hos
     assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), []);
     await d.sync({ ...state, ports: [portOf(p, pub, "203.0.113.10")] });
     assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), [...ADDRS4].sort());
-    // Teardown leaves the public bridge without them too.
+    // Teardown leaves the public bridge without them too, and no rule.
     await driver("h1").teardown();
     assert.deepEqual(metaOf(await addrsOf(h1.ns, "pub0")), []);
+    assert.deepEqual(await rulesOf(h1.ns, "-6"), []);
+    assert.deepEqual(await routesOf(h1.ns, "-6", REPLY_TABLE), []);
     await run("ip", ["-n", h1.ns, "link", "del", "pub0"]);
   });
 });

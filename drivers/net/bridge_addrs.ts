@@ -10,15 +10,24 @@
  *
  * A reply to a VM's global address needs a route to the VM's network: for
  * each private network `<prefix> dev ucbX`, and `<subnet> dev ucbX` on a
- * legacy network, added (`proto static`) only when unambiguous: no other
- * network on this host has the same prefix or subnet, and no route of
- * another device has it. Public networks are routed by the admin (the host
- * usually is their router already): no route is added for them.
+ * legacy network, added (`proto static`) only when no other network on
+ * this host has the same prefix or subnet. They go into ucloud's own table
+ * {@linkcode REPLY_TABLE}, never the main table: tenants choose their
+ * prefixes and subnets, and the host's own traffic (to etcd, DNS, the
+ * underlay) must not follow them into a bridge, nor may the host route
+ * between networks. Only the service's replies look the table up: rules
+ * `from fd00:ec2::254 lookup 4242` (IPv6) and `from 169.254.169.254 lookup
+ * 4242` (IPv4), priority 4242, while some route of their family is
+ * there; a reply from `fe80::a9fe:a9fe` is scoped to its bridge and needs
+ * none. Public networks are routed by the admin (the host usually is their
+ * router already): no route is added for them.
  *
  * A private bridge takes its addresses and routes along when it is
  * deleted; a public bridge whose network this host no longer has loses
  * the metadata addresses (they are ucloud's on any bridge of a host that
- * runs it). Idempotent: what the kernel already has is left alone.
+ * runs it); the rules go with the last route and at teardown
+ * ({@linkcode dropReplyRoutes}). Idempotent: what the kernel already has
+ * is left alone.
  *
  * @example
  * ```ts
@@ -40,6 +49,16 @@ import type { Link } from "./host_state.ts";
 import { METADATA } from "./host_input.ts";
 import { isBridgeName } from "./names.ts";
 import type { NetPlan } from "./plan.ts";
+
+/**
+ * The routing table (and the priority of its rules) of the routes the
+ * metadata service's replies take; no other traffic looks it up.
+ */
+export const REPLY_TABLE = 4242;
+
+/** The families as `ip` takes them. */
+type Family = "-4" | "-6";
+const FAMILIES: Family[] = ["-4", "-6"];
 
 /** An address as `ip addr add` takes it: `<address>/<length>`. */
 type Cidr = string;
@@ -78,9 +97,11 @@ export function wantedRoutes(nets: NetPlan[]): Map<string, string> {
 
 /**
  * Adds the metadata addresses to the bridge of every network of `nets`
- * and the {@linkcode wantedRoutes}; deletes the routes of ours (on
- * private bridges, not the kernel's) no longer wanted. A wanted route
- * another device already has is skipped with a warning.
+ * and the {@linkcode wantedRoutes} to table {@linkcode REPLY_TABLE}, with
+ * the rules that make the service's replies look it up; deletes the
+ * routes there no longer wanted, the rules when no route of their family
+ * is left, and any route of a private bridge in the main table that is
+ * not the kernel's.
  */
 export async function syncBridgeAddrs(
   nets: NetPlan[],
@@ -104,40 +125,124 @@ export async function syncBridgeAddrs(
     }
   }
   const want = wantedRoutes(nets);
-  const routes = await listRoutes(step, signal);
-  for (const r of routes) {
-    if (!isBridgeName(r.dev) || r.kernel || want.get(r.dst) === r.dev) {
-      continue;
+  for (const r of await listRoutes("main", step, signal)) {
+    // Tenant prefixes never belong in the main table.
+    if (isBridgeName(r.dev) && !r.kernel) {
+      await delRoute(r, "main", step, signal);
+      log.info("tenant route removed from the main table", { ...r });
     }
-    await step(`delete route ${r.dst} dev ${r.dev}`, "ip", [
-      "route",
-      "del",
-      r.dst,
-      "dev",
-      r.dev,
-    ], signal);
+  }
+  const routes = await listRoutes(REPLY_TABLE, step, signal);
+  for (const r of routes) {
+    if (want.get(r.dst) !== r.dev) {
+      await delRoute(r, REPLY_TABLE, step, signal);
+    }
   }
   for (const [dst, bridge] of want) {
     if (routes.some((r) => r.dst === dst && r.dev === bridge)) continue;
-    const other = routes.find((r) => r.dst === dst && !isBridgeName(r.dev));
-    if (other) {
-      log.warn("route to a network left to the admin: another device has it", {
-        dst,
-        bridge,
-        device: other.dev,
-      });
-      continue;
-    }
-    await step(`add route ${dst} dev ${bridge}`, "ip", [
+    await step(`add route ${dst} dev ${bridge} table ${REPLY_TABLE}`, "ip", [
       "route",
       "add",
       dst,
       "dev",
       bridge,
+      "table",
+      String(REPLY_TABLE),
       "proto",
       "static",
     ], signal);
   }
+  const dsts = [...want.keys()];
+  await syncRules(
+    {
+      "-6": dsts.some((d) => d.includes(":")),
+      "-4": dsts.some((d) => !d.includes(":")),
+    },
+    step,
+    signal,
+  );
+}
+
+/**
+ * Removes the reply routes' table and its rules (teardown; a private
+ * bridge's routes go with the bridge, this catches the rest).
+ */
+export async function dropReplyRoutes(
+  step: Step,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const r of await listRoutes(REPLY_TABLE, step, signal)) {
+    await delRoute(r, REPLY_TABLE, step, signal);
+  }
+  await syncRules({ "-6": false, "-4": false }, step, signal);
+}
+
+/** Adds or deletes the rule of each family as `want` says (idempotent). */
+async function syncRules(
+  want: Record<Family, boolean>,
+  step: Step,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const family of FAMILIES) {
+    const src = family === "-6" ? METADATA.ipv6[1] : METADATA.ipv4;
+    const { stdout } = await step("list rules", "ip", [
+      "-j",
+      family,
+      "rule",
+      "show",
+    ], signal);
+    const ours = (JSON.parse(stdout || "[]") as {
+      priority: number;
+      src?: string;
+      table?: string;
+    }[]).filter((r) =>
+      r.priority === REPLY_TABLE && r.src === src &&
+      r.table === String(REPLY_TABLE)
+    );
+    const rule = [
+      "pref",
+      String(REPLY_TABLE),
+      "from",
+      src,
+      "lookup",
+      String(REPLY_TABLE),
+    ];
+    if (want[family] && !ours.length) {
+      await step(
+        `add rule from ${src}`,
+        "ip",
+        [family, "rule", "add", ...rule],
+        signal,
+      );
+    }
+    if (!want[family]) {
+      for (const _ of ours) {
+        await step(`delete rule from ${src}`, "ip", [
+          family,
+          "rule",
+          "del",
+          ...rule,
+        ], signal);
+      }
+    }
+  }
+}
+
+async function delRoute(
+  r: Route,
+  table: "main" | number,
+  step: Step,
+  signal?: AbortSignal,
+): Promise<void> {
+  await step(`delete route ${r.dst} dev ${r.dev} table ${table}`, "ip", [
+    "route",
+    "del",
+    r.dst,
+    "dev",
+    r.dev,
+    "table",
+    String(table),
+  ], signal);
 }
 
 /**
@@ -211,7 +316,7 @@ async function listAddrs(
   return out;
 }
 
-/** A route of the main table: destination (canonical) and device. */
+/** A route: destination (canonical) and device. */
 interface Route {
   dst: string;
   dev: string;
@@ -219,28 +324,32 @@ interface Route {
   kernel: boolean;
 }
 
-/** The main table's routes to prefixes, both families. */
+/** The routes to prefixes of `table`, both families. */
 async function listRoutes(
+  table: "main" | number,
   step: Step,
   signal?: AbortSignal,
 ): Promise<Route[]> {
   const out: Route[] = [];
-  for (const family of ["-4", "-6"]) {
+  for (const family of FAMILIES) {
     const { stdout } = await step("list routes", "ip", [
       "-j",
       family,
       "route",
       "show",
+      // A table of no route is no error only with "all" (IPv4).
       "table",
-      "main",
+      "all",
     ], signal);
     for (
       const r of JSON.parse(stdout || "[]") as {
         dst: string;
         dev?: string;
         protocol?: string;
+        table?: string;
       }[]
     ) {
+      if ((r.table ?? "main") !== String(table)) continue;
       if (!r.dev || r.dst === "default") continue;
       // ip prints the canonical text, without the length of a host route.
       const dst = r.dst.includes("/")

@@ -14,7 +14,7 @@
  */
 import type { Logger } from "../../core/log.ts";
 import { deleteBridges } from "./bridges.ts";
-import { dropBridgeAddrs } from "./bridge_addrs.ts";
+import { dropBridgeAddrs, dropReplyRoutes } from "./bridge_addrs.ts";
 import type { DhcpServers } from "./dhcp.ts";
 import type { Step } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
@@ -69,6 +69,7 @@ export async function teardownHost(
   }
   await deleteBridges(links, new Set(), ctx.step, signal);
   await dropBridgeAddrs(links, new Set(), ctx.step, signal);
+  await dropReplyRoutes(ctx.step, signal);
   await ctx.removeHostInput();
   await Deno.remove(`${ctx.stateDir}/net`).catch(() => {});
   ctx.log.info("network torn down", { ports: ports.size });

@@ -106,8 +106,12 @@ export async function addrsOf(ns: string, dev: string): Promise<string[]> {
   return l.addr_info.map((a) => `${a.local}/${a.prefixlen}`).sort();
 }
 
-/** The main table's routes in `ns` as `<dst> <dev> <protocol>` lines. */
-export async function routesOf(ns: string, family: "-4" | "-6") {
+/** The routes of `table` in `ns` as `<dst> <dev> <protocol>` lines. */
+export async function routesOf(
+  ns: string,
+  family: "-4" | "-6",
+  table: "main" | number = "main",
+) {
   const { stdout } = await run("ip", [
     "-n",
     ns,
@@ -115,12 +119,17 @@ export async function routesOf(ns: string, family: "-4" | "-6") {
     family,
     "route",
     "show",
+    "table",
+    "all",
   ]);
   return (JSON.parse(stdout || "[]") as {
     dst: string;
     dev: string;
     protocol?: string;
-  }[]).map((r) => `${r.dst} ${r.dev} ${r.protocol ?? "boot"}`);
+    table?: string;
+  }[]).filter((r) => (r.table ?? "main") === String(table)).map((r) =>
+    `${r.dst} ${r.dev} ${r.protocol ?? "boot"}`
+  );
 }
 
 /** A frame of the metadata service's that a VM received. */
@@ -217,4 +226,36 @@ export async function sniff(
       return got;
     },
   };
+}
+
+/**
+ * `ip route get <args>` in `ns` (host's own traffic): the device and
+ * source address it picks, or the error when there is no route.
+ */
+export async function routeGet(
+  ns: string,
+  args: string[],
+): Promise<{ dev?: string; prefsrc?: string; error?: string }> {
+  try {
+    const { stdout } = await run("ip", [
+      "-n",
+      ns,
+      "-j",
+      "route",
+      "get",
+      ...args,
+    ]);
+    const [r] = JSON.parse(stdout) as { dev?: string; prefsrc?: string }[];
+    return { dev: r.dev, prefsrc: r.prefsrc };
+  } catch (e) {
+    return { error: String(e) };
+  }
+}
+
+/** The `from <src> lookup <table>` rules in `ns` as `<src> <table>` lines. */
+export async function rulesOf(ns: string, family: "-4" | "-6") {
+  const { stdout } = await run("ip", ["-n", ns, "-j", family, "rule", "show"]);
+  return (JSON.parse(stdout) as { src?: string; table?: string }[])
+    .filter((r) => r.src && r.src !== "all")
+    .map((r) => `${r.src} ${r.table}`);
 }
