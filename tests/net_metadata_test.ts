@@ -178,6 +178,26 @@ Deno.test("NetDriver metadata: a VM of a legacy private network reaches a host l
   });
 });
 
+/** Waits until `dev` in `ns` has no tentative address (10 s at most). */
+async function waitNotTentative(ns: string, dev: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { stdout } = await run("ip", [
+      "-n",
+      ns,
+      "-6",
+      "addr",
+      "show",
+      "dev",
+      dev,
+      "tentative",
+    ]);
+    if (!stdout.trim()) return;
+    assert.ok(Date.now() < deadline, `${dev} stays tentative`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Waits for one router advertisement in `ns`; its source address. */
 async function raSource(ns: string): Promise<string> {
   const py = `
@@ -263,8 +283,25 @@ Deno.test("NetDriver metadata: a public bridge holds the addresses while the hos
       ],
       peers: {},
     };
+    // The admin routes the public network's /64 to its bridge.
+    await run("ip", ["-n", h1.ns, "route", "add", pub.prefix, "dev", "pub0"]);
     const d = driver("h1");
     await d.sync(state);
+    // The host's own traffic through the public bridge never takes a
+    // metadata address as its source (metadata-out would drop it): the
+    // bridge's own link-local, even to a neighbour whose address is closer
+    // to fe80::a9fe:a9fe, and not fd00:ec2::254 to a ULA.
+    await waitNotTentative(h1.ns, "pub0");
+    const [own] = (await addrsOf(h1.ns, "pub0")).filter((a) =>
+      a.startsWith("fe80:") && a !== `${LL}/64`
+    );
+    assert.deepEqual(
+      await routeGet(h1.ns, ["fe80::a9fe:a9fd", "oif", "pub0"]),
+      { dev: "pub0", prefsrc: own.replace("/64", "") },
+    );
+    const toUla = await routeGet(h1.ns, [pub.prefix.replace("::/64", "::10")]);
+    assert.equal(toUla.dev, "pub0");
+    assert.notEqual(toUla.prefsrc, GLOBAL);
     for (const br of ["pub0", "ucb3b1", "ucb3b2"]) {
       assert.deepEqual(
         metaOf(await addrsOf(h1.ns, br)),
@@ -286,6 +323,17 @@ Deno.test("NetDriver metadata: a public bridge holds the addresses while the hos
       changed: [],
     });
 
+    // An address made preferred (by an older release) is deprecated again.
+    await run("ip", [
+      ...["-n", h1.ns, "addr", "change", `${GLOBAL}/128`, "dev", "pub0"],
+      ...["nodad", "preferred_lft", "forever"],
+    ]);
+    await d.sync(state);
+    const { stdout: dep } = await run("ip", [
+      ...["-n", h1.ns, "-6", "addr", "show", "dev", "pub0", "deprecated"],
+    ]);
+    assert.match(dep, /fd00:ec2::254\/128/);
+    assert.match(dep, /fe80::a9fe:a9fe\/64/);
     // b leaves: a's subnet is unambiguous now.
     await d.sync({
       ...state,

@@ -6,7 +6,11 @@
  * when the network has legacy IPv4 ({@linkcode METADATA}), all without
  * duplicate address detection: every host of a network holds them on the
  * same segment, and the port firewall keeps each host's to its own taps
- * (drivers/net/nft_metadata.ts).
+ * (drivers/net/nft_metadata.ts). The IPv6 ones are deprecated (preferred
+ * lifetime 0), so the host never picks them as the source of its own
+ * traffic (to a neighbour's link-local address, a ULA through a public
+ * bridge), which `metadata-out` would drop; the service's sockets bound
+ * to them accept and reply all the same.
  *
  * A reply to a VM's global address needs a route to the VM's network: for
  * each private network `<prefix> dev ucbX`, and `<subnet> dev ucbX` on a
@@ -111,16 +115,22 @@ export async function syncBridgeAddrs(
 ): Promise<void> {
   const have = await listAddrs(step, signal);
   for (const p of nets) {
-    const on = have.get(p.bridge) ?? new Set();
+    const on = have.get(p.bridge) ?? new Map();
     for (const a of metadataAddrs(p.net)) {
-      if (on.has(addrKey(a))) continue;
-      await step(`add address ${a} to ${p.bridge}`, "ip", [
+      const v6 = a.includes(":");
+      const deprecated = on.get(addrKey(a));
+      if (deprecated || (deprecated === false && !v6)) continue;
+      // IPv6 deprecated (preferred lifetime 0): source address selection
+      // avoids them for the host's own traffic (RFC 6724 rule 3), while
+      // the service's sockets bound to them still accept and reply.
+      const verb = deprecated === undefined ? "add" : "change";
+      await step(`${verb} address ${a} on ${p.bridge}`, "ip", [
         "addr",
-        "add",
+        verb,
         a,
         "dev",
         p.bridge,
-        ...(a.includes(":") ? ["nodad"] : []),
+        ...(v6 ? ["nodad", "preferred_lft", "0"] : []),
       ], signal);
     }
   }
@@ -290,26 +300,37 @@ function canonicalPrefix4(p: string): string {
   return `${formatIpv4(x.network)}/${x.length}`;
 }
 
-/** Every device's addresses, as {@linkcode addrKey}s. */
+/**
+ * Every device's addresses: {@linkcode addrKey} → whether it is deprecated
+ * (preferred lifetime 0).
+ */
 async function listAddrs(
   step: Step,
   signal?: AbortSignal,
-): Promise<Map<string, Set<string>>> {
+): Promise<Map<string, Map<string, boolean>>> {
   const { stdout } = await step("list addresses", "ip", [
     "-j",
     "addr",
     "show",
   ], signal);
-  const out = new Map<string, Set<string>>();
+  const out = new Map<string, Map<string, boolean>>();
   for (
     const l of JSON.parse(stdout || "[]") as {
       ifname: string;
-      addr_info?: { local?: string; prefixlen?: number }[];
+      addr_info?: {
+        local?: string;
+        prefixlen?: number;
+        preferred_life_time?: number;
+      }[];
     }[]
   ) {
-    const keys = new Set<string>();
+    const keys = new Map<string, boolean>();
     for (const a of l.addr_info ?? []) {
-      if (a.local) keys.add(addrKey(`${a.local}/${a.prefixlen}`));
+      if (!a.local) continue;
+      keys.set(
+        addrKey(`${a.local}/${a.prefixlen}`),
+        a.preferred_life_time === 0,
+      );
     }
     out.set(l.ifname, keys);
   }
