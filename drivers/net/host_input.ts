@@ -23,7 +23,11 @@
  *   requests: the host holds no IPv4 router address on VM networks);
  * - TCP to the metadata service's addresses and port ({@linkcode METADATA});
  *
- * and drops (and counts) everything else, IPv4 included. The service's
+ * and drops (and counts) everything else, IPv4 included. TCP to the
+ * metadata service's addresses and port from anything else (the underlay,
+ * a management NIC, a public bridge's other neighbours) is dropped and
+ * counted (`metadata-off-vms`): the service identifies its callers by
+ * source address, which is only a VM's on a VM's port. The service's
  * replies leave with hop limit (TTL) 1 (`output` hook, counted as
  * `metadata-hoplimit`): like IMDSv2's, they go no further than the VM,
  * which cannot forward them to anyone else. DHCP needs no
@@ -163,6 +167,16 @@ function chains(spec: HostInputSpec): Chain[] {
       [`iifname "${BRIDGE_PREFIX}*" jump from-vms`, "private-bridges"],
       [`iifname "${TAP_PREFIX}*" jump from-vms`, "taps"],
       [`ether saddr @${SETS.publicMacs} jump from-vms`, "public-ports"],
+      // The service is for VMs: not for the underlay, a management NIC
+      // or anyone else routing its addresses to this host.
+      [
+        `ip6 daddr { ${meta6} } tcp dport ${METADATA.port} counter drop`,
+        "metadata-off-vms",
+      ],
+      [
+        `ip daddr ${METADATA.ipv4} tcp dport ${METADATA.port} counter drop`,
+        "metadata-off-vms",
+      ],
     ],
   };
   const out: Chain[] = [input, {

@@ -68,7 +68,7 @@ export async function metadataListener(
  * the line the listener sent, or null when it could not.
  */
 export async function fetchLine(
-  vm: VmNs,
+  vm: Pick<VmNs, "ns">,
   addr: string,
   from = "",
 ): Promise<string | null> {
