@@ -14,7 +14,8 @@
  * 4. a request carrying `X-aws-ec2-metadata-token` must carry a valid one
  *    of the caller's VM (401); with `requireToken`, every tree needs one;
  * 5. only GET and HEAD (405); the VM's metadata from the cache (404 when
- *    the VM has no document), then `/latest/` and the dated EC2 versions,
+ *    the VM has no document, 503 when it is not read within `dataTimeoutMs`),
+ *    then `/latest/` and the dated EC2 versions,
  *    `/openstack/`, `/nocloud/`.
  *
  * Refusals are logged once per source address and reason per minute; no
@@ -58,7 +59,15 @@ export interface MetadataAppOptions {
   log: Logger;
   /** Monotonic ms, for the refusal log's pace. */
   now?: () => number;
+  /**
+   * How long a request waits for the VM's metadata (its first read, e.g.
+   * while etcd is away) before it gets 503.
+   */
+  dataTimeoutMs?: number;
 }
+
+/** Default of {@linkcode MetadataAppOptions.dataTimeoutMs}. */
+const DATA_TIMEOUT_MS = 5_000;
 
 /** A refusal is logged once per source address and reason per this. */
 const REFUSAL_LOG_MS = 60_000;
@@ -74,6 +83,7 @@ export function createMetadataApp(
     requireToken = false,
     log,
     now = () => performance.now(),
+    dataTimeoutMs = DATA_TIMEOUT_MS,
   }: MetadataAppOptions,
 ): Hono<MetadataEnv> {
   const app = new Hono<MetadataEnv>({ strict: false });
@@ -127,7 +137,12 @@ export function createMetadataApp(
     if (c.req.method !== "GET" && c.req.method !== "HEAD") {
       return refuse(405, "method not allowed", vf);
     }
-    const meta = await data(who.vm);
+    const meta = await withTimeout(data(who.vm), dataTimeoutMs);
+    if (meta === TIMED_OUT) {
+      return c.text("metadata not available yet, try again\n", 503, {
+        "retry-after": "1",
+      });
+    }
     if (!meta) return c.text("no metadata for this VM\n", 404);
     c.set("meta", meta);
     await next();
@@ -144,4 +159,22 @@ export function createMetadataApp(
     return c.text("internal error\n", 500);
   });
   return app;
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+/** `p`'s value, or TIMED_OUT when it takes longer than `ms`. */
+async function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+): Promise<T | typeof TIMED_OUT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -264,3 +264,22 @@ Deno.test("metadata app logs a refusal once per source address and reason per mi
   await fwd();
   assert.equal(lines.length, 3, "logged again after a minute");
 });
+
+Deno.test("metadata app answers 503 when the VM's metadata is not read within dataTimeoutMs (etcd away at start), instead of holding the request", async () => {
+  const table = new PortTable([A]);
+  const app = createMetadataApp({
+    identify: (l, r) => table.identify(l, r),
+    data: () => new Promise(() => {}),
+    tokens: await Tokens.create(),
+    log: logger(),
+    dataTimeoutMs: 50,
+  });
+  const t0 = performance.now();
+  const res = await app.request("/latest/meta-data/instance-id", {}, {
+    listener: { kind: "ipv6" },
+    remote: A.ipv6,
+  });
+  assert.equal(res.status, 503);
+  assert.match(await res.text(), /not available/);
+  assert.ok(performance.now() - t0 < 5_000);
+});
