@@ -23,8 +23,13 @@ import { NotFoundError } from "../../core/errors.ts";
 import { decodeRaw, type RawKv, sleep, watchPrefix } from "../../core/watch.ts";
 import { type VmMetadata, vmMetadata } from "../../resources/vms/metadata.ts";
 
-/** Wait before reading again after a failed read. */
-const RETRY_MS = 250;
+/**
+ * Wait before reading again after a failed read: doubling from the first
+ * to the last, so a document that stays unreadable costs a read (and a
+ * warning) every 30 s, not four a second.
+ */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 30_000;
 
 /** Options of a {@linkcode MetadataCache}. */
 export interface MetadataCacheOptions {
@@ -190,6 +195,7 @@ export class MetadataCache {
     }
     e.reading = true;
     const p = (async () => {
+      let pause = RETRY_FIRST_MS;
       do {
         e.again = false;
         let v: VmMetadata | null;
@@ -203,7 +209,8 @@ export class MetadataCache {
             });
             // The last read is served meanwhile.
             e.again = true;
-            await sleep(RETRY_MS, e.stop.signal);
+            await sleep(pause, e.stop.signal);
+            pause = Math.min(2 * pause, RETRY_MAX_MS);
             continue;
           }
           v = null;
