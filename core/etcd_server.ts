@@ -120,6 +120,13 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdServer> {
       `--auto-compaction-mode=${compaction.mode}`,
       `--auto-compaction-retention=${compaction.retention}`,
       `--quota-backend-bytes=${opts.quotaBytes ?? EMBEDDED.quotaBytes}`,
+      // Leases keep their remaining TTL over a restart or a new leader
+      // (checkpointed every 5 min); without it etcd 3.4 grants every lease
+      // its whole TTL again, and the 24 h leases of idem/ and failover/
+      // never end on an etcd restarted daily. Measured with 3.4.23: a
+      // 3600 s lease with 3269 s left had 3298 s after a restart with the
+      // flag, 3598 s without. (It panics with the capnslog logger: zap.)
+      "--experimental-enable-lease-checkpoint",
       "--log-level=warn",
       "--logger=zap",
       `--log-outputs=${logFile}`,
