@@ -56,23 +56,24 @@ export function metadataChains(): HookedChain[] {
       .join(", ")
   } }`;
   const v4 = METADATA.ipv4;
-  const notTap = (dir: "iifname" | "oifname") => `${dir} != "${TAP_PREFIX}*"`;
-  const inRules = [
-    `${notTap("iifname")} ip6 daddr { ${meta6} } counter drop`,
-    `${notTap("iifname")} ip daddr ${v4} counter drop`,
-    `${notTap("iifname")} arp daddr ip ${v4} counter drop`,
-    `${
-      notTap("iifname")
-    } icmpv6 type nd-neighbor-solicit @th,64,128 ${targets} counter drop`,
-  ];
-  const outRules = [
-    `${notTap("oifname")} ip6 saddr { ${meta6} } counter drop`,
-    `${notTap("oifname")} ip saddr ${v4} counter drop`,
-    `${notTap("oifname")} arp saddr ip ${v4} counter drop`,
-    `${
-      notTap("oifname")
-    } icmpv6 type nd-neighbor-advert @th,64,128 ${targets} counter drop`,
-  ];
+  /**
+   * Frames on a port that is not a tap, in (`iifname`, to the metadata
+   * addresses, NS for them) or out (`oifname`, from them, NA for them).
+   */
+  const rules = (dir: "iifname" | "oifname") => {
+    const notTap = `${dir} != "${TAP_PREFIX}*"`;
+    const [addr, nd] = dir === "iifname"
+      ? ["daddr", "nd-neighbor-solicit"]
+      : ["saddr", "nd-neighbor-advert"];
+    return [
+      `${notTap} ip6 ${addr} { ${meta6} } counter drop`,
+      `${notTap} ip ${addr} ${v4} counter drop`,
+      `${notTap} arp ${addr} ip ${v4} counter drop`,
+      `${notTap} icmpv6 type ${nd} @th,64,128 ${targets} counter drop`,
+    ];
+  };
+  const inRules = rules("iifname");
+  const outRules = rules("oifname");
   return [
     chain(META_IN, "input", inRules),
     chain(META_OUT, "output", outRules),
