@@ -1,6 +1,7 @@
 /**
- * `/v1/tasks`: list and show task documents, newest first. Non-admins see
- * only the tasks they own. `GET /v1/tasks/{id}/drain` reports what a
+ * `/v1/tasks`: list task documents, newest first, in pages filtered on the
+ * server (resources/tasks/list.ts), and show one. Non-admins see only the
+ * tasks they own. `GET /v1/tasks/{id}/drain` reports what a
  * `host.drain` did to each VM: how its stop went, where it runs now and
  * its downtime (tasks/drain_report.ts).
  *
@@ -13,28 +14,31 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import { ID_RE, Task, TaskState } from "../core/schemas.ts";
+import { listTasks as listTaskPage } from "../resources/tasks/list.ts";
 import { drainReport } from "../tasks/drain_report.ts";
 import { canSee, type Deps, IdParams, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
+import { pageOf, PageQuery } from "./pages.ts";
 
-export const TaskQuery = z.object({
+export const TaskQuery = PageQuery.extend({
   state: TaskState.optional(),
   kind: z.string().min(1).max(100).optional(),
   vm: z.string().regex(ID_RE, "vm must be a VM id").optional(),
   target: z.string().min(1).max(100).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 const listTasks = createRoute({
   method: "get",
   path: "/",
-  summary: "List tasks, newest first",
+  summary: "List tasks, newest first, a page at a time",
+  description: "At most `limit` tasks; follow `continue` until it is null " +
+    "(a page may end early, with fewer items and a token).",
   request: { query: TaskQuery },
   responses: {
     200: {
       description: "Matching tasks visible to the caller",
       content: {
-        "application/json": { schema: z.object({ items: z.array(TaskDoc) }) },
+        "application/json": { schema: pageOf(TaskDoc, "TaskPage") },
       },
     },
     ...errorResponses(400, 503),
@@ -92,21 +96,12 @@ const showDrain = createRoute({
 export function tasks({ store }: Deps) {
   return router()
     .openapi(listTasks, async (c) => {
-      const who = c.get("principal");
-      const q = c.req.valid("query");
-      const { items } = await store.list(keys.tasks, Task);
-      const out: Task[] = [];
-      // Task ids sort by creation time, so etcd's key order reversed is newest first.
-      for (let i = items.length - 1; i >= 0 && out.length < q.limit; i--) {
-        const t = items[i].value;
-        if (!canSee(who, t.owner)) continue;
-        if (q.state && t.state !== q.state) continue;
-        if (q.kind && t.kind !== q.kind) continue;
-        if (q.target && t.target !== q.target) continue;
-        if (q.vm && t.payload.vm !== q.vm) continue;
-        out.push(t);
-      }
-      return c.json({ items: out }, 200);
+      const page = await listTaskPage(
+        store,
+        c.get("principal"),
+        c.req.valid("query"),
+      );
+      return c.json(page, 200);
     })
     .openapi(showTask, async (c) => {
       const id = c.req.valid("param").id;

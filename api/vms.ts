@@ -22,6 +22,7 @@ import {
   VmDoc,
 } from "./env.ts";
 import { errorResponses } from "./errors.ts";
+import { pageOf, PageQuery } from "./pages.ts";
 import { rebootVm, stopVm } from "./vm_power.ts";
 
 const VmAndTask = z.object({ vm: VmDoc, task: TaskDoc }).openapi("VmAndTask");
@@ -70,10 +71,18 @@ const createVm = createRoute({
 const listVms = createRoute({
   method: "get",
   path: "/",
-  summary: "List VMs",
+  summary: "List VMs, oldest first, a page at a time",
+  description: "At most `limit` VMs; follow `continue` until it is null " +
+    "(a page may end early, with fewer items and a token). `owner` " +
+    "filters by owner; a user sees only their own VMs.",
+  request: {
+    query: PageQuery.extend({
+      owner: z.string().min(1).max(100).optional(),
+    }),
+  },
   responses: {
-    200: json(z.object({ items: z.array(VmDoc) }), "VMs visible to the caller"),
-    ...errorResponses(503),
+    200: json(pageOf(VmDoc, "VmPage"), "VMs visible to the caller"),
+    ...errorResponses(400, 503),
   },
 });
 
@@ -180,8 +189,12 @@ export function vms(deps: Deps) {
         : c.json({ vm: r.vm, task: r.task }, 201);
     })
     .openapi(listVms, async (c) => {
-      const items = await res.listVms(store, c.get("principal"));
-      return c.json({ items }, 200);
+      const page = await res.listVms(
+        store,
+        c.get("principal"),
+        c.req.valid("query"),
+      );
+      return c.json(page, 200);
     })
     .openapi(showVm, async (c) => {
       const vm = await res.showVm(

@@ -123,6 +123,11 @@ export interface components {
         field?: string;
       };
     };
+    VmPage: {
+      items: components["schemas"]["Vm"][];
+      /** @description The token of the next page; null on the last page */
+      continue: string | null;
+    };
     PowerInput: {
       /** @description The hard stop (or reset) at once, without asking the guest */
       force?: boolean;
@@ -253,6 +258,11 @@ export interface components {
     HostChange: {
       host: components["schemas"]["HostView"];
       task: components["schemas"]["Task"] | null;
+    };
+    TaskPage: {
+      items: components["schemas"]["Task"][];
+      /** @description The token of the next page; null on the last page */
+      continue: string | null;
     };
     DrainReport: {
       host?: string;

@@ -67,6 +67,8 @@ export const keys = {
   image: (ref: string) => `image/${ref}`,
   imagesOf: (owner: string) => `image/${owner}/`,
   images: "image/",
+  /** The key that seals continue tokens of listings (core/page_token.ts). */
+  pageKey: "page-key",
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

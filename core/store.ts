@@ -47,6 +47,11 @@ export interface ListOptions {
   from?: string;
   /** The key (relative) the range ends before; default the prefix's end. */
   before?: string;
+  /**
+   * `descend`: highest key first. etcd then reads the whole range before it
+   * applies `limit`: use it only on a range known to be small.
+   */
+  order?: "ascend" | "descend";
 }
 
 export interface StoreOptions {
@@ -164,7 +169,13 @@ export class Store {
     schema: z.ZodType<T>,
     opts: ListOptions = {},
   ): Promise<
-    { items: Kv<T>[]; unreadable: Unreadable[]; revision: string }
+    {
+      items: Kv<T>[];
+      unreadable: Unreadable[];
+      revision: string;
+      /** The range holds more keys than `limit` let through. */
+      more: boolean;
+    }
   > {
     const k = this.full(prefix);
     const res = await this.#call(`list ${prefix}`, () =>
@@ -175,6 +186,9 @@ export class Store {
           : this.full(opts.before),
         limit: opts.limit ?? 0,
         revision: opts.revision,
+        ...(opts.order === "descend"
+          ? { sort_order: "Descend" as const, sort_target: "Key" as const }
+          : {}),
       }));
     const items: Kv<T>[] = [];
     const unreadable: Unreadable[] = [];
@@ -183,7 +197,12 @@ export class Store {
       if ("reason" in d) unreadable.push(d);
       else items.push(d);
     }
-    return { items, unreadable, revision: String(res.header.revision) };
+    return {
+      items,
+      unreadable,
+      revision: String(res.header.revision),
+      more: res.more,
+    };
   }
 
   /** Lists only the keys under a prefix (relative), cheap for indexes. */
@@ -199,13 +218,18 @@ export class Store {
     return res.kvs.map((kv) => this.rel(kv.key));
   }
 
-  /** Counts the keys under a prefix without reading them. */
-  async count(prefix: string): Promise<number> {
+  /** Counts the keys under a prefix (within `from`/`before`) unread. */
+  async count(
+    prefix: string,
+    range: Pick<ListOptions, "from" | "before"> = {},
+  ): Promise<number> {
     const k = this.full(prefix);
     const res = await this.#call(`count ${prefix}`, () =>
       this.client.kv.range({
-        key: k,
-        range_end: prefixEnd(k),
+        key: range.from === undefined ? k : this.full(range.from),
+        range_end: range.before === undefined
+          ? prefixEnd(k)
+          : this.full(range.before),
         count_only: true,
       }));
     return Number(res.count);

@@ -1,17 +1,23 @@
 /**
  * Reading VMs as a caller may see them: its own, every VM for an admin. A
- * VM the caller may not see is not found, also when it exists.
+ * VM the caller may not see is not found, also when it exists. Listings
+ * come in pages (core/store_page.ts) with a sealed continue token
+ * (core/page_token.ts): `vm/` keys are not per owner, so a user's page
+ * reads at most `PAGE_SCAN_MAX` keys of everyone's and may end early with
+ * fewer items and a token.
  *
  * @example
  * ```ts
- * const items = await listVms(store, who);
+ * const { items, continue: next } = await listVms(store, who, { limit: 100 });
  * const vm = await showVm(store, who, "vm-1"); // NotFoundError if hidden
  * ```
  */
 import { NotFoundError } from "../../core/errors.ts";
 import { keys } from "../../core/keys.ts";
 import { Vm } from "../../core/schemas.ts";
+import { openPosition, sealPosition } from "../../core/page_token.ts";
 import type { Kv, Store } from "../../core/store.ts";
+import { ascendingPage } from "../../core/store_page.ts";
 import { type Caller, canSee } from "../deps.ts";
 
 /** Reads a VM `who` may see, with its revision; NotFoundError otherwise. */
@@ -25,10 +31,39 @@ export async function readVm(
   return vm;
 }
 
-/** The VMs `who` may see. */
-export async function listVms(store: Store, who: Caller): Promise<Vm[]> {
-  const { items } = await store.list(keys.vms, Vm);
-  return items.map((kv) => kv.value).filter((v) => canSee(who, v.owner));
+/** Which VMs a listing asks for, and where its page starts. */
+export interface VmQuery {
+  limit: number;
+  /** The token of the previous page. */
+  continue?: string;
+  /** Only this owner's VMs (a user: only their own anyway). */
+  owner?: string;
+}
+
+/** A page of VMs `who` may see, oldest first; `continue` null at the end. */
+export async function listVms(
+  store: Store,
+  who: Caller,
+  q: VmQuery,
+): Promise<{ items: Vm[]; continue: string | null }> {
+  const position = q.continue === undefined
+    ? undefined
+    : await openPosition(store, keys.vms, q.continue);
+  if (q.owner !== undefined && !canSee(who, q.owner)) {
+    return { items: [], continue: null };
+  }
+  const owner = q.owner ?? (who.admin ? undefined : who.name);
+  const page = await ascendingPage(store, keys.vms, Vm, {
+    limit: q.limit,
+    position,
+    match: owner === undefined ? undefined : (v) => v.owner === owner,
+  });
+  return {
+    items: page.items.map((kv) => kv.value),
+    continue: page.next === null
+      ? null
+      : await sealPosition(store, keys.vms, page.next),
+  };
 }
 
 /** One VM `who` may see; NotFoundError otherwise. */

@@ -1,0 +1,173 @@
+/**
+ * Paged listings of a prefix, in key order (`ascendingPage`) or newest
+ * first for keys that carry their creation time (`descendingPage`): at most
+ * `limit` matching documents and at most `scanMax` keys read per page, and
+ * the position where the next page starts (`next`, null after the last
+ * page). A page reads the latest revision: a document that exists and
+ * keeps its key from the first page to the last is listed exactly once,
+ * one added or removed meanwhile may be listed or not. A page that reached
+ * `scanMax` before `limit` matches ends early, with fewer items and a
+ * position: the cost of one request never grows with the prefix.
+ *
+ * @example
+ * ```ts
+ * const p = await ascendingPage(store, keys.vms, Vm, { limit: 100 });
+ * const q = await ascendingPage(store, keys.vms, Vm, { limit: 100, position: p.next! });
+ * ```
+ */
+import type { z } from "zod";
+import type { Kv, Store } from "./store.ts";
+
+/** Keys one page reads at most (matching or not). */
+export const PAGE_SCAN_MAX = 1000;
+/** Range requests one newest-first page sends at most. */
+const MAX_REQUESTS = 64;
+/** The smallest read of one request, so sparse matches need few requests. */
+const MIN_CHUNK = 100;
+/** The first time window of a newest-first page. */
+const FIRST_SPAN_MS = 60_000;
+
+export interface PageOptions<T> {
+  /** Matching documents per page. */
+  limit: number;
+  /** Where this page starts: a previous page's `next`. */
+  position?: string;
+  /** Which documents count; all when absent. */
+  match?: (value: T) => boolean;
+  scanMax?: number;
+}
+
+export interface Page<T> {
+  items: Kv<T>[];
+  /** Where the next page starts; null when this was the last. */
+  next: string | null;
+}
+
+const chunkOf = (limit: number, got: number, budget: number) =>
+  Math.max(1, Math.min(budget, Math.max(limit - got, MIN_CHUNK)));
+
+/**
+ * A page in ascending key order. `next` is the key the next page starts at
+ * (inclusive): just after the last key this page read.
+ */
+export async function ascendingPage<T>(
+  store: Store,
+  prefix: string,
+  schema: z.ZodType<T>,
+  opts: PageOptions<T>,
+): Promise<Page<T>> {
+  const scanMax = opts.scanMax ?? PAGE_SCAN_MAX;
+  const out: Kv<T>[] = [];
+  let from = opts.position ?? prefix;
+  let read = 0;
+  for (;;) {
+    const page = await store.list(prefix, schema, {
+      from,
+      limit: chunkOf(opts.limit, out.length, scanMax - read),
+    });
+    read += page.items.length + page.unreadable.length;
+    const last = lastKey(page.items, page.unreadable);
+    for (const kv of page.items) {
+      if (opts.match && !opts.match(kv.value)) continue;
+      out.push(kv);
+      if (out.length === opts.limit) {
+        const end = kv.key === last && !page.more;
+        return { items: out, next: end ? null : `${kv.key}\0` };
+      }
+    }
+    if (!page.more || last === null) return { items: out, next: null };
+    from = `${last}\0`;
+    if (read >= scanMax) return { items: out, next: from };
+  }
+}
+
+/** How a newest-first listing maps its keys to creation times. */
+export interface TimeKeys {
+  /** The first key created at `ms` or later. */
+  keyAt: (ms: number) => string;
+  /** When the document of `key` was created; null for a key without it. */
+  timeOf: (key: string) => number | null;
+}
+
+/**
+ * A page newest first (descending key order) of keys that sort by creation
+ * time. etcd sorts a descending range only after reading all of it, so
+ * this reads ascending windows of time backwards from the position: each
+ * window is counted first (keys only, nothing read), narrowed to about
+ * half a read when it holds more, widened after a sparse one. Only more
+ * than one read's keys in one millisecond are read sorted descending.
+ * `next` is the key the next page ends before (exclusive).
+ */
+export async function descendingPage<T>(
+  store: Store,
+  prefix: string,
+  schema: z.ZodType<T>,
+  opts: PageOptions<T> & TimeKeys,
+): Promise<Page<T>> {
+  const scanMax = opts.scanMax ?? PAGE_SCAN_MAX;
+  const out: Kv<T>[] = [];
+  let hi = opts.position ?? null;
+  let span = FIRST_SPAN_MS;
+  let read = 0;
+  let requests = 0;
+  while (read < scanMax && requests < MAX_REQUESTS) {
+    // From the top (or a key without a time) the window ends at the prefix's end.
+    const hiMs = (hi === null ? null : opts.timeOf(hi)) ?? Date.now();
+    const timed = hiMs - span > 0 ? opts.keyAt(hiMs - span) : prefix;
+    // A position below every timed key: the rest of the prefix at once.
+    const below = hi !== null && timed >= hi;
+    const lo = below ? prefix : timed;
+    const chunk = chunkOf(opts.limit, out.length, scanMax - read);
+    const range = { from: lo, before: hi ?? undefined };
+    const n = await store.count(prefix, range);
+    requests++;
+    if (n > chunk && span > 1 && !below) {
+      span = Math.max(1, Math.floor((span * chunk) / (2 * n)));
+      continue;
+    }
+    const sorted = n > chunk;
+    const page = await store.list(prefix, schema, {
+      ...range,
+      limit: chunk,
+      order: sorted ? "descend" : "ascend",
+    });
+    requests++;
+    read += page.items.length + page.unreadable.length;
+    // Keys added since the count: count again.
+    if (!sorted && page.more) continue;
+    const items = sorted ? page.items : page.items.toReversed();
+    const lowest = firstKey(page.items, page.unreadable, sorted);
+    const atStart = !sorted && lo === prefix;
+    for (const kv of items) {
+      if (opts.match && !opts.match(kv.value)) continue;
+      out.push(kv);
+      if (out.length === opts.limit) {
+        const end = atStart && kv.key === lowest;
+        return { items: out, next: end ? null : kv.key };
+      }
+    }
+    if (atStart) return { items: out, next: null };
+    if (sorted) hi = lowest ?? lo;
+    else {
+      hi = lo;
+      if (n < chunk / 2) span *= 2;
+    }
+  }
+  return { items: out, next: hi };
+}
+
+function lastKey(a: { key: string }[], b: { key: string }[]): string | null {
+  const keys = [a.at(-1)?.key, b.at(-1)?.key].filter((k) => k !== undefined);
+  return keys.length ? keys.sort().at(-1)! : null;
+}
+
+/** The lowest key of a read, ascending or (`descending`) not. */
+function firstKey(
+  a: { key: string }[],
+  b: { key: string }[],
+  descending: boolean,
+): string | null {
+  const ends = descending ? [a.at(-1), b.at(-1)] : [a[0], b[0]];
+  const keys = ends.filter((e) => e !== undefined).map((e) => e.key);
+  return keys.length ? keys.sort()[0] : null;
+}
