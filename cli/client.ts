@@ -62,6 +62,12 @@ export interface ImageInput {
 export interface List<T> {
   items: T[];
 }
+/** A page of a paged listing: `continue` names the next, null at the end. */
+export interface Page<T> extends List<T> {
+  continue?: string | null;
+}
+/** The largest page the API serves (api/pages.ts). */
+const MAX_PAGE = 1000;
 
 /**
  * What `POST /v1/vms` takes; the API's default image when none is given,
@@ -93,6 +99,29 @@ export type Seed = Schemas["SeedAnswer"];
 /** What `POST /v1/auth/token` answers. */
 export type Token = Schemas["BearerToken"];
 
+/**
+ * Reads a paged listing page by page, following `continue`, until its end
+ * or `max` items: one list of them all.
+ */
+async function follow<T>(
+  send: Transport,
+  path: string,
+  query = new URLSearchParams(),
+  max = Infinity,
+): Promise<List<T>> {
+  const items: T[] = [];
+  let token: string | null | undefined;
+  do {
+    const q = new URLSearchParams(query);
+    q.set("limit", String(Math.min(MAX_PAGE, max - items.length)));
+    if (token) q.set("continue", token);
+    const page = await send<Page<T>>("GET", `${path}?${q}`);
+    items.push(...page.items.slice(0, max - items.length));
+    token = page.continue;
+  } while (token && items.length < max);
+  return { items };
+}
+
 const vmPath = (id: string) => `/v1/vms/${encodeURIComponent(id)}`;
 const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
 const keyPath = (name: string) => `/v1/keys/${encodeURIComponent(name)}`;
@@ -115,7 +144,7 @@ const uploadPath = (name: string) =>
 export function apiClient(send: Transport) {
   return {
     vms: {
-      list: () => send<List<Vm>>("GET", "/v1/vms"),
+      list: () => follow<Vm>(send, "/v1/vms"),
       get: (id: string) => send<Vm>("GET", vmPath(id)),
       create: (body: VmInput, idempotencyKey?: string) =>
         send<Operation>("POST", "/v1/vms", {
@@ -191,14 +220,13 @@ export function apiClient(send: Transport) {
         send<HostChange>("POST", `${hostPath(name)}/shutdown`),
     },
     tasks: {
-      list: ({ state, kind, vm, limit }: TaskQuery) => {
+      /** The newest `limit` (default 100) matching tasks, over pages. */
+      list: ({ state, kind, vm, limit = 100 }: TaskQuery) => {
         const query = new URLSearchParams();
         if (state) query.set("state", state);
         if (kind) query.set("kind", kind);
         if (vm) query.set("vm", vm);
-        if (limit) query.set("limit", String(limit));
-        const qs = query.size > 0 ? `?${query}` : "";
-        return send<List<Task>>("GET", `/v1/tasks${qs}`);
+        return follow<Task>(send, "/v1/tasks", query, limit);
       },
       get: (id: string) => send<Task>("GET", taskPath(id)),
       drain: (id: string) => send<DrainReport>("GET", `${taskPath(id)}/drain`),

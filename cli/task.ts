@@ -79,7 +79,7 @@ const list = command({
     "--state STATE": TASK_STATES.join(", "),
     "--kind KIND": "e.g. vm.create",
     "--vm ID|NAME": "tasks of this VM",
-    "--limit N": "at most N tasks",
+    "--limit N": "at most N tasks (default 100)",
   },
   examples: ["ucloud task list --state failed", "ucloud task list --vm web1"],
   parse({ read, args, topic }: Input) {

@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { apiClient } from "../cli/client.ts";
+import { connect } from "../cli/http.ts";
 import { keys } from "../core/keys.ts";
 import { Task, type Vm } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
@@ -175,6 +177,30 @@ Deno.test({
         },
       );
 
+      await step(
+        "the CLI's client follows continue tokens: vm list shows every VM",
+        async () => {
+          const { store: big, app: bigApp } = fresh({ auth: headerAuth });
+          await putAll(big, [
+            ...Array.from({ length: 2_100 }, (_, n) => vm(n, "alice")),
+            vm(9_999_999, "carol"),
+          ]);
+          const client = (user: string) =>
+            apiClient(connect(
+              "http://api",
+              (url, init) => Promise.resolve(bigApp.request(url, init)),
+              { headers: () => Promise.resolve({ "x-user": user }) },
+            ));
+          const all = await client("root/admin").vms.list();
+          assert.equal(all.items.length, 2_101);
+          assert.equal(new Set(all.items.map((v) => v.id)).size, 2_101);
+          assert.deepEqual(
+            (await client("carol").vms.list()).items.map((v) => v.id),
+            [vmId(9_999_999)],
+          );
+        },
+      );
+
       const now = Date.now();
       const YEAR = 365 * 86_400_000;
       const tasks: Task[] = [];
@@ -253,6 +279,24 @@ Deno.test({
             ),
             newestFirst(every.filter(keep)),
             `${who} ${q}`,
+          );
+        }
+        // The CLI's client: the newest N over as many pages as it takes.
+        const cli = apiClient(connect(
+          "http://api",
+          (url, init) =>
+            Promise.resolve(app.request(url, init)),
+          {
+            headers: () =>
+              Promise.resolve(ADMIN),
+          },
+        ));
+        for (const limit of [undefined, 3, 1_500]) {
+          assert.deepEqual(
+            (await cli.tasks.list({ limit })).items.map((t) =>
+              t.id
+            ),
+            newestFirst(every).slice(0, limit ?? 100),
           );
         }
         // The first page without a limit: the 100 newest.
@@ -336,9 +380,7 @@ Deno.test({
       await step(
         "a user sees no other user's VM or task through filters or tokens",
         async () => {
-          const aliceVms = stable.filter(([, v]) =>
-            v.owner === "alice"
-          );
+          const aliceVms = stable.filter(([, v]) => v.owner === "alice");
           // An owner filter of someone else: nothing, and nothing read.
           const r = await call(app, "GET", "/v1/vms?owner=alice", {
             headers: as("bob"),
@@ -351,9 +393,7 @@ Deno.test({
             as("bob"),
           );
           assert.ok(
-            t.pages.flat().every((x) =>
-              x.owner === "bob"
-            ),
+            t.pages.flat().every((x) => x.owner === "bob"),
           );
           // The admin's tokens (positions among alice's VMs) give bob only his.
           const admin = await allPages<Vm>(app, "/v1/vms?limit=4", ADMIN);
