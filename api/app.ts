@@ -28,6 +28,7 @@ import { images } from "./images.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
+import type { TaskCounts } from "./task_counts.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -61,6 +62,8 @@ export interface AppOptions {
   identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
+  /** The watched task counts `/metrics` reports; no task gauges without. */
+  taskCounts?: TaskCounts;
 }
 
 const localAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -75,6 +78,7 @@ export function createApp({
   auth,
   identity,
   registry = new Registry(),
+  taskCounts,
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
@@ -91,7 +95,7 @@ export function createApp({
       return c.json({ ok: false, error: (err as Error).message }, 503);
     }
   });
-  app.route("/metrics", metrics({ store, registry }));
+  app.route("/metrics", metrics({ registry, counts: taskCounts }));
 
   // Registered before the auth middleware: the API description is public.
   // 3.1: a nullable reference is `anyOf: [$ref, null]` (3.0 cannot say it).

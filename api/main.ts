@@ -14,6 +14,7 @@ import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
 import { createIdentity } from "./identity.ts";
+import { TaskCounts } from "./task_counts.ts";
 
 const log = logger({ component: "api" });
 
@@ -23,6 +24,8 @@ export async function main(): Promise<void> {
   const store = Store.connect(config.etcd);
   // Lets POST /v1/vms place VMs in the same transaction that creates them.
   const placement = PlacementCache.start(store, { log });
+  // What /metrics reports about tasks, kept from watches.
+  const taskCounts = TaskCounts.start(store, { log });
   const identity = config.identity.enabled
     ? await createIdentity({ store, config })
     : undefined;
@@ -36,7 +39,7 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
-  const app = createApp({ store, config, identity });
+  const app = createApp({ store, config, identity, taskCounts });
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,
@@ -58,6 +61,7 @@ export async function main(): Promise<void> {
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
   await placement.close();
+  await taskCounts.close();
   store.close();
   log.info("api stopped");
 }

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics: HTTP request counts and durations by matched route
- * pattern, queue depth and task counts read from etcd at scrape time, and
- * the process's count of unreadable documents (core/unreadable.ts).
+ * pattern, queue depth and task counts kept from watches (api/task_counts.ts:
+ * a scrape sends no etcd request), and the process's count of unreadable
+ * documents (core/unreadable.ts).
  * Metrics live in the registry handed in (one per app), never in
  * prom-client's global default registry.
  *
@@ -9,16 +10,17 @@
  * ```ts
  * const registry = new Registry();
  * app.use("*", httpMetrics(registry));
- * app.route("/metrics", metrics({ store, registry }));
+ * app.route("/metrics", metrics({ registry, counts: TaskCounts.start(store) }));
  * ```
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { keys } from "../core/keys.ts";
-import { Task } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
 import { UNREADABLE_METRIC, unreadableDocuments } from "../core/unreadable.ts";
+import type { TaskCounts } from "./task_counts.ts";
+
+/** How long a scrape waits for the first listing of the counts. */
+const READY_WAIT_MS = 2000;
 
 /** The label of requests no route matched, so raw paths never become labels. */
 export const UNMATCHED = "unmatched";
@@ -51,23 +53,34 @@ export function httpMetrics(registry: Registry): MiddlewareHandler {
   };
 }
 
-/** The `/metrics` sub-app; registers the gauges read from etcd. */
+/**
+ * The `/metrics` sub-app; registers the task gauges when `counts` is given
+ * (none without: the API never scans `task/` to answer a scrape).
+ */
 export function metrics(
-  { store, registry }: { store: Store; registry: Registry },
+  { registry, counts }: { registry: Registry; counts?: TaskCounts },
 ): Hono {
+  if (counts) taskGauges(registry, counts);
+  if (!registry.getSingleMetric(UNREADABLE_METRIC)) {
+    registry.registerMetric(unreadableDocuments);
+  }
+  return new Hono().get("/", async (c) => {
+    const text = await registry.metrics();
+    return c.text(text, 200, { "Content-Type": registry.contentType });
+  });
+}
+
+function taskGauges(registry: Registry, counts: TaskCounts): void {
   new Gauge({
     name: "ucloud_task_queue_depth",
     help: "Runnable tasks in the queue index, by target",
     labelNames: ["target"] as const,
     registers: [registry],
     async collect() {
-      const depth = new Map<string, number>();
-      for (const key of await store.keys(keys.queues)) {
-        const target = key.split("/")[1];
-        depth.set(target, (depth.get(target) ?? 0) + 1);
-      }
+      const ready = await counts.waitReady(READY_WAIT_MS);
       this.reset();
-      for (const [target, n] of depth) this.set({ target }, n);
+      if (!ready) return;
+      for (const { target, n } of counts.queueDepth()) this.set({ target }, n);
     },
   });
   new Gauge({
@@ -76,18 +89,12 @@ export function metrics(
     labelNames: ["kind", "state"] as const,
     registers: [registry],
     async collect() {
-      const { items } = await store.list(keys.tasks, Task);
+      const ready = await counts.waitReady(READY_WAIT_MS);
       this.reset();
-      for (const { value: t } of items) {
-        this.inc({ kind: t.kind, state: t.state });
+      if (!ready) return;
+      for (const { kind, state, n } of counts.tasks()) {
+        this.set({ kind, state }, n);
       }
     },
-  });
-  if (!registry.getSingleMetric(UNREADABLE_METRIC)) {
-    registry.registerMetric(unreadableDocuments);
-  }
-  return new Hono().get("/", async (c) => {
-    const text = await registry.metrics();
-    return c.text(text, 200, { "Content-Type": registry.contentType });
   });
 }

@@ -6,18 +6,20 @@
 import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { createApp } from "../api/app.ts";
+import { TaskCounts } from "../api/task_counts.ts";
 import { assertError, call, noSanitize } from "./helpers/api.ts";
 import { freePort } from "../core/etcd_server.ts";
 import { Task } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { input, place } from "./helpers/api_fixtures.ts";
 import { withApiEnv } from "./helpers/api_env.ts";
+import { waitFor } from "./helpers/cluster.ts";
 
 Deno.test({
   name: "api: /v1 against a real etcd: tasks, openapi, metrics, health",
   ...noSanitize,
   fn: (t) =>
-    withApiEnv(t, async ({ stores, fresh, step, create }) => {
+    withApiEnv(t, async ({ stores, connect, fresh, step, create }) => {
       await step(
         "GET /v1/tasks filters, limits and sorts newest first",
         async () => {
@@ -118,7 +120,9 @@ Deno.test({
         "GET /metrics reports HTTP, queue and task metrics",
         async () => {
           const registry = new Registry();
-          const { store, app } = fresh({ registry });
+          const store = connect();
+          const taskCounts = TaskCounts.start(store);
+          const app = createApp({ store, registry, taskCounts });
           const { vm } = await create(app);
           await create(app, { ...input, name: "web2" });
           await place(store, vm.id, "h1", "running");
@@ -126,7 +130,17 @@ Deno.test({
           await call(app, "GET", `/v1/vms/${vm.id}`);
           await call(app, "GET", "/v1/vms/vm-nope-0");
           await call(app, "GET", "/no/such/path");
-          const r = await call(app, "GET", "/metrics");
+          // The task gauges follow a watch: scrape until it has caught up.
+          const gauges = [
+            'ucloud_task_queue_depth{target="any"} 2',
+            'ucloud_task_queue_depth{target="h1"} 1',
+            'ucloud_tasks{kind="vm.create",state="queued"} 2',
+            'ucloud_tasks{kind="vm.stop",state="queued"} 1',
+          ];
+          const r = await waitFor("the task gauges", async () => {
+            const r = await call(app, "GET", "/metrics");
+            return gauges.every((g) => r.body.includes(g)) && r;
+          }, 20_000).finally(() => taskCounts.close());
           assert.equal(r.status, 200);
           assert.match(r.headers.get("content-type") ?? "", /^text\/plain/);
           const text: string = r.body;
@@ -150,10 +164,6 @@ Deno.test({
           has(
             'ucloud_http_request_duration_seconds_count{method="POST",route="/v1/vms"} 2',
           );
-          has('ucloud_task_queue_depth{target="any"} 2');
-          has('ucloud_task_queue_depth{target="h1"} 1');
-          has('ucloud_tasks{kind="vm.create",state="queued"} 2');
-          has('ucloud_tasks{kind="vm.stop",state="queued"} 1');
           assert.ok(!text.includes("vm-nope-0"));
           // The registry handed in is the one served.
           assert.match(await registry.metrics(), /ucloud_tasks/);
