@@ -138,6 +138,36 @@ Deno.test({
       });
 
       await step(
+        "filters and continue tokens show a user only their own",
+        async () => {
+          const bob = { headers: bearerHeaders(bobBearer) };
+          const admin = { headers: bearerHeaders(aliceBearer) };
+          const items = (r: Answer) =>
+            (r.body as { items: { id: string; owner: string }[] }).items;
+          const none = await call("GET", "/v1/vms?owner=alice", bob);
+          assert.equal(none.status, 200, none.text);
+          assert.deepEqual(items(none), []);
+          const tasks = await call("GET", `/v1/tasks?vm=${aliceVm}`, bob);
+          assert.equal(tasks.status, 200, tasks.text);
+          assert.deepEqual(items(tasks), []);
+          // Every token of the admin's listing, in bob's hands: only bob's.
+          for (const path of ["/v1/vms", "/v1/tasks"]) {
+            let token: string | null = null;
+            do {
+              const q: string = token ? `&continue=${token}` : "";
+              const a = await call("GET", `${path}?limit=1${q}`, admin);
+              token = (a.body as { continue: string | null }).continue;
+              if (!token) break;
+              assert.ok(!token.includes(aliceVm) && !token.includes(bobVm));
+              const b = await call("GET", `${path}?continue=${token}`, bob);
+              assert.equal(b.status, 200, b.text);
+              for (const i of items(b)) assert.equal(i.owner, "bob", path);
+            } while (token);
+          }
+        },
+      );
+
+      await step(
         "an admin is never 401/403 (and sees others' VMs)",
         async () => {
           // Deletion last, so the other operations still find the VM.
