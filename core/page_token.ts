@@ -26,19 +26,19 @@ const PageKey = z.object({ key: z.string() });
 
 const cache = new WeakMap<Store, Promise<CryptoKey>>();
 
-/** The sealing key of this store's listings; made in etcd when absent. */
-function pageKey(store: Store): Promise<CryptoKey> {
-  let p = cache.get(store);
-  if (!p) {
-    p = loadKey(store);
-    p.catch(() => cache.delete(store));
-    cache.set(store, p);
-  }
-  return p;
-}
-
-async function loadKey(store: Store): Promise<CryptoKey> {
+/**
+ * The sealing key of this store's listings. `make`: write it when absent;
+ * otherwise an absent key is null (no token can have been sealed yet, and a
+ * refused request writes nothing).
+ */
+async function pageKey(
+  store: Store,
+  make: boolean,
+): Promise<CryptoKey | null> {
+  const cached = cache.get(store);
+  if (cached) return cached;
   let kv = await store.get(keys.pageKey, PageKey);
+  if (!kv && !make) return null;
   if (!kv) {
     const raw = crypto.getRandomValues(new Uint8Array(32));
     const key = Buffer.from(raw).toString("base64");
@@ -48,13 +48,16 @@ async function loadKey(store: Store): Promise<CryptoKey> {
     kv = await store.get(keys.pageKey, PageKey);
     if (!kv) throw new Error(`Cannot read ${keys.pageKey} after writing it`);
   }
-  return crypto.subtle.importKey(
+  const imported = crypto.subtle.importKey(
     "raw",
     Buffer.from(kv.value.key, "base64"),
     "AES-GCM",
     false,
     ["encrypt", "decrypt"],
   );
+  imported.catch(() => cache.delete(store));
+  cache.set(store, imported);
+  return imported;
 }
 
 /** Seals `position` (a key under `prefix`) into an opaque token. */
@@ -66,7 +69,7 @@ export async function sealPosition(
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const sealed = await crypto.subtle.encrypt(
     { name: "AES-GCM", iv, additionalData: new TextEncoder().encode(prefix) },
-    await pageKey(store),
+    (await pageKey(store, true))!,
     new TextEncoder().encode(position),
   );
   return Buffer.concat([iv, new Uint8Array(sealed)]).toString("base64url");
@@ -90,7 +93,8 @@ export async function openPosition(
     throw bad();
   }
   const bytes = Buffer.from(token, "base64url");
-  if (bytes.length <= IV_BYTES) throw bad();
+  const key = bytes.length > IV_BYTES && await pageKey(store, false);
+  if (!key) throw bad();
   let plain: ArrayBuffer;
   try {
     plain = await crypto.subtle.decrypt(
@@ -99,7 +103,7 @@ export async function openPosition(
         iv: bytes.subarray(0, IV_BYTES),
         additionalData: new TextEncoder().encode(prefix),
       },
-      await pageKey(store),
+      key,
       bytes.subarray(IV_BYTES),
     );
   } catch {

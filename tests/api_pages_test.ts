@@ -12,72 +12,15 @@ import { apiClient } from "../cli/client.ts";
 import { connect } from "../cli/http.ts";
 import { keys } from "../core/keys.ts";
 import { Task, type Vm } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
 import { PAGE_SCAN_MAX } from "../core/store_page.ts";
 import { newTask } from "../core/task_doc.ts";
-import { type App, assertError, call, headerAuth } from "./helpers/api.ts";
+import { assertError, call, dump, headerAuth } from "./helpers/api.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { withApiEnv } from "./helpers/api_env.ts";
+import { allPages, countReads, putAll, taskId, vmId } from "./helpers/pages.ts";
 
 const ADMIN = { "x-user": "root/admin" };
 const as = (name: string) => ({ "x-user": name });
-
-/** Writes documents in transactions of 100 puts. */
-async function putAll(store: Store, docs: [string, unknown][]) {
-  for (let i = 0; i < docs.length; i += 100) {
-    const txn = store.txn();
-    for (const [k, v] of docs.slice(i, i + 100)) txn.put(k, v);
-    assert.ok((await txn.commit()).ok);
-  }
-}
-
-/** A VM id that sorts by `n`. */
-const vmId = (n: number) => `vm-${String(n).padStart(6, "0")}`;
-
-/** A task id created at `ms`, with a random part that sorts by `n`. */
-const taskId = (ms: number, n: number) =>
-  `t-${ms.toString(36).padStart(9, "0")}-${n.toString(16).padStart(8, "0")}`;
-
-/** Follows `continue` from the first page to the last; every page's items. */
-async function allPages<T>(
-  app: App,
-  path: string,
-  headers: Record<string, string>,
-  between: (page: number) => Promise<void> = () => Promise.resolve(),
-): Promise<{ pages: T[][]; tokens: string[] }> {
-  const pages: T[][] = [];
-  const tokens: string[] = [];
-  let token: string | null = null;
-  do {
-    const sep = path.includes("?") ? "&" : "?";
-    const url: string = token === null
-      ? path
-      : `${path}${sep}continue=${encodeURIComponent(token)}`;
-    const r = await call(app, "GET", url, { headers });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    pages.push(r.body.items);
-    token = r.body.continue;
-    assert.ok(token === null || typeof token === "string");
-    if (token !== null) tokens.push(token);
-    await between(pages.length);
-    assert.ok(pages.length < 10_000, "pages never end");
-  } while (token !== null);
-  return { pages, tokens };
-}
-
-/** Counts the keys etcd returns to `store`, by wrapping its client's range. */
-function countReads(store: Store) {
-  const kv = store.client.kv;
-  const range = kv.range.bind(kv);
-  const seen = { requests: 0, keys: 0 };
-  kv.range = async (...args: Parameters<typeof range>) => {
-    const res = await range(...args);
-    seen.requests++;
-    seen.keys += res.kvs.length;
-    return res;
-  };
-  return seen;
-}
 
 Deno.test({
   name: "api: paged GET /v1/vms and /v1/tasks against a real etcd",
@@ -374,6 +317,19 @@ Deno.test({
             );
             assertError(r, 400, "continue");
           }
+          // Before any token was sealed, a refused one writes nothing.
+          const { store: empty, app: emptyApp } = fresh({ auth: headerAuth });
+          const before = await dump(empty);
+          const forged = Buffer.from(crypto.getRandomValues(new Uint8Array(40)))
+            .toString("base64url");
+          assertError(
+            await call(emptyApp, "GET", `/v1/tasks?continue=${forged}`, {
+              headers: ADMIN,
+            }),
+            400,
+            "continue",
+          );
+          assert.deepEqual(await dump(empty), before);
         },
       );
 
