@@ -191,6 +191,8 @@ export class HostNet implements HostNetwork {
     } finally {
       off();
       await timers;
+      // A kicked sync still running ends before run() does.
+      await this.#running.catch(() => {});
     }
   }
 
