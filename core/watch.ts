@@ -26,6 +26,8 @@ export interface RawKv {
   key: string;
   value: string;
   modRevision: string;
+  createRevision?: string;
+  lease?: string;
 }
 
 export interface WatchEvent extends RawKv {
@@ -72,6 +74,8 @@ function raw(store: Store, kv: IKeyValue): RawKv {
     key: store.rel(kv.key),
     value: kv.value.toString(),
     modRevision: String(kv.mod_revision),
+    createRevision: String(kv.create_revision),
+    lease: String(kv.lease),
   };
 }
 
@@ -99,12 +103,15 @@ export async function watchPrefix(
   }
 }
 
-/** Watches from revision + 1 until an error or abort; events in order. */
-async function watchOnce(
+/**
+ * Watches from revision + 1 until an error or abort; events in order. The
+ * caller lists again after it returns (unless `signal` aborted).
+ */
+export async function watchOnce(
   store: Store,
   prefix: string,
   revision: string,
-  opts: WatchOptions,
+  opts: Omit<WatchOptions, "onReset">,
 ): Promise<void> {
   const { signal } = opts;
   const full = store.full(prefix);

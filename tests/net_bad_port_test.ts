@@ -18,6 +18,7 @@ import { noSanitize } from "./helpers/api.ts";
 import { ingressTable } from "./helpers/attack_env.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./helpers/net_hosts.ts";
 import { type Bench, vmDoc, withBench } from "./helpers/task_ctx.ts";
+import { VmCaches } from "./helpers/host_vms.ts";
 
 const lan: Network = {
   id: "net-lan",
@@ -54,32 +55,39 @@ async function withHost(
     env: NetEnv;
     b: Bench;
     ns: string;
-    hostNet: () => HostNet;
+    hostNet: () => Promise<HostNet>;
     start: (id: string, net?: HostNet) => Promise<void>;
   }) => Promise<void>,
 ) {
   await withNetHosts(["h1"], (env) =>
     withBench(async (b) => {
-      await b.store.txn().put(keys.network(lan.id), lan).commit();
-      const worker = await b.incarnation("h1");
-      const hostNet = () =>
-        new HostNet({
-          store: b.store,
-          host: "h1",
-          driver: env.driver("h1", false),
-          underlay: null,
-          lease: () => worker.lease,
-          log: env.log.child({ host: "h1" }),
-        });
-      const net = hostNet();
-      const start = async (id: string, n = net) => {
-        const ctx = await b.context(worker, "vm.start", { vm: id });
-        const out = await vmStart({ ...ctx, net: n });
-        assert.ok(out.txn, `vm.start of ${id} did not finish`);
-        assert.ok((await out.txn.commit()).ok);
-      };
-      await f({ env, b, ns: env.net.host("h1").ns, hostNet, start });
-      await b.driver.fence();
+      const caches = new VmCaches();
+      try {
+        await b.store.txn().put(keys.network(lan.id), lan).commit();
+        const worker = await b.incarnation("h1");
+        // A new one is a restarted worker's: it lists the VMs again.
+        const hostNet = async () =>
+          new HostNet({
+            store: b.store,
+            host: "h1",
+            driver: env.driver("h1", false),
+            underlay: null,
+            lease: () => worker.lease,
+            log: env.log.child({ host: "h1" }),
+            vms: await caches.start(b.store, "h1", env.log),
+          });
+        const net = await hostNet();
+        const start = async (id: string, n = net) => {
+          const ctx = await b.context(worker, "vm.start", { vm: id });
+          const out = await vmStart({ ...ctx, net: n });
+          assert.ok(out.txn, `vm.start of ${id} did not finish`);
+          assert.ok((await out.txn.commit()).ok);
+        };
+        await f({ env, b, ns: env.net.host("h1").ns, hostNet, start });
+        await b.driver.fence();
+      } finally {
+        await caches.close();
+      }
     }), { prefix: "ucbad" });
 }
 
@@ -194,7 +202,7 @@ Deno.test({
         value: Buffer.from(JSON.stringify({ id: "vm-a", future: true })),
       });
       // A restarted worker knows nothing of vm-a but its key.
-      await hostNet().sync();
+      await (await hostNet()).sync();
       assert.equal((await link(ns, a))?.master, bridgeOf(lan), "port gone");
       assert.deepEqual(await handles(ns, a), before, "rules changed");
       assert.equal(
@@ -210,14 +218,14 @@ Deno.test({
         key: b.store.full(keys.network(lan.id)),
         value: Buffer.from("{not json"),
       });
-      await hostNet().sync();
+      await (await hostNet()).sync();
       assert.equal((await link(ns, a))?.master, bridgeOf(lan), "port gone");
       assert.deepEqual(await handles(ns, a), before, "rules changed");
       await b.store.txn().put(keys.network(lan.id), lan).commit();
 
       // Readable again and stopped: its port goes, and with it the bridge.
       await b.putVm(vmDoc("vm-a", { phase: "stopped" }, { nics: [nic(7)] }));
-      await hostNet().sync();
+      await (await hostNet()).sync();
       assert.equal(await link(ns, a), undefined);
       assert.equal(await link(ns, bridgeOf(lan)), undefined);
     });

@@ -15,6 +15,7 @@ import { HostNet } from "../workers/net.ts";
 import { call, headerAuth, noSanitize } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
+import { VmCaches } from "./helpers/host_vms.ts";
 import { ETH, frame } from "./helpers/frames.ts";
 import { marker, sendFrames } from "./helpers/vm_wire.ts";
 
@@ -40,97 +41,103 @@ Deno.test({
   async fn() {
     await withNetHosts(["h1"], (env) =>
       withBench(async (b) => {
-        const ns = env.net.host("h1").ns;
-        await b.store.txn().put(keys.network(lan.id), lan).commit();
-        const worker = await b.incarnation("h1");
-        const hostNet = new HostNet({
-          store: b.store,
-          host: "h1",
-          driver: env.driver("h1", false),
-          underlay: null,
-          lease: () => worker.lease,
-          log: env.log.child({ host: "h1" }),
-          spoofDropsIntervalMs: 0,
-        });
-        const x = await env.vms.create({
-          name: "x",
-          hostNs: ns,
-          port: tapName("vm-x", 0),
-          mac: "02:c1:0d:00:08:01",
-        });
-        const X6 = eui64(lan.prefix, x.mac);
-        await b.putVm(vmDoc("vm-x", { phase: "running", host: "h1" }, {
-          nics: [{
-            slot: 0,
-            network: lan.id,
-            mac: x.mac,
-            ipv6: X6,
-            state: "attached",
-          }],
-        }));
-        const read = async () => (await b.store.get(keys.vm("vm-x"), Vm))!;
-        await hostNet.sync();
-        // Nothing dropped yet: nothing written.
-        assert.equal((await read()).value.status.spoofDrops, undefined);
-
-        // Another VM's MAC, and another address with its own MAC.
-        const other = "02:c1:0d:00:08:99";
-        const udp = (src: string) =>
-          frame.udp6(src, "ff02::1", 4000, 4001, marker("spoof"));
-        await sendFrames(x, [
-          frame.ether("33:33:00:00:00:01", other, ETH.ip6, udp(X6)),
-          frame.ether(
-            "33:33:00:00:00:01",
-            x.mac,
-            ETH.ip6,
-            udp("fdc1:d00:8::42"),
-          ),
-        ], { repeat: 5 });
-        await hostNet.sync();
-        const vm = await read();
-        const d = vm.value.status.spoofDrops?.["0"];
-        assert.ok(d && d.packets >= 10, JSON.stringify(vm.value.status));
-        assert.ok(Date.now() - Date.parse(d.at) < 60_000);
-        // Unchanged counters: no further write.
-        await hostNet.sync();
-        assert.equal((await read()).modRevision, vm.modRevision);
-
-        // The API shows it; the CLI warns.
-        const app = createApp({ store: b.store, auth: headerAuth });
-        const r = await call(app, "GET", "/v1/vms/vm-x", {
-          headers: { "x-user": "alice" },
-        });
-        assert.equal(r.status, 200);
-        assert.equal(r.body.status.spoofDrops["0"].packets, d.packets);
-        const dir = await Deno.makeTempDir({ prefix: "uc-spoof-cli-" });
-        let out = "", err = "";
+        const caches = new VmCaches();
         try {
-          const code = await main(["vm", "show", "vm-x"], {
-            fetch: (input, init) => {
-              const headers = new Headers(init?.headers);
-              headers.set("x-user", "alice");
-              return Promise.resolve(
-                app.request(String(input), { ...init, headers }),
-              );
-            },
-            env: { UCLOUD_API: "http://api.test", XDG_CONFIG_HOME: dir },
-            stdout: { write: (t) => out += t },
-            stderr: { write: (t) => err += t },
+          const ns = env.net.host("h1").ns;
+          await b.store.txn().put(keys.network(lan.id), lan).commit();
+          const worker = await b.incarnation("h1");
+          const hostNet = new HostNet({
+            store: b.store,
+            host: "h1",
+            driver: env.driver("h1", false),
+            underlay: null,
+            lease: () => worker.lease,
+            log: env.log.child({ host: "h1" }),
+            spoofDropsIntervalMs: 0,
+            vms: await caches.start(b.store, "h1", env.log),
           });
-          assert.equal(code, 0, err);
+          const x = await env.vms.create({
+            name: "x",
+            hostNs: ns,
+            port: tapName("vm-x", 0),
+            mac: "02:c1:0d:00:08:01",
+          });
+          const X6 = eui64(lan.prefix, x.mac);
+          await b.putVm(vmDoc("vm-x", { phase: "running", host: "h1" }, {
+            nics: [{
+              slot: 0,
+              network: lan.id,
+              mac: x.mac,
+              ipv6: X6,
+              state: "attached",
+            }],
+          }));
+          const read = async () => (await b.store.get(keys.vm("vm-x"), Vm))!;
+          await hostNet.sync({ vm: "vm-x" });
+          // Nothing dropped yet: nothing written.
+          assert.equal((await read()).value.status.spoofDrops, undefined);
+
+          // Another VM's MAC, and another address with its own MAC.
+          const other = "02:c1:0d:00:08:99";
+          const udp = (src: string) =>
+            frame.udp6(src, "ff02::1", 4000, 4001, marker("spoof"));
+          await sendFrames(x, [
+            frame.ether("33:33:00:00:00:01", other, ETH.ip6, udp(X6)),
+            frame.ether(
+              "33:33:00:00:00:01",
+              x.mac,
+              ETH.ip6,
+              udp("fdc1:d00:8::42"),
+            ),
+          ], { repeat: 5 });
+          await hostNet.sync({ vm: "vm-x" });
+          const vm = await read();
+          const d = vm.value.status.spoofDrops?.["0"];
+          assert.ok(d && d.packets >= 10, JSON.stringify(vm.value.status));
+          assert.ok(Date.now() - Date.parse(d.at) < 60_000);
+          // Unchanged counters: no further write.
+          await hostNet.sync({ vm: "vm-x" });
+          assert.equal((await read()).modRevision, vm.modRevision);
+
+          // The API shows it; the CLI warns.
+          const app = createApp({ store: b.store, auth: headerAuth });
+          const r = await call(app, "GET", "/v1/vms/vm-x", {
+            headers: { "x-user": "alice" },
+          });
+          assert.equal(r.status, 200);
+          assert.equal(r.body.status.spoofDrops["0"].packets, d.packets);
+          const dir = await Deno.makeTempDir({ prefix: "uc-spoof-cli-" });
+          let out = "", err = "";
+          try {
+            const code = await main(["vm", "show", "vm-x"], {
+              fetch: (input, init) => {
+                const headers = new Headers(init?.headers);
+                headers.set("x-user", "alice");
+                return Promise.resolve(
+                  app.request(String(input), { ...init, headers }),
+                );
+              },
+              env: { UCLOUD_API: "http://api.test", XDG_CONFIG_HOME: dir },
+              stdout: { write: (t) => out += t },
+              stderr: { write: (t) => err += t },
+            });
+            assert.equal(code, 0, err);
+          } finally {
+            await Deno.remove(dir, { recursive: true });
+          }
+          assert.match(
+            out,
+            new RegExp(
+              `^warning: nic 0: ${d.packets} packets dropped by anti-spoofing \\(last ${
+                d.at.replaceAll(".", "\\.")
+              } `,
+              "m",
+            ),
+          );
+          await b.driver.fence();
         } finally {
-          await Deno.remove(dir, { recursive: true });
+          await caches.close();
         }
-        assert.match(
-          out,
-          new RegExp(
-            `^warning: nic 0: ${d.packets} packets dropped by anti-spoofing \\(last ${
-              d.at.replaceAll(".", "\\.")
-            } `,
-            "m",
-          ),
-        );
-        await b.driver.fence();
       }), { prefix: "ucspoof" });
   },
 });

@@ -27,6 +27,7 @@ import {
 } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
+import { VmCaches } from "./helpers/host_vms.ts";
 
 const ALICE = { "x-user": "alice" };
 const ADMIN = { "x-user": "root/admin" };
@@ -145,70 +146,76 @@ Deno.test({
   async fn() {
     await withNetHosts(["h1"], (env) =>
       withBench(async (b) => {
-        const lan = network("net-lan", {
-          vni: 4242,
-          mode: "multicast",
-          group: "ff05::1092",
-        });
-        const gone = network("net-gone", {
-          kind: "public",
-          prefix: "fd9e:1:2:3::/64",
-          bridge: "gone0",
-        });
-        for (const n of [lan, gone]) {
-          await b.store.txn().put(keys.network(n.id), n).commit();
+        const caches = new VmCaches();
+        try {
+          const lan = network("net-lan", {
+            vni: 4242,
+            mode: "multicast",
+            group: "ff05::1092",
+          });
+          const gone = network("net-gone", {
+            kind: "public",
+            prefix: "fd9e:1:2:3::/64",
+            bridge: "gone0",
+          });
+          for (const n of [lan, gone]) {
+            await b.store.txn().put(keys.network(n.id), n).commit();
+          }
+          const worker = await b.incarnation("h1");
+          const hostNet = new HostNet({
+            store: b.store,
+            host: "h1",
+            driver: env.driver("h1", false),
+            underlay: null,
+            lease: () => worker.lease,
+            log: env.log.child({ host: "h1" }),
+            vms: await caches.start(b.store, "h1", env.log),
+          });
+          // Written directly: the API would refuse this NIC (no gone0 on h1).
+          await b.putVm(vmDoc("vm-bad", { phase: "running", host: "h1" }, {
+            nics: [nic(gone, "02:c1:0d:00:00:01")],
+          }));
+          await b.putVm(vmDoc("vm-good", { phase: "scheduled", host: "h1" }, {
+            nics: [nic(lan, "02:c1:0d:00:00:02")],
+          }));
+          const start = async (id: string) => {
+            const ctx = await b.context(worker, "vm.start", { vm: id });
+            return await vmStart({ ...ctx, net: hostNet });
+          };
+          const out = await start("vm-good");
+          assert.ok(out.txn, "vm.start of the good VM did not finish");
+          assert.ok((await out.txn.commit()).ok);
+          const tap = JSON.parse(
+            (await run("ip", [
+              "-n",
+              env.net.host("h1").ns,
+              "-j",
+              "link",
+              "show",
+              tapName("vm-good", 0),
+            ])).stdout,
+          )[0];
+          assert.equal(tap.master, bridgeOf(lan));
+          // The bad VM alone fails, saying why.
+          await assert.rejects(
+            () => start("vm-bad"),
+            (err: Error) => {
+              assert.ok(err instanceof PermanentError, String(err));
+              assert.match(err.message, /VM vm-bad on host h1/);
+              assert.match(err.message, /bridge gone0 does not exist/);
+              return true;
+            },
+          );
+          assert.ok(
+            env.log.lines.some((l) =>
+              l.includes("network ports left out of the sync") &&
+              l.includes("vm-bad")
+            ),
+          );
+          await b.driver.fence();
+        } finally {
+          await caches.close();
         }
-        const worker = await b.incarnation("h1");
-        const hostNet = new HostNet({
-          store: b.store,
-          host: "h1",
-          driver: env.driver("h1", false),
-          underlay: null,
-          lease: () => worker.lease,
-          log: env.log.child({ host: "h1" }),
-        });
-        // Written directly: the API would refuse this NIC (no gone0 on h1).
-        await b.putVm(vmDoc("vm-bad", { phase: "running", host: "h1" }, {
-          nics: [nic(gone, "02:c1:0d:00:00:01")],
-        }));
-        await b.putVm(vmDoc("vm-good", { phase: "scheduled", host: "h1" }, {
-          nics: [nic(lan, "02:c1:0d:00:00:02")],
-        }));
-        const start = async (id: string) => {
-          const ctx = await b.context(worker, "vm.start", { vm: id });
-          return await vmStart({ ...ctx, net: hostNet });
-        };
-        const out = await start("vm-good");
-        assert.ok(out.txn, "vm.start of the good VM did not finish");
-        assert.ok((await out.txn.commit()).ok);
-        const tap = JSON.parse(
-          (await run("ip", [
-            "-n",
-            env.net.host("h1").ns,
-            "-j",
-            "link",
-            "show",
-            tapName("vm-good", 0),
-          ])).stdout,
-        )[0];
-        assert.equal(tap.master, bridgeOf(lan));
-        // The bad VM alone fails, saying why.
-        await assert.rejects(
-          () => start("vm-bad"),
-          (err: Error) => {
-            assert.ok(err instanceof PermanentError, String(err));
-            assert.match(err.message, /VM vm-bad on host h1/);
-            assert.match(err.message, /bridge gone0 does not exist/);
-            return true;
-          },
-        );
-        assert.ok(
-          env.log.lines.some((l) =>
-            l.includes("network ports left out of the sync") &&
-            l.includes("vm-bad")
-          ),
-        );
-        await b.driver.fence();
       }));
   },
 });

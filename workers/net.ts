@@ -8,43 +8,48 @@
  * VXLANs, ports, nftables rules and router advertisements and removes
  * what is no longer wanted.
  *
- * Syncs run one at a time; `kick()` asks for one soon (after a task, on a
- * membership change) and a timer syncs every `INTERVAL_MS` to repair drift.
- * After a sync, rising port filter counters are written into the VMs'
- * status (workers/spoof_drops.ts).
+ * It reads only this host's part: its VMs from the watched cache
+ * (workers/host_vms.ts), the networks they use by key and the membership
+ * keys from a watch (workers/net_docs.ts). Syncs run one at a time and are
+ * driven by changes: a change of one of this host's VMs' ports, a
+ * membership change of another host in a network used here, `sync()` from
+ * a task (it reads the VM it names and the networks again first) or
+ * `kick()`. A timer syncs every `INTERVAL_MS` from what is kept, to repair
+ * drift on the host, and every `REPAIR_MS` this host's VMs and networks
+ * are read again by key. After a sync, rising port filter counters are
+ * written into the VMs' status (workers/spoof_drops.ts).
  *
  * @example
  * ```ts
- * const net = new HostNet({ store, host: "h1", driver, underlay, lease: () => lease, log });
+ * const net = new HostNet({ store, host: "h1", driver, underlay, lease: () => lease, log, vms });
  * await net.sync();
  * ```
  */
-import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { MAX_NICS, NetMember, Network, Vm } from "../core/schemas.ts";
-import type { Store, Txn } from "../core/store.ts";
-import { sleep, watchPrefix } from "../core/watch.ts";
+import { MAX_NICS, type Vm } from "../core/schemas.ts";
+import type { Kv, Store } from "../core/store.ts";
+import { sleep } from "../core/watch.ts";
 import { type NetDriver, tapName } from "../drivers/net/mod.ts";
-import type {
-  HostNetState,
-  NetworkSpec,
-  PortSpec,
-  Underlay,
-} from "../drivers/net/types.ts";
+import type { HostNetState, Underlay } from "../drivers/net/types.ts";
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
+import type { HostVms } from "./host_vms.ts";
 import type { PortOwners } from "./metadata/service.ts";
+import { NetDocs } from "./net_docs.ts";
+import { type Member, writeMembership } from "./net_membership.ts";
+import { PORT_PHASES, wantedState } from "./net_state.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
 
-/** VM phases in which its process (and so its ports) may exist here. */
-const PORT_PHASES = new Set([
-  "scheduled",
-  "starting",
-  "running",
-  "stopping",
-  "deleting",
-]);
-/** Repair interval. */
+export {
+  type Member,
+  MEMBERSHIP_BATCH,
+  writeMembership,
+} from "./net_membership.ts";
+export { networkSpec, wantedState } from "./net_state.ts";
+
+/** Drift repair on the host, from what is kept (no etcd reads). */
 const INTERVAL_MS = 10_000;
+/** This host's VMs and networks are read again by key this often. */
+export const REPAIR_MS = 300_000;
 
 export interface HostNetOptions {
   store: Store;
@@ -54,6 +59,8 @@ export interface HostNetOptions {
   /** The worker's current lease (membership keys are bound to it). */
   lease: () => string | undefined;
   log: Logger;
+  /** This host's VMs, kept from a watch. */
+  vms: HostVms;
   /** Least time between two writes of a VM's `status.spoofDrops`. */
   spoofDropsIntervalMs?: number;
   /**
@@ -65,76 +72,28 @@ export interface HostNetOptions {
   };
 }
 
-/** The driver's view of a network document. */
-export function networkSpec(n: Network): NetworkSpec {
-  return {
-    id: n.id,
-    kind: n.kind,
-    prefix: n.prefix,
-    ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
-    ...(n.vni !== undefined ? { vni: n.vni } : {}),
-    ...(n.mode ? { mode: n.mode } : {}),
-    ...(n.group ? { group: n.group } : {}),
-    ...(n.bridge ? { bridge: n.bridge } : {}),
-    ra: n.ra,
-    dhcp: n.dhcp,
-  };
-}
-
-/**
- * The wanted state of `host` from the documents: a port for every NIC of
- * every VM whose process may run there, the networks of those ports, and
- * the unicast peers (other members' underlay addresses).
- */
-export function wantedState(
-  host: string,
-  vms: Vm[],
-  networks: Network[],
-  members: { network: string; host: string; address?: string }[],
-): HostNetState {
-  const byId = new Map(networks.map((n) => [n.id, n]));
-  const ports: PortSpec[] = [];
-  const used = new Map<string, Network>();
-  for (const vm of vms) {
-    if (vm.status.host !== host || !PORT_PHASES.has(vm.status.phase)) continue;
-    for (const nic of vm.nics) {
-      const net = byId.get(nic.network);
-      if (!net) continue;
-      used.set(net.id, net);
-      ports.push({
-        name: tapName(vm.id, nic.slot),
-        network: net.id,
-        mac: nic.mac,
-        ipv6: nic.ipv6,
-        ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}),
-      });
-    }
-  }
-  const peers: Record<string, string[]> = {};
-  for (const net of used.values()) {
-    if (net.kind !== "private" || net.mode !== "unicast") continue;
-    peers[net.id] = members
-      .filter((m) => m.network === net.id && m.host !== host && m.address)
-      .map((m) => m.address!)
-      .sort();
-  }
-  return {
-    networks: [...used.values()].map(networkSpec),
-    ports: ports.sort((a, b) => a.name.localeCompare(b.name)),
-    peers,
-  };
+/** What this host's ports depend on in a VM document ("" when none). */
+function portsOf(vm: Vm | undefined): string {
+  return vm && PORT_PHASES.has(vm.status.phase) ? JSON.stringify(vm.nics) : "";
 }
 
 export class HostNet implements HostNetwork {
   readonly #o: HostNetOptions;
+  readonly #docs: NetDocs;
   #running: Promise<unknown> = Promise.resolve();
   #queued: Promise<SkippedPort[]> | null = null;
+  /** What the queued sync reads again: the networks, these VMs. */
+  #fresh = false;
+  readonly #refresh = new Set<string>();
+  /** Networks the last sync used here (membership changes there matter). */
+  #used = new Set<string>();
   /** The ports the last sync left out, to log only when that changes. */
   #skipped = "";
   readonly #drops: SpoofDrops;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
+    this.#docs = new NetDocs({ store: opts.store, log: opts.log });
     this.#drops = new SpoofDrops({
       store: opts.store,
       host: opts.host,
@@ -157,15 +116,24 @@ export class HostNet implements HostNetwork {
   }
 
   /**
-   * Syncs now, after a sync in progress; concurrent callers share the one
-   * queued sync (it reads etcd when it starts, so it sees their changes).
-   * A port that cannot be set up (a bad address, its public bridge missing
-   * here, a tap that does not come up, rules the kernel refuses) is left
-   * out and logged; the sync fails only for the caller that names its VM
-   * (`vm`), giving the reason: a PermanentError when the port itself is
+   * Syncs now, after a sync in progress, reading the networks used here
+   * (and VM `vm`) again first; concurrent callers share the one queued
+   * sync. A port that cannot be set up (a bad address, its public bridge
+   * missing here, a tap that does not come up, rules the kernel refuses) is
+   * left out and logged; the sync fails only for the caller that names its
+   * VM (`vm`), giving the reason: a PermanentError when the port itself is
    * bad, an Error (the task retries) when a command failed.
    */
   async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
+    await this.#sync(opts, true);
+  }
+
+  async #sync(
+    opts: { signal?: AbortSignal; vm?: string },
+    fresh: boolean,
+  ): Promise<void> {
+    this.#fresh ||= fresh;
+    if (opts.vm) this.#refresh.add(opts.vm);
     if (!this.#queued) {
       const next = this.#running.catch(() => {}).then(() => {
         this.#queued = null;
@@ -186,71 +154,93 @@ export class HostNet implements HostNetwork {
     }
   }
 
-  /** Asks for a sync soon; failures are logged, not thrown. */
+  /**
+   * Asks for a sync soon from what is kept (networks not read before are
+   * read); failures are logged, not thrown.
+   */
   kick(): void {
-    this.sync().catch((err) =>
+    this.#sync({}, false).catch((err) =>
       this.#o.log.warn("network sync failed", { error: String(err) })
     );
   }
 
-  /** Repairs drift and follows membership changes until `signal` aborts. */
+  /**
+   * Follows this host's VMs and the membership keys, repairs drift and
+   * reads this host's part again now and then, until `signal` aborts.
+   */
   async run(signal: AbortSignal): Promise<void> {
-    const { store, log } = this.#o;
-    const timer = (async () => {
-      while (!signal.aborted) {
-        await sleep(INTERVAL_MS, signal);
-        if (!signal.aborted) this.kick();
-      }
-    })();
-    await watchPrefix(store, keys.netMembers, {
-      signal,
-      log,
-      onReset: () => this.kick(),
-      onEvent: (ev) => {
-        // Only other hosts' changes matter (unicast peers).
-        if (!ev.key.endsWith(`/${this.#o.host}`)) this.kick();
-      },
+    const { vms, host } = this.#o;
+    const off = vms.onChange((_, before, after) => {
+      if (portsOf(before?.value) !== portsOf(after?.value)) this.kick();
     });
-    await timer;
+    const every = async (ms: number, f: () => Promise<void> | void) => {
+      while (!signal.aborted) {
+        await sleep(ms, signal);
+        if (!signal.aborted) await f();
+      }
+    };
+    const timers = Promise.all([
+      every(INTERVAL_MS, () => this.kick()),
+      every(REPAIR_MS, () => this.#repair()),
+    ]);
+    try {
+      await this.#docs.watch(signal, (m) => {
+        // Other hosts' changes in networks used here matter (unicast peers).
+        if (!m || (m.host !== host && this.#used.has(m.network))) this.kick();
+      });
+    } finally {
+      off();
+      await timers;
+      // A kicked sync still running ends before run() does.
+      await this.#running.catch(() => {});
+    }
+  }
+
+  /** Reads this host's VMs and networks again by key, then syncs. */
+  async #repair(): Promise<void> {
+    try {
+      for (const vm of this.#o.vms.items()) {
+        await this.#o.vms.refresh(vm.value.id);
+      }
+      await this.sync();
+    } catch (err) {
+      this.#o.log.warn("network repair failed", { error: String(err) });
+    }
   }
 
   async #syncOnce(signal?: AbortSignal): Promise<SkippedPort[]> {
-    const { store, host, driver } = this.#o;
-    const [vms, nets, members] = await Promise.all([
-      store.list(keys.vms, Vm),
-      store.list(keys.networks, Network),
-      store.list(keys.netMembers, NetMember),
-    ]);
-    const memberList = members.items.map((kv) => {
-      const [network, h] = kv.key.slice(keys.netMembers.length).split("/");
-      return { network, host: h, address: kv.value.address, lease: kv.lease };
-    });
-    const want = wantedState(
-      host,
-      vms.items.map((kv) => kv.value),
-      nets.items.map((kv) => kv.value),
-      memberList,
+    const { host, driver, vms } = this.#o;
+    const fresh = this.#fresh;
+    const refresh = [...this.#refresh];
+    this.#fresh = false;
+    this.#refresh.clear();
+    for (const id of refresh) await vms.refresh(id);
+    const mine: Kv<Vm>[] = vms.items();
+    const here = mine.filter((kv) => PORT_PHASES.has(kv.value.status.phase));
+    const ids = new Set(
+      here.flatMap((kv) => kv.value.nics.map((n) => n.network)),
     );
+    const { nets, bad: badNets } = await this.#docs.networks(ids, fresh);
+    const members = await this.#docs.members(ids);
+    const want = wantedState(host, mine.map((kv) => kv.value), nets, members);
+    this.#used = new Set([...want.networks.map((n) => n.id), ...badNets]);
     // A VM whose document cannot be read (e.g. written by a newer
     // release) may run here, and a NIC whose network's document cannot be
     // read may be in use: their ports stay as they are.
-    const badNets = new Set(nets.unreadable.map(({ key }) => idOf(key)));
     const keep = [
-      ...vms.unreadable.flatMap(({ key }) =>
-        Array.from({ length: MAX_NICS }, (_, slot) => tapName(idOf(key), slot))
+      ...[...vms.unreadable()].flatMap((id) =>
+        Array.from({ length: MAX_NICS }, (_, slot) => tapName(id, slot))
       ),
-      ...vms.items.flatMap(({ value: vm }) =>
-        vm.status.host === host && PORT_PHASES.has(vm.status.phase)
-          ? vm.nics.filter((n) => badNets.has(n.network))
-            .map((n) => tapName(vm.id, n.slot))
-          : []
+      ...here.flatMap(({ value: vm }) =>
+        vm.nics.filter((n) => badNets.has(n.network))
+          .map((n) => tapName(vm.id, n.slot))
       ),
     ];
     if (keep.length) want.keep = keep;
-    await this.#membership(new Set(want.networks.map((n) => n.id)), memberList);
+    await this.#membership(new Set(want.networks.map((n) => n.id)), members);
     const report = await driver.sync(want, { signal });
     const nics = new Map(
-      vms.items.flatMap(({ value: vm }) =>
+      mine.flatMap(({ value: vm }) =>
         vm.nics.map((
           n,
         ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
@@ -276,7 +266,7 @@ export class HostNet implements HostNetwork {
         error: String(err),
       })
     );
-    await this.#drops.report(vms.items, { signal }).catch((err) =>
+    await this.#drops.report(mine, { signal }).catch((err) =>
       this.#o.log.warn("cannot report port filter drops", {
         error: String(err),
       })
@@ -308,57 +298,4 @@ interface SkippedPort {
   retry?: boolean;
   vm: string;
   slot: number;
-}
-
-/** A `netmember/<network>/<host>` key as listed, with its lease. */
-export interface Member {
-  network: string;
-  host: string;
-  address?: string;
-  lease: string;
-}
-
-/** Membership writes per transaction: etcd takes at most 128 operations. */
-export const MEMBERSHIP_BATCH = 100;
-
-/**
- * Writes `host`'s membership keys for `wanted` network ids (again when
- * `members`, the listing, shows one bound to an earlier lease or naming
- * another address) and deletes its others, in transactions of at most
- * `MEMBERSHIP_BATCH` writes however many networks the host has. Returns
- * how many keys it wrote or deleted.
- */
-export async function writeMembership(
-  store: Store,
-  o: {
-    host: string;
-    lease: string;
-    address?: string;
-    wanted: Set<string>;
-    members: Member[];
-  },
-): Promise<number> {
-  const mine = new Map(
-    o.members.filter((m) => m.host === o.host).map((m) => [m.network, m]),
-  );
-  const value: NetMember = o.address ? { address: o.address } : {};
-  const writes: ((txn: Txn) => Txn)[] = [];
-  for (const id of o.wanted) {
-    const m = mine.get(id);
-    if (m?.lease === o.lease && m.address === o.address) continue;
-    writes.push((t) =>
-      t.put(keys.netMember(id, o.host), value, { lease: o.lease })
-    );
-  }
-  for (const id of mine.keys()) {
-    if (!o.wanted.has(id)) {
-      writes.push((t) => t.delete(keys.netMember(id, o.host)));
-    }
-  }
-  for (let i = 0; i < writes.length; i += MEMBERSHIP_BATCH) {
-    const txn = store.txn();
-    for (const w of writes.slice(i, i + MEMBERSHIP_BATCH)) w(txn);
-    await txn.commit();
-  }
-  return writes.length;
 }

@@ -11,7 +11,8 @@
  * document ({@linkcode awaitDrained}); once no VM is reserved there
  * (`alloc/<host>`), no VM files are left on the host and no task waits in
  * its queue, it stops claiming, lets its running tasks finish, checks once
- * more and records `shutdown.done` ({@linkcode markDone}, comparing the
+ * more (no VM of this host's watched cache, workers/host_vms.ts, left)
+ * and records `shutdown.done` ({@linkcode markDone}, comparing the
  * host document it read): the commit is the decision to exit. Enabling the
  * host (`ucloud host enable`) drops the request. A new incarnation (after
  * the reboot) registers without it, still draining until enabled.
@@ -20,18 +21,19 @@
  * ```ts
  * await requestShutdown(store, { host: "h1", by: "alice", maxAttempts: 5 });
  * if (await awaitDrained({ store, host, lease, driver, busy, signal, log })) {
- *   await markDone(store, host, lease); // then exit, revoking the lease
+ *   await markDone({ store, host, lease, driver, log, vms }); // then exit
  * }
  * ```
  */
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { Alive, Alloc, Host, type Task, Vm } from "../core/schemas.ts";
+import { Alive, Alloc, Host, type Task } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
+import type { HostVms } from "./host_vms.ts";
 
 /** How often a request is retried after a lost compare. */
 const ATTEMPTS = 5;
@@ -171,15 +173,17 @@ async function empty(
  * incarnation's `alive/` key. False: stay (the caller waits again).
  */
 export async function markDone(
-  o: Omit<DrainedOptions, "signal" | "busy" | "everyMs">,
+  o: Omit<DrainedOptions, "signal" | "busy" | "everyMs"> & {
+    /** This host's VMs, kept from a watch (workers/host_vms.ts). */
+    vms: Pick<HostVms, "items">;
+  },
   now = new Date(),
 ): Promise<boolean> {
   if (!(await empty(o))) return false;
   const h: Kv<Host> | null = await o.store.get(keys.host(o.host), Host);
   if (!h || !asked(h.value, o.lease)) return false;
   // Once per shutdown: a VM placed here without a reservation stays put.
-  const vms = await o.store.list(keys.vms, Vm);
-  const left = vms.items.filter((v) => v.value.status.host === o.host);
+  const left = o.vms.items();
   if (left.length) {
     o.log.warn("shutdown waits: VM documents still name this host", {
       vms: left.map((v) => v.value.id),

@@ -4,24 +4,29 @@
  * (tasks/ownership.ts), keeping live processes; while it runs, a VM it owns
  * whose process died is a crash (restart policy, workers/crash.ts), and a
  * process of a VM it does not own is killed and its files removed (not
- * when its document cannot be read: unreadable is not gone).
+ * when its document cannot be read: unreadable is not gone). It reads the
+ * VMs from this host's watched cache (workers/host_vms.ts), not from
+ * listings: a pass reads etcd only to check, by key, a VM whose process it
+ * would remove.
  *
  * @example
  * ```ts
- * const keeper = new VmKeeper({ store, driver, config, host, lease, alive, log });
+ * const keeper = new VmKeeper({ store, driver, config, host, lease, alive, log, vms });
  * await keeper.recover();
  * await keeper.pass(new Set()); // every monitor interval
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { idOf, keys } from "../core/keys.ts";
+import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Vm } from "../core/schemas.ts";
-import type { Kv, Store, Unreadable } from "../core/store.ts";
+import { UnreadableError } from "../core/errors.ts";
+import type { Kv, Store } from "../core/store.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { ownedBy, take } from "../tasks/ownership.ts";
 import { poweredOffTxn } from "./guest_poweroff.ts";
 import { crashTxn } from "./crash.ts";
+import type { HostVms } from "./host_vms.ts";
 
 export interface VmKeeperOptions {
   store: Store;
@@ -33,6 +38,8 @@ export interface VmKeeperOptions {
   /** False once the lease deadline has passed (Session.check). */
   alive: () => boolean;
   log: Logger;
+  /** This host's VMs, kept from a watch. */
+  vms: HostVms;
 }
 
 export class VmKeeper {
@@ -55,19 +62,15 @@ export class VmKeeper {
    * or now run elsewhere are removed.
    */
   async recover(): Promise<void> {
-    const { store, driver } = this.#o;
-    const vms = (await store.list(keys.vms, Vm)).items;
-    for (const vm of vms) {
-      if (vm.value.status.host !== this.#o.host) continue;
+    const { store, driver, vms } = this.#o;
+    for (const vm of vms.items()) {
       for (let i = 0, cur: Kv<Vm> | null = vm; cur && i < 3; i++) {
         if (await this.#adopt(cur)) break;
         cur = await store.get(vm.key, Vm);
         if (cur?.value.status.host !== this.#o.host) cur = null;
       }
     }
-    const local = await driver.listLocal();
-    const listed = await store.list(keys.vms, Vm);
-    await this.#reap(local, listed.items, unreadableIds(listed.unreadable));
+    await this.#reap(await driver.listLocal(), new Set());
   }
 
   /**
@@ -107,24 +110,29 @@ export class VmKeeper {
 
   /**
    * Kills the processes and removes the files of the `local` VMs that
-   * this host does not own in `vms` (gone, evacuated, or moved while this
-   * host was cut off), except those a task of this worker is working on
-   * (`busy`). Read `busy`, then `local`, then `vms`: a VM is taken over
+   * this host does not own (gone, evacuated, or moved while this host was
+   * cut off), except those a task of this worker is working on (`busy`)
+   * and those whose document cannot be read (unreadable is not gone).
+   * Read `busy`, then `local`, then the documents: a VM is taken over
    * before its process starts, so a process found here is never newer than
-   * the listing that judges it.
+   * the read that judges it. The cache may lag behind etcd, so a VM it does
+   * not show as owned is read again by key before its process goes.
    */
-  async #reap(
-    local: string[],
-    vms: Kv<Vm>[],
-    busy: Set<string>,
-  ): Promise<void> {
-    const driver = this.#o.driver;
-    const lease = this.#o.lease;
-    const byId = new Map(vms.map((v) => [v.value.id, v.value]));
+  async #reap(local: string[], busy: Set<string>): Promise<void> {
+    const { driver, vms } = this.#o;
+    const bad = vms.unreadable();
     for (const id of local) {
-      const vm = byId.get(id);
-      if (busy.has(id) || (vm && ownedBy(vm, this.#o.host, lease))) continue;
-      if (vm?.status.host === this.#o.host && !vm.status.incarnation) continue;
+      if (busy.has(id) || bad.has(id) || this.#keeps(vms.get(id)?.value)) {
+        continue;
+      }
+      let vm: Vm | undefined;
+      try {
+        vm = (await this.#o.store.get(keys.vm(id), Vm))?.value;
+      } catch (err) {
+        if (!(err instanceof UnreadableError)) throw err;
+        continue;
+      }
+      if (this.#keeps(vm)) continue;
       try {
         const killed = await driver.fence([id]);
         await driver.destroy(id);
@@ -140,6 +148,16 @@ export class VmKeeper {
         });
       }
     }
+  }
+
+  /**
+   * True when the process of `vm` stays: this incarnation owns it, or it
+   * is placed here and not yet taken (no incarnation).
+   */
+  #keeps(vm: Vm | undefined): boolean {
+    if (!vm) return false;
+    if (ownedBy(vm, this.#o.host, this.#o.lease)) return true;
+    return vm.status.host === this.#o.host && !vm.status.incarnation;
   }
 
   /**
@@ -181,12 +199,10 @@ export class VmKeeper {
    * `busy`: VMs a task of this worker is working on, left alone.
    */
   async pass(busy: Set<string>): Promise<void> {
-    const { store, driver, lease, host } = this.#o;
+    const { driver, lease, host } = this.#o;
     // In this order: see #reap.
     const local = await driver.listLocal();
-    const listed = await store.list(keys.vms, Vm);
-    const vms = listed.items;
-    for (const vm of vms) {
+    for (const vm of this.#o.vms.items()) {
       const s = vm.value.status;
       if (!ownedBy(vm.value, host, lease) || !s.handle) continue;
       if (s.phase !== "running" || busy.has(vm.value.id)) continue;
@@ -198,13 +214,6 @@ export class VmKeeper {
         await this.#poweredOff(vm);
       }
     }
-    // A VM whose document cannot be read is not gone: keep its process.
-    const spare = unreadableIds(listed.unreadable);
-    await this.#reap(local, vms, spare.union(busy));
+    await this.#reap(local, busy);
   }
-}
-
-/** The VM ids of the unreadable documents of a `vm/` listing. */
-function unreadableIds(unreadable: Unreadable[]): Set<string> {
-  return new Set(unreadable.map((u) => idOf(u.key)));
 }

@@ -35,6 +35,7 @@ import { watchFailures } from "./failure_watch.ts";
 import { endHandover } from "./handover.ts";
 import { MetadataService } from "./metadata/service.ts";
 import { HostNet } from "./net.ts";
+import { HostVms } from "./host_vms.ts";
 import { Registration } from "./registration.ts";
 import { awaitDrained, markDone } from "./shutdown.ts";
 import { TaskRunner } from "./task_runner.ts";
@@ -126,6 +127,12 @@ export class Worker {
       // A hand-over ends with this registration: the fencer lets go.
       await endHandover(config.worker.runDir);
       await ensureFencer(fencerOptions(config, driver.name));
+      // This host's VMs, kept from a watch (no listings while it runs).
+      const vms = await HostVms.start(
+        { store: this.#o.store, host: this.host, log: this.#log },
+        signal,
+      );
+      if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
       const keeper = new VmKeeper({
         store: this.#o.store,
         driver,
@@ -134,6 +141,7 @@ export class Worker {
         lease: session.lease,
         alive: () => session.check(),
         log: this.#log,
+        vms,
       });
       await keeper.recover();
       if (this.#o.network) {
@@ -143,7 +151,7 @@ export class Worker {
           requireToken: config.metadata.requireToken,
         });
       }
-      const net = await this.#startNet(signal, metadata);
+      const net = await this.#startNet(signal, vms, metadata);
       const runner = new TaskRunner({
         store: this.#o.store,
         config,
@@ -169,6 +177,7 @@ export class Worker {
       const cache = PlacementCache.for(this.#o.store);
       waker = cache && wakeOnCapacity(cache, loop, { log: this.#log });
       const loops = [
+        vms.done,
         ...(net ? [net.run(signal)] : []),
         ...loop.watch(),
         watchFailures({
@@ -178,7 +187,7 @@ export class Worker {
           signal,
         }),
         this.#monitor(signal, keeper, runner),
-        this.#shutdownWhenDrained(signal, loop),
+        this.#shutdownWhenDrained(signal, loop, vms),
       ];
       await Promise.all(loops);
       if (this.#shutDown) return "shutdown";
@@ -205,6 +214,7 @@ export class Worker {
    */
   async #startNet(
     signal: AbortSignal,
+    vms: HostVms,
     metadata?: MetadataService,
   ): Promise<HostNet | undefined> {
     const network = this.#o.network;
@@ -216,6 +226,7 @@ export class Worker {
       underlay: network.underlay,
       lease: () => this.#id?.lease,
       log: this.#log,
+      vms,
       metadata,
     });
     await net.sync({ signal }).catch((err) =>
@@ -265,6 +276,7 @@ export class Worker {
   async #shutdownWhenDrained(
     signal: AbortSignal,
     loop: ClaimLoop,
+    vms: HostVms,
   ): Promise<void> {
     const { store, driver, config } = this.#o;
     const o = {
@@ -273,6 +285,7 @@ export class Worker {
       lease: this.#id!.lease,
       driver,
       log: this.#log,
+      vms,
     };
     const busy = () => loop.busy();
     const everyMs = config.worker.monitorIntervalMs;

@@ -4,7 +4,7 @@
  * each sync), in a child process started inside the host's namespace so
  * the service's sockets are the host's: {@linkcode startMetadataHost}.
  * The child syncs once, prints `synced`, then follows etcd (HostNet's
- * repair timer and membership watch) until it gets SIGTERM; it leaves the
+ * VM cache, repair timer and membership watch) until it gets SIGTERM; it leaves the
  * network as it is (the fixture's teardown removes it).
  *
  * Run as a script: `deno run -A metadata_host.ts` with `ETCD`, `PREFIX`,
@@ -15,6 +15,7 @@ import { Store } from "../../core/store.ts";
 import { NetDriver } from "../../drivers/net/driver.ts";
 import { MetadataService } from "../../workers/metadata/service.ts";
 import { HostNet } from "../../workers/net.ts";
+import { HostVms } from "../../workers/host_vms.ts";
 
 /** The running child; `stop()` ends it (SIGTERM, then SIGKILL). */
 export interface MetadataHost {
@@ -106,6 +107,11 @@ if (import.meta.main) {
     requireToken: env("REQUIRE_TOKEN") === "1",
   });
   const driver = new NetDriver({ stateDir: env("STATE"), underlay: null, log });
+  const stop = new AbortController();
+  const vms = await HostVms.start(
+    { store, host: env("HOST"), log },
+    stop.signal,
+  );
   const net = new HostNet({
     store,
     host: env("HOST"),
@@ -113,9 +119,9 @@ if (import.meta.main) {
     underlay: null,
     lease: () => undefined,
     log,
+    vms,
     metadata,
   });
-  const stop = new AbortController();
   Deno.addSignalListener("SIGTERM", () => stop.abort());
   await net.sync();
   console.log("synced");
@@ -130,6 +136,7 @@ if (import.meta.main) {
     }
   })().catch(() => {});
   await running;
+  await vms.done;
   await metadata.close();
   store.close();
   Deno.exit(0);

@@ -1,0 +1,246 @@
+/**
+ * The VM documents of this host, kept from a watch of `vm/` instead of
+ * listing the prefix again and again (DESIGN.md rules 4 and 8): listed once
+ * in pages at one revision, then watched from that revision + 1; after a
+ * watch error (compacted, canceled, stream lost) listed again. Only VMs
+ * whose `status.host` is this host are kept, so memory is O(this host's
+ * VMs) and an idle host reads nothing; another host's VM costs one decode
+ * per change. A document that cannot be read is kept as its id
+ * (`unreadable()`): it may be one of this host's VMs.
+ *
+ * Entries are as read (key, value, mod revision): a decision made on one
+ * compares that revision (rule 1), so a stale entry loses its compare and
+ * the change is seen with its event. `refresh(id)` reads one VM now.
+ *
+ * @example
+ * ```ts
+ * const vms = await HostVms.start({ store, host: "h1", log }, signal);
+ * for (const vm of vms.items()) console.log(vm.value.id, vm.modRevision);
+ * vms.onChange((id, before, after) => kick());
+ * await vms.done; // after signal aborts
+ * ```
+ */
+import { decodeDocument } from "../core/documents.ts";
+import { idOf, keys } from "../core/keys.ts";
+import type { Logger } from "../core/log.ts";
+import { Vm } from "../core/schemas.ts";
+import type { Kv, Store } from "../core/store.ts";
+import { reportUnreadable } from "../core/unreadable.ts";
+import { sleep, type WatchEvent, watchOnce } from "../core/watch.ts";
+
+/** Documents per page of a listing. */
+export const PAGE_SIZE = 500;
+
+/** Options of {@linkcode HostVms.start}. */
+export interface HostVmsOptions {
+  store: Store;
+  host: string;
+  log: Logger;
+  /** Documents per page of a listing (default `PAGE_SIZE`). */
+  pageSize?: number;
+  /** Wait after a failed listing before the next try. */
+  retryMs?: number;
+}
+
+/** Told of every change of a kept VM: added, changed or gone (undefined). */
+export type VmChange = (
+  id: string,
+  before: Kv<Vm> | undefined,
+  after: Kv<Vm> | undefined,
+) => void;
+
+/** A listing's result: this host's VMs and the unreadable ids. */
+interface Snapshot {
+  vms: Map<string, Kv<Vm>>;
+  bad: Map<string, bigint>;
+  revision: string;
+}
+
+/** See the module comment. */
+export class HostVms {
+  readonly #o: HostVmsOptions;
+  #vms = new Map<string, Kv<Vm>>();
+  /** Unreadable documents: id -> mod revision. */
+  #bad = new Map<string, bigint>();
+  readonly #listeners = new Set<VmChange>();
+  /** Resolves once the watch has ended (the signal aborted). */
+  done: Promise<void> = Promise.resolve();
+
+  private constructor(opts: HostVmsOptions) {
+    this.#o = opts;
+  }
+
+  /**
+   * Lists (retrying until it succeeds or `signal` aborts) and keeps the
+   * VMs from a watch until `signal` aborts.
+   */
+  static async start(
+    opts: HostVmsOptions,
+    signal: AbortSignal,
+  ): Promise<HostVms> {
+    const vms = new HostVms(opts);
+    const first = await vms.#list(signal);
+    if (first) vms.#reset(first);
+    vms.done = first ? vms.#run(first.revision, signal) : Promise.resolve();
+    return vms;
+  }
+
+  /** This host's VM `id` as last seen, if it is one. */
+  get(id: string): Kv<Vm> | undefined {
+    return this.#vms.get(id);
+  }
+
+  /** Every VM of this host as last seen. */
+  items(): Kv<Vm>[] {
+    return [...this.#vms.values()];
+  }
+
+  /** Ids of the VM documents that cannot be read (of any host). */
+  unreadable(): Set<string> {
+    return new Set(this.#bad.keys());
+  }
+
+  /** Calls `f` on every change from now on; returns the unsubscribe. */
+  onChange(f: VmChange): () => void {
+    this.#listeners.add(f);
+    return () => this.#listeners.delete(f);
+  }
+
+  /**
+   * Reads VM `id` now and takes it unless the watch already brought a
+   * newer revision; returns the entry (null: not this host's, or gone).
+   * Throws UnavailableError when etcd cannot be read.
+   */
+  async refresh(id: string): Promise<Kv<Vm> | null> {
+    const key = keys.vm(id);
+    const r = await this.#o.store.list(key, Vm, {
+      from: key,
+      before: `${key}\0`,
+    });
+    const kv = r.items[0];
+    if (r.unreadable.length) this.#apply(id, "unreadable", BigInt(r.revision));
+    else if (kv) this.#apply(id, kv, BigInt(kv.modRevision));
+    else this.#apply(id, null, BigInt(r.revision));
+    return this.#vms.get(id) ?? null;
+  }
+
+  /** Lists `vm/` in pages at one revision; null when `signal` aborted. */
+  async #list(signal: AbortSignal): Promise<Snapshot | null> {
+    const { store, host, log } = this.#o;
+    const limit = this.#o.pageSize ?? PAGE_SIZE;
+    while (!signal.aborted) {
+      try {
+        const vms = new Map<string, Kv<Vm>>();
+        const bad = new Map<string, bigint>();
+        let revision: string | undefined;
+        let from: string | undefined;
+        for (;;) {
+          const page = await store.list(keys.vms, Vm, {
+            limit,
+            from,
+            revision,
+          });
+          revision ??= page.revision;
+          for (const kv of page.items) {
+            if (kv.value.status.host === host) vms.set(kv.value.id, kv);
+          }
+          for (const u of page.unreadable) bad.set(idOf(u.key), 0n);
+          const last = [
+            ...page.items.map((i) => i.key),
+            ...page.unreadable
+              .map((u) => u.key),
+          ].sort().at(-1);
+          if (!last || page.items.length + page.unreadable.length < limit) {
+            break;
+          }
+          from = `${last}\0`;
+        }
+        return { vms, bad, revision };
+      } catch (err) {
+        log.warn("cannot list the VMs, retrying", { error: String(err) });
+        await sleep(this.#o.retryMs ?? 250, signal);
+      }
+    }
+    return null;
+  }
+
+  /** Watches from `revision` + 1; after each watch error lists again. */
+  async #run(revision: string, signal: AbortSignal): Promise<void> {
+    const { store, log } = this.#o;
+    let rev = revision;
+    while (!signal.aborted) {
+      await watchOnce(store, keys.vms, rev, {
+        signal,
+        log,
+        onEvent: (ev) => this.#event(ev),
+      });
+      if (signal.aborted) return;
+      const again = await this.#list(signal);
+      if (!again) return;
+      this.#reset(again);
+      rev = again.revision;
+    }
+  }
+
+  /** Takes a listing, telling listeners what differs from before. */
+  #reset(s: Snapshot): void {
+    const before = this.#vms;
+    this.#vms = s.vms;
+    this.#bad = s.bad;
+    for (const id of new Set([...before.keys(), ...s.vms.keys()])) {
+      const a = before.get(id), b = s.vms.get(id);
+      if (a?.modRevision !== b?.modRevision) this.#tell(id, a, b);
+    }
+  }
+
+  #event(ev: WatchEvent): void {
+    const id = idOf(ev.key);
+    const rev = BigInt(ev.modRevision);
+    if (ev.type === "delete") return this.#apply(id, null, rev);
+    const d = decodeDocument(ev.value, Vm);
+    if (!d.ok) {
+      reportUnreadable(ev.key, d.reason, ev.modRevision);
+      return this.#apply(id, "unreadable", rev);
+    }
+    this.#apply(id, {
+      key: ev.key,
+      value: d.value,
+      modRevision: ev.modRevision,
+      createRevision: ev.createRevision ?? "0",
+      lease: ev.lease ?? "0",
+      schemaVersion: d.schemaVersion,
+    }, rev);
+  }
+
+  /**
+   * Takes what is known of VM `id` as of revision `rev`, unless what is
+   * kept is as new or newer (a `refresh` may run ahead of the watch).
+   */
+  #apply(id: string, next: Kv<Vm> | null | "unreadable", rev: bigint): void {
+    const cur = this.#vms.get(id);
+    const seen = cur ? BigInt(cur.modRevision) : this.#bad.get(id);
+    if (seen !== undefined && seen >= rev) return;
+    if (next === "unreadable") this.#bad.set(id, rev);
+    else this.#bad.delete(id);
+    const kept = next && next !== "unreadable" &&
+        next.value.status.host === this.#o.host
+      ? next
+      : undefined;
+    if (kept) this.#vms.set(id, kept);
+    else this.#vms.delete(id);
+    if (cur || kept) this.#tell(id, cur, kept);
+  }
+
+  #tell(id: string, before?: Kv<Vm>, after?: Kv<Vm>): void {
+    for (const f of this.#listeners) {
+      try {
+        f(id, before, after);
+      } catch (err) {
+        this.#o.log.error("VM change listener failed", {
+          vm: id,
+          error: String(err),
+        });
+      }
+    }
+  }
+}
