@@ -67,6 +67,10 @@ export const keys = {
   image: (ref: string) => `image/${ref}`,
   imagesOf: (owner: string) => `image/${owner}/`,
   images: "image/",
+  /** A user's limits set by an admin (core/quota_schemas.ts). */
+  quota: (user: string) => `quota/${user}`,
+  /** What a user holds: VMs, cores, memory, disk, networks. */
+  usage: (user: string) => `usage/${user}`,
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */
