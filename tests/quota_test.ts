@@ -4,7 +4,8 @@
  * nothing; concurrent creates of one user never pass a limit (the usage
  * document's compare); `vm.delete` gives the quota back in the
  * transaction that removes the VM; a user from before quotas gets exact
- * usage computed from their documents; and the bound on a user's pending
+ * usage computed from their documents; `host.failed` deleting a VM gives
+ * its quota back too; and the bound on a user's pending
  * VMs holds under concurrent creates.
  */
 import assert from "node:assert/strict";
@@ -17,8 +18,15 @@ import { Usage } from "../core/quota_schemas.ts";
 import { Vm } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { createNetwork, deleteNetwork } from "../resources/networks/mod.ts";
-import { setQuota, showQuota } from "../resources/quotas/mod.ts";
+import {
+  changeUsage,
+  readUsage,
+  setQuota,
+  showQuota,
+  vmAmounts,
+} from "../resources/quotas/mod.ts";
 import { createVm, deleteVm } from "../resources/vms/mod.ts";
+import { hostFailed } from "../tasks/host_failed.ts";
 import { complete } from "../tasks/queue.ts";
 import { vmDelete } from "../tasks/vm_delete.ts";
 import { call, dump, noSanitize } from "./helpers/api.ts";
@@ -207,6 +215,46 @@ Deno.test({
             cpus: 4,
             memoryMiB: 384,
             diskMiB: 1024,
+            networks: 0,
+          });
+        },
+      );
+
+      await step(
+        "host.failed deleting a VM that was being deleted gives its quota back",
+        async () => {
+          const dead = await b.incarnation("h9", 1);
+          await b.store.revokeLease(dead.lease);
+          const helper = await b.incarnation("h8");
+          const frank = { name: "frank", admin: false };
+          await createVm(deps, frank, small);
+          await b.putVm(
+            vmDoc(
+              "vm-f",
+              { phase: "deleting", host: "h9", incarnation: dead.lease },
+              { owner: "frank", desired: "deleted" },
+            ),
+          );
+          // The document written by hand: usage counts the first VM only.
+          assert.equal((await usageOf(b.store, "frank"))?.vms, 1);
+          await changeUsage(
+            b.store.txn(),
+            await readUsage(b.store, "frank"),
+            vmAmounts({ cpus: 1, memory: 128 }),
+          ).commit();
+          const ctx = await b.context(helper, "host.failed", {
+            host: "h9",
+            incarnation: dead.lease,
+          });
+          const out = await hostFailed(ctx);
+          assert.deepEqual((out.result as { deleted: string[] }).deleted, [
+            "vm-f",
+          ]);
+          assert.deepEqual(await usageOf(b.store, "frank"), {
+            vms: 1,
+            cpus: 2,
+            memoryMiB: 128,
+            diskMiB: 0,
             networks: 0,
           });
         },
