@@ -18,6 +18,7 @@ import { errorResponses } from "./errors.ts";
 
 const limit = z.number().int().nullable();
 
+/** The answer of both routes: limits in effect, own limits, usage. */
 export const QuotaView = z.object({
   user: z.string(),
   limits: z.object({

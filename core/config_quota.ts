@@ -32,6 +32,7 @@ export const QUOTA_RESOURCES = [
 /** One resource a quota limits. */
 export type QuotaResource = typeof QUOTA_RESOURCES[number];
 
+/** The default limits of every user (each absent: unlimited). */
 export const QuotaConfig = z.object({
   /** VM documents (any phase, also while being deleted). */
   vms: limit.optional(),
