@@ -29,6 +29,7 @@ import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
+import { quotas } from "./quotas.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -52,7 +53,7 @@ export interface AppOptions {
   /** Task, scheduler and images settings; defaults from core/config.ts. */
   config?:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network" | "images">>;
+    & Partial<Pick<Config, "scheduler" | "network" | "images" | "quota">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /**
@@ -156,6 +157,7 @@ export function createApp({
   app.route("/v1/hosts", hosts(deps));
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
+  app.route("/v1/users", quotas(deps));
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));

@@ -19,6 +19,7 @@ import {
   ForbiddenError,
   InvalidError,
   NotFoundError,
+  QuotaError,
   UnavailableError,
   UnreadableError,
 } from "../core/errors.ts";
@@ -33,6 +34,13 @@ export const ErrorBody = z.object({
     code: z.string(),
     message: z.string(),
     field: z.string().optional(),
+    /** On a 403 over quota: the resource, used, requested and allowed. */
+    quota: z.object({
+      resource: z.string(),
+      used: z.number().int(),
+      requested: z.number().int(),
+      allowed: z.number().int(),
+    }).optional(),
   }),
 }).openapi("Error");
 export type ErrorBody = z.infer<typeof ErrorBody>;
@@ -139,6 +147,17 @@ export const validationHook: Hook<
 export function onError(err: Error, c: Context): Response {
   if (err instanceof NotFoundError) return errorJson(c, 404, err.message);
   if (err instanceof ConflictError) return errorJson(c, 409, err.message);
+  if (err instanceof QuotaError) {
+    const body: ErrorBody = {
+      error: {
+        status: 403,
+        code: CODES[403],
+        message: err.message,
+        quota: err.quota,
+      },
+    };
+    return c.json(body, 403);
+  }
   if (err instanceof ForbiddenError) return errorJson(c, 403, err.message);
   if (err instanceof InvalidError) {
     return errorJson(c, 400, err.message, err.field);

@@ -52,7 +52,8 @@ const createVm = createRoute({
     "`vm.start` there); otherwise it is `pending` with `status.reason` and " +
     "the task is `vm.create`, which places it once a host has room; 409 " +
     "when it fits nowhere and its owner already has " +
-    "`scheduler.maxPendingVmsPerUser` VMs pending. With an " +
+    "`scheduler.maxPendingVmsPerUser` VMs pending; 403 over its owner's " +
+    "quota (`error.quota`: the resource, used, requested, allowed). With an " +
     "`Idempotency-Key`, repeating the same request returns what the first made.",
   request: {
     headers: IdempotencyHeaders,
@@ -64,7 +65,7 @@ const createVm = createRoute({
   responses: {
     201: json(VmAndTask, "VM created"),
     200: json(VmAndMaybeTask, "Replay of an earlier request with this key"),
-    ...errorResponses(400, 409, 415, 503),
+    ...errorResponses(400, 403, 409, 415, 503),
   },
 });
 

@@ -121,6 +121,12 @@ export interface components {
         code: string;
         message: string;
         field?: string;
+        quota?: {
+          resource: string;
+          used: number;
+          requested: number;
+          allowed: number;
+        };
       };
     };
     VmPage: {
@@ -333,6 +339,33 @@ export interface components {
         /** @description Set when it did not answer */
         error?: string;
       }[];
+    };
+    Quota: {
+      user: string;
+      /** @description The limits in effect; null: unlimited */
+      limits: {
+        vms: number | null;
+        cpus: number | null;
+        memoryMiB: number | null;
+        diskMiB: number | null;
+        networks: number | null;
+      };
+      /** @description What an admin set for this user; absent fields: the config default */
+      own: {
+        vms?: number | null;
+        cpus?: number | null;
+        memoryMiB?: number | null;
+        diskMiB?: number | null;
+        networks?: number | null;
+      };
+      /** @description What the user holds: VM documents (also while being deleted), their cores, memory and local disk in MiB, and networks */
+      usage: {
+        vms: number;
+        cpus: number;
+        memoryMiB: number;
+        diskMiB: number;
+        networks: number;
+      };
     };
     BearerToken: {
       token: string;

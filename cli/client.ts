@@ -26,6 +26,10 @@ export type Nic = Vm["nics"][number];
 export type Network = Schemas["Network"];
 /** An SSH public key as the API returns it. */
 export type SshKey = Schemas["SshKey"];
+/** A user's limits and usage (`GET /v1/users/{name}/quota`). */
+export type Quota = Schemas["Quota"];
+/** What `PUT /v1/users/{name}/quota` takes: the user's own limits. */
+export type QuotaLimits = Quota["own"];
 /** What `POST /v1/keys` takes. */
 export type SshKeyInput = Pick<SshKey, "name" | "publicKey">;
 /** A task as the API returns it. */
@@ -127,6 +131,8 @@ const networkPath = (id: string) => `/v1/networks/${encodeURIComponent(id)}`;
 const keyPath = (name: string) => `/v1/keys/${encodeURIComponent(name)}`;
 const hostPath = (name: string) => `/v1/hosts/${encodeURIComponent(name)}`;
 const taskPath = (id: string) => `/v1/tasks/${encodeURIComponent(id)}`;
+const quotaPath = (user: string) =>
+  `/v1/users/${encodeURIComponent(user)}/quota`;
 const imagePath = (name: string, owner?: string) =>
   `/v1/images/${encodeURIComponent(name)}` +
   (owner ? `?owner=${encodeURIComponent(owner)}` : "");
@@ -237,6 +243,11 @@ export function apiClient(send: Transport) {
     },
     maintenance: {
       etcd: () => send<EtcdStatus>("GET", "/v1/maintenance/etcd"),
+    },
+    quotas: {
+      get: (user: string) => send<Quota>("GET", quotaPath(user)),
+      set: (user: string, body: QuotaLimits) =>
+        send<Quota>("PUT", quotaPath(user), { body }),
     },
     auth: {
       whoami: () => send<Whoami>("GET", "/v1/auth/whoami"),

@@ -1,7 +1,7 @@
 /**
  * The command tree: every command of the CLI by name, in the order help
  * lists them, from the command groups (vm.ts, vm_power.ts, vm_nics.ts,
- * network.ts, key.ts, image.ts, host.ts, task.ts, auth.ts), plus `ucloud completion`; the
+ * network.ts, key.ts, image.ts, host.ts, task.ts, quota.ts, auth.ts), plus `ucloud completion`; the
  * global flags; and `ParsedArgs`, what the parser makes of a command line.
  *
  * @module
@@ -16,6 +16,7 @@ import { KEY_COMMANDS } from "./key.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
 import { NETWORK_COMMANDS } from "./network.ts";
 import { print } from "./output.ts";
+import { QUOTA_COMMANDS } from "./quota.ts";
 import { TASK_COMMANDS } from "./task.ts";
 import { VM_COMMANDS } from "./vm.ts";
 import { VM_NIC_COMMANDS } from "./vm_nics.ts";
@@ -29,7 +30,15 @@ export const GLOBAL_FLAGS = {
 };
 
 /** The first word of the commands of two words. */
-export const GROUPS = ["vm", "network", "key", "image", "host", "task"];
+export const GROUPS = [
+  "vm",
+  "network",
+  "key",
+  "image",
+  "host",
+  "task",
+  "quota",
+];
 /** Commands of one word. */
 export const SINGLES = ["login", "whoami", "logout", "completion"];
 
@@ -75,6 +84,7 @@ export const COMMANDS = {
   ...IMAGE_COMMANDS,
   ...HOST_COMMANDS,
   ...TASK_COMMANDS,
+  ...QUOTA_COMMANDS,
   ...AUTH_COMMANDS,
   completion,
 };

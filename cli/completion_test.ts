@@ -50,6 +50,7 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
     "login",
     "logout",
     "network",
+    "quota",
     "task",
     "vm",
     "whoami",

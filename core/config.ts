@@ -14,6 +14,7 @@ import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
+import { QuotaConfig } from "./config_quota.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
@@ -142,6 +143,8 @@ export const ConfigSchema = z.object({
   }).prefault({}),
   /** Placement, rebalancing, allocation ratios (core/config_scheduler.ts). */
   scheduler: SchedulerConfig.prefault({}),
+  /** Per-user limits; absent: unlimited (core/config_quota.ts). */
+  quota: QuotaConfig.prefault({}),
   network: z.object({
     /** IPv6 pool private networks get their /64 from (next free). */
     pool: z.string().default("fdc1:d00::/48"),

@@ -24,6 +24,26 @@ export class ForbiddenError extends Error {
   override name = "ForbiddenError";
 }
 
+/** What a request over quota would have taken, and what is allowed. */
+export interface OverQuota {
+  /** The resource over its limit, e.g. "cpus". */
+  resource: string;
+  /** What the user holds now. */
+  used: number;
+  /** What the request asked for in addition. */
+  requested: number;
+  /** The user's limit. */
+  allowed: number;
+}
+
+/** A request that would take a user over a quota limit (403). */
+export class QuotaError extends ForbiddenError {
+  override name = "QuotaError";
+  constructor(readonly quota: OverQuota, message: string) {
+    super(message);
+  }
+}
+
 /** Bad input that passed the schema but not a domain rule. */
 export class InvalidError extends Error {
   override name = "InvalidError";

@@ -69,6 +69,10 @@ export const keys = {
   images: "image/",
   /** The key that seals continue tokens of listings (core/page_token.ts). */
   pageKey: "page-key",
+  /** A user's limits set by an admin (core/quota_schemas.ts). */
+  quota: (user: string) => `quota/${user}`,
+  /** What a user holds: VMs, cores, memory, disk, networks. */
+  usage: (user: string) => `usage/${user}`,
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

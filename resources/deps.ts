@@ -21,10 +21,13 @@ export interface Caller {
 /** The store and the config sections the resource functions read. */
 export interface ResourceDeps {
   store: Store;
-  /** Task settings; the scheduler's, network and images defaults when absent. */
+  /**
+   * Task settings; the scheduler's, network and images defaults when
+   * absent; no quota section: unlimited.
+   */
   config:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network" | "images">>;
+    & Partial<Pick<Config, "scheduler" | "network" | "images" | "quota">>;
 }
 
 /** True when `who` may see a document owned by `owner`. */

@@ -4,7 +4,8 @@
  * owned (`status.incarnation`, tasks/ownership.ts) goes back to pending and
  * gets a `vm.create` task, so the scheduler restarts it on a host with
  * room; its reservation on the dead host is released. VMs being deleted are
- * deleted, their NIC addresses released. Exactly one `host.failed` runs per
+ * deleted, their NIC addresses released and their owner's usage lowered
+ * (resources/quotas/usage.ts). Exactly one `host.failed` runs per
  * failed incarnation (see `enqueueHostFailed`). Then the tasks still queued
  * for the dead host go to `any` (tasks/retarget.ts).
  *
@@ -20,7 +21,13 @@
  */
 import { idOf, keys } from "../core/keys.ts";
 import { leasePool } from "../core/lease_pool.ts";
+import { NO_USAGE } from "../core/quota_schemas.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
+import {
+  changeUsage,
+  readUsage,
+  vmAmounts,
+} from "../resources/quotas/usage.ts";
 import { Alive, type Task, Vm } from "../core/schemas.ts";
 import type { Kv, Store, Unreadable } from "../core/store.ts";
 import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
@@ -103,6 +110,8 @@ export async function evacuate(
   if (vm.value.desired === "deleted") {
     txn.delete(vm.key).delete(keys.userData(id));
     await releaseNics(ctx.store, txn, id, vm.value.nics);
+    const usage = await readUsage(ctx.store, vm.value.owner);
+    changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));
     return (await txn.commit()).ok ? "deleted" : "conflict";
   }
   replace(

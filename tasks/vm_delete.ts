@@ -3,11 +3,20 @@
  * stops the process (the hard stop: the VM and its disk go, so a guest
  * shutdown would protect nothing), removes its files, then deletes the VM
  * document and its user data and releases its reservation and its NICs'
- * addresses in one transaction. A VM made from an image document loses its
- * disk in the image store (tasks/vm_disk.ts) before its document goes.
+ * addresses in one transaction, which also gives its cores, memory and
+ * disk back to its owner's usage (resources/quotas/usage.ts, comparing
+ * that document's revision; a lost compare runs the handler again). A VM
+ * made from an image document loses its disk in the image store
+ * (tasks/vm_disk.ts) before its document goes.
  */
 import { keys } from "../core/keys.ts";
+import { NO_USAGE } from "../core/quota_schemas.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
+import {
+  changeUsage,
+  readUsage,
+  vmAmounts,
+} from "../resources/quotas/usage.ts";
 import type { TaskHandler } from "./context.ts";
 import { forwardTo, readVm, releaseAlloc } from "./vm_common.ts";
 import { removeVmDisk } from "./vm_disk.ts";
@@ -33,5 +42,7 @@ export const vmDelete: TaskHandler = async (ctx) => {
     .delete(keys.userData(id));
   if (host) await releaseAlloc(ctx, txn, host, id);
   await releaseNics(ctx.store, txn, id, vm.value.nics);
+  const usage = await readUsage(ctx.store, vm.value.owner);
+  changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));
   return { result: { deleted: id }, txn };
 };

@@ -75,6 +75,7 @@ Deno.test({
           "/v1/tasks",
           "/v1/tasks/{id}",
           "/v1/tasks/{id}/drain",
+          "/v1/users/{name}/quota",
           "/v1/vms",
           "/v1/vms/{id}",
           "/v1/vms/{id}/nics",

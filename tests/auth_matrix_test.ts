@@ -4,7 +4,8 @@
  * (iterated, so a new endpoint cannot be forgotten: it must be added to
  * `EXPECT`), no credentials, a wrong token, a replayed token, an expired or
  * revoked bearer token are 401; a user on another user's VM or task gets 404
- * and on admin-only endpoints 403; an admin is never 401/403. Every refused
+ * and on admin-only endpoints 403 (also on another user's quota; their own
+ * they see but cannot set); an admin is never 401/403. Every refused
  * request leaves etcd exactly as it was. No response body or log line holds a
  * seed or a token, except the answer that created or issued it. Seeds,
  * tokens, sessions and the CLI login are tests/auth_identity_test.ts.
@@ -164,6 +165,50 @@ Deno.test({
               for (const i of items(b)) assert.equal(i.owner, "bob", path);
             } while (token);
           }
+        },
+      );
+
+      await step(
+        "quota: a user sees their own usage only and cannot set their own quota; an admin can",
+        async () => {
+          const path = "/v1/users/bob/quota";
+          const own = await call("GET", path, {
+            headers: bearerHeaders(bobBearer),
+          });
+          assert.equal(own.status, 200, own.text);
+          const view = own.body as {
+            user: string;
+            usage: { vms: number };
+            limits: { vms: number | null };
+          };
+          assert.equal(view.user, "bob");
+          assert.ok(view.usage.vms >= 1, own.text);
+          const op = { method: "PUT", key: "PUT /v1/users/{name}/quota" };
+          await refused("bob on his own", op, path, 403, {
+            headers: bearerHeaders(bobBearer),
+            json: { vms: 1000 },
+          });
+          const set = await call("PUT", path, {
+            headers: bearerHeaders(aliceBearer),
+            json: { vms: 1000, cpus: null },
+          });
+          assert.equal(set.status, 200, set.text);
+          const after = await call("GET", path, {
+            headers: bearerHeaders(bobBearer),
+          });
+          assert.equal(
+            (after.body as { limits: { vms: number } }).limits.vms,
+            1000,
+          );
+          const bad = await call("PUT", path, {
+            headers: bearerHeaders(aliceBearer),
+            json: { cpus: -1 },
+          });
+          assert.equal(bad.status, 400, bad.text);
+          assert.equal(
+            (bad.body as { error: { field: string } }).error.field,
+            "cpus",
+          );
         },
       );
 

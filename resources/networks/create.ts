@@ -5,7 +5,9 @@
  * unless an admin gives one. A public network (admins only) names a bridge
  * the hosts already have (`network.publicBridges`) and the /64 routed to
  * it. The VNI and the /64 are taken in the transaction that writes the
- * network (ipam.ts), so two creates never get the same.
+ * network (ipam.ts), so two creates never get the same. The network
+ * counts against its owner's quota (resources/quotas/: 403 over it),
+ * charged in the same transaction.
  *
  * @example
  * ```ts
@@ -32,17 +34,21 @@ import {
   type NetworkCreateInput,
 } from "../../core/schemas.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
+import { chargeFor, NETWORK_AMOUNTS } from "../quotas/mod.ts";
 import { freePrefix, freeVni, skipOf, takeIpam } from "./ipam.ts";
 
-/** How often a create is retried after another create took its VNI or /64. */
+/**
+ * How often a create is retried after another create took its VNI or /64
+ * or changed the owner's usage.
+ */
 const ATTEMPTS = 20;
 
 /**
  * Creates a network for `who` from `input` (already schema-valid).
  * Throws ForbiddenError for what only admins may ask (public networks, a
  * chosen /64), InvalidError naming the field for input that breaks a rule
- * the schema cannot state, ConflictError when the pool or the VNI range is
- * used up or the chosen /64 is taken.
+ * the schema cannot state, QuotaError over the owner's quota, ConflictError
+ * when the pool or the VNI range is used up or the chosen /64 is taken.
  */
 export async function createNetwork(
   { store, config }: ResourceDeps,
@@ -53,6 +59,12 @@ export async function createNetwork(
   const given = checkNetworkInput(who, input);
   for (let i = 0; i < ATTEMPTS; i++) {
     const now = new Date().toISOString();
+    // Read first: a create of the owner committed meanwhile fails it.
+    const charge = await chargeFor(
+      { store, config },
+      who.name,
+      NETWORK_AMOUNTS,
+    );
     const prefix = given ?? await freePrefix(store, net, skipOf(i));
     if (!prefix) {
       throw new ConflictError(
@@ -84,7 +96,7 @@ export async function createNetwork(
     } else doc.bridge = input.bridge;
     const txn = takeIpam(store.txn().ifAbsent(keys.network(doc.id)), doc)
       .put(keys.network(doc.id), doc);
-    if ((await txn.commit()).ok) return doc;
+    if ((await charge.apply(txn).commit()).ok) return doc;
     if (given && await store.get(keys.ipamPrefix(given), IpamEntry)) {
       throw new ConflictError(
         `Cannot create network: prefix ${given} is already in use`,
@@ -92,7 +104,7 @@ export async function createNetwork(
     }
   }
   throw new ConflictError(
-    `Cannot create network: other creates took its VNI or prefix ${ATTEMPTS} times; try again`,
+    `Cannot create network: other creates took its VNI or prefix or changed its owner's usage ${ATTEMPTS} times; try again`,
   );
 }
 

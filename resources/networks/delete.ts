@@ -2,7 +2,8 @@
  * Deleting a network: only its owner (or an admin), only while no VM has
  * a NIC in it, and together with the release of its VNI and /64, in one
  * transaction comparing the revision read (a VM attached meanwhile fails
- * it).
+ * it) and the lowering of its owner's usage (resources/quotas/, whose
+ * compare is retried while other changes of the owner win it).
  *
  * @example
  * ```ts
@@ -10,8 +11,15 @@
  * ```
  */
 import { ConflictError, ForbiddenError } from "../../core/errors.ts";
+import { NO_USAGE } from "../../core/quota_schemas.ts";
 import type { Store } from "../../core/store.ts";
 import { type Caller, canSee } from "../deps.ts";
+import {
+  changeUsage,
+  NETWORK_AMOUNTS,
+  readUsage,
+  usageFresh,
+} from "../quotas/usage.ts";
 import { releaseIpam } from "./ipam.ts";
 import { readNetwork } from "./view.ts";
 
@@ -38,13 +46,20 @@ export async function deleteNetwork(
       } have NICs in it; detach them first`,
     );
   }
-  const txn = releaseIpam(
-    store.txn().ifModRevision(n.key, n.modRevision).delete(n.key),
-    n.value,
-  );
-  if (!(await txn.commit()).ok) {
-    throw new ConflictError(
-      `Cannot delete network ${id}: it changed meanwhile (a VM was attached?); try again`,
+  for (let i = 0; i < ATTEMPTS; i++) {
+    const usage = await readUsage(store, n.value.owner);
+    const txn = releaseIpam(
+      store.txn().ifModRevision(n.key, n.modRevision).delete(n.key),
+      n.value,
     );
+    changeUsage(txn, usage, NO_USAGE, NETWORK_AMOUNTS);
+    if ((await txn.commit()).ok) return;
+    if (await usageFresh(store, usage)) break;
   }
+  throw new ConflictError(
+    `Cannot delete network ${id}: it changed meanwhile (a VM was attached?); try again`,
+  );
 }
+
+/** How often a delete is tried while its owner's usage changes. */
+const ATTEMPTS = 20;

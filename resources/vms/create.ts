@@ -12,7 +12,11 @@
  * as `imageRef` and the create compares the image's revision, so an image
  * deleted meanwhile is not used (a name without a document is an image
  * installed on the hosts by hand, as before). The SSH keys it names and its
- * user data are metadata_input.ts'.
+ * user data are metadata_input.ts'. The VM counts against its owner's
+ * quota (resources/quotas/): the create reads the owner's usage first,
+ * refuses what would pass a limit (QuotaError, 403), and writes the new
+ * usage in its transaction comparing the revision read, so concurrent
+ * creates of one owner are ordered by it (the pending bound counts on it).
  *
  * @example
  * ```ts
@@ -20,7 +24,7 @@
  * r.vm.status.phase; // "scheduled" or "pending"
  * ```
  */
-import { ConflictError } from "../../core/errors.ts";
+import { ConflictError, QuotaError } from "../../core/errors.ts";
 import { keys, newId } from "../../core/keys.ts";
 import { Image } from "../../core/image_schemas.ts";
 import type { Task, Vm, VmCreateInput } from "../../core/schemas.ts";
@@ -36,6 +40,7 @@ import {
 } from "../../scheduler/mod.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
 import { resolveImage } from "../images/view.ts";
+import { type Charge, chargeFor, vmAmounts } from "../quotas/mod.ts";
 import { type NicPlan, planNics } from "../networks/nics.ts";
 import { ATTEMPTS } from "./change.ts";
 import { type MetadataPlan, planMetadata } from "./metadata_input.ts";
@@ -50,6 +55,12 @@ import {
 } from "./idempotency.ts";
 
 /**
+ * How many times a create is tried while other creates of the same owner
+ * win the compare of its usage document (each round one of them wins).
+ */
+const CONTENDED = 100;
+
+/**
  * What a create returned: a new VM with its first task, or the replay of
  * an earlier create with the same idempotency key (nothing written; its
  * task is null when that task is gone).
@@ -62,6 +73,7 @@ export type Created =
 type Inline =
   | { placed: true; vm: Vm; task: Task }
   | { placed: false; taken: true }
+  | { placed: false; contended: true }
   | { placed: false; stale: true };
 
 /**
@@ -89,7 +101,7 @@ export async function createVm(
     replayed: true,
   });
   const id = newId("vm");
-  for (let i = 0; i < ATTEMPTS; i++) {
+  for (let n = 0, stale = 0; n < CONTENDED && stale < ATTEMPTS; n++) {
     const now = new Date();
     // NICs: slots, MACs and addresses, taken in the create transaction.
     const plan = input.networks?.length
@@ -110,6 +122,11 @@ export async function createVm(
       status: { phase: "pending", updatedAt: now.toISOString() },
       createdAt: now.toISOString(),
     };
+    // What the owner holds, read late (the owner's creates contend on
+    // it): its revision, compared by the commit, orders this create after
+    // every other of the owner counted here.
+    const charge = await chargeOrReplay(deps, owner, input, key);
+    if (!charge) return await again();
     const cache = await readyCache(PlacementCache.for(store));
     if (cache) {
       const r = await placeInline(
@@ -118,12 +135,19 @@ export async function createVm(
         vm,
         idem,
         now,
-        [plan, meta],
+        [plan, meta, charge],
         image,
       );
       if (r.placed) return { vm: r.vm, task: r.task, replayed: false };
       if ("taken" in r) return await again();
-      if ("stale" in r) continue;
+      if ("contended" in r) {
+        await jitter(n);
+        continue;
+      }
+      if ("stale" in r) {
+        stale++;
+        continue;
+      }
       await checkPending(deps, owner, r.reason);
       vm = { ...vm, status: { ...vm.status, reason: r.reason } };
     }
@@ -144,19 +168,57 @@ export async function createVm(
     });
     plan?.apply(txn);
     meta.apply(txn);
+    charge.apply(txn);
     if (idem) recordKey(txn, owner, idem, vm.id, t.id);
     if ((await txn.commit()).ok) return { vm, task: t, replayed: false };
     if (key !== undefined && await keyTaken(store, owner, key)) {
       return await again();
     }
+    if (!await charge.fresh()) {
+      await jitter(n);
+      continue;
+    }
+    stale++;
     if (plan && !await plan.fresh()) continue;
     if (!await meta.fresh()) continue;
     if (image && !await fresh(store, image)) continue;
     throw new ConflictError(`Cannot create VM ${vm.id}: id already taken`);
   }
   throw new ConflictError(
-    `Cannot create VM: its networks, image or keys changed ${ATTEMPTS} times while trying; try again`,
+    `Cannot create VM: its networks, image, keys or its owner's usage changed ` +
+      `too often while trying; try again`,
   );
+}
+
+/**
+ * The owner's checked quota charge for a VM of `input`; null when the
+ * create is over quota but repeats one with the same idempotency key (it
+ * is answered with the replay).
+ */
+async function chargeOrReplay(
+  deps: ResourceDeps,
+  owner: string,
+  input: VmCreateInput,
+  key: string | undefined,
+): Promise<Charge | null> {
+  try {
+    return await chargeFor(deps, owner, vmAmounts(input));
+  } catch (err) {
+    if (
+      err instanceof QuotaError && key !== undefined &&
+      await keyTaken(deps.store, owner, key)
+    ) return null;
+    throw err;
+  }
+}
+
+/**
+ * A random wait before creating again after the `n`th lost usage compare:
+ * up to 2^n ms, at most 100.
+ */
+function jitter(n: number): Promise<void> {
+  const ms = Math.random() * Math.min(100, 2 ** n);
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -201,7 +263,7 @@ async function placeInline(
   vm: Vm,
   idem: IdemKey | undefined,
   now: Date,
-  [plan, meta]: [NicPlan | null, MetadataPlan],
+  [plan, meta, charge]: [NicPlan | null, MetadataPlan, Charge],
   image: Kv<Image> | null,
 ): Promise<Inline | { placed: false; reason: string }> {
   const policy: Policy = config.scheduler?.policy ?? "spread";
@@ -240,6 +302,7 @@ async function placeInline(
       enqueue(txn, start);
       plan?.apply(txn);
       meta.apply(txn);
+      charge.apply(txn);
       if (idem) recordKey(txn, vm.owner, idem, vm.id, start.id);
       const res = await txn.commit();
       if (res.ok) {
@@ -250,6 +313,9 @@ async function placeInline(
       }
       if (idem && await keyTaken(store, vm.owner, idem.key)) {
         return { value: { placed: false, taken: true } };
+      }
+      if (!await charge.fresh()) {
+        return { value: { placed: false, contended: true } };
       }
       if (
         (plan && !await plan.fresh()) || !await meta.fresh() ||

@@ -4,8 +4,12 @@
  * refused while its owner already has that many waiting. They are counted
  * from the `any` queue, whose entries of waiting `vm.create` tasks name
  * the VM and its owner (core/task_doc.ts `CapacityWait`), so the count
- * reads what is queued and those VMs, not every VM. Two creates at the same moment may both
- * pass: the bound is exceeded by at most the user's concurrent requests.
+ * reads what is queued and those VMs, not every VM. The bound is exact
+ * under concurrency: the create counts after it read its owner's usage
+ * document (resources/quotas/usage.ts) and commits comparing that
+ * revision, and every create writes that document, so a create committed
+ * meanwhile fails the compare and the count is made again. (A VM placed
+ * meanwhile only makes the count one too high for that try.)
  *
  * @example
  * ```ts
@@ -43,6 +47,8 @@ export async function pendingOf(store: Store, owner: string): Promise<number> {
 /**
  * Throws ConflictError when `owner` already has the most VMs waiting for
  * capacity that the config allows; `reason` says why the new one waits.
+ * Call it after reading the owner's usage (createVm does), so that the
+ * create's compare of it covers the count.
  */
 export async function checkPending(
   { store, config }: ResourceDeps,

@@ -137,10 +137,13 @@ export async function matrixTargets(
 
   /**
    * The URL of an operation aimed at `vm` / `task` / network `net`, and at
-   * alice's key `ak` (an admin's own: alice is the admin).
+   * alice's key `ak` (an admin's own: alice is the admin) and quota.
    */
   const url = (path: string, vm: string, task: string, net: string) =>
     path.replace("/v1/keys/{name}", "/v1/keys/ak").replace(
+      "/v1/users/{name}",
+      "/v1/users/alice",
+    ).replace(
       "{id}",
       path.startsWith("/v1/vms")
         ? vm
@@ -160,6 +163,8 @@ export async function matrixTargets(
       ? { name: `n-${crypto.randomUUID().slice(0, 8)}` }
       : key === "POST /v1/keys"
       ? { name: `k-${crypto.randomUUID().slice(0, 8)}`, publicKey }
+      : key === "PUT /v1/users/{name}/quota"
+      ? { vms: 100 }
       : key === "POST /v1/vms/{id}/nics"
       ? { network: who === "alice" ? aliceNet : bobNet }
       : undefined;
