@@ -59,6 +59,9 @@ export const keys = {
   netMember: (network: string, host: string) => `netmember/${network}/${host}`,
   netMembersOf: (network: string) => `netmember/${network}/`,
   netMembers: "netmember/",
+  /** VM `vm` has a NIC in network `network` (the network's member index). */
+  netVm: (network: string, vm: string) => `netvm/${network}/${vm}`,
+  netVmsOf: (network: string) => `netvm/${network}/`,
   /** A user's SSH public key (core/image_schemas.ts). */
   sshKey: (owner: string, name: string) => `key/${owner}/${name}`,
   sshKeysOf: (owner: string) => `key/${owner}/`,

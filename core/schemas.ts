@@ -365,7 +365,11 @@ export const Network = z.object({
   /** Hosts send router advertisements for `prefix` (private networks). */
   ra: z.boolean(),
   dhcp: z.object({ v6: z.boolean(), v4: z.boolean() }),
-  /** VMs with a NIC in this network; delete is refused while not empty. */
+  /**
+   * VMs given a NIC here by a version before the member keys
+   * (`netvm/<network>/<vm>`, resources/networks/nics.ts); written empty
+   * now and only shrinks. The API shows members read from both.
+   */
   vms: z.array(z.string()),
   createdAt: z.string(),
 });

@@ -1,8 +1,9 @@
 /**
  * Deleting a network: only its owner (or an admin), only while no VM has
  * a NIC in it, and together with the release of its VNI and /64, in one
- * transaction comparing the revision read (a VM attached meanwhile fails
- * it).
+ * transaction comparing the revision read and that no member key
+ * (`netvm/<network>/`) exists: a NIC add compares the network's revision,
+ * so of a delete and an add that race, exactly the first to commit wins.
  *
  * @example
  * ```ts
@@ -10,10 +11,14 @@
  * ```
  */
 import { ConflictError, ForbiddenError } from "../../core/errors.ts";
+import { keys } from "../../core/keys.ts";
 import type { Store } from "../../core/store.ts";
 import { type Caller, canSee } from "../deps.ts";
 import { releaseIpam } from "./ipam.ts";
 import { readNetwork } from "./view.ts";
+
+/** How many of the VMs that keep a network in use a refusal names. */
+const NAMED = 10;
 
 /**
  * Deletes network `id`. Throws NotFoundError when `who` may not see it,
@@ -31,15 +36,22 @@ export async function deleteNetwork(
       `Cannot delete network ${id}: it is not ${who.name}'s`,
     );
   }
-  if (n.value.vms.length > 0) {
+  const prefix = keys.netVmsOf(id);
+  const members = (await store.keys(prefix, NAMED))
+    .map((k) => k.slice(prefix.length));
+  const users = [...n.value.vms, ...members];
+  if (users.length > 0) {
+    const more = users.length >= NAMED ? " (and maybe more)" : "";
     throw new ConflictError(
       `Cannot delete network ${id}: VMs ${
-        n.value.vms.join(", ")
-      } have NICs in it; detach them first`,
+        users.slice(0, NAMED).join(", ")
+      }${more} have NICs in it; detach them first`,
     );
   }
+  // "No key under the prefix created after revision 0": none at all.
   const txn = releaseIpam(
-    store.txn().ifModRevision(n.key, n.modRevision).delete(n.key),
+    store.txn().ifModRevision(n.key, n.modRevision)
+      .ifNoneCreatedSince(prefix, "0").delete(n.key),
     n.value,
   );
   if (!(await txn.commit()).ok) {

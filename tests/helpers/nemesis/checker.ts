@@ -9,7 +9,7 @@
  *   still exists or still runs; `desired` in etcd is not what the workload
  *   last set; a placed VM without its reservation in `alloc/<host>`; a NIC
  *   without its `ipam/` entries; a network without its VNI or /64 entry.
- * - leaked: an `alloc/`, `claim/`, `queue/`, `ipam/` or `netmember/` key,
+ * - leaked: an `alloc/`, `claim/`, `queue/`, `ipam/`, `netmember/` or `netvm/` key,
  *   or a name in a network's `vms`, that belongs to no live document (or
  *   to another than it names); a VM or network nobody created; a VM
  *   process of a VM that does not exist or is placed on another host.

@@ -168,3 +168,27 @@ Deno.test("check() calls a placed VM without a reservation lost and documents no
     "lost vm vm-1",
   ]);
 });
+
+Deno.test("check() takes a netvm key as membership and calls one without a NIC leaked, a NIC without one lost", () => {
+  const s = clean();
+  const net = JSON.parse(s.kv[`network/${NET}`]);
+  const kv = {
+    ...s.kv,
+    [`network/${NET}`]: JSON.stringify({ ...net, vms: [] }),
+    [`netvm/${NET}/vm-1`]: "{}",
+  };
+  assert.deepEqual(summary(check({ kv, procs: s.procs }, want)), []);
+  assert.deepEqual(
+    summary(
+      check({
+        kv: { ...kv, [`netvm/${NET}/vm-2`]: "{}" },
+        procs: s.procs,
+      }, want),
+    ),
+    [`leaked key netvm/${NET}/vm-2`],
+  );
+  const { [`netvm/${NET}/vm-1`]: _, ...lost } = kv;
+  assert.deepEqual(summary(check({ kv: lost, procs: s.procs }, want)), [
+    "lost vm vm-1",
+  ]);
+});
