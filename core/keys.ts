@@ -16,8 +16,13 @@ export const keys = {
   hosts: "host/",
   alive: (name: string) => `alive/${name}`,
   alives: "alive/",
+  /** A host's reservations in sum (core/schemas.ts `Alloc`). */
   alloc: (host: string) => `alloc/${host}`,
   allocs: "alloc/",
+  /** What VM `vm` reserves on `host` (core/schemas.ts `AllocEntry`). */
+  allocVm: (host: string, vm: string) => `allocvm/${host}/${vm}`,
+  allocVmsOf: (host: string) => `allocvm/${host}/`,
+  allocVms: "allocvm/",
   task: (id: string) => `task/${id}`,
   tasks: "task/",
   queue: (target: string, id: string) => `queue/${target}/${id}`,

@@ -32,6 +32,7 @@ import type { Kv, Store } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
+import { usage } from "../scheduler/resources.ts";
 
 /** How often a request is retried after a lost compare. */
 const ATTEMPTS = 5;
@@ -160,7 +161,7 @@ async function empty(
   o: Pick<DrainedOptions, "store" | "host" | "driver">,
 ): Promise<boolean> {
   const alloc = await o.store.get(keys.alloc(o.host), Alloc);
-  if (Object.keys(alloc?.value.vms ?? {}).length > 0) return false;
+  if (usage(alloc?.value ?? null).vms > 0) return false;
   return (await o.driver.listLocal()).length === 0;
 }
 
