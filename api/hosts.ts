@@ -20,8 +20,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { idOf, keys } from "../core/keys.ts";
-import { Alive, Alloc, Host } from "../core/schemas.ts";
-import { effective } from "../scheduler/mod.ts";
+import { Alive, Alloc, AllocEntry, Host } from "../core/schemas.ts";
+import { effective, reservedOn, usage } from "../scheduler/mod.ts";
 import type { Store } from "../core/store.ts";
 import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
 import { requestShutdown } from "../workers/shutdown.ts";
@@ -169,28 +169,32 @@ const enableHost = createRoute({
   },
 });
 
-/** The API view of a host from its documents. */
+/**
+ * The API view of a host from its documents: `alloc` its reservation
+ * sums, `vms` the ids of the VMs reserved there (sorted).
+ */
 function toView(
   h: Host,
   a: Alive | undefined,
   alloc: Alloc | undefined,
+  vms: string[],
   heartbeat: string | undefined,
 ): HostView {
-  const entries = Object.entries(alloc?.vms ?? {});
+  const used = usage(alloc ?? null);
   return {
     name: h.name,
     capacity: h.capacity,
     allocation: h.allocation ?? NO_ALLOCATION,
     effective: effective(h),
     usage: {
-      cpus: entries.reduce((n, [, v]) => n + v.cpus, 0),
-      memoryMiB: entries.reduce((n, [, v]) => n + v.memoryMiB, 0),
+      cpus: used.cpus,
+      memoryMiB: used.memoryMiB,
       ...(h.capacity.diskMiB !== undefined
-        ? { diskMiB: entries.reduce((n, [, v]) => n + (v.diskMiB ?? 0), 0) }
+        ? { diskMiB: used.diskMiB ?? 0 }
         : {}),
-      vms: entries.length,
+      vms: used.vms,
     },
-    vms: entries.map(([id]) => id).sort(),
+    vms,
     state: h.state,
     alive: a !== undefined,
     ...(a?.handover ? { handover: a.handover } : {}),
@@ -229,29 +233,42 @@ async function heartbeat(
 async function listViews(store: Store): Promise<HostView[]> {
   const hs = await store.list(keys.hosts, Host);
   const at = { revision: hs.revision };
-  const [alive, alloc] = await Promise.all([
+  const [alive, alloc, entries] = await Promise.all([
     store.list(keys.alives, Alive, at),
     store.list(keys.allocs, Alloc, at),
+    store.list(keys.allocVms, AllocEntry, at),
   ]);
   const aliveBy = new Map(alive.items.map((kv) => [idOf(kv.key), kv.value]));
   const allocBy = new Map(alloc.items.map((kv) => [idOf(kv.key), kv.value]));
+  const vmsBy = new Map<string, string[]>();
+  for (const { key } of entries.items) {
+    const [host, vm] = key.slice(keys.allocVms.length).split("/");
+    vmsBy.set(host, [...vmsBy.get(host) ?? [], vm]);
+  }
   const now = Date.now();
   return await Promise.all(hs.items.map(async ({ key, value: h }) => {
-    const a = aliveBy.get(idOf(key));
-    return toView(h, a, allocBy.get(idOf(key)), await heartbeat(store, a, now));
+    const name = idOf(key);
+    const a = aliveBy.get(name);
+    const alloc = allocBy.get(name);
+    const vms = [
+      ...vmsBy.get(name) ?? [],
+      ...Object.keys(alloc?.vms ?? {}),
+    ].sort();
+    return toView(h, a, alloc, vms, await heartbeat(store, a, now));
   }));
 }
 
 /** One host's view; 404 when it is not registered. */
 async function readView(store: Store, name: string): Promise<HostView> {
-  const [h, a, alloc] = await Promise.all([
+  const [h, a, alloc, vms] = await Promise.all([
     store.get(keys.host(name), Host),
     store.get(keys.alive(name), Alive),
     store.get(keys.alloc(name), Alloc),
+    reservedOn(store, name),
   ]);
   if (!h) throw new NotFoundError("host", name);
   const beat = await heartbeat(store, a?.value, Date.now());
-  return toView(h.value, a?.value, alloc?.value, beat);
+  return toView(h.value, a?.value, alloc?.value, vms, beat);
 }
 
 /** Builds the `/v1/hosts` sub-app. */

@@ -15,7 +15,15 @@ import * as nets from "../resources/networks/mod.ts";
 import { type Deps, IdParams, router } from "./env.ts";
 import { errorResponses } from "./errors.ts";
 
-export const NetworkDoc = z.object(Network.shape).openapi("Network");
+export const NetworkDoc = z.object({
+  ...Network.shape,
+  vms: Network.shape.vms.describe(
+    `VMs with a NIC in it, at most ${nets.VMS_SHOWN} of them; only for its owner`,
+  ),
+  vmCount: z.number().int().optional().describe(
+    "How many VMs have a NIC in it; only for its owner",
+  ),
+}).openapi("Network");
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

@@ -161,8 +161,11 @@ export interface components {
         v6: boolean;
         v4: boolean;
       };
+      /** @description VMs with a NIC in it, at most 100 of them; only for its owner */
       vms: string[];
       createdAt: string;
+      /** @description How many VMs have a NIC in it; only for its owner */
+      vmCount?: number;
     };
     SshKey: {
       name: string;

@@ -149,8 +149,15 @@ const NETWORK_COLUMNS: Column<Network>[] = [
   { header: "IPV4", value: (n) => n.ipv4 ?? "-" },
   { header: "VNI", value: (n) => n.vni ?? "-", align: "right" },
   { header: "BRIDGE", value: (n) => n.bridge ?? "-" },
-  { header: "VMS", value: (n) => n.vms.length, align: "right" },
+  { header: "VMS", value: (n) => n.vmCount ?? n.vms.length, align: "right" },
 ];
+
+/** A network's VMs: the ids shown, and how many more it has. */
+function vmsField(net: Network): string {
+  if (!net.vms.length) return "none";
+  const more = (net.vmCount ?? 0) - net.vms.length;
+  return net.vms.join(", ") + (more > 0 ? ` and ${more} more` : "");
+}
 
 function networkFields(net: Network): string {
   const dhcp = [net.dhcp.v6 && "DHCPv6", net.dhcp.v4 && "DHCPv4"]
@@ -168,7 +175,7 @@ function networkFields(net: Network): string {
     ["bridge", net.bridge],
     ["ra", net.ra ? "yes" : "no"],
     ["dhcp", dhcp || "no"],
-    ["vms", net.vms.length ? net.vms.join(", ") : "none"],
+    ["vms", vmsField(net)],
     ["created", when(net.createdAt)],
   ]);
 }

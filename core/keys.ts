@@ -16,8 +16,13 @@ export const keys = {
   hosts: "host/",
   alive: (name: string) => `alive/${name}`,
   alives: "alive/",
+  /** A host's reservations in sum (core/schemas.ts `Alloc`). */
   alloc: (host: string) => `alloc/${host}`,
   allocs: "alloc/",
+  /** What VM `vm` reserves on `host` (core/schemas.ts `AllocEntry`). */
+  allocVm: (host: string, vm: string) => `allocvm/${host}/${vm}`,
+  allocVmsOf: (host: string) => `allocvm/${host}/`,
+  allocVms: "allocvm/",
   task: (id: string) => `task/${id}`,
   tasks: "task/",
   queue: (target: string, id: string) => `queue/${target}/${id}`,
@@ -59,6 +64,9 @@ export const keys = {
   netMember: (network: string, host: string) => `netmember/${network}/${host}`,
   netMembersOf: (network: string) => `netmember/${network}/`,
   netMembers: "netmember/",
+  /** VM `vm` has a NIC in network `network` (the network's member index). */
+  netVm: (network: string, vm: string) => `netvm/${network}/${vm}`,
+  netVmsOf: (network: string) => `netvm/${network}/`,
   /** A user's SSH public key (core/image_schemas.ts). */
   sshKey: (owner: string, name: string) => `key/${owner}/${name}`,
   sshKeysOf: (owner: string) => `key/${owner}/`,

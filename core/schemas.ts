@@ -246,16 +246,28 @@ export function serving(alive: Alive | null | undefined): boolean {
   return !!alive && alive.handover === undefined;
 }
 
-/** Per-host reservations; placement compares its mod revision. */
+/** What one VM reserves on its host: `allocvm/<host>/<vm>`. */
+export const AllocEntry = z.object({
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  diskMiB: z.number().int().optional(),
+});
+export type AllocEntry = z.infer<typeof AllocEntry>;
+
+/**
+ * A host's reservations in sum (`alloc/<host>`), of constant size:
+ * placement compares its mod revision and rewrites it, each VM's own entry
+ * is an `AllocEntry` key (scheduler/ledger.ts). `vms`: entries a version
+ * before the sums wrote here; they count on top of the sums, and only
+ * shrink (a VM leaving is taken out).
+ */
 export const Alloc = z.object({
-  vms: z.record(
-    z.string(),
-    z.object({
-      cpus: z.number().int(),
-      memoryMiB: z.number().int(),
-      diskMiB: z.number().int().optional(),
-    }),
-  ),
+  cpus: z.number().int().default(0),
+  memoryMiB: z.number().int().default(0),
+  diskMiB: z.number().int().default(0),
+  /** How many VMs the sums hold. */
+  count: z.number().int().default(0),
+  vms: z.record(z.string(), AllocEntry).default({}),
 });
 export type Alloc = z.infer<typeof Alloc>;
 
@@ -365,7 +377,11 @@ export const Network = z.object({
   /** Hosts send router advertisements for `prefix` (private networks). */
   ra: z.boolean(),
   dhcp: z.object({ v6: z.boolean(), v4: z.boolean() }),
-  /** VMs with a NIC in this network; delete is refused while not empty. */
+  /**
+   * VMs given a NIC here by a version before the member keys
+   * (`netvm/<network>/<vm>`, resources/networks/nics.ts); written empty
+   * now and only shrinks. The API shows members read from both.
+   */
   vms: z.array(z.string()),
   createdAt: z.string(),
 });

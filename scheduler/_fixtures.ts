@@ -3,7 +3,7 @@
  * tasks built in memory, and a seeded random source for tie-breaks.
  */
 import type { Host, Task, Vm } from "../core/schemas.ts";
-import type { Candidate } from "./resources.ts";
+import { type Candidate, reserve } from "./resources.ts";
 
 const AT = "2026-01-01T00:00:00Z";
 
@@ -36,7 +36,7 @@ export const cand = (
   host: host(name, cpus, mem),
   alive: true,
   alloc: usedCpus || usedMem
-    ? { vms: { [`vm-${name}`]: { cpus: usedCpus, memoryMiB: usedMem } } }
+    ? reserve(null, { cpus: usedCpus, memoryMiB: usedMem })
     : null,
   ...extra,
 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Alloc } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";
 import { feasible, fits, isLive, noFitReason, without } from "./feasible.ts";
-import { reserve } from "./resources.ts";
+import { NO_ALLOC, reserve } from "./resources.ts";
 
 const one = { cpus: 1, memoryMiB: 128 };
 
@@ -59,7 +59,7 @@ Deno.test("local disk counts only on hosts that track it", () => {
   const disk = (name: string, diskMiB: number, vms: Alloc["vms"] = {}) => ({
     host: host(name, 8, 8192, "active", diskMiB),
     alive: true,
-    alloc: { vms },
+    alloc: { ...NO_ALLOC, vms },
   });
   const need = { cpus: 1, memoryMiB: 128, diskMiB: 10_000 };
   assert.equal(fits(disk("small", 5_000), need), false);
@@ -86,7 +86,8 @@ Deno.test("a 2-core host with cpuRatio 4 takes eight 1-CPU VMs, then refuses", (
   let alloc: Alloc | null = null;
   let placed = 0;
   while (fits({ host: h, alloc }, one) && placed < 100) {
-    alloc = reserve(alloc, `vm-${placed++}`, one);
+    alloc = reserve(alloc, one);
+    placed++;
   }
   assert.equal(placed, 8);
   assert.match(
@@ -95,8 +96,8 @@ Deno.test("a 2-core host with cpuRatio 4 takes eight 1-CPU VMs, then refuses", (
   );
   // Without the allocation (a worker of an older version): two.
   assert.equal(fits({ host: host("h", 2, 4096), alloc: alloc! }, one), false);
-  alloc = reserve(null, "a", one);
-  alloc = reserve(alloc, "b", one);
+  alloc = reserve(null, one);
+  alloc = reserve(alloc, one);
   assert.equal(fits({ host: host("h", 2, 4096), alloc }, one), false);
 });
 
@@ -108,7 +109,7 @@ Deno.test("a host whose memory (less the reserve) is full refuses a VM with core
   let alloc: Alloc | null = null;
   for (let i = 0; i < 4; i++) {
     assert.equal(fits({ host: h, alloc }, one), true, `vm ${i}`);
-    alloc = reserve(alloc, `vm-${i}`, one);
+    alloc = reserve(alloc, one);
   }
   assert.equal(fits({ host: h, alloc }, one), false);
   assert.match(

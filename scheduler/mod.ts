@@ -2,7 +2,8 @@
  * The scheduler: everything that decides where a VM runs. Feasibility
  * (feasible.ts), ranking (rank.ts) and selection (select.ts) over what
  * hosts have (resources.ts); the watched placement cache (cache.ts); one
- * VM's placement and reservation (place.ts); and the plans of a
+ * VM's placement and reservation (place.ts) and its release (ledger.ts);
+ * and the plans of a
  * maintenance round: drains (drain.ts), rebalancing (rebalance.ts) and
  * the round that combines them (round.ts). Imports only core/; the API,
  * the task handlers and the cron job call it.
@@ -19,6 +20,7 @@ export {
   type PlacementCacheOptions,
 } from "./cache.ts";
 export { type DrainPlan, drainPlan } from "./drain.ts";
+export { releaseIn, reservedOn } from "./ledger.ts";
 export {
   feasible,
   fits,
@@ -60,7 +62,10 @@ export {
   free,
   type Need,
   needOf,
+  NO_ALLOC,
+  release,
   reserve,
+  sizeOf,
   usage,
 } from "./resources.ts";
 export { isMove, planRound, type RoundInput, type RoundPlan } from "./round.ts";

@@ -6,12 +6,14 @@
  * `vm.create` handler ({@linkcode pickHost}).
  *
  * A {@linkcode Placement} names the host, the lease of its serving
- * incarnation (which owns the VM: `status.incarnation`) and the host's
- * reservations with the VM added. {@linkcode reserveIn} adds it to the
- * caller's transaction: it compares the `alloc/<host>` revision the
- * choice was made on and the host's `alive/` lease, so two placers never
- * overcommit a host and nothing lands on a host whose failover may
- * already have run (DESIGN.md rules 1 and 7).
+ * incarnation (which owns the VM: `status.incarnation`), the host's
+ * reservation sums with the VM added and the VM's own entry.
+ * {@linkcode reserveIn} adds it to the caller's transaction: it compares
+ * the `alloc/<host>` revision the choice was made on and the host's
+ * `alive/` lease, so two placers never overcommit a host and nothing lands
+ * on a host whose failover may already have run (DESIGN.md rules 1 and
+ * 7). `alloc/<host>` holds only sums, so that write does not grow with the
+ * host's VMs; the entry is `allocvm/<host>/<vm>` (released by ledger.ts).
  *
  * @example
  * ```ts
@@ -21,13 +23,19 @@
  * ```
  */
 import { keys } from "../core/keys.ts";
-import { Alive, Alloc, Host, serving } from "../core/schemas.ts";
+import {
+  Alive,
+  Alloc,
+  type AllocEntry,
+  Host,
+  serving,
+} from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
 import type { CachedAlloc, PlacementCache } from "./cache.ts";
 import { fits, isLive, without } from "./feasible.ts";
 import type { Policy } from "./rank.ts";
-import { type Candidate, type Need, reserve } from "./resources.ts";
+import { type Candidate, type Need, reserve, sizeOf } from "./resources.ts";
 import { choose } from "./select.ts";
 
 /** How long a placer waits for a starting placement cache. */
@@ -43,23 +51,28 @@ export interface Placement {
   host: string;
   /** The lease of the host's serving incarnation (the `alive/` key's). */
   lease: string;
-  /** The host's reservations with the VM added: the new `alloc/<host>`. */
+  /** The host's reservation sums with the VM added: the new `alloc/<host>`. */
   alloc: Alloc;
+  /** What the VM reserves: its `allocvm/<host>/<vm>`. */
+  entry: AllocEntry;
   /** The mod revision of `alloc/<host>` the choice read ("0": absent). */
   allocRevision: string;
 }
 
 /**
  * Adds the reservation to `txn`: compares the `alloc/<host>` revision the
- * choice was made on and the host's `alive/` lease, writes the new
- * reservations.
+ * choice was made on, the host's `alive/` lease and that the VM has no
+ * entry on the host yet; writes the new sums and the VM's entry.
  */
 export function reserveIn(txn: Txn, p: Placement): Txn {
+  const entry = keys.allocVm(p.host, p.vm);
   return txn.ifModRevision(keys.alloc(p.host), p.allocRevision)
     // Only while the host's incarnation lives: never onto a host whose
     // failover may already have run.
     .ifLease(keys.alive(p.host), p.lease)
-    .put(keys.alloc(p.host), p.alloc);
+    .ifAbsent(entry)
+    .put(keys.alloc(p.host), p.alloc)
+    .put(entry, p.entry);
 }
 
 /** `cache` once it has listed everything (waits `CACHE_READY_MS`), else null. */
@@ -93,7 +106,8 @@ export function confirm(
     vm,
     host,
     lease: alive.lease,
-    alloc: reserve(a.value, vm, need),
+    alloc: reserve(a.value, need),
+    entry: sizeOf(need),
     allocRevision: a.modRevision,
   };
 }
@@ -233,7 +247,8 @@ async function pickListed(
     vm,
     host: pick.host,
     lease: aliveOf.get(pick.host)!.lease,
-    alloc: reserve(alloc?.value ?? null, vm, need),
+    alloc: reserve(alloc?.value ?? null, need),
+    entry: sizeOf(need),
     allocRevision: alloc?.modRevision ?? "0",
   };
 }

@@ -34,7 +34,13 @@
 import type { Alloc, Vm } from "../core/schemas.ts";
 import { fits, isLive } from "./feasible.ts";
 import { score } from "./rank.ts";
-import { type Candidate, needOf, reserve } from "./resources.ts";
+import {
+  type Candidate,
+  needOf,
+  release,
+  reserve,
+  sizeOf,
+} from "./resources.ts";
 
 export interface PlannedMove {
   vm: string;
@@ -129,17 +135,14 @@ export function planRebalance(
     const fromAlloc = allocs.get(from) ?? null;
     const settled = vms.filter((v) =>
       v.status.host === from && v.desired !== "deleted" &&
-      SETTLED.has(v.status.phase) && !moved.has(v.id) &&
-      fromAlloc?.vms[v.id] !== undefined
+      SETTLED.has(v.status.phase) && !moved.has(v.id) && fromAlloc !== null
     );
     const options = settled.filter((v) => mayMove(v, running)).flatMap((v) => {
       const need = needOf(v);
       const target = view(dst.c);
       if (!fits(target, need)) return [];
-      const rest = { ...fromAlloc!.vms };
-      delete rest[v.id];
-      const srcAfter = { vms: rest };
-      const dstAfter = reserve(target.alloc, v.id, need);
+      const srcAfter = release(fromAlloc, sizeOf(need));
+      const dstAfter = reserve(target.alloc, need);
       const after = Math.abs(
         load({ host: src.c.host, alloc: srcAfter }) -
           load({ host: dst.c.host, alloc: dstAfter }),

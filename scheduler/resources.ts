@@ -1,8 +1,9 @@
 /**
  * What placement counts: a VM's need (CPUs, memory, local disk, public
  * bridges), what a host offers (`effective()`: its capacity with its
- * allocation ratios and memory reserve), its reservations (`alloc/<host>`)
- * and what is left. Pure arithmetic over the documents; the filters
+ * allocation ratios and memory reserve), its reservations (the sums in
+ * `alloc/<host>`, each VM's entry in `allocvm/<host>/<vm>`) and what is
+ * left. Pure arithmetic over the documents; the filters
  * (feasible.ts), ranking (rank.ts) and selection (select.ts) are built on
  * it, and so are drains and rebalancing, which place through them.
  *
@@ -11,10 +12,10 @@
  * const need = needOf(vm);
  * const offers = effective(host); // { cpus, memoryMiB, diskMiB? }
  * const left = free({ host, alloc }); // the same less reservations
- * const next = reserve(alloc, vm.id, need); // alloc/<host> with the VM
+ * const next = reserve(alloc, need); // alloc/<host> with the VM
  * ```
  */
-import type { Alloc, Host, Vm } from "../core/schemas.ts";
+import type { Alloc, AllocEntry, Host, Vm } from "../core/schemas.ts";
 
 /** A host as placement sees it: its document, liveness and reservations. */
 export interface Candidate {
@@ -49,22 +50,71 @@ export function needOf(vm: Vm): Need {
   return need;
 }
 
-/** The host's reservation document with `vm` added (or replaced). */
-export function reserve(alloc: Alloc | null, vm: string, need: Need): Alloc {
-  const { bridges: _, ...size } = need;
-  return { vms: { ...alloc?.vms, [vm]: size } };
+/** The sums of a host without reservations. */
+export const NO_ALLOC: Alloc = {
+  cpus: 0,
+  memoryMiB: 0,
+  diskMiB: 0,
+  count: 0,
+  vms: {},
+};
+
+/** What a VM with `need` reserves: its `allocvm/<host>/<vm>` entry. */
+export function sizeOf(need: Need): AllocEntry {
+  return {
+    cpus: need.cpus,
+    memoryMiB: need.memoryMiB,
+    ...(need.diskMiB ? { diskMiB: need.diskMiB } : {}),
+  };
 }
 
-/** Sums what a host's reservations use (`diskMiB` only when reserved). */
+/** The host's reservation sums with one VM of `need` added. */
+export function reserve(alloc: Alloc | null, need: Need): Alloc {
+  const a = alloc ?? NO_ALLOC;
+  const e = sizeOf(need);
+  return {
+    ...a,
+    cpus: a.cpus + e.cpus,
+    memoryMiB: a.memoryMiB + e.memoryMiB,
+    diskMiB: a.diskMiB + (e.diskMiB ?? 0),
+    count: a.count + 1,
+  };
+}
+
+/**
+ * The host's reservation sums without the VM whose entry is `entry`
+ * (never below zero).
+ */
+export function release(alloc: Alloc | null, entry: AllocEntry): Alloc {
+  const a = alloc ?? NO_ALLOC;
+  return {
+    ...a,
+    cpus: Math.max(0, a.cpus - entry.cpus),
+    memoryMiB: Math.max(0, a.memoryMiB - entry.memoryMiB),
+    diskMiB: Math.max(0, a.diskMiB - (entry.diskMiB ?? 0)),
+    count: Math.max(0, a.count - 1),
+  };
+}
+
+/**
+ * What a host's reservations use: the sums, plus the entries an older
+ * version kept in the document (`diskMiB` only when reserved).
+ */
 export function usage(alloc: Alloc | null): Need & { vms: number } {
-  let cpus = 0, memoryMiB = 0, diskMiB = 0;
-  const vms = Object.values(alloc?.vms ?? {});
-  for (const v of vms) {
+  const a = alloc ?? NO_ALLOC;
+  let cpus = a.cpus, memoryMiB = a.memoryMiB, diskMiB = a.diskMiB;
+  const legacy = Object.values(a.vms);
+  for (const v of legacy) {
     cpus += v.cpus;
     memoryMiB += v.memoryMiB;
     diskMiB += v.diskMiB ?? 0;
   }
-  return { cpus, memoryMiB, ...(diskMiB ? { diskMiB } : {}), vms: vms.length };
+  return {
+    cpus,
+    memoryMiB,
+    ...(diskMiB ? { diskMiB } : {}),
+    vms: a.count + legacy.length,
+  };
 }
 
 /**

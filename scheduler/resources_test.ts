@@ -1,30 +1,59 @@
 /**
  * Unit tests of resources.ts: a VM's need (`needOf`), reservations
- * (`reserve`, `usage`) and a host's free room (`free`).
+ * (`reserve`, `release`, `usage`) and a host's free room (`free`).
  */
 import assert from "node:assert/strict";
 import type { Vm } from "../core/schemas.ts";
 import { cand, host } from "./_fixtures.ts";
-import { effective, free, needOf, reserve, usage } from "./resources.ts";
+import {
+  effective,
+  free,
+  needOf,
+  NO_ALLOC,
+  release,
+  reserve,
+  sizeOf,
+  usage,
+} from "./resources.ts";
 
 const one = { cpus: 1, memoryMiB: 128 };
 
-Deno.test("reserve() adds the VM to the host's reservations", () => {
-  assert.deepEqual(reserve(null, "vm-1", one), { vms: { "vm-1": one } });
-  assert.deepEqual(reserve({ vms: { a: one } }, "vm-1", one), {
-    vms: { a: one, "vm-1": one },
+Deno.test("reserve() adds the VM to the host's sums and release() takes it out", () => {
+  const sums = (
+    cpus: number,
+    memoryMiB: number,
+    diskMiB: number,
+    count: number,
+  ) => ({
+    cpus,
+    memoryMiB,
+    diskMiB,
+    count,
+    vms: {},
   });
+  assert.deepEqual(reserve(null, one), sums(1, 128, 0, 1));
+  const two = reserve(reserve(null, one), { ...one, diskMiB: 2048 });
+  assert.deepEqual(two, sums(2, 256, 2048, 2));
+  assert.deepEqual(release(two, { ...one, diskMiB: 2048 }), sums(1, 128, 0, 1));
+  assert.deepEqual(release(null, one), NO_ALLOC);
+  assert.deepEqual(sizeOf({ ...one, bridges: ["pub0"] }), one);
 });
 
-Deno.test("usage() sums reservations", () => {
+Deno.test("usage() is the sums plus the entries an older version kept in the document", () => {
+  assert.deepEqual(usage(reserve(null, one)), {
+    cpus: 1,
+    memoryMiB: 128,
+    vms: 1,
+  });
   assert.deepEqual(
     usage({
+      ...reserve(null, one),
       vms: { a: { cpus: 1, memoryMiB: 100 }, b: { cpus: 2, memoryMiB: 28 } },
     }),
     {
-      cpus: 3,
-      memoryMiB: 128,
-      vms: 2,
+      cpus: 4,
+      memoryMiB: 256,
+      vms: 3,
     },
   );
 });
@@ -60,7 +89,7 @@ Deno.test("free() is capacity minus reservations, disk only where tracked", () =
   });
   const disk = {
     host: host("d", 8, 8192, "active", 10_000),
-    alloc: { vms: { x: { cpus: 1, memoryMiB: 128, diskMiB: 4_000 } } },
+    alloc: reserve(null, { cpus: 1, memoryMiB: 128, diskMiB: 4_000 }),
   };
   assert.deepEqual(free(disk), { cpus: 7, memoryMiB: 8064, diskMiB: 6_000 });
   // A precomputed usage is taken as is.

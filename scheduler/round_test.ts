@@ -7,19 +7,20 @@ import { ConfigSchema } from "../core/config.ts";
 import type { Alloc, Host, Vm } from "../core/schemas.ts";
 import { host, task, vm } from "./_fixtures.ts";
 import { isMove, planRound, type RoundInput } from "./round.ts";
+import { reserve } from "./resources.ts";
 
 const scheduler = ConfigSchema.shape.scheduler.parse({});
 
 /** Two live hosts: `a` with the VMs given, `b` empty. */
 function input(vms: Vm[], extra: Partial<RoundInput> = {}): RoundInput {
-  const alloc: Alloc = { vms: {} };
+  let alloc: Alloc | null = null;
   for (const v of vms) {
-    alloc.vms[v.id] = { cpus: v.spec.cpus, memoryMiB: v.spec.memory };
+    alloc = reserve(alloc, { cpus: v.spec.cpus, memoryMiB: v.spec.memory });
   }
   return {
     hosts: [host("a"), host("b")],
     alive: new Set(["a", "b"]),
-    allocs: new Map([["a", alloc]]),
+    allocs: new Map(alloc ? [["a", alloc]] : []),
     vms,
     running: [],
     ...extra,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Candidate } from "./resources.ts";
 import { cand, host, seeded } from "./_fixtures.ts";
 import { NEAR_TIE, score } from "./rank.ts";
-import { reserve } from "./resources.ts";
+import { reserve, sizeOf } from "./resources.ts";
 import { fits } from "./feasible.ts";
 import { choose } from "./select.ts";
 
@@ -110,7 +110,7 @@ Deno.test("choose() places by disk: fits, does not fit, untracked ignores it", (
     host: host(name, 8, 8192, "active", diskMiB),
     alive: true,
     alloc: usedDisk
-      ? { vms: { x: { cpus: 1, memoryMiB: 128, diskMiB: usedDisk } } }
+      ? reserve(null, { cpus: 1, memoryMiB: 128, diskMiB: usedDisk })
       : null,
   });
   const need = { cpus: 1, memoryMiB: 128, diskMiB: 30 * 1024 };
@@ -177,7 +177,7 @@ Deno.test("a VM with a NIC in a public network fits only hosts with that bridge"
   const r = choose([host("a"), host("c", ["pub1"])], need);
   assert.ok("reason" in r && r.reason.includes("public bridge(s) pub0"));
   // The bridge is not a size: the reservation holds CPUs and memory only.
-  assert.deepEqual(reserve(null, "vm-1", need).vms["vm-1"], {
+  assert.deepEqual(sizeOf(need), {
     cpus: 1,
     memoryMiB: 128,
   });

@@ -11,7 +11,8 @@
  * ```
  */
 import { keys } from "../core/keys.ts";
-import { Alloc, type Task, Vm, type VmStatus } from "../core/schemas.ts";
+import { type Task, Vm, type VmStatus } from "../core/schemas.ts";
+import { releaseIn } from "../scheduler/ledger.ts";
 import type { Kv, Txn } from "../core/store.ts";
 import { enqueue, newTask } from "./queue.ts";
 import {
@@ -96,23 +97,17 @@ export function forwardTo(ctx: TaskContext, host: string): TaskOutcome {
 }
 
 /**
- * Adds to `txn` the release of VM `id`'s reservation on `host`, comparing
- * the reservation document's revision (also when the entry is absent).
+ * Adds to `txn` the release of VM `id`'s reservation on `host`
+ * (scheduler/ledger.ts `releaseIn()`: comparing what it read, also when
+ * the entry is absent).
  */
-export async function releaseAlloc(
+export function releaseAlloc(
   ctx: TaskContext,
   txn: Txn,
   host: string,
   id: string,
 ): Promise<Txn> {
-  const alloc = await ctx.store.get(keys.alloc(host), Alloc);
-  txn.ifModRevision(keys.alloc(host), alloc?.modRevision ?? "0");
-  if (alloc?.value.vms[id]) {
-    const vms = { ...alloc.value.vms };
-    delete vms[id];
-    txn.put(keys.alloc(host), { vms });
-  }
-  return txn;
+  return releaseIn(ctx.store, txn, host, id);
 }
 
 /**

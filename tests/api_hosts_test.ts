@@ -50,12 +50,16 @@ Deno.test({
             pid: 42,
             lease: "7",
           })
+          // vm-a in the sums and its own entry; vm-b as an older version
+          // kept it, inside the document.
           .put(keys.alloc("h1"), {
-            vms: {
-              "vm-a": { cpus: 2, memoryMiB: 512 },
-              "vm-b": { cpus: 1, memoryMiB: 128 },
-            },
+            cpus: 2,
+            memoryMiB: 512,
+            diskMiB: 0,
+            count: 1,
+            vms: { "vm-b": { cpus: 1, memoryMiB: 128 } },
           })
+          .put(keys.allocVm("h1", "vm-a"), { cpus: 2, memoryMiB: 512 })
           .commit();
         assert.ok(r0.ok);
         const r = await call(app, "GET", "/v1/hosts");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { keys } from "../core/keys.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
-import { Alive, Alloc, Task, Vm } from "../core/schemas.ts";
+import { Alive, Alloc, AllocEntry, Task, Vm } from "../core/schemas.ts";
 import { claim, complete, enqueue, newTask } from "../tasks/queue.ts";
 import { vmCreate } from "../tasks/vm_create.ts";
 import { startCluster, waitFor } from "./helpers/cluster.ts";
@@ -193,8 +193,8 @@ Deno.test({
       assert.equal(placed.status.reason, undefined);
       // Woken by the worker's cache seeing h2, not at the back-off's end.
       assert.ok(ms < 4000, `placed after ${ms} ms`);
-      const alloc = await c.store.get(keys.alloc("h2"), Alloc);
-      assert.deepEqual(alloc?.value.vms[id], { cpus: 2, memoryMiB: 256 });
+      const entry = await c.store.get(keys.allocVm("h2", id), AllocEntry);
+      assert.deepEqual(entry?.value, { cpus: 2, memoryMiB: 256 });
       // No attempt was spent waiting; at most the first and the last
       // vm.create documents remain.
       const tasks = (await c.store.list(keys.tasks, Task)).items

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { createApp } from "../api/app.ts";
 import { parseConfig } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
-import { Alloc, Vm } from "../core/schemas.ts";
+import { Alloc, AllocEntry, Vm } from "../core/schemas.ts";
 import { claim, complete } from "../tasks/queue.ts";
 import { vmCreate } from "../tasks/vm_create.ts";
 import { waitFor } from "./helpers/cluster.ts";
@@ -47,12 +47,19 @@ placementTest(
         assert.equal(task.target, "h1");
         const v = await store.get(keys.vm(vm.id), Vm);
         const a = await store.get(keys.alloc("h1"), Alloc);
+        const e = await store.get(keys.allocVm("h1", vm.id), AllocEntry);
         const q = await store.get(keys.queue("h1", task.id), z.unknown());
         assert.deepEqual(v?.value, vm);
         assert.deepEqual(a?.value, {
-          vms: { [vm.id]: { cpus: 1, memoryMiB: 512 } },
+          cpus: 1,
+          memoryMiB: 512,
+          diskMiB: 0,
+          count: 1,
+          vms: {},
         });
+        assert.deepEqual(e?.value, { cpus: 1, memoryMiB: 512 });
         assert.equal(v?.modRevision, a?.modRevision);
+        assert.equal(v?.modRevision, e?.modRevision);
         assert.equal(v?.modRevision, q?.modRevision);
         assert.equal(await store.count(keys.queueOf("any")), 0);
         // The cache has this process's own write at once.
@@ -139,10 +146,17 @@ placementTest(
         assert.equal(a.body.vm.status.phase, "scheduled");
         assert.equal(a.body.vm.status.host, "h2");
         assert.deepEqual((await store.get(keys.alloc("h2"), Alloc))?.value, {
-          vms: {
-            [a.body.vm.id]: { cpus: 1, memoryMiB: 128, diskMiB: 20 * 1024 },
-          },
+          cpus: 1,
+          memoryMiB: 128,
+          diskMiB: 20 * 1024,
+          count: 1,
+          vms: {},
         });
+        assert.deepEqual(
+          (await store.get(keys.allocVm("h2", a.body.vm.id), AllocEntry))
+            ?.value,
+          { cpus: 1, memoryMiB: 128, diskMiB: 20 * 1024 },
+        );
         // 40 GiB: h1 has 10, h2 30 left. Pending at create, and the
         // worker's vm.create finds no room either.
         const c = await post(app, {

@@ -195,7 +195,8 @@ placementTest(
           ]);
           assert.equal(oks.filter(Boolean).length, 1, `${oks}`);
           const alloc = await store.get(keys.alloc("h1"), Alloc);
-          assert.equal(Object.keys(alloc!.value.vms).length, 1);
+          assert.equal(alloc!.value.count, 1);
+          assert.equal(await store.count(keys.allocVmsOf("h1")), 1);
 
           // The loser runs again (as the worker does): no room now.
           const [loser, lw, lctx] = oks[0] ? [c2, w2, ctx2] : [c1, w1, ctx1];

@@ -24,6 +24,7 @@ import {
 import { Store } from "../core/store.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { TaskContext } from "../tasks/context.ts";
+import { reserve } from "../scheduler/resources.ts";
 import { DRAIN_BATCH, hostDrain } from "../tasks/host_drain.ts";
 import {
   claim,
@@ -216,10 +217,11 @@ async function seedHost(
     registeredAt: at,
   };
   const ids = Array.from({ length: n }, (_, i) => `${name}-vm-${i}`);
-  const alloc: Alloc = { vms: {} };
-  for (let i = 0; i < n; i += 100) {
+  let alloc: Alloc | null = null;
+  // Two writes per VM: 50 VMs per transaction stay under 128 operations.
+  for (let i = 0; i < n; i += 50) {
     const txn = store.txn();
-    for (const id of ids.slice(i, i + 100)) {
+    for (const id of ids.slice(i, i + 50)) {
       const vm: Vm = {
         id,
         owner: "alice",
@@ -229,8 +231,9 @@ async function seedHost(
         status: { phase: "running", host: name, updatedAt: at },
         createdAt: at,
       };
-      txn.put(keys.vm(id), vm);
-      alloc.vms[id] = { cpus: 1, memoryMiB: 128 };
+      const size = { cpus: 1, memoryMiB: 128 };
+      txn.put(keys.vm(id), vm).put(keys.allocVm(name, id), size);
+      alloc = reserve(alloc, size);
     }
     assert.ok((await txn.commit()).ok);
   }

@@ -34,6 +34,7 @@ import { sleep, watchPrefix } from "../core/watch.ts";
 import type { VmDriver } from "../tasks/context.ts";
 import { enqueue, newTask } from "../tasks/queue.ts";
 import type { HostVms } from "./host_vms.ts";
+import { usage } from "../scheduler/resources.ts";
 
 /** How often a request is retried after a lost compare. */
 const ATTEMPTS = 5;
@@ -162,7 +163,7 @@ async function empty(
   o: Pick<DrainedOptions, "store" | "host" | "driver">,
 ): Promise<boolean> {
   const alloc = await o.store.get(keys.alloc(o.host), Alloc);
-  if (Object.keys(alloc?.value.vms ?? {}).length > 0) return false;
+  if (usage(alloc?.value ?? null).vms > 0) return false;
   return (await o.driver.listLocal()).length === 0;
 }
 

@@ -21,4 +21,10 @@ export {
   planNics,
   releaseNics,
 } from "./nics.ts";
-export { listNetworks, readNetwork, showNetwork } from "./view.ts";
+export {
+  listNetworks,
+  type NetworkView,
+  readNetwork,
+  showNetwork,
+  VMS_SHOWN,
+} from "./view.ts";

@@ -3,8 +3,12 @@
  * and the task handlers that drop NICs (tasks/): planning new NICs of a
  * VM (slot, unique MAC, the IPv6 address known in advance, an IPv4
  * address on legacy networks) and releasing them again. Both add their
- * writes to a caller's transaction, so a NIC, its addresses and the
- * network's VM list change together or not at all.
+ * writes to a caller's transaction, so a NIC, its addresses and the VM's
+ * member key in the network (`netvm/<network>/<vm>`) change together or
+ * not at all. A NIC add compares the network document's revision but does
+ * not write it: adds to one network do not contend with each other, and a
+ * network delete (delete.ts), which compares that no member key is left,
+ * cannot interleave with one.
  *
  * @example
  * ```ts
@@ -94,12 +98,10 @@ export async function planNics(
     added,
     apply(txn: Txn): Txn {
       for (const net of nets) {
-        txn.ifModRevision(net.key, net.modRevision).put(net.key, {
-          ...net.value,
-          vms: net.value.vms.includes(vm)
-            ? net.value.vms
-            : [...net.value.vms, vm],
-        });
+        txn.ifModRevision(net.key, net.modRevision);
+      }
+      for (const id of new Set(nets.map((n) => n.value.id))) {
+        txn.put(keys.netVm(id, vm), {});
       }
       for (const nic of added) {
         const entry = { network: nic.network, vm, slot: nic.slot };
@@ -172,8 +174,10 @@ async function freeIpv4(store: Store, net: Network): Promise<string> {
 
 /**
  * Adds to `txn` the release of `removed` NICs of VM `vm` (keeping `kept`):
- * their MAC and IPv4 entries, and the VM's place in each network it no
- * longer has a NIC in (comparing that network's revision).
+ * their MAC and IPv4 entries, and the VM's member key in each network it
+ * no longer has a NIC in. A network written by an older version may still
+ * list the VM in its `vms`: it is taken out there too, comparing the
+ * network's revision (so these lists only shrink).
  */
 export async function releaseNics(
   store: Store,
@@ -191,8 +195,9 @@ export async function releaseNics(
     removed.map((n) => n.network).filter((id) => !left.has(id)),
   );
   for (const id of gone) {
+    txn.delete(keys.netVm(id, vm));
     const net = await store.get(keys.network(id), Network);
-    if (!net) continue;
+    if (!net?.value.vms.includes(vm)) continue;
     txn.ifModRevision(net.key, net.modRevision).put(net.key, {
       ...net.value,
       vms: net.value.vms.filter((v) => v !== vm),

@@ -181,10 +181,11 @@ export async function benchPlace(
         overcommitted++;
       }
       counts.push(u.vms);
-      for (const id of Object.keys(a.value.vms)) {
-        if (seen.has(id)) dup++;
-        seen.add(id);
-      }
+    }
+    for (const k of await store.keys(keys.allocVms)) {
+      const id = k.slice(k.lastIndexOf("/") + 1);
+      if (seen.has(id)) dup++;
+      seen.add(id);
     }
     while (counts.length < opts.placeHosts) counts.push(0);
     const total = opts.placeVms + warm;

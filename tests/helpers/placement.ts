@@ -13,11 +13,18 @@ import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
 import { idOf, keys } from "../../core/keys.ts";
 import { logger } from "../../core/log.ts";
 import { PlacementCache } from "../../scheduler/cache.ts";
-import { type Alive, Alloc, Host, Task, Vm } from "../../core/schemas.ts";
+import {
+  type Alive,
+  Alloc,
+  AllocEntry,
+  Host,
+  Task,
+  Vm,
+} from "../../core/schemas.ts";
 import { Store } from "../../core/store.ts";
 import type { TaskContext, VmDriver } from "../../tasks/context.ts";
 import { guard, type WorkerId } from "../../tasks/queue.ts";
-import { effective, usage } from "../../scheduler/mod.ts";
+import { effective, NO_ALLOC, reserve, usage } from "../../scheduler/mod.ts";
 
 /** Test options that turn off Deno's op and resource sanitizers. */
 export const noSanitize = { sanitizeOps: false, sanitizeResources: false };
@@ -87,18 +94,27 @@ export async function register(
 
 /**
  * Checks the invariants of placement over the whole keyspace: no host has
- * more reserved than it offers (`effective()`); every reservation names
- * an existing VM placed on that host; every VM is either placed (phase
+ * more reserved than it offers (`effective()`); a host's sums
+ * (`alloc/<host>`) are exactly those of its entries (`allocvm/<host>/`);
+ * every reservation names an existing VM placed on that host; every VM is
+ * either placed (phase
  * scheduled, in exactly its host's reservations, with a vm.start queued
  * there) or pending with a reason, a queued vm.create and no reservation
  * anywhere.
  */
 export async function checkInvariants(store: Store) {
-  const [vms, allocs, hosts] = await Promise.all([
+  const [vms, allocs, hosts, entries] = await Promise.all([
     store.list(keys.vms, Vm),
     store.list(keys.allocs, Alloc),
     store.list(keys.hosts, Host),
+    store.list(keys.allocVms, AllocEntry),
   ]);
+  const entriesOf = new Map<string, Map<string, AllocEntry>>();
+  for (const e of entries.items) {
+    const [host, id] = e.key.slice(keys.allocVms.length).split("/");
+    const on = entriesOf.get(host) ?? new Map<string, AllocEntry>();
+    entriesOf.set(host, on.set(id, e.value));
+  }
   const capacity = new Map(
     hosts.items.map((h) => [idOf(h.key), effective(h.value)]),
   );
@@ -115,9 +131,23 @@ export async function checkInvariants(store: Store) {
         JSON.stringify(cap)
       }`,
     );
-    for (const id of Object.keys(a.value.vms)) {
+    const own = entriesOf.get(host) ?? new Map<string, AllocEntry>();
+    let sums: Alloc | null = null;
+    for (const e of own.values()) sums = reserve(sums, e);
+    assert.deepEqual(
+      { ...a.value, vms: {} },
+      sums ?? NO_ALLOC,
+      `host ${host}: sums unlike its entries`,
+    );
+    for (const id of [...own.keys(), ...Object.keys(a.value.vms)]) {
       placedIn.set(id, [...placedIn.get(id) ?? [], host]);
     }
+  }
+  for (const host of entriesOf.keys()) {
+    assert.ok(
+      allocs.items.some((a) => idOf(a.key) === host),
+      `entries without sums on ${host}`,
+    );
   }
   const byId = new Map(vms.items.map((v) => [v.value.id, v.value]));
   for (const [id, hs] of placedIn) {
@@ -139,8 +169,7 @@ export async function checkInvariants(store: Store) {
       cpus += vm.spec.cpus;
       assert.deepEqual(placedIn.get(vm.id), [vm.status.host]);
       assert.ok(queued("vm.start", vm.status.host!, vm.id));
-      const a = allocs.items.find((x) => idOf(x.key) === vm.status.host);
-      assert.deepEqual(a?.value.vms[vm.id], {
+      assert.deepEqual(entriesOf.get(vm.status.host!)?.get(vm.id), {
         cpus: vm.spec.cpus,
         memoryMiB: vm.spec.memory,
         ...(vm.spec.disk ? { diskMiB: vm.spec.disk * 1024 } : {}),

@@ -7,11 +7,12 @@
  * - lost: a VM or network the workload created and did not delete is
  *   missing from etcd (or answered 404 during the run); one it deleted
  *   still exists or still runs; `desired` in etcd is not what the workload
- *   last set; a placed VM without its reservation in `alloc/<host>`; a NIC
+ *   last set; a placed VM without its reservation (`allocvm/`); a NIC
  *   without its `ipam/` entries; a network without its VNI or /64 entry.
- * - leaked: an `alloc/`, `claim/`, `queue/`, `ipam/` or `netmember/` key,
- *   or a name in a network's `vms`, that belongs to no live document (or
- *   to another than it names); a VM or network nobody created; a VM
+ * - leaked: an `alloc/`, `allocvm/`, `claim/`, `queue/`, `ipam/`, `netmember/`
+ *   or `netvm/` key, or a name in a network's `vms`, that belongs to no live
+ *   document (or to another than it names); sums in `alloc/<host>` above
+ *   those of its entries (below: lost); a VM or network nobody created; a VM
  *   process of a VM that does not exist or is placed on another host.
  * - stuck: a VM not in its desired state (running: phase running and one
  *   process, on its host; stopped: phase stopped, no process); a task
@@ -179,27 +180,67 @@ export function check(snap: Snapshot, want: Expectations): Violation[] {
     }
   }
 
-  // Reservations: alloc/<host> entries name VMs placed there, and back.
-  const allocs = docs<{ vms: Record<string, unknown> }>(kv, "alloc/");
+  // Reservations: allocvm/<host>/<vm> entries (and those an older version
+  // kept in alloc/<host>) name VMs placed there, and back; the sums in
+  // alloc/<host> are those of its entries.
+  type Size = { cpus?: number; memoryMiB?: number; diskMiB?: number };
+  const allocs = docs<Size & { count?: number; vms?: Record<string, Size> }>(
+    kv,
+    "alloc/",
+  );
+  const reserved = new Map<string, Map<string, Size>>();
+  const reserve = (host: string, id: string, size: Size, key: string) => {
+    const on = reserved.get(host) ?? new Map<string, Size>();
+    reserved.set(host, on);
+    on.set(id, size);
+    const vm = vms.get(id);
+    if (vm?.status.host !== host) {
+      add(
+        "leaked",
+        `key ${key}`,
+        `reserves vm ${id}, which is ${describeVm(vm)}`,
+      );
+    }
+  };
   for (const [host, alloc] of allocs) {
-    for (const id of Object.keys(alloc.vms ?? {})) {
-      const vm = vms.get(id);
-      if (vm?.status.host !== host) {
-        add(
-          "leaked",
-          `key alloc/${host}`,
-          `reserves vm ${id}, which is ${describeVm(vm)}`,
-        );
-      }
+    for (const [id, size] of Object.entries(alloc.vms ?? {})) {
+      reserve(host, id, size, `alloc/${host}`);
+    }
+  }
+  for (const [rest, size] of docs<Size>(kv, "allocvm/")) {
+    const [host, id] = rest.split("/");
+    reserve(host, id, size, `allocvm/${rest}`);
+  }
+  for (const [host, alloc] of allocs) {
+    const entries = [...(reserved.get(host) ?? new Map()).entries()]
+      .filter(([id]) => !(id in (alloc.vms ?? {})))
+      .map(([, size]) => size);
+    const sum = (f: keyof Size) => entries.reduce((n, e) => n + (e[f] ?? 0), 0);
+    const want = [
+      sum("cpus"),
+      sum("memoryMiB"),
+      sum("diskMiB"),
+      entries.length,
+    ];
+    const have = [alloc.cpus, alloc.memoryMiB, alloc.diskMiB, alloc.count]
+      .map((x) => x ?? 0);
+    if (want.some((w, i) => w !== have[i])) {
+      add(
+        have[0] < want[0] || have[1] < want[1] ? "lost" : "leaked",
+        `key alloc/${host}`,
+        `sums cpus/memoryMiB/diskMiB/count ${have.join("/")}, its entries ${
+          want.join("/")
+        }`,
+      );
     }
   }
   for (const [id, vm] of vms) {
     const host = vm.status.host;
-    if (host && !(id in (allocs.get(host)?.vms ?? {}))) {
+    if (host && !reserved.get(host)?.has(id)) {
       add(
         "lost",
         `vm ${id}`,
-        `placed on ${host} without a reservation in alloc/${host}`,
+        `placed on ${host} without a reservation (allocvm/${host}/${id})`,
       );
     }
   }

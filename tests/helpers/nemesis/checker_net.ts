@@ -1,7 +1,8 @@
 /**
  * The network half of the nemesis checker (checker.ts): `ipam/` keys (VNI,
- * /64, MAC, IPv4), `netmember/` keys and the networks' VM lists against
- * the VM and network documents. Pure.
+ * /64, MAC, IPv4), `netmember/` keys and the networks' members (`netvm/`
+ * keys, and `vms` of older documents) against the VM and network
+ * documents. Pure.
  *
  * @example
  * ```ts
@@ -13,8 +14,9 @@ import { describeVm, type NetDoc, parse, type VmDoc } from "./docs.ts";
 
 /**
  * Adds the findings about networks and addresses: every `ipam/` and
- * `netmember/` key belongs to the network (and VM) it names, every network
- * has its VNI and /64 entries and lists exactly the VMs with a NIC in it,
+ * `netmember/` and `netvm/` key belongs to the network (and VM) it names,
+ * every network has its VNI and /64 entries and lists exactly the VMs with
+ * a NIC in it,
  * every NIC has its MAC (and IPv4) entry, and networks match the workload.
  */
 export function checkNetworks(
@@ -59,10 +61,18 @@ export function checkNetworks(
     }
   }
   for (const k of Object.keys(kv)) {
-    if (!k.startsWith("netmember/")) continue;
-    const [, net] = k.split("/");
+    if (!k.startsWith("netmember/") && !k.startsWith("netvm/")) continue;
+    const [, net, vmId] = k.split("/");
     if (!nets.has(net)) {
       add("leaked", `key ${k}`, `network ${net} does not exist`);
+    } else if (
+      k.startsWith("netvm/") && !hasNic(vmId, (n) => n.network === net)
+    ) {
+      add(
+        "leaked",
+        `key ${k}`,
+        `vm ${vmId} (${describeVm(vms.get(vmId))}) has no NIC in it`,
+      );
     }
   }
   for (const [id, net] of nets) {
@@ -114,11 +124,13 @@ export function checkNetworks(
           `vm ${id}`,
           `NIC ${nic.slot} is in network ${nic.network}, which does not exist`,
         );
-      } else if (!net.vms.includes(id)) {
+      } else if (
+        !(`netvm/${nic.network}/${id}` in kv) && !net.vms.includes(id)
+      ) {
         add(
           "lost",
           `vm ${id}`,
-          `NIC ${nic.slot} is in network ${nic.network}, whose vms list lacks it`,
+          `NIC ${nic.slot} is in network ${nic.network}, which has no netvm key (or vms entry) of it`,
         );
       }
     }

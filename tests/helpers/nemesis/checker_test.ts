@@ -168,3 +168,65 @@ Deno.test("check() calls a placed VM without a reservation lost and documents no
     "lost vm vm-1",
   ]);
 });
+
+Deno.test("check() takes a netvm key as membership and calls one without a NIC leaked, a NIC without one lost", () => {
+  const s = clean();
+  const net = JSON.parse(s.kv[`network/${NET}`]);
+  const kv = {
+    ...s.kv,
+    [`network/${NET}`]: JSON.stringify({ ...net, vms: [] }),
+    [`netvm/${NET}/vm-1`]: "{}",
+  };
+  assert.deepEqual(summary(check({ kv, procs: s.procs }, want)), []);
+  assert.deepEqual(
+    summary(
+      check({
+        kv: { ...kv, [`netvm/${NET}/vm-2`]: "{}" },
+        procs: s.procs,
+      }, want),
+    ),
+    [`leaked key netvm/${NET}/vm-2`],
+  );
+  const { [`netvm/${NET}/vm-1`]: _, ...lost } = kv;
+  assert.deepEqual(summary(check({ kv: lost, procs: s.procs }, want)), [
+    "lost vm vm-1",
+  ]);
+});
+
+Deno.test("check() takes allocvm entries as reservations and calls sums unlike theirs lost or leaked", () => {
+  const s = clean();
+  const size = { cpus: 1, memoryMiB: 128 };
+  const sums = (cpus: number, count: number) =>
+    JSON.stringify({
+      cpus,
+      memoryMiB: 128 * count,
+      diskMiB: 0,
+      count,
+      vms: {},
+    });
+  const kv = {
+    ...s.kv,
+    "alloc/h1": sums(1, 1),
+    "allocvm/h1/vm-1": JSON.stringify(size),
+  };
+  assert.deepEqual(summary(check({ kv, procs: s.procs }, want)), []);
+  assert.deepEqual(
+    summary(
+      check({ kv: { ...kv, "alloc/h1": sums(2, 2) }, procs: s.procs }, want),
+    ),
+    ["leaked key alloc/h1"],
+  );
+  assert.deepEqual(
+    summary(
+      check({ kv: { ...kv, "alloc/h1": sums(0, 0) }, procs: s.procs }, want),
+    ),
+    ["lost key alloc/h1"],
+  );
+  const { "allocvm/h1/vm-1": _, ...lost } = kv;
+  assert.deepEqual(
+    summary(
+      check({ kv: { ...lost, "alloc/h1": sums(0, 0) }, procs: s.procs }, want),
+    ),
+    ["lost vm vm-1"],
+  );
+});
