@@ -42,3 +42,37 @@ Deno.test("bench --quick produces every figure", async () => {
     );
   }
 });
+
+Deno.test("bench --only=scale at 2 hosts measures etcd, CPU and memory for each VM count and the churn", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}scripts/bench/main.ts`,
+      "--quick",
+      "--no-write",
+      "--only=scale",
+      "--scale-hosts=2",
+      "--scale-vms=4,2",
+      "--idle-s=2",
+      "--churn-s=2",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, new TextDecoder().decode(out.stderr).slice(-3000));
+  const { scale } = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual(
+    scale.stages.map((s: { vms: number }) => s.vms),
+    [4, 8],
+    "the VM counts run ascending, per host times hosts",
+  );
+  for (const w of [...scale.stages.map((s: { idle: unknown }) => s.idle)]) {
+    assert.ok(w.etcd.byMethod.LeaseKeepAlive > 0, JSON.stringify(w));
+    assert.ok(w.etcd.sentBytes > 0 && w.apiMiB > 0 && w.workerMiB > 0);
+  }
+  assert.ok(scale.churn.cycles > 0, JSON.stringify(scale.churn));
+  assert.ok(Number.isFinite(scale.growth.sentBytes));
+  assert.match(stdout, /scale idle growth 2 -> 4 VMs\/host/);
+});

@@ -1,0 +1,172 @@
+/**
+ * The cluster of the scale phase (`scale.ts`): the API as its own process
+ * (so its memory is its own), the simulated hosts as real worker processes
+ * with the sim driver and no host networking, VMs created through the
+ * API's HTTP port, and the wait until every VM runs and no task is left.
+ */
+import { freePort } from "../../core/etcd_server.ts";
+import { keys } from "../../core/keys.ts";
+import { Vm } from "../../core/schemas.ts";
+import { type Cluster, ROOT, waitFor } from "../../tests/helpers/cluster.ts";
+import { progress, sleep } from "./util.ts";
+
+/** The API process: its base URL and pid. */
+export interface ApiProc {
+  base: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `api/main.ts` on a free loopback port; waits for `/healthz`. */
+export async function startApi(c: Cluster): Promise<ApiProc> {
+  const port = freePort();
+  const child = new Deno.Command("bash", {
+    args: [
+      "-c",
+      'exec "$0" run -A "$1" 2>>"$2"',
+      Deno.execPath(),
+      `${ROOT}api/main.ts`,
+      `${c.dir}/api.log`,
+    ],
+    cwd: ROOT,
+    env: {
+      ...c.env,
+      UCLOUD_API_LISTEN: "127.0.0.1",
+      UCLOUD_API_PORT: String(port),
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    stopped ??= (async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    })();
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(
+      "the API process serving",
+      async () => {
+        const res = await fetch(`${base}/healthz`);
+        await res.body?.cancel();
+        return res.ok;
+      },
+      60_000,
+      200,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { base, pid: child.pid, stop };
+}
+
+/** Host names of the phase: `sc1` ... `sc<n>`. */
+export function hostNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `sc${i + 1}`);
+}
+
+/**
+ * Starts a worker process for every host, `cpus` cores and 128 MiB per
+ * core each, a few at a time, and waits until all are alive.
+ */
+export async function startHosts(
+  c: Cluster,
+  names: string[],
+  cpus: number,
+): Promise<void> {
+  for (let i = 0; i < names.length; i++) {
+    await c.addWorker({ name: names[i], cpus, memoryMiB: cpus * 128 });
+    // Deno start-up is CPU-bound: a burst of 50 would starve etcd.
+    if (i % 5 === 4) await sleep(500);
+  }
+  await waitFor(
+    `${names.length} hosts alive`,
+    async () => (await c.store.count(keys.alives)) === names.length,
+    60_000 + 2000 * names.length,
+    500,
+  );
+}
+
+/** POSTs a 1-CPU, 128 MiB VM to the API; returns its id. */
+export async function postVm(base: string, name: string): Promise<string> {
+  const res = await fetch(`${base}/v1/vms`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, cpus: 1, memory: 128 }),
+  });
+  if (res.status !== 201) {
+    throw new Error(`POST /v1/vms ${name}: ${res.status} ${await res.text()}`);
+  }
+  return (await res.json()).vm.id;
+}
+
+/** DELETEs a VM through the API. */
+export async function deleteVm(base: string, id: string): Promise<void> {
+  const res = await fetch(`${base}/v1/vms/${id}`, { method: "DELETE" });
+  const text = await res.text();
+  if (res.status >= 300) {
+    throw new Error(`DELETE /v1/vms/${id}: ${res.status} ${text}`);
+  }
+}
+
+/** Creates VMs `from` ... `to - 1` (names `sc-<i>`), `lanes` at a time. */
+export async function createVms(
+  base: string,
+  from: number,
+  to: number,
+  lanes = 16,
+): Promise<void> {
+  let next = from;
+  await Promise.all(Array.from({ length: lanes }, async () => {
+    while (next < to) {
+      const i = next++;
+      await postVm(base, `sc-${i}`);
+      if ((i + 1) % 500 === 0) progress(`scale: ${i + 1}/${to} VMs created`);
+    }
+  }));
+}
+
+/**
+ * Waits until `count` VMs exist, all running, and no task is queued or
+ * claimed; returns the VMs per host. Polls every 2 s (a whole listing:
+ * only between the measured windows).
+ */
+export async function waitSettled(
+  c: Cluster,
+  count: number,
+  timeoutMs: number,
+): Promise<Map<string, number>> {
+  let seen = "";
+  return await waitFor(
+    `${count} VMs running, no task left`,
+    async () => {
+      const vms = (await c.store.list(keys.vms, Vm)).items.map((kv) =>
+        kv.value
+      );
+      const running = vms.filter((v) => v.status.phase === "running");
+      const bad = vms.find((v) => v.status.phase === "error");
+      if (bad) throw new Error(`VM ${bad.id} failed: ${bad.status.reason}`);
+      const now = `${running.length}/${count}`;
+      if (now !== seen) progress(`scale: ${now} VMs running`);
+      seen = now;
+      if (vms.length !== count || running.length !== count) return null;
+      if (
+        await c.store.count(keys.queues) || await c.store.count(keys.claims)
+      ) {
+        return null;
+      }
+      const perHost = new Map<string, number>();
+      for (const v of running) {
+        perHost.set(v.status.host!, (perHost.get(v.status.host!) ?? 0) + 1);
+      }
+      return perHost;
+    },
+    timeoutMs,
+    2000,
+  );
+}
