@@ -41,8 +41,8 @@
  *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,scale,debian-boot]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
- *     [--cycles=2000,10000] [--scale-hosts=50] [--scale-vms=50,200]
- *     [--idle-s=60] [--churn-s=30]
+ *     [--cycles=2000,10000] [--scale-hosts=20] [--scale-vms=50,200]
+ *     [--idle-s=60] [--churn-s=30] [--scale-ttl=10]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
  * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
@@ -257,6 +257,7 @@ async function main(): Promise<number> {
         idleSeconds: opts.idleSeconds,
         churnSeconds: opts.churnSeconds,
         settleMs: opts.quick ? 1000 : 5000,
+        ttlSeconds: opts.scaleTtlSeconds,
       }, cleanup);
     }
     if (opts.only.has("debian-boot")) {
