@@ -68,7 +68,8 @@ Deno.test("bench --only=scale at 2 hosts measures etcd, CPU and memory for each 
     [4, 8],
     "the VM counts run ascending, per host times hosts",
   );
-  for (const { idle: w } of scale.stages) {
+  for (const { idle: w, running, vms } of scale.stages) {
+    assert.equal(running, vms, "every stage settled");
     assert.ok(w.etcd.seconds >= 2, JSON.stringify(w));
     for (const x of [w.etcd.requests, w.etcd.sentBytes, w.workerCpu]) {
       assert.ok(Number.isFinite(x) && x >= 0, JSON.stringify(w));

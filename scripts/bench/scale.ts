@@ -112,9 +112,12 @@ export interface ScaleStage {
   /** VMs on the emptiest and fullest host. */
   hostMin: number;
   hostMax: number;
+  /** VMs running at the end of the wait: less than `vms`, not settled. */
+  running: number;
   /** Seconds to create this stage's VMs and see them all run. */
   fillSeconds: number;
-  idle: ScaleWindow;
+  /** Absent when the stage did not settle (no idle window, no churn). */
+  idle?: ScaleWindow;
 }
 
 /** The churn window on top of the largest stage. */
@@ -133,7 +136,7 @@ export interface ScaleResult {
   churn?: ScaleChurn;
   /**
    * Largest stage's idle figure over the smallest's (1: no growth; null:
-   * from nothing to something).
+   * from nothing to something, or a stage did not settle).
    */
   growth: {
     requests: number | null;
@@ -185,27 +188,34 @@ export async function scaleRun(
       const t0 = performance.now();
       await createVms(api.base, vms, target);
       vms = target;
-      const spread = await waitSettled(c, vms, 300_000 + 100 * vms);
+      const got = await waitSettled(c, vms, 300_000 + 100 * vms);
       const fillSeconds = (performance.now() - t0) / 1000;
+      const stage: ScaleStage = {
+        vmsPerHost: perHost,
+        vms,
+        running: got.running,
+        hostMin: Math.min(...names.map((n) => got.perHost.get(n) ?? 0)),
+        hostMax: Math.max(...names.map((n) => got.perHost.get(n) ?? 0)),
+        fillSeconds: round(fillSeconds),
+      };
+      stages.push(stage);
+      if (!got.settled) {
+        progress(`scale: ${got.running}/${vms} VMs running: did not settle`);
+        await c.printLogs(1000);
+        break;
+      }
       await sleep(settleMs);
       progress(`scale: idle ${opts.idleSeconds} s at ${perHost} VMs per host`);
-      const idle = await measure(
+      stage.idle = await measure(
         c,
         await pids(),
         opts.hosts,
         () => sleep(opts.idleSeconds * 1000),
       );
-      stages.push({
-        vmsPerHost: perHost,
-        vms,
-        hostMin: Math.min(...names.map((n) => spread.get(n) ?? 0)),
-        hostMax: Math.max(...names.map((n) => spread.get(n) ?? 0)),
-        fillSeconds: round(fillSeconds),
-        idle,
-      });
     }
+    const measured = stages.filter((s) => s.idle).map((s) => s.idle!);
     let churn: ScaleChurn | undefined;
-    if (opts.churnSeconds > 0) {
+    if (opts.churnSeconds > 0 && measured.length === stages.length) {
       progress(`scale: churn for ${opts.churnSeconds} s, ${inFlight} at once`);
       const counts = { cycles: 0, polls: 0 };
       const w = await measure(
@@ -221,16 +231,19 @@ export async function scaleRun(
         benchPolls: counts.polls / w.etcd.seconds / opts.hosts,
       };
     }
-    const [a, b] = [stages[0].idle, stages.at(-1)!.idle];
+    // Only between settled stages: a size that did not settle has no figure.
+    const [a, b] = measured.length === stages.length
+      ? [measured[0], measured.at(-1)!]
+      : [undefined, undefined];
     return {
       hosts: opts.hosts,
       idleSeconds: opts.idleSeconds,
       stages,
       churn,
       growth: {
-        requests: ratio(b.etcd.requests, a.etcd.requests),
-        sentBytes: ratio(b.etcd.sentBytes, a.etcd.sentBytes),
-        workerCpu: ratio(b.workerCpu, a.workerCpu),
+        requests: a && b ? ratio(b.etcd.requests, a.etcd.requests) : null,
+        sentBytes: a && b ? ratio(b.etcd.sentBytes, a.etcd.sentBytes) : null,
+        workerCpu: a && b ? ratio(b.workerCpu, a.workerCpu) : null,
       },
     };
   } catch (err) {
@@ -332,14 +345,24 @@ export function scaleRows(r: ScaleResult): Row[] {
       } MiB, etcd ${round(w.etcdMiB)} MiB`,
     },
   ];
-  const rows = r.stages.flatMap((s) =>
-    group(
-      `scale idle ${r.hosts} hosts x ${s.vmsPerHost} VMs`,
+  const rows = r.stages.flatMap((s): Row[] => {
+    const at = `scale idle ${r.hosts} hosts x ${s.vmsPerHost} VMs`;
+    if (!s.idle) {
+      return [{
+        name: `${at}: did not settle`,
+        value: s.running,
+        unit: `of ${s.vms} running`,
+        notes: `after ${s.fillSeconds} s (${s.hostMin}-${s.hostMax} a host); ` +
+          "workers' logs tell why (etcd deadlines, leases lost, VMs fenced)",
+      }];
+    }
+    return group(
+      at,
       s.idle,
       `; ${s.vms} VMs (${s.hostMin}-${s.hostMax} a host, filled in ` +
         `${s.fillSeconds} s), ${round(s.idle.etcd.seconds)} s window`,
-    )
-  );
+    );
+  });
   if (r.churn) {
     rows.push(...group(
       `scale churn ${r.hosts} hosts`,
@@ -355,7 +378,9 @@ export function scaleRows(r: ScaleResult): Row[] {
     value: r.growth.sentBytes ?? "n/a",
     unit: "x bytes sent",
     notes:
-      `requests x${r.growth.requests}, worker CPU x${r.growth.workerCpu}; ` +
+      `requests x${r.growth.requests ?? "n/a"}, worker CPU x${
+        r.growth.workerCpu ?? "n/a"
+      }; ` +
       `goal 1 (idle cost independent of VMs)`,
   });
   return rows;

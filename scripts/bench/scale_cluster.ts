@@ -160,44 +160,55 @@ export async function createVms(
   }));
 }
 
+/** Where the VMs of a stage are: settled, or how far they got. */
+export interface Settled {
+  settled: boolean;
+  /** VMs running (of those asked for). */
+  running: number;
+  /** Running VMs per host. */
+  perHost: Map<string, number>;
+}
+
 /**
  * Waits until `count` VMs exist, all running, and no task is queued or
- * claimed; returns the VMs per host. Polls every 2 s (a whole listing:
- * only between the measured windows).
+ * claimed. Polls every 2 s (a whole listing: only between the measured
+ * windows); a failed poll (etcd too slow) is tried again. After
+ * `timeoutMs` it returns how far they got (`settled` false): a size the
+ * control plane cannot hold here is a result, not an error.
  */
 export async function waitSettled(
   c: Cluster,
   count: number,
   timeoutMs: number,
-): Promise<Map<string, number>> {
-  let seen = "";
-  return await waitFor(
-    `${count} VMs running, no task left`,
-    async () => {
-      const vms = (await c.store.list(keys.vms, Vm)).items.map((kv) =>
-        kv.value
-      );
-      const running = vms.filter((v) => v.status.phase === "running");
-      const bad = vms.find((v) => v.status.phase === "error");
-      if (bad) throw new Error(`VM ${bad.id} failed: ${bad.status.reason}`);
-      const now = `${running.length}/${count}`;
-      if (now !== seen) progress(`scale: ${now} VMs running`);
-      seen = now;
-      if (vms.length !== count || running.length !== count) return null;
-      if (
-        await c.store.count(keys.queues) || await c.store.count(keys.claims)
-      ) {
-        return null;
-      }
+): Promise<Settled> {
+  const end = Date.now() + timeoutMs;
+  let last: Settled = { settled: false, running: 0, perHost: new Map() };
+  while (Date.now() < end) {
+    try {
+      const { items } = await c.store.list(keys.vms, Vm);
       const perHost = new Map<string, number>();
-      for (const v of running) {
+      let running = 0;
+      for (const { value: v } of items) {
+        if (v.status.phase !== "running") continue;
+        running++;
         perHost.set(v.status.host!, (perHost.get(v.status.host!) ?? 0) + 1);
       }
-      return perHost;
-    },
-    timeoutMs,
-    2000,
-  );
+      if (running !== last.running) {
+        progress(`scale: ${running}/${count} VMs running`);
+      }
+      last = { settled: false, running, perHost };
+      if (
+        items.length === count && running === count &&
+        !await c.store.count(keys.queues) && !await c.store.count(keys.claims)
+      ) {
+        return { ...last, settled: true };
+      }
+    } catch (err) {
+      progress(`scale: cannot read the VMs (${err}); again`);
+    }
+    await sleep(2000);
+  }
+  return last;
 }
 
 /**
