@@ -42,3 +42,44 @@ Deno.test("bench --quick produces every figure", async () => {
     );
   }
 });
+
+Deno.test("bench --only=scale at 2 hosts measures etcd, CPU and memory for each VM count and the churn", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}scripts/bench/main.ts`,
+      "--quick",
+      "--no-write",
+      "--only=scale",
+      "--scale-hosts=2",
+      "--scale-vms=4,2",
+      "--idle-s=2",
+      "--churn-s=2",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, new TextDecoder().decode(out.stderr).slice(-3000));
+  const { scale } = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual(
+    scale.stages.map((s: { vms: number }) => s.vms),
+    [4, 8],
+    "the VM counts run ascending, per host times hosts",
+  );
+  for (const { idle: w, running, vms } of scale.stages) {
+    assert.equal(running, vms, "every stage settled");
+    assert.ok(w.etcd.seconds >= 2, JSON.stringify(w));
+    for (const x of [w.etcd.requests, w.etcd.sentBytes, w.workerCpu]) {
+      assert.ok(Number.isFinite(x) && x >= 0, JSON.stringify(w));
+    }
+    assert.ok(w.apiMiB > 0 && w.workerMiB > 0 && w.fencerMiB > 0);
+  }
+  // Every create is a transaction through the API.
+  assert.ok(scale.churn.cycles > 0, JSON.stringify(scale.churn));
+  assert.ok(scale.churn.etcd.byMethod.Txn > 0, JSON.stringify(scale.churn));
+  const g = scale.growth.sentBytes;
+  assert.ok(g === null || Number.isFinite(g), JSON.stringify(scale.growth));
+  assert.match(stdout, /scale idle growth 2 -> 4 VMs\/host/);
+});

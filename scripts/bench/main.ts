@@ -25,6 +25,10 @@
  * - `churn`: VM create/delete cycles with the sim driver, time-compressed
  *            retention: keys, etcd size and history left (`churn.ts`); only
  *            with `--only=churn` (it takes minutes);
+ * - `scale`: many sim hosts (real worker processes) idle at two VM counts
+ *            per host, then churn: etcd requests and bytes per host, the
+ *            API's and a worker's memory (`scale.ts`); only with
+ *            `--only=scale` (minutes);
  * - `debian-boot`: 3 boots of the Debian image under TCG, VM create to ssh
  *            login (`debian_boot.ts`); only with `--only=debian-boot`.
  *
@@ -34,10 +38,11 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,debian-boot]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,scale,debian-boot]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
- *     [--cycles=2000,10000]
+ *     [--cycles=2000,10000] [--scale-hosts=20] [--scale-vms=50,200]
+ *     [--idle-s=60] [--churn-s=30] [--scale-ttl=10]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
  * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
@@ -71,6 +76,7 @@ import {
 import { benchNet, type NetResult, netRows } from "./net.ts";
 import { parseArgs, type Phase, PHASES } from "./options.ts";
 import { benchPlace, type PlaceResult, placeRows } from "./place.ts";
+import { type ScaleResult, scaleRows, scaleRun } from "./scale.ts";
 import { Cleanup, progress, round, type Row, table } from "./util.ts";
 import { benchVm, type VmResult, vmRows } from "./vm.ts";
 
@@ -106,6 +112,7 @@ function rows(r: Results): Row[] {
     ...(r.net ? netRows(r.net) : []),
     ...(r.metadata ? metadataRows(r.metadata) : []),
     ...(r.churn ? churnRows(r.churn) : []),
+    ...(r.scale ? scaleRows(r.scale) : []),
     ...(r.debianBoot ? debianBootRows(r.debianBoot) : []),
   ];
 }
@@ -136,6 +143,7 @@ interface Results {
   net?: NetResult;
   metadata?: MetadataResult;
   churn?: ChurnRun[];
+  scale?: ScaleResult;
   debianBoot?: DebianBootResult;
 }
 
@@ -156,7 +164,8 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   // debian-boot: up to 20 min per boot under load, and the image upload.
   const watchdogMs = (opts.quick ? 360_000 : 1_500_000) +
-    (opts.only.has("debian-boot") ? 3_900_000 : 0);
+    (opts.only.has("debian-boot") ? 3_900_000 : 0) +
+    (opts.only.has("scale") ? 3_600_000 : 0);
   const watchdog = setTimeout(
     () => bail(`watchdog: still running after ${watchdogMs / 1000} s`, 1),
     watchdogMs,
@@ -236,6 +245,20 @@ async function main(): Promise<number> {
         progress(`churn: ${cycles} VM create/delete cycles (sim driver)`);
         results.churn.push(await churnRun({ cycles }, cleanup));
       }
+    }
+    if (opts.only.has("scale")) {
+      progress(
+        `scale: ${opts.scaleHosts} hosts, ${opts.scaleVms} VMs per host, ` +
+          `${opts.idleSeconds} s idle, ${opts.churnSeconds} s churn`,
+      );
+      results.scale = await scaleRun({
+        hosts: opts.scaleHosts,
+        vmsPerHost: opts.scaleVms,
+        idleSeconds: opts.idleSeconds,
+        churnSeconds: opts.churnSeconds,
+        settleMs: opts.quick ? 1000 : 5000,
+        ttlSeconds: opts.scaleTtlSeconds,
+      }, cleanup);
     }
     if (opts.only.has("debian-boot")) {
       progress("debian-boot: 3 boots of the Debian image to ssh (TCG)");
