@@ -69,6 +69,7 @@ if (import.meta.main) {
       stateDir: config.stateDir,
       accel: config.qemu.accel,
       qemuBinary: config.qemu.binary,
+      user: config.qemu.user,
     });
   // The sim driver boots nothing: any image name resolves.
   const images = sim
