@@ -21,10 +21,14 @@
  */
 import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
-import { MAX_NICS, NetMember, Network, Vm } from "../core/schemas.ts";
+import { NetMember, Network, Vm } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
 import { sleep, watchPrefix } from "../core/watch.ts";
-import { type NetDriver, tapName } from "../drivers/net/mod.ts";
+import {
+  legacyTapName,
+  type NetDriver,
+  nicTapName,
+} from "../drivers/net/mod.ts";
 import type {
   HostNetState,
   NetworkSpec,
@@ -34,6 +38,7 @@ import type {
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
 import type { PortOwners } from "./metadata/service.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
+import { unreadableTaps } from "./unreadable_taps.ts";
 
 /** VM phases in which its process (and so its ports) may exist here. */
 const PORT_PHASES = new Set([
@@ -102,7 +107,8 @@ export function wantedState(
       if (!net) continue;
       used.set(net.id, net);
       ports.push({
-        name: tapName(vm.id, nic.slot),
+        name: nicTapName(vm.id, nic),
+        formerName: legacyTapName(vm.id, nic.slot),
         network: net.id,
         mac: nic.mac,
         ipv6: nic.ipv6,
@@ -144,8 +150,8 @@ export class HostNet implements HostNetwork {
     });
   }
 
-  port(vm: string, slot: number): string {
-    return tapName(vm, slot);
+  port(vm: string, nic: { slot: number; mac: string }): string {
+    return nicTapName(vm, nic);
   }
 
   async mtu(port: string): Promise<number | undefined> {
@@ -236,13 +242,14 @@ export class HostNet implements HostNetwork {
     // read may be in use: their ports stay as they are.
     const badNets = new Set(nets.unreadable.map(({ key }) => idOf(key)));
     const keep = [
-      ...vms.unreadable.flatMap(({ key }) =>
-        Array.from({ length: MAX_NICS }, (_, slot) => tapName(idOf(key), slot))
+      ...await unreadableTaps(
+        store,
+        vms.unreadable.map(({ key }) => idOf(key)),
       ),
       ...vms.items.flatMap(({ value: vm }) =>
         vm.status.host === host && PORT_PHASES.has(vm.status.phase)
           ? vm.nics.filter((n) => badNets.has(n.network))
-            .map((n) => tapName(vm.id, n.slot))
+            .map((n) => nicTapName(vm.id, n))
           : []
       ),
     ];
@@ -253,7 +260,7 @@ export class HostNet implements HostNetwork {
       vms.items.flatMap(({ value: vm }) =>
         vm.nics.map((
           n,
-        ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
+        ) => [nicTapName(vm.id, n), { vm: vm.id, slot: n.slot }])
       ),
     );
     const skipped = (report.skipped ?? []).flatMap((p) => {

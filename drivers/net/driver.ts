@@ -14,8 +14,9 @@
  *    peers in unicast mode), created down, sysctls set, then up; the
  *    metadata addresses on every bridge and the routes to private
  *    networks (drivers/net/bridge_addrs.ts);
- * 2. missing taps created (down, on no bridge); ports no longer wanted
- *    taken off their bridge (our taps deleted) (drivers/net/ports.ts);
+ * 2. taps an older release named renamed, missing taps created (down, on
+ *    no bridge); ports no longer wanted taken off their bridge (our taps
+ *    deleted) (drivers/net/ports.ts);
  * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
  *    in ONE `nft -f -` transaction (drivers/net/nft_apply.ts);
  * 4. radvd reconfigured (drivers/net/radvd.ts); DHCP servers made,
@@ -43,7 +44,15 @@ import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN_PORT } from "./vxlan.ts";
 import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
 import { dropBridgeAddrs, syncBridgeAddrs } from "./bridge_addrs.ts";
-import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
+import {
+  attachPorts,
+  claimedFormerNames,
+  createTaps,
+  dropPorts,
+  heldPorts,
+  ourPorts,
+  renameFormerTaps,
+} from "./ports.ts";
 import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
@@ -177,9 +186,8 @@ export class NetDriver {
         ...(retry ? { retry } : {}),
       });
     };
-    /** Ports that keep what they have. */
-    const held = () =>
-      new Set([...state.keep ?? [], ...skipped.map((x) => x.port)]);
+    /** Ports (and former tap names) that keep what they have. */
+    const held = () => heldPorts(state, skipped.map((x) => x.port));
     let links = await listLinks(this.#step, signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
     // with a NIC): leave the host as it is, without even an empty table.
@@ -224,8 +232,21 @@ export class NetDriver {
       vxlanPort: this.vxlanPort,
     }, signal);
 
-    // 2. Taps that are missing; ports no longer wanted leave their bridge.
+    // 2. Taps still named by an older release renamed; taps that are
+    // missing made; ports no longer wanted leave their bridge.
     const table = await readNftTable(this.#exec, signal);
+    const renamed = await renameFormerTaps(
+      ports,
+      links,
+      claimedFormerNames(state.ports),
+      this.#step,
+      leaveOut,
+      signal,
+    );
+    if (renamed.length) {
+      report.changed.push(...renamed);
+      links = await listLinks(this.#step, signal);
+    }
     report.added.push(
       ...await createTaps(ports, links, this.#step, leaveOut, signal),
     );

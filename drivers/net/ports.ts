@@ -19,9 +19,100 @@ import { isOurTap, type Link } from "./host_state.ts";
 import { DEVICE_ALIAS } from "./names.ts";
 import type { NftTable } from "./nft.ts";
 import type { PortPlan } from "./plan.ts";
+import type { HostNetState, PortSpec } from "./types.ts";
 
 /** Leaves a port out of this sync with why; `retry`: the next sync tries again. */
 export type LeaveOut = (x: PortPlan, reason: string, retry?: boolean) => void;
+
+/**
+ * Renames our tap of each port that still has its `formerName` (a name of
+ * an older release) to the port's name, unless a device has that name
+ * already or another port claims the same former name (then neither is
+ * renamed: the tap is held, see {@linkcode claimedFormerNames}). A tap
+ * must be down to be renamed: it is taken down, renamed, and brought up
+ * again with its rules (`attachPorts`); qemu keeps its open tap whatever
+ * its name. Returns the renamed ports as `<former>><name>`; `links` must be
+ * listed again afterwards.
+ */
+export async function renameFormerTaps(
+  ports: Map<string, PortPlan>,
+  links: Map<string, Link>,
+  claims: Map<string, number>,
+  step: Step,
+  leaveOut: LeaveOut,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const renamed: string[] = [];
+  for (const x of [...ports.values()]) {
+    const { name, formerName } = x.port;
+    if (!formerName || formerName === name || claims.get(formerName) !== 1) {
+      continue;
+    }
+    const l = links.get(formerName);
+    if (!l || !isOurTap(l) || links.has(name)) continue;
+    try {
+      await step(`take down tap ${formerName}`, "ip", [
+        "link",
+        "set",
+        formerName,
+        "down",
+      ], signal);
+      await step(`rename tap ${formerName} to ${name}`, "ip", [
+        "link",
+        "set",
+        formerName,
+        "name",
+        name,
+      ], signal);
+    } catch (err) {
+      signal?.throwIfAborted();
+      leaveOut(x, message(err), true);
+      continue;
+    }
+    renamed.push(`${formerName}>${name}`);
+  }
+  return renamed;
+}
+
+/**
+ * How many ports of a state claim each former name. One claimed by two
+ * ports (VMs whose old hashed names collided) is never renamed nor
+ * removed: which VM holds it cannot be told, and removing it would cut
+ * that VM off.
+ */
+export function claimedFormerNames(
+  ports: Iterable<PortSpec>,
+): Map<string, number> {
+  const claims = new Map<string, number>();
+  for (const port of ports) {
+    if (port.formerName && port.formerName !== port.name) {
+      claims.set(port.formerName, (claims.get(port.formerName) ?? 0) + 1);
+    }
+  }
+  return claims;
+}
+
+/**
+ * The ports a sync leaves as they are (device, rules, bridge): those of
+ * `state.keep` and `leftOut`, with the former tap names of those, and the
+ * former names two ports claim (see {@linkcode claimedFormerNames}).
+ */
+export function heldPorts(
+  state: HostNetState,
+  leftOut: string[],
+): Set<string> {
+  const formerOf = new Map(
+    state.ports.flatMap((p) => p.formerName ? [[p.name, p.formerName]] : []),
+  );
+  const names = [...state.keep ?? [], ...leftOut];
+  return new Set([
+    ...names,
+    ...names.flatMap((n) => formerOf.get(n) ?? []),
+    ...[...claimedFormerNames(state.ports)].flatMap(([name, n]) =>
+      n > 1 ? [name] : []
+    ),
+  ]);
+}
 
 /** Makes the taps of `ports` that `links` lacks; returns their names. */
 export async function createTaps(
