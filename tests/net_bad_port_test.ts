@@ -46,6 +46,24 @@ Deno.test({
       await run("ip", ["netns", "exec", ns, "nft", "-f", "-"], {
         stdin: hooks.join("\n") + "\n",
       });
+      // A device of its tap's name without IPv6 (MTU under 1280): its
+      // sysctl fails, which no check can tell before.
+      await put("vm-noip6", nic(8));
+      const noip6 = tapName(nic(8).mac);
+      await run("ip", [
+        "-n",
+        ns,
+        "link",
+        "add",
+        noip6,
+        "mtu",
+        "1000",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        `${noip6.slice(0, 12)}-p`,
+      ]);
       await put("vm-good", nic(6));
 
       await start("vm-good");
@@ -70,6 +88,11 @@ Deno.test({
         false,
         /nft refused its rules: .*Argument list too long/,
       );
+      await fails(
+        "vm-noip6",
+        false,
+        /Cannot set the sysctls of port .*disable_ipv6/,
+      );
       assert.equal((await nftTable(ns))?.chains.has(nicChain(full)), false);
       assert.ok(
         env.log.lines.some((l) =>
@@ -93,6 +116,7 @@ Deno.test({
       assert.deepEqual(await handles(ns, good), before, "rule handles changed");
       await run("ip", ["-n", ns, "link", "del", busy]);
       await run("ip", ["-n", ns, "link", "del", full]);
+      await run("ip", ["-n", ns, "link", "del", noip6]);
     });
   },
 });

@@ -40,7 +40,6 @@ import { type Logger, logger } from "../../core/log.ts";
 import { linkLocal } from "../../core/netaddr.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
-import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN_PORT } from "./vxlan.ts";
 import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
 import { dropBridgeAddrs, syncBridgeAddrs } from "./bridge_addrs.ts";
@@ -52,6 +51,7 @@ import {
   heldPorts,
   ourPorts,
   renameFormerTaps,
+  setSysctls,
 } from "./ports.ts";
 import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
@@ -256,17 +256,7 @@ export class NetDriver {
     );
     report.removed.push(...await dropPorts(stale, links, this.#step, signal));
     links = await listLinks(this.#step, signal);
-    for (const { port } of ports.values()) {
-      sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
-    }
-    if (sysctls.length) {
-      await this.#step(
-        "set sysctls",
-        "sysctl",
-        ["-q", "-w", ...sysctls],
-        signal,
-      );
-    }
+    await setSysctls(sysctls, ports, this.#step, leaveOut, signal);
     for (const args of ups) {
       await this.#step(`bring up ${args[2]}`, "ip", args, signal);
     }

@@ -17,6 +17,7 @@
 import type { Step } from "./exec.ts";
 import { isOurTap, type Link } from "./host_state.ts";
 import { DEVICE_ALIAS } from "./names.ts";
+import { ipv6Sysctl } from "./sysctl.ts";
 import type { NftTable } from "./nft.ts";
 import type { PortPlan } from "./plan.ts";
 import type { HostNetState, PortSpec } from "./types.ts";
@@ -150,6 +151,42 @@ export async function createTaps(
     added.push(port.name);
   }
   return added;
+}
+
+/**
+ * Sets `hostSysctls` (bridges, VXLANs) and IPv6 off on every port, in one
+ * `sysctl` run. When that fails, the host's are set alone (their failure
+ * is the host's) and each port's on its own: a port whose sysctl fails (a
+ * device without IPv6) is left out, the others go on.
+ */
+export async function setSysctls(
+  hostSysctls: string[],
+  ports: Map<string, PortPlan>,
+  step: Step,
+  leaveOut: LeaveOut,
+  signal?: AbortSignal,
+): Promise<void> {
+  const sysctl = (what: string, settings: string[]) =>
+    step(what, "sysctl", ["-q", "-w", ...settings], signal);
+  const own = (x: PortPlan) => ipv6Sysctl(x.port.name, "disable_ipv6", 1);
+  const all = [...hostSysctls, ...[...ports.values()].map(own)];
+  if (!all.length) return;
+  try {
+    await sysctl("set sysctls", all);
+    return;
+  } catch (err) {
+    signal?.throwIfAborted();
+    if (!ports.size) throw err;
+  }
+  if (hostSysctls.length) await sysctl("set sysctls", hostSysctls);
+  for (const x of [...ports.values()]) {
+    try {
+      await sysctl(`set the sysctls of port ${x.port.name}`, [own(x)]);
+    } catch (err) {
+      signal?.throwIfAborted();
+      leaveOut(x, message(err), true);
+    }
+  }
 }
 
 /** The ports we have: those in our table's ports map and our taps. */
