@@ -9,6 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { keys } from "../core/keys.ts";
+import { NetDriver } from "../drivers/net/driver.ts";
+import { QEMU_USER } from "../drivers/qemu/args.ts";
+import { ensureQemuUser } from "../drivers/qemu/qemu_user.ts";
 import { bridgeOf, legacyTapName, tapName } from "../drivers/net/mod.ts";
 import { networkSpec } from "../workers/net.ts";
 import { noSanitize } from "./helpers/api.ts";
@@ -45,6 +48,33 @@ time.sleep(600)`,
   reader.releaseLock();
   assert.match(new TextDecoder().decode(value), /held/);
   return child;
+}
+
+/**
+ * Whether user `uid` may attach to tap `tap` of namespace `ns` (TUNSETIFF
+ * as that user, without capabilities).
+ */
+async function mayAttach(ns: string, tap: string, uid: number) {
+  const { code } = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      ns,
+      "setpriv",
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      // Not a python of root's home: the user must be able to run it.
+      "/usr/bin/python3",
+      "-c",
+      `import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", sys.argv[1].encode(), 0x1002))`,
+      tap,
+    ],
+    stderr: "null",
+  }).output();
+  return code === 0;
 }
 
 /** The tap names the fds of `pid` are attached to (`iff:` in fdinfo). */
@@ -177,6 +207,33 @@ Deno.test({
       for (const n of nics) {
         assert.equal((await link(ns, tapName(n.mac)))?.master, bridgeOf(lan));
       }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "the driver's taps belong to the qemu user: it may attach to them, another unprivileged user may not",
+  ...noSanitize,
+  async fn() {
+    const { uid } = await ensureQemuUser(QEMU_USER);
+    await withHost(async ({ env, ns }) => {
+      const n = nic(13);
+      const tap = tapName(n.mac);
+      await new NetDriver({
+        stateDir: env.dirs.get("h1")!,
+        underlay: null,
+        netns: ns,
+        log: env.log,
+        tapUser: QEMU_USER,
+      }).sync({
+        networks: [networkSpec(lan)],
+        ports: [{ name: tap, network: lan.id, mac: n.mac, ipv6: n.ipv6 }],
+        peers: {},
+      });
+      assert.equal((await link(ns, tap))?.master, bridgeOf(lan));
+      assert.equal(await mayAttach(ns, tap, 65534), false, "nobody attached");
+      assert.equal(await mayAttach(ns, tap, uid), true);
     });
   },
 });

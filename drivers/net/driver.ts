@@ -80,6 +80,12 @@ export interface NetDriverOptions {
    * for tests that act as several hosts; the worker runs in its own.
    */
   netns?: string;
+  /**
+   * Owner of the taps it makes (`ip tuntap add ... user`): qemu's `-runas`
+   * user, which then alone (and root) may attach to them. Absent: no
+   * owner, any user who can open /dev/net/tun may attach to an idle tap.
+   */
+  tapUser?: string;
 }
 
 /**
@@ -96,6 +102,7 @@ export class NetDriver {
   #radvd: Radvd;
   #dhcp: DhcpServers;
   #netns?: string;
+  #tapUser?: string;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NetDriverOptions) {
@@ -111,6 +118,7 @@ export class NetDriver {
       log: this.#log,
     });
     this.#netns = opts.netns;
+    this.#tapUser = opts.tapUser;
     this.#dhcp = new DhcpServers({
       dir: `${opts.stateDir}/net/dhcp`,
       exec: this.#exec,
@@ -248,7 +256,10 @@ export class NetDriver {
       links = await listLinks(this.#step, signal);
     }
     report.added.push(
-      ...await createTaps(ports, links, this.#step, leaveOut, signal),
+      ...await createTaps(ports, links, this.#step, leaveOut, {
+        user: this.#tapUser,
+        signal,
+      }),
     );
     const left = held();
     const stale = [...ourPorts(table, links)].filter((name) =>

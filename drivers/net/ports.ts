@@ -115,13 +115,16 @@ export function heldPorts(
   ]);
 }
 
-/** Makes the taps of `ports` that `links` lacks; returns their names. */
+/**
+ * Makes the taps of `ports` that `links` lacks, owned by `user` when
+ * given; returns their names.
+ */
 export async function createTaps(
   ports: Map<string, PortPlan>,
   links: Map<string, Link>,
   step: Step,
   leaveOut: LeaveOut,
-  signal?: AbortSignal,
+  { user, signal }: { user?: string; signal?: AbortSignal } = {},
 ): Promise<string[]> {
   const added: string[] = [];
   for (const x of [...ports.values()]) {
@@ -135,6 +138,7 @@ export async function createTaps(
         port.name,
         "mode",
         "tap",
+        ...(user ? ["user", user] : []),
       ], signal);
       await step(`label tap ${port.name}`, "ip", [
         "link",
