@@ -140,6 +140,11 @@ export const ConfigSchema = z.object({
      * past this; checked every second by the host's fencer.
      */
     serialLogMaxBytes: z.number().int().min(4096).default(1024 * 1024),
+    /**
+     * The system user every qemu switches to once it opened its files
+     * (`-runas`); created when missing.
+     */
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default("ucloud-qemu"),
   }).prefault({}),
   /** Placement, rebalancing, allocation ratios (core/config_scheduler.ts). */
   scheduler: SchedulerConfig.prefault({}),

@@ -41,6 +41,12 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The unprivileged user VMs' qemu switches to (config qemu.user).
+if ! getent passwd ucloud-qemu >/dev/null && [ "$(id -u)" = 0 ]; then
+  useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --user-group ucloud-qemu
+fi
+
 bash scripts/install_identity.sh
 bash scripts/install_sftp.sh
 

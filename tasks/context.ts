@@ -136,8 +136,8 @@ export interface HostNetwork {
    * it throws (PermanentError) only when it is one of VM `vm`'s.
    */
   sync(opts?: { signal?: AbortSignal; vm?: string }): Promise<void>;
-  /** The host-side port (tap) device of NIC `slot` of VM `vm`. */
-  port(vm: string, slot: number): string;
+  /** The host-side port (tap) device of NIC `nic` of VM `vm`. */
+  port(vm: string, nic: { slot: number; mac: string }): string;
   /** The MTU of a port the last sync made (its network's), if it exists. */
   mtu(port: string): Promise<number | undefined>;
 }

@@ -37,7 +37,7 @@ export const vmNics: TaskHandler = async (ctx) => {
     for (const nic of attached) {
       if (present.has(nic.slot)) continue;
       await ctx.progress(`plugging NIC ${nic.slot} (${nic.network})`);
-      const tap = ctx.net.port(id, nic.slot);
+      const tap = ctx.net.port(id, nic);
       const mtu = await ctx.net.mtu(tap);
       await ctx.driver.plugNic(handle, {
         slot: nic.slot,

@@ -82,7 +82,7 @@ export const vmStart: TaskHandler = async (ctx) => {
     memoryMiB: vm.value.spec.memory,
     boot,
     nics: await Promise.all(nics.map(async (n) => {
-      const tap = ctx.net!.port(vm.value.id, n.slot);
+      const tap = ctx.net!.port(vm.value.id, n);
       const mtu = await ctx.net!.mtu(tap);
       return { slot: n.slot, tap, mac: n.mac, ...(mtu ? { mtu } : {}) };
     })),

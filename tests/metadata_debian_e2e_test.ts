@@ -121,7 +121,7 @@ Deno.test({
       }));
 
       await cloud.deleteVm(vm.id);
-      const tap = tapName(vm.id, 0);
+      const tap = tapName(vm.nics[0].mac);
       const bridge = bridgeOf(networkSpec(cloud.network));
       await waitFor(
         "the host clean",

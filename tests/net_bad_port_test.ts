@@ -7,98 +7,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { keys } from "../core/keys.ts";
-import { eui64 } from "../core/netaddr.ts";
-import type { Network, Nic } from "../core/schemas.ts";
+import type { Nic } from "../core/schemas.ts";
 import { bridgeOf, nicChain, tapName } from "../drivers/net/mod.ts";
 import { run } from "../drivers/runner.ts";
 import { PermanentError } from "../tasks/context.ts";
-import { vmStart } from "../tasks/vm_start.ts";
-import { HostNet } from "../workers/net.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { ingressTable } from "./helpers/attack_env.ts";
-import { type NetEnv, nftTable, withNetHosts } from "./helpers/net_hosts.ts";
-import { type Bench, vmDoc, withBench } from "./helpers/task_ctx.ts";
-import { VmCaches } from "./helpers/host_vms.ts";
-
-const lan: Network = {
-  id: "net-lan",
-  name: "lan",
-  owner: "alice",
-  kind: "private",
-  prefix: "fdc1:d00:7::/64",
-  ipv4: "198.51.100.0/24",
-  vni: 4243,
-  mode: "multicast",
-  group: "ff05::1093",
-  ra: false,
-  dhcp: { v6: false, v4: false },
-  vms: [],
-  createdAt: "2026-01-01T00:00:00Z",
-};
-
-const nic = (n: number, more: Partial<Nic> = {}): Nic => {
-  const mac = `02:c1:0d:00:07:${n.toString(16).padStart(2, "0")}`;
-  return {
-    slot: 0,
-    network: lan.id,
-    mac,
-    ipv6: eui64(lan.prefix, mac),
-    ipv4: `198.51.100.${n}`,
-    state: "attached",
-    ...more,
-  };
-};
-
-/** A host h1 with its HostNet, lan in etcd and `start(vm)` running vm.start. */
-async function withHost(
-  f: (h: {
-    env: NetEnv;
-    b: Bench;
-    ns: string;
-    hostNet: () => Promise<HostNet>;
-    start: (id: string, net?: HostNet) => Promise<void>;
-  }) => Promise<void>,
-) {
-  await withNetHosts(["h1"], (env) =>
-    withBench(async (b) => {
-      const caches = new VmCaches();
-      try {
-        await b.store.txn().put(keys.network(lan.id), lan).commit();
-        const worker = await b.incarnation("h1");
-        // A new one is a restarted worker's: it lists the VMs again.
-        const hostNet = async () =>
-          new HostNet({
-            store: b.store,
-            host: "h1",
-            driver: env.driver("h1", false),
-            underlay: null,
-            lease: () => worker.lease,
-            log: env.log.child({ host: "h1" }),
-            vms: await caches.start(b.store, "h1", env.log),
-          });
-        const net = await hostNet();
-        const start = async (id: string, n = net) => {
-          const ctx = await b.context(worker, "vm.start", { vm: id });
-          const out = await vmStart({ ...ctx, net: n });
-          assert.ok(out.txn, `vm.start of ${id} did not finish`);
-          assert.ok((await out.txn.commit()).ok);
-        };
-        await f({ env, b, ns: env.net.host("h1").ns, hostNet, start });
-        await b.driver.fence();
-      } finally {
-        await caches.close();
-      }
-    }), { prefix: "ucbad" });
-}
-
-async function link(ns: string, name: string) {
-  const { stdout } = await run("ip", ["-n", ns, "-j", "link", "show"]);
-  return (JSON.parse(stdout) as { ifname: string; master?: string }[])
-    .find((l) => l.ifname === name);
-}
-
-const handles = async (ns: string, port: string) =>
-  (await nftTable(ns))?.chains.get(nicChain(port))?.rules.map((r) => r.handle);
+import { handles, lan, link, nic, withHost } from "./helpers/host_ports.ts";
+import { nftTable } from "./helpers/net_hosts.ts";
+import { vmDoc } from "./helpers/task_ctx.ts";
 
 Deno.test({
   name:
@@ -113,12 +30,12 @@ Deno.test({
       await put("vm-v4", nic(3, { ipv4: "300.1.1.1" }));
       // A device of its tap's name that cannot join a bridge (a bridge).
       await put("vm-busy", nic(4));
-      const busy = tapName("vm-busy", 0);
+      const busy = tapName(nic(4).mac);
       await run("ip", ["-n", ns, "link", "add", busy, "type", "bridge"]);
       // A tap whose ingress hook another program filled (1024 hooks): the
       // kernel refuses its ingress chain, which no check can tell before.
       await put("vm-full", nic(5));
-      const full = tapName("vm-full", 0);
+      const full = tapName(nic(5).mac);
       await run("ip", ["-n", ns, "tuntap", "add", "dev", full, "mode", "tap"]);
       const hooks = ["add table netdev other"];
       for (let i = 1; i <= 1024; i++) {
@@ -129,10 +46,28 @@ Deno.test({
       await run("ip", ["netns", "exec", ns, "nft", "-f", "-"], {
         stdin: hooks.join("\n") + "\n",
       });
+      // A device of its tap's name without IPv6 (MTU under 1280): its
+      // sysctl fails, which no check can tell before.
+      await put("vm-noip6", nic(8));
+      const noip6 = tapName(nic(8).mac);
+      await run("ip", [
+        "-n",
+        ns,
+        "link",
+        "add",
+        noip6,
+        "mtu",
+        "1000",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        `${noip6.slice(0, 12)}-p`,
+      ]);
       await put("vm-good", nic(6));
 
       await start("vm-good");
-      const good = tapName("vm-good", 0);
+      const good = tapName(nic(6).mac);
       assert.equal((await link(ns, good))?.master, bridgeOf(lan));
       assert.ok((await handles(ns, good))?.length, "vm-good has no rules");
       const before = await handles(ns, good);
@@ -152,6 +87,11 @@ Deno.test({
         "vm-full",
         false,
         /nft refused its rules: .*Argument list too long/,
+      );
+      await fails(
+        "vm-noip6",
+        false,
+        /Cannot set the sysctls of port .*disable_ipv6/,
       );
       assert.equal((await nftTable(ns))?.chains.has(nicChain(full)), false);
       assert.ok(
@@ -176,6 +116,7 @@ Deno.test({
       assert.deepEqual(await handles(ns, good), before, "rule handles changed");
       await run("ip", ["-n", ns, "link", "del", busy]);
       await run("ip", ["-n", ns, "link", "del", full]);
+      await run("ip", ["-n", ns, "link", "del", noip6]);
     });
   },
 });
@@ -189,8 +130,14 @@ Deno.test({
       await b.putVm(vmDoc("vm-a", { phase: "scheduled", host: "h1" }, {
         nics: [nic(7)],
       }));
+      // As resources/networks/nics.ts records the NIC's MAC.
+      await b.store.txn().put(keys.ipamMac(nic(7).mac), {
+        network: lan.id,
+        vm: "vm-a",
+        slot: 0,
+      }).commit();
       await start("vm-a");
-      const a = tapName("vm-a", 0);
+      const a = tapName(nic(7).mac);
       const before = await handles(ns, a);
       assert.ok(before?.length);
       const ingress = (await ingressTable(ns))?.chains.get(nicChain(a));

@@ -50,7 +50,7 @@ Deno.test("NetDriver: one private network spans hosts over VXLAN (multicast and 
       vms.create({
         name,
         hostNs: net.host(host).ns,
-        port: tapName(name, 0),
+        port: tapName(mac(n)),
         mac: mac(n),
       });
     const a1 = await vm("a1", "h1", 1), a2 = await vm("a2", "h2", 2);
@@ -141,7 +141,7 @@ Deno.test("NetDriver: one private network spans hosts over VXLAN (multicast and 
     const e1 = await vms.create({
       name: "e1",
       hostNs: h1.ns,
-      port: tapName("e1", 0),
+      port: tapName(mac(6)),
       mac: mac(6),
       up: false,
     });

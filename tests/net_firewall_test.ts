@@ -38,7 +38,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
       vms.create({
         name,
         hostNs: h1.ns,
-        port: tapName(name, 0),
+        port: tapName(mac(n)),
         mac: mac(n),
         ipv4,
       });
@@ -47,7 +47,7 @@ Deno.test("NetDriver: port firewall drops every spoofing case (counted, never re
     const y4 = await vm("y4", 0x14, "198.51.100.11/24");
     // A port the driver must create itself (a tap, as for qemu).
     const tapPort: PortSpec = {
-      name: tapName("tapvm", 1),
+      name: tapName(mac(0x16)),
       network: n6.id,
       mac: mac(0x16),
       ipv6: eui64(n6.prefix, mac(0x16)),

@@ -48,7 +48,7 @@ Deno.test("host input: a VM cannot inject frames into another network's VXLAN se
       vms.create({
         name,
         hostNs: net.host(host).ns,
-        port: tapName(name, 0),
+        port: tapName(mac(n)),
         mac: mac(n),
       });
     const x = await vm("x", "h1", 1);
@@ -180,7 +180,7 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
     const x = await vms.create({
       name: "x",
       hostNs: h1.ns,
-      port: tapName("x", 0),
+      port: tapName(mac(0x11)),
       mac: mac(0x11),
       up: false,
     });
@@ -199,7 +199,7 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
     const p = await vms.create({
       name: "p",
       hostNs: h1.ns,
-      port: tapName("p", 0),
+      port: tapName(mac(0x13)),
       mac: mac(0x13),
     });
     const uplink = await vms.create({
@@ -305,7 +305,7 @@ Deno.test("host input: a VM cannot reach a host service listening on ::, while R
     const y = await vms.create({
       name: "y",
       hostNs: h1.ns,
-      port: tapName("y", 0),
+      port: tapName(mac(0x12)),
       mac: mac(0x12),
     });
     await d.sync({

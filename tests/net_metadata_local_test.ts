@@ -41,7 +41,7 @@ Deno.test("NetDriver metadata locality: over VXLAN a VM resolves and reaches onl
       vms.create({
         name,
         hostNs: net.host(host).ns,
-        port: tapName(name, 0),
+        port: tapName(`02:c1:0d:00:3c:${last.toString(16).padStart(2, "0")}`),
         mac: `02:c1:0d:00:3c:${last.toString(16).padStart(2, "0")}`,
         ipv4: `198.51.100.${last}/24`,
       });
@@ -172,7 +172,7 @@ Deno.test("NetDriver metadata: a second VM on the host spoofing the first VM's a
       vms.create({
         name,
         hostNs: h1.ns,
-        port: tapName(name, 0),
+        port: tapName(`02:c1:0d:00:3d:${last.toString(16).padStart(2, "0")}`),
         mac: `02:c1:0d:00:3d:${last.toString(16).padStart(2, "0")}`,
         ipv4: `198.51.100.${last}/24`,
       });

@@ -24,7 +24,7 @@ Deno.test("NetDriver metadata: a machine on the underlay routing fd00:ec2::254 t
     const x = await vms.create({
       name: "x",
       hostNs: h1.ns,
-      port: tapName("x", 0),
+      port: tapName("02:c1:0d:00:3d:10"),
       mac: "02:c1:0d:00:3d:10",
     });
     await driver("h1").sync({

@@ -59,7 +59,7 @@ Deno.test({
           const x = await env.vms.create({
             name: "x",
             hostNs: ns,
-            port: tapName("vm-x", 0),
+            port: tapName("02:c1:0d:00:08:01"),
             mac: "02:c1:0d:00:08:01",
           });
           const X6 = eui64(lan.prefix, x.mac);

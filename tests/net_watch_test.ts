@@ -72,7 +72,7 @@ Deno.test({
           });
           await net.sync();
           running = net.run(stop.signal);
-          const tap = tapName("vm-w", 0);
+          const tap = tapName(mac);
           const doc = vmDoc("vm-w", { phase: "running", host: "h1" }, {
             nics: [nic],
           });

@@ -219,8 +219,9 @@ Deno.test({
               assert.ok(links.includes(bridgeOf(spec)), links.join(" "));
               assert.ok(links.includes(vxlanOf(spec)), links.join(" "));
             }
-            assert.ok(links.includes(tapName(vm.id, 0)), links.join(" "));
-            assert.ok(links.includes(tapName(vm.id, 1)), links.join(" "));
+            for (const nic of vm.nics) {
+              assert.ok(links.includes(tapName(nic.mac)), links.join(" "));
+            }
             assert.ok(await radvdRuns(net, vm.status.host!));
           }
         },
@@ -229,7 +230,7 @@ Deno.test({
       await t.step(
         "a VM on a public network: on the host with the bridge, its port on it, reachable from the hoster's side",
         async () => {
-          const tap = tapName(p.id, 0);
+          const tap = tapName(p.nics[0].mac);
           assert.deepEqual(await portsOf(net, "h1", "pub0"), [tap]);
           assert.ok(
             (await nftItems(net, "h1")).some((i) =>
@@ -323,7 +324,7 @@ Deno.test({
             const links = await ucloudLinks(net, host);
             return !links.includes(bridgeOf(spec)) &&
               !links.includes(vxlanOf(spec)) &&
-              !links.includes(tapName(a.id, 2));
+              !links.includes(tapName(nic.mac));
           }, 15_000);
           const del = await api(app, "DELETE", `/v1/networks/${other.id}`);
           assert.equal(del.status, 200, JSON.stringify(del.body));

@@ -192,7 +192,7 @@ Deno.test({
               "-j",
               "link",
               "show",
-              tapName("vm-good", 0),
+              tapName("02:c1:0d:00:00:02"),
             ])).stdout,
           )[0];
           assert.equal(tap.master, bridgeOf(lan));

@@ -17,6 +17,7 @@ import { logger } from "../core/log.ts";
 import { Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
 import { QemuDriver } from "../drivers/qemu/driver.ts";
+import { ensureQemuUser } from "../drivers/qemu/qemu_user.ts";
 import { SimDriver } from "../drivers/sim/driver.ts";
 import type { Boot, VmDriver } from "../tasks/context.ts";
 import { PlacementCache } from "../scheduler/mod.ts";
@@ -47,11 +48,14 @@ async function hostNetwork(config: Config, log: Logger) {
       log.warn("configured public bridge does not exist here", { bridge: b });
     }
   }
+  // Taps are the qemu user's alone (drivers/qemu/qemu_user.ts).
+  await ensureQemuUser(config.qemu.user);
   const driver = new NetDriver({
     stateDir: config.stateDir,
     underlay,
     vxlanPort: config.network.vxlanPort,
     log,
+    tapUser: config.qemu.user,
   });
   return { driver, underlay, publicBridges };
 }
@@ -69,6 +73,7 @@ if (import.meta.main) {
       stateDir: config.stateDir,
       accel: config.qemu.accel,
       qemuBinary: config.qemu.binary,
+      user: config.qemu.user,
     });
   // The sim driver boots nothing: any image name resolves.
   const images = sim

@@ -26,10 +26,10 @@
  * ```
  */
 import type { Logger } from "../core/log.ts";
-import { MAX_NICS, type Vm } from "../core/schemas.ts";
+import type { Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
 import { sleep } from "../core/watch.ts";
-import { type NetDriver, tapName } from "../drivers/net/mod.ts";
+import { type NetDriver, nicTapName } from "../drivers/net/mod.ts";
 import type { HostNetState, Underlay } from "../drivers/net/types.ts";
 import { type HostNetwork, PermanentError } from "../tasks/context.ts";
 import type { HostVms } from "./host_vms.ts";
@@ -38,6 +38,7 @@ import { NetDocs } from "./net_docs.ts";
 import { type Member, writeMembership } from "./net_membership.ts";
 import { PORT_PHASES, wantedState } from "./net_state.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
+import { unreadableTaps } from "./unreadable_taps.ts";
 
 export {
   type Member,
@@ -103,8 +104,8 @@ export class HostNet implements HostNetwork {
     });
   }
 
-  port(vm: string, slot: number): string {
-    return tapName(vm, slot);
+  port(vm: string, nic: { slot: number; mac: string }): string {
+    return nicTapName(vm, nic);
   }
 
   async mtu(port: string): Promise<number | undefined> {
@@ -209,7 +210,7 @@ export class HostNet implements HostNetwork {
   }
 
   async #syncOnce(signal?: AbortSignal): Promise<SkippedPort[]> {
-    const { host, driver, vms } = this.#o;
+    const { store, host, driver, vms } = this.#o;
     const fresh = this.#fresh;
     const refresh = [...this.#refresh];
     this.#fresh = false;
@@ -228,12 +229,10 @@ export class HostNet implements HostNetwork {
     // release) may run here, and a NIC whose network's document cannot be
     // read may be in use: their ports stay as they are.
     const keep = [
-      ...[...vms.unreadable()].flatMap((id) =>
-        Array.from({ length: MAX_NICS }, (_, slot) => tapName(id, slot))
-      ),
+      ...await unreadableTaps(store, [...vms.unreadable()]),
       ...here.flatMap(({ value: vm }) =>
         vm.nics.filter((n) => badNets.has(n.network))
-          .map((n) => tapName(vm.id, n.slot))
+          .map((n) => nicTapName(vm.id, n))
       ),
     ];
     if (keep.length) want.keep = keep;
@@ -243,7 +242,7 @@ export class HostNet implements HostNetwork {
       mine.flatMap(({ value: vm }) =>
         vm.nics.map((
           n,
-        ) => [tapName(vm.id, n.slot), { vm: vm.id, slot: n.slot }])
+        ) => [nicTapName(vm.id, n), { vm: vm.id, slot: n.slot }])
       ),
     );
     const skipped = (report.skipped ?? []).flatMap((p) => {

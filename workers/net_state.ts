@@ -10,7 +10,7 @@
  * ```
  */
 import type { Network, Vm } from "../core/schemas.ts";
-import { tapName } from "../drivers/net/mod.ts";
+import { legacyTapName, nicTapName } from "../drivers/net/mod.ts";
 import type {
   HostNetState,
   NetworkSpec,
@@ -62,7 +62,8 @@ export function wantedState(
       if (!net) continue;
       used.set(net.id, net);
       ports.push({
-        name: tapName(vm.id, nic.slot),
+        name: nicTapName(vm.id, nic),
+        formerName: legacyTapName(vm.id, nic.slot),
         network: net.id,
         mac: nic.mac,
         ipv6: nic.ipv6,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Network, Vm } from "../core/schemas.ts";
 import { networkSpec, wantedState } from "./net.ts";
-import { tapName } from "../drivers/net/mod.ts";
+import { legacyTapName, tapName } from "../drivers/net/mod.ts";
 
 const net = (id: string, extra: Partial<Network> = {}): Network => ({
   id,
@@ -35,7 +35,7 @@ const vm = (
   nics: nets.map((network, slot) => ({
     slot,
     network,
-    mac: `02:c1:0d:00:00:0${slot}`,
+    mac: `02:c1:0d:00:0${id.at(-1)}:0${slot}`,
     ipv6: `fdc1:d00::c1:dff:fe00:${slot}`,
     state: "attached" as const,
   })),
@@ -72,13 +72,14 @@ Deno.test("wantedState: ports of VMs whose process may run here, their networks 
   assert.deepEqual(s.networks.map((n) => n.id).sort(), ["net-a", "net-b"]);
   assert.deepEqual(
     s.ports.map((p) => p.name).sort(),
-    [tapName("vm-1", 0), tapName("vm-1", 1), tapName("vm-4", 0)].sort(),
+    ["uct02c10d000100", "uct02c10d000101", "uct02c10d000400"],
   );
-  const p = s.ports.find((x) => x.name === tapName("vm-1", 1))!;
+  const p = s.ports.find((x) => x.name === tapName("02:c1:0d:00:01:01"))!;
   assert.deepEqual(p, {
-    name: tapName("vm-1", 1),
+    name: "uct02c10d000101",
+    formerName: legacyTapName("vm-1", 1),
     network: "net-b",
-    mac: "02:c1:0d:00:00:01",
+    mac: "02:c1:0d:00:01:01",
     ipv6: "fdc1:d00::c1:dff:fe00:1",
   });
   // Unicast peers: the other members' underlay addresses; multicast: none.

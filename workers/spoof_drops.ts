@@ -19,7 +19,7 @@
 import type { Logger } from "../core/log.ts";
 import type { SpoofDrops as Count, Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
-import { type NetDriver, tapName } from "../drivers/net/mod.ts";
+import { type NetDriver, nicTapName } from "../drivers/net/mod.ts";
 
 /** Default: at most one write per VM per minute. */
 export const DROPS_INTERVAL_MS = 60_000;
@@ -106,7 +106,7 @@ function changed(
   let rose = false;
   for (const nic of vm.nics) {
     const slot = String(nic.slot);
-    const packets = drops.get(tapName(vm.id, nic.slot)) ?? 0;
+    const packets = drops.get(nicTapName(vm.id, nic)) ?? 0;
     const had = prev[slot];
     if (packets > 0 && packets !== had?.packets) {
       next[slot] = { packets, at };

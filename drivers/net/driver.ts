@@ -14,8 +14,9 @@
  *    peers in unicast mode), created down, sysctls set, then up; the
  *    metadata addresses on every bridge and the routes to private
  *    networks (drivers/net/bridge_addrs.ts);
- * 2. missing taps created (down, on no bridge); ports no longer wanted
- *    taken off their bridge (our taps deleted) (drivers/net/ports.ts);
+ * 2. taps an older release named renamed, missing taps created (down, on
+ *    no bridge); ports no longer wanted taken off their bridge (our taps
+ *    deleted) (drivers/net/ports.ts);
  * 3. every firewall change (tables `bridge ucloud` and `netdev ucloud`)
  *    in ONE `nft -f -` transaction (drivers/net/nft_apply.ts);
  * 4. radvd reconfigured (drivers/net/radvd.ts); DHCP servers made,
@@ -39,11 +40,19 @@ import { type Logger, logger } from "../../core/log.ts";
 import { linkLocal } from "../../core/netaddr.ts";
 import { netnsExec, type Step, stepRunner } from "./exec.ts";
 import { listLinks, readNftTable } from "./host_state.ts";
-import { ipv6Sysctl } from "./sysctl.ts";
 import { VXLAN_PORT } from "./vxlan.ts";
 import { checkBridges, deleteBridges, makeBridges } from "./bridges.ts";
 import { dropBridgeAddrs, syncBridgeAddrs } from "./bridge_addrs.ts";
-import { attachPorts, createTaps, dropPorts, ourPorts } from "./ports.ts";
+import {
+  attachPorts,
+  claimedFormerNames,
+  createTaps,
+  dropPorts,
+  heldPorts,
+  ourPorts,
+  renameFormerTaps,
+  setSysctls,
+} from "./ports.ts";
 import { teardownHost } from "./teardown.ts";
 import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
@@ -71,6 +80,12 @@ export interface NetDriverOptions {
    * for tests that act as several hosts; the worker runs in its own.
    */
   netns?: string;
+  /**
+   * Owner of the taps it makes (`ip tuntap add ... user`): qemu's `-runas`
+   * user, which then alone (and root) may attach to them. Absent: no
+   * owner, any user who can open /dev/net/tun may attach to an idle tap.
+   */
+  tapUser?: string;
 }
 
 /**
@@ -87,6 +102,7 @@ export class NetDriver {
   #radvd: Radvd;
   #dhcp: DhcpServers;
   #netns?: string;
+  #tapUser?: string;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NetDriverOptions) {
@@ -102,6 +118,7 @@ export class NetDriver {
       log: this.#log,
     });
     this.#netns = opts.netns;
+    this.#tapUser = opts.tapUser;
     this.#dhcp = new DhcpServers({
       dir: `${opts.stateDir}/net/dhcp`,
       exec: this.#exec,
@@ -177,9 +194,8 @@ export class NetDriver {
         ...(retry ? { retry } : {}),
       });
     };
-    /** Ports that keep what they have. */
-    const held = () =>
-      new Set([...state.keep ?? [], ...skipped.map((x) => x.port)]);
+    /** Ports (and former tap names) that keep what they have. */
+    const held = () => heldPorts(state, skipped.map((x) => x.port));
     let links = await listLinks(this.#step, signal);
     // Nothing wanted and nothing of ours here (a host that never had a VM
     // with a NIC): leave the host as it is, without even an empty table.
@@ -224,10 +240,26 @@ export class NetDriver {
       vxlanPort: this.vxlanPort,
     }, signal);
 
-    // 2. Taps that are missing; ports no longer wanted leave their bridge.
+    // 2. Taps still named by an older release renamed; taps that are
+    // missing made; ports no longer wanted leave their bridge.
     const table = await readNftTable(this.#exec, signal);
+    const renamed = await renameFormerTaps(
+      ports,
+      links,
+      claimedFormerNames(state.ports),
+      this.#step,
+      leaveOut,
+      signal,
+    );
+    if (renamed.length) {
+      report.changed.push(...renamed);
+      links = await listLinks(this.#step, signal);
+    }
     report.added.push(
-      ...await createTaps(ports, links, this.#step, leaveOut, signal),
+      ...await createTaps(ports, links, this.#step, leaveOut, {
+        user: this.#tapUser,
+        signal,
+      }),
     );
     const left = held();
     const stale = [...ourPorts(table, links)].filter((name) =>
@@ -235,17 +267,7 @@ export class NetDriver {
     );
     report.removed.push(...await dropPorts(stale, links, this.#step, signal));
     links = await listLinks(this.#step, signal);
-    for (const { port } of ports.values()) {
-      sysctls.push(ipv6Sysctl(port.name, "disable_ipv6", 1));
-    }
-    if (sysctls.length) {
-      await this.#step(
-        "set sysctls",
-        "sysctl",
-        ["-q", "-w", ...sysctls],
-        signal,
-      );
-    }
+    await setSysctls(sysctls, ports, this.#step, leaveOut, signal);
     for (const args of ups) {
       await this.#step(`bring up ${args[2]}`, "ip", args, signal);
     }

@@ -14,7 +14,15 @@
  */
 export { NetDriver, type NetDriverOptions } from "./driver.ts";
 export { detectUnderlay } from "./underlay.ts";
-export { bridgeOf, NFT_TABLE, nicChain, tapName, vxlanOf } from "./names.ts";
+export {
+  bridgeOf,
+  legacyTapName,
+  NFT_TABLE,
+  nicChain,
+  nicTapName,
+  tapName,
+  vxlanOf,
+} from "./names.ts";
 export type {
   HostNetState,
   NetworkSpec,

@@ -7,14 +7,14 @@
  * @example
  * ```ts
  * bridgeOf({ kind: "private", vni: 0x5a, ... }); // "ucb5a"
- * tapName("vm-1", 0); // "uct" + 8 hex digits + "0"
- * nicChain("uct1a2b3c4d0"); // "nic-uct1a2b3c4d0"
+ * tapName("02:c1:0d:12:34:56"); // "uct02c10d123456"
+ * nicChain("uct02c10d123456"); // "nic-uct02c10d123456"
  * dhcpDeviceOf({ kind: "private", vni: 0x5a, ... }); // "ucd5a"
  * ```
  *
  * @module
  */
-import { checkVni } from "../../core/netaddr.ts";
+import { checkVni, normalizeMac } from "../../core/netaddr.ts";
 import type { NetworkSpec } from "./types.ts";
 
 /** The nftables table (family bridge) holding every port rule. */
@@ -99,14 +99,43 @@ export function isDhcpNetnsName(name: string, hostNetns?: string): boolean {
 }
 
 /**
- * The tap of a VM's NIC in `slot` (0..9): `uct` + the 32-bit FNV-1a hash
- * of the VM id in 8 hex digits + the slot digit (12 characters).
+ * The tap of the VM NIC with `mac`: `uct` + the MAC's 12 hex digits (15
+ * characters, the most a device name has). MACs are unique in the cluster
+ * (`ipam/mac/<mac>`), so two NICs never get one tap. Throws a TypeError
+ * for a string that is not a MAC.
  */
-export function tapName(vmId: string, slot: number): string {
+export function tapName(mac: string): string {
+  return TAP_PREFIX + normalizeMac(mac).replaceAll(":", "");
+}
+
+/**
+ * The tap name of releases before {@linkcode tapName}: `uct` + the 32-bit
+ * FNV-1a hash of the VM id in 8 hex digits + the slot digit (12
+ * characters). Two VMs could get the same one; a sync renames a running
+ * VM's tap from this name to its new one (drivers/net/ports.ts).
+ */
+export function legacyTapName(vmId: string, slot: number): string {
   if (!Number.isInteger(slot) || slot < 0 || slot > 9) {
     throw new RangeError(`NIC slot must be 0 to 9, got ${slot}`);
   }
   return `${TAP_PREFIX}${fnv1a32(vmId).toString(16).padStart(8, "0")}${slot}`;
+}
+
+/**
+ * The tap of NIC `nic` of VM `vmId`: {@linkcode tapName} of its MAC; a
+ * NIC whose MAC is bad gets its {@linkcode legacyTapName}, so that the
+ * sync leaves out that one port (drivers/net/plan.ts refuses its MAC)
+ * instead of failing for the whole host.
+ */
+export function nicTapName(
+  vmId: string,
+  nic: { slot: number; mac: string },
+): string {
+  try {
+    return tapName(nic.mac);
+  } catch {
+    return legacyTapName(vmId, nic.slot);
+  }
 }
 
 /** The nftables chain holding the rules of `port`: `nic-<port>`. */
@@ -145,9 +174,14 @@ export function isDhcpDeviceName(name: string): boolean {
   return new RegExp(`^${DHCP_PREFIX}([0-9a-f]{1,6}|[0-9a-f]{8})$`).test(name);
 }
 
-/** Whether `name` is shaped like a tap from {@linkcode tapName}. */
+/**
+ * Whether `name` is shaped like a tap from {@linkcode tapName} or
+ * {@linkcode legacyTapName}.
+ */
 export function isTapName(name: string): boolean {
-  return new RegExp(`^${TAP_PREFIX}[0-9a-f]{8}[0-9]$`).test(name);
+  return new RegExp(`^${TAP_PREFIX}([0-9a-f]{12}|[0-9a-f]{8}[0-9])$`).test(
+    name,
+  );
 }
 
 /** The 32-bit FNV-1a hash of the UTF-8 bytes of `text`. */

@@ -12,7 +12,9 @@ import {
   isDhcpDeviceName,
   isDhcpNetnsName,
   isTapName,
+  legacyTapName,
   nicChain,
+  nicTapName,
   tapName,
   vxlanOf,
 } from "./names.ts";
@@ -68,16 +70,42 @@ Deno.test("dhcpDeviceOf() and dhcpNetnsOf() name a network's DHCP server by VNI 
   assert.ok(isDhcpNetnsName("ucd5"));
 });
 
-Deno.test("tapName() is uct + 8 hex digits of FNV-1a(vm id) + the slot", () => {
-  const t = tapName("vm-1", 3);
+Deno.test("tapName() is uct + the 12 hex digits of the MAC", () => {
+  const t = tapName("02:C1:0D:12:34:5a");
+  assert.equal(t, "uct02c10d12345a");
+  assert.equal(t.length, 15);
+  checkDeviceName(t);
+  assert.ok(isTapName(t));
+  assert.notEqual(tapName("02:c1:0d:00:00:01"), tapName("02:c1:0d:00:00:02"));
+  assert.throws(() => tapName("vm-1"), TypeError);
+});
+
+Deno.test("legacyTapName() is uct + 8 hex digits of FNV-1a(vm id) + the slot", () => {
+  const t = legacyTapName("vm-1", 3);
   assert.match(t, /^uct[0-9a-f]{8}3$/);
   assert.equal(t.length, 12);
-  assert.equal(t, tapName("vm-1", 3));
-  assert.notEqual(tapName("vm-1", 0), tapName("vm-2", 0));
-  assert.equal(tapName("a", 0), `uct${(0xe40c292c).toString(16)}0`);
+  assert.equal(legacyTapName("a", 0), `uct${(0xe40c292c).toString(16)}0`);
   assert.ok(isTapName(t));
-  assert.throws(() => tapName("vm-1", 10), RangeError);
-  assert.throws(() => tapName("vm-1", -1), RangeError);
+  assert.throws(() => legacyTapName("vm-1", 10), RangeError);
+  assert.throws(() => legacyTapName("vm-1", -1), RangeError);
+  // Ids whose 32-bit hashes collide (found by brute force): one tap name.
+  assert.equal(legacyTapName("vm-90169", 0), legacyTapName("vm-1250812", 0));
+  for (
+    const n of ["uct", "uct1234", "uct02c10d12345", "uct02c10d12345ab", "ucb5a"]
+  ) {
+    assert.ok(!isTapName(n), n);
+  }
+});
+
+Deno.test("nicTapName() names a NIC by its MAC, a bad MAC by the legacy name", () => {
+  assert.equal(
+    nicTapName("vm-1", { slot: 1, mac: "02:c1:0d:00:00:01" }),
+    "uct02c10d000001",
+  );
+  assert.equal(
+    nicTapName("vm-1", { slot: 1, mac: "nope" }),
+    legacyTapName("vm-1", 1),
+  );
 });
 
 Deno.test("fnv1a32() matches the reference vectors", () => {

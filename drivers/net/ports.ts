@@ -17,19 +17,114 @@
 import type { Step } from "./exec.ts";
 import { isOurTap, type Link } from "./host_state.ts";
 import { DEVICE_ALIAS } from "./names.ts";
+import { ipv6Sysctl } from "./sysctl.ts";
 import type { NftTable } from "./nft.ts";
 import type { PortPlan } from "./plan.ts";
+import type { HostNetState, PortSpec } from "./types.ts";
 
 /** Leaves a port out of this sync with why; `retry`: the next sync tries again. */
 export type LeaveOut = (x: PortPlan, reason: string, retry?: boolean) => void;
 
-/** Makes the taps of `ports` that `links` lacks; returns their names. */
+/**
+ * Renames our tap of each port that still has its `formerName` (a name of
+ * an older release) to the port's name, unless a device has that name
+ * already or another port claims the same former name (then neither is
+ * renamed: the tap is held, see {@linkcode claimedFormerNames}). A tap
+ * must be down to be renamed: it is taken down, renamed, and brought up
+ * again with its rules (`attachPorts`); qemu keeps its open tap whatever
+ * its name. Returns the renamed ports as `<former>><name>`; `links` must be
+ * listed again afterwards.
+ */
+export async function renameFormerTaps(
+  ports: Map<string, PortPlan>,
+  links: Map<string, Link>,
+  claims: Map<string, number>,
+  step: Step,
+  leaveOut: LeaveOut,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const renamed: string[] = [];
+  for (const x of [...ports.values()]) {
+    const { name, formerName } = x.port;
+    if (!formerName || formerName === name || claims.get(formerName) !== 1) {
+      continue;
+    }
+    const l = links.get(formerName);
+    if (!l || !isOurTap(l) || links.has(name)) continue;
+    try {
+      await step(`take down tap ${formerName}`, "ip", [
+        "link",
+        "set",
+        formerName,
+        "down",
+      ], signal);
+      await step(`rename tap ${formerName} to ${name}`, "ip", [
+        "link",
+        "set",
+        formerName,
+        "name",
+        name,
+      ], signal);
+    } catch (err) {
+      signal?.throwIfAborted();
+      leaveOut(x, message(err), true);
+      continue;
+    }
+    renamed.push(`${formerName}>${name}`);
+  }
+  return renamed;
+}
+
+/**
+ * How many ports of a state claim each former name. One claimed by two
+ * ports (VMs whose old hashed names collided) is never renamed nor
+ * removed: which VM holds it cannot be told, and removing it would cut
+ * that VM off.
+ */
+export function claimedFormerNames(
+  ports: Iterable<PortSpec>,
+): Map<string, number> {
+  const claims = new Map<string, number>();
+  for (const port of ports) {
+    if (port.formerName && port.formerName !== port.name) {
+      claims.set(port.formerName, (claims.get(port.formerName) ?? 0) + 1);
+    }
+  }
+  return claims;
+}
+
+/**
+ * The ports a sync leaves as they are (device, rules, bridge): those of
+ * `state.keep` and `leftOut`, with the former tap names of those, and the
+ * former names two ports claim (see {@linkcode claimedFormerNames}).
+ */
+export function heldPorts(
+  state: HostNetState,
+  leftOut: string[],
+): Set<string> {
+  const formerOf = new Map(
+    state.ports.flatMap((p) => p.formerName ? [[p.name, p.formerName]] : []),
+  );
+  const names = [...state.keep ?? [], ...leftOut];
+  return new Set([
+    ...names,
+    ...names.flatMap((n) => formerOf.get(n) ?? []),
+    ...[...claimedFormerNames(state.ports)].flatMap(([name, n]) =>
+      n > 1 ? [name] : []
+    ),
+  ]);
+}
+
+/**
+ * Makes the taps of `ports` that `links` lacks, owned by `user` when
+ * given; returns their names.
+ */
 export async function createTaps(
   ports: Map<string, PortPlan>,
   links: Map<string, Link>,
   step: Step,
   leaveOut: LeaveOut,
-  signal?: AbortSignal,
+  { user, signal }: { user?: string; signal?: AbortSignal } = {},
 ): Promise<string[]> {
   const added: string[] = [];
   for (const x of [...ports.values()]) {
@@ -43,6 +138,7 @@ export async function createTaps(
         port.name,
         "mode",
         "tap",
+        ...(user ? ["user", user] : []),
       ], signal);
       await step(`label tap ${port.name}`, "ip", [
         "link",
@@ -59,6 +155,42 @@ export async function createTaps(
     added.push(port.name);
   }
   return added;
+}
+
+/**
+ * Sets `hostSysctls` (bridges, VXLANs) and IPv6 off on every port, in one
+ * `sysctl` run. When that fails, the host's are set alone (their failure
+ * is the host's) and each port's on its own: a port whose sysctl fails (a
+ * device without IPv6) is left out, the others go on.
+ */
+export async function setSysctls(
+  hostSysctls: string[],
+  ports: Map<string, PortPlan>,
+  step: Step,
+  leaveOut: LeaveOut,
+  signal?: AbortSignal,
+): Promise<void> {
+  const sysctl = (what: string, settings: string[]) =>
+    step(what, "sysctl", ["-q", "-w", ...settings], signal);
+  const own = (x: PortPlan) => ipv6Sysctl(x.port.name, "disable_ipv6", 1);
+  const all = [...hostSysctls, ...[...ports.values()].map(own)];
+  if (!all.length) return;
+  try {
+    await sysctl("set sysctls", all);
+    return;
+  } catch (err) {
+    signal?.throwIfAborted();
+    if (!ports.size) throw err;
+  }
+  if (hostSysctls.length) await sysctl("set sysctls", hostSysctls);
+  for (const x of [...ports.values()]) {
+    try {
+      await sysctl(`set the sysctls of port ${x.port.name}`, [own(x)]);
+    } catch (err) {
+      signal?.throwIfAborted();
+      leaveOut(x, message(err), true);
+    }
+  }
 }
 
 /** The ports we have: those in our table's ports map and our taps. */

@@ -43,6 +43,12 @@ export interface PortSpec {
    * VM in tests) is used as it is.
    */
   name: string;
+  /**
+   * The name an older release gave this port's tap (names.ts
+   * `legacyTapName`): a tap still so named is renamed to `name`, so a
+   * running VM keeps the tap its qemu holds.
+   */
+  formerName?: string;
   /** `NetworkSpec.id` of the network it joins. */
   network: string;
   /** The NIC's MAC: the only source MAC allowed from this port. */

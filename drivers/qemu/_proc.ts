@@ -34,3 +34,17 @@ export async function readPidfile(pidfile: string): Promise<number | null> {
     return null;
   }
 }
+
+/**
+ * Pids of the processes whose command line owns `pidfile` (see
+ * {@linkcode ownsPidfile}): a qemu, or its launcher before it exec'd qemu.
+ */
+export async function pidsOwning(pidfile: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    if (ownsPidfile(await processArgs(pid), pidfile)) pids.push(pid);
+  }
+  return pids;
+}

@@ -28,7 +28,29 @@ export interface QemuArgsOptions {
    * 1 to 255 printable ASCII characters. Absent: qemu's default (none).
    */
   smbiosSerial?: string;
+  /**
+   * The unprivileged user qemu switches to once it has opened its files,
+   * sockets and taps (`-runas`), e.g. {@linkcode QEMU_USER}. Absent: qemu
+   * stays root (only for tests of the argument building).
+   */
+  user?: string;
 }
+
+/** The system user VMs run as (created by scripts/install.sh or qemu_user.ts). */
+export const QEMU_USER = "ucloud-qemu";
+
+/**
+ * qemu's seccomp filter: obsolete system calls, spawning processes (fork,
+ * exec) and changing priorities, affinities and limits are denied. Not
+ * `elevateprivileges=deny`: qemu 7.2 installs the filter before `-runas`
+ * calls setgid/setuid, so it would kill itself (SIGSYS, measured); after
+ * `-runas` qemu has no capabilities and `no_new_privs`, so it cannot gain
+ * privileges anyway. Not `-daemonize` either: its fork is a spawn
+ * (launch.ts detaches qemu instead).
+ */
+export const SANDBOX = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
+
+const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /**
  * The SMBIOS serial that points cloud-init's NoCloud datasource at the
@@ -71,8 +93,9 @@ const RBD_DISK =
   /^rbd:[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*(:[a-z_]+=[^:@\\\s]+)*$/;
 
 /**
- * Builds the arguments of a daemonized qemu-system-x86_64 for `spec`: q35,
- * no default devices, no display, QMP on `paths.qmp`, the serial console
+ * Builds the arguments of a qemu-system-x86_64 for `spec` (run detached by
+ * launch.ts): q35, no default devices, no display, qemu's seccomp
+ * {@linkcode SANDBOX}, `-runas opts.user`, QMP on `paths.qmp`, the serial console
  * served on the socket `paths.console` and appended to `paths.serial`
  * (O_APPEND, so serial_log.ts can rotate it in place),
  * `-pidfile` (by which the driver recognises its processes), the
@@ -98,7 +121,7 @@ export function qemuArgs(
   spec: QemuSpec,
   paths: VmPaths,
   accel: "kvm" | "tcg",
-  { diskCache = "none", smbiosSerial }: QemuArgsOptions = {},
+  { diskCache = "none", smbiosSerial, user }: QemuArgsOptions = {},
 ): string[] {
   checkSpec(spec);
   for (const key of ["pidfile", "qmp", "console", "serial"] as const) {
@@ -130,6 +153,13 @@ export function qemuArgs(
       }`,
     );
   }
+  if (user !== undefined && (typeof user !== "string" || !USER.test(user))) {
+    throw new TypeError(
+      `Cannot build qemu arguments: user must match ${USER}, got ${
+        JSON.stringify(user)
+      }`,
+    );
+  }
 
   const args = [
     "-name",
@@ -149,7 +179,9 @@ export function qemuArgs(
     "-display",
     "none",
     "-no-shutdown",
-    "-daemonize",
+    "-sandbox",
+    SANDBOX,
+    ...(user === undefined ? [] : ["-runas", user]),
     "-pidfile",
     paths.pidfile,
     "-chardev",
@@ -293,7 +325,7 @@ function checkInteger(
   }
 }
 
-/** qemu -daemonize changes to "/", so files must be given by absolute path. */
+/** qemu runs in "/" (launch.ts), so files must be given by absolute path. */
 function checkFile(field: string, value: unknown): void {
   if (
     typeof value !== "string" || !value.startsWith("/") || CONTROL.test(value)

@@ -29,8 +29,8 @@ function values(args: string[], flag: string): string[] {
   return args.flatMap((arg, i) => arg === flag ? [args[i + 1]] : []);
 }
 
-Deno.test("qemuArgs() builds a daemonized q35 command line booting a kernel", () => {
-  const args = qemuArgs(kernelSpec(), paths, "tcg");
+Deno.test("qemuArgs() builds a sandboxed q35 command line booting a kernel as the user", () => {
+  const args = qemuArgs(kernelSpec(), paths, "tcg", { user: "ucloud-qemu" });
   assert.deepEqual(args, [
     "-name",
     "guest=web",
@@ -49,7 +49,10 @@ Deno.test("qemuArgs() builds a daemonized q35 command line booting a kernel", ()
     "-display",
     "none",
     "-no-shutdown",
-    "-daemonize",
+    "-sandbox",
+    "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
+    "-runas",
+    "ucloud-qemu",
     "-pidfile",
     "/var/lib/ucloud/vms/vm-1/qemu.pid",
     "-chardev",
@@ -391,5 +394,22 @@ Deno.test("qemuArgs() rejects bad NICs naming the field", () => {
     )
       .includes("tap,id=nic0,ifname=aaaaaaaaaaaaaaa,script=no,downscript=no"),
     true,
+  );
+});
+
+Deno.test("qemuArgs() rejects a user that is not a plain user name", () => {
+  for (const user of ["", "Root", "a b", "-x", "a,b", "x".repeat(33)]) {
+    assert.throws(
+      () => qemuArgs(kernelSpec(), paths, "tcg", { user }),
+      /user must match/,
+    );
+  }
+  assert.equal(
+    values(qemuArgs(kernelSpec(), paths, "tcg"), "-runas").length,
+    0,
+  );
+  assert.equal(
+    values(qemuArgs(kernelSpec(), paths, "tcg"), "-sandbox")[0],
+    "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
   );
 });

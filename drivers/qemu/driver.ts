@@ -1,6 +1,6 @@
 /**
  * The qemu VM driver: start, re-adopt, inspect, stop, reboot, hot-plug NICs
- * and remove daemonized qemu-system-x86_64 processes, one directory per VM
+ * and remove detached qemu-system-x86_64 processes, one directory per VM
  * under the state dir. Launching is in launch.ts, state in status.ts, the
  * handle in handle.ts.
  *
@@ -9,11 +9,12 @@
 import { resolve } from "node:path";
 import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
 import { detectAccel } from "./accel.ts";
-import { NOCLOUD_SERIAL, qemuArgs, type QemuSpec } from "./args.ts";
+import { NOCLOUD_SERIAL, QEMU_USER, qemuArgs, type QemuSpec } from "./args.ts";
 import { diskCacheMode } from "./disk_cache.ts";
 import { checkHandle, type QemuHandle, vmId } from "./handle.ts";
 import { adoptQemu, launchQemu, removeFiles } from "./launch.ts";
 import { checkSlot, type QemuNic } from "./nic_options.ts";
+import { ensureQemuUser, type UserIds } from "./qemu_user.ts";
 import { listNicSlots, plugNicInto, unplugNicFrom } from "./nics.ts";
 import { type RebootOptions, rebootQemu, type RebootResult } from "./reboot.ts";
 import { inspectQemu, type QemuState, recoverQemu } from "./status.ts";
@@ -34,10 +35,17 @@ export interface QemuDriverOptions {
    * service).
    */
   smbiosSerial?: string | null;
+  /**
+   * The system user every qemu switches to once it opened its files
+   * (`-runas`); created when missing (qemu_user.ts). Default
+   * {@linkcode QEMU_USER}.
+   */
+  user?: string;
 }
 
 /**
- * Runs VMs as daemonized qemu processes. Processes are recognised by their
+ * Runs VMs as detached qemu processes, sandboxed (seccomp) and as an
+ * unprivileged user (args.ts, launch.ts). Processes are recognised by their
  * `-pidfile <stateDir>/vms/<id>/qemu.pid` argument in /proc/<pid>/cmdline,
  * checked before every signal, so a reused pid is never signalled.
  *
@@ -61,6 +69,8 @@ export class QemuDriver {
   #accel?: Promise<"kvm" | "tcg">;
   #qemuBinary: string;
   #smbiosSerial: string | undefined;
+  #user: string;
+  #userReady?: Promise<UserIds>;
   #locks = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -69,12 +79,14 @@ export class QemuDriver {
       accel = "auto",
       qemuBinary = "qemu-system-x86_64",
       smbiosSerial = NOCLOUD_SERIAL,
+      user = QEMU_USER,
     }: QemuDriverOptions,
   ) {
     this.stateDir = resolve(stateDir);
     this.#accelMode = accel;
     this.#qemuBinary = qemuBinary;
     this.#smbiosSerial = smbiosSerial ?? undefined;
+    this.#user = user;
   }
 
   /**
@@ -93,10 +105,16 @@ export class QemuDriver {
       this.#accel ??= detectAccel(this.#accelMode);
       const accel = await this.#accel;
       const smbiosSerial = this.#smbiosSerial;
-      const args = qemuArgs(spec, paths, accel, { smbiosSerial }); // checks the spec
+      const user = this.#user;
+      const args = qemuArgs(spec, paths, accel, { smbiosSerial, user }); // checks the spec
 
       const running = await adoptQemu(spec.id, paths, signal);
       if (running) return running;
+      this.#userReady ??= ensureQemuUser(user, signal).catch((err) => {
+        this.#userReady = undefined;
+        throw err;
+      });
+      const { uid } = await this.#userReady;
       return await launchQemu({
         binary: this.#qemuBinary,
         id: spec.id,
@@ -104,8 +122,10 @@ export class QemuDriver {
           ? qemuArgs(spec, paths, accel, {
             diskCache: await diskCacheMode(spec.boot.disk, signal),
             smbiosSerial,
+            user,
           })
           : args,
+        uid,
         paths,
         accel,
         signal,

@@ -15,10 +15,40 @@ import {
   waitFor,
   withDriver,
 } from "./_test_guest.ts";
-import { qemuArgs, type QemuSpec } from "./args.ts";
+import { QEMU_USER, qemuArgs, type QemuSpec } from "./args.ts";
+import { QEMU_NICE } from "./launch.ts";
+import { ensureQemuUser } from "./qemu_user.ts";
 import { vmPaths } from "./vm_paths.ts";
 import type { QemuHandle } from "./handle.ts";
 import { queryStatus } from "./qmp.ts";
+
+/**
+ * `pid` runs as the qemu user (no capabilities), under its seccomp filter,
+ * at nice QEMU_NICE, in its own session.
+ */
+async function assertConfined(pid: number): Promise<void> {
+  const { uid, gid } = await ensureQemuUser(QEMU_USER);
+  assert.notEqual(uid, 0);
+  // runas happens once qemu has made its machine: wait for it.
+  const status = () => Deno.readTextFile(`/proc/${pid}/status`);
+  await waitFor(
+    "qemu to drop to its user",
+    async () => /^Uid:\s+[1-9]/m.test(await status()),
+    10_000,
+  );
+  const text = await status();
+  const field = (name: string) =>
+    text.match(new RegExp(`^${name}:\\s+(.*)$`, "m"))?.[1].split(/\s+/);
+  assert.deepEqual(field("Uid"), Array(4).fill(String(uid)));
+  assert.deepEqual(field("Gid"), Array(4).fill(String(gid)));
+  assert.deepEqual(field("CapEff"), ["0000000000000000"]);
+  assert.deepEqual(field("Seccomp"), ["2"]);
+  assert.deepEqual(field("NoNewPrivs"), ["1"]);
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  assert.equal(Number(fields[16]), QEMU_NICE, "nice");
+  assert.equal(Number(fields[3]), pid, "session leader");
+}
 
 Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
   await withDriver(async (driver, stateDir) => {
@@ -33,6 +63,7 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
     assert.equal(handle.console, `${stateDir}/vms/vm-life/console.sock`);
     assert.equal(await queryStatus(handle.qmp), "running");
     assert.deepEqual(await driver.inspect(handle), { state: "running" });
+    await assertConfined(handle.pid);
 
     const bootMs = await waitFor(
       "the guest marker",
@@ -60,6 +91,7 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
     const restarted = await driver.start(spec);
     assert.notEqual(restarted.pid, handle.pid);
     assert.deepEqual(await driver.inspect(restarted), { state: "running" });
+    await assertConfined(restarted.pid);
 
     await driver.stop(restarted);
     assert.equal(await processArgs(restarted.pid), null);
@@ -77,11 +109,13 @@ Deno.test("QemuDriver adopts a qemu started before VMs had a console socket", as
   await withDriver(async (driver, stateDir) => {
     const spec = await guestSpec("vm-old");
     const paths = vmPaths(stateDir, spec.id);
+    // As the driver started it then: daemonized, without the sandbox.
     const args = qemuArgs(spec, paths, "tcg").map((arg) =>
       arg.startsWith("socket,id=serial0,")
         ? `file,id=serial0,path=${paths.serial}`
         : arg
-    );
+    ).filter((arg, i, all) => arg !== "-sandbox" && all[i - 1] !== "-sandbox");
+    args.push("-daemonize");
     await Deno.mkdir(paths.dir, { recursive: true });
     await run("qemu-system-x86_64", args);
     const handle = await driver.start(spec);

@@ -1,14 +1,23 @@
 /**
  * Launching a VM's qemu: re-adopts the live qemu its pidfile names, or
- * starts a new daemon (through the runner) with a fresh serial log, and
- * waits until QMP answers; a qemu that does not answer is killed, so no
- * half-started process stays behind.
+ * starts a new one detached from the worker (through the runner) with a
+ * fresh serial log, and waits until QMP answers; a qemu that does not
+ * answer is killed, so no half-started process stays behind.
+ *
+ * qemu's own `-daemonize` forks after its seccomp filter denies spawning
+ * (args.ts), so {@linkcode DETACH} does what it did: qemu runs in its own
+ * session in "/", stdin from /dev/null, stdout and stderr appended to
+ * `qemu.log`, reparented to init once the launcher exits, which it does
+ * when qemu wrote its pidfile (exit 0) or exited first (qemu's exit code
+ * and the tail of its log). qemu runs at nice {@linkcode QEMU_NICE}: under
+ * load a guest's vCPUs yield to the worker (nice 0), and the sandbox's
+ * `resourcecontrol=deny` keeps qemu from raising its priority again.
  *
  * @module
  */
-import { run } from "../runner.ts";
+import { CommandError, run } from "../runner.ts";
 import { delay } from "./_deadline.ts";
-import { ownsPidfile, processArgs, readPidfile } from "./_proc.ts";
+import { ownsPidfile, pidsOwning, processArgs, readPidfile } from "./_proc.ts";
 import { type QemuHandle, toHandle } from "./handle.ts";
 import { queryStatus } from "./qmp.ts";
 import { rotatedLog } from "./serial_log.ts";
@@ -17,6 +26,32 @@ import { alive, killQemu } from "./stop.ts";
 import type { VmPaths } from "./vm_paths.ts";
 
 const START_TIMEOUT_MS = 30_000;
+/** Niceness of every VM's qemu (all its threads: set before its exec). */
+export const QEMU_NICE = 10;
+
+/**
+ * `sh -c DETACH sh <log> <pidfile> <uid> <command...>`: starts the command
+ * in its own session and exits once it wrote its pidfile and switched to
+ * `uid` (qemu's `-runas`, right where `-daemonize` would tell its parent
+ * that it is up), or with its exit code and its log's tail when it exited
+ * first.
+ */
+export const DETACH = `cd / || exit 1
+log=$1 pidfile=$2 uid=$3
+shift 3
+setsid "$@" </dev/null >>"$log" 2>&1 &
+pid=$!
+while read -r _ _ state _ <"/proc/$pid/stat" && [ "$state" != Z ]; do
+  if [ -s "$pidfile" ] &&
+    grep -q "^Uid:[[:space:]]*$uid[[:space:]]" "/proc/$pid/status"; then
+    exit 0
+  fi
+  sleep 0.05
+done
+wait "$pid"
+code=$?
+tail -c 2000 "$log" >&2
+exit $((code ? code : 1))`;
 const QMP_READY_TIMEOUT_MS = 10_000;
 const POLL_MS = 50;
 
@@ -28,6 +63,8 @@ export interface LaunchOptions {
   id: string;
   /** The command line (drivers/qemu/args.ts). */
   args: string[];
+  /** The uid of the command line's `-runas` user. */
+  uid: number;
   paths: VmPaths;
   accel: "kvm" | "tcg";
   signal?: AbortSignal;
@@ -39,31 +76,65 @@ export interface LaunchOptions {
  * aborted after the daemon forked.
  */
 export async function launchQemu(
-  { binary, id, args, paths, accel, signal }: LaunchOptions,
+  { binary, id, args, uid, paths, accel, signal }: LaunchOptions,
 ): Promise<QemuHandle> {
   await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
   await removeFiles(paths.pidfile, paths.qmp, paths.console);
-  // This boot logs to a fresh serial.log; the last one's is serial.log.1.
-  await Deno.rename(paths.serial, rotatedLog(paths.serial)).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
+  // This boot logs to a fresh serial.log and qemu.log; the last one's are
+  // serial.log.1 and qemu.log.1.
+  for (const log of [paths.serial, paths.log]) {
+    await Deno.rename(log, rotatedLog(log)).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
   try {
-    await run(binary, args, {
+    await run("sh", [
+      "-c",
+      DETACH,
+      "sh",
+      paths.log,
+      paths.pidfile,
+      String(uid),
+      "nice",
+      "-n",
+      String(QEMU_NICE),
+      binary,
+      ...args,
+    ], {
       signal,
       timeoutMs: START_TIMEOUT_MS,
     });
   } catch (err) {
-    // Timed out or aborted after the daemon forked: do not leave it behind.
+    // Timed out or aborted after the launcher forked: do not leave qemu
+    // (or its launcher before it exec'd qemu, pidfile not yet written).
     const orphan = await readPidfile(paths.pidfile);
     if (orphan !== null) {
       await killQemu(toHandle(orphan, paths, accel, new Date()));
+    }
+    for (const pid of await pidsOwning(paths.pidfile)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // exited meanwhile
+      }
+    }
+    // qemu exited before it wrote its pidfile: its exit code and stderr.
+    if (err instanceof CommandError && err.code !== null) {
+      throw new CommandError(
+        binary,
+        args,
+        err.code,
+        err.stderr,
+        `exit ${err.code}`,
+        { cause: err },
+      );
     }
     throw err;
   }
   const pid = await readPidfile(paths.pidfile);
   if (pid === null) {
     throw new Error(
-      `Cannot start vm ${id}: qemu exited 0 but wrote no pid to ${paths.pidfile}`,
+      `Cannot start vm ${id}: qemu started but ${paths.pidfile} holds no pid`,
     );
   }
   const handle = toHandle(pid, paths, accel, new Date());
@@ -71,9 +142,13 @@ export async function launchQemu(
     await waitForQmp(handle, signal);
   } catch (err) {
     await killQemu(handle);
-    throw new Error(`Cannot start vm ${id}: QMP does not answer`, {
-      cause: err,
-    });
+    const log = (await Deno.readTextFile(paths.log).catch(() => "")).trim();
+    throw new Error(
+      `Cannot start vm ${id}: QMP does not answer${
+        log ? `; qemu.log: ${log.slice(-1000)}` : ""
+      }`,
+      { cause: err },
+    );
   }
   return handle;
 }

@@ -68,8 +68,9 @@ async function copyTail(
 }
 
 /**
- * Caps `<stateDir>/vms/<id>/serial.log` of every VM; returns the ids whose
- * log was rotated. A VM whose log cannot be rotated does not stop the others.
+ * Caps `<stateDir>/vms/<id>/serial.log` and `qemu.log` (qemu's stderr: a
+ * guest can make qemu warn) of every VM; returns the ids whose logs were
+ * rotated. A VM whose log cannot be rotated does not stop the others.
  */
 export async function capSerialLogs(
   stateDir: string,
@@ -87,8 +88,12 @@ export async function capSerialLogs(
   for (const e of entries) {
     if (!e.isDirectory) continue;
     try {
-      const log = `${stateDir}/vms/${e.name}/serial.log`;
-      if (await capLog(log, maxBytes)) rotated.push(e.name);
+      let any = false;
+      for (const name of ["serial.log", "qemu.log"]) {
+        any = await capLog(`${stateDir}/vms/${e.name}/${name}`, maxBytes) ||
+          any;
+      }
+      if (any) rotated.push(e.name);
     } catch (err) {
       failed[e.name] = String(err);
     }

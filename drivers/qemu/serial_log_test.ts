@@ -35,7 +35,7 @@ Deno.test("capLog() keeps the last maxBytes in log.1 and empties the log", async
   });
 });
 
-Deno.test("capSerialLogs() rotates every VM's serial.log over the cap", async () => {
+Deno.test("capSerialLogs() rotates every VM's serial.log and qemu.log over the cap", async () => {
   await withDir(async (dir) => {
     assert.deepEqual(await capSerialLogs(dir, 4), { rotated: [], failed: {} });
     for (const [id, text] of [["vm-a", "long text"], ["vm-b", "ok"]]) {
@@ -43,14 +43,17 @@ Deno.test("capSerialLogs() rotates every VM's serial.log over the cap", async ()
       await Deno.writeTextFile(`${dir}/vms/${id}/serial.log`, text);
     }
     await Deno.mkdir(`${dir}/vms/vm-c`);
+    await Deno.writeTextFile(`${dir}/vms/vm-c/qemu.log`, "warning");
     assert.deepEqual(await capSerialLogs(dir, 4), {
-      rotated: ["vm-a"],
+      rotated: ["vm-a", "vm-c"],
       failed: {},
     });
     assert.equal(
       await Deno.readTextFile(`${dir}/vms/vm-a/serial.log.1`),
       "text",
     );
+    assert.equal(await Deno.readTextFile(`${dir}/vms/vm-c/qemu.log.1`), "ning");
+    assert.equal(await Deno.readTextFile(`${dir}/vms/vm-c/qemu.log`), "");
   });
 });
 

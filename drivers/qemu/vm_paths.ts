@@ -15,6 +15,8 @@ export interface VmPaths {
   console: string;
   /** Everything the guest wrote to its serial console. */
   serial: string;
+  /** What qemu itself wrote (its stderr: errors, warnings). */
+  log: string;
 }
 
 /** Largest unix socket path: sun_path is 108 bytes with the final NUL. */
@@ -23,7 +25,7 @@ const ID = /^[a-z0-9-]{1,64}$/;
 
 /**
  * The files of VM `id`:
- * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,serial.log}`.
+ * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,serial.log,qemu.log}`.
  * Throws TypeError for a relative `stateDir` or a bad id, and RangeError when
  * a socket path would not fit a unix socket address (107 bytes).
  *
@@ -48,6 +50,7 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     qmp: `${dir}/qmp.sock`,
     console: `${dir}/console.sock`,
     serial: `${dir}/serial.log`,
+    log: `${dir}/qemu.log`,
   };
   checkSocketPath("QMP", paths.qmp, "build VM paths");
   checkSocketPath("console", paths.console, "build VM paths");

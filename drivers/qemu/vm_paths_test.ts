@@ -12,6 +12,7 @@ Deno.test("vmPaths() puts the files under <stateDir>/vms/<id>", () => {
     qmp: "/var/lib/ucloud/vms/vm-1/qmp.sock",
     console: "/var/lib/ucloud/vms/vm-1/console.sock",
     serial: "/var/lib/ucloud/vms/vm-1/serial.log",
+    log: "/var/lib/ucloud/vms/vm-1/qemu.log",
   });
 });
 

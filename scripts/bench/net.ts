@@ -65,10 +65,10 @@ function network(i: number): NetworkSpec {
   };
 }
 
-function port(net: NetworkSpec, i: number): PortSpec {
+function port(net: NetworkSpec): PortSpec {
   const mac = randomMac();
   return {
-    name: tapName(`vm-bench-${i}`, 0),
+    name: tapName(mac),
     network: net.id,
     mac,
     ipv6: eui64(net.prefix, mac),
@@ -122,7 +122,7 @@ async function syncBench(n: number) {
     });
     const ports = Array.from(
       { length: n + 1 },
-      (_, i) => port(network(i), i),
+      (_, i) => port(network(i)),
     );
     try {
       const coldMs = await timed(() => driver.sync(state(n, ports)));

@@ -148,7 +148,7 @@ export function withAttackHost(
         env.vms.create({
           name,
           hostNs: ns,
-          port: tapName(name, 0),
+          port: tapName(mac(n)),
           mac: mac(n),
           ...opts,
         }),

@@ -99,7 +99,7 @@ export function withMetadataVms(
           const ns = await vms.create({
             name,
             hostNs: h1.ns,
-            port: tapName(id, nic.slot),
+            port: tapName(nic.mac),
             mac: nic.mac,
             ipv4: `${nic.ipv4}/24`,
           });

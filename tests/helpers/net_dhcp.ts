@@ -54,7 +54,7 @@ export const withHosts = (names: string[], f: (env: Env) => Promise<void>) =>
           env.vms.create({
             name,
             hostNs: env.net.host(host).ns,
-            port: tapName(name, 0),
+            port: tapName(mac(n)),
             mac: mac(n),
             up,
           }),
