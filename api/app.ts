@@ -16,6 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
+import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
@@ -28,6 +29,7 @@ import { images } from "./images.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
+import { metricsAccess } from "./metrics_access.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -51,7 +53,7 @@ export interface AppOptions {
   /** Task, scheduler and images settings; defaults from core/config.ts. */
   config?:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network" | "images">>;
+    & Partial<Pick<Config, "scheduler" | "network" | "images" | "api">>;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /**
@@ -61,6 +63,8 @@ export interface AppOptions {
   identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
+  /** The API's log (component `api`). */
+  log?: Logger;
 }
 
 const localAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -75,6 +79,7 @@ export function createApp({
   auth,
   identity,
   registry = new Registry(),
+  log = logger({ component: "api" }),
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
@@ -91,6 +96,15 @@ export function createApp({
       return c.json({ ok: false, error: (err as Error).message }, 503);
     }
   });
+  // Who may scrape: config api.metrics (default loopback only).
+  app.use(
+    "/metrics/*",
+    metricsAccess({
+      ...config.api?.metrics,
+      trustedProxies: config.api?.trustedProxies,
+      log,
+    }),
+  );
   app.route("/metrics", metrics({ store, registry }));
 
   // Registered before the auth middleware: the API description is public.

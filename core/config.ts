@@ -14,6 +14,7 @@ import { basename, resolve } from "node:path";
 import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
+import { MetricsConfig } from "./config_metrics.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
@@ -79,6 +80,8 @@ export const ConfigSchema = z.object({
         message: "must be an IPv4 or IPv6 address or CIDR",
       }),
     ).default([]),
+    /** Who may scrape `GET /metrics` (core/config_metrics.ts). */
+    metrics: MetricsConfig.prefault({}),
   }).prefault({}),
   worker: z.object({
     host: z.string().regex(HOST_RE).default(() =>
@@ -258,6 +261,10 @@ function envOverrides(env: (name: string) => string | undefined) {
         v.split(",").map((p) => p.trim()).filter(Boolean),
       ),
   );
+  e("UCLOUD_METRICS_ALLOW", (v) =>
+    set("api", "metrics", {
+      allow: v.split(",").map((p) => p.trim()).filter(Boolean),
+    }));
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));

@@ -341,7 +341,9 @@ Deno.test("an unknown field and corrupt documents in vm/ stop neither listing, p
       assert.equal((await simPids(w.stateDir)).get(id)?.length, 1);
       await putRaw(c, keys.vm(id), good);
 
-      const metrics = await (await app.request("/metrics")).text();
+      const metrics = await (await app.request("/metrics", {}, {
+        remoteAddr: { hostname: "127.0.0.1" },
+      })).text();
       const m = metrics.match(
         /ucloud_store_unreadable_documents_total\{prefix="vm"\} (\d+)/,
       );
