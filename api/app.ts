@@ -155,6 +155,19 @@ export function createApp({
           return errorJson(c, 400, "X-Act-As must be a user name", "X-Act-As");
         }
         c.set("principal", { name: actAs, admin: false, actor: p.name });
+        try {
+          await next();
+        } finally {
+          // Both people, for the audit: whose rights, and who sent it.
+          log.info("request for another user", {
+            user: actAs,
+            actor: p.name,
+            method: c.req.method,
+            path: c.req.path,
+            status: c.res.status,
+          });
+        }
+        return;
       }
       await next();
     },

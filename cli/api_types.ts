@@ -109,6 +109,10 @@ export interface components {
         state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         worker?: string;
         message?: string;
+        by?: {
+          user: string;
+          actor?: string;
+        };
       }[];
     };
     VmAndTask: {

@@ -116,6 +116,7 @@ export async function createVm(
         deps,
         cache,
         vm,
+        who,
         idem,
         now,
         [plan, meta],
@@ -135,6 +136,7 @@ export async function createVm(
       maxAttempts: config.tasks.maxAttempts,
       idempotencyKey: key,
       now,
+      by: who,
     });
     const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
     enqueue(usesImage(txn, image), t, {
@@ -199,6 +201,7 @@ async function placeInline(
   { store, config }: ResourceDeps,
   cache: PlacementCache,
   vm: Vm,
+  who: Caller,
   idem: IdemKey | undefined,
   now: Date,
   [plan, meta]: [NicPlan | null, MetadataPlan],
@@ -229,6 +232,7 @@ async function placeInline(
         maxAttempts: config.tasks.maxAttempts,
         idempotencyKey: idem?.key,
         now,
+        by: who,
       });
       const txn = reserveIn(
         usesImage(
