@@ -13,6 +13,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import { ID_RE, Task, TaskState } from "../core/schemas.ts";
+import { taskView } from "../resources/host_internals.ts";
 import { drainReport } from "../tasks/drain_report.ts";
 import { canSee, type Deps, IdParams, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
@@ -104,17 +105,18 @@ export function tasks({ store }: Deps) {
         if (q.kind && t.kind !== q.kind) continue;
         if (q.target && t.target !== q.target) continue;
         if (q.vm && t.payload.vm !== q.vm) continue;
-        out.push(t);
+        out.push(taskView(who, t));
       }
       return c.json({ items: out }, 200);
     })
     .openapi(showTask, async (c) => {
       const id = c.req.valid("param").id;
+      const who = c.get("principal");
       const t = await store.get(keys.task(id), Task);
-      if (!t || !canSee(c.get("principal"), t.value.owner)) {
+      if (!t || !canSee(who, t.value.owner)) {
         throw new NotFoundError("task", id);
       }
-      return c.json(t.value, 200);
+      return c.json(taskView(who, t.value), 200);
     })
     .openapi(showDrain, async (c) => {
       const id = c.req.valid("param").id;

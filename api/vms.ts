@@ -11,7 +11,15 @@
  * ```
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ID_RE, MAX_NICS, VmCreateInput } from "../core/schemas.ts";
+import {
+  ID_RE,
+  MAX_NICS,
+  type Task,
+  type Vm,
+  VmCreateInput,
+} from "../core/schemas.ts";
+import type { Caller } from "../resources/deps.ts";
+import { taskView, vmView } from "../resources/host_internals.ts";
 import * as res from "../resources/vms/mod.ts";
 import {
   type Deps,
@@ -161,6 +169,15 @@ const detachNic = createRoute({
   },
 });
 
+/** A change's VM and task as `who` may see them (no host internals). */
+const shown = <T extends Task | null>(
+  who: Caller,
+  r: { vm: Vm; task: T },
+) => ({
+  vm: vmView(who, r.vm),
+  task: (r.task && taskView(who, r.task)) as T,
+});
+
 /** 200 when the VM is in the asked state already, 202 while a task works. */
 const statusOf = (r: res.VmChange) => r.done ? 200 : 202;
 
@@ -176,12 +193,13 @@ export function vms(deps: Deps) {
         c.req.valid("header")["Idempotency-Key"],
       );
       return r.replayed
-        ? c.json({ vm: r.vm, task: r.task }, 200)
-        : c.json({ vm: r.vm, task: r.task }, 201);
+        ? c.json(shown(c.get("principal"), r), 200)
+        : c.json(shown(c.get("principal"), r), 201);
     })
     .openapi(listVms, async (c) => {
-      const items = await res.listVms(store, c.get("principal"));
-      return c.json({ items }, 200);
+      const who = c.get("principal");
+      const items = await res.listVms(store, who);
+      return c.json({ items: items.map((v) => vmView(who, v)) }, 200);
     })
     .openapi(showVm, async (c) => {
       const vm = await res.showVm(
@@ -189,7 +207,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json(vm, 200);
+      return c.json(vmView(c.get("principal"), vm), 200);
     })
     .openapi(showUserData, async (c) => {
       const data = await res.readUserData(
@@ -205,7 +223,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(stopVm, async (c) => {
       const r = await res.stopVm(
@@ -214,7 +232,7 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
         c.req.valid("json"),
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(rebootVm, async (c) => {
       const r = await res.rebootVm(
@@ -223,7 +241,7 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
         c.req.valid("json"),
       );
-      return c.json({ vm: r.vm, task: r.task }, 202);
+      return c.json(shown(c.get("principal"), r), 202);
     })
     .openapi(startVm, async (c) => {
       const r = await res.startVm(
@@ -231,7 +249,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(attachNic, async (c) => {
       const r = await res.attachNic(
@@ -241,11 +259,11 @@ export function vms(deps: Deps) {
         c.req.valid("json").network,
       );
       // 202 also without a task: the route documents one answer.
-      return c.json({ vm: r.vm, task: r.task }, 202);
+      return c.json(shown(c.get("principal"), r), 202);
     })
     .openapi(detachNic, async (c) => {
       const { id, slot } = c.req.valid("param");
       const r = await res.detachNic(deps, c.get("principal"), id, slot);
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     });
 }

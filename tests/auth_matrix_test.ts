@@ -15,6 +15,7 @@ import { type Answer, EXPECT } from "./helpers/authz_expect.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { withAuthzEnv } from "./helpers/authz_env.ts";
 import { matrixTargets } from "./helpers/authz_targets.ts";
+import { tenantSteps } from "./helpers/authz_tenant.ts";
 import { assertNoLeaks } from "./helpers/secrets_log.ts";
 
 Deno.test({
@@ -136,6 +137,8 @@ Deno.test({
           }
         }
       });
+
+      await tenantSteps(env, { aliceBearer, bobBearer, bobVm });
 
       await step(
         "an admin is never 401/403 (and sees others' VMs)",

@@ -115,7 +115,7 @@ export async function withAuthzEnv(
       keys: hostKeys,
       log,
     });
-    const app = createApp({ store, config, identity });
+    const app = createApp({ store, config, identity, log });
 
     /** Every answer, with the secrets it may legitimately hold. */
     const answers: KeptAnswer[] = [];
