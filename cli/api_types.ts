@@ -354,8 +354,21 @@ export interface components {
       /** @example alice */
       name: string;
       password?: string;
+      token?: string;
       /** @default false */
       replace: boolean;
+    };
+    SeedRecord: {
+      name: string;
+      realm: string;
+      createdAt: string;
+      enrolledAt?: string;
+      enrolledBy?: string;
+      enrolledFrom?: string;
+      rotatedAt?: string;
+      rotatedBy?: string;
+      rotatedFrom?: string;
+      rotations?: number;
     };
     SessionAnswer: {
       name: string;

@@ -145,6 +145,18 @@ export class Session implements Auth {
     return login;
   }
 
+  /**
+   * The TOTP token a rotation of `name`'s seed proves itself with, made from
+   * the stored seed when it is this API's login of `name` in `realm`: the
+   * next step's, which the API accepts and a bearer purchase of this step
+   * has not used. Null without such a login.
+   */
+  async rotationToken(name: string, realm: string): Promise<string | null> {
+    const l = await this.login();
+    if (!l || l.name !== name || l.realm !== realm) return null;
+    return loginToken(l.seed, totpCounter(this.now()) + 1);
+  }
+
   /** The login for this API; credentials never go to another one. */
   async login(): Promise<StoredLogin | null> {
     const l = await this.stored();

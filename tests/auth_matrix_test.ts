@@ -163,7 +163,10 @@ Deno.test({
                 secrets.add(issued);
               }
             } else if (op.key === "POST /v1/auth/seed") {
-              await createSeed("alice", "alice-pw", true);
+              // An admin rotates a user's seed without its password or token.
+              await createSeed("bob", "", true, {
+                headers: bearerHeaders(aliceBearer),
+              });
               continue;
             } else if (op.key === "POST /v1/auth/session") {
               continue; // its own step: each login uses up a TOTP step
