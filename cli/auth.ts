@@ -41,6 +41,26 @@ function parseLogin({ read, args, topic }: Input) {
   };
 }
 
+/** Throws what a refused `POST /v1/auth/seed` means to the user. */
+function loginError(err: unknown, name: string, token?: string): never {
+  if (err instanceof ApiError && err.status === 409) {
+    throw new CliError(
+      `${name} already has a TOTP seed. 'ucloud login --replace' makes a ` +
+        "new one; the old one (and every device using it) stops working.",
+    );
+  }
+  if (
+    err instanceof ApiError && err.status === 401 && token === undefined &&
+    /TOTP token/.test(err.message)
+  ) {
+    throw new CliError(
+      `rotating the seed of ${name} needs its current TOTP code: run again ` +
+        "with --token CODE, or ask an admin to rotate it",
+    );
+  }
+  throw err;
+}
+
 /**
  * `ucloud login`: the LDAP password buys a new TOTP seed (shown once by the
  * API), stored with name and realm in a file only the user can read; a
@@ -67,37 +87,31 @@ async function logIn(
     : await ctx.readLine(`LDAP password of ${name}: `, true);
   if (password === "") throw new UsageError("empty password", ["login"]);
   // A rotation proves the old seed too: the stored one, or the user's code.
-  const token = !args.replace
-    ? undefined
-    : args.token ?? await session.rotationToken(name, args.realm) ??
-      undefined;
+  const tokens: (string | undefined)[] = !args.replace
+    ? [undefined]
+    : args.token
+    ? [args.token]
+    : await session.rotationTokens(name, args.realm);
+  if (!tokens.length) tokens.push(undefined);
   const plain = apiClient(connect(session.base, session.fetchFn));
-  let answer: Seed;
-  try {
-    answer = await plain.auth.seed({
-      name,
-      password,
-      replace: args.replace,
-      ...(token === undefined ? {} : { token }),
-    });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 409) {
-      throw new CliError(
-        `${name} already has a TOTP seed. 'ucloud login --replace' makes a ` +
-          "new one; the old one (and every device using it) stops working.",
-      );
+  let answer: Seed | undefined;
+  for (const [i, token] of tokens.entries()) {
+    try {
+      answer = await plain.auth.seed({
+        name,
+        password,
+        replace: args.replace,
+        ...(token === undefined ? {} : { token }),
+      });
+      break;
+    } catch (err) {
+      const used = err instanceof ApiError && err.status === 401 &&
+        token !== undefined && i + 1 < tokens.length;
+      // That step of the stored seed was used already: try the next one.
+      if (!used) loginError(err, name, token);
     }
-    if (
-      err instanceof ApiError && err.status === 401 && token === undefined &&
-      /TOTP token/.test(err.message)
-    ) {
-      throw new CliError(
-        `rotating the seed of ${name} needs its current TOTP code: run again ` +
-          "with --token CODE, or ask an admin to rotate it",
-      );
-    }
-    throw err;
   }
+  if (!answer) throw new CliError("no TOTP token of the stored seed was taken");
   if (answer.realm !== args.realm) {
     throw new CliError(
       `the API keeps users in realm ${answer.realm}, not ${args.realm}; ` +
