@@ -16,6 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
+import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
@@ -30,6 +31,7 @@ import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
+import { metricsAccess } from "./metrics_access.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -53,7 +55,9 @@ export interface AppOptions {
   /** Task, scheduler and images settings; defaults from core/config.ts. */
   config?:
     & Pick<Config, "tasks">
-    & Partial<Pick<Config, "scheduler" | "network" | "images" | "quota">>;
+    & Partial<
+      Pick<Config, "scheduler" | "network" | "images" | "quota" | "api">
+    >;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
   /**
@@ -65,6 +69,8 @@ export interface AppOptions {
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
   taskCounts?: TaskCounts;
+  /** The API's log (component `api`). */
+  log?: Logger;
 }
 
 const localAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -80,6 +86,7 @@ export function createApp({
   identity,
   registry = new Registry(),
   taskCounts,
+  log = logger({ component: "api" }),
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
@@ -96,6 +103,15 @@ export function createApp({
       return c.json({ ok: false, error: (err as Error).message }, 503);
     }
   });
+  // Who may scrape: config api.metrics (default loopback only).
+  app.use(
+    "/metrics/*",
+    metricsAccess({
+      ...config.api?.metrics,
+      trustedProxies: config.api?.trustedProxies,
+      log,
+    }),
+  );
   app.route("/metrics", metrics({ registry, counts: taskCounts }));
 
   // Registered before the auth middleware: the API description is public.
@@ -146,6 +162,19 @@ export function createApp({
           return errorJson(c, 400, "X-Act-As must be a user name", "X-Act-As");
         }
         c.set("principal", { name: actAs, admin: false, actor: p.name });
+        try {
+          await next();
+        } finally {
+          // Both people, for the audit: whose rights, and who sent it.
+          log.info("request for another user", {
+            user: actAs,
+            actor: p.name,
+            method: c.req.method,
+            path: c.req.path,
+            status: c.res.status,
+          });
+        }
+        return;
       }
       await next();
     },

@@ -18,11 +18,11 @@ import { validationHook } from "./errors.ts";
 // The visibility rule is the resources' (resources/deps.ts).
 export { canSee } from "../resources/deps.ts";
 
-/** Who makes a request; set by the auth middleware on `/v1/*`. */
-export interface Principal extends Caller {
-  /** The admin acting for `name` (header `X-Act-As`), if any. */
-  actor?: string;
-}
+/**
+ * Who makes a request; set by the auth middleware on `/v1/*`. With
+ * `X-Act-As`, `name` is the user and `actor` the admin acting for them.
+ */
+export type Principal = Caller;
 
 export type AppEnv = { Variables: { principal: Principal } };
 

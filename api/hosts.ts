@@ -302,6 +302,7 @@ export function hosts({ store, config }: Deps) {
           payload: { host: name, reason: `drained by ${who.name}` },
           owner: who.name,
           maxAttempts,
+          by: who,
         });
         const txn = store.txn().ifModRevision(h.key, h.modRevision)
           .put(h.key, { ...h.value, state: "draining" });

@@ -7,7 +7,9 @@
  *
  * - `POST /v1/auth/token`: TOTP credentials → a short-lived bearer token;
  * - `POST /v1/auth/seed`: LDAP name and password → a new TOTP seed for that
- *   user, returned in this one answer only (`replace: true` rotates it);
+ *   user, returned in this one answer only (`replace: true` rotates it, with
+ *   the current TOTP token too, or for an authenticated admin);
+ * - `GET /v1/auth/seed/{name}` (admins): the seed's audit record;
  * - `GET /v1/auth/whoami`: the caller's principal;
  * - `POST /v1/auth/session`: LDAP password plus TOTP → the `ucloud_session`
  *   cookie (a signed session token); `DELETE` revokes it and clears it;
@@ -21,11 +23,13 @@
  * const app = createApp({ store, config, identity });
  * ```
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
 import { Directory } from "../core/ldap.ts";
 import { type Logger, logger } from "../core/log.ts";
+import { AttemptLimit } from "../core/attempt_limit.ts";
 import { AuthLimiter } from "../core/rate_limit.ts";
 import { type HostKeys, importHostKey, newHostKey } from "../core/secrets.ts";
 import type { Store } from "../core/store.ts";
@@ -36,13 +40,13 @@ import {
   type TotpVerifier,
   UngleichOtpVerifier,
 } from "../core/totp.ts";
-import { forwardedAddress, totpAuth } from "./auth.ts";
+import { forwardedAddress, OTP_HEADERS, totpAuth } from "./auth.ts";
 import { authRoutes } from "./auth_routes.ts";
 import type { AppEnv } from "./env.ts";
 import { EtcdRevocationList } from "./revocations.ts";
-import { seedRoute, serviceSeedRoute } from "./seed_routes.ts";
+import { seedRecordRoute, seedRoute, serviceSeedRoute } from "./seed_routes.ts";
 import { sessionRoutes, whoamiRoute } from "./session_routes.ts";
-import { BearerTokens } from "./tokens.ts";
+import { BearerTokens, SESSION_COOKIE } from "./tokens.ts";
 
 /** The parts of the configuration identity reads. */
 export type IdentitySettings = Pick<Config, "identity" | "stateDir"> & {
@@ -93,6 +97,16 @@ export async function loadHostKey(
 
 /** The principal of a public path; ':' is in no directory name. */
 const ANONYMOUS = { name: "anonymous:", admin: false } as const;
+
+/**
+ * Whether a request carries credentials of `totpAuth` in its headers: a
+ * bearer token, TOTP headers or the session cookie.
+ */
+function bringsCredentials(c: Context): boolean {
+  return c.req.header("authorization") !== undefined ||
+    Object.values(OTP_HEADERS).some((h) => c.req.header(h) !== undefined) ||
+    getCookie(c, SESSION_COOKIE) !== undefined;
+}
 
 /** The paths under `/v1/auth` that do not go through `auth`. */
 export const PUBLIC_AUTH_PATHS = ["/v1/auth/seed", "/v1/auth/session"] as const;
@@ -157,6 +171,10 @@ export async function createIdentity(
       windowMs: rl.perAddress.windowSeconds * 1000,
     },
   });
+  const seedAttempts = new AttemptLimit(store, {
+    scope: "seed",
+    ...rl.seedPerUser,
+  });
   const realm = id.otp.userRealm;
   const remoteAddr = forwardedAddress(config.api?.trustedProxies ?? []);
   const totp = totpAuth({
@@ -170,13 +188,16 @@ export async function createIdentity(
     serviceRealms: id.otp.serviceRealms,
     log,
   });
-  // Seed creation proves identity with the LDAP password, not a token.
+  // Seed creation and login prove identity with the LDAP password, not a
+  // token; a seed request that brings credentials (an admin rotating a
+  // user's seed) is authenticated as any other.
   const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (
       c.req.method === "POST" &&
-      (PUBLIC_AUTH_PATHS as readonly string[]).includes(c.req.path)
+      (PUBLIC_AUTH_PATHS as readonly string[]).includes(c.req.path) &&
+      !(c.req.path === "/v1/auth/seed" && bringsCredentials(c))
     ) {
-      // The handler checks the LDAP password itself and reads no principal.
+      // The handler checks the LDAP password itself.
       c.set("principal", ANONYMOUS);
       return await next();
     }
@@ -190,6 +211,7 @@ export async function createIdentity(
     directory,
     verifier,
     limiter,
+    seedAttempts,
     realm,
     address: remoteAddr,
     bearer,
@@ -199,6 +221,7 @@ export async function createIdentity(
   // In this order, the order of the OpenAPI document.
   whoamiRoute(routes);
   seedRoute(routes, options);
+  seedRecordRoute(routes, options);
   sessionRoutes(routes, options);
   serviceSeedRoute(routes, options);
   return { auth, routes, bearer, sessions, directory, seeds };

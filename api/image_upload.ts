@@ -16,6 +16,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { InvalidError } from "../core/errors.ts";
+import { imageView } from "../resources/host_internals.ts";
 import * as res from "../resources/images/mod.ts";
 import { type AppEnv, type Deps, router } from "./env.ts";
 import { errorJson, errorResponses } from "./errors.ts";
@@ -116,7 +117,10 @@ export function imageUpload(deps: Deps) {
           length: length === undefined ? undefined : Number(length),
         }, owner);
         c.header("Upload-Offset", String(r.offset));
-        return c.json(r, 200);
+        return c.json(
+          { ...r, image: imageView(c.get("principal"), r.image) },
+          200,
+        );
       } catch (err) {
         return uploadError(c, err) as never;
       }
@@ -124,8 +128,9 @@ export function imageUpload(deps: Deps) {
     .openapi(getUpload, async (c) => {
       const { name } = c.req.valid("param");
       const { owner } = c.req.valid("query");
-      const r = await res.uploadOffset(deps, c.get("principal"), name, owner);
+      const who = c.get("principal");
+      const r = await res.uploadOffset(deps, who, name, owner);
       c.header("Upload-Offset", String(r.offset));
-      return c.json(r, 200);
+      return c.json({ ...r, image: imageView(who, r.image) }, 200);
     });
 }

@@ -12,6 +12,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ImageCreateInput } from "../core/image_schemas.ts";
+import { imageView, taskView } from "../resources/host_internals.ts";
 import * as res from "../resources/images/mod.ts";
 import { type Deps, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
@@ -107,27 +108,29 @@ export function images(deps: Deps) {
         value,
         owner,
       );
-      return c.json(img, 200);
+      return c.json(imageView(c.get("principal"), img), 200);
     });
   return router()
     .openapi(createImage, async (c) => {
-      const made = await res.createImage(
-        deps,
-        c.get("principal"),
-        c.req.valid("json"),
-      );
-      return c.json(made, 201);
+      const who = c.get("principal");
+      const made = await res.createImage(deps, who, c.req.valid("json"));
+      return c.json({
+        image: imageView(who, made.image),
+        ...(made.task ? { task: taskView(who, made.task) } : {}),
+      }, 201);
     })
     .openapi(listImages, async (c) => {
-      const items = await res.listImages(store, c.get("principal"));
-      return c.json({ items }, 200);
+      const who = c.get("principal");
+      const items = await res.listImages(store, who);
+      return c.json({ items: items.map((i) => imageView(who, i)) }, 200);
     })
     .route("/", imageUpload(deps))
     .openapi(showImage, async (c) => {
       const { name } = c.req.valid("param");
       const { owner } = c.req.valid("query");
-      const img = await res.findImage(store, c.get("principal"), name, owner);
-      return c.json(img.value, 200);
+      const who = c.get("principal");
+      const img = await res.findImage(store, who, name, owner);
+      return c.json(imageView(who, img.value), 200);
     })
     .openapi(deleteImage, async (c) => {
       const { name } = c.req.valid("param");

@@ -15,6 +15,7 @@ import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import { ID_RE, Task, TaskState } from "../core/schemas.ts";
 import { listTasks as listTaskPage } from "../resources/tasks/list.ts";
+import { taskView } from "../resources/host_internals.ts";
 import { drainReport } from "../tasks/drain_report.ts";
 import { canSee, type Deps, IdParams, router, TaskDoc } from "./env.ts";
 import { errorResponses } from "./errors.ts";
@@ -101,15 +102,20 @@ export function tasks({ store }: Deps) {
         c.get("principal"),
         c.req.valid("query"),
       );
-      return c.json(page, 200);
+      const who = c.get("principal");
+      return c.json(
+        { ...page, items: page.items.map((t) => taskView(who, t)) },
+        200,
+      );
     })
     .openapi(showTask, async (c) => {
       const id = c.req.valid("param").id;
+      const who = c.get("principal");
       const t = await store.get(keys.task(id), Task);
-      if (!t || !canSee(c.get("principal"), t.value.owner)) {
+      if (!t || !canSee(who, t.value.owner)) {
         throw new NotFoundError("task", id);
       }
-      return c.json(t.value, 200);
+      return c.json(taskView(who, t.value), 200);
     })
     .openapi(showDrain, async (c) => {
       const id = c.req.valid("param").id;

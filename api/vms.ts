@@ -11,7 +11,15 @@
  * ```
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ID_RE, MAX_NICS, VmCreateInput } from "../core/schemas.ts";
+import {
+  ID_RE,
+  MAX_NICS,
+  type Task,
+  type Vm,
+  VmCreateInput,
+} from "../core/schemas.ts";
+import type { Caller } from "../resources/deps.ts";
+import { taskView, vmView } from "../resources/host_internals.ts";
 import * as res from "../resources/vms/mod.ts";
 import {
   type Deps,
@@ -171,6 +179,15 @@ const detachNic = createRoute({
   },
 });
 
+/** A change's VM and task as `who` may see them (no host internals). */
+const shown = <T extends Task | null>(
+  who: Caller,
+  r: { vm: Vm; task: T },
+) => ({
+  vm: vmView(who, r.vm),
+  task: (r.task && taskView(who, r.task)) as T,
+});
+
 /** 200 when the VM is in the asked state already, 202 while a task works. */
 const statusOf = (r: res.VmChange) => r.done ? 200 : 202;
 
@@ -186,8 +203,8 @@ export function vms(deps: Deps) {
         c.req.valid("header")["Idempotency-Key"],
       );
       return r.replayed
-        ? c.json({ vm: r.vm, task: r.task }, 200)
-        : c.json({ vm: r.vm, task: r.task }, 201);
+        ? c.json(shown(c.get("principal"), r), 200)
+        : c.json(shown(c.get("principal"), r), 201);
     })
     .openapi(listVms, async (c) => {
       const page = await res.listVms(
@@ -195,7 +212,11 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("query"),
       );
-      return c.json(page, 200);
+      const who = c.get("principal");
+      return c.json(
+        { ...page, items: page.items.map((v) => vmView(who, v)) },
+        200,
+      );
     })
     .openapi(showVm, async (c) => {
       const vm = await res.showVm(
@@ -203,7 +224,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json(vm, 200);
+      return c.json(vmView(c.get("principal"), vm), 200);
     })
     .openapi(showUserData, async (c) => {
       const data = await res.readUserData(
@@ -219,7 +240,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(stopVm, async (c) => {
       const r = await res.stopVm(
@@ -228,7 +249,7 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
         c.req.valid("json"),
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(rebootVm, async (c) => {
       const r = await res.rebootVm(
@@ -237,7 +258,7 @@ export function vms(deps: Deps) {
         c.req.valid("param").id,
         c.req.valid("json"),
       );
-      return c.json({ vm: r.vm, task: r.task }, 202);
+      return c.json(shown(c.get("principal"), r), 202);
     })
     .openapi(startVm, async (c) => {
       const r = await res.startVm(
@@ -245,7 +266,7 @@ export function vms(deps: Deps) {
         c.get("principal"),
         c.req.valid("param").id,
       );
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     })
     .openapi(attachNic, async (c) => {
       const r = await res.attachNic(
@@ -255,11 +276,11 @@ export function vms(deps: Deps) {
         c.req.valid("json").network,
       );
       // 202 also without a task: the route documents one answer.
-      return c.json({ vm: r.vm, task: r.task }, 202);
+      return c.json(shown(c.get("principal"), r), 202);
     })
     .openapi(detachNic, async (c) => {
       const { id, slot } = c.req.valid("param");
       const r = await res.detachNic(deps, c.get("principal"), id, slot);
-      return c.json({ vm: r.vm, task: r.task }, statusOf(r));
+      return c.json(shown(c.get("principal"), r), statusOf(r));
     });
 }

@@ -109,6 +109,10 @@ export interface components {
         state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         worker?: string;
         message?: string;
+        by?: {
+          user: string;
+          actor?: string;
+        };
       }[];
     };
     VmAndTask: {
@@ -396,8 +400,21 @@ export interface components {
       /** @example alice */
       name: string;
       password?: string;
+      token?: string;
       /** @default false */
       replace: boolean;
+    };
+    SeedRecord: {
+      name: string;
+      realm: string;
+      createdAt: string;
+      enrolledAt?: string;
+      enrolledBy?: string;
+      enrolledFrom?: string;
+      rotatedAt?: string;
+      rotatedBy?: string;
+      rotatedFrom?: string;
+      rotations?: number;
     };
     SessionAnswer: {
       name: string;

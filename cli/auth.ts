@@ -20,6 +20,10 @@ function parseLogin({ read, args, topic }: Input) {
   noArgs(args, topic);
   const name = read.text("name");
   const realm = read.text("realm") ?? DEFAULT_REALM;
+  const token = read.text("token");
+  if (token !== undefined && !/^\d{6}$/.test(token)) {
+    throw new UsageError(`--token must be 6 digits, got "${token}"`, topic);
+  }
   for (const [flag, v] of [["name", name], ["realm", realm]]) {
     if (v !== undefined && !OTP_NAME_RE.test(v)) {
       throw new UsageError(
@@ -33,7 +37,28 @@ function parseLogin({ read, args, topic }: Input) {
     realm,
     passwordStdin: read.has("password-stdin"),
     replace: read.has("replace"),
+    ...(token === undefined ? {} : { token }),
   };
+}
+
+/** Throws what a refused `POST /v1/auth/seed` means to the user. */
+function loginError(err: unknown, name: string, token?: string): never {
+  if (err instanceof ApiError && err.status === 409) {
+    throw new CliError(
+      `${name} already has a TOTP seed. 'ucloud login --replace' makes a ` +
+        "new one; the old one (and every device using it) stops working.",
+    );
+  }
+  if (
+    err instanceof ApiError && err.status === 401 && token === undefined &&
+    /TOTP token/.test(err.message)
+  ) {
+    throw new CliError(
+      `rotating the seed of ${name} needs its current TOTP code: run again ` +
+        "with --token CODE, or ask an admin to rotate it",
+    );
+  }
+  throw err;
 }
 
 /**
@@ -61,19 +86,32 @@ async function logIn(
     ? (await ctx.readStdin()).replace(/\r?\n$/, "")
     : await ctx.readLine(`LDAP password of ${name}: `, true);
   if (password === "") throw new UsageError("empty password", ["login"]);
+  // A rotation proves the old seed too: the stored one, or the user's code.
+  const tokens: (string | undefined)[] = !args.replace
+    ? [undefined]
+    : args.token
+    ? [args.token]
+    : await session.rotationTokens(name, args.realm);
+  if (!tokens.length) tokens.push(undefined);
   const plain = apiClient(connect(session.base, session.fetchFn));
-  let answer: Seed;
-  try {
-    answer = await plain.auth.seed({ name, password, replace: args.replace });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 409) {
-      throw new CliError(
-        `${name} already has a TOTP seed. 'ucloud login --replace' makes a ` +
-          "new one; the old one (and every device using it) stops working.",
-      );
+  let answer: Seed | undefined;
+  for (const [i, token] of tokens.entries()) {
+    try {
+      answer = await plain.auth.seed({
+        name,
+        password,
+        replace: args.replace,
+        ...(token === undefined ? {} : { token }),
+      });
+      break;
+    } catch (err) {
+      const used = err instanceof ApiError && err.status === 401 &&
+        token !== undefined && i + 1 < tokens.length;
+      // That step of the stored seed was used already: try the next one.
+      if (!used) loginError(err, name, token);
     }
-    throw err;
   }
+  if (!answer) throw new CliError("no TOTP token of the stored seed was taken");
   if (answer.realm !== args.realm) {
     throw new CliError(
       `the API keeps users in realm ${answer.realm}, not ${args.realm}; ` +
@@ -154,13 +192,15 @@ const login = command({
   summary:
     "Get a TOTP seed with the LDAP password and keep it for later commands",
   usage:
-    "ucloud login [--name NAME] [--realm REALM] [--password-stdin] [--replace]",
+    "ucloud login [--name NAME] [--realm REALM] [--password-stdin] [--replace [--token CODE]]",
   flags: {
     "--name NAME": "the LDAP user name (asked when absent)",
     "--realm REALM": `the realm (default ${DEFAULT_REALM})`,
     "--password-stdin": "read the LDAP password from stdin",
     "--replace":
-      "replace an existing seed (the old one and its devices stop working)",
+      "replace an existing seed (the old one and its devices stop working); proven with the stored seed of this login, else --token or the code asked for",
+    "--token CODE":
+      "with --replace: the current TOTP code of the seed being replaced",
   },
   examples: [
     "ucloud login --name alice",

@@ -227,6 +227,12 @@ Deno.test("parseArgs() reads login, whoami and logout", () => {
   const r = parseArgs(["login", "--realm", "ops", "--replace"]);
   assert.equal(r.command, "login");
   assert.ok(r.command === "login" && r.realm === "ops" && r.replace);
+  const t = parseArgs(["login", "--replace", "--token", "123456"]);
+  assert.ok(t.command === "login" && t.token === "123456");
+  assert.throws(
+    () => parseArgs(["login", "--replace", "--token", "12ab"]),
+    /--token must be 6 digits/,
+  );
   assert.equal(parseArgs(["whoami", "--json"]).command, "whoami");
   assert.equal(parseArgs(["logout"]).command, "logout");
   assert.deepEqual(

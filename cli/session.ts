@@ -145,6 +145,20 @@ export class Session implements Auth {
     return login;
   }
 
+  /**
+   * The TOTP tokens a rotation of `name`'s seed may prove itself with, made
+   * from the stored seed when it is this API's login of `name` in `realm`:
+   * the previous step's, then the current one's (the API accepts one step
+   * either side), leaving the current and next for the new login's first
+   * bearer token (`prime`). None without such a login.
+   */
+  async rotationTokens(name: string, realm: string): Promise<string[]> {
+    const l = await this.login();
+    if (!l || l.name !== name || l.realm !== realm) return [];
+    const now = totpCounter(this.now());
+    return [now - 1, now].map((step) => loginToken(l.seed, step));
+  }
+
   /** The login for this API; credentials never go to another one. */
   async login(): Promise<StoredLogin | null> {
     const l = await this.stored();

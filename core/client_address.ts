@@ -68,6 +68,15 @@ function trustedBy(bits: bigint, nets: readonly TrustedNet[]): boolean {
   });
 }
 
+/**
+ * Whether `addr` (an IPv4 or IPv6 address, IPv4-mapped IPv6 included) is in
+ * one of `nets`; false for text that is no address.
+ */
+export function addressIn(addr: string, nets: readonly TrustedNet[]): boolean {
+  const a = toBits(addr);
+  return a !== null && trustedBy(a.bits, nets);
+}
+
 /** "[2001:db8::1]:443" → "2001:db8::1"; "192.0.2.1:80" → "192.0.2.1". */
 function stripPort(entry: string): string {
   const s = entry.trim();

@@ -15,6 +15,7 @@ import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
 import { QuotaConfig } from "./config_quota.ts";
+import { MetricsConfig } from "./config_metrics.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
@@ -80,6 +81,8 @@ export const ConfigSchema = z.object({
         message: "must be an IPv4 or IPv6 address or CIDR",
       }),
     ).default([]),
+    /** Who may scrape `GET /metrics` (core/config_metrics.ts). */
+    metrics: MetricsConfig.prefault({}),
   }).prefault({}),
   worker: z.object({
     host: z.string().regex(HOST_RE).default(() =>
@@ -266,6 +269,10 @@ function envOverrides(env: (name: string) => string | undefined) {
         v.split(",").map((p) => p.trim()).filter(Boolean),
       ),
   );
+  e("UCLOUD_METRICS_ALLOW", (v) =>
+    set("api", "metrics", {
+      allow: v.split(",").map((p) => p.trim()).filter(Boolean),
+    }));
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));

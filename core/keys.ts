@@ -44,6 +44,10 @@ export const keys = {
   otpUsed: (realm: string, name: string, step: string) =>
     `otp-used/${realm}/${name}/${step}`,
   otpUseds: "otp-used/",
+  /** Recent attempts of `name` in a cluster-wide limit (bound to a lease). */
+  attempts: (scope: string, name: string) => `attempts/${scope}/${name}`,
+  attemptsOf: (scope: string) => `attempts/${scope}/`,
+  allAttempts: "attempts/",
   /** A bearer token revoked before its expiry (bound to a lease). */
   authRevoked: (jti: string) => `auth-revoked/${jti}`,
   authRevokeds: "auth-revoked/",

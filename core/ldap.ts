@@ -118,6 +118,11 @@ export const IdentityConfig = z.object({
       },
     ),
     perAddress: window.prefault({ limit: 50, windowSeconds: 300 }),
+    /**
+     * `POST /v1/auth/seed` with the LDAP password: at most `limit` attempts
+     * per user in `windowSeconds`, counted in etcd by every API replica.
+     */
+    seedPerUser: window.prefault({ limit: 5, windowSeconds: 3600 }),
   }).prefault({}),
 });
 export type IdentityConfig = z.infer<typeof IdentityConfig>;

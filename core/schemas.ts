@@ -280,11 +280,23 @@ export const TaskState = z.enum([
 ]);
 export type TaskState = z.infer<typeof TaskState>;
 
+/**
+ * Who asked for a task through the API: the user it acts for, and the admin
+ * who sent the request for them (`X-Act-As`), if one did.
+ */
+export const Requester = z.object({
+  user: z.string(),
+  actor: z.string().optional(),
+});
+export type Requester = z.infer<typeof Requester>;
+
 export const TaskEvent = z.object({
   at: z.string(),
   state: TaskState,
   worker: z.string().optional(),
   message: z.string().optional(),
+  /** On the `queued` event of a task made by an API request. */
+  by: Requester.optional(),
 });
 
 export const Task = z.object({

@@ -12,7 +12,7 @@
  */
 import { z } from "zod";
 import { keys, newId } from "./keys.ts";
-import type { Task } from "./schemas.ts";
+import type { Requester, Task } from "./schemas.ts";
 import type { Txn } from "./store.ts";
 
 /** What a new task is: kind, target (a host or `any`), payload, owner. */
@@ -24,6 +24,33 @@ export interface NewTask {
   maxAttempts?: number;
   idempotencyKey?: string;
   now?: Date;
+  /** The API caller it is made for (see `requester`). */
+  by?: { name: string; actor?: string };
+}
+
+/**
+ * Who asked, as the task history records it: the caller's name, and the
+ * admin acting for them (`X-Act-As`).
+ *
+ * @example
+ * ```ts
+ * requester({ name: "bob", admin: false, actor: "alice" }); // { user: "bob", actor: "alice" }
+ * ```
+ */
+export function requester(who: { name: string; actor?: string }): Requester {
+  return { user: who.name, ...(who.actor ? { actor: who.actor } : {}) };
+}
+
+/**
+ * `task` with its `queued` event naming who asked for it (`requester`); for
+ * tasks a resource function builds before it knows the caller's part.
+ */
+export function askedBy(
+  task: Task,
+  who: { name: string; actor?: string },
+): Task {
+  const [first, ...rest] = task.history;
+  return { ...task, history: [{ ...first, by: requester(who) }, ...rest] };
 }
 
 /** Builds a queued task document. */
@@ -42,7 +69,11 @@ export function newTask(t: NewTask): Task {
     createdAt: at,
     updatedAt: at,
     ...(t.idempotencyKey ? { idempotencyKey: t.idempotencyKey } : {}),
-    history: [{ at, state: "queued" }],
+    history: [{
+      at,
+      state: "queued",
+      ...(t.by ? { by: requester(t.by) } : {}),
+    }],
   };
 }
 

@@ -50,7 +50,9 @@ export {
 export {
   EtcdSeedStore,
   MemorySeedStore,
+  type SeedAuthor,
   SeedDoc,
+  type SeedRecord,
   type SeedSource,
 } from "./totp_seeds.ts";
 

@@ -35,12 +35,37 @@ export class MemorySeedStore implements SeedSource {
   }
 }
 
-/** The etcd document of a seed: the seed encrypted, bound to its key. */
+/**
+ * The etcd document of a seed: the seed encrypted, bound to its key, and
+ * its audit record: when, by whom and from where the name first enrolled
+ * (kept over rotations) and was last rotated. `by` is the user itself
+ * (with the LDAP password) or the admin who made it; `from` the client's
+ * address, when known. Absent fields: seeds made before the record existed.
+ */
 export const SeedDoc = z.object({
   seed: z.string(),
   createdAt: z.string(),
+  enrolledAt: z.string().optional(),
+  enrolledBy: z.string().optional(),
+  enrolledFrom: z.string().optional(),
+  rotatedAt: z.string().optional(),
+  rotatedBy: z.string().optional(),
+  rotatedFrom: z.string().optional(),
+  /** Rotations since the first enrollment. */
+  rotations: z.number().int().min(0).optional(),
 });
 export type SeedDoc = z.infer<typeof SeedDoc>;
+
+/** A seed's audit record: its document without the seed. */
+export type SeedRecord = Omit<SeedDoc, "seed">;
+
+/** Who makes a seed and from where (the audit record). */
+export interface SeedAuthor {
+  /** The user itself or the admin who asks. */
+  by?: string;
+  /** The client's address. */
+  from?: string;
+}
 
 /**
  * Seeds in etcd under `otp-seed/<realm>/<name>`, encrypted with the host's
@@ -52,28 +77,59 @@ export class EtcdSeedStore implements SeedSource {
 
   /**
    * Creates a seed for `(realm, name)` and returns it: the only time it is
-   * shown. Throws `ConflictError` when one exists, unless `replace`.
+   * shown. Throws `ConflictError` when one exists, unless `replace`, and
+   * when another rotation won meanwhile. The audit record names `author`.
    */
   async create(
     realm: string,
     name: string,
-    { replace = false }: { replace?: boolean } = {},
+    { replace = false, by, from }: { replace?: boolean } & SeedAuthor = {},
   ): Promise<string> {
     const key = keys.otpSeed(realm, name);
+    const cur = replace ? await this.store.get(key, SeedDoc) : null;
     const seed = newSeed();
+    const at = new Date().toISOString();
+    const opt = (k: string, v: string | undefined) => v ? { [k]: v } : {};
+    const prev = cur?.value;
     const doc: SeedDoc = {
       seed: await encryptSecret(this.sealKey, seed, key),
-      createdAt: new Date().toISOString(),
+      createdAt: at,
+      ...(prev
+        ? {
+          ...opt("enrolledAt", prev.enrolledAt ?? prev.createdAt),
+          ...opt("enrolledBy", prev.enrolledBy),
+          ...opt("enrolledFrom", prev.enrolledFrom),
+          rotatedAt: at,
+          ...opt("rotatedBy", by),
+          ...opt("rotatedFrom", from),
+          rotations: (prev.rotations ?? 0) + 1,
+        }
+        : {
+          enrolledAt: at,
+          ...opt("enrolledBy", by),
+          ...opt("enrolledFrom", from),
+        }),
     };
-    const txn = this.store.txn();
-    if (!replace) txn.ifAbsent(key);
+    const txn = cur
+      ? this.store.txn().ifModRevision(key, cur.modRevision)
+      : this.store.txn().ifAbsent(key);
     const r = await txn.put(key, doc).commit();
     if (!r.ok) {
       throw new ConflictError(
-        `Cannot create seed: ${name} in realm ${realm} already has one`,
+        replace
+          ? `Cannot rotate seed: the seed of ${name} in realm ${realm} changed meanwhile; try again`
+          : `Cannot create seed: ${name} in realm ${realm} already has one`,
       );
     }
     return seed;
+  }
+
+  /** The audit record of `(realm, name)`'s seed (never the seed), or null. */
+  async record(realm: string, name: string): Promise<SeedRecord | null> {
+    const kv = await this.store.get(keys.otpSeed(realm, name), SeedDoc);
+    if (!kv) return null;
+    const { seed: _, ...record } = kv.value;
+    return record;
   }
 
   async get(realm: string, name: string): Promise<string | null> {

@@ -16,6 +16,8 @@ import type { Store } from "../core/store.ts";
 export interface Caller {
   name: string;
   admin: boolean;
+  /** The admin acting for `name` (header `X-Act-As`), if any. */
+  actor?: string;
 }
 
 /** The store and the config sections the resource functions read. */

@@ -16,6 +16,7 @@ import { type Answer, EXPECT } from "./helpers/authz_expect.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { withAuthzEnv } from "./helpers/authz_env.ts";
 import { matrixTargets } from "./helpers/authz_targets.ts";
+import { tenantSteps } from "./helpers/authz_tenant.ts";
 import { assertNoLeaks } from "./helpers/secrets_log.ts";
 
 Deno.test({
@@ -138,6 +139,8 @@ Deno.test({
         }
       });
 
+      await tenantSteps(env, { aliceBearer, bobBearer, bobVm });
+
       await step(
         "filters and continue tokens show a user only their own",
         async () => {
@@ -235,7 +238,10 @@ Deno.test({
                 secrets.add(issued);
               }
             } else if (op.key === "POST /v1/auth/seed") {
-              await createSeed("alice", "alice-pw", true);
+              // An admin rotates a user's seed without its password or token.
+              await createSeed("bob", "", true, {
+                headers: bearerHeaders(aliceBearer),
+              });
               continue;
             } else if (op.key === "POST /v1/auth/session") {
               continue; // its own step: each login uses up a TOTP step

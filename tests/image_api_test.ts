@@ -167,14 +167,19 @@ Deno.test("images API: resource, owners, file and URL sources, VM use", (t) =>
           file: "disk.qcow2",
         });
         const staged = `${dir}/.incoming/alice/d1`;
+        // The user is not shown the host's path; the task holds it.
         assert.deepEqual(made.body.task.payload, {
           image: "alice/d1",
-          file: staged,
+          file: "<host path>",
         });
         assert.equal(made.body.task.kind, "image.import");
         assert.equal(made.body.image.task, made.body.task.id);
         const task = await store.get(keys.task(made.body.task.id), Task);
         assert.equal(task?.value.state, "queued");
+        assert.deepEqual(task?.value.payload, {
+          image: "alice/d1",
+          file: staged,
+        });
         assert.equal((await Deno.stat(staged)).size, 600);
         assert.equal(
           await Deno.stat(`${up}/disk.qcow2`).catch(() => null),

@@ -60,6 +60,7 @@ Deno.test("every route the app serves is a path of its OpenAPI document, without
   );
   assert.deepEqual(auth, [
     "DELETE /v1/auth/session",
+    "GET /v1/auth/seed/{name}",
     "GET /v1/auth/whoami",
     "POST /v1/auth/revoke",
     "POST /v1/auth/seed",

@@ -226,7 +226,7 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
         notBefore: 0,
         createdAt: now,
         updatedAt: now,
-        history: [{ at: now, state: "queued", by: "api-v99" }],
+        history: [{ at: now, state: "queued", origin: "api-v99" }],
         priority: 7,
       });
       await putRaw(c, keys.queue("new1", task), { notBefore: 0 });
@@ -238,7 +238,7 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
       assert.equal(done.priority, 7);
       assert.deepEqual(done.payload, { vm: vNew, why: "future" });
       assert.equal(
-        (done.history as { by?: string }[])[0].by,
+        (done.history as { origin?: string }[])[0].origin,
         "api-v99",
       );
 
@@ -341,7 +341,9 @@ Deno.test("an unknown field and corrupt documents in vm/ stop neither listing, p
       assert.equal((await simPids(w.stateDir)).get(id)?.length, 1);
       await putRaw(c, keys.vm(id), good);
 
-      const metrics = await (await app.request("/metrics")).text();
+      const metrics = await (await app.request("/metrics", {}, {
+        remoteAddr: { hostname: "127.0.0.1" },
+      })).text();
       const m = metrics.match(
         /ucloud_store_unreadable_documents_total\{prefix="vm"\} (\d+)/,
       );

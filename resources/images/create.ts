@@ -20,7 +20,7 @@ import {
 } from "../../core/image_schemas.ts";
 import { keys } from "../../core/keys.ts";
 import type { Task } from "../../core/schemas.ts";
-import { enqueue, newTask } from "../../core/task_doc.ts";
+import { askedBy, enqueue, newTask } from "../../core/task_doc.ts";
 import { refusedUrl } from "../../core/url_policy.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
 import {
@@ -67,7 +67,7 @@ export async function createImage(
   if (input.file !== undefined) {
     const file = await takeUploadedFile(deps, who.name, input);
     undo = () => Deno.rename(file, uploadFile(cfg, who.name, input.file!));
-    task = importTask(config, ref, file, who.name, now);
+    task = askedBy(importTask(config, ref, file, who.name, now), who);
     image = {
       ...base,
       state: "importing",
@@ -87,6 +87,7 @@ export async function createImage(
       owner: who.name,
       maxAttempts: config.tasks.maxAttempts,
       now,
+      by: who,
     });
     image = {
       ...base,

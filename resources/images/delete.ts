@@ -76,6 +76,7 @@ export async function deleteImage(
           payload: { store: kind, storedAs },
           owner,
           maxAttempts: config.tasks.maxAttempts,
+          by: who,
         }),
       );
     }

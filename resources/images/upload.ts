@@ -22,7 +22,7 @@ import {
 } from "../../core/errors.ts";
 import { Image, imageRef } from "../../core/image_schemas.ts";
 import type { Kv } from "../../core/store.ts";
-import { enqueue } from "../../core/task_doc.ts";
+import { askedBy, enqueue } from "../../core/task_doc.ts";
 import { type Caller, canSee, type ResourceDeps } from "../deps.ts";
 import {
   ensureIncoming,
@@ -188,7 +188,7 @@ export async function receiveUpload(
   if (offset === 0) {
     throw new InvalidError("body", "An image needs at least one byte");
   }
-  return { offset, complete, image: await finish(deps, img, part) };
+  return { offset, complete, image: await finish(deps, who, img, part) };
 }
 
 /**
@@ -198,6 +198,7 @@ export async function receiveUpload(
  */
 async function finish(
   { store, config }: ResourceDeps,
+  who: Caller,
   img: Kv<Image>,
   part: string,
 ): Promise<Image> {
@@ -207,7 +208,7 @@ async function finish(
   const ref = imageRef(owner, name);
   let cur: Kv<Image> | null = img;
   for (let i = 0; i < 5 && cur?.value.state === "uploading"; i++) {
-    const task = importTask(config, ref, file, owner);
+    const task = askedBy(importTask(config, ref, file, owner), who);
     const next: Image = {
       ...cur.value,
       state: "importing",

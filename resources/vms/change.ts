@@ -17,7 +17,7 @@
 import { ConflictError } from "../../core/errors.ts";
 import type { Task, Vm, VmStatus } from "../../core/schemas.ts";
 import type { Store } from "../../core/store.ts";
-import { enqueue, newTask } from "../../core/task_doc.ts";
+import { askedBy, enqueue, newTask } from "../../core/task_doc.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
 import { readVm } from "./view.ts";
 
@@ -101,8 +101,9 @@ export async function change(
     if (!p.change) return { vm: cur.value, task: null, done: p.done };
     const txn = store.txn().ifModRevision(cur.key, cur.modRevision)
       .put(cur.key, p.vm);
-    const r = await enqueue(txn, p.task).commit();
-    if (r.ok) return { vm: p.vm, task: p.task, done: false };
+    const task = askedBy(p.task, who);
+    const r = await enqueue(txn, task).commit();
+    if (r.ok) return { vm: p.vm, task, done: false };
   }
   throw new ConflictError(
     `Cannot change VM ${id}: it changed ${ATTEMPTS} times while trying; try again`,

@@ -133,6 +133,7 @@ export async function createVm(
         deps,
         cache,
         vm,
+        who,
         idem,
         now,
         [plan, meta, charge],
@@ -159,6 +160,7 @@ export async function createVm(
       maxAttempts: config.tasks.maxAttempts,
       idempotencyKey: key,
       now,
+      by: who,
     });
     const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
     enqueue(usesImage(txn, image), t, {
@@ -261,6 +263,7 @@ async function placeInline(
   { store, config }: ResourceDeps,
   cache: PlacementCache,
   vm: Vm,
+  who: Caller,
   idem: IdemKey | undefined,
   now: Date,
   [plan, meta, charge]: [NicPlan | null, MetadataPlan, Charge],
@@ -291,6 +294,7 @@ async function placeInline(
         maxAttempts: config.tasks.maxAttempts,
         idempotencyKey: idem?.key,
         now,
+        by: who,
       });
       const txn = reserveIn(
         usesImage(

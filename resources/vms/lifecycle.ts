@@ -11,7 +11,7 @@
  * ```
  */
 import { ConflictError } from "../../core/errors.ts";
-import { enqueue } from "../../core/task_doc.ts";
+import { askedBy, enqueue } from "../../core/task_doc.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
 import { ATTEMPTS, change, moved, type VmChange, vmTask } from "./change.ts";
 import { readVm } from "./view.ts";
@@ -128,7 +128,10 @@ export async function rebootVm(
         `Cannot reboot VM ${id}: it is ${vm.status.phase}, not running`,
       );
     }
-    const t = vmTask(config, "vm.reboot", host, vm, new Date(), more);
+    const t = askedBy(
+      vmTask(config, "vm.reboot", host, vm, new Date(), more),
+      who,
+    );
     const txn = store.txn().ifModRevision(cur.key, cur.modRevision);
     if ((await enqueue(txn, t).commit()).ok) {
       return { vm, task: t, done: false };

@@ -14,7 +14,7 @@
 import { ConflictError, NotFoundError } from "../../core/errors.ts";
 import type { Task, Vm } from "../../core/schemas.ts";
 import type { Txn } from "../../core/store.ts";
-import { enqueue } from "../../core/task_doc.ts";
+import { askedBy, enqueue } from "../../core/task_doc.ts";
 import type { Caller, ResourceDeps } from "../deps.ts";
 import { checkHostBridges, planNics, releaseNics } from "../networks/nics.ts";
 import { ATTEMPTS, ON_HOST, type VmChange, vmTask } from "./change.ts";
@@ -63,7 +63,7 @@ export async function attachNic(
       store.txn().ifModRevision(cur.key, cur.modRevision).put(cur.key, next),
     ));
     const t = vm.status.host && ON_HOST.has(vm.status.phase)
-      ? vmTask(config, "vm.nics", vm.status.host, vm, now)
+      ? askedBy(vmTask(config, "vm.nics", vm.status.host, vm, now), who)
       : null;
     if (t) enqueue(txn, t);
     if ((await txn.commit()).ok) return { vm: next, task: t, done: !t };
@@ -104,7 +104,7 @@ export async function detachNic(
           n.slot === slot ? { ...n, state: "detaching" as const } : n
         ),
       };
-      t = vmTask(config, "vm.nics", vm.status.host, vm, now);
+      t = askedBy(vmTask(config, "vm.nics", vm.status.host, vm, now), who);
       enqueue(txn, t);
     } else {
       const kept = vm.nics.filter((n) => n.slot !== slot);

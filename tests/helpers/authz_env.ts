@@ -52,11 +52,15 @@ export interface AuthzEnv {
   totpHeaders: (name: string, token: string) => Headers_;
   bearerHeaders: (token: string) => Headers_;
   cookieOf: (token: string) => Headers_;
-  /** Creates (or replaces) the seed of `name`, expecting 201. */
+  /**
+   * Creates (or replaces) the seed of `name`, expecting 201; a rotation
+   * sends `more`: the current `token`, or an admin's `headers`.
+   */
   createSeed: (
     name: string,
     password: string,
     replace?: boolean,
+    more?: { token?: string; headers?: Headers_ },
   ) => Promise<string>;
   /** Exchanges a TOTP token of `name` for a bearer token. */
   exchange: (name: string, token: string) => Promise<string>;
@@ -103,6 +107,7 @@ export async function withAuthzEnv(
         rateLimit: {
           perName: { limit: 10_000, windowSeconds: 300 },
           perAddress: { limit: 10_000, windowSeconds: 300 },
+          seedPerUser: { limit: 10_000, windowSeconds: 300 },
         },
       },
     }, () => undefined);
@@ -115,7 +120,7 @@ export async function withAuthzEnv(
       keys: hostKeys,
       log,
     });
-    const app = createApp({ store, config, identity });
+    const app = createApp({ store, config, identity, log });
 
     /** Every answer, with the secrets it may legitimately hold. */
     const answers: KeptAnswer[] = [];
@@ -158,9 +163,12 @@ export async function withAuthzEnv(
       name: string,
       password: string,
       replace = false,
+      { token, headers }: { token?: string; headers?: Headers_ } = {},
     ) => {
+      if (token) secrets.add(token);
       const r = await call("POST", "/v1/auth/seed", {
-        json: { name, password, replace },
+        headers,
+        json: { name, password, replace, ...(token ? { token } : {}) },
       });
       assert.equal(r.status, 201, r.text);
       const b = r.body as { seed: string; otpauthUri: string };

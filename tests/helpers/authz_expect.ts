@@ -51,6 +51,7 @@ export const EXPECT: Record<string, UserExpect> = {
   "GET /v1/maintenance/etcd": "forbidden",
   "POST /v1/auth/token": "refused",
   "POST /v1/auth/seed": "refused",
+  "GET /v1/auth/seed/{name}": "forbidden",
   "GET /v1/auth/whoami": "own",
   "POST /v1/auth/session": "refused",
   "DELETE /v1/auth/session": "own",
