@@ -25,11 +25,11 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { defragment, memberStatuses } from "../core/etcd_members.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { CronLock } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
+import { defragMembers, type MemberResult } from "./maintenance_defrag.ts";
 import { collectTasks, type RetentionResult } from "./retention.ts";
 
 /** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
@@ -40,18 +40,6 @@ export const MAINTENANCE = "maintenance";
  * how long a scheduled round's key stays (one key per round, expiring).
  */
 export const ROUND_TTL_SECONDS = 600;
-
-/** What the round did to one etcd member. */
-export interface MemberResult {
-  name: string;
-  /** File size and size in use before, bytes. */
-  dbSize: number;
-  dbSizeInUse: number;
-  defragmented: boolean;
-  /** File size after the defragmentation. */
-  dbSizeAfter?: number;
-  error?: string;
-}
 
 /** What a round did. */
 export interface MaintenanceResult {
@@ -135,50 +123,4 @@ export async function maintenanceOnce(
   } finally {
     if (release) await store.revokeLease(lease);
   }
-}
-
-/**
- * Defragments, one after the other, the members whose free space is at
- * least `defragFreeRatio` of their file and `defragMinFreeBytes`.
- */
-export async function defragMembers(
-  store: Store,
-  m: Config["maintenance"],
-  log?: Logger,
-): Promise<MemberResult[]> {
-  const members = await memberStatuses(store);
-  const out: MemberResult[] = [];
-  for (const s of members) {
-    const r: MemberResult = {
-      name: s.name,
-      dbSize: s.dbSize,
-      dbSizeInUse: s.dbSizeInUse,
-      defragmented: false,
-      ...(s.error ? { error: s.error } : {}),
-    };
-    out.push(r);
-    const free = s.dbSize - s.dbSizeInUse;
-    if (s.error || free < m.defragMinFreeBytes) continue;
-    if (free < m.defragFreeRatio * s.dbSize) continue;
-    try {
-      await defragment(store, s, { single: members.length === 1 });
-      r.defragmented = true;
-      const after = (await memberStatuses(store)).find((x) =>
-        x.name === s.name
-      );
-      if (after && !after.error) r.dbSizeAfter = after.dbSize;
-      log?.info("etcd member defragmented", {
-        member: s.name,
-        before: s.dbSize,
-        after: r.dbSizeAfter,
-      });
-    } catch (err) {
-      r.error = (err as Error).message;
-      log?.warn("cannot defragment etcd member", {
-        member: s.name,
-        error: r.error,
-      });
-    }
-  }
-  return out;
 }
