@@ -3,9 +3,10 @@
  * `Deno.cron` on every worker (workers/maintenance.ts,
  * `maintenance.schedule`): it deletes finished tasks older than
  * `maintenance.taskRetentionSeconds` (tasks/retention.ts), then
- * defragments each etcd member whose free space passes
- * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes` (one
- * member at a time: a member answers nothing else meanwhile). etcd
+ * defragments the etcd members whose free space passes
+ * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes`, one
+ * at a time, followers first and the leader last
+ * (tasks/maintenance_defrag.ts). etcd
  * compacts its history itself (`--auto-compaction-*`, core/etcd_server.ts;
  * an external cluster is set up so, see README): compaction frees pages in
  * the file, defragmentation gives them back.
@@ -15,8 +16,9 @@
  * bound to a lease of its own, and a scheduled round also creates
  * `cron-round/maintenance/<round>` with it, left to expire with the lease,
  * so of all workers whose cron fires for the same minute only the first
- * runs it. Every delete compares the lock's lease (the lock fences the
- * round's own writes).
+ * runs it. The lock's lease is kept alive while the round runs (a round
+ * may outlast its TTL); every delete compares it, and the defragmentation
+ * checks it before each member: a round that lost its lock stops.
  *
  * @example
  * ```ts
@@ -28,6 +30,7 @@ import type { Config } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { CronLock } from "../core/schemas.ts";
+import { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
 import { defragMembers, type MemberResult } from "./maintenance_defrag.ts";
 import { collectTasks, type RetentionResult } from "./retention.ts";
@@ -61,6 +64,10 @@ export interface MaintenanceOptions {
   round?: string;
   log?: Logger;
   now?: Date;
+  /** The lock's lease TTL (test seam); default {@linkcode ROUND_TTL_SECONDS}. */
+  lockTtlSeconds?: number;
+  /** Awaited between task retention and defragmentation (test seam). */
+  afterTasks?: () => Promise<void>;
 }
 
 type Settings = Pick<Config, "maintenance">;
@@ -78,7 +85,14 @@ export async function maintenanceOnce(
     ...(opts.round ? { round: opts.round } : {}),
   };
   const lock = keys.cronLock(MAINTENANCE);
-  const lease = await store.grantLease(ROUND_TTL_SECONDS);
+  const ttlSeconds = opts.lockTtlSeconds ?? ROUND_TTL_SECONDS;
+  // Kept alive every TTL/3 while the round runs.
+  const session = await Session.open(store, {
+    ttlSeconds,
+    marginMs: Math.floor(ttlSeconds * 1000 / 3),
+    log: opts.log,
+  });
+  const lease = session.lease;
   let release = true;
   try {
     const take = store.txn().ifAbsent(lock)
@@ -99,15 +113,24 @@ export async function maintenanceOnce(
     // A scheduled round keeps its lease: the round key expires with it.
     release = !opts.round;
     try {
+      const fence = () => store.txn().ifLease(lock, lease);
       const tasks = await collectTasks(store, {
         retentionMs: config.maintenance.taskRetentionSeconds * 1000,
         now,
-        fence: () => store.txn().ifLease(lock, lease),
+        fence,
       });
-      if (tasks.fenced) {
+      await opts.afterTasks?.();
+      const held = async () => (await fence().commit()).ok;
+      if (tasks.fenced || !(await held())) {
         return { ...base, ran: true, reason: "lost the lock", tasks, etcd: [] };
       }
-      const etcd = await defragMembers(store, config.maintenance, opts.log);
+      const etcd = await defragMembers(store, config.maintenance, {
+        log: opts.log,
+        fence: held,
+      });
+      if (etcd.some((m) => m.skipped === "lost the lock")) {
+        return { ...base, ran: true, reason: "lost the lock", tasks, etcd };
+      }
       const n = etcd.filter((m) => m.defragmented).length;
       const level = n || tasks.deleted ? "info" : "debug";
       opts.log?.[level]("maintenance round", {
@@ -121,6 +144,6 @@ export async function maintenanceOnce(
       await store.txn().ifLease(lock, lease).delete(lock).commit();
     }
   } finally {
-    if (release) await store.revokeLease(lease);
+    await session.close({ revoke: release });
   }
 }
