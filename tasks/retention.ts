@@ -51,8 +51,8 @@ export const MAX_PENDING = 100;
 /** Resources whose `kept` record and existence are read at once. */
 const CHECKS = 16;
 
-const CURSOR = "retention/cursor";
-const keptKey = (resource: string) => `retention/kept/${resource}`;
+const CURSOR = keys.retentionCursor;
+const keptKey = keys.retentionKept;
 const Cursor = z.object({
   before: z.string(),
   pending: z.array(z.string()),
