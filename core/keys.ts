@@ -37,6 +37,10 @@ export const keys = {
   cronLock: (job: string) => `cron/${job}`,
   /** Marks that a scheduled round of a job ran (bound to a short lease). */
   cronRound: (job: string, round: string) => `cron-round/${job}/${round}`,
+  /** Where task retention goes on (tasks/retention.ts). */
+  retentionCursor: "retention/cursor",
+  /** The old task a resource (its key) keeps (tasks/retention.ts). */
+  retentionKept: (resource: string) => `retention/kept/${resource}`,
   /** A user's TOTP seed, encrypted (core/totp.ts). */
   otpSeed: (realm: string, name: string) => `otp-seed/${realm}/${name}`,
   otpSeeds: "otp-seed/",

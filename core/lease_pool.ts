@@ -4,7 +4,11 @@
  * the keys of about a minute to one lease, granted for the time plus that
  * minute, so every key lives at least `ttlSeconds` and at most a minute
  * longer. A lease takes at most `maxKeys` keys (DESIGN.md rule 5: its
- * expiry deletes them in one request). Ages use the monotonic clock.
+ * expiry deletes them in one request). Ages use the monotonic clock. A
+ * lease etcd no longer knows (revoked, or a restored etcd) is dropped as
+ * soon as a transaction is refused for it (`Store.onLeaseNotFound`): that
+ * one write fails (503, or the task's next attempt), the next `take()`
+ * grants a new lease.
  *
  * @example
  * ```ts
@@ -28,7 +32,12 @@ export class LeasePool {
   readonly #rotateMs: number;
   readonly #maxKeys: number;
   readonly #now: () => number;
-  #current?: { id: Promise<string>; at: number; keys: number };
+  #current?: {
+    id: Promise<string>;
+    at: number;
+    keys: number;
+    granted?: string;
+  };
 
   constructor(
     readonly store: Store,
@@ -42,6 +51,9 @@ export class LeasePool {
     this.#rotateMs = rotateSeconds * 1000;
     this.#maxKeys = maxKeys;
     this.#now = now;
+    store.onLeaseNotFound((lease) => {
+      if (this.#current?.granted === lease) this.#current = undefined;
+    });
   }
 
   /**
@@ -59,7 +71,7 @@ export class LeasePool {
     }
     c.keys++;
     try {
-      return await c.id;
+      return c.granted = await c.id;
     } catch (err) {
       if (this.#current === c) this.#current = undefined;
       throw err;

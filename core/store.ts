@@ -75,6 +75,7 @@ export function prefixEnd(p: Buffer): Buffer {
 export class Store {
   readonly #prefix: string;
   readonly timeoutMs: number;
+  readonly #leaseNotFound = new Set<(lease: string) => void>();
 
   constructor(readonly client: Etcd3, prefix: string, timeoutMs = 2000) {
     this.#prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
@@ -272,6 +273,22 @@ export class Store {
     return Math.max(0, Number(res.grantedTTL) - ttl);
   }
 
+  /**
+   * Calls `f` with each lease of a transaction etcd refused because a lease
+   * was not found (revoked or expired while a caller still used it), so
+   * whoever hands leases out stops handing that one out
+   * (core/lease_pool.ts). Returns the unsubscribe function.
+   */
+  onLeaseNotFound(f: (lease: string) => void): () => void {
+    this.#leaseNotFound.add(f);
+    return () => this.#leaseNotFound.delete(f);
+  }
+
+  /** Tells the `onLeaseNotFound` subscribers (called by `Txn.commit`). */
+  leaseNotFound(leases: string[]): void {
+    for (const f of this.#leaseNotFound) leases.forEach((l) => f(l));
+  }
+
   /** Starts a transaction. */
   txn(): Txn {
     return new Txn(this);
@@ -402,6 +419,13 @@ export class Txn {
       });
       return { ok: res.succeeded, revision: String(res.header.revision) };
     } catch (err) {
+      if (/lease not found/i.test(errMessage(err))) {
+        this.store.leaseNotFound(
+          this.#ops.flatMap((o) =>
+            o.request_put?.lease ? [String(o.request_put.lease)] : []
+          ),
+        );
+      }
       throw new UnavailableError(
         `Cannot commit transaction: etcd: ${errMessage(err)}`,
         { cause: err },

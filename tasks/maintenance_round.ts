@@ -3,9 +3,10 @@
  * `Deno.cron` on every worker (workers/maintenance.ts,
  * `maintenance.schedule`): it deletes finished tasks older than
  * `maintenance.taskRetentionSeconds` (tasks/retention.ts), then
- * defragments each etcd member whose free space passes
- * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes` (one
- * member at a time: a member answers nothing else meanwhile). etcd
+ * defragments the etcd members whose free space passes
+ * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes`, one
+ * at a time, followers first and the leader last
+ * (tasks/maintenance_defrag.ts). etcd
  * compacts its history itself (`--auto-compaction-*`, core/etcd_server.ts;
  * an external cluster is set up so, see README): compaction frees pages in
  * the file, defragmentation gives them back.
@@ -15,8 +16,9 @@
  * bound to a lease of its own, and a scheduled round also creates
  * `cron-round/maintenance/<round>` with it, left to expire with the lease,
  * so of all workers whose cron fires for the same minute only the first
- * runs it. Every delete compares the lock's lease (the lock fences the
- * round's own writes).
+ * runs it. The lock's lease is kept alive while the round runs (a round
+ * may outlast its TTL); every delete compares it, and the defragmentation
+ * checks it before each member: a round that lost its lock stops.
  *
  * @example
  * ```ts
@@ -25,11 +27,12 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
-import { defragment, memberStatuses } from "../core/etcd_members.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { CronLock } from "../core/schemas.ts";
+import { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
+import { defragMembers, type MemberResult } from "./maintenance_defrag.ts";
 import { collectTasks, type RetentionResult } from "./retention.ts";
 
 /** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
@@ -40,18 +43,6 @@ export const MAINTENANCE = "maintenance";
  * how long a scheduled round's key stays (one key per round, expiring).
  */
 export const ROUND_TTL_SECONDS = 600;
-
-/** What the round did to one etcd member. */
-export interface MemberResult {
-  name: string;
-  /** File size and size in use before, bytes. */
-  dbSize: number;
-  dbSizeInUse: number;
-  defragmented: boolean;
-  /** File size after the defragmentation. */
-  dbSizeAfter?: number;
-  error?: string;
-}
 
 /** What a round did. */
 export interface MaintenanceResult {
@@ -73,6 +64,10 @@ export interface MaintenanceOptions {
   round?: string;
   log?: Logger;
   now?: Date;
+  /** The lock's lease TTL (test seam); default {@linkcode ROUND_TTL_SECONDS}. */
+  lockTtlSeconds?: number;
+  /** Awaited between task retention and defragmentation (test seam). */
+  afterTasks?: () => Promise<void>;
 }
 
 type Settings = Pick<Config, "maintenance">;
@@ -90,7 +85,14 @@ export async function maintenanceOnce(
     ...(opts.round ? { round: opts.round } : {}),
   };
   const lock = keys.cronLock(MAINTENANCE);
-  const lease = await store.grantLease(ROUND_TTL_SECONDS);
+  const ttlSeconds = opts.lockTtlSeconds ?? ROUND_TTL_SECONDS;
+  // Kept alive every TTL/3 while the round runs.
+  const session = await Session.open(store, {
+    ttlSeconds,
+    marginMs: Math.floor(ttlSeconds * 1000 / 3),
+    log: opts.log,
+  });
+  const lease = session.lease;
   let release = true;
   try {
     const take = store.txn().ifAbsent(lock)
@@ -111,15 +113,24 @@ export async function maintenanceOnce(
     // A scheduled round keeps its lease: the round key expires with it.
     release = !opts.round;
     try {
+      const fence = () => store.txn().ifLease(lock, lease);
       const tasks = await collectTasks(store, {
         retentionMs: config.maintenance.taskRetentionSeconds * 1000,
         now,
-        fence: () => store.txn().ifLease(lock, lease),
+        fence,
       });
-      if (tasks.fenced) {
+      await opts.afterTasks?.();
+      const held = async () => (await fence().commit()).ok;
+      if (tasks.fenced || !(await held())) {
         return { ...base, ran: true, reason: "lost the lock", tasks, etcd: [] };
       }
-      const etcd = await defragMembers(store, config.maintenance, opts.log);
+      const etcd = await defragMembers(store, config.maintenance, {
+        log: opts.log,
+        fence: held,
+      });
+      if (etcd.some((m) => m.skipped === "lost the lock")) {
+        return { ...base, ran: true, reason: "lost the lock", tasks, etcd };
+      }
       const n = etcd.filter((m) => m.defragmented).length;
       const level = n || tasks.deleted ? "info" : "debug";
       opts.log?.[level]("maintenance round", {
@@ -133,52 +144,6 @@ export async function maintenanceOnce(
       await store.txn().ifLease(lock, lease).delete(lock).commit();
     }
   } finally {
-    if (release) await store.revokeLease(lease);
+    await session.close({ revoke: release });
   }
-}
-
-/**
- * Defragments, one after the other, the members whose free space is at
- * least `defragFreeRatio` of their file and `defragMinFreeBytes`.
- */
-export async function defragMembers(
-  store: Store,
-  m: Config["maintenance"],
-  log?: Logger,
-): Promise<MemberResult[]> {
-  const members = await memberStatuses(store);
-  const out: MemberResult[] = [];
-  for (const s of members) {
-    const r: MemberResult = {
-      name: s.name,
-      dbSize: s.dbSize,
-      dbSizeInUse: s.dbSizeInUse,
-      defragmented: false,
-      ...(s.error ? { error: s.error } : {}),
-    };
-    out.push(r);
-    const free = s.dbSize - s.dbSizeInUse;
-    if (s.error || free < m.defragMinFreeBytes) continue;
-    if (free < m.defragFreeRatio * s.dbSize) continue;
-    try {
-      await defragment(store, s, { single: members.length === 1 });
-      r.defragmented = true;
-      const after = (await memberStatuses(store)).find((x) =>
-        x.name === s.name
-      );
-      if (after && !after.error) r.dbSizeAfter = after.dbSize;
-      log?.info("etcd member defragmented", {
-        member: s.name,
-        before: s.dbSize,
-        after: r.dbSizeAfter,
-      });
-    } catch (err) {
-      r.error = (err as Error).message;
-      log?.warn("cannot defragment etcd member", {
-        member: s.name,
-        error: r.error,
-      });
-    }
-  }
-  return out;
 }

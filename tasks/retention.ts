@@ -9,12 +9,22 @@
  * window plus at most one older one. Unfinished tasks are never touched.
  *
  * Task ids sort by creation time (core/keys.ts `newId`) and a task finishes
- * after it was created, so only ids created before the cutoff are read:
- * the old history plus one task per resource, in pages of {@linkcode PAGE}.
- * Deletes go in transactions of {@linkcode DELETE_BATCH}, each comparing
- * the mod revision it read (a task written meanwhile stays) and the
- * caller's fence (the round's lock); a batch that fails is retried one task
- * at a time.
+ * after it was created, so a round reads only ids created before its
+ * cutoff, and only those no earlier round read: `retention/cursor` holds
+ * the first id not read yet (`before`) and the ids read while unfinished or
+ * finished too recently (`pending`, at most {@linkcode MAX_PENDING}),
+ * which each round reads again by id; when more did not fit, the history
+ * is read once more from its start after this pass (`overflow`). The
+ * task a resource keeps is named by `retention/kept/<resource key>`: a
+ * newer expired task of the resource replaces it (the old one is deleted),
+ * and once the resource is gone (its delete task expires too) both go. A
+ * round reads at most {@linkcode ROUND_SCAN} tasks, in pages of
+ * {@linkcode PAGE}; the next round goes on from the cursor.
+ *
+ * Writes go in transactions of at most 120 operations
+ * (tasks/retention_writes.ts), each delete comparing the mod revision it read (a task written meanwhile
+ * stays), each `kept` change its read revision, all the caller's fence
+ * (the round's lock); a batch that fails is retried one change at a time.
  *
  * @example
  * ```ts
@@ -27,24 +37,39 @@ import { keys } from "../core/keys.ts";
 import { Task } from "../core/schemas.ts";
 import type { Kv, Store, Txn } from "../core/store.ts";
 import { isFinal } from "./state.ts";
+import { type Change, commitChanges } from "./retention_writes.ts";
 
 /** Task documents read per page. */
 export const PAGE = 200;
 
-/** Deletes per transaction: 1 fence + 2 x 60 = 121 operations, under 128. */
-export const DELETE_BATCH = 60;
+/** Task documents a round reads at most (besides `pending`). */
+export const ROUND_SCAN = 5_000;
 
-/** Resources whose existence is checked at once. */
+/** Ids a cursor carries to read again. */
+export const MAX_PENDING = 100;
+
+/** Resources whose `kept` record and existence are read at once. */
 const CHECKS = 16;
+
+const CURSOR = keys.retentionCursor;
+const keptKey = keys.retentionKept;
+const Cursor = z.object({
+  before: z.string(),
+  pending: z.array(z.string()),
+  overflow: z.boolean(),
+});
+const Kept = z.object({ task: z.string() });
 
 /** What a retention pass did. */
 export interface RetentionResult {
-  /** Task documents read (all created before the cutoff). */
+  /** Task documents read (created before the cutoff, not read before). */
   scanned: number;
+  /** Pending tasks of earlier rounds read again. */
+  rechecked: number;
   deleted: number;
   /** Old finished tasks kept as the newest of an existing resource. */
   kept: number;
-  /** Tasks not deleted because they changed after they were read. */
+  /** Changes not made because what they read changed meanwhile. */
   changed: number;
   /** True when the fence failed: the pass stopped. */
   fenced: boolean;
@@ -55,6 +80,8 @@ export interface RetentionOptions {
   now?: Date;
   /** A transaction holding the caller's compares (e.g. its lock). */
   fence?: () => Txn;
+  /** Tasks read at most; default {@linkcode ROUND_SCAN}. */
+  maxScan?: number;
 }
 
 /** The key of the resource a task is about, or null. */
@@ -80,56 +107,125 @@ export async function collectTasks(
   const fence = opts.fence ?? (() => store.txn());
   const r: RetentionResult = {
     scanned: 0,
+    rechecked: 0,
     deleted: 0,
     kept: 0,
     changed: 0,
     fenced: false,
   };
-  /** The newest expired finished task read so far, per resource. */
-  const held = new Map<string, Kv<Task>>();
-  const doomed: Kv<Task>[] = [];
-  const flush = async (all: boolean) => {
-    while (!r.fenced && doomed.length >= (all ? 1 : DELETE_BATCH)) {
-      await remove(fence, doomed.splice(0, DELETE_BATCH), r);
-    }
-  };
-  let from: string = keys.tasks;
-  const before = taskKeyAt(cutoff);
-  while (!r.fenced) {
-    const page = await store.list(keys.tasks, Task, {
-      from,
-      before,
-      limit: PAGE,
+  const cur = (await store.get(CURSOR, Cursor))?.value ??
+    { before: keys.tasks, pending: [], overflow: false };
+  const expired = (t: Task) =>
+    isFinal(t.state) && Date.parse(t.updatedAt) <= cutoff;
+  const pending: string[] = [];
+  const due: Kv<Task>[] = [];
+  // Pending tasks of earlier rounds: finished and expired by now?
+  for (let i = 0; i < cur.pending.length; i += CHECKS) {
+    const got = await Promise.all(
+      cur.pending.slice(i, i + CHECKS).map((k) =>
+        store.get(k, Task).catch(() => "unreadable" as const)
+      ),
+    );
+    got.forEach((kv, j) => {
+      if (!kv) return;
+      r.rechecked++;
+      if (kv !== "unreadable" && expired(kv.value)) due.push(kv);
+      else pending.push(cur.pending[i + j]);
     });
-    for (const kv of page.items) {
+  }
+  await settle(store, fence, due, r);
+
+  let from = cur.before;
+  let overflow = cur.overflow;
+  const before = taskKeyAt(cutoff);
+  const max = opts.maxScan ?? ROUND_SCAN;
+  while (!r.fenced && from < before && r.scanned < max) {
+    const limit = Math.min(PAGE, max - r.scanned);
+    const page = await store.list(keys.tasks, Task, { from, before, limit });
+    const read: (Kv<Task> | { key: string })[] = [
+      ...page.items,
+      ...page.unreadable,
+    ].sort((a, b) => a.key < b.key ? -1 : 1);
+    const chunk: Kv<Task>[] = [];
+    for (const d of read) {
       r.scanned++;
-      const t = kv.value;
-      if (!isFinal(t.state)) continue;
-      const expired = Date.parse(t.updatedAt) <= cutoff;
-      const res = resourceOf(t);
-      if (res === null) {
-        if (expired) doomed.push(kv);
-        continue;
-      }
-      const prev = held.get(res);
-      if (prev) doomed.push(prev);
-      if (expired) held.set(res, kv);
-      else held.delete(res);
+      if ("value" in d && expired(d.value)) chunk.push(d);
+      else if (pending.length < MAX_PENDING) pending.push(d.key);
+      else overflow = true;
     }
-    await flush(false);
-    const read = [...page.items, ...page.unreadable].map((d) => d.key).sort();
-    if (read.length < PAGE) break;
-    from = `${read[read.length - 1]}\0`;
+    await settle(store, fence, chunk, r);
+    from = read.length < limit ? before : `${read[read.length - 1].key}\0`;
   }
-  const last = [...held.entries()];
-  for (let i = 0; i < last.length && !r.fenced; i += CHECKS) {
-    const slice = last.slice(i, i + CHECKS);
-    const exist = await Promise.all(slice.map(([res]) => exists(store, res)));
-    slice.forEach(([, kv], j) => exist[j] ? r.kept++ : doomed.push(kv));
-    await flush(false);
-  }
-  await flush(true);
+  if (r.fenced) return r;
+  // Pending ids that did not fit: one more pass over the whole history
+  // once this one is done.
+  const next = from >= before && overflow
+    ? { before: keys.tasks, pending, overflow: false }
+    : { before: from, pending, overflow };
+  if (!(await fence().put(CURSOR, next).commit()).ok) r.fenced = true;
   return r;
+}
+
+/**
+ * Applies expired finished tasks `items` (in key order, from one window):
+ * a task about no resource is deleted; of a resource's tasks the newest
+ * replaces its `kept` task (deleted), the others are deleted, and all go,
+ * `kept` too, when the resource is gone.
+ */
+async function settle(
+  store: Store,
+  fence: () => Txn,
+  items: Kv<Task>[],
+  r: RetentionResult,
+): Promise<void> {
+  const changes: Change[] = [];
+  const newest = new Map<string, Kv<Task>>();
+  for (const kv of items) {
+    const res = resourceOf(kv.value);
+    if (res === null) {
+      changes.push({ doomed: [kv] });
+      continue;
+    }
+    const prev = newest.get(res);
+    if (prev) changes.push({ doomed: [prev] });
+    newest.set(res, kv);
+  }
+  const last = [...newest.entries()];
+  for (let i = 0; i < last.length; i += CHECKS) {
+    const slice = last.slice(i, i + CHECKS);
+    const read = await Promise.all(slice.map(async ([res]) => ({
+      kept: await store.get(keptKey(res), Kept).catch(() => undefined),
+      exists: await exists(store, res),
+    })));
+    slice.forEach(([res, kv], j) => {
+      const { kept, exists } = read[j];
+      // An unreadable record is left alone, and so is its resource.
+      if (kept === undefined) return;
+      const c: Change = {
+        doomed: [],
+        kept: { key: keptKey(res), revision: kept?.modRevision ?? "0" },
+      };
+      const old = kept?.value.task;
+      if (old === kv.value.id && exists) {
+        // Kept already (a pass over the whole history).
+        r.kept++;
+        return;
+      }
+      if (old && old > kv.value.id) {
+        // A late pending task older than the one kept.
+        c.doomed.push(kv);
+        delete c.kept;
+      } else {
+        if (old && old !== kv.value.id) c.oldTask = keys.task(old);
+        if (exists) {
+          c.kept!.task = kv.value.id;
+          r.kept++;
+        } else c.doomed.push(kv);
+      }
+      changes.push(c);
+    });
+  }
+  await commitChanges(fence, changes, r);
 }
 
 /** True unless the resource's key is absent (an unreadable one exists). */
@@ -138,31 +234,5 @@ async function exists(store: Store, key: string): Promise<boolean> {
     return (await store.get(key, z.unknown())) !== null;
   } catch {
     return true;
-  }
-}
-
-/** Deletes `batch`, each compared on its revision; then one at a time. */
-async function remove(
-  fence: () => Txn,
-  batch: Kv<Task>[],
-  r: RetentionResult,
-): Promise<void> {
-  const del = (txn: Txn, kv: Kv<Task>) =>
-    txn.ifModRevision(kv.key, kv.modRevision).delete(kv.key);
-  const txn = fence();
-  for (const kv of batch) del(txn, kv);
-  if ((await txn.commit()).ok) {
-    r.deleted += batch.length;
-    return;
-  }
-  for (const kv of batch) {
-    if ((await del(fence(), kv).commit()).ok) {
-      r.deleted++;
-    } else if (!(await fence().commit()).ok) {
-      r.fenced = true;
-      return;
-    } else {
-      r.changed++;
-    }
   }
 }

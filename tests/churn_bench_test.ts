@@ -17,8 +17,10 @@ Deno.test("churnRun() leaves no VM or task key and a short etcd history after 30
   });
   assert.equal(r.tasksDeleted >= 2 * r.cycles, true, JSON.stringify(r));
   const left = Object.keys(r.keysByPrefix).filter((p) =>
-    !["host/", "alive/", "alloc/", "cron-round/"].includes(p)
+    !["host/", "alive/", "alloc/", "cron-round/", "retention/"].includes(p)
   );
   assert.deepEqual(left, [], JSON.stringify(r.keysByPrefix));
+  // The retention cursor; no kept record of a deleted VM.
+  assert.ok((r.keysByPrefix["retention/"] ?? 0) <= 1, JSON.stringify(r));
   assert.ok(r.historyRevisions < 200, `${r.historyRevisions} revisions kept`);
 });

@@ -132,7 +132,14 @@ Deno.test("maintenanceOnce() defragments an etcd member with much free space and
       10_000,
       100,
     );
-    const r = await maintenanceOnce(store, config, { by: "h1" });
+    // The only member: defragmented near its quota only.
+    const near = {
+      ...config.maintenance.embeddedEtcd,
+      quotaBytes: before.dbSize,
+    };
+    const r = await maintenanceOnce(store, {
+      maintenance: { ...config.maintenance, embeddedEtcd: near },
+    }, { by: "h1" });
     assert.equal(r.etcd[0].defragmented, true);
     const [after] = await memberStatuses(store);
     assert.ok(

@@ -141,5 +141,30 @@ Deno.test({
           assert.equal(Number(ttl.grantedTTL), 40);
         },
       );
+
+      await step(
+        "LeasePool: a lease revoked while it is handed out costs one refused write, the next take() grants a new one",
+        async () => {
+          const store = connect();
+          const pool = new LeasePool(store, 3600);
+          const a = await pool.take();
+          assert.ok(
+            (await store.txn().put("pool/1", {}, { lease: a }).commit()).ok,
+          );
+          await store.revokeLease(a);
+          const same = await pool.take();
+          assert.equal(same, a, "the pool cannot know before etcd says");
+          await assert.rejects(
+            store.txn().put("pool/2", {}, { lease: same }).commit(),
+            /lease not found/,
+          );
+          const b = await pool.take();
+          assert.notEqual(b, a);
+          assert.ok(
+            (await store.txn().put("pool/3", {}, { lease: b }).commit()).ok,
+          );
+          assert.equal(await pool.take(), b, "the new lease is shared again");
+        },
+      );
     }),
 });

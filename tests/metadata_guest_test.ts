@@ -28,7 +28,11 @@ import { startCluster, waitFor } from "./helpers/cluster.ts";
 import { guestExec, guestRun } from "./helpers/console.ts";
 import { printNet, vmDoc, waitGuestAddr } from "./helpers/net_e2e.ts";
 import { createHostNet } from "./helpers/netns.ts";
-import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
+import {
+  deleteResources,
+  serveEtcdOn,
+  startWorkerIn,
+} from "./helpers/ns_worker.ts";
 
 const ALICE = { "X-User": "alice" };
 const [LL, GLOBAL] = METADATA.ipv6;
@@ -266,6 +270,7 @@ Deno.test({
       await printNet(net);
       throw err;
     } finally {
+      await deleteResources(c, net);
       await c.stop();
       await net.destroy();
       await Deno.remove(keyDir, { recursive: true });

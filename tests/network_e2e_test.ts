@@ -38,7 +38,11 @@ import {
   waitGuestAddr,
 } from "./helpers/net_e2e.ts";
 import { createHostNet } from "./helpers/netns.ts";
-import { serveEtcdOn, startWorkerIn } from "./helpers/ns_worker.ts";
+import {
+  deleteResources,
+  serveEtcdOn,
+  startWorkerIn,
+} from "./helpers/ns_worker.ts";
 
 const HOSTS = ["h1", "h2"];
 
@@ -408,6 +412,7 @@ Deno.test({
       await printNet(net);
       throw err;
     } finally {
+      await deleteResources(c, net);
       await c.stop();
       await net.destroy();
     }

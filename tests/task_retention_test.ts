@@ -13,7 +13,7 @@ import { Task } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { newTask } from "../tasks/queue.ts";
 import { maintenanceOnce } from "../tasks/maintenance_round.ts";
-import { collectTasks, DELETE_BATCH, PAGE } from "../tasks/retention.ts";
+import { collectTasks, PAGE } from "../tasks/retention.ts";
 import { transition } from "../tasks/state.ts";
 import { dump } from "./helpers/cluster.ts";
 import { withEtcd } from "./helpers/etcd_env.ts";
@@ -94,7 +94,7 @@ Deno.test("the maintenance round deletes finished tasks past the retention and k
     };
     // More than a page and many batches of one deleted VM's history.
     const many = Array.from(
-      { length: PAGE + DELETE_BATCH + 7 },
+      { length: PAGE + 67 },
       (_, i) => task(now, vm("vm-churn"), 60 * MIN - i * 100),
     );
     await put(store, [
@@ -120,6 +120,7 @@ Deno.test("the maintenance round deletes finished tasks past the retention and k
     assert.deepEqual(r.tasks, {
       scanned: Object.keys(keep).length - 1 + Object.keys(gone).length +
         many.length,
+      rechecked: 0,
       deleted: Object.keys(gone).length + many.length,
       kept: 3,
       changed: 0,
@@ -128,7 +129,8 @@ Deno.test("the maintenance round deletes finished tasks past the retention and k
     // Everything but the deleted tasks is as it was.
     const rest = (d: Record<string, string>) =>
       Object.entries(d).filter(([k]) =>
-        !k.startsWith("task/") && !k.startsWith("cron")
+        !k.startsWith("task/") && !k.startsWith("cron") &&
+        !k.startsWith("retention/")
       );
     assert.deepEqual(rest(after), rest(before));
     for (const t of Object.values(keep)) {
@@ -140,6 +142,92 @@ Deno.test("the maintenance round deletes finished tasks past the retention and k
       by: "h1",
     });
     assert.equal(again.tasks?.deleted, 0);
+    // ... and reads none of what the first read: only the two it could not
+    // decide on yet (unfinished, finished within the retention).
+    assert.equal(again.tasks?.scanned, 0);
+    assert.equal(again.tasks?.rechecked, 2);
+  });
+});
+
+Deno.test("later retention passes read only new expiries: a newer expired task replaces the kept one, a gone resource's kept task goes, a pending task that expired goes", async () => {
+  await withEtcd(async (store) => {
+    const now = Date.now();
+    const retentionMs = 10 * MIN;
+    const aKept = task(now, { vm: "vm-a" }, 28 * MIN);
+    const aRunning = task(now, { vm: "vm-a" }, 40 * MIN, "running");
+    const hKept = task(now, { host: "h1" }, 20 * MIN);
+    await put(store, [
+      [keys.vm("vm-a"), { id: "vm-a" }],
+      [keys.host("h1"), { name: "h1" }],
+      ...[aKept, aRunning, hKept].map((t): [string, Task] => [
+        keys.task(t.id),
+        t,
+      ]),
+    ]);
+    const first = await collectTasks(store, {
+      retentionMs,
+      now: new Date(now),
+    });
+    assert.deepEqual([first.scanned, first.kept, first.deleted], [3, 2, 0]);
+
+    // Five minutes later: new expiries since the first pass's cutoff.
+    const later = now + 5 * MIN;
+    const aNew = task(now, { vm: "vm-a" }, 8 * MIN);
+    const hGone = task(now, { host: "h1" }, 9 * MIN);
+    const aDone = transition(aRunning, "succeeded", {
+      worker: "h1",
+      now: new Date(now - 6 * MIN),
+    });
+    await put(store, [
+      [keys.task(aNew.id), aNew],
+      [keys.task(hGone.id), hGone],
+      [keys.task(aRunning.id), aDone],
+    ]);
+    assert.ok((await store.txn().delete(keys.host("h1")).commit()).ok);
+    const second = await collectTasks(store, {
+      retentionMs,
+      now: new Date(later),
+    });
+    assert.deepEqual(
+      {
+        scanned: second.scanned,
+        rechecked: second.rechecked,
+        kept: second.kept,
+        deleted: second.deleted,
+      },
+      { scanned: 2, rechecked: 1, kept: 1, deleted: 4 },
+    );
+    const left = (await store.keys(keys.tasks)).sort();
+    assert.deepEqual(left, [keys.task(aNew.id)]);
+    const kept = await dump(store);
+    assert.equal(
+      JSON.parse(kept["retention/kept/vm/vm-a"]).task,
+      aNew.id,
+    );
+    assert.equal(kept["retention/kept/host/h1"], undefined);
+  });
+});
+
+Deno.test("a retention pass reads at most maxScan tasks; the next goes on where it stopped", async () => {
+  await withEtcd(async (store) => {
+    const now = Date.now();
+    const many = Array.from(
+      { length: 250 },
+      (_, i) => task(now, { vm: "vm-gone" }, 60 * MIN - i * 100),
+    );
+    await put(store, many.map((t): [string, Task] => [keys.task(t.id), t]));
+    const passes = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await collectTasks(store, {
+        retentionMs: MIN,
+        now: new Date(now),
+        maxScan: 100,
+      });
+      passes.push([r.scanned, r.deleted]);
+    }
+    // The VM is gone: each pass deletes all it read.
+    assert.deepEqual(passes, [[100, 100], [100, 100], [50, 50], [0, 0]]);
+    assert.equal(await store.count(keys.tasks), 0);
   });
 });
 

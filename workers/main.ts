@@ -28,6 +28,7 @@ import { Worker } from "./worker.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { detectUnderlay, NetDriver } from "../drivers/net/mod.ts";
+import { currentNetns } from "../drivers/net/exec.ts";
 
 /** The network driver of this host, its underlay and public bridges. */
 async function hostNetwork(config: Config, log: Logger) {
@@ -56,6 +57,9 @@ async function hostNetwork(config: Config, log: Logger) {
     vxlanPort: config.network.vxlanPort,
     log,
     tapUser: config.qemu.user,
+    // A host that is a named namespace (tests) names its DHCP namespaces
+    // after it.
+    netns: await currentNetns(),
   });
   return { driver, underlay, publicBridges };
 }

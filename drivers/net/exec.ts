@@ -1,6 +1,7 @@
 /**
- * How the network driver runs commands in a network namespace, and one
- * step of a sync whose failure names what it was doing.
+ * How the network driver runs commands in a network namespace, one step
+ * of a sync whose failure names what it was doing, and the name of the
+ * namespace this process runs in.
  *
  * @example
  * ```ts
@@ -27,6 +28,30 @@ export function netnsExec(netns?: string): Exec {
     }
     return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
   };
+}
+
+/**
+ * The name (`/run/netns/<name>`) of the network namespace this process
+ * runs in, or undefined when it has none (the root namespace, normally).
+ * A worker started with `ip netns exec <ns>` (tests acting as several
+ * hosts) gives it to its `NetDriver` as `netns`, so the DHCP namespaces it
+ * makes are named after its own (`<ns>-ucd…`, see `dhcpNetnsOf`) and not
+ * those of another host on the same machine.
+ */
+export async function currentNetns(): Promise<string | undefined> {
+  const self = await Deno.stat("/proc/self/ns/net");
+  let names: string[] = [];
+  try {
+    for await (const e of Deno.readDir("/run/netns")) names.push(e.name);
+  } catch {
+    return undefined;
+  }
+  names = names.sort();
+  for (const name of names) {
+    const s = await Deno.stat(`/run/netns/${name}`).catch(() => null);
+    if (s && s.ino === self.ino && s.dev === self.dev) return name;
+  }
+  return undefined;
 }
 
 /**

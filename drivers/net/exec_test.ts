@@ -1,10 +1,11 @@
 /**
  * Tests of drivers/net/exec.ts on real namespaces: deleteLink() of a veth
- * whose peer's namespace was deleted under it.
+ * whose peer's namespace was deleted under it; currentNetns() in and out
+ * of a named namespace.
  */
 import assert from "node:assert/strict";
 import { run } from "../runner.ts";
-import { deleteLink, netnsExec } from "./exec.ts";
+import { currentNetns, deleteLink, netnsExec } from "./exec.ts";
 
 Deno.test("deleteLink() deletes a link, and one already gone is not an error", async () => {
   const host = `ucexec-${crypto.randomUUID().slice(0, 8)}`;
@@ -47,5 +48,27 @@ Deno.test("deleteLink() deletes a link, and one already gone is not an error", a
   } finally {
     await run("ip", ["netns", "del", peer]).catch(() => {});
     await run("ip", ["netns", "del", host]);
+  }
+});
+
+Deno.test("currentNetns() names the namespace a process runs in through ip netns exec, and none outside", async () => {
+  const ns = `ucexec-${crypto.randomUUID().slice(0, 8)}`;
+  await run("ip", ["netns", "add", ns]);
+  try {
+    const code = `import { currentNetns } from "${
+      new URL("./exec.ts", import.meta.url).href
+    }"; console.log(await currentNetns() ?? "-");`;
+    const inside = await run("ip", [
+      "netns",
+      "exec",
+      ns,
+      Deno.execPath(),
+      "eval",
+      code,
+    ], { timeoutMs: 60_000 });
+    assert.equal(inside.stdout.trim(), ns);
+    assert.equal(await currentNetns(), undefined);
+  } finally {
+    await run("ip", ["netns", "del", ns]);
   }
 });

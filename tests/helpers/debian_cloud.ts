@@ -30,7 +30,7 @@ import { type App, call, headerAuth, type Reply } from "./api.ts";
 import { type Cluster, startCluster, waitFor } from "./cluster.ts";
 import { ensureDebianImage } from "./debian_image.ts";
 import { createHostNet, type HostNet } from "./netns.ts";
-import { serveEtcdOn, startWorkerIn } from "./ns_worker.ts";
+import { deleteResources, serveEtcdOn, startWorkerIn } from "./ns_worker.ts";
 import { SshClient } from "./ssh_client.ts";
 
 /** The one host's name. */
@@ -106,6 +106,7 @@ export async function startDebianCloud(): Promise<DebianCloud> {
   const close = () =>
     closed ??= (async () => {
       await client?.close().catch(() => {});
+      if (net) await deleteResources(c, net);
       await c.stop();
       await net?.destroy();
       await Deno.remove(dir, { recursive: true });

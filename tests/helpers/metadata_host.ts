@@ -13,6 +13,7 @@
 import { logger } from "../../core/log.ts";
 import { Store } from "../../core/store.ts";
 import { NetDriver } from "../../drivers/net/driver.ts";
+import { currentNetns } from "../../drivers/net/exec.ts";
 import { MetadataService } from "../../workers/metadata/service.ts";
 import { HostNet } from "../../workers/net.ts";
 import { HostVms } from "../../workers/host_vms.ts";
@@ -106,7 +107,12 @@ if (import.meta.main) {
     log,
     requireToken: env("REQUIRE_TOKEN") === "1",
   });
-  const driver = new NetDriver({ stateDir: env("STATE"), underlay: null, log });
+  const driver = new NetDriver({
+    stateDir: env("STATE"),
+    underlay: null,
+    log,
+    netns: await currentNetns(),
+  });
   const stop = new AbortController();
   const vms = await HostVms.start(
     { store, host: env("HOST"), log },

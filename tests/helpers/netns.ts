@@ -24,6 +24,7 @@
  */
 import { run } from "../../drivers/runner.ts";
 import { canonicalPrefix6, formatIpv6, parseIpv6 } from "../../core/netaddr.ts";
+import { holdNetns, killAllIn } from "./netns_procs.ts";
 
 /** The ULA /48 every test network takes a /64 of. */
 export const ULA_PREFIX = "fd75:c10d";
@@ -129,22 +130,15 @@ async function nsPids(ns: string): Promise<number[]> {
   }
 }
 
-async function killAllIn(ns: string, timeoutMs = 10_000): Promise<number[]> {
-  const killed = new Set<number>();
-  const end = Date.now() + timeoutMs;
-  while (true) {
-    const pids = await nsPids(ns);
-    if (pids.length === 0) return [...killed];
-    if (Date.now() > end) {
-      throw new Error(`Processes left in namespace ${ns}: ${pids.join(" ")}`);
-    }
-    for (const pid of pids) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-        killed.add(pid);
-      } catch { /* gone */ }
-    }
-    await new Promise((r) => setTimeout(r, 20));
+/** SIGKILLs every process in the namespaces `want` passes; the pids. */
+async function killAllInNamed(
+  want: (name: string) => boolean,
+): Promise<number[]> {
+  const held = await holdNetns(want);
+  try {
+    return await killAllIn(held);
+  } finally {
+    held.close();
   }
 }
 
@@ -161,14 +155,25 @@ async function listLinks(): Promise<{ name: string; alias?: string }[]> {
   return all.map((l) => ({ name: l.ifname, alias: l.ifalias }));
 }
 
-/** Deletes everything of network `id`, whatever state it is in. */
+/**
+ * Deletes everything of network `id`, whatever state it is in: the hosts'
+ * namespaces and those their workers made (`uc-<id>-<host>-ucd…`, mounted
+ * in the worker's mount namespace only: tests/helpers/netns_procs.ts),
+ * with every process in them.
+ */
 async function teardown(id: string): Promise<void> {
-  const nses = (await listNetns()).filter((n) => n.startsWith(`uc-${id}-`));
-  for (const ns of nses) await killAllIn(ns);
-  for (const l of await listLinks()) {
-    if (l.name.startsWith(`ucx${id}v`)) await ipQuiet("link", "del", l.name);
+  const held = await holdNetns((n) => n.startsWith(`uc-${id}-`));
+  try {
+    await killAllIn(held);
+    for (const l of await listLinks()) {
+      if (l.name.startsWith(`ucx${id}v`)) await ipQuiet("link", "del", l.name);
+    }
+    for (const ns of held.names) await ipQuiet("netns", "del", ns);
+    // Whoever got in before the names went.
+    await killAllIn(held);
+  } finally {
+    held.close();
   }
-  for (const ns of nses) await ipQuiet("netns", "del", ns);
   await ipQuiet("link", "del", `ucbr${id}`);
 }
 
@@ -295,7 +300,7 @@ export async function createHostNet(
       return !l.flags.includes("UP");
     },
     pids: (name) => nsPids(host(name).ns),
-    killHost: (name) => killAllIn(host(name).ns),
+    killHost: (name) => killAllInNamed((n) => n === host(name).ns),
     async destroy() {
       if (destroyed && (await leftovers(id)).length === 0) return;
       await teardown(id);

@@ -3,7 +3,9 @@
  * the root namespace and also listens on the bridge address
  * (`serveEtcdOn`); a worker runs in its host's namespace
  * (`startWorkerIn`), and the qemu processes it starts inherit that
- * namespace.
+ * namespace, as do the DHCP namespaces it makes (`<ns>-ucd…`). Before the
+ * cluster stops, `deleteResources` has the workers delete their VMs and
+ * networks themselves; `pidsMentioning` finds processes a test left.
  *
  * @example
  * ```ts
@@ -13,13 +15,18 @@
  *   await serveEtcdOn(cluster, net);
  *   await startWorkerIn(cluster, net, { name: "h1" });
  * } finally {
+ *   await deleteResources(cluster, net);
  *   await cluster.stop();
  *   await net.destroy();
  * }
  * ```
  */
 import { startEtcd } from "../../core/etcd_server.ts";
-import { type Cluster, type HostSpec, WorkerProc } from "./cluster.ts";
+import { keys } from "../../core/keys.ts";
+import { Network, Vm } from "../../core/schemas.ts";
+import { deleteNetwork } from "../../resources/networks/delete.ts";
+import { deleteVm } from "../../resources/vms/mod.ts";
+import { type Cluster, type HostSpec, waitFor, WorkerProc } from "./cluster.ts";
 import type { HostNet, NetHost } from "./netns.ts";
 
 const etcdListeners = new WeakMap<Cluster, string>();
@@ -111,4 +118,84 @@ export async function startWorkerIn(
   cluster.workers.set(spec.name, w);
   await w.start();
   return w;
+}
+
+// ------------------------------------------------------------- teardown
+
+/**
+ * Deletes every VM (as an admin: `vm.delete` tasks the workers run) and
+ * waits until they are gone, deletes every network, then waits until the
+ * workers removed the namespaces they made in `net` (DHCP servers): a
+ * test's `finally` calls it before `cluster.stop()`, which SIGKILLs the
+ * workers and would leave their daemons to `net.destroy()`. Never throws
+ * (it must not hide the test's error): what it cannot do within
+ * `timeoutMs`, e.g. on a host that was killed, it logs and leaves to
+ * `net.destroy()`.
+ */
+export async function deleteResources(
+  cluster: Cluster,
+  net: HostNet,
+  { timeoutMs = 120_000 }: { timeoutMs?: number } = {},
+): Promise<void> {
+  const { store, config } = cluster;
+  const admin = { name: "test-teardown", admin: true };
+  const hostNses = [...net.hosts.values()].map((h) => h.ns);
+  const made = async () =>
+    (await listNetns()).filter((n) =>
+      n.startsWith(`uc-${net.id}-`) && !hostNses.includes(n)
+    );
+  const end = Date.now() + timeoutMs;
+  const left = () => Math.max(1, end - Date.now());
+  try {
+    for (const v of (await store.list(keys.vms, Vm)).items) {
+      await deleteVm({ store, config }, admin, v.value.id);
+    }
+    await waitFor(
+      "every VM deleted",
+      async () => (await store.count(keys.vms)) === 0,
+      left(),
+      250,
+    );
+    for (const n of (await store.list(keys.networks, Network)).items) {
+      await deleteNetwork(store, admin, n.value.id);
+    }
+    await waitFor(
+      "the workers' namespaces removed",
+      async () => (await made()).length === 0,
+      left(),
+      250,
+    );
+  } catch (err) {
+    console.error(
+      `deleteResources: ${(err as Error).message}; left: ${
+        (await made().catch(() => [])).join(" ")
+      }`,
+    );
+  }
+}
+
+async function listNetns(): Promise<string[]> {
+  const out = await new Deno.Command("ip", { args: ["netns", "list"] })
+    .output();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.split(" ")[0]).filter(Boolean);
+}
+
+/**
+ * Live processes whose command line mentions `needle` (e.g. a cluster's
+ * dir: its workers, fencers, qemus, dnsmasqs and radvds): `pid cmdline`
+ * lines. Zombies have no command line and are not counted.
+ */
+export async function pidsMentioning(needle: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(
+      () => "",
+    );
+    if (cmd.includes(needle)) {
+      out.push(`${e.name} ${cmd.replaceAll("\0", " ").trim()}`);
+    }
+  }
+  return out;
 }
