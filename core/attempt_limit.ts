@@ -19,7 +19,7 @@
  */
 import { z } from "zod";
 import { keys } from "./keys.ts";
-import { type LeasePool, leasePool } from "./lease_pool.ts";
+import { leasePool } from "./lease_pool.ts";
 import type { Store } from "./store.ts";
 
 /** The value of `attempts/<scope>/<name>`: recent attempts, ms since epoch. */
@@ -45,7 +45,6 @@ export class AttemptLimit {
   readonly limit: number;
   readonly windowMs: number;
   readonly #now: () => number;
-  readonly #leases: LeasePool;
 
   constructor(
     readonly store: Store,
@@ -61,7 +60,6 @@ export class AttemptLimit {
     this.limit = limit;
     this.windowMs = windowSeconds * 1000;
     this.#now = now;
-    this.#leases = leasePool(store, Math.ceil(windowSeconds));
   }
 
   /**
@@ -83,7 +81,9 @@ export class AttemptLimit {
         return Math.max(1, oldest + this.windowMs - now);
       }
       const at = [...recent, now].slice(-this.limit);
-      const lease = await this.#leases.take();
+      // The pool is looked up at use: building the app touches no store.
+      const lease = await leasePool(this.store, Math.ceil(this.windowMs / 1000))
+        .take();
       const txn = kv
         ? this.store.txn().ifModRevision(key, kv.modRevision)
         : this.store.txn().ifAbsent(key);

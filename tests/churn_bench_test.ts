@@ -17,10 +17,13 @@ Deno.test("churnRun() leaves no VM or task key and a short etcd history after 30
   });
   assert.equal(r.tasksDeleted >= 2 * r.cycles, true, JSON.stringify(r));
   const left = Object.keys(r.keysByPrefix).filter((p) =>
-    !["host/", "alive/", "alloc/", "cron-round/", "retention/"].includes(p)
+    !["host/", "alive/", "alloc/", "cron-round/", "retention/", "usage/"]
+      .includes(p)
   );
   assert.deepEqual(left, [], JSON.stringify(r.keysByPrefix));
   // The retention cursor; no kept record of a deleted VM.
   assert.ok((r.keysByPrefix["retention/"] ?? 0) <= 1, JSON.stringify(r));
+  // One usage document: the one user's, whatever the number of cycles.
+  assert.ok((r.keysByPrefix["usage/"] ?? 0) <= 1, JSON.stringify(r));
   assert.ok(r.historyRevisions < 200, `${r.historyRevisions} revisions kept`);
 });

@@ -154,7 +154,8 @@ Deno.test({
             { name: "NotFoundError" },
           );
           await deleteNetwork(deps.store, ALICE, a.id);
-          assert.deepEqual(await deps.store.keys(""), []);
+          // What stays is alice's usage, back at zero networks.
+          assert.deepEqual(await deps.store.keys(""), ["usage/alice"]);
           const b = await createNetwork(deps, ALICE, {
             name: "b",
             kind: "private",
