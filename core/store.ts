@@ -224,6 +224,14 @@ export class Store {
     prefix: string,
     range: Pick<ListOptions, "from" | "before"> = {},
   ): Promise<number> {
+    return (await this.countAt(prefix, range)).count;
+  }
+
+  /** `count()` at `range.revision` (default the latest), and that revision. */
+  async countAt(
+    prefix: string,
+    range: Pick<ListOptions, "from" | "before" | "revision"> = {},
+  ): Promise<{ count: number; revision: string }> {
     const k = this.full(prefix);
     const res = await this.#call(`count ${prefix}`, () =>
       this.client.kv.range({
@@ -231,9 +239,10 @@ export class Store {
         range_end: range.before === undefined
           ? prefixEnd(k)
           : this.full(range.before),
+        revision: range.revision,
         count_only: true,
       }));
-    return Number(res.count);
+    return { count: Number(res.count), revision: String(res.header.revision) };
   }
 
   /** Grants a lease of `ttlSeconds`; returns its id. */

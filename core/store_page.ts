@@ -95,8 +95,12 @@ export interface TimeKeys {
  * this reads ascending windows of time backwards from the position: each
  * window is counted first (keys only, nothing read), narrowed to about
  * half a read when it holds more, widened after a sparse one. Only more
- * than one read's keys in one millisecond are read sorted descending.
- * `next` is the key the next page ends before (exclusive).
+ * than one read's keys in one millisecond are read sorted descending. All
+ * requests of a page read the revision of its first, so a window holds
+ * what its count said however fast tasks come and go: each page completes
+ * at least one window (at most 16 narrowings and one read), and a page
+ * that ends on its budget returns where it stopped. `next` is the key the
+ * next page ends before (exclusive); null only when nothing older exists.
  */
 export async function descendingPage<T>(
   store: Store,
@@ -110,7 +114,8 @@ export async function descendingPage<T>(
   let span = FIRST_SPAN_MS;
   let read = 0;
   let requests = 0;
-  while (read < scanMax && requests < MAX_REQUESTS) {
+  let revision: string | undefined;
+  do {
     // From the top (or a key without a time) the window ends at the prefix's end.
     const hiMs = (hi === null ? null : opts.timeOf(hi)) ?? Date.now();
     const timed = hiMs - span > 0 ? opts.keyAt(hiMs - span) : prefix;
@@ -118,14 +123,23 @@ export async function descendingPage<T>(
     const below = hi !== null && timed >= hi;
     const lo = below ? prefix : timed;
     const chunk = chunkOf(opts.limit, out.length, scanMax - read);
-    const range = { from: lo, before: hi ?? undefined };
-    const n = await store.count(prefix, range);
+    const range = { from: lo, before: hi ?? undefined, revision };
+    const counted = await store.countAt(prefix, range);
+    revision = counted.revision;
+    const n = counted.count;
     requests++;
     if (n > chunk && span > 1 && !below) {
       span = Math.max(1, Math.floor((span * chunk) / (2 * n)));
       continue;
     }
     const sorted = n > chunk;
+    const atStart = !sorted && lo === prefix;
+    if (n === 0) {
+      if (atStart) return { items: out, next: null };
+      hi = lo;
+      span *= 2;
+      continue;
+    }
     const page = await store.list(prefix, schema, {
       ...range,
       limit: chunk,
@@ -133,11 +147,8 @@ export async function descendingPage<T>(
     });
     requests++;
     read += page.items.length + page.unreadable.length;
-    // Keys added since the count: count again.
-    if (!sorted && page.more) continue;
     const items = sorted ? page.items : page.items.toReversed();
     const lowest = firstKey(page.items, page.unreadable, sorted);
-    const atStart = !sorted && lo === prefix;
     for (const kv of items) {
       if (opts.match && !opts.match(kv.value)) continue;
       out.push(kv);
@@ -152,7 +163,7 @@ export async function descendingPage<T>(
       hi = lo;
       if (n < chunk / 2) span *= 2;
     }
-  }
+  } while (hi === null || (read < scanMax && requests < MAX_REQUESTS));
   return { items: out, next: hi };
 }
 
