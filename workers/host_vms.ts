@@ -30,6 +30,8 @@ import { sleep, type WatchEvent, watchOnce } from "../core/watch.ts";
 
 /** Documents per page of a listing. */
 export const PAGE_SIZE = 500;
+/** Removals a `refresh` saw ahead of the watch, remembered at most. */
+const GONE_MAX = 10_000;
 
 /** Options of {@linkcode HostVms.start}. */
 export interface HostVmsOptions {
@@ -62,6 +64,14 @@ export class HostVms {
   #vms = new Map<string, Kv<Vm>>();
   /** Unreadable documents: id -> mod revision. */
   #bad = new Map<string, bigint>();
+  /** Every change up to this revision has been applied (listing, watch). */
+  #done = 0n;
+  /**
+   * VMs a `refresh` found gone from this host ahead of the watch: id ->
+   * revision, until the watch passes it (an older event must not bring
+   * them back); at most `GONE_MAX`, oldest dropped first.
+   */
+  readonly #gone = new Map<string, bigint>();
   readonly #listeners = new Set<VmChange>();
   /** Resolves once the watch has ended (the signal aborted). */
   done: Promise<void> = Promise.resolve();
@@ -107,9 +117,11 @@ export class HostVms {
   }
 
   /**
-   * Reads VM `id` now and takes it unless the watch already brought a
-   * newer revision; returns the entry (null: not this host's, or gone).
-   * Throws UnavailableError when etcd cannot be read.
+   * Reads VM `id` now and takes it unless the watch has meanwhile gone
+   * past the revision it was read at (the answer may come after the
+   * watch's event of a later change, e.g. from a slower etcd member);
+   * returns the entry (null: not this host's, or gone). Throws
+   * UnavailableError when etcd cannot be read.
    */
   async refresh(id: string): Promise<Kv<Vm> | null> {
     const key = keys.vm(id);
@@ -117,11 +129,20 @@ export class HostVms {
       from: key,
       before: `${key}\0`,
     });
+    if (BigInt(r.revision) <= this.#done) return this.#vms.get(id) ?? null;
     const kv = r.items[0];
+    const rev = BigInt(kv?.modRevision ?? r.revision);
     if (r.unreadable.length) this.#apply(id, "unreadable", BigInt(r.revision));
-    else if (kv) this.#apply(id, kv, BigInt(kv.modRevision));
-    else this.#apply(id, null, BigInt(r.revision));
-    return this.#vms.get(id) ?? null;
+    else this.#apply(id, kv ?? null, rev);
+    const kept = this.#vms.get(id);
+    if (!kept && !r.unreadable.length && rev > this.#done) {
+      this.#gone.set(id, rev);
+      for (const old of this.#gone.keys()) {
+        if (this.#gone.size <= GONE_MAX) break;
+        this.#gone.delete(old);
+      }
+    }
+    return kept ?? null;
   }
 
   /** Lists `vm/` in pages at one revision; null when `signal` aborted. */
@@ -187,6 +208,7 @@ export class HostVms {
     const before = this.#vms;
     this.#vms = s.vms;
     this.#bad = s.bad;
+    this.#passed(BigInt(s.revision));
     for (const id of new Set([...before.keys(), ...s.vms.keys()])) {
       const a = before.get(id), b = s.vms.get(id);
       if (a?.modRevision !== b?.modRevision) this.#tell(id, a, b);
@@ -196,6 +218,8 @@ export class HostVms {
   #event(ev: WatchEvent): void {
     const id = idOf(ev.key);
     const rev = BigInt(ev.modRevision);
+    // Events come in revision order: all before this one are applied.
+    this.#passed(rev - 1n);
     if (ev.type === "delete") return this.#apply(id, null, rev);
     const d = decodeDocument(ev.value, Vm);
     if (!d.ok) {
@@ -220,6 +244,9 @@ export class HostVms {
     const cur = this.#vms.get(id);
     const seen = cur ? BigInt(cur.modRevision) : this.#bad.get(id);
     if (seen !== undefined && seen >= rev) return;
+    const gone = this.#gone.get(id);
+    if (gone !== undefined && gone >= rev) return;
+    this.#gone.delete(id);
     if (next === "unreadable") this.#bad.set(id, rev);
     else this.#bad.delete(id);
     const kept = next && next !== "unreadable" &&
@@ -229,6 +256,15 @@ export class HostVms {
     if (kept) this.#vms.set(id, kept);
     else this.#vms.delete(id);
     if (cur || kept) this.#tell(id, cur, kept);
+  }
+
+  /** Every change up to `rev` is applied: forgets removals it passed. */
+  #passed(rev: bigint): void {
+    if (rev <= this.#done) return;
+    this.#done = rev;
+    for (const [id, at] of this.#gone) {
+      if (at <= rev) this.#gone.delete(id);
+    }
   }
 
   #tell(id: string, before?: Kv<Vm>, after?: Kv<Vm>): void {
