@@ -82,6 +82,8 @@ export class HostNet implements HostNetwork {
   readonly #o: HostNetOptions;
   readonly #docs: NetDocs;
   #running: Promise<unknown> = Promise.resolve();
+  /** `run()`'s signal: it, not a caller's, aborts a shared sync. */
+  #life?: AbortSignal;
   #queued: Promise<SkippedPort[]> | null = null;
   /** What the queued sync reads again: the networks, these VMs. */
   #fresh = false;
@@ -123,7 +125,9 @@ export class HostNet implements HostNetwork {
    * missing here, a tap that does not come up, rules the kernel refuses) is
    * left out and logged; the sync fails only for the caller that names its
    * VM (`vm`), giving the reason: a PermanentError when the port itself is
-   * bad, an Error (the task retries) when a command failed.
+   * bad, an Error (the task retries) when a command failed. A caller's
+   * `signal` ends only its own wait (its abort reason is thrown): the sync
+   * goes on for the others.
    */
   async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
     await this.#sync(opts, true);
@@ -138,12 +142,13 @@ export class HostNet implements HostNetwork {
     if (!this.#queued) {
       const next = this.#running.catch(() => {}).then(() => {
         this.#queued = null;
-        return this.#syncOnce(opts.signal);
+        return this.#syncOnce(this.#life);
       });
       this.#queued = next;
       this.#running = next;
     }
-    const bad = (await this.#queued).filter((p) => p.vm === opts.vm);
+    const skipped = await waitOr(this.#queued, opts.signal);
+    const bad = skipped.filter((p) => p.vm === opts.vm);
     if (bad.length) {
       const msg =
         `Cannot set up the ports of VM ${opts.vm} on host ${this.#o.host}: ${
@@ -171,6 +176,7 @@ export class HostNet implements HostNetwork {
    */
   async run(signal: AbortSignal): Promise<void> {
     const { vms, host } = this.#o;
+    this.#life = signal;
     const off = vms.onChange((_, before, after) => {
       if (portsOf(before?.value) !== portsOf(after?.value)) this.kick();
     });
@@ -287,6 +293,19 @@ export class HostNet implements HostNetwork {
       members,
     });
   }
+}
+
+/** `p`, or `signal`'s abort reason thrown once it aborts first (p goes on). */
+function waitOr<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(signal.reason);
+    if (signal.aborted) return stop();
+    signal.addEventListener("abort", stop, { once: true });
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", stop)
+    );
+  });
 }
 
 /** A port the driver left out (drivers/net `SyncReport.skipped`), by NIC. */
