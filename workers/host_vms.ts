@@ -6,7 +6,12 @@
  * whose `status.host` is this host are kept, so memory is O(this host's
  * VMs) and an idle host reads nothing; another host's VM costs one decode
  * per change. A document that cannot be read is kept as its id
- * (`unreadable()`): it may be one of this host's VMs.
+ * (`unreadable()`): it may be one of this host's VMs. Its host cannot be
+ * read, but what this process saw before tells (`unreadableHere()`): it may
+ * be here if its last readable version was here, or if it was unreadable
+ * already at the first listing (unknown: an earlier worker may have set it
+ * up here); not if it was another host's or absent, since only this host's
+ * worker sets up a VM here, from what it read.
  *
  * Entries are as read (key, value, mod revision): a decision made on one
  * compares that revision (rule 1), so a stale entry loses its compare and
@@ -64,6 +69,13 @@ export class HostVms {
   #vms = new Map<string, Kv<Vm>>();
   /** Unreadable documents: id -> mod revision. */
   #bad = new Map<string, bigint>();
+  /**
+   * The unreadable documents that may be of this host: id -> the last
+   * version seen here, or null when unknown (see the module comment).
+   */
+  #badHere = new Map<string, Kv<Vm> | null>();
+  /** The first listing has been taken. */
+  #listed = false;
   /** Every change up to this revision has been applied (listing, watch). */
   #done = 0n;
   /**
@@ -108,6 +120,16 @@ export class HostVms {
   /** Ids of the VM documents that cannot be read (of any host). */
   unreadable(): Set<string> {
     return new Set(this.#bad.keys());
+  }
+
+  /**
+   * The unreadable VM documents that may be of this host: id -> its last
+   * version seen here, or null when its host was never known.
+   */
+  unreadableHere(): Map<string, Vm | null> {
+    return new Map(
+      [...this.#badHere].map(([id, kv]) => [id, kv?.value ?? null]),
+    );
   }
 
   /** Calls `f` on every change from now on; returns the unsubscribe. */
@@ -206,6 +228,14 @@ export class HostVms {
   /** Takes a listing, telling listeners what differs from before. */
   #reset(s: Snapshot): void {
     const before = this.#vms;
+    const here = new Map<string, Kv<Vm> | null>();
+    for (const id of s.bad.keys()) {
+      const last = before.get(id) ?? this.#badHere.get(id);
+      if (last !== undefined) here.set(id, last);
+      else if (!this.#listed) here.set(id, null);
+    }
+    this.#listed = true;
+    this.#badHere = here;
     this.#vms = s.vms;
     this.#bad = s.bad;
     this.#passed(BigInt(s.revision));
@@ -247,8 +277,13 @@ export class HostVms {
     const gone = this.#gone.get(id);
     if (gone !== undefined && gone >= rev) return;
     this.#gone.delete(id);
-    if (next === "unreadable") this.#bad.set(id, rev);
-    else this.#bad.delete(id);
+    if (next === "unreadable") {
+      this.#bad.set(id, rev);
+      if (cur) this.#badHere.set(id, cur);
+    } else {
+      this.#bad.delete(id);
+      this.#badHere.delete(id);
+    }
     const kept = next && next !== "unreadable" &&
         next.value.status.host === this.#o.host
       ? next

@@ -38,7 +38,7 @@ import { NetDocs } from "./net_docs.ts";
 import { type Member, writeMembership } from "./net_membership.ts";
 import { PORT_PHASES, wantedState } from "./net_state.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
-import { unreadableTaps } from "./unreadable_taps.ts";
+import { UnreadableTaps } from "./unreadable_taps.ts";
 
 export {
   type Member,
@@ -93,10 +93,12 @@ export class HostNet implements HostNetwork {
   /** The ports the last sync left out, to log only when that changes. */
   #skipped = "";
   readonly #drops: SpoofDrops;
+  readonly #unreadable: UnreadableTaps;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
     this.#docs = new NetDocs({ store: opts.store, log: opts.log });
+    this.#unreadable = new UnreadableTaps(opts.store);
     this.#drops = new SpoofDrops({
       store: opts.store,
       host: opts.host,
@@ -216,7 +218,7 @@ export class HostNet implements HostNetwork {
   }
 
   async #syncOnce(signal?: AbortSignal): Promise<SkippedPort[]> {
-    const { store, host, driver, vms } = this.#o;
+    const { host, driver, vms } = this.#o;
     const fresh = this.#fresh;
     const refresh = [...this.#refresh];
     this.#fresh = false;
@@ -235,7 +237,7 @@ export class HostNet implements HostNetwork {
     // release) may run here, and a NIC whose network's document cannot be
     // read may be in use: their ports stay as they are.
     const keep = [
-      ...await unreadableTaps(store, [...vms.unreadable()]),
+      ...await this.#unreadable.of(vms.unreadableHere()),
       ...here.flatMap(({ value: vm }) =>
         vm.nics.filter((n) => badNets.has(n.network))
           .map((n) => nicTapName(vm.id, n))
