@@ -6,7 +6,12 @@
  * whose `status.host` is this host are kept, so memory is O(this host's
  * VMs) and an idle host reads nothing; another host's VM costs one decode
  * per change. A document that cannot be read is kept as its id
- * (`unreadable()`): it may be one of this host's VMs.
+ * (`unreadable()`): it may be one of this host's VMs. Its host cannot be
+ * read, but what this process saw before tells (`unreadableHere()`): it may
+ * be here if its last readable version was here, or if it was unreadable
+ * already at the first listing (unknown: an earlier worker may have set it
+ * up here); not if it was another host's or absent, since only this host's
+ * worker sets up a VM here, from what it read.
  *
  * Entries are as read (key, value, mod revision): a decision made on one
  * compares that revision (rule 1), so a stale entry loses its compare and
@@ -30,6 +35,8 @@ import { sleep, type WatchEvent, watchOnce } from "../core/watch.ts";
 
 /** Documents per page of a listing. */
 export const PAGE_SIZE = 500;
+/** Removals a `refresh` saw ahead of the watch, remembered at most. */
+const GONE_MAX = 10_000;
 
 /** Options of {@linkcode HostVms.start}. */
 export interface HostVmsOptions {
@@ -62,6 +69,21 @@ export class HostVms {
   #vms = new Map<string, Kv<Vm>>();
   /** Unreadable documents: id -> mod revision. */
   #bad = new Map<string, bigint>();
+  /**
+   * The unreadable documents that may be of this host: id -> the last
+   * version seen here, or null when unknown (see the module comment).
+   */
+  #badHere = new Map<string, Kv<Vm> | null>();
+  /** The first listing has been taken. */
+  #listed = false;
+  /** Every change up to this revision has been applied (listing, watch). */
+  #done = 0n;
+  /**
+   * VMs a `refresh` found gone from this host ahead of the watch: id ->
+   * revision, until the watch passes it (an older event must not bring
+   * them back); at most `GONE_MAX`, oldest dropped first.
+   */
+  readonly #gone = new Map<string, bigint>();
   readonly #listeners = new Set<VmChange>();
   /** Resolves once the watch has ended (the signal aborted). */
   done: Promise<void> = Promise.resolve();
@@ -100,6 +122,16 @@ export class HostVms {
     return new Set(this.#bad.keys());
   }
 
+  /**
+   * The unreadable VM documents that may be of this host: id -> its last
+   * version seen here, or null when its host was never known.
+   */
+  unreadableHere(): Map<string, Vm | null> {
+    return new Map(
+      [...this.#badHere].map(([id, kv]) => [id, kv?.value ?? null]),
+    );
+  }
+
   /** Calls `f` on every change from now on; returns the unsubscribe. */
   onChange(f: VmChange): () => void {
     this.#listeners.add(f);
@@ -107,9 +139,11 @@ export class HostVms {
   }
 
   /**
-   * Reads VM `id` now and takes it unless the watch already brought a
-   * newer revision; returns the entry (null: not this host's, or gone).
-   * Throws UnavailableError when etcd cannot be read.
+   * Reads VM `id` now and takes it unless the watch has meanwhile gone
+   * past the revision it was read at (the answer may come after the
+   * watch's event of a later change, e.g. from a slower etcd member);
+   * returns the entry (null: not this host's, or gone). Throws
+   * UnavailableError when etcd cannot be read.
    */
   async refresh(id: string): Promise<Kv<Vm> | null> {
     const key = keys.vm(id);
@@ -117,11 +151,20 @@ export class HostVms {
       from: key,
       before: `${key}\0`,
     });
+    if (BigInt(r.revision) <= this.#done) return this.#vms.get(id) ?? null;
     const kv = r.items[0];
+    const rev = BigInt(kv?.modRevision ?? r.revision);
     if (r.unreadable.length) this.#apply(id, "unreadable", BigInt(r.revision));
-    else if (kv) this.#apply(id, kv, BigInt(kv.modRevision));
-    else this.#apply(id, null, BigInt(r.revision));
-    return this.#vms.get(id) ?? null;
+    else this.#apply(id, kv ?? null, rev);
+    const kept = this.#vms.get(id);
+    if (!kept && !r.unreadable.length && rev > this.#done) {
+      this.#gone.set(id, rev);
+      for (const old of this.#gone.keys()) {
+        if (this.#gone.size <= GONE_MAX) break;
+        this.#gone.delete(old);
+      }
+    }
+    return kept ?? null;
   }
 
   /** Lists `vm/` in pages at one revision; null when `signal` aborted. */
@@ -185,8 +228,17 @@ export class HostVms {
   /** Takes a listing, telling listeners what differs from before. */
   #reset(s: Snapshot): void {
     const before = this.#vms;
+    const here = new Map<string, Kv<Vm> | null>();
+    for (const id of s.bad.keys()) {
+      const last = before.get(id) ?? this.#badHere.get(id);
+      if (last !== undefined) here.set(id, last);
+      else if (!this.#listed) here.set(id, null);
+    }
+    this.#listed = true;
+    this.#badHere = here;
     this.#vms = s.vms;
     this.#bad = s.bad;
+    this.#passed(BigInt(s.revision));
     for (const id of new Set([...before.keys(), ...s.vms.keys()])) {
       const a = before.get(id), b = s.vms.get(id);
       if (a?.modRevision !== b?.modRevision) this.#tell(id, a, b);
@@ -196,6 +248,8 @@ export class HostVms {
   #event(ev: WatchEvent): void {
     const id = idOf(ev.key);
     const rev = BigInt(ev.modRevision);
+    // Events come in revision order: all before this one are applied.
+    this.#passed(rev - 1n);
     if (ev.type === "delete") return this.#apply(id, null, rev);
     const d = decodeDocument(ev.value, Vm);
     if (!d.ok) {
@@ -220,8 +274,16 @@ export class HostVms {
     const cur = this.#vms.get(id);
     const seen = cur ? BigInt(cur.modRevision) : this.#bad.get(id);
     if (seen !== undefined && seen >= rev) return;
-    if (next === "unreadable") this.#bad.set(id, rev);
-    else this.#bad.delete(id);
+    const gone = this.#gone.get(id);
+    if (gone !== undefined && gone >= rev) return;
+    this.#gone.delete(id);
+    if (next === "unreadable") {
+      this.#bad.set(id, rev);
+      if (cur) this.#badHere.set(id, cur);
+    } else {
+      this.#bad.delete(id);
+      this.#badHere.delete(id);
+    }
     const kept = next && next !== "unreadable" &&
         next.value.status.host === this.#o.host
       ? next
@@ -229,6 +291,15 @@ export class HostVms {
     if (kept) this.#vms.set(id, kept);
     else this.#vms.delete(id);
     if (cur || kept) this.#tell(id, cur, kept);
+  }
+
+  /** Every change up to `rev` is applied: forgets removals it passed. */
+  #passed(rev: bigint): void {
+    if (rev <= this.#done) return;
+    this.#done = rev;
+    for (const [id, at] of this.#gone) {
+      if (at <= rev) this.#gone.delete(id);
+    }
   }
 
   #tell(id: string, before?: Kv<Vm>, after?: Kv<Vm>): void {

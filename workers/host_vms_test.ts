@@ -102,3 +102,62 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "HostVms.refresh() answered before a VM was deleted or moved away, but taken after the watch removed it, does not bring it back",
+  ...noSanitize,
+  async fn() {
+    await withEtcd(async (store) => {
+      for (const id of ["vm-d", "vm-m"]) {
+        await store.txn().put(keys.vm(id), vmDoc(id, { host: "h1" })).commit();
+      }
+      // The same etcd, whose answers to refresh() reach HostVms only once
+      // `release` is called (as an answer from a slower etcd member).
+      let held = false, served = 0;
+      let release = () => {};
+      const gate = new Promise<void>((r) => release = r);
+      const slow = new Proxy(store, {
+        get(t, p) {
+          if (p !== "list") {
+            const v = Reflect.get(t, p);
+            return typeof v === "function" ? v.bind(t) : v;
+          }
+          return async (...args: Parameters<typeof store.list>) => {
+            const r = await t.list(...args);
+            if (held) {
+              served++;
+              await gate;
+            }
+            return r;
+          };
+        },
+      });
+      const stop = new AbortController();
+      const vms = await HostVms.start(
+        { store: slow, host: "h1", log: captureLog() },
+        stop.signal,
+      );
+      try {
+        const seen: string[] = [];
+        vms.onChange((id, a, b) => seen.push(`${id}:${!!a}:${!!b}`));
+        held = true;
+        const d = vms.refresh("vm-d"), m = vms.refresh("vm-m");
+        await waitFor("both read", () => served === 2);
+        await store.txn().delete(keys.vm("vm-d")).commit();
+        await store.txn().put(keys.vm("vm-m"), vmDoc("vm-m", { host: "h2" }))
+          .commit();
+        await waitFor("both removed", () => vms.items().length === 0);
+        release();
+        assert.equal(await d, null);
+        assert.equal(await m, null);
+        assert.deepEqual(vms.items(), []);
+        assert.deepEqual(seen, ["vm-d:true:false", "vm-m:true:false"]);
+      } finally {
+        release();
+        stop.abort();
+        await vms.done;
+      }
+    });
+  },
+});

@@ -38,7 +38,7 @@ import { NetDocs } from "./net_docs.ts";
 import { type Member, writeMembership } from "./net_membership.ts";
 import { PORT_PHASES, wantedState } from "./net_state.ts";
 import { SpoofDrops } from "./spoof_drops.ts";
-import { unreadableTaps } from "./unreadable_taps.ts";
+import { UnreadableTaps } from "./unreadable_taps.ts";
 
 export {
   type Member,
@@ -82,6 +82,8 @@ export class HostNet implements HostNetwork {
   readonly #o: HostNetOptions;
   readonly #docs: NetDocs;
   #running: Promise<unknown> = Promise.resolve();
+  /** `run()`'s signal: it, not a caller's, aborts a shared sync. */
+  #life?: AbortSignal;
   #queued: Promise<SkippedPort[]> | null = null;
   /** What the queued sync reads again: the networks, these VMs. */
   #fresh = false;
@@ -91,10 +93,12 @@ export class HostNet implements HostNetwork {
   /** The ports the last sync left out, to log only when that changes. */
   #skipped = "";
   readonly #drops: SpoofDrops;
+  readonly #unreadable: UnreadableTaps;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
     this.#docs = new NetDocs({ store: opts.store, log: opts.log });
+    this.#unreadable = new UnreadableTaps(opts.store);
     this.#drops = new SpoofDrops({
       store: opts.store,
       host: opts.host,
@@ -123,7 +127,9 @@ export class HostNet implements HostNetwork {
    * missing here, a tap that does not come up, rules the kernel refuses) is
    * left out and logged; the sync fails only for the caller that names its
    * VM (`vm`), giving the reason: a PermanentError when the port itself is
-   * bad, an Error (the task retries) when a command failed.
+   * bad, an Error (the task retries) when a command failed. A caller's
+   * `signal` ends only its own wait (its abort reason is thrown): the sync
+   * goes on for the others.
    */
   async sync(opts: { signal?: AbortSignal; vm?: string } = {}): Promise<void> {
     await this.#sync(opts, true);
@@ -138,12 +144,13 @@ export class HostNet implements HostNetwork {
     if (!this.#queued) {
       const next = this.#running.catch(() => {}).then(() => {
         this.#queued = null;
-        return this.#syncOnce(opts.signal);
+        return this.#syncOnce(this.#life);
       });
       this.#queued = next;
       this.#running = next;
     }
-    const bad = (await this.#queued).filter((p) => p.vm === opts.vm);
+    const skipped = await waitOr(this.#queued, opts.signal);
+    const bad = skipped.filter((p) => p.vm === opts.vm);
     if (bad.length) {
       const msg =
         `Cannot set up the ports of VM ${opts.vm} on host ${this.#o.host}: ${
@@ -171,6 +178,7 @@ export class HostNet implements HostNetwork {
    */
   async run(signal: AbortSignal): Promise<void> {
     const { vms, host } = this.#o;
+    this.#life = signal;
     const off = vms.onChange((_, before, after) => {
       if (portsOf(before?.value) !== portsOf(after?.value)) this.kick();
     });
@@ -210,7 +218,7 @@ export class HostNet implements HostNetwork {
   }
 
   async #syncOnce(signal?: AbortSignal): Promise<SkippedPort[]> {
-    const { store, host, driver, vms } = this.#o;
+    const { host, driver, vms } = this.#o;
     const fresh = this.#fresh;
     const refresh = [...this.#refresh];
     this.#fresh = false;
@@ -229,7 +237,7 @@ export class HostNet implements HostNetwork {
     // release) may run here, and a NIC whose network's document cannot be
     // read may be in use: their ports stay as they are.
     const keep = [
-      ...await unreadableTaps(store, [...vms.unreadable()]),
+      ...await this.#unreadable.of(vms.unreadableHere()),
       ...here.flatMap(({ value: vm }) =>
         vm.nics.filter((n) => badNets.has(n.network))
           .map((n) => nicTapName(vm.id, n))
@@ -287,6 +295,19 @@ export class HostNet implements HostNetwork {
       members,
     });
   }
+}
+
+/** `p`, or `signal`'s abort reason thrown once it aborts first (p goes on). */
+function waitOr<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(signal.reason);
+    if (signal.aborted) return stop();
+    signal.addEventListener("abort", stop, { once: true });
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", stop)
+    );
+  });
 }
 
 /** A port the driver left out (drivers/net `SyncReport.skipped`), by NIC. */
