@@ -89,6 +89,8 @@ export const keys = {
   quota: (user: string) => `quota/${user}`,
   /** What a user holds: VMs, cores, memory, disk, networks. */
   usage: (user: string) => `usage/${user}`,
+  /** Every user's usage was written (tasks/usage_backfill.ts). */
+  usageBackfilled: "usage-backfilled",
 } as const;
 
 /** Returns the last path segment of a key: the id of the document. */

@@ -55,3 +55,14 @@ export const QuotaDoc = z.object({
   updatedAt: z.string(),
 });
 export type QuotaDoc = z.infer<typeof QuotaDoc>;
+
+/**
+ * `usage-backfilled`: every user holding anything has `usage/<user>`
+ * (written once by a maintenance round, never deleted).
+ */
+export const UsageBackfilled = z.object({
+  by: z.string(),
+  at: z.string(),
+  users: z.number().int().min(0),
+});
+export type UsageBackfilled = z.infer<typeof UsageBackfilled>;

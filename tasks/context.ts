@@ -167,6 +167,12 @@ export interface TaskOutcome {
   result?: unknown;
   /** Writes applied atomically with completion; a lost compare reruns the handler. */
   txn?: Txn;
+  /**
+   * After `txn` lost a compare: the same writes rebuilt from fresh reads,
+   * when what changed is only a document many tasks contend on (e.g. the
+   * owner's usage); null: run the handler again (tasks/outcome.ts).
+   */
+  again?: () => Promise<Txn | null>;
 }
 
 export type TaskHandler = (ctx: TaskContext) => Promise<TaskOutcome>;

@@ -2,8 +2,9 @@
  * The maintenance round that keeps etcd bounded over time, run by
  * `Deno.cron` on every worker (workers/maintenance.ts,
  * `maintenance.schedule`): it deletes finished tasks older than
- * `maintenance.taskRetentionSeconds` (tasks/retention.ts), then
- * defragments the etcd members whose free space passes
+ * `maintenance.taskRetentionSeconds` (tasks/retention.ts), writes every
+ * user's usage document once in the cluster's life (tasks/usage_backfill.ts),
+ * then defragments the etcd members whose free space passes
  * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes`, one
  * at a time, followers first and the leader last
  * (tasks/maintenance_defrag.ts). etcd
@@ -34,6 +35,7 @@ import { Session } from "../core/session.ts";
 import type { Store } from "../core/store.ts";
 import { defragMembers, type MemberResult } from "./maintenance_defrag.ts";
 import { collectTasks, type RetentionResult } from "./retention.ts";
+import { type BackfillResult, backfillUsage } from "./usage_backfill.ts";
 
 /** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
 export const MAINTENANCE = "maintenance";
@@ -54,6 +56,8 @@ export interface MaintenanceResult {
   reason: string;
   /** What task retention did; absent when the round did not run. */
   tasks?: RetentionResult;
+  /** What the usage backfill did; absent when it did not run. */
+  usage?: BackfillResult;
   etcd: MemberResult[];
 }
 
@@ -119,27 +123,30 @@ export async function maintenanceOnce(
         now,
         fence,
       });
+      const lost = { ...base, ran: true, reason: "lost the lock", tasks };
+      if (tasks.fenced) return { ...lost, etcd: [] };
+      const usage = await backfillUsage(store, { by: opts.by, fence, now });
+      if (usage.fenced) return { ...lost, usage, etcd: [] };
       await opts.afterTasks?.();
       const held = async () => (await fence().commit()).ok;
-      if (tasks.fenced || !(await held())) {
-        return { ...base, ran: true, reason: "lost the lock", tasks, etcd: [] };
-      }
+      if (!(await held())) return { ...lost, usage, etcd: [] };
       const etcd = await defragMembers(store, config.maintenance, {
         log: opts.log,
         fence: held,
       });
       if (etcd.some((m) => m.skipped === "lost the lock")) {
-        return { ...base, ran: true, reason: "lost the lock", tasks, etcd };
+        return { ...lost, usage, etcd };
       }
       const n = etcd.filter((m) => m.defragmented).length;
-      const level = n || tasks.deleted ? "info" : "debug";
+      const level = n || tasks.deleted || usage.written ? "info" : "debug";
       opts.log?.[level]("maintenance round", {
         by: opts.by,
         tasksDeleted: tasks.deleted,
         tasksKept: tasks.kept,
+        usageWritten: usage.written,
         defragmented: n,
       });
-      return { ...base, ran: true, reason: "done", tasks, etcd };
+      return { ...base, ran: true, reason: "done", tasks, usage, etcd };
     } finally {
       await store.txn().ifLease(lock, lease).delete(lock).commit();
     }

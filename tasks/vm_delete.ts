@@ -5,16 +5,21 @@
  * document and its user data and releases its reservation and its NICs'
  * addresses in one transaction, which also gives its cores, memory and
  * disk back to its owner's usage (resources/quotas/usage.ts, comparing
- * that document's revision; a lost compare runs the handler again). A VM
+ * that document's revision). The owner's other deletes contend on that
+ * document: when only it changed, just the final transaction is rebuilt
+ * and tried again (tasks/outcome.ts), not the whole handler. A VM
  * made from an image document loses its disk in the image store
  * (tasks/vm_disk.ts) before its document goes.
  */
 import { keys } from "../core/keys.ts";
 import { NO_USAGE } from "../core/quota_schemas.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
+import type { Txn } from "../core/store.ts";
 import {
   changeUsage,
   readUsage,
+  usageFresh,
+  type UsageRead,
   vmAmounts,
 } from "../resources/quotas/usage.ts";
 import type { TaskHandler } from "./context.ts";
@@ -38,11 +43,23 @@ export const vmDelete: TaskHandler = async (ctx) => {
   }
   // Before the document goes: an image is deletable once no VM names it.
   await removeVmDisk(ctx, vm.value);
-  const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision).delete(vm.key)
-    .delete(keys.userData(id));
-  if (host) await releaseAlloc(ctx, txn, host, id);
-  await releaseNics(ctx.store, txn, id, vm.value.nics);
-  const usage = await readUsage(ctx.store, vm.value.owner);
-  changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));
-  return { result: { deleted: id }, txn };
+  const final = async (): Promise<{ txn: Txn; usage: UsageRead }> => {
+    const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision)
+      .delete(vm.key).delete(keys.userData(id));
+    if (host) await releaseAlloc(ctx, txn, host, id);
+    await releaseNics(ctx.store, txn, id, vm.value.nics);
+    const usage = await readUsage(ctx.store, vm.value.owner);
+    changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));
+    return { txn, usage };
+  };
+  let last = await final();
+  // The owner's other deletes contend on its usage: when it changed and
+  // the VM is as read, only the final transaction is rebuilt.
+  const again = async () => {
+    if (await usageFresh(ctx.store, last.usage)) return null;
+    if ((await readVm(ctx))?.modRevision !== vm.modRevision) return null;
+    last = await final();
+    return last.txn;
+  };
+  return { result: { deleted: id }, txn: last.txn, again };
 };

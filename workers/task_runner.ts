@@ -28,13 +28,8 @@ import {
 import type { ImageStore } from "../tasks/image_store.ts";
 import { handlers } from "../tasks/handlers.ts";
 import { imageFailed } from "../tasks/image_failed.ts";
-import {
-  complete,
-  fail,
-  guard,
-  reportProgress,
-  type WorkerId,
-} from "../tasks/queue.ts";
+import { fail, guard, reportProgress, type WorkerId } from "../tasks/queue.ts";
+import { completeOutcome } from "../tasks/outcome.ts";
 import { taskTimeoutMs } from "../tasks/stop_options.ts";
 import { withStatus } from "../tasks/vm_common.ts";
 import { resolveImage } from "./images.ts";
@@ -148,9 +143,7 @@ export class TaskRunner {
       }
       for (let i = 0; i < RERUNS; i++) {
         const outcome = await handler(ctx);
-        if (
-          await complete(store, task, id, outcome.result, outcome.txn)
-        ) {
+        if (await completeOutcome(store, task, id, outcome)) {
           log.info("task succeeded", {
             ms: Math.round(performance.now() - started),
             result: outcome.result,
