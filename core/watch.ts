@@ -19,7 +19,7 @@ import { Buffer } from "node:buffer";
 import type { IKeyValue } from "etcd3";
 import type { z } from "zod";
 import { decodeDocument } from "./documents.ts";
-import type { Store } from "./store.ts";
+import type { Kv, Store, Unreadable } from "./store.ts";
 import { prefixEnd } from "./store.ts";
 import type { Logger } from "./log.ts";
 import { reportUnreadable } from "./unreadable.ts";
@@ -112,7 +112,31 @@ export function decodeRaw<T>(kv: RawKv, schema: z.ZodType<T>): T | null {
   return null;
 }
 
-function raw(store: Store, kv: IKeyValue): RawKv {
+/**
+ * Like {@linkcode decodeRaw}, with the key and revisions of a `Kv`; a
+ * document that cannot be read is reported and returned as `Unreadable`.
+ */
+export function decodeRawKv<T>(
+  kv: RawKv,
+  schema: z.ZodType<T>,
+): Kv<T> | Unreadable {
+  const d = decodeDocument(kv.value, schema);
+  if (!d.ok) {
+    reportUnreadable(kv.key, d.reason, kv.modRevision);
+    return { key: kv.key, reason: d.reason };
+  }
+  return {
+    key: kv.key,
+    value: d.value,
+    modRevision: kv.modRevision,
+    createRevision: kv.createRevision ?? "0",
+    lease: kv.lease ?? "0",
+    schemaVersion: d.schemaVersion,
+  };
+}
+
+/** A key and value as etcd returned it, keyspace-relative. */
+export function raw(store: Store, kv: IKeyValue): RawKv {
   return {
     key: store.rel(kv.key),
     value: kv.value.toString(),

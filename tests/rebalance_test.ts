@@ -242,7 +242,10 @@ Deno.test("rebalanceOnce() logs a round that moves nothing at debug level, one t
         pid: 1,
         lease,
       }, { lease })
-      .put(keys.vm("vm-a"), vm).commit();
+      .put(keys.vm("vm-a"), vm)
+      // Reserved on its host, as placement writes it.
+      .put(keys.alloc("h1"), { vms: { "vm-a": { cpus: 1, memoryMiB: 128 } } })
+      .commit();
     lines.length = 0;
     const busy = await rebalanceOnce(store, settings, { by: "h1", log });
     assert.equal(busy.drains.length, 1);

@@ -21,16 +21,14 @@
  * await vms.done; // after signal aborts
  * ```
  */
-import { decodeDocument } from "../core/documents.ts";
 import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
-import { reportUnreadable } from "../core/unreadable.ts";
 import {
+  decodeRawKv,
   LIST_PAGE,
   listPages,
-  type RawKv,
   sleep,
   type WatchEvent,
   watchOnce,
@@ -138,8 +136,8 @@ export class HostVms {
         const bad = new Map<string, bigint>();
         const revision = await listPages(store, keys.vms, (page) => {
           for (const kv of page) {
-            const vm = decodeVm(kv);
-            if (vm === null) bad.set(idOf(kv.key), 0n);
+            const vm = decodeRawKv(kv, Vm);
+            if ("reason" in vm) bad.set(idOf(kv.key), 0n);
             else if (vm.value.status.host === host) vms.set(vm.value.id, vm);
           }
         }, this.#o.pageSize ?? LIST_PAGE);
@@ -185,7 +183,8 @@ export class HostVms {
     const id = idOf(ev.key);
     const rev = BigInt(ev.modRevision);
     if (ev.type === "delete") return this.#apply(id, null, rev);
-    this.#apply(id, decodeVm(ev) ?? "unreadable", rev);
+    const vm = decodeRawKv(ev, Vm);
+    this.#apply(id, "reason" in vm ? "unreadable" : vm, rev);
   }
 
   /**
@@ -219,21 +218,4 @@ export class HostVms {
       }
     }
   }
-}
-
-/** A listed or watched VM document, or null (reported) when unreadable. */
-function decodeVm(kv: RawKv): Kv<Vm> | null {
-  const d = decodeDocument(kv.value, Vm);
-  if (!d.ok) {
-    reportUnreadable(kv.key, d.reason, kv.modRevision);
-    return null;
-  }
-  return {
-    key: kv.key,
-    value: d.value,
-    modRevision: kv.modRevision,
-    createRevision: kv.createRevision ?? "0",
-    lease: kv.lease ?? "0",
-    schemaVersion: d.schemaVersion,
-  };
 }
