@@ -8,7 +8,7 @@ import { type Config, parseConfig } from "../../core/config.ts";
 import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
 import { keys } from "../../core/keys.ts";
 import { logger } from "../../core/log.ts";
-import type { Vm } from "../../core/schemas.ts";
+import { Alloc, type Vm } from "../../core/schemas.ts";
 import { Store } from "../../core/store.ts";
 import { SimDriver } from "../../drivers/sim/driver.ts";
 import type { TaskContext, VmDriver } from "../../tasks/context.ts";
@@ -33,8 +33,32 @@ export interface Bench {
     payload: Record<string, unknown>,
     driver?: VmDriver,
   ): Promise<TaskContext>;
-  /** Writes a VM document as given. */
+  /**
+   * Writes a VM document as given, reserved on its `status.host` as
+   * placement does (`alloc/<host>`, {@linkcode reserveOn}).
+   */
   putVm(vm: Vm): Promise<void>;
+}
+
+/**
+ * Adds VM `id` (1 CPU, 128 MiB) to `alloc/<host>`, comparing its revision:
+ * the reservation placement writes with the VM's host.
+ */
+export async function reserveOn(
+  store: Store,
+  host: string,
+  id: string,
+): Promise<void> {
+  for (;;) {
+    const a = await store.get(keys.alloc(host), Alloc);
+    const vms = { ...a?.value.vms, [id]: { cpus: 1, memoryMiB: 128 } };
+    const r = await store.txn().ifModRevision(
+      keys.alloc(host),
+      a?.modRevision ?? "0",
+    )
+      .put(keys.alloc(host), { vms }).commit();
+    if (r.ok) return;
+  }
 }
 
 /** A VM document placed on `host` (owner `incarnation`), for fixtures. */
@@ -104,6 +128,7 @@ export async function withBench(f: (b: Bench) => Promise<void>) {
     },
     async putVm(vm) {
       await store.txn().put(keys.vm(vm.id), vm).commit();
+      if (vm.status.host) await reserveOn(store, vm.status.host, vm.id);
     },
   };
   try {
