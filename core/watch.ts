@@ -1,7 +1,8 @@
 /**
- * Lists a prefix, then watches it from the listing's header revision + 1; on
- * any watch error (compacted revision, cancel, lost stream) it lists again
- * and hands the caller a fresh snapshot (DESIGN.md rule 4). Runs until
+ * Lists a prefix (in pages of `LIST_PAGE` keys at one revision), then
+ * watches it from that revision + 1; on any watch error (compacted
+ * revision, cancel, lost stream) it lists again and hands the caller a
+ * fresh snapshot (DESIGN.md rules 4 and 5). Runs until
  * `signal` aborts. Values come raw; `decodeRaw` parses one the way the
  * store does, skipping (and reporting) a document it cannot read.
  *
@@ -14,10 +15,11 @@
  * });
  * ```
  */
+import { Buffer } from "node:buffer";
 import type { IKeyValue } from "etcd3";
 import type { z } from "zod";
 import { decodeDocument } from "./documents.ts";
-import type { Store } from "./store.ts";
+import type { Kv, Store, Unreadable } from "./store.ts";
 import { prefixEnd } from "./store.ts";
 import type { Logger } from "./log.ts";
 import { reportUnreadable } from "./unreadable.ts";
@@ -44,17 +46,58 @@ export interface WatchOptions {
   retryMs?: number;
 }
 
-/** Reads every key and value under a prefix with the header revision. */
+/** Keys one request of a listing reads at most (DESIGN.md rule 5). */
+export const LIST_PAGE = 500;
+
+/**
+ * Reads every key and value under a prefix in requests of at most
+ * `pageSize` keys, all at the header revision of the first (so the pages
+ * are one snapshot, and a watch from that revision + 1 misses nothing),
+ * handing each page to `onPage` (awaited before the next is read).
+ * Returns that revision. Throws when a
+ * request fails, e.g. the revision was compacted between two pages.
+ */
+export async function listPages(
+  store: Store,
+  prefix: string,
+  onPage: (items: RawKv[]) => void | Promise<void>,
+  pageSize = LIST_PAGE,
+): Promise<string> {
+  const k = store.full(prefix);
+  const end = prefixEnd(k);
+  let from = k;
+  let revision: string | undefined;
+  for (;;) {
+    const res = await store.client.kv.range({
+      key: from,
+      range_end: end,
+      limit: pageSize,
+      revision,
+    });
+    revision ??= String(res.header.revision);
+    await onPage(res.kvs.map((kv) => raw(store, kv)));
+    const last = res.kvs.at(-1);
+    if (!res.more || !last) return revision;
+    from = Buffer.concat([last.key, Buffer.from([0])]);
+  }
+}
+
+/** Reads every key and value under a prefix (in pages) at one revision. */
 export async function listRaw(
   store: Store,
   prefix: string,
+  pageSize = LIST_PAGE,
 ): Promise<{ items: RawKv[]; revision: string }> {
-  const k = store.full(prefix);
-  const res = await store.client.kv.range({ key: k, range_end: prefixEnd(k) });
-  return {
-    items: res.kvs.map((kv) => raw(store, kv)),
-    revision: String(res.header.revision),
-  };
+  const items: RawKv[] = [];
+  const revision = await listPages(
+    store,
+    prefix,
+    (page) => {
+      items.push(...page);
+    },
+    pageSize,
+  );
+  return { items, revision };
 }
 
 /**
@@ -69,7 +112,31 @@ export function decodeRaw<T>(kv: RawKv, schema: z.ZodType<T>): T | null {
   return null;
 }
 
-function raw(store: Store, kv: IKeyValue): RawKv {
+/**
+ * Like {@linkcode decodeRaw}, with the key and revisions of a `Kv`; a
+ * document that cannot be read is reported and returned as `Unreadable`.
+ */
+export function decodeRawKv<T>(
+  kv: RawKv,
+  schema: z.ZodType<T>,
+): Kv<T> | Unreadable {
+  const d = decodeDocument(kv.value, schema);
+  if (!d.ok) {
+    reportUnreadable(kv.key, d.reason, kv.modRevision);
+    return { key: kv.key, reason: d.reason };
+  }
+  return {
+    key: kv.key,
+    value: d.value,
+    modRevision: kv.modRevision,
+    createRevision: kv.createRevision ?? "0",
+    lease: kv.lease ?? "0",
+    schemaVersion: d.schemaVersion,
+  };
+}
+
+/** A key and value as etcd returned it, keyspace-relative. */
+export function raw(store: Store, kv: IKeyValue): RawKv {
   return {
     key: store.rel(kv.key),
     value: kv.value.toString(),

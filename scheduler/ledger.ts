@@ -16,6 +16,7 @@
 import { keys } from "../core/keys.ts";
 import { Alloc, AllocEntry } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
+import { LIST_PAGE } from "../core/watch.ts";
 import { release } from "./resources.ts";
 
 /**
@@ -48,8 +49,11 @@ export async function releaseIn(
 }
 
 /**
- * The ids of the VMs reserved on `host` (sorted): its entries, and those
- * an older version kept in the sums document.
+ * The ids of the VMs reserved on `host` (sorted): its entries, read in
+ * pages of `LIST_PAGE` at the first page's revision (a host's entries
+ * grow with its VMs), and those an older version kept in the sums
+ * document. An entry that cannot be read still names its VM. Throws
+ * UnreadableError when the sums document cannot be read.
  */
 export async function reservedOn(
   store: Store,
@@ -57,11 +61,33 @@ export async function reservedOn(
 ): Promise<string[]> {
   const prefix = keys.allocVmsOf(host);
   const [entries, alloc] = await Promise.all([
-    store.keys(prefix),
+    entryKeys(store, prefix),
     store.get(keys.alloc(host), Alloc),
   ]);
   return [
-    ...entries.map((k) => k.slice(prefix.length)),
-    ...Object.keys(alloc?.value.vms ?? {}),
+    ...new Set([
+      ...entries.map((k) => k.slice(prefix.length)),
+      ...Object.keys(alloc?.value.vms ?? {}),
+    ]),
   ].sort();
+}
+
+/** The keys under `prefix`, read in pages at one revision. */
+async function entryKeys(store: Store, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let from: string | undefined;
+  let revision: string | undefined;
+  for (;;) {
+    const page = await store.list(prefix, AllocEntry, {
+      from,
+      revision,
+      limit: LIST_PAGE,
+    });
+    revision ??= page.revision;
+    const got = [...page.items, ...page.unreadable].map((kv) => kv.key).sort();
+    out.push(...got);
+    const last = got.at(-1);
+    if (!page.more || last === undefined) return out;
+    from = `${last}\0`;
+  }
 }

@@ -57,6 +57,12 @@ export interface RebalancePlan {
   moves: PlannedMove[];
   /** Why the plan stops where it does, with the loads it saw. */
   reason: string;
+  /**
+   * The hosts whose VMs the plan looked at (the sources it moved from or
+   * tried to): a caller that passed only some hosts' VMs plans again with
+   * these hosts' VMs too, until it had them all.
+   */
+  sources: string[];
 }
 
 export interface RebalanceOptions {
@@ -103,11 +109,10 @@ export function planRebalance(
   });
   const moved = new Set<string>();
   const moves: PlannedMove[] = [];
+  const sources = new Set<string>();
+  const done = (reason: string) => ({ moves, reason, sources: [...sources] });
   if (live.length < 2) {
-    return {
-      moves,
-      reason: `${live.length} live active host(s): nothing to balance`,
-    };
+    return done(`${live.length} live active host(s): nothing to balance`);
   }
   while (true) {
     const ranked = live.map((c) => ({ c, l: load(view(c)) }))
@@ -119,18 +124,15 @@ export function planRebalance(
       pct(dst.l)
     }`;
     if (gap <= threshold + EPSILON) {
-      return {
-        moves,
-        reason: `balanced: ${loads} (gap ${pct(gap)} within ${pct(threshold)})`,
-      };
+      return done(
+        `balanced: ${loads} (gap ${pct(gap)} within ${pct(threshold)})`,
+      );
     }
     if (moves.length >= maxMoves) {
-      return {
-        moves,
-        reason: `at most ${maxMoves} move(s) per round: ${loads}`,
-      };
+      return done(`at most ${maxMoves} move(s) per round: ${loads}`);
     }
     const from = src.c.host.name;
+    sources.add(from);
     const to = dst.c.host.name;
     const fromAlloc = allocs.get(from) ?? null;
     const settled = vms.filter((v) =>
@@ -159,11 +161,9 @@ export function planRebalance(
       const stay = kept
         ? ` (${kept} running VM(s) stay: scheduler.rebalanceRunning is off and they are not movable)`
         : "";
-      return {
-        moves,
-        reason:
-          `no VM on ${from} fits on ${to} and narrows the gap${stay}: ${loads}`,
-      };
+      return done(
+        `no VM on ${from} fits on ${to} and narrows the gap${stay}: ${loads}`,
+      );
     }
     const pick = options[0];
     allocs.set(from, pick.srcAfter);

@@ -42,6 +42,12 @@ export interface RoundPlan {
   /** Draining hosts whose `host.drain` the round enqueues again. */
   drains: string[];
   moves: PlannedMove[];
+  /**
+   * The hosts whose VMs the plan depends on (draining hosts it checked,
+   * rebalance sources): planned from only some hosts' VMs, the plan holds
+   * once every host named here had its VMs in the input.
+   */
+  looked: string[];
 }
 
 /** Plans drains and moves of one round (see the module comment). */
@@ -50,12 +56,14 @@ export function planRound(
   s: Config["scheduler"],
 ): RoundPlan {
   const drains: string[] = [];
+  const looked: string[] = [];
   for (const h of hosts) {
     if (h.state !== "draining" || !alive.has(h.name)) continue;
     const draining = running.some((t) =>
       t.kind === "host.drain" && t.payload.host === h.name
     );
     if (draining) continue;
+    looked.push(h.name);
     if (drainPlan(h.name, vms, running).move.length === 0) continue;
     drains.push(h.name);
   }
@@ -65,16 +73,23 @@ export function planRound(
       reason: `scheduler.policy is ${s.policy}: only drains are rebalanced`,
       drains,
       moves: [],
+      looked,
     };
   }
   if (s.rebalanceMaxMoves === 0) {
-    return { reason: "scheduler.rebalanceMaxMoves is 0", drains, moves: [] };
+    return {
+      reason: "scheduler.rebalanceMaxMoves is 0",
+      drains,
+      moves: [],
+      looked,
+    };
   }
   if (inFlight > 0) {
     return {
       reason: `${inFlight} move(s) or drain(s) still in flight`,
       drains,
       moves: [],
+      looked,
     };
   }
   const candidates: Candidate[] = hosts.map((h) => ({
@@ -87,7 +102,12 @@ export function planRound(
     maxMoves: s.rebalanceMaxMoves,
     running: s.rebalanceRunning,
   });
-  return { reason: p.reason, drains, moves: p.moves };
+  return {
+    reason: p.reason,
+    drains,
+    moves: p.moves,
+    looked: [...looked, ...p.sources],
+  };
 }
 
 /** Unfinished work that moves VMs: drains, moves and their re-placing. */

@@ -17,7 +17,9 @@
  * (tasks/rebalance_round.ts) enqueues it again while a draining host still
  * has VMs without a move.
  *
- * Which VMs to move is the scheduler's drain plan (scheduler/drain.ts).
+ * Which VMs to move is the scheduler's drain plan (scheduler/drain.ts)
+ * over the host's VMs, read through its reservations
+ * (scheduler/placed_on.ts).
  *
  * @example
  * ```ts
@@ -26,8 +28,9 @@
  * ```
  */
 import { keys } from "../core/keys.ts";
-import { Host, type Task, Vm } from "../core/schemas.ts";
+import { Host, type Task, type Vm } from "../core/schemas.ts";
 import { drainPlan } from "../scheduler/drain.ts";
+import { placedOn } from "../scheduler/placed_on.ts";
 import { PermanentError, type TaskHandler } from "./context.ts";
 import { enqueue, newTask, unfinished } from "./queue.ts";
 
@@ -71,7 +74,7 @@ export const hostDrain: TaskHandler = async (ctx) => {
   // wrote its VM with its completion, so the VM is seen off the host then,
   // not on it without a move.
   const tasks = await unfinished(ctx.store, host);
-  const vms = await ctx.store.list(keys.vms, Vm);
+  const vms = await placedOn(ctx.store, host);
   const plan = drainPlan(host, vms.items.map((v) => v.value), tasks);
   const batch = plan.move.slice(0, DRAIN_BATCH);
   // Rewriting the host document serializes the drains of one host.

@@ -12,8 +12,11 @@
  * A new incarnation of the host may take the same VMs over at the same
  * time: each VM goes to whichever transaction commits first.
  *
+ * The VMs are read through the host's reservations (`alloc/<host>`,
+ * scheduler/placed_on.ts), not a listing of every VM in the cluster.
+ *
  * A VM document this worker cannot read (written by a newer release, or
- * corrupt) may belong to the failed host, but cannot be evacuated safely
+ * corrupt) and reserved on the failed host may belong to it, but cannot be evacuated safely
  * without reading it: the result lists it (`unreadable`), and a follow-up
  * `host.failed` for the same incarnation runs later (30 s, doubling up to
  * 10 min, at most {@linkcode RECHECKS} times), which a worker of a newer
@@ -28,11 +31,12 @@ import {
   readUsage,
   vmAmounts,
 } from "../resources/quotas/usage.ts";
-import { Alive, type Task, Vm } from "../core/schemas.ts";
+import { Alive, type Task, type Vm } from "../core/schemas.ts";
 import type { Kv, Store, Unreadable } from "../core/store.ts";
 import type { TaskContext, TaskHandler, TaskOutcome } from "./context.ts";
 import { ifOwnerDead } from "./ownership.ts";
 import { enqueue, newTask } from "./queue.ts";
+import { placedOn } from "../scheduler/placed_on.ts";
 import { retargetTasks } from "./retarget.ts";
 import { releaseAlloc, replace } from "./vm_common.ts";
 
@@ -146,10 +150,13 @@ export const hostFailed: TaskHandler = async (ctx) => {
   const deleted: string[] = [];
   let unreadable: Unreadable[] = [];
   const owned = async () => {
-    // Read per pass: a new incarnation may register at any moment.
+    // Read per pass: a new incarnation may register at any moment. Only
+    // the host's VMs (scheduler/placed_on.ts): placement reserves a VM on
+    // the host in the transaction that compares its alive/ key, which is
+    // gone now, so every VM of the failed incarnation is reserved there.
     const [alive, vms] = await Promise.all([
       ctx.store.get(keys.alive(host), Alive),
-      ctx.store.list(keys.vms, Vm),
+      placedOn(ctx.store, host),
     ]);
     if (alive?.value.incarnation === incarnation) return null;
     unreadable = vms.unreadable;

@@ -33,11 +33,17 @@
  * ```
  */
 import type { Config } from "../core/config.ts";
+import { UnreadableError } from "../core/errors.ts";
 import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Alive, Alloc, CronLock, Host, Vm } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
-import { type PlannedMove, planRound } from "../scheduler/mod.ts";
+import type { Kv, Store } from "../core/store.ts";
+import {
+  type PlannedMove,
+  planRound,
+  type RoundPlan,
+} from "../scheduler/mod.ts";
+import { placedOn } from "../scheduler/placed_on.ts";
 import { enqueue, newTask, unfinished } from "./queue.ts";
 
 /** The job name: lock `cron/rebalance`, rounds `cron-round/rebalance/`. */
@@ -169,24 +175,76 @@ export async function planOnce(
   };
 }
 
-/** Reads the cluster and plans drains and moves (scheduler/round.ts). */
-async function plan(store: Store, config: Settings) {
+/**
+ * Reads the cluster and plans drains and moves (scheduler/round.ts). Hosts,
+ * liveness and reservations are read whole (they grow with hosts, not
+ * VMs); VMs only of the hosts the plan looks at (scheduler/placed_on.ts),
+ * planning again until it had every one's: a balanced cluster with no
+ * drain reads no VM.
+ */
+async function plan(store: Store, config: Settings, log?: Logger) {
   // Tasks first: a move finishing meanwhile wrote its VM, which is then
   // read off its host, not on it without a move.
   const running = await unfinished(store);
-  const [hosts, alive, allocs, vms] = await Promise.all([
+  const [hosts, alive, allocs] = await Promise.all([
     store.list(keys.hosts, Host),
     store.list(keys.alives, Alive),
     store.list(keys.allocs, Alloc),
-    store.list(keys.vms, Vm),
   ]);
-  const p = planRound({
-    hosts: hosts.items.map((h) => h.value),
-    alive: new Set(alive.items.map((a) => idOf(a.key))),
-    allocs: new Map(allocs.items.map((a) => [idOf(a.key), a.value])),
-    vms: vms.items.map((v) => v.value),
-    running,
-  }, config.scheduler);
+  const read = new Map<string, Kv<Vm>[]>();
+  for (;;) {
+    const vms = latest([...read.values()].flat());
+    const p = planRound({
+      hosts: hosts.items.map((h) => h.value),
+      alive: new Set(alive.items.map((a) => idOf(a.key))),
+      allocs: new Map(allocs.items.map((a) => [idOf(a.key), a.value])),
+      vms: vms.map((v) => v.value),
+      running,
+    }, config.scheduler);
+    const more = p.looked.filter((h) => !read.has(h));
+    if (more.length === 0) return { ...tasksOf(p, config), vms };
+    await Promise.all(more.map(async (h) => {
+      read.set(h, await vmsOf(store, h, log));
+    }));
+  }
+}
+
+/**
+ * The VMs reserved on `host`; none when its reservations cannot be read
+ * (logged): the other hosts are still balanced, and nothing could move
+ * off this one (a move releases its reservation).
+ */
+async function vmsOf(
+  store: Store,
+  host: string,
+  log?: Logger,
+): Promise<Kv<Vm>[]> {
+  try {
+    return (await placedOn(store, host)).items;
+  } catch (err) {
+    if (!(err instanceof UnreadableError)) throw err;
+    log?.warn("rebalance: reservations unreadable, VMs left", {
+      host,
+      reason: err.reason,
+    });
+    return [];
+  }
+}
+
+/** One document per VM, the newest read (two hosts' reads may hold one). */
+function latest(vms: Kv<Vm>[]): Kv<Vm>[] {
+  const by = new Map<string, Kv<Vm>>();
+  for (const v of vms) {
+    const had = by.get(v.value.id);
+    if (!had || BigInt(had.modRevision) < BigInt(v.modRevision)) {
+      by.set(v.value.id, v);
+    }
+  }
+  return [...by.values()];
+}
+
+/** The plan with its drains as `host.drain` task documents. */
+function tasksOf(p: RoundPlan, config: Settings) {
   const drainTasks = p.drains.map((host) =>
     newTask({
       kind: "host.drain",
@@ -195,7 +253,7 @@ async function plan(store: Store, config: Settings) {
       maxAttempts: config.tasks.maxAttempts,
     })
   );
-  return { reason: p.reason, drainTasks, moves: p.moves, vms: vms.items };
+  return { reason: p.reason, drainTasks, moves: p.moves };
 }
 
 async function round(
@@ -205,7 +263,7 @@ async function round(
   opts: RebalanceOptions,
 ): Promise<Pick<RebalanceResult, "reason" | "drains" | "moves">> {
   const lock = keys.cronLock(REBALANCE);
-  const p = await plan(store, config);
+  const p = await plan(store, config, opts.log);
   const drains: RebalanceResult["drains"] = [];
   for (const batch of chunks(p.drainTasks, ROUND_BATCH)) {
     const txn = store.txn().ifLease(lock, lease);

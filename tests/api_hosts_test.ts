@@ -24,6 +24,7 @@ import {
   register,
 } from "./helpers/api_fixtures.ts";
 import { withApiEnv } from "./helpers/api_env.ts";
+import { reserveOn } from "./helpers/task_ctx.ts";
 
 Deno.test({
   name: "api: /v1 against a real etcd: hosts and rebalance",
@@ -342,13 +343,9 @@ Deno.test({
           for (let i = 0; i < 4; i++) {
             const { vm } = await create(app, { ...input, name: `w${i}` });
             await place(store, vm.id, "h1", "running");
+            await reserveOn(store, "h1", vm.id);
             ids.push(vm.id);
           }
-          await store.txn().put(keys.alloc("h1"), {
-            vms: Object.fromEntries(
-              ids.map((id) => [id, { cpus: 1, memoryMiB: 128 }]),
-            ),
-          }).commit();
 
           // Two rounds at once: one holds the lock, the other moves nothing.
           const rs = await Promise.all([
@@ -395,6 +392,8 @@ Deno.test({
             state: "draining",
           }).put(keys.alive("h3"), aliveDoc(lease), { lease }).commit();
           await place(store, ids[3], "h3", "running");
+          // Rebalance rounds read a host's VMs through its reservations.
+          await reserveOn(store, "h3", ids[3]);
           const d = await call(app, "POST", "/v1/maintenance/rebalance");
           assert.deepEqual(d.body.drains.map((x: { host: string }) => x.host), [
             "h3",

@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import { keys } from "../core/keys.ts";
 import { Task, Vm } from "../core/schemas.ts";
 import { hostFailed, RECHECKS } from "../tasks/host_failed.ts";
-import { vmDoc, withBench } from "./helpers/task_ctx.ts";
+import { reserveOn, vmDoc, withBench } from "./helpers/task_ctx.ts";
 
 Deno.test("hostFailed() lists a VM whose document it cannot read and checks again later; the next run evacuates it", async () => {
   await withBench(async (b) => {
@@ -26,6 +26,7 @@ Deno.test("hostFailed() lists a VM whose document it cannot read and checks agai
       key: b.store.full(keys.vm("vm-new")),
       value: Buffer.from(JSON.stringify(future)),
     });
+    await reserveOn(b.store, "h1", "vm-new");
     const payload = { host: "h1", incarnation: dead.lease };
     const ctx = await b.context(helper, "host.failed", payload);
     const out = await hostFailed(ctx);
@@ -63,6 +64,7 @@ Deno.test("hostFailed() lists a VM whose document it cannot read and checks agai
       key: b.store.full(keys.vm("vm-bad")),
       value: Buffer.from("{not json"),
     });
+    await reserveOn(b.store, "h1", "vm-bad");
     const last = await b.context(helper, "host.failed", {
       ...payload,
       recheck: RECHECKS,

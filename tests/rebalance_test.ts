@@ -15,6 +15,7 @@ import { Alive, Task, Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { rebalanceOnce } from "../tasks/rebalance_round.ts";
 import { call } from "./helpers/api.ts";
+import { reserveOn } from "./helpers/task_ctx.ts";
 import {
   type Cluster,
   dump,
@@ -243,6 +244,8 @@ Deno.test("rebalanceOnce() logs a round that moves nothing at debug level, one t
         lease,
       }, { lease })
       .put(keys.vm("vm-a"), vm).commit();
+    // Reserved on its host, as placement writes it.
+    await reserveOn(store, "h1", "vm-a");
     lines.length = 0;
     const busy = await rebalanceOnce(store, settings, { by: "h1", log });
     assert.equal(busy.drains.length, 1);

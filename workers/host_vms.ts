@@ -1,8 +1,9 @@
 /**
  * The VM documents of this host, kept from a watch of `vm/` instead of
  * listing the prefix again and again (DESIGN.md rules 4 and 8): listed once
- * in pages at one revision, then watched from that revision + 1; after a
- * watch error (compacted, canceled, stream lost) listed again. Only VMs
+ * in pages at one revision (core/watch.ts `listPages()`), then watched
+ * from that revision + 1; after a watch error (compacted, canceled, stream
+ * lost) listed again. Only VMs
  * whose `status.host` is this host are kept, so memory is O(this host's
  * VMs) and an idle host reads nothing; another host's VM costs one decode
  * per change. A document that cannot be read is kept as its id
@@ -25,16 +26,19 @@
  * await vms.done; // after signal aborts
  * ```
  */
-import { decodeDocument } from "../core/documents.ts";
 import { idOf, keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import { Vm } from "../core/schemas.ts";
 import type { Kv, Store } from "../core/store.ts";
-import { reportUnreadable } from "../core/unreadable.ts";
-import { sleep, type WatchEvent, watchOnce } from "../core/watch.ts";
+import {
+  decodeRawKv,
+  LIST_PAGE,
+  listPages,
+  sleep,
+  type WatchEvent,
+  watchOnce,
+} from "../core/watch.ts";
 
-/** Documents per page of a listing. */
-export const PAGE_SIZE = 500;
 /** Removals a `refresh` saw ahead of the watch, remembered at most. */
 const GONE_MAX = 10_000;
 
@@ -43,7 +47,7 @@ export interface HostVmsOptions {
   store: Store;
   host: string;
   log: Logger;
-  /** Documents per page of a listing (default `PAGE_SIZE`). */
+  /** Documents per page of a listing (default `LIST_PAGE`). */
   pageSize?: number;
   /** Wait after a failed listing before the next try. */
   retryMs?: number;
@@ -170,34 +174,17 @@ export class HostVms {
   /** Lists `vm/` in pages at one revision; null when `signal` aborted. */
   async #list(signal: AbortSignal): Promise<Snapshot | null> {
     const { store, host, log } = this.#o;
-    const limit = this.#o.pageSize ?? PAGE_SIZE;
     while (!signal.aborted) {
       try {
         const vms = new Map<string, Kv<Vm>>();
         const bad = new Map<string, bigint>();
-        let revision: string | undefined;
-        let from: string | undefined;
-        for (;;) {
-          const page = await store.list(keys.vms, Vm, {
-            limit,
-            from,
-            revision,
-          });
-          revision ??= page.revision;
-          for (const kv of page.items) {
-            if (kv.value.status.host === host) vms.set(kv.value.id, kv);
+        const revision = await listPages(store, keys.vms, (page) => {
+          for (const kv of page) {
+            const vm = decodeRawKv(kv, Vm);
+            if ("reason" in vm) bad.set(idOf(kv.key), 0n);
+            else if (vm.value.status.host === host) vms.set(vm.value.id, vm);
           }
-          for (const u of page.unreadable) bad.set(idOf(u.key), 0n);
-          const last = [
-            ...page.items.map((i) => i.key),
-            ...page.unreadable
-              .map((u) => u.key),
-          ].sort().at(-1);
-          if (!last || page.items.length + page.unreadable.length < limit) {
-            break;
-          }
-          from = `${last}\0`;
-        }
+        }, this.#o.pageSize ?? LIST_PAGE);
         return { vms, bad, revision };
       } catch (err) {
         log.warn("cannot list the VMs, retrying", { error: String(err) });
@@ -251,19 +238,8 @@ export class HostVms {
     // Events come in revision order: all before this one are applied.
     this.#passed(rev - 1n);
     if (ev.type === "delete") return this.#apply(id, null, rev);
-    const d = decodeDocument(ev.value, Vm);
-    if (!d.ok) {
-      reportUnreadable(ev.key, d.reason, ev.modRevision);
-      return this.#apply(id, "unreadable", rev);
-    }
-    this.#apply(id, {
-      key: ev.key,
-      value: d.value,
-      modRevision: ev.modRevision,
-      createRevision: ev.createRevision ?? "0",
-      lease: ev.lease ?? "0",
-      schemaVersion: d.schemaVersion,
-    }, rev);
+    const vm = decodeRawKv(ev, Vm);
+    this.#apply(id, "reason" in vm ? "unreadable" : vm, rev);
   }
 
   /**

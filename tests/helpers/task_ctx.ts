@@ -8,7 +8,14 @@ import { type Config, parseConfig } from "../../core/config.ts";
 import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
 import { keys } from "../../core/keys.ts";
 import { logger } from "../../core/log.ts";
-import type { Vm } from "../../core/schemas.ts";
+import { Alive, Alloc, AllocEntry, type Vm } from "../../core/schemas.ts";
+import {
+  type Need,
+  needOf,
+  reserve,
+  sizeOf,
+} from "../../scheduler/resources.ts";
+import { reserveIn } from "../../scheduler/place.ts";
 import { Store } from "../../core/store.ts";
 import { SimDriver } from "../../drivers/sim/driver.ts";
 import type { TaskContext, VmDriver } from "../../tasks/context.ts";
@@ -33,8 +40,45 @@ export interface Bench {
     payload: Record<string, unknown>,
     driver?: VmDriver,
   ): Promise<TaskContext>;
-  /** Writes a VM document as given. */
+  /**
+   * Writes a VM document as given, reserved on its `status.host` as
+   * placement does (its size, {@linkcode reserveOn}).
+   */
   putVm(vm: Vm): Promise<void>;
+}
+
+/** What a fixture VM reserves unless told: 1 CPU, 128 MiB. */
+const FIXTURE_NEED: Need = { cpus: 1, memoryMiB: 128 };
+
+/**
+ * Reserves VM `id` on `host` the way placement does, with its function
+ * (scheduler/place.ts `reserveIn()`): the sums `alloc/<host>` compared
+ * and rewritten with `need` added, the entry `allocvm/<host>/<id>` put,
+ * bound to the host's `alive/` lease as read (none: no alive key).
+ * Retried on a lost compare; a VM reserved there already is left as it is.
+ */
+export async function reserveOn(
+  store: Store,
+  host: string,
+  id: string,
+  need: Need = FIXTURE_NEED,
+): Promise<void> {
+  for (;;) {
+    const [alloc, alive] = await Promise.all([
+      store.get(keys.alloc(host), Alloc),
+      store.get(keys.alive(host), Alive),
+    ]);
+    const r = await reserveIn(store.txn(), {
+      vm: id,
+      host,
+      lease: alive?.lease ?? "0",
+      alloc: reserve(alloc?.value ?? null, need),
+      entry: sizeOf(need),
+      allocRevision: alloc?.modRevision ?? "0",
+    }).commit();
+    if (r.ok) return;
+    if (await store.get(keys.allocVm(host, id), AllocEntry)) return;
+  }
 }
 
 /** A VM document placed on `host` (owner `incarnation`), for fixtures. */
@@ -104,6 +148,9 @@ export async function withBench(f: (b: Bench) => Promise<void>) {
     },
     async putVm(vm) {
       await store.txn().put(keys.vm(vm.id), vm).commit();
+      if (vm.status.host) {
+        await reserveOn(store, vm.status.host, vm.id, needOf(vm));
+      }
     },
   };
   try {
