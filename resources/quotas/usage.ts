@@ -24,7 +24,6 @@
  * await changeUsage(store.txn(), u, vmAmounts(vm.spec)).commit();
  * ```
  */
-import type { z } from "zod";
 import { keys } from "../../core/keys.ts";
 import { NO_USAGE, Usage, UsageBackfilled } from "../../core/quota_schemas.ts";
 import { Network, type Vm, Vm as VmSchema } from "../../core/schemas.ts";
@@ -152,7 +151,7 @@ export async function sumUsage(
 async function eachPage<T>(
   store: Store,
   prefix: string,
-  schema: z.ZodType<T>,
+  schema: Parameters<typeof ascendingPage<T>>[2],
   match: (value: T) => boolean,
   f: (value: T) => void,
 ): Promise<void> {
