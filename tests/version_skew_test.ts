@@ -15,7 +15,9 @@ import { createApp } from "../api/app.ts";
 import { SCHEMA_VERSION } from "../core/documents.ts";
 import { keys, newId } from "../core/keys.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
-import { Vm } from "../core/schemas.ts";
+import { Alloc, Vm } from "../core/schemas.ts";
+import { enqueue, newTask } from "../core/task_doc.ts";
+import { usage } from "../scheduler/resources.ts";
 import {
   type Cluster,
   createVm,
@@ -141,6 +143,36 @@ async function killHost(w: WorkerProc) {
   }
 }
 
+/**
+ * A pending copy of `like` named `name`, with its `vm.create` queued for
+ * the worker of host old only (the old code places it); its id.
+ */
+async function placeByOldCode(
+  c: Cluster,
+  like: Vm,
+  name: string,
+): Promise<string> {
+  const now = new Date();
+  const vm: Vm = {
+    ...like,
+    id: newId("vm"),
+    spec: { ...like.spec, name, cpus: 1, memory: 128 },
+    status: { phase: "pending", updatedAt: now.toISOString() },
+    createdAt: now.toISOString(),
+  };
+  const task = newTask({
+    kind: "vm.create",
+    target: "old",
+    payload: { vm: vm.id },
+    owner: vm.owner,
+    maxAttempts: 3,
+    now,
+  });
+  const txn = c.store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
+  assert.ok((await enqueue(txn, task).commit()).ok);
+  return vm.id;
+}
+
 /** Fields of a yet newer version: top level and status (old code strips them). */
 const FUTURE = { schemaVersion: 99, future: { labels: ["a"] } };
 
@@ -160,9 +192,13 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
         registeredAt: "2026-01-01T00:00:00Z",
         rack: "r7",
       });
+      // A small host whose old code packs: a VM the new code reserves
+      // there fills it, and the old code must see that.
       const oldW = await c.addWorker({
         name: "old",
-        env: SIM,
+        cpus: 2,
+        memoryMiB: 1024,
+        env: { ...SIM, UCLOUD_SCHEDULER_POLICY: "pack" },
         ...(old ? { root: old } : {}),
       });
       const new1 = await c.addWorker({ name: "new1", env: SIM });
@@ -179,13 +215,42 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
         old ? undefined : SCHEMA_VERSION,
       );
 
-      // Placed by whichever worker claims vm.create: old or new code.
-      const app = createApp({ store: c.store });
-      const a = (await createVm(app, "a")).id;
+      // The new code places the first VM (the API's inline placement,
+      // packing): it fills host old. The old code places the second.
+      const cache = PlacementCache.start(c.store);
+      const app = createApp({
+        store: c.store,
+        config: {
+          tasks: c.config.tasks,
+          scheduler: { ...c.config.scheduler, policy: "pack" },
+        },
+      });
+      let a: string, b: string;
+      try {
+        assert.ok(await cache.waitReady(30_000), "placement cache ready");
+        const r = await app.request("/v1/vms", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: "a", cpus: 2, memory: 1024 }),
+        });
+        assert.equal(r.status, 201, await r.clone().text());
+        const placed = (await r.json()).vm as Vm;
+        assert.equal(placed.status.host, "old", "placed inline");
+        a = placed.id;
+        b = await placeByOldCode(c, placed, "b");
+      } finally {
+        await cache.close();
+      }
       const first = await vmState(c, a, "running");
-      const b = (await createVm(app, "b")).id;
       const second = await vmState(c, b, "running");
       assert.notEqual(first.status.host, second.status.host, "spread");
+      assert.equal(second.status.host, "new1", "host old is full");
+      const old1 = await c.store.get(keys.alloc("old"), Alloc);
+      assert.deepEqual(
+        usage(old1?.value ?? null),
+        { cpus: 2, memoryMiB: 1024, vms: 1 },
+        "host old still holds the first VM",
+      );
       const [vOld, vNew] = first.status.host === "old" ? [a, b] : [b, a];
       // The old code wrote the status of its VM: no schemaVersion.
       assert.equal(
