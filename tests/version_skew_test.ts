@@ -10,7 +10,6 @@
  * Sim driver: one plain process per VM.
  */
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { createApp } from "../api/app.ts";
 import { SCHEMA_VERSION } from "../core/documents.ts";
 import { keys, newId } from "../core/keys.ts";
@@ -21,98 +20,18 @@ import { usage } from "../scheduler/resources.ts";
 import {
   type Cluster,
   createVm,
-  ROOT,
   simPids,
   waitFor,
   withCluster,
   type WorkerProc,
 } from "./helpers/cluster.ts";
+import { checkout, type Doc, editRaw, getRaw, putRaw } from "./helpers/skew.ts";
 
 /** The last commit whose documents carry no `schemaVersion`. */
 const OLD_COMMIT = Deno.env.get("UCLOUD_SKEW_OLD_COMMIT") ??
   "35ec7c092acd3c093f2b8f6d8cc01b462e940629";
 const SIM = { UCLOUD_DRIVER: "sim" };
 type App = ReturnType<typeof createApp>;
-type Doc = Record<string, unknown> & {
-  status: Record<string, unknown>;
-  spec: Record<string, unknown>;
-};
-
-/**
- * A checkout of `commit` in a temp dir (ends with "/"); `git archive` only
- * reads the repository. Null when this checkout lacks the commit (a
- * shallow clone, or no `.git`): the "old" worker is then this code, and
- * the test says so in a `note:` line.
- */
-async function checkout(commit: string): Promise<string | null> {
-  const have = await new Deno.Command("git", {
-    args: ["-C", ROOT, "cat-file", "-e", `${commit}^{commit}`],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => null);
-  if (!have?.success) {
-    console.log(
-      `note: version skew: commit ${commit} is not in this checkout; the old worker runs this code`,
-    );
-    return null;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "uc-old-" });
-  const out = await new Deno.Command("bash", {
-    args: [
-      "-c",
-      'set -o pipefail; git -C "$0" archive --format=tar "$1" | tar -x -C "$2"',
-      ROOT,
-      commit,
-      dir,
-    ],
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    await Deno.remove(dir, { recursive: true });
-    throw new Error(
-      `Cannot check out ${commit}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return `${dir}/`;
-}
-
-async function getRaw(c: Cluster, key: string): Promise<Doc> {
-  const r = await c.store.client.kv.range({ key: c.store.full(key) });
-  return JSON.parse(r.kvs[0].value.toString());
-}
-
-async function putRaw(c: Cluster, key: string, value: unknown) {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  await c.store.client.kv.put({
-    key: c.store.full(key),
-    value: Buffer.from(text),
-  });
-}
-
-/** Rewrites a document raw, comparing its revision (retries). */
-async function editRaw(c: Cluster, key: string, f: (d: Doc) => Doc) {
-  for (let i = 0; i < 20; i++) {
-    const r = await c.store.client.kv.range({ key: c.store.full(key) });
-    const next = f(JSON.parse(r.kvs[0].value.toString()));
-    const t = await c.store.client.kv.txn({
-      compare: [{
-        key: c.store.full(key),
-        target: "Mod",
-        result: "Equal",
-        mod_revision: r.kvs[0].mod_revision,
-      }],
-      success: [{
-        request_put: {
-          key: c.store.full(key),
-          value: Buffer.from(JSON.stringify(next)),
-        },
-      }],
-      failure: [],
-    });
-    if (t.succeeded) return;
-  }
-  throw new Error(`Cannot edit ${key}: it keeps changing`);
-}
 
 function vmState(c: Cluster, id: string, phase: string, host?: string) {
   return waitFor(
