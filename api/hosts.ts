@@ -21,7 +21,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { idOf, keys } from "../core/keys.ts";
 import { Alive, Alloc, AllocEntry, Host } from "../core/schemas.ts";
-import { effective, reservedOn, usage } from "../scheduler/mod.ts";
+import { effective, legacyIds, reservedOn, usage } from "../scheduler/mod.ts";
 import type { Store } from "../core/store.ts";
 import { enqueue, newTask, recordDone } from "../tasks/queue.ts";
 import { requestShutdown } from "../workers/shutdown.ts";
@@ -252,7 +252,7 @@ async function listViews(store: Store): Promise<HostView[]> {
     const alloc = allocBy.get(name);
     const vms = [
       ...vmsBy.get(name) ?? [],
-      ...Object.keys(alloc?.vms ?? {}),
+      ...legacyIds(alloc ?? null),
     ].sort();
     return toView(h, a, alloc, vms, await heartbeat(store, a, now));
   }));

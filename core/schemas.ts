@@ -259,7 +259,9 @@ export type AllocEntry = z.infer<typeof AllocEntry>;
  * placement compares its mod revision and rewrites it, each VM's own entry
  * is an `AllocEntry` key (scheduler/ledger.ts). `vms`: entries a version
  * before the sums wrote here; they count on top of the sums, and only
- * shrink (a VM leaving is taken out).
+ * shrink (a VM leaving is taken out). Its one entry `~sums:<count>`
+ * repeats the sums for that version, which keeps it when it rewrites the
+ * document without them (scheduler/resources.ts `sumsOf()`).
  */
 export const Alloc = z.object({
   cpus: z.number().int().default(0),

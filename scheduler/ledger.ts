@@ -17,7 +17,7 @@ import { keys } from "../core/keys.ts";
 import { Alloc, AllocEntry } from "../core/schemas.ts";
 import type { Store, Txn } from "../core/store.ts";
 import { LIST_PAGE } from "../core/watch.ts";
-import { release } from "./resources.ts";
+import { legacyIds, release, releaseLegacy } from "./resources.ts";
 
 /**
  * Adds to `txn` the release of VM `vm`'s reservation on `host`: its
@@ -40,10 +40,8 @@ export async function releaseIn(
   if (entry) {
     txn.ifModRevision(entryKey, entry.modRevision).delete(entryKey)
       .put(keys.alloc(host), release(alloc?.value ?? null, entry.value));
-  } else if (alloc?.value.vms[vm]) {
-    const vms = { ...alloc.value.vms };
-    delete vms[vm];
-    txn.put(keys.alloc(host), { ...alloc.value, vms });
+  } else if (alloc && legacyIds(alloc.value).includes(vm)) {
+    txn.put(keys.alloc(host), releaseLegacy(alloc.value, vm));
   }
   return txn;
 }
@@ -67,7 +65,7 @@ export async function reservedOn(
   return [
     ...new Set([
       ...entries.map((k) => k.slice(prefix.length)),
-      ...Object.keys(alloc?.value.vms ?? {}),
+      ...legacyIds(alloc?.value ?? null),
     ]),
   ].sort();
 }

@@ -60,12 +60,15 @@ export {
   type Candidate,
   effective,
   free,
+  legacyIds,
   type Need,
   needOf,
   NO_ALLOC,
   release,
   reserve,
   sizeOf,
+  SUMS_ENTRY,
+  sumsOf,
   usage,
 } from "./resources.ts";
 export { isMove, planRound, type RoundInput, type RoundPlan } from "./round.ts";

@@ -59,6 +59,75 @@ export const NO_ALLOC: Alloc = {
   vms: {},
 };
 
+/**
+ * The prefix of the one entry in `alloc/<host>.vms` that repeats the sums
+ * for a version before them (`~sums:<count>`: the key keeps the count).
+ * That version counts it as one VM of the total, so it sees what the host
+ * holds, and keeps it when it rewrites the document as `{vms}` only
+ * (dropping the sums' own fields): the entry then is the sums.
+ */
+export const SUMS_ENTRY = "~sums:";
+
+/** A host's reservation sums. */
+export type Sums = Pick<Alloc, "cpus" | "memoryMiB" | "diskMiB" | "count">;
+
+/**
+ * The sums of `alloc` (from its `~sums:` entry when it has one, which an
+ * older version's rewrite keeps) and the entries an older version kept
+ * in its `vms`.
+ */
+export function sumsOf(
+  alloc: Alloc | null,
+): { sums: Sums; legacy: [string, AllocEntry][] } {
+  const a = alloc ?? NO_ALLOC;
+  let sums: Sums = {
+    cpus: a.cpus,
+    memoryMiB: a.memoryMiB,
+    diskMiB: a.diskMiB,
+    count: a.count,
+  };
+  const legacy: [string, AllocEntry][] = [];
+  for (const [id, e] of Object.entries(a.vms)) {
+    if (!id.startsWith("~")) legacy.push([id, e]);
+    else if (id.startsWith(SUMS_ENTRY)) {
+      const count = Number(id.slice(SUMS_ENTRY.length));
+      sums = {
+        cpus: e.cpus,
+        memoryMiB: e.memoryMiB,
+        diskMiB: e.diskMiB ?? 0,
+        count: Number.isInteger(count) && count >= 0 ? count : a.count,
+      };
+    }
+  }
+  return { sums, legacy };
+}
+
+/** The ids of the VMs an older version reserved in `alloc.vms`. */
+export function legacyIds(alloc: Alloc | null): string[] {
+  return sumsOf(alloc).legacy.map(([id]) => id);
+}
+
+/**
+ * The document `alloc/<host>` for `sums` and the older version's
+ * `legacy` entries: the sums' fields, repeated in the `~sums:` entry
+ * (none without VMs); other fields of `base` kept.
+ */
+function withSums(
+  base: Alloc,
+  sums: Sums,
+  legacy: [string, AllocEntry][],
+): Alloc {
+  const vms = Object.fromEntries(legacy);
+  if (sums.count > 0) {
+    vms[`${SUMS_ENTRY}${sums.count}`] = {
+      cpus: sums.cpus,
+      memoryMiB: sums.memoryMiB,
+      ...(sums.diskMiB ? { diskMiB: sums.diskMiB } : {}),
+    };
+  }
+  return { ...base, ...sums, vms };
+}
+
 /** What a VM with `need` reserves: its `allocvm/<host>/<vm>` entry. */
 export function sizeOf(need: Need): AllocEntry {
   return {
@@ -71,14 +140,14 @@ export function sizeOf(need: Need): AllocEntry {
 /** The host's reservation sums with one VM of `need` added. */
 export function reserve(alloc: Alloc | null, need: Need): Alloc {
   const a = alloc ?? NO_ALLOC;
+  const { sums: s, legacy } = sumsOf(a);
   const e = sizeOf(need);
-  return {
-    ...a,
-    cpus: a.cpus + e.cpus,
-    memoryMiB: a.memoryMiB + e.memoryMiB,
-    diskMiB: a.diskMiB + (e.diskMiB ?? 0),
-    count: a.count + 1,
-  };
+  return withSums(a, {
+    cpus: s.cpus + e.cpus,
+    memoryMiB: s.memoryMiB + e.memoryMiB,
+    diskMiB: s.diskMiB + (e.diskMiB ?? 0),
+    count: s.count + 1,
+  }, legacy);
 }
 
 /**
@@ -87,13 +156,19 @@ export function reserve(alloc: Alloc | null, need: Need): Alloc {
  */
 export function release(alloc: Alloc | null, entry: AllocEntry): Alloc {
   const a = alloc ?? NO_ALLOC;
-  return {
-    ...a,
-    cpus: Math.max(0, a.cpus - entry.cpus),
-    memoryMiB: Math.max(0, a.memoryMiB - entry.memoryMiB),
-    diskMiB: Math.max(0, a.diskMiB - (entry.diskMiB ?? 0)),
-    count: Math.max(0, a.count - 1),
-  };
+  const { sums: s, legacy } = sumsOf(a);
+  return withSums(a, {
+    cpus: Math.max(0, s.cpus - entry.cpus),
+    memoryMiB: Math.max(0, s.memoryMiB - entry.memoryMiB),
+    diskMiB: Math.max(0, s.diskMiB - (entry.diskMiB ?? 0)),
+    count: Math.max(0, s.count - 1),
+  }, legacy);
+}
+
+/** `alloc` without the entry an older version kept for VM `vm`. */
+export function releaseLegacy(alloc: Alloc, vm: string): Alloc {
+  const { sums, legacy } = sumsOf(alloc);
+  return withSums(alloc, sums, legacy.filter(([id]) => id !== vm));
 }
 
 /**
@@ -101,10 +176,9 @@ export function release(alloc: Alloc | null, entry: AllocEntry): Alloc {
  * version kept in the document (`diskMiB` only when reserved).
  */
 export function usage(alloc: Alloc | null): Need & { vms: number } {
-  const a = alloc ?? NO_ALLOC;
-  let cpus = a.cpus, memoryMiB = a.memoryMiB, diskMiB = a.diskMiB;
-  const legacy = Object.values(a.vms);
-  for (const v of legacy) {
+  const { sums, legacy } = sumsOf(alloc);
+  let { cpus, memoryMiB, diskMiB } = sums;
+  for (const [, v] of legacy) {
     cpus += v.cpus;
     memoryMiB += v.memoryMiB;
     diskMiB += v.diskMiB ?? 0;
@@ -113,7 +187,7 @@ export function usage(alloc: Alloc | null): Need & { vms: number } {
     cpus,
     memoryMiB,
     ...(diskMiB ? { diskMiB } : {}),
-    vms: a.count + legacy.length,
+    vms: sums.count + legacy.length,
   };
 }
 

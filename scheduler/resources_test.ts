@@ -11,8 +11,10 @@ import {
   needOf,
   NO_ALLOC,
   release,
+  releaseLegacy,
   reserve,
   sizeOf,
+  SUMS_ENTRY,
   usage,
 } from "./resources.ts";
 
@@ -29,7 +31,15 @@ Deno.test("reserve() adds the VM to the host's sums and release() takes it out",
     memoryMiB,
     diskMiB,
     count,
-    vms: {},
+    vms: count
+      ? {
+        [`${SUMS_ENTRY}${count}`]: {
+          cpus,
+          memoryMiB,
+          ...(diskMiB ? { diskMiB } : {}),
+        },
+      }
+      : {},
   });
   assert.deepEqual(reserve(null, one), sums(1, 128, 0, 1));
   const two = reserve(reserve(null, one), { ...one, diskMiB: 2048 });
@@ -55,6 +65,47 @@ Deno.test("usage() is the sums plus the entries an older version kept in the doc
       memoryMiB: 256,
       vms: 3,
     },
+  );
+});
+
+Deno.test("an older version's rewrite keeps the ~sums: entry, from which the sums and count are read", () => {
+  const two = reserve(reserve(null, one), { ...one, diskMiB: 2048 });
+  // The older version counts the entry as one VM of the total.
+  assert.deepEqual(Object.values(two.vms), [
+    { cpus: 2, memoryMiB: 256, diskMiB: 2048 },
+  ]);
+  // Its placement rewrote the document as `{vms}`: the sums' fields are
+  // gone (zod defaults), its own VM is a legacy entry.
+  const rewritten = {
+    ...NO_ALLOC,
+    vms: { ...two.vms, "vm-old": { cpus: 1, memoryMiB: 64 } },
+  };
+  assert.deepEqual(usage(rewritten), {
+    cpus: 3,
+    memoryMiB: 320,
+    diskMiB: 2048,
+    vms: 3,
+  });
+  const three = reserve(rewritten, one);
+  assert.deepEqual(three, {
+    cpus: 3,
+    memoryMiB: 384,
+    diskMiB: 2048,
+    count: 3,
+    vms: {
+      "vm-old": { cpus: 1, memoryMiB: 64 },
+      [`${SUMS_ENTRY}3`]: { cpus: 3, memoryMiB: 384, diskMiB: 2048 },
+    },
+  });
+  assert.deepEqual(usage(releaseLegacy(three, "vm-old")), {
+    cpus: 3,
+    memoryMiB: 384,
+    diskMiB: 2048,
+    vms: 3,
+  });
+  assert.deepEqual(
+    release(release(release(three, one), one), { ...one, diskMiB: 2048 }),
+    { ...NO_ALLOC, vms: { "vm-old": { cpus: 1, memoryMiB: 64 } } },
   );
 });
 

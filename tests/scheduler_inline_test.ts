@@ -55,7 +55,8 @@ placementTest(
           memoryMiB: 512,
           diskMiB: 0,
           count: 1,
-          vms: {},
+          // The sums again, for an older version (scheduler/resources.ts).
+          vms: { "~sums:1": { cpus: 1, memoryMiB: 512 } },
         });
         assert.deepEqual(e?.value, { cpus: 1, memoryMiB: 512 });
         assert.equal(v?.modRevision, a?.modRevision);
@@ -150,7 +151,7 @@ placementTest(
           memoryMiB: 128,
           diskMiB: 20 * 1024,
           count: 1,
-          vms: {},
+          vms: { "~sums:1": { cpus: 1, memoryMiB: 128, diskMiB: 20 * 1024 } },
         });
         assert.deepEqual(
           (await store.get(keys.allocVm("h2", a.body.vm.id), AllocEntry))

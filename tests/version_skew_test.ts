@@ -10,107 +10,28 @@
  * Sim driver: one plain process per VM.
  */
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { createApp } from "../api/app.ts";
 import { SCHEMA_VERSION } from "../core/documents.ts";
 import { keys, newId } from "../core/keys.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
-import { Vm } from "../core/schemas.ts";
+import { Alloc, Vm } from "../core/schemas.ts";
+import { enqueue, newTask } from "../core/task_doc.ts";
+import { usage } from "../scheduler/resources.ts";
 import {
   type Cluster,
   createVm,
-  ROOT,
   simPids,
   waitFor,
   withCluster,
   type WorkerProc,
 } from "./helpers/cluster.ts";
+import { checkout, type Doc, editRaw, getRaw, putRaw } from "./helpers/skew.ts";
 
 /** The last commit whose documents carry no `schemaVersion`. */
 const OLD_COMMIT = Deno.env.get("UCLOUD_SKEW_OLD_COMMIT") ??
   "35ec7c092acd3c093f2b8f6d8cc01b462e940629";
 const SIM = { UCLOUD_DRIVER: "sim" };
 type App = ReturnType<typeof createApp>;
-type Doc = Record<string, unknown> & {
-  status: Record<string, unknown>;
-  spec: Record<string, unknown>;
-};
-
-/**
- * A checkout of `commit` in a temp dir (ends with "/"); `git archive` only
- * reads the repository. Null when this checkout lacks the commit (a
- * shallow clone, or no `.git`): the "old" worker is then this code, and
- * the test says so in a `note:` line.
- */
-async function checkout(commit: string): Promise<string | null> {
-  const have = await new Deno.Command("git", {
-    args: ["-C", ROOT, "cat-file", "-e", `${commit}^{commit}`],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => null);
-  if (!have?.success) {
-    console.log(
-      `note: version skew: commit ${commit} is not in this checkout; the old worker runs this code`,
-    );
-    return null;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "uc-old-" });
-  const out = await new Deno.Command("bash", {
-    args: [
-      "-c",
-      'set -o pipefail; git -C "$0" archive --format=tar "$1" | tar -x -C "$2"',
-      ROOT,
-      commit,
-      dir,
-    ],
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    await Deno.remove(dir, { recursive: true });
-    throw new Error(
-      `Cannot check out ${commit}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return `${dir}/`;
-}
-
-async function getRaw(c: Cluster, key: string): Promise<Doc> {
-  const r = await c.store.client.kv.range({ key: c.store.full(key) });
-  return JSON.parse(r.kvs[0].value.toString());
-}
-
-async function putRaw(c: Cluster, key: string, value: unknown) {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  await c.store.client.kv.put({
-    key: c.store.full(key),
-    value: Buffer.from(text),
-  });
-}
-
-/** Rewrites a document raw, comparing its revision (retries). */
-async function editRaw(c: Cluster, key: string, f: (d: Doc) => Doc) {
-  for (let i = 0; i < 20; i++) {
-    const r = await c.store.client.kv.range({ key: c.store.full(key) });
-    const next = f(JSON.parse(r.kvs[0].value.toString()));
-    const t = await c.store.client.kv.txn({
-      compare: [{
-        key: c.store.full(key),
-        target: "Mod",
-        result: "Equal",
-        mod_revision: r.kvs[0].mod_revision,
-      }],
-      success: [{
-        request_put: {
-          key: c.store.full(key),
-          value: Buffer.from(JSON.stringify(next)),
-        },
-      }],
-      failure: [],
-    });
-    if (t.succeeded) return;
-  }
-  throw new Error(`Cannot edit ${key}: it keeps changing`);
-}
 
 function vmState(c: Cluster, id: string, phase: string, host?: string) {
   return waitFor(
@@ -141,6 +62,36 @@ async function killHost(w: WorkerProc) {
   }
 }
 
+/**
+ * A pending copy of `like` named `name`, with its `vm.create` queued for
+ * the worker of host old only (the old code places it); its id.
+ */
+async function placeByOldCode(
+  c: Cluster,
+  like: Vm,
+  name: string,
+): Promise<string> {
+  const now = new Date();
+  const vm: Vm = {
+    ...like,
+    id: newId("vm"),
+    spec: { ...like.spec, name, cpus: 1, memory: 128 },
+    status: { phase: "pending", updatedAt: now.toISOString() },
+    createdAt: now.toISOString(),
+  };
+  const task = newTask({
+    kind: "vm.create",
+    target: "old",
+    payload: { vm: vm.id },
+    owner: vm.owner,
+    maxAttempts: 3,
+    now,
+  });
+  const txn = c.store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
+  assert.ok((await enqueue(txn, task).commit()).ok);
+  return vm.id;
+}
+
 /** Fields of a yet newer version: top level and status (old code strips them). */
 const FUTURE = { schemaVersion: 99, future: { labels: ["a"] } };
 
@@ -160,9 +111,13 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
         registeredAt: "2026-01-01T00:00:00Z",
         rack: "r7",
       });
+      // A small host whose old code packs: a VM the new code reserves
+      // there fills it, and the old code must see that.
       const oldW = await c.addWorker({
         name: "old",
-        env: SIM,
+        cpus: 2,
+        memoryMiB: 1024,
+        env: { ...SIM, UCLOUD_SCHEDULER_POLICY: "pack" },
         ...(old ? { root: old } : {}),
       });
       const new1 = await c.addWorker({ name: "new1", env: SIM });
@@ -179,13 +134,42 @@ Deno.test("an old and a new worker side by side: create, stop, start and failove
         old ? undefined : SCHEMA_VERSION,
       );
 
-      // Placed by whichever worker claims vm.create: old or new code.
-      const app = createApp({ store: c.store });
-      const a = (await createVm(app, "a")).id;
+      // The new code places the first VM (the API's inline placement,
+      // packing): it fills host old. The old code places the second.
+      const cache = PlacementCache.start(c.store);
+      const app = createApp({
+        store: c.store,
+        config: {
+          tasks: c.config.tasks,
+          scheduler: { ...c.config.scheduler, policy: "pack" },
+        },
+      });
+      let a: string, b: string;
+      try {
+        assert.ok(await cache.waitReady(30_000), "placement cache ready");
+        const r = await app.request("/v1/vms", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: "a", cpus: 2, memory: 1024 }),
+        });
+        assert.equal(r.status, 201, await r.clone().text());
+        const placed = (await r.json()).vm as Vm;
+        assert.equal(placed.status.host, "old", "placed inline");
+        a = placed.id;
+        b = await placeByOldCode(c, placed, "b");
+      } finally {
+        await cache.close();
+      }
       const first = await vmState(c, a, "running");
-      const b = (await createVm(app, "b")).id;
       const second = await vmState(c, b, "running");
       assert.notEqual(first.status.host, second.status.host, "spread");
+      assert.equal(second.status.host, "new1", "host old is full");
+      const old1 = await c.store.get(keys.alloc("old"), Alloc);
+      assert.deepEqual(
+        usage(old1?.value ?? null),
+        { cpus: 2, memoryMiB: 1024, vms: 1 },
+        "host old still holds the first VM",
+      );
       const [vOld, vNew] = first.status.host === "old" ? [a, b] : [b, a];
       // The old code wrote the status of its VM: no schemaVersion.
       assert.equal(

@@ -24,7 +24,13 @@ import {
 import { Store } from "../../core/store.ts";
 import type { TaskContext, VmDriver } from "../../tasks/context.ts";
 import { guard, type WorkerId } from "../../tasks/queue.ts";
-import { effective, NO_ALLOC, reserve, usage } from "../../scheduler/mod.ts";
+import {
+  effective,
+  NO_ALLOC,
+  reserve,
+  sumsOf,
+  usage,
+} from "../../scheduler/mod.ts";
 
 /** Test options that turn off Deno's op and resource sanitizers. */
 export const noSanitize = { sanitizeOps: false, sanitizeResources: false };
@@ -132,14 +138,15 @@ export async function checkInvariants(store: Store) {
       }`,
     );
     const own = entriesOf.get(host) ?? new Map<string, AllocEntry>();
+    const legacy = Object.fromEntries(sumsOf(a.value).legacy);
     let sums: Alloc | null = null;
     for (const e of own.values()) sums = reserve(sums, e);
     assert.deepEqual(
-      { ...a.value, vms: {} },
-      sums ?? NO_ALLOC,
+      a.value,
+      { ...(sums ?? NO_ALLOC), vms: { ...(sums ?? NO_ALLOC).vms, ...legacy } },
       `host ${host}: sums unlike its entries`,
     );
-    for (const id of [...own.keys(), ...Object.keys(a.value.vms)]) {
+    for (const id of [...own.keys(), ...Object.keys(legacy)]) {
       placedIn.set(id, [...placedIn.get(id) ?? [], host]);
     }
   }

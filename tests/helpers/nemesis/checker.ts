@@ -204,7 +204,8 @@ export function check(snap: Snapshot, want: Expectations): Violation[] {
   };
   for (const [host, alloc] of allocs) {
     for (const [id, size] of Object.entries(alloc.vms ?? {})) {
-      reserve(host, id, size, `alloc/${host}`);
+      // `~sums:<count>` repeats the sums for an older version.
+      if (!id.startsWith("~")) reserve(host, id, size, `alloc/${host}`);
     }
   }
   for (const [rest, size] of docs<Size>(kv, "allocvm/")) {
