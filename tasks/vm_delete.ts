@@ -5,9 +5,10 @@
  * document and its user data and releases its reservation and its NICs'
  * addresses in one transaction, which also gives its cores, memory and
  * disk back to its owner's usage (resources/quotas/usage.ts, comparing
- * that document's revision). The owner's other deletes contend on that
- * document: when only it changed, just the final transaction is rebuilt
- * and tried again (tasks/outcome.ts), not the whole handler. A VM
+ * that document's revision). Other deletes contend on that document and
+ * on the host's reservation sums: while the VM document is unchanged,
+ * just the final transaction is rebuilt and tried again
+ * (tasks/outcome.ts), not the whole handler. A VM
  * made from an image document loses its disk in the image store
  * (tasks/vm_disk.ts) before its document goes.
  */
@@ -18,7 +19,6 @@ import type { Txn } from "../core/store.ts";
 import {
   changeUsage,
   readUsage,
-  usageFresh,
   type UsageRead,
   vmAmounts,
 } from "../resources/quotas/usage.ts";
@@ -53,10 +53,10 @@ export const vmDelete: TaskHandler = async (ctx) => {
     return { txn, usage };
   };
   let last = await final();
-  // The owner's other deletes contend on its usage: when it changed and
-  // the VM is as read, only the final transaction is rebuilt.
+  // Other deletes contend on the owner's usage and the host's reservation
+  // sums: while the VM is as read, only the final transaction is rebuilt
+  // from fresh reads (every compare kept).
   const again = async () => {
-    if (await usageFresh(ctx.store, last.usage)) return null;
     if ((await readVm(ctx))?.modRevision !== vm.modRevision) return null;
     last = await final();
     return last.txn;
