@@ -165,7 +165,11 @@ async function main(): Promise<number> {
   // debian-boot: up to 20 min per boot under load, and the image upload.
   const watchdogMs = (opts.quick ? 360_000 : 1_500_000) +
     (opts.only.has("debian-boot") ? 3_900_000 : 0) +
-    (opts.only.has("scale") ? 3_600_000 : 0);
+    (opts.only.has("scale") ? 3_600_000 : 0) +
+    // churn: 250 ms a cycle (it runs at about 15 cycles/s).
+    (opts.only.has("churn")
+      ? opts.churnCycles.reduce((a, b) => a + b, 0) * 250
+      : 0);
   const watchdog = setTimeout(
     () => bail(`watchdog: still running after ${watchdogMs / 1000} s`, 1),
     watchdogMs,
