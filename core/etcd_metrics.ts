@@ -4,8 +4,8 @@
  * lease_ttl, status, ...) and `ucloud_etcd_request_failures_total`, timed
  * around every unary call of a store's etcd client, so the store's own
  * methods and the few callers that use `store.client` directly are all
- * counted. The observer of each operation is made once (no label lookup
- * per call). Streams (watches, lease keep-alives) are not requests and are
+ * counted. A request only adds to a few numbers (no label lookup, no
+ * allocation: the histogram is written out at scrape time). Streams (watches, lease keep-alives) are not requests and are
  * not timed.
  *
  * @example
@@ -14,7 +14,7 @@
  * for (const m of timeEtcdRequests(store)) registry.registerMetric(m);
  * ```
  */
-import { Counter, Histogram, type Metric } from "prom-client";
+import { Counter, type Metric } from "prom-client";
 import type { Store } from "./store.ts";
 
 /** The histogram's name. */
@@ -60,7 +60,81 @@ const TIMED = {
   cluster: { memberList: "member_list" },
 } as const;
 
-type Unary = (...args: unknown[]) => Promise<unknown>;
+/** A unary call of etcd3's service clients: `(request, callOptions)`. */
+type Unary = (req: unknown, options?: unknown) => Promise<unknown>;
+
+/**
+ * A histogram by operation kept in plain arrays: a request adds to numbers
+ * (no label lookup, no allocation); the text is made at scrape time, in
+ * the shape prom-client's registry writes (`get()`).
+ */
+class Timings {
+  readonly name = ETCD_DURATION_METRIC;
+  readonly help = "etcd request duration by operation, as this process saw it";
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  readonly #ops: string[] = [];
+  #counts: number[] = [];
+  #sums: number[] = [];
+  /** Per operation, requests per bucket (not cumulative; +Inf last). */
+  #buckets: number[][] = [];
+
+  /** The index `observe` takes for `operation`. */
+  add(operation: string): number {
+    this.#ops.push(operation);
+    this.#counts.push(0);
+    this.#sums.push(0);
+    this.#buckets.push(new Array(BUCKETS.length + 1).fill(0));
+    return this.#ops.length - 1;
+  }
+
+  observe(op: number, seconds: number): void {
+    let b = 0;
+    while (b < BUCKETS.length && seconds > BUCKETS[b]) b++;
+    this.#buckets[op][b]++;
+    this.#counts[op]++;
+    this.#sums[op] += seconds;
+  }
+
+  get() {
+    const values: {
+      labels: Record<string, string | number>;
+      value: number;
+      metricName: string;
+    }[] = [];
+    this.#ops.forEach((operation, op) => {
+      if (this.#counts[op] === 0) return;
+      let total = 0;
+      this.#buckets[op].forEach((n, b) => {
+        total += n;
+        values.push({
+          labels: { operation, le: b < BUCKETS.length ? BUCKETS[b] : "+Inf" },
+          value: total,
+          metricName: `${this.name}_bucket`,
+        });
+      });
+      values.push(
+        {
+          labels: { operation },
+          value: this.#sums[op],
+          metricName: `${this.name}_sum`,
+        },
+        {
+          labels: { operation },
+          value: this.#counts[op],
+          metricName: `${this.name}_count`,
+        },
+      );
+    });
+    return { name: this.name, help: this.help, type: this.type, values };
+  }
+
+  reset(): void {
+    this.#counts = this.#counts.map(() => 0);
+    this.#sums = this.#sums.map(() => 0);
+    this.#buckets = this.#buckets.map((b) => b.map(() => 0));
+  }
+}
 
 const timed = new WeakMap<Store, Metric[]>();
 
@@ -72,13 +146,7 @@ const timed = new WeakMap<Store, Metric[]>();
 export function timeEtcdRequests(store: Store): Metric[] {
   const known = timed.get(store);
   if (known) return known;
-  const duration = new Histogram({
-    name: ETCD_DURATION_METRIC,
-    help: "etcd request duration by operation, as this process saw it",
-    labelNames: ["operation"] as const,
-    buckets: BUCKETS,
-    registers: [],
-  });
+  const duration = new Timings();
   const failures = new Counter({
     name: "ucloud_etcd_request_failures_total",
     help: "etcd requests that failed (error or timeout), by operation",
@@ -93,21 +161,22 @@ export function timeEtcdRequests(store: Store): Metric[] {
       >;
     for (const [method, operation] of Object.entries(methods)) {
       const call = client[method].bind(client);
-      const observed = duration.labels({ operation });
-      const failed = failures.labels({ operation });
-      client[method] = async (...args: unknown[]) => {
+      const op = duration.add(operation);
+      client[method] = async (req: unknown, options?: unknown) => {
         const start = performance.now();
         try {
-          return await call(...args);
+          return await call(req, options);
         } catch (err) {
-          failed.inc();
+          failures.inc({ operation });
           throw err;
         } finally {
-          observed.observe((performance.now() - start) / 1000);
+          duration.observe(op, (performance.now() - start) / 1000);
         }
       };
     }
   }
-  timed.set(store, [duration, failures]);
-  return [duration, failures];
+  // The registry reads what a Histogram's get() returns; nothing else.
+  const metrics = [duration as unknown as Metric, failures];
+  timed.set(store, metrics);
+  return metrics;
 }
