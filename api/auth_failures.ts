@@ -1,8 +1,9 @@
 /**
  * `ucloud_auth_failures_total{method, reason}`: refused authentications of
- * the API (api/auth.ts, the login of api/session_routes.ts), by how the
- * caller tried (`totp`, `bearer`, `session`, `login`, `none`) and why it was
- * refused. The counter lives in no registry: `createIdentity` makes one and
+ * the API (api/auth.ts, the login of api/session_routes.ts, the password
+ * check of `POST /v1/auth/seed` in api/seed_routes.ts), by how the caller
+ * tried (`totp`, `bearer`, `session`, `login`, `seed`, `none`) and why it
+ * was refused. The counter lives in no registry: `createIdentity` makes one and
  * `createApp` registers it with the app's metrics.
  *
  * @example
@@ -20,6 +21,7 @@ export type AuthFailureMethod =
   | "bearer"
   | "session"
   | "login"
+  | "seed"
   | "none";
 
 /**

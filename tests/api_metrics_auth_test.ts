@@ -125,6 +125,11 @@ Deno.test({
         })).status,
         401,
       );
+      assert.equal(
+        (await call("/v1/auth/seed", {}, { name: "alice", password: "no" }))
+          .status,
+        401,
+      );
       // bob's wrong tokens until his name is in back-off.
       await waitFor(
         "bob locked out",
@@ -141,6 +146,7 @@ Deno.test({
       assert.equal(sample(text, failures("totp", "replayed")), 1);
       assert.equal(sample(text, failures("bearer", "malformed")), 1);
       assert.equal(sample(text, failures("login", "password")), 1);
+      assert.equal(sample(text, failures("seed", "password")), 1);
       assert.equal(sample(text, failures("totp", "locked_out")), 1);
 
       // Seeds were written (txn) and read (range): both were timed.
