@@ -17,7 +17,7 @@
  *   its host (the failure watcher's `detectedAt`: when the host's `alive/`
  *   key went, at its lease's expiry) to the VM running again: the
  *   `vm.start` that `host.failed` led to (through `vm.create`, which hands
- *   on `failover` and `downSince`) succeeded.
+ *   on `failover` and `downSince`) succeeded, not skipped nor forwarded.
  *
  * Counted once per change this process saw: each API replica counts from
  * its own start, so the counters of replicas are alike and reset with the
@@ -163,13 +163,15 @@ export class TaskFlow {
 
   #succeeded(task: Task): void {
     const p = task.payload;
-    if (task.kind === "vm.start" && typeof p.failover === "string") {
+    const r = (task.result ?? {}) as Record<string, unknown>;
+    // A start that was skipped or forwarded to the VM's host started nothing.
+    const started = r.skipped === undefined && r.forwarded === undefined;
+    if (task.kind === "vm.start" && typeof p.failover === "string" && started) {
       const s = secondsBetween(p.downSince, task.updatedAt);
       if (s !== null) this.#recovery.observe(s);
     }
     if (task.kind !== "host.failed" || p.recheck !== undefined) return;
-    const r = task.result as Record<string, unknown> | undefined;
-    if (!Array.isArray(r?.evacuated) || !Array.isArray(r.deleted)) return;
+    if (!Array.isArray(r.evacuated) || !Array.isArray(r.deleted)) return;
     this.#failovers.inc();
     this.#failoverVms.inc({ action: "evacuated" }, r.evacuated.length);
     this.#failoverVms.inc({ action: "deleted" }, r.deleted.length);
