@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { TaskCounts } from "../api/task_counts.ts";
+import { VmPlacements } from "../api/vm_placements.ts";
+import { timeEtcdRequests } from "../core/etcd_metrics.ts";
 import { keys } from "../core/keys.ts";
 import type { Task } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
@@ -64,7 +66,13 @@ Deno.test({
     withApiEnv(t, async ({ connect, step }) => {
       const store = connect();
       const counts = TaskCounts.start(store);
-      const app = createApp({ store, taskCounts: counts });
+      // Every family the API process reports (api/main.ts).
+      const placements = VmPlacements.start(store);
+      const app = createApp({
+        store,
+        taskCounts: counts,
+        metrics: [...placements.metrics, ...timeEtcdRequests(store)],
+      });
       // From loopback: the default api.metrics.allow.
       const scrape = async () =>
         await (await app.request("/metrics", {}, {
@@ -223,9 +231,17 @@ Deno.test({
             const many = await perScrape();
             assert.equal(few, 0);
             assert.equal(many, 0);
+            // The other families of the API process are reported too.
+            const text = await scrape();
+            assert.match(
+              text,
+              /ucloud_etcd_request_duration_seconds_count\{operation="range"\} \d+/,
+            );
+            assert.ok(text.includes("# TYPE ucloud_placements_total counter"));
           },
         );
       } finally {
+        await placements.close();
         await counts.close();
       }
     }),
