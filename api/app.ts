@@ -13,7 +13,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { Registry } from "prom-client";
+import { type Metric, Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import { type Logger, logger } from "../core/log.ts";
@@ -28,6 +28,7 @@ import { UPLOAD_PATH_RE } from "./image_upload.ts";
 import { images } from "./images.ts";
 import { maintenance } from "./maintenance.ts";
 import { networks } from "./networks.ts";
+import type { AuthFailures } from "./auth_failures.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
@@ -64,11 +65,22 @@ export interface AppOptions {
    * Authentication built by `createIdentity` (api/identity.ts): its `auth`
    * fills the `auth` slot and its routes are mounted at `/v1/auth`.
    */
-  identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
+  identity?: {
+    auth: MiddlewareHandler<AppEnv>;
+    routes: OpenAPIHono<AppEnv>;
+    /** Refused authentications, reported by `/metrics`. */
+    failures?: AuthFailures;
+  };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
   taskCounts?: TaskCounts;
+  /**
+   * More metrics `/metrics` reports, registered nowhere yet: e.g. the
+   * placements (api/vm_placements.ts) and etcd request times
+   * (core/etcd_metrics.ts).
+   */
+  metrics?: Metric[];
   /** The API's log (component `api`). */
   log?: Logger;
 }
@@ -86,6 +98,7 @@ export function createApp({
   identity,
   registry = new Registry(),
   taskCounts,
+  metrics: more = [],
   log = logger({ component: "api" }),
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
@@ -112,7 +125,14 @@ export function createApp({
       log,
     }),
   );
-  app.route("/metrics", metrics({ registry, counts: taskCounts }));
+  app.route(
+    "/metrics",
+    metrics({
+      registry,
+      counts: taskCounts,
+      also: [...(identity?.failures ? [identity.failures] : []), ...more],
+    }),
+  );
 
   // Registered before the auth middleware: the API description is public.
   // 3.1: a nullable reference is `anyOf: [$ref, null]` (3.0 cannot say it).

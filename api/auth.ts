@@ -32,6 +32,7 @@ import {
   TOKEN_RE,
   type TotpVerifier,
 } from "../core/totp.ts";
+import { type AuthFailures, countFailure } from "./auth_failures.ts";
 import type { AppEnv, Principal } from "./env.ts";
 import { errorJson, tooManyAttempts } from "./errors.ts";
 import {
@@ -66,6 +67,8 @@ export interface TotpAuthOptions {
    * there is none. Behind a proxy, pass `forwardedAddress(trustedProxies)`.
    */
   address?: (c: Context) => string | undefined;
+  /** Where refusals are counted by method and reason (api/auth_failures.ts). */
+  failures?: AuthFailures;
   log?: Logger;
 }
 
@@ -171,6 +174,7 @@ export function totpAuth({
   userRealm = "ucloud",
   serviceRealms = {},
   address = remoteAddress,
+  failures,
   log = logger({ component: "auth" }),
 }: TotpAuthOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -192,10 +196,12 @@ export function totpAuth({
           address: addr,
           error: err.message,
         });
+        countFailure(failures, method, "unavailable");
         return unavailable(c);
       }
       if (!r.ok) {
         limiter.fail({ address: addr });
+        countFailure(failures, method, r.reason);
         log.warn(`${method} token refused`, {
           address: addr,
           reason: r.reason,
@@ -215,7 +221,10 @@ export function totpAuth({
     const authz = c.req.header("authorization");
     if (authz !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-      if (!m) return unauthorized(c, "Authorization must be 'Bearer <token>'");
+      if (!m) {
+        countFailure(failures, "bearer", "malformed");
+        return unauthorized(c, "Authorization must be 'Bearer <token>'");
+      }
       return await signed(bearer, m[1], "bearer");
     }
 
@@ -225,6 +234,7 @@ export function totpAuth({
       return await signed(sessions, cookie, "session");
     }
     if (!cred) {
+      countFailure(failures, "none", "no_credentials");
       return unauthorized(
         c,
         `Authentication required: send ${OTP_HEADERS.name}, ${OTP_HEADERS.realm} and ${OTP_HEADERS.token}, or Authorization: Bearer <token>`,
@@ -235,12 +245,14 @@ export function totpAuth({
       !NAME_RE.test(name) || !NAME_RE.test(realm) || !TOKEN_RE.test(cred.token)
     ) {
       limiter.fail({ address: addr });
+      countFailure(failures, "totp", "malformed");
       log.warn("otp refused", { address: addr, reason: "malformed" });
       return unauthorized(c, "Invalid credentials");
     }
     const attempt = { name: `${name}@${realm}`, address: addr };
     const wait = limiter.retryAfterMs(attempt);
     if (wait > 0) {
+      countFailure(failures, "totp", "locked_out");
       log.warn("otp refused", {
         name,
         realm,
@@ -250,7 +262,7 @@ export function totpAuth({
       return tooManyAttempts(c, wait);
     }
     let principal: Principal | null = null;
-    let reason = "unknown";
+    let reason: "unknown" | "invalid" | "replayed" = "unknown";
     try {
       if (realm === userRealm) {
         const user = await users.lookup(name);
@@ -276,10 +288,12 @@ export function totpAuth({
         address: addr,
         error: err.message,
       });
+      countFailure(failures, "totp", "unavailable");
       return unavailable(c);
     }
     if (!principal) {
       limiter.fail(attempt);
+      countFailure(failures, "totp", reason);
       log.warn("otp refused", { name, realm, address: addr, reason });
       return unauthorized(c, "Invalid credentials");
     }

@@ -41,6 +41,7 @@ import {
   UngleichOtpVerifier,
 } from "../core/totp.ts";
 import { forwardedAddress, OTP_HEADERS, totpAuth } from "./auth.ts";
+import { type AuthFailures, authFailures } from "./auth_failures.ts";
 import { authRoutes } from "./auth_routes.ts";
 import type { AppEnv } from "./env.ts";
 import { EtcdRevocationList } from "./revocations.ts";
@@ -66,6 +67,8 @@ export interface Identity {
   directory: Directory;
   /** Null in ungleichotp mode (seeds are kept by the ungleich-otp server). */
   seeds: EtcdSeedStore | null;
+  /** Refused authentications; `createApp` registers it in its metrics. */
+  failures: AuthFailures;
 }
 
 /**
@@ -177,7 +180,9 @@ export async function createIdentity(
   });
   const realm = id.otp.userRealm;
   const remoteAddr = forwardedAddress(config.api?.trustedProxies ?? []);
+  const failures = authFailures();
   const totp = totpAuth({
+    failures,
     address: remoteAddr,
     verifier,
     users: directory,
@@ -216,6 +221,7 @@ export async function createIdentity(
     address: remoteAddr,
     bearer,
     sessions,
+    failures,
     log,
   };
   // In this order, the order of the OpenAPI document.
@@ -224,5 +230,5 @@ export async function createIdentity(
   seedRecordRoute(routes, options);
   sessionRoutes(routes, options);
   serviceSeedRoute(routes, options);
-  return { auth, routes, bearer, sessions, directory, seeds };
+  return { auth, routes, bearer, sessions, directory, seeds, failures };
 }

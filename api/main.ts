@@ -9,12 +9,14 @@
  * ```
  */
 import { loadConfig } from "../core/config.ts";
+import { timeEtcdRequests } from "../core/etcd_metrics.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
 import { createIdentity } from "./identity.ts";
 import { TaskCounts } from "./task_counts.ts";
+import { VmPlacements } from "./vm_placements.ts";
 
 const log = logger({ component: "api" });
 
@@ -26,6 +28,7 @@ export async function main(): Promise<void> {
   const placement = PlacementCache.start(store, { log });
   // What /metrics reports about tasks, kept from watches.
   const taskCounts = TaskCounts.start(store, { log });
+  const placements = VmPlacements.start(store, { log });
   const identity = config.identity.enabled
     ? await createIdentity({ store, config })
     : undefined;
@@ -39,7 +42,13 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
-  const app = createApp({ store, config, identity, taskCounts });
+  const app = createApp({
+    store,
+    config,
+    identity,
+    taskCounts,
+    metrics: [...placements.metrics, ...timeEtcdRequests(store)],
+  });
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,
@@ -62,6 +71,7 @@ export async function main(): Promise<void> {
   await server.finished;
   await placement.close();
   await taskCounts.close();
+  await placements.close();
   store.close();
   log.info("api stopped");
 }

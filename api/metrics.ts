@@ -1,8 +1,10 @@
 /**
  * Prometheus metrics: HTTP request counts and durations by matched route
- * pattern, queue depth and task counts kept from watches (api/task_counts.ts:
- * a scrape sends no etcd request), and the process's count of unreadable
- * documents (core/unreadable.ts).
+ * pattern, queue depth, oldest runnable task and task counts kept from
+ * watches, with what tasks did (api/task_counts.ts, api/task_flow.ts: a
+ * scrape sends no etcd request), metrics of other parts handed in (`also`:
+ * auth failures, placements, etcd request latency), and the process's
+ * count of unreadable documents (core/unreadable.ts).
  * Metrics live in the registry handed in (one per app), never in
  * prom-client's global default registry.
  *
@@ -15,8 +17,14 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { UNREADABLE_METRIC, unreadableDocuments } from "../core/unreadable.ts";
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  type Metric,
+  type Registry,
+} from "prom-client";
+import { unreadableDocuments } from "../core/unreadable.ts";
 import type { TaskCounts } from "./task_counts.ts";
 
 /** How long a scrape waits for the first listing of the counts. */
@@ -54,15 +62,22 @@ export function httpMetrics(registry: Registry): MiddlewareHandler {
 }
 
 /**
- * The `/metrics` sub-app; registers the task gauges when `counts` is given
- * (none without: the API never scans `task/` to answer a scrape).
+ * The `/metrics` sub-app; registers the task gauges and counters when
+ * `counts` is given (none without: the API never scans `task/` to answer a
+ * scrape), and each metric of `also` not registered yet.
  */
 export function metrics(
-  { registry, counts }: { registry: Registry; counts?: TaskCounts },
+  { registry, counts, also = [] }: {
+    registry: Registry;
+    counts?: TaskCounts;
+    also?: Metric[];
+  },
 ): Hono {
   if (counts) taskGauges(registry, counts);
-  if (!registry.getSingleMetric(UNREADABLE_METRIC)) {
-    registry.registerMetric(unreadableDocuments);
+  for (
+    const m of [unreadableDocuments, ...(counts?.flow.metrics ?? []), ...also]
+  ) {
+    if (!registry.getSingleMetric(nameOf(m))) registry.registerMetric(m);
   }
   return new Hono().get("/", async (c) => {
     const text = await registry.metrics();
@@ -70,7 +85,27 @@ export function metrics(
   });
 }
 
+/** A metric's name (prom-client keeps it in the untyped `name` field). */
+function nameOf(m: Metric): string {
+  return (m as unknown as { name: string }).name;
+}
+
 function taskGauges(registry: Registry, counts: TaskCounts): void {
+  new Gauge({
+    name: "ucloud_task_queue_oldest_runnable_age_seconds",
+    help: "Seconds since the oldest due, unclaimed task of a target could " +
+      "run (0: none waits), by target",
+    labelNames: ["target"] as const,
+    registers: [registry],
+    async collect() {
+      const ready = await counts.waitReady(READY_WAIT_MS);
+      this.reset();
+      if (!ready) return;
+      for (const { target, seconds } of counts.oldestRunnable()) {
+        this.set({ target }, seconds);
+      }
+    },
+  });
   new Gauge({
     name: "ucloud_task_queue_depth",
     help: "Runnable tasks in the queue index, by target",

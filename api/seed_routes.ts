@@ -35,6 +35,11 @@ import {
   type TotpVerifier,
 } from "../core/totp.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
+import {
+  type AuthFailureReason,
+  type AuthFailures,
+  countFailure,
+} from "./auth_failures.ts";
 import { errorJson, errorResponses, tooManyAttempts } from "./errors.ts";
 
 /** What the seed routes use. */
@@ -53,6 +58,8 @@ export interface SeedRouteOptions {
   realm: string;
   /** The caller's address, for the limiter and the logs. */
   address: (c: Context) => string | undefined;
+  /** Where refused seed requests are counted (method `seed`). */
+  failures?: AuthFailures;
   log: Logger;
 }
 
@@ -189,8 +196,12 @@ export function seedRoute(r: OpenAPIHono<AppEnv>, o: SeedRouteOptions): void {
       by = p.name;
     } else {
       const attempt = { name: `${name}@${realm}`, address: addr };
-      const refuse = (reason: string, message = "Invalid name or password") => {
+      const refuse = (
+        reason: AuthFailureReason,
+        message = "Invalid name or password",
+      ) => {
         limiter.fail(attempt);
+        countFailure(o.failures, "seed", reason);
         log.warn("seed refused", { name, realm, address: addr, reason });
         return errorJson(c, 401, message) as never;
       };
@@ -199,6 +210,7 @@ export function seedRoute(r: OpenAPIHono<AppEnv>, o: SeedRouteOptions): void {
         await seedAttempts.take(attempt.name),
       );
       if (wait > 0) {
+        countFailure(o.failures, "seed", "locked_out");
         log.warn("seed refused", {
           name,
           realm,
@@ -215,7 +227,7 @@ export function seedRoute(r: OpenAPIHono<AppEnv>, o: SeedRouteOptions): void {
       if (replace && await seeds.record(realm, name)) {
         const missing =
           "Rotating a seed needs the current TOTP token (token) of the seed it replaces, or an admin";
-        if (!TOKEN_RE.test(token)) return refuse("no token", missing);
+        if (!TOKEN_RE.test(token)) return refuse("no_credentials", missing);
         // Checked after the password: a wrong password must not use it up.
         const v = await verifier.verify({ name, realm, token }, {
           signal: c.req.raw.signal,

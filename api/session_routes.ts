@@ -22,6 +22,11 @@ import type { Logger } from "../core/log.ts";
 import type { AuthLimiter } from "../core/rate_limit.ts";
 import { NAME_RE, TOKEN_RE, type TotpVerifier } from "../core/totp.ts";
 import { authMethod, currentToken } from "./auth.ts";
+import {
+  type AuthFailureReason,
+  type AuthFailures,
+  countFailure,
+} from "./auth_failures.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
 import { errorJson, errorResponses, tooManyAttempts } from "./errors.ts";
 import { type BearerTokens, SESSION_COOKIE } from "./tokens.ts";
@@ -39,6 +44,8 @@ export interface SessionRouteOptions {
   address: (c: Context) => string | undefined;
   bearer: BearerTokens;
   sessions: BearerTokens;
+  /** Where refused logins are counted (method `login`). */
+  failures?: AuthFailures;
   log: Logger;
 }
 
@@ -163,6 +170,7 @@ export function sessionRoutes(
     address: remoteAddr,
     bearer,
     sessions,
+    failures,
     log,
     config: id,
   } = o;
@@ -171,13 +179,17 @@ export function sessionRoutes(
     const addr = remoteAddr(c);
     const attempt = { name: `${name}@${realm}`, address: addr };
     const wait = limiter.retryAfterMs(attempt);
-    if (wait > 0) return tooManyAttempts(c, wait) as never;
-    const refuse = (reason: string) => {
+    if (wait > 0) {
+      countFailure(failures, "login", "locked_out");
+      return tooManyAttempts(c, wait) as never;
+    }
+    const refuse = (reason: AuthFailureReason) => {
       limiter.fail(attempt);
+      countFailure(failures, "login", reason);
       log.warn("session refused", { name, realm, address: addr, reason });
       return errorJson(c, 401, "Invalid name, password or token") as never;
     };
-    if (!TOKEN_RE.test(token)) return refuse("malformed token");
+    if (!TOKEN_RE.test(token)) return refuse("malformed");
     // Throws UnavailableError (503) when LDAP is down; "" is refused.
     if (!await directory.checkPassword(name, password)) {
       return refuse("password");

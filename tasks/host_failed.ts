@@ -118,11 +118,14 @@ export async function evacuate(
     changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));
     return (await txn.commit()).ok ? "deleted" : "conflict";
   }
+  // Its start measures the failover from the host's death (api/task_flow.ts).
+  const died = ctx.task.payload.detectedAt;
   replace(
     ctx,
     txn,
     vm,
     `evacuating: host ${host} failed (lease ${incarnation} expired)`,
+    typeof died === "string" ? { failover: host, downSince: died } : {},
   );
   return (await txn.commit()).ok ? "evacuated" : "conflict";
 }

@@ -27,7 +27,8 @@
  * placed as usual (back on that host, if it is still live and active and
  * has room), else it waits for capacity with the move in its reason; the
  * waiting chain keeps `avoid`, and `downSince` (when a moved VM's stop
- * began), which goes on to `vm.start`.
+ * began, or an evacuated VM's host died: then `failover` names that host),
+ * which goes on to `vm.start`.
  */
 import { keys } from "../core/keys.ts";
 import type { Vm } from "../core/schemas.ts";
@@ -100,6 +101,7 @@ function waitForCapacity(
       waits: waits + 1,
       ...(typeof p.avoid === "string" ? { avoid: p.avoid } : {}),
       ...(typeof p.downSince === "string" ? { downSince: p.downSince } : {}),
+      ...(typeof p.failover === "string" ? { failover: p.failover } : {}),
     },
     owner: ctx.task.owner,
     maxAttempts: ctx.task.maxAttempts,
@@ -163,14 +165,16 @@ export const vmCreate: TaskHandler = async (ctx) => {
   );
   let start: string | undefined;
   if (vm.value.desired === "running") {
-    // A moved VM's start measures its downtime from the stop's begin.
-    const down = ctx.task.payload.downSince;
+    // A moved VM's start measures its downtime from the stop's begin, an
+    // evacuated VM's from its host's death (`failover`: that host).
+    const { downSince: down, failover } = ctx.task.payload;
     const t = newTask({
       kind: "vm.start",
       target: host,
       payload: {
         vm: vm.value.id,
         ...(typeof down === "string" ? { downSince: down } : {}),
+        ...(typeof failover === "string" ? { failover } : {}),
       },
       owner: ctx.task.owner,
       maxAttempts: ctx.task.maxAttempts,

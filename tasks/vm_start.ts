@@ -13,7 +13,8 @@
  *
  * The result has the pid, and for a moved VM (`payload.downSince`, from
  * `vm.move` through `vm.create`) `downtimeMs`: from the begin of its stop on
- * the old host to running here, by the wall clocks of the two hosts; and
+ * the old host to running here, by the wall clocks of the two hosts (for
+ * an evacuated one, `payload.failover`: from its host's death); and
  * `fenced`: the disk's clients on other hosts it block-listed before the
  * process started (tasks/vm_disk.ts `fenceVmDisk`).
  */

@@ -1,17 +1,26 @@
 /**
- * `/metrics` task gauges against a real etcd: kept from watches on `task/`
- * and `queue/` (api/task_counts.ts), so a scrape after task changes shows
- * them, and a scrape sends no etcd range request however many tasks exist
- * (counted by wrapping the real store's client).
+ * `/metrics` task gauges and counters against a real etcd: kept from
+ * watches on `task/` and `queue/` (api/task_counts.ts, api/task_flow.ts),
+ * so a scrape after task changes shows them (counts, oldest runnable age,
+ * outcomes, durations, retries), and a scrape sends no etcd range request
+ * however many tasks exist (counted by wrapping the real store's client).
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { TaskCounts } from "../api/task_counts.ts";
+import { VmPlacements } from "../api/vm_placements.ts";
+import { timeEtcdRequests } from "../core/etcd_metrics.ts";
 import { keys } from "../core/keys.ts";
 import type { Task } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { newTask } from "../core/task_doc.ts";
+import { transition } from "../tasks/state.ts";
 import { noSanitize } from "./helpers/api.ts";
+import {
+  promtoolCheck,
+  sample,
+  scrape as scrapeApp,
+} from "./helpers/api_metrics.ts";
 import { withApiEnv } from "./helpers/api_env.ts";
 import { waitFor } from "./helpers/cluster.ts";
 
@@ -40,8 +49,15 @@ async function putTasks(store: Store, tasks: Task[]) {
   }
 }
 
-const task = (kind: string, target: string) =>
-  newTask({ kind, target, payload: {} });
+const task = (kind: string, target: string, now?: Date) =>
+  newTask({ kind, target, payload: {}, now });
+
+/** Writes each version of a task in its own transaction, in order. */
+async function putVersions(store: Store, versions: Task[]) {
+  for (const v of versions) {
+    assert.ok((await store.txn().put(keys.task(v.id), v).commit()).ok);
+  }
+}
 
 Deno.test({
   name: "/metrics task gauges come from watches, not a scan per scrape",
@@ -50,7 +66,13 @@ Deno.test({
     withApiEnv(t, async ({ connect, step }) => {
       const store = connect();
       const counts = TaskCounts.start(store);
-      const app = createApp({ store, taskCounts: counts });
+      // Every family the API process reports (api/main.ts).
+      const placements = VmPlacements.start(store);
+      const app = createApp({
+        store,
+        taskCounts: counts,
+        metrics: [...placements.metrics, ...timeEtcdRequests(store)],
+      });
       // From loopback: the default api.metrics.allow.
       const scrape = async () =>
         await (await app.request("/metrics", {}, {
@@ -108,6 +130,88 @@ Deno.test({
         });
 
         await step(
+          "outcomes, durations and retries come from the task changes seen",
+          async () => {
+            const ago = (s: number) => new Date(Date.now() - s * 1000);
+            const queued = task("image.fetch", "any", ago(10));
+            const run1 = {
+              ...transition(queued, "running", { now: ago(9) }),
+              attempts: 1,
+            };
+            const retry = transition(run1, "queued", { now: ago(8) });
+            const run2 = {
+              ...transition(retry, "running", { now: ago(7) }),
+              attempts: 2,
+            };
+            const done = transition(run2, "succeeded");
+            const lost = transition(
+              transition(task("image.fetch", "any", ago(3)), "running"),
+              "failed",
+            );
+            await putVersions(store, [queued, run1, retry, run2, done, lost]);
+            // Rewritten after its end: no second outcome.
+            await putVersions(store, [{ ...done, progress: "x" }]);
+            const text = await waitScrape([
+              'ucloud_task_outcomes_total{kind="image.fetch",outcome="succeeded"} 1',
+              'ucloud_task_outcomes_total{kind="image.fetch",outcome="failed"} 1',
+              'ucloud_task_retries_total{kind="image.fetch"} 1',
+            ]);
+            const took = sample(
+              text,
+              'ucloud_task_duration_seconds_sum{kind="image.fetch",outcome="succeeded"}',
+            )!;
+            assert.ok(took >= 9.5 && took < 15, `took ${took} s`);
+            assert.equal(
+              sample(
+                text,
+                'ucloud_task_duration_seconds_count{kind="image.fetch",outcome="failed"}',
+              ),
+              1,
+            );
+            // A replica started now lists them: history, not news.
+            const later = TaskCounts.start(store);
+            try {
+              const other = createApp({ store, taskCounts: later });
+              await later.waitReady(10_000);
+              const seen = await scrapeApp(other);
+              assert.ok(seen.includes("# TYPE ucloud_task_outcomes_total"));
+              assert.ok(!seen.includes('kind="image.fetch",outcome='), seen);
+              await promtoolCheck(seen);
+            } finally {
+              await later.close();
+            }
+          },
+        );
+
+        await step(
+          "the oldest runnable task's age per target: due and unclaimed only",
+          async () => {
+            const old = task("vm.reboot", "h9", new Date(Date.now() - 60_000));
+            const early = task("vm.reboot", "h8");
+            early.notBefore = Date.now() + 3_600_000;
+            const claimed = {
+              ...transition(task("vm.reboot", "h7", new Date(0)), "running"),
+              attempts: 1,
+            };
+            await putTasks(store, [old, early, claimed]);
+            const text = await waitScrape([
+              'ucloud_task_queue_depth{target="h7"} 1',
+              'ucloud_task_queue_depth{target="h8"} 1',
+              'ucloud_task_queue_depth{target="h9"} 1',
+            ]);
+            const age = (target: string) =>
+              sample(
+                text,
+                `ucloud_task_queue_oldest_runnable_age_seconds{target="${target}"}`,
+              );
+            assert.ok(age("h9")! >= 60 && age("h9")! < 90, `${age("h9")}`);
+            assert.equal(age("h8"), 0);
+            assert.equal(age("h7"), 0);
+            await promtoolCheck(text);
+          },
+        );
+
+        await step(
           "a scrape sends no etcd range request, with 30 or 1,030 tasks",
           async () => {
             const seen = countRanges(store);
@@ -127,9 +231,17 @@ Deno.test({
             const many = await perScrape();
             assert.equal(few, 0);
             assert.equal(many, 0);
+            // The other families of the API process are reported too.
+            const text = await scrape();
+            assert.match(
+              text,
+              /ucloud_etcd_request_duration_seconds_count\{operation="range"\} \d+/,
+            );
+            assert.ok(text.includes("# TYPE ucloud_placements_total counter"));
           },
         );
       } finally {
+        await placements.close();
         await counts.close();
       }
     }),
