@@ -12,8 +12,10 @@ import { loadConfig } from "../core/config.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
+import { ApiAnnouncement, metricsUrl } from "./announce.ts";
 import { createApp } from "./app.ts";
 import { createIdentity } from "./identity.ts";
+import { MonitoringTargets } from "./monitoring_targets.ts";
 import { TaskCounts } from "./task_counts.ts";
 
 const log = logger({ component: "api" });
@@ -26,6 +28,8 @@ export async function main(): Promise<void> {
   const placement = PlacementCache.start(store, { log });
   // What /metrics reports about tasks, kept from watches.
   const taskCounts = TaskCounts.start(store, { log });
+  // What GET /v1/monitoring/targets answers Prometheus, kept from watches.
+  const monitoringTargets = MonitoringTargets.start(store, { log });
   const identity = config.identity.enabled
     ? await createIdentity({ store, config })
     : undefined;
@@ -39,7 +43,14 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
-  const app = createApp({ store, config, identity, taskCounts });
+  const app = createApp({
+    store,
+    config,
+    identity,
+    taskCounts,
+    monitoringTargets,
+  });
+  let announcement: ApiAnnouncement | undefined;
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,
@@ -49,6 +60,10 @@ export async function main(): Promise<void> {
         url: `http://${host}:${port}`,
         etcd: config.etcd.endpoints,
         prefix: config.etcd.prefix,
+      });
+      // Prometheus finds this replica through apimetrics/ (api/announce.ts).
+      announcement = ApiAnnouncement.start(store, metricsUrl(hostname, port), {
+        log,
       });
     },
   }, app.fetch);
@@ -60,6 +75,8 @@ export async function main(): Promise<void> {
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
+  await announcement?.close();
+  await monitoringTargets.close();
   await placement.close();
   await taskCounts.close();
   store.close();
