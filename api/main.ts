@@ -71,7 +71,9 @@ export async function main(): Promise<void> {
   const stop = () => {
     log.info("api stopping");
     for (const s of signals) Deno.removeSignalListener(s, stop);
-    server.shutdown();
+    // Out of discovery first: Prometheus stops scraping a replica that goes.
+    const leave = announcement?.close() ?? Promise.resolve();
+    leave.finally(() => server.shutdown());
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;

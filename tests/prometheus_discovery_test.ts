@@ -11,7 +11,8 @@
  * which fires the host-dead alert of monitoring/rules.yml (its `for:`
  * shortened to 1 s in the test's copy; the 30 s are tested by
  * monitoring/rules_test.yml). A host document deleted, or an API replica
- * stopped, takes its target away.
+ * stopped, takes its target away. The API's /metrics passes
+ * `promtool check metrics`.
  */
 import assert from "node:assert/strict";
 import { freePort, startEtcd } from "../core/etcd_server.ts";
@@ -103,10 +104,10 @@ Deno.test({
       });
 
       await t.step("promtool checks the rules and the config", async () => {
-        const r = await promtool("check", "rules", RULES_FILE);
+        const r = await promtool(["check", "rules", RULES_FILE]);
         assert.equal(r.code, 0, r.output);
         await Deno.writeTextFile(`${dir}/prometheus.yml`, config);
-        const c = await promtool("check", "config", `${dir}/prometheus.yml`);
+        const c = await promtool(["check", "config", `${dir}/prometheus.yml`]);
         assert.equal(c.code, 0, c.output);
       });
 
@@ -115,24 +116,33 @@ Deno.test({
       const targets = async (job: string) =>
         (await activeTargets(url)).filter((x) => x.labels.job === job);
 
-      await t.step("the API replica is found and scraped", async () => {
-        const up = await waitFor(
-          "up of the API replica",
-          async () => {
-            const r = await query(url, 'up{job="ucloud-api"} == 1');
-            return r.length === 1 ? r[0] : null;
-          },
-          WAIT_MS,
-          250,
-        );
-        assert.equal(up.metric.instance, `127.0.0.1:${apiA.port}`);
-        assert.equal(up.metric.replica, `127.0.0.1-${apiA.port}`);
-        const requests = await waitFor(
-          "the API's request counter",
-          () => query(url, 'ucloud_http_requests_total{job="ucloud-api"}'),
-        );
-        assert.ok(requests.every((s) => s.value >= 1));
-      });
+      await t.step(
+        "the API replica is found and scraped; promtool checks its metrics",
+        async () => {
+          const up = await waitFor(
+            "up of the API replica",
+            async () => {
+              const r = await query(url, 'up{job="ucloud-api"} == 1');
+              return r.length === 1 ? r[0] : null;
+            },
+            WAIT_MS,
+            250,
+          );
+          assert.equal(up.metric.instance, `127.0.0.1:${apiA.port}`);
+          assert.equal(up.metric.replica, `127.0.0.1-${apiA.port}`);
+          const requests = await waitFor(
+            "the API's request counter",
+            () => query(url, 'ucloud_http_requests_total{job="ucloud-api"}'),
+          );
+          assert.ok(requests.every((s) => s.value >= 1));
+          const res = await fetch(`${apiA.url}/metrics`, {
+            headers: { authorization: `Bearer ${TOKEN}` },
+          });
+          assert.equal(res.status, 200);
+          const lint = await promtool(["check", "metrics"], await res.text());
+          assert.equal(lint.code, 0, lint.output);
+        },
+      );
 
       await t.step("host h1 is scraped at its metrics.url", async () => {
         const v = await waitFor(

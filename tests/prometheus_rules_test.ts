@@ -18,9 +18,9 @@ function metricNames(expr: string): Set<string> {
 }
 
 Deno.test("promtool check rules and the rules' unit tests pass", async () => {
-  const check = await promtool("check", "rules", RULES_FILE);
+  const check = await promtool(["check", "rules", RULES_FILE]);
   assert.equal(check.code, 0, check.output);
-  const unit = await promtool("test", "rules", `${MONITORING}rules_test.yml`);
+  const unit = await promtool(["test", "rules", `${MONITORING}rules_test.yml`]);
   assert.equal(unit.code, 0, unit.output);
 });
 
@@ -75,7 +75,7 @@ Deno.test("every query of monitoring/dashboard.json is valid PromQL", async () =
       file,
       JSON.stringify({ groups: [{ name: "dashboard", rules }] }),
     );
-    const r = await promtool("check", "rules", file);
+    const r = await promtool(["check", "rules", file]);
     assert.equal(r.code, 0, r.output);
   } finally {
     await Deno.remove(dir, { recursive: true });

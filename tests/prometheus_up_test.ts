@@ -44,7 +44,7 @@ Deno.test({
       const text = await Deno.readTextFile(file);
       assert.match(text, /"url": "http:\/\/127\.0\.0\.1:8750\/v1\/monitoring/);
       assert.match(text, /"credentials_file": ".*\/token"/);
-      const check = await promtool("check", "config", file);
+      const check = await promtool(["check", "config", file]);
       assert.equal(check.code, 0, check.output);
 
       const second = await startUpPrometheus(config, api);

@@ -69,15 +69,23 @@ export async function alerts(url: string): Promise<Alert[]> {
   return (await api<{ alerts: Alert[] }>(url, "/api/v1/alerts")).alerts;
 }
 
-/** Runs promtool; its exit code and output. */
+/** Runs promtool (with `stdin` as its input); its exit code and output. */
 export async function promtool(
-  ...args: string[]
+  args: string[],
+  stdin?: string,
 ): Promise<{ code: number; output: string }> {
-  const out = await new Deno.Command("promtool", {
+  const child = new Deno.Command("promtool", {
     args,
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return {
     code: out.code,
