@@ -11,7 +11,7 @@
  * which fires the host-dead alert of monitoring/rules.yml (its `for:`
  * shortened to 1 s in the test's copy; the 30 s are tested by
  * monitoring/rules_test.yml). A host document deleted, or an API replica
- * stopped, takes its target away. The API's /metrics passes
+ * stopped, takes its target away (a crashed one when its lease expires). The API's /metrics passes
  * `promtool check metrics`.
  */
 import assert from "node:assert/strict";
@@ -218,6 +218,29 @@ Deno.test({
           );
           const left = await store.keys(keys.apiMetricsAll);
           assert.deepEqual(left, [keys.apiMetrics(`127.0.0.1-${apiA.port}`)]);
+        },
+      );
+
+      await t.step(
+        "a crashed replica goes when its lease expires",
+        async () => {
+          await apiB.start();
+          await waitFor(
+            "both replicas up again",
+            async () =>
+              (await query(url, 'up{job="ucloud-api"} == 1')).length === 2,
+            WAIT_MS,
+            250,
+          );
+          await apiB.kill("SIGKILL");
+          // ANNOUNCE_TTL_SECONDS (10 s), then the next refresh.
+          await waitFor(
+            "the crashed replica's target to go",
+            async () => (await targets("ucloud-api")).length === 1,
+            WAIT_MS,
+            250,
+          );
+          assert.equal((await store.keys(keys.apiMetricsAll)).length, 1);
         },
       );
     } finally {
