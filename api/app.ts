@@ -33,6 +33,8 @@ import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
 import { metricsAccess } from "./metrics_access.ts";
+import { monitoring } from "./monitoring.ts";
+import type { MonitoringTargets } from "./monitoring_targets.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
@@ -81,6 +83,8 @@ export interface AppOptions {
    * (core/etcd_metrics.ts).
    */
   metrics?: Metric[];
+  /** The watched discovery targets; without, each request reads etcd. */
+  monitoringTargets?: MonitoringTargets;
   /** The API's log (component `api`). */
   log?: Logger;
 }
@@ -99,6 +103,7 @@ export function createApp({
   registry = new Registry(),
   taskCounts,
   metrics: more = [],
+  monitoringTargets,
   log = logger({ component: "api" }),
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
@@ -117,14 +122,12 @@ export function createApp({
     }
   });
   // Who may scrape: config api.metrics (default loopback only).
-  app.use(
-    "/metrics/*",
-    metricsAccess({
-      ...config.api?.metrics,
-      trustedProxies: config.api?.trustedProxies,
-      log,
-    }),
-  );
+  const access = {
+    ...config.api?.metrics,
+    trustedProxies: config.api?.trustedProxies,
+    log,
+  };
+  app.use("/metrics/*", metricsAccess(access));
   app.route(
     "/metrics",
     metrics({
@@ -152,6 +155,11 @@ export function createApp({
         errorJson(c, 413, `Request body is larger than ${maxSize} bytes`),
     });
   const jsonLimit = limit(MAX_BODY_BYTES);
+  // Before the `/v1/*` auth: scrapers get in without a login.
+  app.route(
+    "/v1/monitoring",
+    monitoring({ store, auth, access, targets: monitoringTargets }),
+  );
   const vmCreateLimit = limit(VM_CREATE_BODY_BYTES);
   app.use(
     "/v1/*",

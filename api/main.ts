@@ -13,8 +13,10 @@ import { timeEtcdRequests } from "../core/etcd_metrics.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
+import { ApiAnnouncement, metricsUrl } from "./announce.ts";
 import { createApp } from "./app.ts";
 import { createIdentity } from "./identity.ts";
+import { MonitoringTargets } from "./monitoring_targets.ts";
 import { TaskCounts } from "./task_counts.ts";
 import { VmPlacements } from "./vm_placements.ts";
 
@@ -29,6 +31,8 @@ export async function main(): Promise<void> {
   // What /metrics reports about tasks, kept from watches.
   const taskCounts = TaskCounts.start(store, { log });
   const placements = VmPlacements.start(store, { log });
+  // What GET /v1/monitoring/targets answers Prometheus, kept from watches.
+  const monitoringTargets = MonitoringTargets.start(store, { log });
   const identity = config.identity.enabled
     ? await createIdentity({ store, config })
     : undefined;
@@ -48,7 +52,9 @@ export async function main(): Promise<void> {
     identity,
     taskCounts,
     metrics: [...placements.metrics, ...timeEtcdRequests(store)],
+    monitoringTargets,
   });
+  let announcement: ApiAnnouncement | undefined;
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,
@@ -59,16 +65,24 @@ export async function main(): Promise<void> {
         etcd: config.etcd.endpoints,
         prefix: config.etcd.prefix,
       });
+      // Prometheus finds this replica through apimetrics/ (api/announce.ts).
+      announcement = ApiAnnouncement.start(store, metricsUrl(hostname, port), {
+        log,
+      });
     },
   }, app.fetch);
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const stop = () => {
     log.info("api stopping");
     for (const s of signals) Deno.removeSignalListener(s, stop);
-    server.shutdown();
+    // Out of discovery first: Prometheus stops scraping a replica that goes.
+    const leave = announcement?.close() ?? Promise.resolve();
+    leave.finally(() => server.shutdown());
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
+  await announcement?.close();
+  await monitoringTargets.close();
   await placement.close();
   await taskCounts.close();
   await placements.close();

@@ -57,17 +57,29 @@ function remoteAddress(c: Context): string | undefined {
   return env?.remoteAddr?.hostname;
 }
 
-/** The middleware guarding `/metrics` (see the module comment). */
-export function metricsAccess({
+/**
+ * Why a scrape is refused: `token` (it sent a bearer token that is not the
+ * metrics token) or `address` (no token, and its address is not allowed).
+ */
+export type ScrapeRefusal = "token" | "address";
+
+/**
+ * The rule of the module comment as a check of one request: null when it
+ * may scrape, else why not. Also guards Prometheus' discovery
+ * (api/monitoring.ts), which falls back to an admin's login.
+ */
+export function scrapeCheck({
   allow = ["127.0.0.1", "::1"],
   bearerTokenFile,
   trustedProxies = [],
   log = logger({ component: "api" }),
-}: MetricsAccessOptions = {}): MiddlewareHandler {
+}: MetricsAccessOptions = {}): (
+  c: Context,
+) => Promise<{ refused: ScrapeRefusal | null; address?: string }> {
   const allowed = parseTrustedProxies(allow);
   const trusted = parseTrustedProxies(trustedProxies);
-  return async (c, next) => {
-    const addr = clientAddress(
+  return async (c) => {
+    const address = clientAddress(
       remoteAddress(c),
       c.req.header("x-forwarded-for"),
       trusted,
@@ -76,13 +88,30 @@ export function metricsAccess({
     if (authz !== undefined && bearerTokenFile !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
       const token = await readToken(bearerTokenFile, log);
-      if (m && token !== null && sameToken(m[1], token)) return await next();
-      log.warn("metrics scrape refused", { address: addr, reason: "token" });
+      const ok = m !== null && token !== null && sameToken(m[1], token);
+      return { refused: ok ? null : "token", address };
+    }
+    if (address !== undefined && addressIn(address, allowed)) {
+      return { refused: null, address };
+    }
+    return { refused: "address", address };
+  };
+}
+
+/** The middleware guarding `/metrics` (see the module comment). */
+export function metricsAccess(
+  opts: MetricsAccessOptions = {},
+): MiddlewareHandler {
+  const log = opts.log ?? logger({ component: "api" });
+  const check = scrapeCheck({ ...opts, log });
+  return async (c, next) => {
+    const { refused, address } = await check(c);
+    if (refused === null) return await next();
+    log.warn("metrics scrape refused", { address, reason: refused });
+    if (refused === "token") {
       c.header("WWW-Authenticate", 'Bearer realm="ucloud-metrics"');
       return errorJson(c, 401, "Invalid metrics bearer token");
     }
-    if (addr !== undefined && addressIn(addr, allowed)) return await next();
-    log.warn("metrics scrape refused", { address: addr, reason: "address" });
     return errorJson(
       c,
       403,

@@ -9,6 +9,28 @@ export type paths = Record<string, never>;
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    TargetGroup: {
+      /** @description `host:port` of one /metrics */
+      targets: string[];
+      /** @description `__metrics_path__`, `__scheme__`, `job` (ucloud-api or ucloud-worker), `host`, and `replica` for API replicas */
+      labels: {
+        [key: string]: string;
+      };
+    };
+    Error: {
+      error: {
+        status: number;
+        code: string;
+        message: string;
+        field?: string;
+        quota?: {
+          resource: string;
+          used: number;
+          requested: number;
+          allowed: number;
+        };
+      };
+    };
     VmAndMaybeTask: {
       vm: components["schemas"]["Vm"];
       task: components["schemas"]["Task"] | null;
@@ -118,20 +140,6 @@ export interface components {
     VmAndTask: {
       vm: components["schemas"]["Vm"];
       task: components["schemas"]["Task"];
-    };
-    Error: {
-      error: {
-        status: number;
-        code: string;
-        message: string;
-        field?: string;
-        quota?: {
-          resource: string;
-          used: number;
-          requested: number;
-          allowed: number;
-        };
-      };
     };
     VmPage: {
       items: components["schemas"]["Vm"][];

@@ -16,6 +16,7 @@ import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
 import { QuotaConfig } from "./config_quota.ts";
 import { MetricsConfig } from "./config_metrics.ts";
+import { PrometheusConfig } from "./config_prometheus.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
@@ -207,6 +208,8 @@ export const ConfigSchema = z.object({
   maintenance: MaintenanceConfig.prefault({}),
   /** The SFTP upload service (core/config_sftp.ts). */
   sftp: SftpConfig.prefault({}),
+  /** The Prometheus of `deno task up` (core/config_prometheus.ts). */
+  prometheus: PrometheusConfig.prefault({}),
   /**
    * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
    * to true when `identity.ldap.url` is given (file or environment); while
@@ -239,6 +242,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     network: {},
     restart: {},
     metadata: {},
+    prometheus: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -331,6 +335,8 @@ function envOverrides(env: (name: string) => string | undefined) {
     "UCLOUD_REBALANCE_RUNNING",
     (v) => set("scheduler", "rebalanceRunning", flag(v)),
   );
+  e("UCLOUD_PROMETHEUS", (v) => set("prometheus", "enabled", flag(v)));
+  e("UCLOUD_PROMETHEUS_PORT", (v) => set("prometheus", "port", num(v)));
   e("UCLOUD_NET_POOL", (v) => set("network", "pool", v));
   e("UCLOUD_NET_MODE", (v) => set("network", "mode", v));
   e("UCLOUD_UNDERLAY", (v) => set("network", "underlayDevice", v));

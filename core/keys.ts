@@ -16,6 +16,12 @@ export const keys = {
   hosts: "host/",
   alive: (name: string) => `alive/${name}`,
   alives: "alive/",
+  /**
+   * An API replica's `/metrics` for discovery (core/schemas.ts
+   * `ApiMetrics`), bound to the API process's lease.
+   */
+  apiMetrics: (replica: string) => `apimetrics/${replica}`,
+  apiMetricsAll: "apimetrics/",
   /** A host's reservations in sum (core/schemas.ts `Alloc`). */
   alloc: (host: string) => `alloc/${host}`,
   allocs: "alloc/",

@@ -223,8 +223,17 @@ export const Host = z.object({
     by: z.string(),
     done: z.string().optional(),
   }).optional(),
+  /** Where the worker serves its `/metrics` (Prometheus discovery). */
+  metrics: z.object({ url: z.string() }).optional(),
 });
 export type Host = z.infer<typeof Host>;
+
+/**
+ * `apimetrics/<replica>`: where an API replica serves its `/metrics`, bound
+ * to the API process's lease (gone when the replica stops).
+ */
+export const ApiMetrics = z.object({ url: z.string() });
+export type ApiMetrics = z.infer<typeof ApiMetrics>;
 
 /** Bound to the host's lease: its deletion is the death signal. */
 export const Alive = z.object({

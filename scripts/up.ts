@@ -5,16 +5,24 @@
  * this host. With `images.store` `rbd` and `images.rbd.cephConf` set to
  * `<stateDir>/ceph/ceph.conf` it also runs a one-node Ceph there
  * (scripts/ceph_fixture.sh; created at the first start, kept after).
- * Ctrl-C stops the API, the worker, Ceph and etcd; the host's fencer
- * stops the VMs at the lease deadline, and the next start runs them again.
+ * With `prometheus.enabled` (the default) it runs Debian's Prometheus on
+ * `prometheus.listen`:`prometheus.port` (scripts/up_prometheus.ts), which
+ * finds the API and the worker through `GET /v1/monitoring/targets`; one
+ * left running by an `up` that was killed is reused.
+ * Ctrl-C stops the API, the worker, Prometheus, Ceph and etcd; the host's
+ * fencer stops the VMs at the lease deadline, and the next start runs them
+ * again.
  */
+import { ApiAnnouncement, metricsUrl } from "../api/announce.ts";
 import { createApp } from "../api/app.ts";
 import { createIdentity } from "../api/identity.ts";
+import { MonitoringTargets } from "../api/monitoring_targets.ts";
 import { loadConfig } from "../core/config.ts";
 import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { startSftp } from "./sftp/service.ts";
+import { startUpPrometheus } from "./up_prometheus.ts";
 import { Store } from "../core/store.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -84,7 +92,8 @@ const sftp = identity && config.sftp.enabled
 const sftpLine = sftp
   ? `port ${sftp.port}, uploads into ${config.images.uploadDir}/<user>/upload/`
   : "off (needs identity and sftp.enabled)";
-const app = createApp({ store, config, identity });
+const monitoringTargets = MonitoringTargets.start(store, { log });
+const app = createApp({ store, config, identity, monitoringTargets });
 const server = Deno.serve({
   hostname: config.api.listen,
   port: config.api.port,
@@ -93,6 +102,28 @@ const server = Deno.serve({
 const apiUrl = `http://${
   config.api.listen.includes(":") ? `[${config.api.listen}]` : config.api.listen
 }:${config.api.port}`;
+// Prometheus finds this API through apimetrics/ (api/announce.ts).
+const announcement = ApiAnnouncement.start(
+  store,
+  metricsUrl(config.api.listen, config.api.port),
+  { log },
+);
+// Like SFTP: a Prometheus that cannot start leaves the cloud usable.
+let prometheusError = "";
+const prometheus = config.prometheus.enabled
+  ? await startUpPrometheus(config, apiUrl).catch((err) => {
+    prometheusError = String(err);
+    log.warn("Prometheus not started", { error: prometheusError });
+    return undefined;
+  })
+  : undefined;
+const prometheusLine = prometheus
+  ? `${prometheus.url}  (alerts: ${prometheus.url}/alerts, targets: ${prometheus.url}/targets${
+    prometheus.adopted ? "; was running, reconfigured" : ""
+  })`
+  : config.prometheus.enabled
+  ? `not started: ${prometheusError.split("\n")[0]}`
+  : "off (prometheus.enabled)";
 
 const worker = new Deno.Command(Deno.execPath(), {
   args: ["run", "-A", "--unstable-cron", `${root}workers/main.ts`],
@@ -108,6 +139,7 @@ ucloud is up.
   API:    ${apiUrl}  (OpenAPI: ${apiUrl}/v1/openapi.json, metrics: ${apiUrl}/metrics)
   etcd:   ${config.etcd.endpoints.join(",")}
   sftp:   ${sftpLine}
+  prometheus: ${prometheusLine}
   state:  ${config.stateDir}
   host:   ${config.worker.host}
 
@@ -135,6 +167,9 @@ async function shutdown() {
   } catch { /* already gone */ }
   await worker.status;
   await server.shutdown();
+  await prometheus?.stop();
+  await announcement.close();
+  await monitoringTargets.close();
   await sftp?.stop();
   await placement.close();
   store.close();

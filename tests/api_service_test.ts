@@ -70,6 +70,7 @@ Deno.test({
           "/v1/keys/{name}",
           "/v1/maintenance/etcd",
           "/v1/maintenance/rebalance",
+          "/v1/monitoring/targets",
           "/v1/networks",
           "/v1/networks/{id}",
           "/v1/tasks",
