@@ -15,12 +15,16 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
+import { ConsoleConfig } from "../core/config_console.ts";
 import { keys } from "../core/keys.ts";
 import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal, router } from "./env.ts";
+import { consoleTickets } from "./console.ts";
+import { consolePages } from "./console_page.ts";
+import { consoleSocket } from "./console_ws.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
@@ -31,6 +35,8 @@ import { networks } from "./networks.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
+import { EtcdRevocationList } from "./revocations.ts";
+import type { BearerTokens } from "./tokens.ts";
 import { metricsAccess } from "./metrics_access.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
@@ -56,7 +62,10 @@ export interface AppOptions {
   config?:
     & Pick<Config, "tasks">
     & Partial<
-      Pick<Config, "scheduler" | "network" | "images" | "quota" | "api">
+      Pick<
+        Config,
+        "scheduler" | "network" | "images" | "quota" | "api" | "console"
+      >
     >;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
@@ -64,7 +73,12 @@ export interface AppOptions {
    * Authentication built by `createIdentity` (api/identity.ts): its `auth`
    * fills the `auth` slot and its routes are mounted at `/v1/auth`.
    */
-  identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
+  identity?: {
+    auth: MiddlewareHandler<AppEnv>;
+    routes: OpenAPIHono<AppEnv>;
+    /** Web sessions: a console ticket of a session needs its cookie. */
+    sessions?: BearerTokens;
+  };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
@@ -187,6 +201,22 @@ export function createApp({
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
   app.route("/v1/users", quotas(deps));
+  // The console: tickets (authenticated above), its page and websocket
+  // (the ticket is their credential; api/console_ws.ts).
+  const consoleConfig = config.console ?? ConsoleConfig.parse({});
+  app.route("/v1/vms", consoleTickets({ store, console: consoleConfig }));
+  const revocations = new EtcdRevocationList(store);
+  app.get(
+    "/web/console/:id/ws",
+    consoleSocket({
+      store,
+      console: consoleConfig,
+      sessions: identity?.sessions,
+      isRevoked: (id) => revocations.isRevoked(id),
+      log,
+    }),
+  );
+  app.route("/web", consolePages());
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));

@@ -17,6 +17,7 @@ import { MaintenanceConfig } from "./config_maintenance.ts";
 import { QuotaConfig } from "./config_quota.ts";
 import { MetricsConfig } from "./config_metrics.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
+import { ConsoleConfig } from "./config_console.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
@@ -207,6 +208,8 @@ export const ConfigSchema = z.object({
   maintenance: MaintenanceConfig.prefault({}),
   /** The SFTP upload service (core/config_sftp.ts). */
   sftp: SftpConfig.prefault({}),
+  /** The VM console in the browser (core/config_console.ts). */
+  console: ConsoleConfig.prefault({}),
   /**
    * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
    * to true when `identity.ldap.url` is given (file or environment); while
@@ -239,6 +242,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     network: {},
     restart: {},
     metadata: {},
+    console: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -274,6 +278,8 @@ function envOverrides(env: (name: string) => string | undefined) {
       allow: v.split(",").map((p) => p.trim()).filter(Boolean),
     }));
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
+  e("UCLOUD_CONSOLE_PORT", (v) => set("console", "relayPort", num(v)));
+  e("UCLOUD_CONSOLE_ADDRESS", (v) => set("console", "relayAddress", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
   e("UCLOUD_RUN_DIR", (v) => set("worker", "runDir", v));
