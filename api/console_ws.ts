@@ -71,9 +71,9 @@ export function consoleSocket(o: ConsoleSocketOptions): Handler {
     }
     const t = r.ticket;
     const log = o.log.child({ vm: id, user: t.user, host: r.host });
-    let relay: Deno.TcpConn;
+    let relay: Deno.TcpConn, first: Uint8Array;
     try {
-      relay = await openRelay(r.relay, r.grantId);
+      ({ conn: relay, rest: first } = await openRelay(r.relay, r.grantId));
     } catch (err) {
       log.error("console relay unreachable", { error: String(err) });
       return errorJson(c, 502, "Cannot reach the VM's console on its host");
@@ -84,7 +84,7 @@ export function consoleSocket(o: ConsoleSocketOptions): Handler {
       Date.now() + o.console.maxSeconds * 1000,
       t.tokenExpiresAt ? Date.parse(t.tokenExpiresAt) : Infinity,
     );
-    pipe(socket, relay, { ...o, log, until, tokenId: t.tokenId });
+    pipe(socket, relay, first, { ...o, log, until, tokenId: t.tokenId });
     log.info("console open", { via: t.via });
     return response;
   };
@@ -112,11 +112,14 @@ async function sessionOf(
   return r.ok ? { tokenId: r.claims.jti, user: r.principal.name } : undefined;
 }
 
-/** Connects to a relay and presents the grant; throws unless it says OK. */
+/**
+ * Connects to a relay and presents the grant; throws unless it says OK.
+ * `rest`: the VNC bytes that came in the same read as the answer.
+ */
 async function openRelay(
   relay: ConsoleRelay,
   grantId: string,
-): Promise<Deno.TcpConn> {
+): Promise<{ conn: Deno.TcpConn; rest: Uint8Array }> {
   const conn = await Deno.connect({
     hostname: relay.address,
     port: relay.port,
@@ -124,19 +127,20 @@ async function openRelay(
   const timer = setTimeout(() => conn.close(), RELAY_TIMEOUT_MS);
   try {
     await conn.write(new TextEncoder().encode(`${RELAY_HELLO} ${grantId}\n`));
-    // The answer is one short line; VNC data starts only after it.
-    const buf = new Uint8Array(128);
-    let len = 0;
-    while (!buf.subarray(0, len).includes(10)) {
+    // The answer is one short line; VNC data follows it at once.
+    const buf = new Uint8Array(4096);
+    let len = 0, nl = -1;
+    while (nl < 0) {
       const n = await conn.read(buf.subarray(len));
       if (n === null || len + n >= buf.length) {
         throw new Error("the relay closed the connection");
       }
       len += n;
+      nl = buf.subarray(0, len).indexOf(10);
     }
-    const line = new TextDecoder().decode(buf.subarray(0, len)).trim();
+    const line = new TextDecoder().decode(buf.subarray(0, nl)).trim();
     if (line !== "OK") throw new Error(`the relay refused: ${line}`);
-    return conn;
+    return { conn, rest: buf.slice(nl + 1, len) };
   } catch (err) {
     try {
       conn.close();
@@ -151,6 +155,7 @@ async function openRelay(
 function pipe(
   socket: WebSocket,
   relay: Deno.TcpConn,
+  first: Uint8Array,
   o: ConsoleSocketOptions & { until: number; tokenId?: string },
 ): void {
   let closed = false;
@@ -202,6 +207,7 @@ function pipe(
   socket.onclose = () => close(1000, "closed by the browser");
   socket.onerror = () => close(1011, "websocket error");
   socket.onopen = async () => {
+    if (first.length) socket.send(first);
     try {
       for await (const chunk of relay.readable) {
         if (socket.readyState !== WebSocket.OPEN) break;
