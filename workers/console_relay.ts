@@ -157,7 +157,9 @@ export class ConsoleRelayServer {
     const refuse = async (reason: string) => {
       log.warn("console connection refused", { reason });
       await write(conn, `NO ${reason}\n`).catch(() => {});
-      conn.close();
+      try {
+        conn.close();
+      } catch { /* closed by the hello timeout */ }
     };
     const line = await readLine(conn, HELLO_TIMEOUT_MS);
     const m = line?.match(new RegExp(`^${RELAY_HELLO} (\\S+)$`));
