@@ -15,12 +15,16 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { type Metric, Registry } from "prom-client";
 import { type Config, ConfigSchema } from "../core/config.ts";
+import { ConsoleConfig } from "../core/config_console.ts";
 import { keys } from "../core/keys.ts";
 import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
 import { type AppEnv, type Principal, router } from "./env.ts";
+import { consoleTickets } from "./console.ts";
+import { consolePages } from "./console_page.ts";
+import { consoleSocket } from "./console_ws.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
@@ -32,6 +36,8 @@ import type { AuthFailures } from "./auth_failures.ts";
 import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
+import { EtcdRevocationList } from "./revocations.ts";
+import type { BearerTokens } from "./tokens.ts";
 import { metricsAccess } from "./metrics_access.ts";
 import { monitoring } from "./monitoring.ts";
 import type { MonitoringTargets } from "./monitoring_targets.ts";
@@ -59,7 +65,10 @@ export interface AppOptions {
   config?:
     & Pick<Config, "tasks">
     & Partial<
-      Pick<Config, "scheduler" | "network" | "images" | "quota" | "api">
+      Pick<
+        Config,
+        "scheduler" | "network" | "images" | "quota" | "api" | "console"
+      >
     >;
   /** Runs on `/v1/*` and must `c.set("principal", ...)`. */
   auth?: MiddlewareHandler<AppEnv>;
@@ -72,6 +81,8 @@ export interface AppOptions {
     routes: OpenAPIHono<AppEnv>;
     /** Refused authentications, reported by `/metrics`. */
     failures?: AuthFailures;
+    /** Web sessions: a console ticket of a session needs its cookie. */
+    sessions?: BearerTokens;
   };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
@@ -215,6 +226,22 @@ export function createApp({
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
   app.route("/v1/users", quotas(deps));
+  // The console: tickets (authenticated above), its page and websocket
+  // (the ticket is their credential; api/console_ws.ts).
+  const consoleConfig = config.console ?? ConsoleConfig.parse({});
+  app.route("/v1/vms", consoleTickets({ store, console: consoleConfig }));
+  const revocations = new EtcdRevocationList(store);
+  app.get(
+    "/web/console/:id/ws",
+    consoleSocket({
+      store,
+      console: consoleConfig,
+      sessions: identity?.sessions,
+      isRevoked: (id) => revocations.isRevoked(id),
+      log,
+    }),
+  );
+  app.route("/web", consolePages());
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));

@@ -382,6 +382,17 @@ export interface components {
         networks: number;
       };
     };
+    ConsoleTicket: {
+      /** @description The secret: 43 base64url characters, used once */
+      ticket: string;
+      /**
+       * @description The console page with the ticket in its fragment
+       * @example https://ucloud.example/web/console/vm-1#ticket=...
+       */
+      url: string;
+      /** @description The ticket is refused after this time */
+      expiresAt: string;
+    };
     BearerToken: {
       token: string;
       /** @enum {string} */

@@ -163,6 +163,8 @@ export function apiClient(send: Transport) {
       reboot: (id: string, body: Schemas["PowerInput"]) =>
         send<Operation>("POST", `${vmPath(id)}/reboot`, { body }),
       delete: (id: string) => send<Operation>("DELETE", vmPath(id)),
+      console: (id: string) =>
+        send<Schemas["ConsoleTicket"]>("POST", `${vmPath(id)}/console`),
       attach: (id: string, network: string) =>
         send<Operation>("POST", `${vmPath(id)}/nics`, { body: { network } }),
       detach: (id: string, slot: number) =>

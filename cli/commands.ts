@@ -20,6 +20,7 @@ import { QUOTA_COMMANDS } from "./quota.ts";
 import { TASK_COMMANDS } from "./task.ts";
 import { VM_COMMANDS } from "./vm.ts";
 import { VM_NIC_COMMANDS } from "./vm_nics.ts";
+import { VM_CONSOLE_COMMANDS } from "./vm_console.ts";
 import { VM_POWER_COMMANDS } from "./vm_power.ts";
 
 /** Flags every command takes, with their help lines. */
@@ -77,6 +78,7 @@ export const COMMANDS = {
   "vm show": VM_COMMANDS["vm show"],
   "vm start": VM_COMMANDS["vm start"],
   ...VM_POWER_COMMANDS,
+  ...VM_CONSOLE_COMMANDS,
   "vm delete": VM_COMMANDS["vm delete"],
   ...VM_NIC_COMMANDS,
   ...NETWORK_COMMANDS,

@@ -18,6 +18,7 @@ import { QuotaConfig } from "./config_quota.ts";
 import { MetricsConfig } from "./config_metrics.ts";
 import { PrometheusConfig } from "./config_prometheus.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
+import { ConsoleConfig } from "./config_console.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
 import { HOST_RE } from "./schemas.ts";
@@ -210,6 +211,8 @@ export const ConfigSchema = z.object({
   sftp: SftpConfig.prefault({}),
   /** The Prometheus of `deno task up` (core/config_prometheus.ts). */
   prometheus: PrometheusConfig.prefault({}),
+  /** The VM console in the browser (core/config_console.ts). */
+  console: ConsoleConfig.prefault({}),
   /**
    * Users (LDAP) and API authentication (core/ldap.ts). `enabled` defaults
    * to true when `identity.ldap.url` is given (file or environment); while
@@ -243,6 +246,7 @@ function envOverrides(env: (name: string) => string | undefined) {
     restart: {},
     metadata: {},
     prometheus: {},
+    console: {},
   };
   const identity: Record<string, Record<string, unknown>> = { ldap: {} };
   const num = (v: string) => Number(v);
@@ -278,6 +282,8 @@ function envOverrides(env: (name: string) => string | undefined) {
       allow: v.split(",").map((p) => p.trim()).filter(Boolean),
     }));
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
+  e("UCLOUD_CONSOLE_PORT", (v) => set("console", "relayPort", num(v)));
+  e("UCLOUD_CONSOLE_ADDRESS", (v) => set("console", "relayAddress", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
   e("UCLOUD_RUN_DIR", (v) => set("worker", "runDir", v));

@@ -61,6 +61,18 @@ export const keys = {
   /** A bearer token revoked before its expiry (bound to a lease). */
   authRevoked: (jti: string) => `auth-revoked/${jti}`,
   authRevokeds: "auth-revoked/",
+  /**
+   * A console ticket (core/console_schemas.ts), by the SHA-256 of the
+   * ticket (hex): etcd never holds the ticket itself. Bound to a lease.
+   */
+  consoleTicket: (hash: string) => `console/${hash}`,
+  consoleTickets: "console/",
+  /** A one-time grant to host `host`'s console relay (bound to a lease). */
+  consoleGrant: (host: string, id: string) => `consolegrant/${host}/${id}`,
+  consoleGrants: "consolegrant/",
+  /** Where host `host`'s console relay listens (on the worker's lease). */
+  consoleRelay: (host: string) => `consolerelay/${host}`,
+  consoleRelays: "consolerelay/",
   network: (id: string) => `network/${id}`,
   networks: "network/",
   /** A VXLAN id in use. */

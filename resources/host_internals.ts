@@ -42,6 +42,7 @@ const HIDDEN_KEYS = new Set([
   "pidfile",
   "qmp",
   "console",
+  "vnc",
   "serial",
   "dir",
 ]);

@@ -5,7 +5,9 @@
 #                    (hot-plugged ones within a second), starts busybox
 #                    acpid so the ACPI power button logs UCLOUD-GUEST-SHUTDOWN
 #                    on the console and powers off, reboots on ctrl-alt-del
-#                    (logging UCLOUD-GUEST-REBOOT), prints UCLOUD-GUEST-READY,
+#                    (logging UCLOUD-GUEST-REBOOT), prints UCLOUD-GUEST-READY
+#                    (on the serial console, and on the VGA screen once the
+#                    bochs display driver is up: a VNC screenshot shows it),
 #                    then runs a root shell on the serial console (respawned
 #                    when it exits) for tests to type into; udhcpc has an
 #                    event script (address, option 121 routes). Booted with
@@ -24,10 +26,15 @@ set -euo pipefail
 
 out="${UCLOUD_STATE:-$HOME/.local/share/ucloud}/images/tiny"
 marker="UCLOUD-GUEST-READY"
-cmdline="console=ttyS0 quiet panic=-1"
+# ttyS0 last: it is /dev/console (what tests read); tty0 is the VGA screen.
+cmdline="console=tty0 console=ttyS0 quiet panic=-1"
 # Loaded in this order by /init, each after its dependencies (from modules.dep).
 # button and evdev: the ACPI power button as an input device acpid reads.
 wanted_modules=(virtio_pci virtio_blk virtio_net button evdev)
+# The VGA screen's driver (qemu's std VGA), loaded in the background after
+# the marker: direct kernel boot (PVH) leaves the kernel no text-mode
+# console, so tty0 needs fbcon on a DRM device. Listed in /lib/modules/load-display.
+display_modules=(bochs)
 # Not in the initramfs: root-modules.cpio.gz holds them, listed in
 # /lib/modules/load-root, for a first stage that mounts an ext4 root
 # (scripts/build_guest_disk.sh).
@@ -151,9 +158,13 @@ add_module() {
   for dep in ${line#*:}; do add_module "$dep"; done
   load_order+=("$path")
 }
-for mod in "${wanted_modules[@]}" - "${root_modules[@]}"; do
+for mod in "${wanted_modules[@]}" - "${display_modules[@]}" + "${root_modules[@]}"; do
   if [[ "$mod" == - ]]; then
     boot_count=${#load_order[@]}
+    continue
+  fi
+  if [[ "$mod" == + ]]; then
+    display_count=${#load_order[@]}
     continue
   fi
   if grep -q "/$mod.ko\$" "$moddir/modules.builtin"; then continue; fi
@@ -166,7 +177,8 @@ rootmods="$work/rootmods"
 mkdir -p "$rootmods/lib/modules"
 for i in "${!load_order[@]}"; do
   path="${load_order[$i]}" dir="$root/lib/modules" list=load
-  ((i < boot_count)) || dir="$rootmods/lib/modules" list=load-root
+  ((i < boot_count)) || list=load-display
+  ((i < display_count)) || dir="$rootmods/lib/modules" list=load-root
   case "$path" in
   *.ko) cp "$moddir/$path" "$dir/" ;;
   *.ko.xz) xz -dc "$moddir/$path" >"$dir/$(basename "$path" .xz)" ;;
@@ -175,7 +187,8 @@ for i in "${!load_order[@]}"; do
   esac
   basename "${path%.ko*}.ko" >>"$dir/$list"
 done
-touch "$root/lib/modules/load" "$rootmods/lib/modules/load-root"
+touch "$root/lib/modules/load" "$root/lib/modules/load-display" \
+  "$rootmods/lib/modules/load-root"
 
 cat >"$root/init" <<EOF
 #!/bin/sh
@@ -213,6 +226,12 @@ links_up
 (while true; do sleep 1; links_up; done) &
 sed "s|@CAD@|\$cad|" /etc/inittab.in >/etc/inittab
 echo $marker
+# The marker on the VGA screen too, once its driver is up (fbcon on tty0).
+(
+  for m in \$(cat /lib/modules/load-display); do insmod /lib/modules/\$m; done
+  for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/fb0 ] && break; sleep 0.2; done
+  printf '\\033[2J\\033[H%s\\n' $marker >/dev/tty0
+) </dev/null >/dev/null 2>&1 &
 export PS1='# '
 # busybox init: respawns the console shell, and on ctrl-alt-del (it turns
 # the kernel's instant reset off, so the key sends it SIGINT) runs \$cad.

@@ -25,6 +25,7 @@ import type { WorkerId } from "../tasks/queue.ts";
 import { PlacementCache } from "../scheduler/mod.ts";
 import { wakeOnCapacity, type Waker } from "./capacity_wake.ts";
 import { ClaimLoop } from "./claim_loop.ts";
+import { ConsoleRelayServer } from "./console_relay.ts";
 import {
   ensureFencer,
   fencerOptions,
@@ -152,6 +153,20 @@ export class Worker {
         });
       }
       const net = await this.#startNet(signal, vms, metadata);
+      // The VMs' consoles; a host whose relay cannot listen runs without.
+      const relay = await ConsoleRelayServer.start({
+        store: this.#o.store,
+        host: this.host,
+        lease: session.lease,
+        vms,
+        config: config.console,
+        underlay: this.#o.network?.underlay?.address,
+        log: this.#log,
+      }, signal).catch((err) => {
+        this.#log.error("console relay cannot start: no consoles here", {
+          error: String(err),
+        });
+      });
       const runner = new TaskRunner({
         store: this.#o.store,
         config,
@@ -178,6 +193,7 @@ export class Worker {
       waker = cache && wakeOnCapacity(cache, loop, { log: this.#log });
       const loops = [
         vms.done,
+        ...(relay ? [relay.done] : []),
         ...(net ? [net.run(signal)] : []),
         ...loop.watch(),
         watchFailures({

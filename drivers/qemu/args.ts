@@ -94,7 +94,8 @@ const RBD_DISK =
 
 /**
  * Builds the arguments of a qemu-system-x86_64 for `spec` (run detached by
- * launch.ts): q35, no default devices, no display, qemu's seccomp
+ * launch.ts): q35, no default devices but a std VGA whose screen is served
+ * by VNC on the unix socket `paths.vnc` (no local display), qemu's seccomp
  * {@linkcode SANDBOX}, `-runas opts.user`, QMP on `paths.qmp`, the serial console
  * served on the socket `paths.console` and appended to `paths.serial`
  * (O_APPEND, so serial_log.ts can rotate it in place),
@@ -124,11 +125,12 @@ export function qemuArgs(
   { diskCache = "none", smbiosSerial, user }: QemuArgsOptions = {},
 ): string[] {
   checkSpec(spec);
-  for (const key of ["pidfile", "qmp", "console", "serial"] as const) {
+  for (const key of ["pidfile", "qmp", "console", "vnc", "serial"] as const) {
     checkFile(`paths.${key}`, paths?.[key]);
   }
   checkSocketPath("QMP", paths.qmp);
   checkSocketPath("console", paths.console);
+  checkSocketPath("VNC", paths.vnc);
   if (accel !== "kvm" && accel !== "tcg") {
     throw new TypeError(
       `Cannot build qemu arguments: accel must be "kvm" or "tcg", got ${
@@ -178,6 +180,12 @@ export function qemuArgs(
     "-no-user-config",
     "-display",
     "none",
+    // The VGA screen, served only on the VM's own VNC unix socket (no TCP
+    // port, no password: see vm_paths.ts); qemu opens it before -runas.
+    "-vga",
+    "std",
+    "-vnc",
+    `unix:${opt(paths.vnc)}`,
     "-no-shutdown",
     "-sandbox",
     SANDBOX,

@@ -48,6 +48,10 @@ Deno.test("qemuArgs() builds a sandboxed q35 command line booting a kernel as th
     "-no-user-config",
     "-display",
     "none",
+    "-vga",
+    "std",
+    "-vnc",
+    "unix:/var/lib/ucloud/vms/vm-1/vnc.sock",
     "-no-shutdown",
     "-sandbox",
     "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
@@ -305,6 +309,15 @@ Deno.test("qemuArgs() rejects a bad accel and bad paths", () => {
   assert.throws(
     () => qemuArgs(kernelSpec(), { ...paths, console: "console.sock" }, "tcg"),
     { name: "TypeError", message: /paths.console must be an absolute path/ },
+  );
+  assert.throws(
+    () =>
+      qemuArgs(kernelSpec(), { ...paths, vnc: "/" + "v".repeat(107) }, "tcg"),
+    { name: "RangeError", message: /VNC socket path/ },
+  );
+  assert.throws(
+    () => qemuArgs(kernelSpec(), { ...paths, vnc: "vnc.sock" }, "tcg"),
+    { name: "TypeError", message: /paths.vnc must be an absolute path/ },
   );
 });
 

@@ -161,6 +161,7 @@ export class QemuDriver {
     const result = await stopQemu(handle, opts);
     await removeFiles(handle.pidfile, handle.qmp);
     if (handle.console !== undefined) await removeFiles(handle.console);
+    if (handle.vnc !== undefined) await removeFiles(handle.vnc);
     return result;
   }
 

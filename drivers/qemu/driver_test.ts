@@ -61,6 +61,12 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
     assert.equal(handle.dir, `${stateDir}/vms/vm-life`);
     assert.equal(handle.pidfile, `${stateDir}/vms/vm-life/qemu.pid`);
     assert.equal(handle.console, `${stateDir}/vms/vm-life/console.sock`);
+    assert.equal(handle.vnc, `${stateDir}/vms/vm-life/vnc.sock`);
+    // qemu made the VNC socket as root before -runas, in root's own dir.
+    const vnc = await Deno.stat(handle.vnc!);
+    assert.ok(vnc.isSocket);
+    assert.equal(vnc.uid, 0);
+    assert.equal((await Deno.stat(handle.dir)).mode! & 0o777, 0o700);
     assert.equal(await queryStatus(handle.qmp), "running");
     assert.deepEqual(await driver.inspect(handle), { state: "running" });
     await assertConfined(handle.pid);
@@ -78,8 +84,8 @@ Deno.test("QemuDriver runs a VM through its whole life cycle", async () => {
 
     const stored: QemuHandle = JSON.parse(JSON.stringify(handle));
     assert.deepEqual(await driver.recover(stored), handle);
-    // A handle stored before VMs had a console socket still recovers.
-    const { console: _, ...old } = stored;
+    // A handle stored before VMs had console sockets still recovers.
+    const { console: _, vnc: _v, ...old } = stored;
     assert.deepEqual(await driver.recover(old), old);
     assert.deepEqual(await driver.listLocal(), ["vm-life"]);
 
@@ -114,12 +120,16 @@ Deno.test("QemuDriver adopts a qemu started before VMs had a console socket", as
       arg.startsWith("socket,id=serial0,")
         ? `file,id=serial0,path=${paths.serial}`
         : arg
-    ).filter((arg, i, all) => arg !== "-sandbox" && all[i - 1] !== "-sandbox");
+    ).filter((arg, i, all) =>
+      !["-sandbox", "-vnc"].includes(arg) &&
+      !["-sandbox", "-vnc"].includes(all[i - 1])
+    );
     args.push("-daemonize");
     await Deno.mkdir(paths.dir, { recursive: true });
     await run("qemu-system-x86_64", args);
     const handle = await driver.start(spec);
     assert.equal(handle.console, undefined);
+    assert.equal(handle.vnc, undefined);
     assert.deepEqual(await driver.listNics(handle), []);
     await driver.stop(handle, { force: true });
   });

@@ -24,6 +24,11 @@ export type QemuHandle = {
    * the console existed (their serial goes only to the log).
    */
   console?: string;
+  /**
+   * The VNC socket of the VGA screen (the console in the browser); absent
+   * in handles of VMs started before VMs had one.
+   */
+  vnc?: string;
   serial: string;
   pidfile: string;
   accel: "kvm" | "tcg";
@@ -43,6 +48,7 @@ export function toHandle(
     dir: paths.dir,
     qmp: paths.qmp,
     console: paths.console,
+    vnc: paths.vnc,
     serial: paths.serial,
     pidfile: paths.pidfile,
     accel,
@@ -67,11 +73,13 @@ export function checkHandle(handle: QemuHandle): void {
       fail(`${key} must be an absolute path`);
     }
   }
-  if (
-    handle.console !== undefined &&
-    (typeof handle.console !== "string" || !handle.console.startsWith("/"))
-  ) {
-    fail("console must be an absolute path");
+  for (const key of ["console", "vnc"] as const) {
+    const path = handle[key];
+    if (
+      path !== undefined && (typeof path !== "string" || !path.startsWith("/"))
+    ) {
+      fail(`${key} must be an absolute path`);
+    }
   }
 }
 

@@ -79,7 +79,7 @@ export async function launchQemu(
   { binary, id, args, uid, paths, accel, signal }: LaunchOptions,
 ): Promise<QemuHandle> {
   await Deno.mkdir(paths.dir, { recursive: true, mode: 0o700 });
-  await removeFiles(paths.pidfile, paths.qmp, paths.console);
+  await removeFiles(paths.pidfile, paths.qmp, paths.console, paths.vnc);
   // This boot logs to a fresh serial.log and qemu.log; the last one's are
   // serial.log.1 and qemu.log.1.
   for (const log of [paths.serial, paths.log]) {
@@ -175,6 +175,8 @@ export async function adoptQemu(
   if (!args?.some((arg) => arg.startsWith("socket,id=serial0,"))) {
     delete handle.console;
   }
+  // One started before VMs had a VNC screen has none.
+  if (!args?.includes("-vnc")) delete handle.vnc;
   try {
     await waitForQmp(handle, signal);
   } catch (err) {

@@ -55,12 +55,14 @@ export async function recoverQemu(
   const console = handle.console === undefined ? {} : {
     console: handle.console,
   };
+  const vnc = handle.vnc === undefined ? {} : { vnc: handle.vnc };
   return {
     driver,
     pid,
     dir,
     qmp,
     ...console,
+    ...vnc,
     serial,
     pidfile,
     accel,

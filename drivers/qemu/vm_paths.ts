@@ -1,6 +1,6 @@
 /**
  * Where a VM's qemu files live: `<stateDir>/vms/<id>/` with its pidfile,
- * QMP and console sockets and serial log; checks ids and that the socket
+ * QMP, console and VNC sockets and serial log; checks ids and that the socket
  * paths fit a unix socket address. Pure, no I/O.
  *
  * @module
@@ -13,6 +13,12 @@ export interface VmPaths {
   qmp: string;
   /** Unix socket of the serial console (one client at a time). */
   console: string;
+  /**
+   * Unix socket of the VGA screen's VNC server (no password: the
+   * directory is root's alone, and the console relay, workers/console_relay.ts,
+   * lets in only holders of a console grant).
+   */
+  vnc: string;
   /** Everything the guest wrote to its serial console. */
   serial: string;
   /** What qemu itself wrote (its stderr: errors, warnings). */
@@ -25,7 +31,7 @@ const ID = /^[a-z0-9-]{1,64}$/;
 
 /**
  * The files of VM `id`:
- * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,serial.log,qemu.log}`.
+ * `<stateDir>/vms/<id>/{qemu.pid,qmp.sock,console.sock,vnc.sock,serial.log,qemu.log}`.
  * Throws TypeError for a relative `stateDir` or a bad id, and RangeError when
  * a socket path would not fit a unix socket address (107 bytes).
  *
@@ -49,11 +55,13 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     pidfile: `${dir}/qemu.pid`,
     qmp: `${dir}/qmp.sock`,
     console: `${dir}/console.sock`,
+    vnc: `${dir}/vnc.sock`,
     serial: `${dir}/serial.log`,
     log: `${dir}/qemu.log`,
   };
   checkSocketPath("QMP", paths.qmp, "build VM paths");
   checkSocketPath("console", paths.console, "build VM paths");
+  checkSocketPath("VNC", paths.vnc, "build VM paths");
   return paths;
 }
 

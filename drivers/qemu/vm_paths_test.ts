@@ -11,6 +11,7 @@ Deno.test("vmPaths() puts the files under <stateDir>/vms/<id>", () => {
     pidfile: "/var/lib/ucloud/vms/vm-1/qemu.pid",
     qmp: "/var/lib/ucloud/vms/vm-1/qmp.sock",
     console: "/var/lib/ucloud/vms/vm-1/console.sock",
+    vnc: "/var/lib/ucloud/vms/vm-1/vnc.sock",
     serial: "/var/lib/ucloud/vms/vm-1/serial.log",
     log: "/var/lib/ucloud/vms/vm-1/qemu.log",
   });
