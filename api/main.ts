@@ -15,6 +15,7 @@ import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 import { ApiAnnouncement, metricsUrl } from "./announce.ts";
 import { createApp } from "./app.ts";
+import { EtcdSize } from "./etcd_size.ts";
 import { createIdentity } from "./identity.ts";
 import { MonitoringTargets } from "./monitoring_targets.ts";
 import { TaskCounts } from "./task_counts.ts";
@@ -31,6 +32,10 @@ export async function main(): Promise<void> {
   // What /metrics reports about tasks, kept from watches.
   const taskCounts = TaskCounts.start(store, { log });
   const placements = VmPlacements.start(store, { log });
+  const etcdSize = EtcdSize.start(store, {
+    quotaBytes: config.maintenance.embeddedEtcd.quotaBytes,
+    log,
+  });
   // What GET /v1/monitoring/targets answers Prometheus, kept from watches.
   const monitoringTargets = MonitoringTargets.start(store, { log });
   const identity = config.identity.enabled
@@ -51,7 +56,11 @@ export async function main(): Promise<void> {
     config,
     identity,
     taskCounts,
-    metrics: [...placements.metrics, ...timeEtcdRequests(store)],
+    metrics: [
+      ...placements.metrics,
+      ...timeEtcdRequests(store),
+      ...etcdSize.metrics,
+    ],
     monitoringTargets,
   });
   let announcement: ApiAnnouncement | undefined;
@@ -86,6 +95,7 @@ export async function main(): Promise<void> {
   await placement.close();
   await taskCounts.close();
   await placements.close();
+  await etcdSize.close();
   store.close();
   log.info("api stopped");
 }
