@@ -1,8 +1,9 @@
 /**
- * Who may scrape `GET /metrics` (config `api.metrics`, core/config_metrics.ts):
- * a client whose address is in `allow`, or one that sends the bearer token
- * of `bearerTokenFile`. Everyone else gets 403 (401 for a wrong token), and
- * a request with no address (no network peer) is refused too.
+ * Who may scrape `GET /metrics` (config `api.metrics`, core/config_metrics.ts;
+ * the rules are core/metrics_access.ts): a client whose address is in
+ * `allow`, or one that sends the bearer token of `bearerTokenFile`.
+ * Everyone else gets 403 (401 for a wrong token), and a request with no
+ * address (no network peer) is refused too.
  *
  * @example
  * ```ts
@@ -10,46 +11,18 @@
  * ```
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { timingSafeEqual } from "node:crypto";
-import {
-  addressIn,
-  clientAddress,
-  parseTrustedProxies,
-} from "../core/client_address.ts";
+import { clientAddress, parseTrustedProxies } from "../core/client_address.ts";
 import type { MetricsConfig } from "../core/config_metrics.ts";
 import { type Logger, logger } from "../core/log.ts";
+import { scrapeAccess } from "../core/metrics_access.ts";
 import { errorJson } from "./errors.ts";
 
-/** The shortest bearer token `bearerTokenFile` may hold. */
-export const MIN_METRICS_TOKEN = 16;
+export { MIN_METRICS_TOKEN } from "../core/metrics_access.ts";
 
 export interface MetricsAccessOptions extends Partial<MetricsConfig> {
   /** `api.trustedProxies`: whose `X-Forwarded-For` names the client. */
   trustedProxies?: readonly string[];
   log?: Logger;
-}
-
-async function readToken(file: string, log: Logger): Promise<string | null> {
-  try {
-    const token = (await Deno.readTextFile(file)).trim();
-    if (token.length >= MIN_METRICS_TOKEN) return token;
-    log.error("metrics token file holds too short a token", {
-      file,
-      min: MIN_METRICS_TOKEN,
-    });
-  } catch (err) {
-    log.error("cannot read the metrics token file", {
-      file,
-      error: (err as Error).message,
-    });
-  }
-  return null;
-}
-
-function sameToken(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function remoteAddress(c: Context): string | undefined {
@@ -59,30 +32,27 @@ function remoteAddress(c: Context): string | undefined {
 
 /** The middleware guarding `/metrics` (see the module comment). */
 export function metricsAccess({
-  allow = ["127.0.0.1", "::1"],
+  allow,
   bearerTokenFile,
   trustedProxies = [],
   log = logger({ component: "api" }),
 }: MetricsAccessOptions = {}): MiddlewareHandler {
-  const allowed = parseTrustedProxies(allow);
+  const check = scrapeAccess({ allow, bearerTokenFile }, log);
   const trusted = parseTrustedProxies(trustedProxies);
   return async (c, next) => {
-    const addr = clientAddress(
-      remoteAddress(c),
-      c.req.header("x-forwarded-for"),
-      trusted,
-    );
-    const authz = c.req.header("authorization");
-    if (authz !== undefined && bearerTokenFile !== undefined) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-      const token = await readToken(bearerTokenFile, log);
-      if (m && token !== null && sameToken(m[1], token)) return await next();
-      log.warn("metrics scrape refused", { address: addr, reason: "token" });
+    const verdict = await check({
+      address: clientAddress(
+        remoteAddress(c),
+        c.req.header("x-forwarded-for"),
+        trusted,
+      ),
+      authorization: c.req.header("authorization"),
+    });
+    if (verdict.ok) return await next();
+    if (verdict.status === 401) {
       c.header("WWW-Authenticate", 'Bearer realm="ucloud-metrics"');
       return errorJson(c, 401, "Invalid metrics bearer token");
     }
-    if (addr !== undefined && addressIn(addr, allowed)) return await next();
-    log.warn("metrics scrape refused", { address: addr, reason: "address" });
     return errorJson(
       c,
       403,
