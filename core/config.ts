@@ -15,7 +15,11 @@ import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
 import { QuotaConfig } from "./config_quota.ts";
-import { MetricsConfig } from "./config_metrics.ts";
+import {
+  MetricsConfig,
+  WorkerMetricsConfig,
+  workerMetricsEnv,
+} from "./config_metrics.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { SftpConfig } from "./config_sftp.ts";
 import { IdentityConfig } from "./ldap.ts";
@@ -127,6 +131,8 @@ export const ConfigSchema = z.object({
      * the time a guest gets to reboot itself before a hard reset.
      */
     stopTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+    /** The worker's `/metrics` (core/config_metrics.ts). */
+    metrics: WorkerMetricsConfig.prefault({}),
   }).prefault({}).refine(
     (w) => w.leaseMarginMs < w.leaseTtlSeconds * 1000 * 2 / 3,
     {
@@ -273,6 +279,8 @@ function envOverrides(env: (name: string) => string | undefined) {
     set("api", "metrics", {
       allow: v.split(",").map((p) => p.trim()).filter(Boolean),
     }));
+  const workerMetrics = workerMetricsEnv(env);
+  if (workerMetrics) set("worker", "metrics", workerMetrics);
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_LEASE_TTL", (v) => set("worker", "leaseTtlSeconds", num(v)));
   e("UCLOUD_LEASE_MARGIN_MS", (v) => set("worker", "leaseMarginMs", num(v)));
