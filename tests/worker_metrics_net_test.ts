@@ -6,7 +6,8 @@
  * in process. The scrape has the guest's CPU time rising, its disk's
  * counters from QMP, the tap's counters rising when the host pings the
  * guest, the bridge's counters, and, once the guest sends with another
- * MAC, the port filter's drops labelled with the VM and rule `mac-spoof`.
+ * MAC, the port filter's drops labelled with the VM and rule `mac-spoof`;
+ * a stopped qemu (no QMP answer) is left out and counted as a scrape error.
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
@@ -29,6 +30,7 @@ import {
 } from "./helpers/ns_worker.ts";
 import {
   metricsUrl,
+  pick,
   promtoolCheck,
   scrape,
   series,
@@ -228,6 +230,24 @@ Deno.test({
       );
       const dropped = value(series(await read()), spoofName, spoof);
       assert.ok(dropped >= 5, `mac-spoof drops ${dropped}`);
+
+      // A qemu that does not answer QMP (stopped) is left out of the
+      // scrape and counted; the rest is still reported.
+      const pid = Number(vm.status.handle!.pid);
+      Deno.kill(pid, "SIGSTOP");
+      try {
+        const t0 = performance.now();
+        const s = series(await read());
+        const ms = performance.now() - t0;
+        assert.ok(ms < 15_000, `a scrape waited ${ms} ms for a stopped qemu`);
+        assert.ok(
+          value(s, "ucloud_scrape_errors_total", { source: "qmp" }) >= 1,
+        );
+        assert.deepEqual(pick(s, "ucloud_vm_block_read_bytes_total", id), []);
+        assert.ok(value(s, "ucloud_vm_cpu_time_seconds_total", id) > 0);
+      } finally {
+        Deno.kill(pid, "SIGCONT");
+      }
     } catch (err) {
       await c.printLogs();
       await printNet(net);

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
+import { parseConfig } from "../core/config.ts";
 import { keys } from "../core/keys.ts";
 import { Vm } from "../core/schemas.ts";
 import { processStats } from "../workers/metrics_proc.ts";
@@ -130,4 +131,33 @@ Deno.test("processStats() reads a busy process's CPU time rising, and nothing of
     await busy.status;
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("config: worker.metrics defaults to port 9469 and loopback scrapers; UCLOUD_WORKER_METRICS_* set it; a CIDR is no listen address", () => {
+  const d = parseConfig({}, () => undefined).worker.metrics;
+  assert.deepEqual(
+    [d.enabled, d.port, d.listen, d.allow, d.qmpTimeoutMs],
+    [true, 9469, undefined, ["127.0.0.1", "::1"], 1000],
+  );
+  const env: Record<string, string> = {
+    UCLOUD_WORKER_METRICS_PORT: "0",
+    UCLOUD_WORKER_METRICS_LISTEN: "2001:db8::1",
+    UCLOUD_WORKER_METRICS_ALLOW: "2001:db8:9::/64, 10.0.0.7",
+    UCLOUD_WORKER_METRICS_TOKEN_FILE: "/etc/ucloud/metrics.token",
+    UCLOUD_WORKER_METRICS_ENABLED: "0",
+  };
+  const m = parseConfig({}, (n) => env[n]).worker.metrics;
+  assert.deepEqual(m, {
+    enabled: false,
+    port: 0,
+    listen: "2001:db8::1",
+    allow: ["2001:db8:9::/64", "10.0.0.7"],
+    bearerTokenFile: "/etc/ucloud/metrics.token",
+    qmpTimeoutMs: 1000,
+  });
+  assert.throws(
+    () =>
+      parseConfig({ worker: { metrics: { listen: "::/0" } } }, () => undefined),
+    /worker\.metrics\.listen/,
+  );
 });
