@@ -66,7 +66,7 @@ export function monitoring(
   const check = scrapeCheck(access);
   const r = router();
   r.use("/targets", async (c, next) => {
-    if ((await check(c)).refused === null) return await next();
+    if ((await check(c)).ok) return await next();
     return await auth(c, async () => {
       const p = c.get("principal");
       // An admin acting for a user has the user's rights.

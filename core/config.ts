@@ -15,7 +15,11 @@ import { z } from "zod";
 import { ImagesConfig } from "./config_images.ts";
 import { MaintenanceConfig } from "./config_maintenance.ts";
 import { QuotaConfig } from "./config_quota.ts";
-import { MetricsConfig } from "./config_metrics.ts";
+import {
+  MetricsConfig,
+  WorkerMetricsConfig,
+  workerMetricsEnv,
+} from "./config_metrics.ts";
 import { PrometheusConfig } from "./config_prometheus.ts";
 import { SchedulerConfig } from "./config_scheduler.ts";
 import { ConsoleConfig } from "./config_console.ts";
@@ -129,6 +133,8 @@ export const ConfigSchema = z.object({
      * the time a guest gets to reboot itself before a hard reset.
      */
     stopTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+    /** The worker's `/metrics` (core/config_metrics.ts). */
+    metrics: WorkerMetricsConfig.prefault({}),
   }).prefault({}).refine(
     (w) => w.leaseMarginMs < w.leaseTtlSeconds * 1000 * 2 / 3,
     {
@@ -281,6 +287,8 @@ function envOverrides(env: (name: string) => string | undefined) {
     set("api", "metrics", {
       allow: v.split(",").map((p) => p.trim()).filter(Boolean),
     }));
+  const workerMetrics = workerMetricsEnv(env);
+  if (workerMetrics) set("worker", "metrics", workerMetrics);
   e("UCLOUD_HOST", (v) => set("worker", "host", v));
   e("UCLOUD_CONSOLE_PORT", (v) => set("console", "relayPort", num(v)));
   e("UCLOUD_CONSOLE_ADDRESS", (v) => set("console", "relayAddress", v));

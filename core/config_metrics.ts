@@ -39,3 +39,50 @@ export const MetricsConfig = z.object({
   bearerTokenFile: z.string().min(1).optional(),
 });
 export type MetricsConfig = z.infer<typeof MetricsConfig>;
+
+/**
+ * The `worker.metrics` section: the worker's own `GET /metrics`
+ * (workers/metrics_server.ts), who may scrape it (as `api.metrics`), and
+ * where it listens. The URL it serves is announced in the host document
+ * (`host/<name>.metrics.url`) for discovery.
+ */
+export const WorkerMetricsConfig = MetricsConfig.extend({
+  /** Serve `/metrics` at all. */
+  enabled: z.boolean().default(true),
+  /** TCP port; 0: any free port (the announced URL names the one taken). */
+  port: z.number().int().min(0).max(65535).default(9469),
+  /**
+   * The address to listen on; absent: the host's underlay address, else
+   * the first address the host reports, else `::1`.
+   */
+  listen: z.string().refine((a) => !a.includes("/") && addressOk(a), {
+    message: "must be an IPv4 or IPv6 address",
+  }).optional(),
+  /** How long a scrape waits for one VM's QMP answer before it skips it. */
+  qmpTimeoutMs: z.number().int().min(50).max(10_000).default(1000),
+});
+export type WorkerMetricsConfig = z.infer<typeof WorkerMetricsConfig>;
+
+/**
+ * `worker.metrics` from the environment: `UCLOUD_WORKER_METRICS_PORT`,
+ * `_LISTEN`, `_ALLOW` (comma list), `_TOKEN_FILE`, `_ENABLED` (1/0);
+ * undefined when none is set.
+ */
+export function workerMetricsEnv(
+  env: (name: string) => string | undefined,
+): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  const v = (n: string) => env(`UCLOUD_WORKER_METRICS_${n}`) || undefined;
+  const port = v("PORT"), listen = v("LISTEN"), allow = v("ALLOW");
+  const token = v("TOKEN_FILE"), enabled = v("ENABLED");
+  if (port !== undefined) out.port = Number(port);
+  if (listen !== undefined) out.listen = listen;
+  if (allow !== undefined) {
+    out.allow = allow.split(",").map((p) => p.trim()).filter(Boolean);
+  }
+  if (token !== undefined) out.bearerTokenFile = token;
+  if (enabled !== undefined) {
+    out.enabled = ["1", "true", "on"].includes(enabled);
+  }
+  return Object.keys(out).length ? out : undefined;
+}

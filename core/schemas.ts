@@ -214,6 +214,11 @@ export const Host = z.object({
   /** The VXLAN underlay address (absent: networks stay on this host). */
   underlay: z.string().optional(),
   /**
+   * The worker's Prometheus endpoint (workers/metrics_server.ts), e.g.
+   * `http://[2001:db8::1]:9469/metrics`; absent: it serves none.
+   */
+  metrics: z.object({ url: z.string() }).optional(),
+  /**
    * An ordered shutdown (`ucloud host shutdown`): the worker incarnation
    * named exits once the host is drained, and records when (`done`).
    */
@@ -223,8 +228,6 @@ export const Host = z.object({
     by: z.string(),
     done: z.string().optional(),
   }).optional(),
-  /** Where the worker serves its `/metrics` (Prometheus discovery). */
-  metrics: z.object({ url: z.string() }).optional(),
 });
 export type Host = z.infer<typeof Host>;
 

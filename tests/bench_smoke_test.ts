@@ -34,6 +34,7 @@ Deno.test("bench --quick produces every figure", async () => {
       "failoverSim",
       "net",
       "metadata",
+      "scrape",
     ]
   ) {
     assert.ok(

@@ -45,6 +45,18 @@ export function parseDf(stdout: string, path = "?"): number {
   return Number(m[2]) + Number(m[3]);
 }
 
+/** This host's addresses: every interface's but loopback and link-local. */
+export function hostAddresses(): string[] {
+  return [
+    ...new Set(
+      Deno.networkInterfaces()
+        .filter((i) => !i.address.startsWith("127.") && i.address !== "::1")
+        .filter((i) => !i.address.startsWith("fe80"))
+        .map((i) => i.address),
+    ),
+  ];
+}
+
 export async function hostInfo(opts: {
   name: string;
   cpus?: number;
@@ -60,10 +72,7 @@ export async function hostInfo(opts: {
   allocation?: Host["allocation"];
   signal?: AbortSignal;
 }): Promise<Omit<Host, "state" | "registeredAt">> {
-  const addresses = Deno.networkInterfaces()
-    .filter((i) => !i.address.startsWith("127.") && i.address !== "::1")
-    .filter((i) => !i.address.startsWith("fe80"))
-    .map((i) => i.address);
+  const addresses = hostAddresses();
   return {
     name: opts.name,
     capacity: {
@@ -72,7 +81,7 @@ export async function hostInfo(opts: {
       ...(await localDisk(opts)),
     },
     ...(opts.allocation ? { allocation: opts.allocation } : {}),
-    addresses: [...new Set(addresses)],
+    addresses,
     os: `${Deno.build.os} ${Deno.osRelease()}`,
     drivers: opts.drivers ?? ["qemu"],
   };

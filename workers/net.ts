@@ -94,6 +94,7 @@ export class HostNet implements HostNetwork {
   #skipped = "";
   readonly #drops: SpoofDrops;
   readonly #unreadable: UnreadableTaps;
+  #state?: HostNetState;
 
   constructor(opts: HostNetOptions) {
     this.#o = opts;
@@ -106,6 +107,11 @@ export class HostNet implements HostNetwork {
       log: opts.log,
       minIntervalMs: opts.spoofDropsIntervalMs,
     });
+  }
+
+  /** What the last sync asked the driver for (undefined before one). */
+  get state(): HostNetState | undefined {
+    return this.#state;
   }
 
   port(vm: string, nic: { slot: number; mac: string }): string {
@@ -246,6 +252,7 @@ export class HostNet implements HostNetwork {
     if (keep.length) want.keep = keep;
     await this.#membership(new Set(want.networks.map((n) => n.id)), members);
     const report = await driver.sync(want, { signal });
+    this.#state = want;
     const nics = new Map(
       mine.flatMap(({ value: vm }) =>
         vm.nics.map((

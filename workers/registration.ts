@@ -128,12 +128,17 @@ export class Registration {
     return { session: await Session.open(store, opts), adopted: false };
   }
 
-  /** Writes host/<name> and alive/<name>; waits out a previous incarnation. */
+  /**
+   * Writes host/<name> (announcing `metricsUrl`, the worker's /metrics,
+   * when given) and alive/<name>; waits out a previous incarnation.
+   * Returns the host document written (undefined: `signal` aborted first).
+   */
   async register(
     lease: string,
     adopted: boolean,
     signal: AbortSignal,
-  ): Promise<void> {
+    metricsUrl?: string,
+  ): Promise<Host | undefined> {
     const { store, config } = this.#o;
     const info = await hostInfo({
       name: this.#o.host,
@@ -174,6 +179,7 @@ export class Registration {
         state: prev?.value.state ?? "active",
         registeredAt: new Date().toISOString(),
         incarnation: lease,
+        ...(metricsUrl ? { metrics: { url: metricsUrl } } : {}),
         // An adopted lease keeps its ordered shutdown (workers/shutdown.ts).
         ...(prev?.value.shutdown?.incarnation === lease
           ? { shutdown: prev.value.shutdown }
@@ -204,7 +210,7 @@ export class Registration {
           capacity: host.capacity,
           allocation: host.allocation,
         });
-        return;
+        return host;
       }
       if (!waiting && prevAlive && prevAlive.value.lease !== lease) {
         waiting = true;
@@ -214,6 +220,7 @@ export class Registration {
       }
       await sleep(100, signal);
     }
+    return undefined;
   }
 }
 

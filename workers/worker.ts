@@ -37,6 +37,8 @@ import { endHandover } from "./handover.ts";
 import { MetadataService } from "./metadata/service.ts";
 import { HostNet } from "./net.ts";
 import { HostVms } from "./host_vms.ts";
+import { WorkerMetrics } from "./metrics.ts";
+import { MetricsServer } from "./metrics_server.ts";
 import { Registration } from "./registration.ts";
 import { awaitDrained, markDone } from "./shutdown.ts";
 import { TaskRunner } from "./task_runner.ts";
@@ -122,8 +124,26 @@ export class Worker {
     let loop: ClaimLoop | undefined;
     let metadata: MetadataService | undefined;
     let waker: Waker | undefined;
+    // This incarnation's /metrics, announced in the host document.
+    const metrics = new WorkerMetrics({
+      qmpTimeoutMs: config.worker.metrics.qmpTimeoutMs,
+      lease: session,
+      leaseTtlSeconds: config.worker.leaseTtlSeconds,
+      candidate: () => PlacementCache.for(this.#o.store)?.candidate(this.host),
+    });
+    const metricsServer = MetricsServer.start({
+      config: config.worker.metrics,
+      metrics,
+      underlay: this.#o.network?.underlay?.address,
+      log: this.#log,
+    });
     try {
-      await this.#reg.register(session.lease, adopted, signal);
+      metrics.sources.host = await this.#reg.register(
+        session.lease,
+        adopted,
+        signal,
+        metricsServer?.url,
+      );
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
       // A hand-over ends with this registration: the fencer lets go.
       await endHandover(config.worker.runDir);
@@ -134,6 +154,7 @@ export class Worker {
         signal,
       );
       if (signal.aborted) return this.#stop.signal.aborted ? "stopped" : "lost";
+      metrics.sources.vms = () => vms.items();
       const keeper = new VmKeeper({
         store: this.#o.store,
         driver,
@@ -167,6 +188,10 @@ export class Worker {
           error: String(err),
         });
       });
+      if (net && this.#o.network) {
+        const counters = this.#o.network.driver.counters;
+        metrics.sources.net = { state: () => net.state, counters };
+      }
       const runner = new TaskRunner({
         store: this.#o.store,
         config,
@@ -220,6 +245,7 @@ export class Worker {
       }
       await loop?.settled();
       await metadata?.close();
+      await metricsServer?.close();
       await this.#end(session);
     }
   }

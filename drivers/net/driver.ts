@@ -58,6 +58,7 @@ import { DhcpServers } from "./dhcp.ts";
 import { dhcpServerOf } from "./dhcp_server.ts";
 import { applyHostInput, hostInputSpec, readHostInput } from "./host_input.ts";
 import { checkDeviceName, DEVICE_ALIAS, NFT_TABLE } from "./names.ts";
+import { NetCounters } from "./counters.ts";
 import { applyFirewall } from "./nft_apply.ts";
 import { portDrops } from "./nft_ingress.ts";
 import { type NetPlan, planState, type PortPlan } from "./plan.ts";
@@ -96,6 +97,8 @@ export class NetDriver {
   readonly stateDir: string;
   readonly underlay: Underlay | null;
   readonly vxlanPort: number;
+  /** This host's link and port rule counters (drivers/net/counters.ts). */
+  readonly counters: NetCounters;
   #exec: Exec;
   #step: Step;
   #log: Logger;
@@ -110,6 +113,7 @@ export class NetDriver {
     this.underlay = opts.underlay;
     this.vxlanPort = opts.vxlanPort ?? VXLAN_PORT;
     this.#exec = netnsExec(opts.netns);
+    this.counters = new NetCounters(this.#exec);
     this.#step = stepRunner(this.#exec);
     this.#log = opts.log ?? logger({ driver: "net" });
     this.#radvd = new Radvd({

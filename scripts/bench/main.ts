@@ -22,6 +22,8 @@
  * - `net`:   the network driver's sync and NIC hot-plug (`net.ts`);
  * - `metadata`: metadata request latency from a VM namespace and key
  *            delete to gone (`metadata.ts`);
+ * - `scrape`: a worker's `/metrics` with 50 sim VMs: time and size of a
+ *            scrape, the worker's CPU time per scrape (`scrape.ts`);
  * - `churn`: VM create/delete cycles with the sim driver, time-compressed
  *            retention: keys, etcd size and history left (`churn.ts`); only
  *            with `--only=churn` (it takes minutes);
@@ -38,14 +40,14 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,scale,debian-boot]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *     [--cycles=2000,10000] [--scale-hosts=20] [--scale-vms=50,200]
  *     [--idle-s=60] [--churn-s=30] [--scale-ttl=10]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
- * each kind and a 32 MiB import, 1 kill, 5 sim VMs) is the test suite's
+ * each kind and a 32 MiB import, 1 kill, 5 sim VMs, 5 scrapes) is the test suite's
  * smoke run. `--gap-ms`: how long the orderly restart of failover-sim
  * leaves the host without a worker process.
  * Everything started here (etcd, HTTP servers, the worker, qemu VMs, temp
@@ -77,6 +79,7 @@ import { benchNet, type NetResult, netRows } from "./net.ts";
 import { parseArgs, type Phase, PHASES } from "./options.ts";
 import { benchPlace, type PlaceResult, placeRows } from "./place.ts";
 import { type ScaleResult, scaleRows, scaleRun } from "./scale.ts";
+import { type ScrapeResult, scrapeRows, scrapeRun } from "./scrape.ts";
 import { Cleanup, progress, round, type Row, table } from "./util.ts";
 import { benchVm, type VmResult, vmRows } from "./vm.ts";
 
@@ -111,6 +114,7 @@ function rows(r: Results): Row[] {
     ...(r.image ? imageRows(r.image) : []),
     ...(r.net ? netRows(r.net) : []),
     ...(r.metadata ? metadataRows(r.metadata) : []),
+    ...(r.scrape ? scrapeRows(r.scrape) : []),
     ...(r.churn ? churnRows(r.churn) : []),
     ...(r.scale ? scaleRows(r.scale) : []),
     ...(r.debianBoot ? debianBootRows(r.debianBoot) : []),
@@ -142,6 +146,7 @@ interface Results {
   failoverSim?: FailoverSimResult;
   net?: NetResult;
   metadata?: MetadataResult;
+  scrape?: ScrapeResult;
   churn?: ChurnRun[];
   scale?: ScaleResult;
   debianBoot?: DebianBootResult;
@@ -242,6 +247,13 @@ async function main(): Promise<number> {
       const [requests, deletes] = opts.quick ? [200, 5] : [1000, 20];
       progress(`metadata: ${requests} requests, ${deletes} key deletes`);
       results.metadata = await benchMetadata({ requests, deletes });
+    }
+    if (opts.only.has("scrape")) {
+      progress(`scrape: worker /metrics with ${opts.scrapeVms} sim VMs`);
+      results.scrape = await scrapeRun({
+        vms: opts.scrapeVms,
+        scrapes: opts.scrapes,
+      }, cleanup);
     }
     if (opts.only.has("churn")) {
       results.churn = [];

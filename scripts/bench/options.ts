@@ -18,6 +18,7 @@ export const PHASES = [
   "failover-sim",
   "net",
   "metadata",
+  "scrape",
   "churn",
   "scale",
   "debian-boot",
@@ -62,12 +63,15 @@ export interface Options {
   churnSeconds: number;
   /** Lease TTL of the scale phase's workers, s. */
   scaleTtlSeconds: number;
+  /** The scrape phase: sim VMs on the worker, scrapes. */
+  scrapeVms: number;
+  scrapes: number;
 }
 
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,churn,scale,debian-boot] " +
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot] " +
       "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
       "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS] " +
       "[--cycles=N,N] [--scale-hosts=N] [--scale-vms=N,N] [--idle-s=S] " +
@@ -157,5 +161,7 @@ export function parseArgs(args: string[]): Options {
     idleSeconds: idleSeconds ?? (quick ? 5 : 60),
     churnSeconds: churnSeconds ?? (quick ? 5 : 30),
     scaleTtlSeconds,
+    scrapeVms: quick ? 5 : 50,
+    scrapes: quick ? 5 : 50,
   };
 }
