@@ -45,6 +45,7 @@ import { authRoutes } from "./auth_routes.ts";
 import type { AppEnv } from "./env.ts";
 import { EtcdRevocationList } from "./revocations.ts";
 import { seedRecordRoute, seedRoute, serviceSeedRoute } from "./seed_routes.ts";
+import { sessionLogin, type WebAuth } from "./session_login.ts";
 import { sessionRoutes, whoamiRoute } from "./session_routes.ts";
 import { BearerTokens, SESSION_COOKIE } from "./tokens.ts";
 
@@ -66,6 +67,8 @@ export interface Identity {
   directory: Directory;
   /** Null in ungleichotp mode (seeds are kept by the ungleich-otp server). */
   seeds: EtcdSeedStore | null;
+  /** The login and sessions of the web pages (api/web/). */
+  web: WebAuth;
 }
 
 /**
@@ -224,5 +227,6 @@ export async function createIdentity(
   seedRecordRoute(routes, options);
   sessionRoutes(routes, options);
   serviceSeedRoute(routes, options);
-  return { auth, routes, bearer, sessions, directory, seeds };
+  const web = { config: id, sessions, login: sessionLogin(options) };
+  return { auth, routes, bearer, sessions, directory, seeds, web };
 }
