@@ -32,9 +32,11 @@ import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
 import { metricsAccess } from "./metrics_access.ts";
+import type { WebAuth } from "./session_login.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
+import { webApp } from "./web/mod.ts";
 
 export type { AppEnv, Principal };
 
@@ -64,7 +66,12 @@ export interface AppOptions {
    * Authentication built by `createIdentity` (api/identity.ts): its `auth`
    * fills the `auth` slot and its routes are mounted at `/v1/auth`.
    */
-  identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
+  identity?: {
+    auth: MiddlewareHandler<AppEnv>;
+    routes: OpenAPIHono<AppEnv>;
+    /** With it, the web pages are served under `/web/` (api/web/). */
+    web?: WebAuth;
+  };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
@@ -187,6 +194,9 @@ export function createApp({
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
   app.route("/v1/users", quotas(deps));
+  if (identity?.web) {
+    app.route("/web", webApp({ deps, auth: identity.web, log }));
+  }
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));
