@@ -17,6 +17,7 @@ packages=(
   busybox-static cpio xz-utils kmod gzip  # the tiny test guest
   extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
   debootstrap                 # the Debian cloud image (build_debian_image.sh)
+  chromium                    # headless browser of the web page tests (tests/web_*_test.ts, playwright-core)
   nodejs npm                  # to fetch Deno from the npm registry
 )
 
