@@ -58,6 +58,13 @@ Deno.test({
         assert.match(page.url(), /\/web\/login\?next=%2Fweb%2Fvms$/);
         await shot(page, dir, "01-login");
         await accessible(page, "login");
+        // Keyboard: the first Tab reaches the skip link, with a visible
+        // focus ring.
+        await page.keyboard.press("Tab");
+        const focused = await page.evaluate(
+          `[document.activeElement.textContent, getComputedStyle(document.activeElement).outlineStyle]`,
+        ) as string[];
+        assert.deepEqual(focused, ["Skip to content", "solid"]);
 
         await env.login(page, "bob");
         assert.match(page.url(), /\/web\/vms$/);
@@ -123,6 +130,29 @@ Deno.test({
           `/web/console/${id}`,
         );
         await shot(page, dir, "07-vm-list-running");
+        // The fragments live.js swaps in: exactly one row each.
+        const vmRow = await (await page.request.get(
+          `${env.base}/web/fragments/vm-row/${id}`,
+        )).text();
+        assert.equal(vmRow.match(/<tr\b/g)?.length, 1, vmRow);
+        assert.ok(vmRow.startsWith(`<tr data-vm="${id}">`), vmRow);
+        assert.ok(vmRow.endsWith("</tr>"), vmRow);
+        for (const f of ["phase", "host", "addresses"]) {
+          assert.match(vmRow, new RegExp(`<td data-field="${f}">`));
+        }
+        await page.goto(`${env.base}/web/vms/${id}`);
+        const task = await page.locator(
+          'tbody[data-live-list="tasks"] tr[data-task]',
+        ).first().getAttribute("data-task");
+        const taskRow = await (await page.request.get(
+          `${env.base}/web/fragments/task-row/${task}`,
+        )).text();
+        assert.equal(taskRow.match(/<tr\b/g)?.length, 1, taskRow);
+        assert.ok(taskRow.startsWith(`<tr data-task="${task}">`), taskRow);
+        for (const f of ["state", "progress"]) {
+          assert.match(taskRow, new RegExp(`<td data-field="${f}">`));
+        }
+        await page.goto(`${env.base}/web/vms`);
         await accessible(page, "vm list");
 
         // The same page at a phone's width.
