@@ -125,6 +125,15 @@ Deno.test({
           assert.equal(c?.sameSite, "Strict");
           assert.equal(c?.httpOnly, true);
           assert.equal(c?.path, "/");
+          // An unknown page is the web's own 404 page, with the same headers.
+          const nope = await page.request.get(`${env.base}/web/nope`);
+          assert.equal(nope.status(), 404);
+          assert.match(nope.headers()["content-type"], /^text\/html/);
+          assert.equal(nope.headers()["content-security-policy"], CSP);
+          const root = await page.request.get(`${env.base}/web/`, {
+            maxRedirects: 0,
+          });
+          assert.equal(root.headers()["location"], "/web/vms");
         });
 
         await step("another user's VM id shows nothing of it", async () => {

@@ -97,7 +97,7 @@ async function page(
             rows={4}
             required
             spellcheck={false}
-            aria-invalid={keyBad || undefined}
+            aria-invalid={keyBad ? "true" : undefined}
             aria-describedby="f-publicKey-hint"
           >
             {v.publicKey}

@@ -36,7 +36,6 @@ export const WEB_BODY_BYTES = 3 * MAX_USER_DATA_BYTES + 16 * 1024;
 export function webApp(w: WebDeps): Hono<WebEnv> {
   const web = new Hono<WebEnv>();
   web.onError(webError(w.log));
-  web.notFound(webNotFound);
   web.use(
     "*",
     securityHeaders(),
@@ -57,5 +56,11 @@ export function webApp(w: WebDeps): Hono<WebEnv> {
   web.route("/networks", networkPages(w));
   web.route("/keys", keyPages(w));
   web.route("/fragments", fragments(w));
+  // The API's own 404 would answer JSON: unknown pages get the web's.
+  web.all(
+    "*",
+    (c) =>
+      c.req.path === "/web/" ? c.redirect("/web/vms", 303) : webNotFound(c),
+  );
   return web;
 }

@@ -182,7 +182,11 @@ function CreateForm(
       />
       <div class={imageBad ? "field invalid" : "field"}>
         <label for="f-image">Image</label>
-        <select id="f-image" name="image" aria-invalid={imageBad || undefined}>
+        <select
+          id="f-image"
+          name="image"
+          aria-invalid={imageBad ? "true" : undefined}
+        >
           {imageNames.map((n) => (
             <option key={n} value={n} selected={n === v.image}>{n}</option>
           ))}
