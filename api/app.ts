@@ -41,9 +41,11 @@ import type { BearerTokens } from "./tokens.ts";
 import { metricsAccess } from "./metrics_access.ts";
 import { monitoring } from "./monitoring.ts";
 import type { MonitoringTargets } from "./monitoring_targets.ts";
+import type { WebAuth } from "./session_login.ts";
 import { whoamiRoute } from "./session_routes.ts";
 import { tasks } from "./tasks.ts";
 import { vms } from "./vms.ts";
+import { webApp } from "./web/mod.ts";
 
 export type { AppEnv, Principal };
 
@@ -83,6 +85,8 @@ export interface AppOptions {
     failures?: AuthFailures;
     /** Web sessions: a console ticket of a session needs its cookie. */
     sessions?: BearerTokens;
+    /** With it, the web pages are served under `/web/` (api/web/). */
+    web?: WebAuth;
   };
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
@@ -242,6 +246,9 @@ export function createApp({
     }),
   );
   app.route("/web", consolePages());
+  if (identity?.web) {
+    app.route("/web", webApp({ deps, auth: identity.web, log }));
+  }
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));

@@ -122,12 +122,20 @@ function issueMessage(issue: z.core.$ZodIssue, field: string): string {
     : `${field}: ${issue.message}`;
 }
 
-/** Turns a zod failure into a 400 naming the first offending field. */
-export function zodErrorJson(c: Context, error: z.ZodError): Response {
+/** The message of a zod failure and its first offending field. */
+export function zodProblem(
+  error: z.ZodError,
+): { message: string; field?: string } {
   const issues = error.issues;
   const fields = issues.map(issueField);
   const message = issues.map((i, n) => issueMessage(i, fields[n])).join("; ");
-  return errorJson(c, 400, message || "Invalid request", fields[0]);
+  return { message: message || "Invalid request", field: fields[0] };
+}
+
+/** Turns a zod failure into a 400 naming the first offending field. */
+export function zodErrorJson(c: Context, error: z.ZodError): Response {
+  const { message, field } = zodProblem(error);
+  return errorJson(c, 400, message, field);
 }
 
 /** The validation hook of every route: a failed parse is a 400. */

@@ -46,6 +46,7 @@ import { authRoutes } from "./auth_routes.ts";
 import type { AppEnv } from "./env.ts";
 import { EtcdRevocationList } from "./revocations.ts";
 import { seedRecordRoute, seedRoute, serviceSeedRoute } from "./seed_routes.ts";
+import { sessionLogin, type WebAuth } from "./session_login.ts";
 import { sessionRoutes, whoamiRoute } from "./session_routes.ts";
 import { BearerTokens, SESSION_COOKIE } from "./tokens.ts";
 
@@ -69,6 +70,8 @@ export interface Identity {
   seeds: EtcdSeedStore | null;
   /** Refused authentications; `createApp` registers it in its metrics. */
   failures: AuthFailures;
+  /** The login and sessions of the web pages (api/web/). */
+  web: WebAuth;
 }
 
 /**
@@ -230,5 +233,6 @@ export async function createIdentity(
   seedRecordRoute(routes, options);
   sessionRoutes(routes, options);
   serviceSeedRoute(routes, options);
-  return { auth, routes, bearer, sessions, directory, seeds, failures };
+  const web = { config: id, sessions, login: sessionLogin(options) };
+  return { auth, routes, bearer, sessions, directory, seeds, failures, web };
 }

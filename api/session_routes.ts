@@ -12,41 +12,23 @@
  * sessionRoutes(routes, options);
  * ```
  */
-import type { Context } from "hono";
-import { deleteCookie, setCookie } from "hono/cookie";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Config } from "../core/config.ts";
 import { InvalidError } from "../core/errors.ts";
-import type { Directory } from "../core/ldap.ts";
-import type { Logger } from "../core/log.ts";
-import type { AuthLimiter } from "../core/rate_limit.ts";
-import { NAME_RE, TOKEN_RE, type TotpVerifier } from "../core/totp.ts";
+import { NAME_RE } from "../core/totp.ts";
 import { authMethod, currentToken } from "./auth.ts";
-import {
-  type AuthFailureReason,
-  type AuthFailures,
-  countFailure,
-} from "./auth_failures.ts";
 import { type AppEnv, requireAdmin } from "./env.ts";
 import { errorJson, errorResponses, tooManyAttempts } from "./errors.ts";
-import { type BearerTokens, SESSION_COOKIE } from "./tokens.ts";
+import {
+  clearSessionCookie,
+  sessionLogin,
+  type SessionLoginOptions,
+  setSessionCookie,
+} from "./session_login.ts";
+import type { BearerTokens } from "./tokens.ts";
 
-/** What the session routes use. */
-export interface SessionRouteOptions {
-  /** The `identity` configuration (whether the cookie is `Secure`). */
-  config: Config["identity"];
-  directory: Directory;
-  verifier: TotpVerifier;
-  limiter: AuthLimiter;
-  /** The realm of directory users. */
-  realm: string;
-  /** The caller's address, for the limiter and the logs. */
-  address: (c: Context) => string | undefined;
+/** What the session routes use: the login's, and the bearer issuer. */
+export interface SessionRouteOptions extends SessionLoginOptions {
   bearer: BearerTokens;
-  sessions: BearerTokens;
-  /** Where refused logins are counted (method `login`). */
-  failures?: AuthFailures;
-  log: Logger;
 }
 
 const Whoami = z.object({
@@ -162,61 +144,20 @@ export function sessionRoutes(
   r: OpenAPIHono<AppEnv>,
   o: SessionRouteOptions,
 ): void {
-  const {
-    directory,
-    verifier,
-    limiter,
-    realm,
-    address: remoteAddr,
-    bearer,
-    sessions,
-    failures,
-    log,
-    config: id,
-  } = o;
+  const { bearer, sessions, log } = o;
+  const login = sessionLogin(o);
   r.openapi(createSession, async (c) => {
-    const { name, password = "", token = "" } = c.req.valid("json");
-    const addr = remoteAddr(c);
-    const attempt = { name: `${name}@${realm}`, address: addr };
-    const wait = limiter.retryAfterMs(attempt);
-    if (wait > 0) {
-      countFailure(failures, "login", "locked_out");
-      return tooManyAttempts(c, wait) as never;
+    const got = await login(c, c.req.valid("json"));
+    if (!got.ok) {
+      return (got.status === 429
+        ? tooManyAttempts(c, got.retryAfterMs)
+        : errorJson(c, 401, got.message)) as never;
     }
-    const refuse = (reason: AuthFailureReason) => {
-      limiter.fail(attempt);
-      countFailure(failures, "login", reason);
-      log.warn("session refused", { name, realm, address: addr, reason });
-      return errorJson(c, 401, "Invalid name, password or token") as never;
-    };
-    if (!TOKEN_RE.test(token)) return refuse("malformed");
-    // Throws UnavailableError (503) when LDAP is down; "" is refused.
-    if (!await directory.checkPassword(name, password)) {
-      return refuse("password");
-    }
-    const user = await directory.lookup(name);
-    if (!user) return refuse("unknown");
-    // Checked last: a wrong password must not use up the token.
-    const r = await verifier.verify({ name, realm, token }, {
-      signal: c.req.raw.signal,
-    });
-    if (!r.ok) return refuse(r.reason);
-    limiter.succeed(attempt);
-    const principal = { name: user.name, admin: user.admin };
-    const { token: session, claims } = await sessions.issue(principal);
-    setCookie(c, SESSION_COOKIE, session, {
-      httpOnly: true,
-      sameSite: "Strict",
-      path: "/",
-      maxAge: sessions.ttlSeconds,
-      secure: id.sessionCookieSecure,
-    });
-    c.header("Cache-Control", "no-store");
-    log.info("session opened", { name, realm, address: addr });
+    setSessionCookie(c, o, got.token);
     return c.json({
-      ...principal,
-      expiresAt: new Date(claims.exp * 1000).toISOString(),
-      expiresIn: claims.exp - claims.iat,
+      ...got.principal,
+      expiresAt: new Date(got.claims.exp * 1000).toISOString(),
+      expiresIn: got.claims.exp - got.claims.iat,
     }, 200);
   });
   r.openapi(endSession, async (c) => {
@@ -226,10 +167,7 @@ export function sessionRoutes(
       await sessions.revokeId(claims.jti);
       revoked = true;
     }
-    deleteCookie(c, SESSION_COOKIE, {
-      path: "/",
-      secure: id.sessionCookieSecure,
-    });
+    clearSessionCookie(c, o);
     return c.json({ revoked }, 200);
   });
   r.openapi(revokeToken, async (c) => {
@@ -255,12 +193,7 @@ export function sessionRoutes(
       );
     }
     await (method === "session" ? sessions : bearer).revokeId(claims.jti);
-    if (method === "session") {
-      deleteCookie(c, SESSION_COOKIE, {
-        path: "/",
-        secure: id.sessionCookieSecure,
-      });
-    }
+    if (method === "session") clearSessionCookie(c, o);
     log.info("token revoked", { by: p.name, jti: claims.jti });
     return c.json({ revoked: true }, 200);
   });

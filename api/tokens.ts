@@ -106,6 +106,20 @@ export class BearerTokens {
     return { token: `${this.#prefix}${body}.${mac}`, claims };
   }
 
+  /**
+   * An HMAC (base64url) of `context` with this issuer's key, for values
+   * bound to a token, such as the CSRF token of a web session
+   * (api/web/csrf.ts). Never a token's MAC: those sign the prefix first.
+   */
+  async tag(context: string): Promise<string> {
+    const mac = await crypto.subtle.sign(
+      "HMAC",
+      this.#key,
+      new TextEncoder().encode(`tag:${context}`),
+    );
+    return Buffer.from(mac).toString("base64url");
+  }
+
   /** Checks signature, expiry and revocation. */
   async verify(token: string): Promise<BearerResult> {
     const m = this.#re.exec(token);

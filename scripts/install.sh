@@ -18,6 +18,7 @@ packages=(
   extlinux syslinux-common fdisk e2fsprogs  # its disk-booting variant
   debootstrap                 # the Debian cloud image (build_debian_image.sh)
   prometheus                  # monitoring beside `up` (scripts/up_prometheus.ts), promtool in tests
+  chromium                    # headless browser of the web page tests (tests/web_*_test.ts, playwright-core)
   nodejs npm                  # to fetch Deno from the npm registry
 )
 

@@ -13,6 +13,8 @@ import { documentedApp } from "../scripts/cli_types.ts";
 
 /** Served outside the API's document: operations and the document itself. */
 const UNDOCUMENTED = ["/healthz", "/metrics", "/v1/openapi.json"];
+/** The web pages (api/web/): HTML for browsers, not API operations. */
+const WEB_PAGES = /^\/web(\/|$)/;
 
 /** `METHOD /path/{param}` of every route the app answers. */
 function servedRoutes(app: OpenAPIHono<AppEnv>): string[] {
@@ -20,7 +22,7 @@ function servedRoutes(app: OpenAPIHono<AppEnv>): string[] {
   for (const { method, path } of app.routes) {
     // `app.use()` middleware is listed as ALL on a wildcard path.
     if (method === "ALL" && path.endsWith("*")) continue;
-    if (UNDOCUMENTED.includes(path)) continue;
+    if (UNDOCUMENTED.includes(path) || WEB_PAGES.test(path)) continue;
     served.add(`${method} ${path.replace(/:(\w+)/g, "{$1}")}`);
   }
   return [...served].sort();

@@ -1,0 +1,171 @@
+/**
+ * The environment of the web page tests: a real slapd (alice admin, bob,
+ * carol) and etcd, one worker with the sim driver (host h1), the real app
+ * with the identity auth served over HTTP on 127.0.0.1 (the browser needs a
+ * port), each user's TOTP seed, and tokens from oathtool that were not
+ * used yet. The clock of the session tokens can be moved forward to
+ * expire sessions. `withWebEnv()` runs a test body in it and tears it
+ * all down after.
+ */
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import { createApp } from "../../api/app.ts";
+import { createIdentity } from "../../api/identity.ts";
+import { parseConfig } from "../../core/config.ts";
+import { keys } from "../../core/keys.ts";
+import { Alive } from "../../core/schemas.ts";
+import { importHostKey, newHostKey } from "../../core/secrets.ts";
+import { type Cluster, dump, startCluster, waitFor } from "./cluster.ts";
+import { captureLog, oathtool } from "./otp.ts";
+import {
+  BASE_DN,
+  groupLdif,
+  SERVICE_DN,
+  SERVICE_PW,
+  startSlapd,
+  userLdif,
+} from "./slapd.ts";
+
+/** The users of the directory and their passwords. */
+export const PASSWORDS: Record<string, string> = {
+  alice: "alice-pw",
+  bob: "bob-pw",
+  carol: "carol-pw",
+};
+
+/** What a test body gets from `withWebEnv()`. */
+export interface WebTestEnv {
+  cluster: Cluster;
+  /** The app's base URL, `http://127.0.0.1:<port>`. */
+  base: string;
+  app: ReturnType<typeof createApp>;
+  log: ReturnType<typeof captureLog>;
+  /** A TOTP token of `name` whose time step no login used yet. */
+  token: (name: string) => Promise<string>;
+  /** Moves the session tokens' clock forward by `ms`. */
+  advance: (ms: number) => void;
+  /** Every key and value of the cluster's prefix. */
+  snapshot: () => Promise<Record<string, string>>;
+  /** Fills and sends the login form in `page`. */
+  login: (
+    page: Page,
+    name: string,
+    o?: { password?: string; token?: string },
+  ) => Promise<void>;
+}
+
+/** Runs `body` against a fresh slapd, etcd, sim worker and app server. */
+export async function withWebEnv(
+  body: (env: WebTestEnv) => Promise<void>,
+): Promise<void> {
+  const slapd = await startSlapd();
+  const cluster = await startCluster({ guest: false });
+  cluster.env.UCLOUD_DRIVER = "sim";
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  try {
+    await slapd.add(
+      [
+        userLdif("alice", PASSWORDS.alice),
+        userLdif("bob", PASSWORDS.bob),
+        userLdif("carol", PASSWORDS.carol),
+        groupLdif("ucloud-admins", ["alice"]),
+      ].join("\n"),
+    );
+    await cluster.addWorker({ name: "h1" });
+    const config = parseConfig({
+      stateDir: `${cluster.dir}/api`,
+      etcd: cluster.config.etcd,
+      identity: {
+        ldap: {
+          url: slapd.url,
+          baseDn: BASE_DN,
+          bindDn: SERVICE_DN,
+          bindPassword: SERVICE_PW,
+          timeoutMs: 2000,
+        },
+        // The browser talks plain HTTP to 127.0.0.1.
+        sessionCookieSecure: false,
+        sessionTtlSeconds: 600,
+        rateLimit: {
+          perName: { limit: 1000, windowSeconds: 300 },
+          perAddress: { limit: 1000, windowSeconds: 300 },
+        },
+      },
+    }, () => undefined);
+    let skew = 0;
+    const log = captureLog();
+    const identity = await createIdentity({
+      store: cluster.store,
+      config,
+      keys: await importHostKey(newHostKey()),
+      log,
+      now: () => Date.now() + skew,
+    });
+    const app = createApp({ store: cluster.store, config, identity, log });
+    server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      app.fetch,
+    );
+    const base = `http://127.0.0.1:${server.addr.port}`;
+
+    const seeds: Record<string, string> = {};
+    for (const name of Object.keys(PASSWORDS)) {
+      const res = await app.request("/v1/auth/seed", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, password: PASSWORDS[name] }),
+      });
+      assert.equal(res.status, 201, await res.clone().text());
+      seeds[name] = (await res.json()).seed;
+    }
+    const used = new Map<string, Set<number>>();
+    const token = async (name: string) => {
+      const seen = used.get(name) ?? new Set<number>();
+      used.set(name, seen);
+      for (;;) {
+        const step = Math.floor(Date.now() / 30_000);
+        // The verifier takes the step before, this one and the next.
+        const free = [step, step + 1].find((s) => !seen.has(s));
+        if (free !== undefined) {
+          seen.add(free);
+          return await oathtool(seeds[name], free * 30_000);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    };
+    await waitFor("h1 alive", () => cluster.store.get(keys.alive("h1"), Alive));
+    const login = async (
+      page: Page,
+      name: string,
+      o: { password?: string; token?: string } = {},
+    ) => {
+      await page.goto(`${base}/web/login`);
+      await page.getByLabel("User name").fill(name);
+      await page.getByLabel("Password").fill(o.password ?? PASSWORDS[name]);
+      await page.getByLabel("TOTP token").fill(o.token ?? await token(name));
+      await Promise.all([
+        page.waitForLoadState("load"),
+        page.getByRole("button", { name: "Log in" }).click(),
+      ]);
+    };
+    await body({
+      cluster,
+      base,
+      app,
+      log,
+      token,
+      advance: (ms) => {
+        skew += ms;
+      },
+      snapshot: () => dump(cluster.store),
+      login,
+    });
+  } catch (err) {
+    await cluster.printLogs();
+    throw err;
+  } finally {
+    await server?.shutdown();
+    await cluster.stop();
+    await slapd.close();
+  }
+}
