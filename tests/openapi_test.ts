@@ -20,8 +20,9 @@ const WEB_PAGES = /^\/web(\/|$)/;
 function servedRoutes(app: OpenAPIHono<AppEnv>): string[] {
   const served = new Set<string>();
   for (const { method, path } of app.routes) {
-    // `app.use()` middleware is listed as ALL on a wildcard path.
-    if (method === "ALL" && path.endsWith("*")) continue;
+    // `app.use()` middleware is listed as ALL (on a wildcard path, or on
+    // the one path it guards, e.g. /v1/monitoring/targets).
+    if (method === "ALL") continue;
     if (UNDOCUMENTED.includes(path) || WEB_PAGES.test(path)) continue;
     served.add(`${method} ${path.replace(/:(\w+)/g, "{$1}")}`);
   }
