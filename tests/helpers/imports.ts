@@ -21,7 +21,7 @@ export interface Module {
 
 const SKIP = new Set(["node_modules", "dist", ".git", ".state"]);
 
-/** Every `.ts` file under `root`, by repository path. */
+/** Every `.ts` and `.tsx` file under `root`, by repository path. */
 export async function readGraph(root: URL): Promise<Map<string, Module>> {
   const graph = new Map<string, Module>();
   const walk = async (dir: string) => {
@@ -29,7 +29,7 @@ export async function readGraph(root: URL): Promise<Map<string, Module>> {
       if (e.name.startsWith(".") || SKIP.has(e.name)) continue;
       const path = dir + e.name;
       if (e.isDirectory) await walk(path + "/");
-      else if (e.isFile && e.name.endsWith(".ts")) {
+      else if (e.isFile && /\.tsx?$/.test(e.name)) {
         graph.set(
           path,
           parse(path, await Deno.readTextFile(new URL(path, root))),
