@@ -20,8 +20,11 @@ import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
+import type { BearerTokens } from "./tokens.ts";
 import { type AppEnv, type Principal, router } from "./env.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
+import { EventHub } from "./event_hub.ts";
+import { events, type EventsOptions } from "./events.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
 import { UPLOAD_PATH_RE } from "./image_upload.ts";
@@ -64,7 +67,23 @@ export interface AppOptions {
    * Authentication built by `createIdentity` (api/identity.ts): its `auth`
    * fills the `auth` slot and its routes are mounted at `/v1/auth`.
    */
-  identity?: { auth: MiddlewareHandler<AppEnv>; routes: OpenAPIHono<AppEnv> };
+  identity?: {
+    auth: MiddlewareHandler<AppEnv>;
+    routes: OpenAPIHono<AppEnv>;
+    /** Checked again by long requests (`/v1/events`). */
+    bearer?: BearerTokens;
+    sessions?: BearerTokens;
+  };
+  /**
+   * The shared watches of `/v1/events` (a new hub by default; close it
+   * before the server shuts down) and its heartbeat and buffer settings.
+   */
+  events?:
+    & { hub?: EventHub }
+    & Pick<
+      EventsOptions,
+      "heartbeatMs" | "maxBufferBytes"
+    >;
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
@@ -87,6 +106,7 @@ export function createApp({
   registry = new Registry(),
   taskCounts,
   log = logger({ component: "api" }),
+  events: eventOptions = {},
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
@@ -187,6 +207,16 @@ export function createApp({
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
   app.route("/v1/users", quotas(deps));
+  const bearer = identity?.bearer;
+  app.route(
+    "/v1/events",
+    events({
+      ...eventOptions,
+      store,
+      hub: eventOptions.hub ?? new EventHub(store, { log }),
+      tokens: bearer && { bearer, sessions: identity?.sessions },
+    }),
+  );
   if (identity) app.route("/v1/auth", identity.routes);
   // Without identity, `ucloud whoami` still says who the API takes you for.
   else app.route("/v1/auth", whoamiRoute(router()));

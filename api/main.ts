@@ -13,6 +13,7 @@ import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { Store } from "../core/store.ts";
 import { createApp } from "./app.ts";
+import { EventHub } from "./event_hub.ts";
 import { createIdentity } from "./identity.ts";
 import { TaskCounts } from "./task_counts.ts";
 
@@ -39,7 +40,16 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
-  const app = createApp({ store, config, identity, taskCounts });
+  // The watches of /v1/events; closed first, or its streams keep the
+  // server from shutting down.
+  const hub = new EventHub(store, { log });
+  const app = createApp({
+    store,
+    config,
+    identity,
+    taskCounts,
+    events: { hub },
+  });
   const server = Deno.serve({
     hostname: config.api.listen,
     port: config.api.port,
@@ -56,7 +66,7 @@ export async function main(): Promise<void> {
   const stop = () => {
     log.info("api stopping");
     for (const s of signals) Deno.removeSignalListener(s, stop);
-    server.shutdown();
+    hub.close().finally(() => server.shutdown());
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
