@@ -40,8 +40,8 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
-  // The watches of /v1/events; closed first, or its streams keep the
-  // server from shutting down.
+  // The watches of /v1/events; closed at shutdown, or its streams keep the
+  // server from finishing.
   const hub = new EventHub(store, { log });
   const app = createApp({
     store,
@@ -66,7 +66,9 @@ export async function main(): Promise<void> {
   const stop = () => {
     log.info("api stopping");
     for (const s of signals) Deno.removeSignalListener(s, stop);
-    hub.close().finally(() => server.shutdown());
+    // No new connections first, then the event streams end (reset).
+    server.shutdown();
+    hub.close();
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;
