@@ -1,7 +1,8 @@
 /**
  * A reader of server-sent event streams for tests: `EventLog` reads a
  * response body in the background, parses its frames and keeps them, and
- * `waitEvent()` waits for one that matches.
+ * `waitEvent()` waits for one that matches; `readUntilSynced()` reads a
+ * `/v1/events` answer up to the end of its snapshot.
  */
 import { waitFor } from "./cluster.ts";
 
@@ -83,4 +84,15 @@ export class EventLog {
     await this.#reader.cancel().catch(() => {});
     await this.ended;
   }
+}
+
+/**
+ * The events of a `/v1/events` stream up to its `synced` event, as a JSON
+ * array; cancels the stream after it.
+ */
+export async function readUntilSynced(res: Response): Promise<string> {
+  const log = new EventLog(res);
+  await log.waitEvent("synced", () => true, 30_000);
+  await log.cancel();
+  return JSON.stringify(log.events);
 }
