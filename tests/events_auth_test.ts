@@ -66,7 +66,7 @@ Deno.test({
         headers: { authorization: `Bearer ${bob}` },
       });
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      await log.ended;
+      await waitFor("bob's stream ended", () => log.done, 20_000);
       assert.deepEqual(log.events.at(-1), {
         event: "end",
         data: { reason: "revoked" },
@@ -83,12 +83,12 @@ Deno.test({
       );
       await web.waitEvent("synced");
       await identity.sessions.revoke(session);
-      await web.ended;
+      await waitFor("the web session's stream ended", () => web.done, 20_000);
       assert.deepEqual(web.events.at(-1)?.data, { reason: "revoked" });
 
       // carol's token (15 minutes) outlived: her stream ends as expired.
       skew = 16 * 60_000;
-      await other.ended;
+      await waitFor("carol's stream ended", () => other.done, 20_000);
       assert.deepEqual(other.events.at(-1)?.data, { reason: "expired" });
       await waitFor("no watch left", () => hub.watching === 0);
     } finally {
