@@ -213,6 +213,7 @@ export function createApp({
     events({
       ...eventOptions,
       store,
+      log,
       hub: eventOptions.hub ?? new EventHub(store, { log }),
       tokens: bearer && { bearer, sessions: identity?.sessions },
     }),

@@ -21,6 +21,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { keys } from "../core/keys.ts";
+import { type Logger, logger } from "../core/log.ts";
 import { Task, Vm } from "../core/schemas.ts";
 import type { Store } from "../core/store.ts";
 import { decodeRaw, listPages } from "../core/watch.ts";
@@ -49,6 +50,7 @@ export interface EventsOptions {
   heartbeatMs?: number;
   /** Bytes queued per client at most (api/sse_stream.ts). */
   maxBufferBytes?: number;
+  log?: Logger;
 }
 
 const route = createRoute({
@@ -172,7 +174,8 @@ async function follow(
     sse.discard("unavailable");
     throw err;
   }
-  snapshot(opts.store, sse, who, visible, known).then((revision) => {
+  const log = opts.log ?? logger({ component: "events" });
+  snapshot(opts.store, sse, who, visible, known, log).then((revision) => {
     if (revision === null) return;
     synced = BigInt(revision);
     sse.send(frame("synced", { revision }, revision));
@@ -191,6 +194,7 @@ async function snapshot(
   who: Caller,
   visible: (owner: string) => boolean,
   known: Set<string>,
+  log: Logger,
 ): Promise<string | null> {
   try {
     const revision = await listPages(store, keys.vms, async (page) => {
@@ -203,7 +207,12 @@ async function snapshot(
       }
     });
     return sse.open ? revision : null;
-  } catch {
+  } catch (err) {
+    if (!sse.open) return null;
+    log.warn("event stream snapshot failed", {
+      user: who.name,
+      error: String(err),
+    });
     sse.drop("snapshot failed");
     return null;
   }
