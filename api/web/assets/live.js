@@ -5,7 +5,11 @@
 // appended to `<tbody data-live-list="vms">` from
 // `/web/fragments/vm-row/ID`; `vm-deleted` removes its rows. Tasks the same
 // with `data-task`, fields `state` and `progress`, list `tasks`, fragment
-// `/web/fragments/task-row/ID`. `[data-live-status]` shows "live",
+// `/web/fragments/task-row/ID`. Once a connection's snapshot is in
+// (`synced`), rows it did not mention are checked against the API: a VM row
+// the snapshot did not have and an unfinished task row (changes may have come
+// while no stream was open) are read again, and removed when gone.
+// `[data-live-status]` shows "live",
 // "reconnecting", "session ended" or "logged out". A page with
 // `[data-live-all]` (an admin's list of everyone's) follows `?all=1`.
 "use strict";
@@ -94,6 +98,41 @@
     }
   }
 
+  /** Reads a row's document again; removes the row when it is gone. */
+  async function refresh(kind, path, id) {
+    const res = await fetch(`/v1/${path}/${encodeURIComponent(id)}`, {
+      credentials: "same-origin",
+    });
+    if (res.status === 404) return remove(kind, id);
+    if (res.ok) update(kind, await res.json());
+  }
+
+  /** After a snapshot: rows it did not cover may be stale. */
+  async function reconcile(shown) {
+    const vmRows = document.querySelectorAll(
+      'tbody[data-live-list="vms"] tr[data-vm]',
+    );
+    const taskRows = document.querySelectorAll("tr[data-task]");
+    const unfinished = (row) =>
+      /^(queued|running)$/.test(
+        row.querySelector('[data-field="state"]')?.textContent ?? "",
+      );
+    try {
+      for (const row of vmRows) {
+        if (!shown.has(row.dataset.vm)) {
+          await refresh(KINDS.vm, "vms", row.dataset.vm);
+        }
+      }
+      for (const row of taskRows) {
+        if (unfinished(row)) {
+          await refresh(KINDS.task, "tasks", row.dataset.task);
+        }
+      }
+    } catch {
+      // The API is not reachable: the stream's next connection tries again.
+    }
+  }
+
   let delay = 1000;
   let source = null;
 
@@ -131,7 +170,17 @@
       delay = 1000;
       status("live");
     });
-    on("vm", (vm) => update(KINDS.vm, vm));
+    /** VM ids of this connection's snapshot, until it is complete. */
+    let shown = new Set();
+    on("vm", (vm) => {
+      shown?.add(vm.id);
+      update(KINDS.vm, vm);
+    });
+    on("synced", () => {
+      const ids = shown;
+      shown = null;
+      reconcile(ids);
+    });
     on("vm-deleted", ({ id }) => remove(KINDS.vm, id));
     on("task", (t) => update(KINDS.task, t));
     on("reset", retry);
