@@ -50,7 +50,7 @@ export interface HubEvent<T> {
 export interface Subscriber<T> {
   onEvent(ev: HubEvent<T>): void;
   /** The subscription ended (watch broken or hub closed): list again. */
-  onReset(): void;
+  onReset(why: string): void;
 }
 
 interface FeedState {
@@ -109,13 +109,16 @@ export class EventHub {
     return () => this.#leave(feed.prefix, state, sub);
   }
 
-  /** Ends every subscription (each gets `onReset`) and every watch. */
+  /**
+   * Ends every subscription (each gets `onReset`) and every watch. The hub
+   * can be subscribed again after.
+   */
   async close(): Promise<void> {
     const feeds = [...this.#feeds.values()];
     this.#feeds.clear();
     for (const f of feeds) {
       f.ctl.abort();
-      for (const s of [...f.subs]) s.onReset();
+      for (const s of [...f.subs]) s.onReset("the API is shutting down");
       f.subs.clear();
     }
     await Promise.all(feeds.map((f) => f.done));
@@ -188,7 +191,7 @@ export class EventHub {
       // Broken: events may be lost. Subscribers list again.
       if (this.#feeds.get(prefix) === state) this.#feeds.delete(prefix);
       ctl.abort();
-      for (const s of [...subs]) s.onReset();
+      for (const s of [...subs]) s.onReset("the watch broke");
       subs.clear();
     };
     const state: FeedState = { subs, ctl, ready, done: Promise.resolve() };

@@ -160,7 +160,7 @@ async function follow(
         sse.send(frame("task", taskView(who, ev.value!), ev.modRevision));
       }
     });
-  const reset = () => sse.drop("watch reset");
+  const reset = (why: string) => sse.drop(why);
   try {
     for (const [feed, onEvent] of [[VM_FEED, onVm], [TASK_FEED, onTask]]) {
       const leave = await opts.hub.subscribe(
