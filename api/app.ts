@@ -21,11 +21,14 @@ import { type Logger, logger } from "../core/log.ts";
 import { MAX_USER_DATA_BYTES } from "../core/schemas.ts";
 import { NAME_RE } from "../core/totp.ts";
 import type { Store } from "../core/store.ts";
+import type { BearerTokens } from "./tokens.ts";
 import { type AppEnv, type Principal, router } from "./env.ts";
 import { consoleTickets } from "./console.ts";
 import { consolePages } from "./console_page.ts";
 import { consoleSocket } from "./console_ws.ts";
 import { errorJson, notFound, onError, validationHook } from "./errors.ts";
+import { EventHub } from "./event_hub.ts";
+import { events, type EventsOptions } from "./events.ts";
 import { hosts } from "./hosts.ts";
 import { sshKeys } from "./keys.ts";
 import { UPLOAD_PATH_RE } from "./image_upload.ts";
@@ -37,7 +40,6 @@ import { httpMetrics, metrics } from "./metrics.ts";
 import type { TaskCounts } from "./task_counts.ts";
 import { quotas } from "./quotas.ts";
 import { EtcdRevocationList } from "./revocations.ts";
-import type { BearerTokens } from "./tokens.ts";
 import { metricsAccess } from "./metrics_access.ts";
 import { monitoring } from "./monitoring.ts";
 import type { MonitoringTargets } from "./monitoring_targets.ts";
@@ -83,11 +85,22 @@ export interface AppOptions {
     routes: OpenAPIHono<AppEnv>;
     /** Refused authentications, reported by `/metrics`. */
     failures?: AuthFailures;
-    /** Web sessions: a console ticket of a session needs its cookie. */
+    /** Checked again by long requests (`/v1/events`, the console). */
+    bearer?: BearerTokens;
     sessions?: BearerTokens;
     /** With it, the web pages are served under `/web/` (api/web/). */
     web?: WebAuth;
   };
+  /**
+   * The shared watches of `/v1/events` (a new hub by default; close it
+   * before the server shuts down) and its heartbeat and buffer settings.
+   */
+  events?:
+    & { hub?: EventHub }
+    & Pick<
+      EventsOptions,
+      "heartbeatMs" | "maxBufferBytes"
+    >;
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
   /** The watched task counts `/metrics` reports; no task gauges without. */
@@ -120,6 +133,7 @@ export function createApp({
   metrics: more = [],
   monitoringTargets,
   log = logger({ component: "api" }),
+  events: eventOptions = {},
 }: AppOptions): OpenAPIHono<AppEnv> {
   auth ??= identity?.auth ?? localAdmin;
   const deps = { store, config };
@@ -230,6 +244,17 @@ export function createApp({
   app.route("/v1/tasks", tasks(deps));
   app.route("/v1/maintenance", maintenance(deps));
   app.route("/v1/users", quotas(deps));
+  const bearer = identity?.bearer;
+  app.route(
+    "/v1/events",
+    events({
+      ...eventOptions,
+      store,
+      log,
+      hub: eventOptions.hub ?? new EventHub(store, { log }),
+      tokens: bearer && { bearer, sessions: identity?.sessions },
+    }),
+  );
   // The console: tickets (authenticated above), its page and websocket
   // (the ticket is their credential; api/console_ws.ts).
   const consoleConfig = config.console ?? ConsoleConfig.parse({});

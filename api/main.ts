@@ -16,6 +16,7 @@ import { Store } from "../core/store.ts";
 import { ApiAnnouncement, metricsUrl } from "./announce.ts";
 import { createApp } from "./app.ts";
 import { EtcdSize } from "./etcd_size.ts";
+import { EventHub } from "./event_hub.ts";
 import { createIdentity } from "./identity.ts";
 import { MonitoringTargets } from "./monitoring_targets.ts";
 import { TaskCounts } from "./task_counts.ts";
@@ -51,6 +52,9 @@ export async function main(): Promise<void> {
       "authentication is OFF: every caller is the local admin; set identity.ldap.url (UCLOUD_LDAP_URL) to require TOTP",
     );
   }
+  // The watches of /v1/events; closed at shutdown, or its streams keep the
+  // server from finishing.
+  const hub = new EventHub(store, { log });
   const app = createApp({
     store,
     config,
@@ -62,6 +66,7 @@ export async function main(): Promise<void> {
       ...etcdSize.metrics,
     ],
     monitoringTargets,
+    events: { hub },
   });
   let announcement: ApiAnnouncement | undefined;
   const server = Deno.serve({
@@ -85,8 +90,12 @@ export async function main(): Promise<void> {
     log.info("api stopping");
     for (const s of signals) Deno.removeSignalListener(s, stop);
     // Out of discovery first: Prometheus stops scraping a replica that goes.
+    // Then no new connections, and the event streams end (reset).
     const leave = announcement?.close() ?? Promise.resolve();
-    leave.finally(() => server.shutdown());
+    leave.finally(() => {
+      server.shutdown();
+      hub.close();
+    });
   };
   for (const s of signals) Deno.addSignalListener(s, stop);
   await server.finished;

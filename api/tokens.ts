@@ -139,17 +139,23 @@ export class BearerTokens {
     } catch {
       return { ok: false, reason: "malformed" };
     }
-    if (this.#now() >= claims.exp * 1000) {
-      return { ok: false, reason: "expired" };
-    }
-    if (await this.#revocations.isRevoked(claims.jti)) {
-      return { ok: false, reason: "revoked" };
-    }
+    const lapsed = await this.lapsed(claims);
+    if (lapsed) return { ok: false, reason: lapsed };
     return {
       ok: true,
       principal: { name: claims.sub, admin: claims.adm },
       claims,
     };
+  }
+
+  /**
+   * Why the token of `claims` (verified before) no longer holds: expired,
+   * revoked, or null while it does. Long requests (event streams) ask again.
+   */
+  async lapsed(claims: BearerClaims): Promise<"expired" | "revoked" | null> {
+    if (this.#now() >= claims.exp * 1000) return "expired";
+    if (await this.#revocations.isRevoked(claims.jti)) return "revoked";
+    return null;
   }
 
   /** Revokes a token that verifies; returns false for one that does not. */

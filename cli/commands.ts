@@ -1,7 +1,7 @@
 /**
  * The command tree: every command of the CLI by name, in the order help
  * lists them, from the command groups (vm.ts, vm_power.ts, vm_nics.ts,
- * network.ts, key.ts, image.ts, host.ts, task.ts, quota.ts, auth.ts), plus `ucloud completion`; the
+ * network.ts, key.ts, image.ts, host.ts, task.ts, quota.ts, events.ts, auth.ts), plus `ucloud completion`; the
  * global flags; and `ParsedArgs`, what the parser makes of a command line.
  *
  * @module
@@ -11,6 +11,7 @@ import { AUTH_COMMANDS } from "./auth.ts";
 import { command, type Context, type Input } from "./command.ts";
 import { bashCompletion } from "./completion.ts";
 import { UsageError } from "./errors.ts";
+import { EVENT_COMMANDS } from "./events.ts";
 import { HOST_COMMANDS } from "./host.ts";
 import { KEY_COMMANDS } from "./key.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
@@ -41,7 +42,7 @@ export const GROUPS = [
   "quota",
 ];
 /** Commands of one word. */
-export const SINGLES = ["login", "whoami", "logout", "completion"];
+export const SINGLES = ["events", "login", "whoami", "logout", "completion"];
 
 function parseCompletion({ args, topic }: Input) {
   const shell = oneArg(args, "shell (bash)", topic);
@@ -87,6 +88,7 @@ export const COMMANDS = {
   ...HOST_COMMANDS,
   ...TASK_COMMANDS,
   ...QUOTA_COMMANDS,
+  ...EVENT_COMMANDS,
   ...AUTH_COMMANDS,
   completion,
 };

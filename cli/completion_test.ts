@@ -43,6 +43,7 @@ Deno.test("ucloud completion bash completes groups, commands and each command's 
   assert.match(source, /^complete -F _ucloud ucloud$/m);
   assert.deepEqual(await complete(source, ["ucloud", ""]), [
     "completion",
+    "events",
     "help",
     "host",
     "image",

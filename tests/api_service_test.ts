@@ -57,6 +57,7 @@ Deno.test({
         const paths = r.body.paths;
         assert.deepEqual(Object.keys(paths).sort(), [
           "/v1/auth/whoami",
+          "/v1/events",
           "/v1/hosts",
           "/v1/hosts/{name}/drain",
           "/v1/hosts/{name}/enable",

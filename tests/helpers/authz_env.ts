@@ -15,6 +15,7 @@ import { Store } from "../../core/store.ts";
 import { noSanitize } from "./api.ts";
 import type { Answer } from "./authz_expect.ts";
 import { captureLog } from "./otp.ts";
+import { readUntilSynced } from "./sse.ts";
 import { type KeptAnswer, SecretSet } from "./secrets_log.ts";
 import {
   BASE_DN,
@@ -140,7 +141,11 @@ export async function withAuthzEnv(
         headers: h,
         body: json === undefined ? undefined : JSON.stringify(json),
       });
-      const text = await res.text();
+      // An event stream never ends by itself: read up to its snapshot.
+      const text =
+        /^text\/event-stream/.test(res.headers.get("content-type") ?? "")
+          ? await readUntilSynced(res)
+          : await res.text();
       let body: unknown = null;
       try {
         body = JSON.parse(text);

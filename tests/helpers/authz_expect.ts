@@ -44,6 +44,7 @@ export const EXPECT: Record<string, UserExpect> = {
   "POST /v1/hosts/{name}/enable": "forbidden",
   "POST /v1/hosts/{name}/shutdown": "forbidden",
   "GET /v1/tasks": "own",
+  "GET /v1/events": "own",
   "GET /v1/tasks/{id}": "notFound",
   "GET /v1/tasks/{id}/drain": "notFound",
   "POST /v1/maintenance/rebalance": "forbidden",
