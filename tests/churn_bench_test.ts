@@ -21,6 +21,7 @@ Deno.test("churnRun() leaves no VM or task key and a short etcd history after 30
       "host/",
       "alive/",
       "alloc/",
+      "consolerelay/",
       "cron-round/",
       "retention/",
       "usage/",
