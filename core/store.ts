@@ -60,6 +60,9 @@ export interface StoreOptions {
   timeoutMs?: number;
 }
 
+/** Keys one `getMany()` request reads (etcd takes 128 operations). */
+export const GET_BATCH = 64;
+
 /** Returns the end of the key range that holds every key starting with `p`. */
 export function prefixEnd(p: Buffer): Buffer {
   const end = Buffer.from(p);
@@ -157,6 +160,40 @@ export class Store {
     const d = this.#decode(res.kvs[0], schema);
     if ("reason" in d) throw new UnreadableError(d.key, d.reason);
     return d;
+  }
+
+  /**
+   * Reads documents by key, `GET_BATCH` keys per request (one transaction
+   * of range reads), in the order of `keys`; absent ones are left out, and
+   * ones that cannot be read are reported and named in `unreadable`, as
+   * `list()` does.
+   */
+  async getMany<T>(
+    keys: string[],
+    schema: z.ZodType<T>,
+  ): Promise<{ items: Kv<T>[]; unreadable: Unreadable[] }> {
+    const items: Kv<T>[] = [];
+    const unreadable: Unreadable[] = [];
+    for (let i = 0; i < keys.length; i += GET_BATCH) {
+      const batch = keys.slice(i, i + GET_BATCH);
+      const res = await this.#call(
+        `read ${batch.length} keys`,
+        () =>
+          this.client.kv.txn({
+            success: batch.map((k) => ({
+              request_range: { key: this.full(k) },
+            })),
+          }),
+      );
+      for (const r of res.responses) {
+        for (const kv of r.response_range.kvs) {
+          const d = this.#decode(kv, schema);
+          if ("reason" in d) unreadable.push(d);
+          else items.push(d);
+        }
+      }
+    }
+    return { items, unreadable };
   }
 
   /**
