@@ -43,6 +43,14 @@ async function documents(store: Store): Promise<string[]> {
   ).sort();
 }
 
+/** What the VM resource needs, on `b`'s store and config (no quotas). */
+function depsOf(b: Bench) {
+  return {
+    store: b.store,
+    config: { ...b.config, quota: QuotaConfig.parse({}) },
+  };
+}
+
 /** Runs `vm.delete` of `id` on `worker` to its end. */
 async function deleteVm(b: Bench, worker: WorkerId, id: string) {
   const ctx = await b.context(worker, "vm.delete", { vm: id });
@@ -149,10 +157,7 @@ Deno.test({
   ...noSanitize,
   fn: () =>
     withBench(async (b) => {
-      const deps = {
-        store: b.store,
-        config: { ...b.config, quota: QuotaConfig.parse({}) },
-      };
+      const deps = depsOf(b);
       const who = { name: "dora", admin: false };
       const { vm } = await createVm(deps, who, small);
       assert.deepEqual(await indexed(b.store), [`dora/${vm.id}`]);
@@ -185,10 +190,7 @@ Deno.test({
   ...noSanitize,
   fn: () =>
     withBench(async (b) => {
-      const deps = {
-        store: b.store,
-        config: { ...b.config, quota: QuotaConfig.parse({}) },
-      };
+      const deps = depsOf(b);
       // VMs of a version before the index: documents without entries.
       const old = Array.from({ length: 150 }, (_, i) =>
         vmDoc(`vm-old-${String(i).padStart(3, "0")}`, {}, {
@@ -245,10 +247,7 @@ Deno.test({
   ...noSanitize,
   fn: () =>
     withBench(async (b) => {
-      const deps = {
-        store: b.store,
-        config: { ...b.config, quota: QuotaConfig.parse({}) },
-      };
+      const deps = depsOf(b);
       const worker = await b.incarnation("h1");
       await Promise.all(Array.from({ length: 24 }, async (_, i) => {
         const owner = { name: `w${i % 3}`, admin: false };
