@@ -10,6 +10,16 @@
 export const keys = {
   vm: (id: string) => `vm/${id}`,
   vms: "vm/",
+  /**
+   * VM `vm` is owned by `owner` (the owner index: written and removed in the
+   * transactions that create and delete the VM document).
+   */
+  vmOwner: (owner: string, vm: string) =>
+    `vmowner/${encodeURIComponent(owner)}/${vm}`,
+  vmsOwnedBy: (owner: string) => `vmowner/${encodeURIComponent(owner)}/`,
+  vmOwners: "vmowner/",
+  /** Every VM's owner index key was written (tasks/vm_owner_backfill.ts). */
+  vmOwnersBackfilled: "vmowner-backfilled",
   /** A VM's user data (core/schemas.ts `UserData`). */
   userData: (vm: string) => `userdata/${vm}`,
   host: (name: string) => `host/${name}`,

@@ -424,3 +424,19 @@ export type IpamEntry = z.infer<typeof IpamEntry>;
 /** A host that has a network's bridge now (bound to the host's lease). */
 export const NetMember = z.object({ address: z.string().optional() });
 export type NetMember = z.infer<typeof NetMember>;
+
+/**
+ * `vmowner-backfilled`: every VM has its owner index entry
+ * (tasks/vm_owner_backfill.ts), so listings by owner read only the index.
+ */
+export const VmOwnersBackfilled = z.object({
+  by: z.string(),
+  at: z.string(),
+  /** VM documents the backfill read. */
+  vms: z.number().int().min(0),
+});
+export type VmOwnersBackfilled = z.infer<typeof VmOwnersBackfilled>;
+
+/** An owner index entry `vmowner/<owner>/<vm>`: its key says it all. */
+export const VmOwnerEntry = z.object({});
+export type VmOwnerEntry = z.infer<typeof VmOwnerEntry>;

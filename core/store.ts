@@ -1,6 +1,7 @@
 /**
  * The etcd store layer: typed reads, prefix listings that return the header
- * revision, and transactions that compare mod revisions (DESIGN.md rule 1).
+ * revision, and transactions that compare mod revisions (DESIGN.md rule 1;
+ * the builder is core/store_txn.ts, re-exported here).
  * A lost compare is a returned `{ ok: false }`, never an exception.
  * Documents are read and written across versions (core/documents.ts):
  * unknown fields are kept, every object written carries `schemaVersion`,
@@ -16,12 +17,15 @@
  * ```
  */
 import { Buffer } from "node:buffer";
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from "etcd3";
+import { Etcd3, type IKeyValue } from "etcd3";
 import { ExponentialBackoff, type IBackoff, noop } from "cockatiel";
 import type { z } from "zod";
-import { decodeDocument, stamp } from "./documents.ts";
+import { decodeDocument } from "./documents.ts";
 import { UnavailableError, UnreadableError } from "./errors.ts";
 import { reportUnreadable } from "./unreadable.ts";
+import { errMessage, prefixEnd, Txn } from "./store_txn.ts";
+
+export { prefixEnd, Txn, type TxnResult } from "./store_txn.ts";
 
 export interface Kv<T> {
   key: string;
@@ -60,17 +64,8 @@ export interface StoreOptions {
   timeoutMs?: number;
 }
 
-/** Returns the end of the key range that holds every key starting with `p`. */
-export function prefixEnd(p: Buffer): Buffer {
-  const end = Buffer.from(p);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
+/** Keys one `getMany()` request reads (etcd takes 128 operations). */
+export const GET_BATCH = 64;
 
 export class Store {
   readonly #prefix: string;
@@ -157,6 +152,40 @@ export class Store {
     const d = this.#decode(res.kvs[0], schema);
     if ("reason" in d) throw new UnreadableError(d.key, d.reason);
     return d;
+  }
+
+  /**
+   * Reads documents by key, `GET_BATCH` keys per request (one transaction
+   * of range reads), in the order of `keys`; absent ones are left out, and
+   * ones that cannot be read are reported and named in `unreadable`, as
+   * `list()` does.
+   */
+  async getMany<T>(
+    keys: string[],
+    schema: z.ZodType<T>,
+  ): Promise<{ items: Kv<T>[]; unreadable: Unreadable[] }> {
+    const items: Kv<T>[] = [];
+    const unreadable: Unreadable[] = [];
+    for (let i = 0; i < keys.length; i += GET_BATCH) {
+      const batch = keys.slice(i, i + GET_BATCH);
+      const res = await this.#call(
+        `read ${batch.length} keys`,
+        () =>
+          this.client.kv.txn({
+            success: batch.map((k) => ({
+              request_range: { key: this.full(k) },
+            })),
+          }),
+      );
+      for (const r of res.responses) {
+        for (const kv of r.response_range.kvs) {
+          const d = this.#decode(kv, schema);
+          if ("reason" in d) unreadable.push(d);
+          else items.push(d);
+        }
+      }
+    }
+    return { items, unreadable };
   }
 
   /**
@@ -306,143 +335,4 @@ export class Store {
   close(): void {
     this.client.close();
   }
-}
-
-export interface TxnResult {
-  ok: boolean;
-  revision: string;
-}
-
-/**
- * A transaction builder. Conditions are ANDed; `put`/`delete` run when all
- * hold. Nothing is sent until `commit()`.
- */
-export class Txn {
-  readonly #compare: ICompare[] = [];
-  readonly #ops: IRequestOp[] = [];
-
-  constructor(readonly store: Store) {}
-
-  /** Holds when the key's mod revision equals `rev` ("0": key absent). */
-  ifModRevision(key: string, rev: string): this {
-    this.#compare.push({
-      key: this.store.full(key),
-      target: "Mod",
-      result: "Equal",
-      mod_revision: rev,
-    });
-    return this;
-  }
-
-  /** Holds when the key does not exist. */
-  ifAbsent(key: string): this {
-    this.#compare.push({
-      key: this.store.full(key),
-      target: "Create",
-      result: "Equal",
-      create_revision: 0,
-    });
-    return this;
-  }
-
-  /**
-   * Holds when no key under `prefix` was created after `revision` (e.g. the
-   * header revision of a listing): "nothing new appeared since I looked".
-   * Later writes of existing keys do not break it.
-   */
-  ifNoneCreatedSince(prefix: string, revision: string): this {
-    const k = this.store.full(prefix);
-    this.#compare.push({
-      key: k,
-      range_end: prefixEnd(k),
-      target: "Create",
-      result: "Less",
-      create_revision: String(BigInt(revision) + 1n),
-    });
-    return this;
-  }
-
-  /** Holds when the key exists and is bound to `lease`. */
-  ifLease(key: string, lease: string): this {
-    this.#compare.push({
-      key: this.store.full(key),
-      target: "Lease",
-      result: "Equal",
-      lease,
-    });
-    return this;
-  }
-
-  /**
-   * Holds when the key is absent or bound to another lease than `lease`
-   * (etcd compares a missing key's lease as 0): "that incarnation is dead".
-   */
-  ifNotLease(key: string, lease: string): this {
-    this.#compare.push({
-      key: this.store.full(key),
-      target: "Lease",
-      result: "NotEqual",
-      lease,
-    });
-    return this;
-  }
-
-  /**
-   * Writes a JSON document, optionally bound to a lease; an object gets
-   * this code's `schemaVersion` (core/documents.ts).
-   */
-  put(key: string, value: unknown, opts: { lease?: string } = {}): this {
-    this.#ops.push({
-      request_put: {
-        key: this.store.full(key),
-        value: Buffer.from(JSON.stringify(stamp(value))),
-        lease: opts.lease,
-      },
-    });
-    return this;
-  }
-
-  delete(key: string): this {
-    this.#ops.push({ request_delete_range: { key: this.store.full(key) } });
-    return this;
-  }
-
-  /** True when nothing has been added yet. */
-  get empty(): boolean {
-    return this.#ops.length === 0 && this.#compare.length === 0;
-  }
-
-  /** Appends another transaction's conditions and operations. */
-  merge(other: Txn): this {
-    this.#compare.push(...other.#compare);
-    this.#ops.push(...other.#ops);
-    return this;
-  }
-
-  async commit(): Promise<TxnResult> {
-    try {
-      const res = await this.store.client.kv.txn({
-        compare: this.#compare,
-        success: this.#ops,
-        failure: [],
-      });
-      return { ok: res.succeeded, revision: String(res.header.revision) };
-    } catch (err) {
-      if (/lease not found/i.test(errMessage(err))) {
-        this.store.leaseNotFound(
-          this.#ops.flatMap((o) =>
-            o.request_put?.lease ? [String(o.request_put.lease)] : []
-          ),
-        );
-      }
-      throw new UnavailableError(
-        `Cannot commit transaction: etcd: ${errMessage(err)}`,
-        { cause: err },
-      );
-    }
-  }
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

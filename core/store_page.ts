@@ -1,6 +1,7 @@
 /**
- * Paged listings of a prefix, in key order (`ascendingPage`) or newest
- * first for keys that carry their creation time (`descendingPage`): at most
+ * Paged listings of a prefix, in key order (`ascendingPage`), newest
+ * first for keys that carry their creation time (`descendingPage`), or
+ * through an index of keys naming documents (`indexedPage`): at most
  * `limit` matching documents and at most `scanMax` keys read per page, and
  * the position where the next page starts (`next`, null after the last
  * page). A page reads the latest revision: a document that exists and
@@ -15,11 +16,14 @@
  * const q = await ascendingPage(store, keys.vms, Vm, { limit: 100, position: p.next! });
  * ```
  */
-import type { z } from "zod";
+import { z } from "zod";
+import { idOf } from "./keys.ts";
 import type { Kv, Store } from "./store.ts";
 
 /** Keys one page reads at most (matching or not). */
 export const PAGE_SCAN_MAX = 1000;
+/** An index entry: only its key counts. */
+const ENTRY = z.unknown();
 /** Range requests one newest-first page sends at most. */
 const MAX_REQUESTS = 64;
 /** The smallest read of one request, so sparse matches need few requests. */
@@ -76,6 +80,55 @@ export async function ascendingPage<T>(
       }
     }
     if (!page.more || last === null) return { items: out, next: null };
+    from = `${last}\0`;
+    if (read >= scanMax) return { items: out, next: from };
+  }
+}
+
+/**
+ * A page of the documents an index names, in the index's key order: the
+ * keys under `index` (their last segment an id) are read `limit` at a time
+ * and their documents by key (`docKey(id)`, `Store.getMany`), so the cost
+ * grows with the page and the index prefix, not with the documents' whole
+ * prefix. An entry whose document is gone (or unreadable, reported) is
+ * skipped; `match` is checked on the document, which stays the authority.
+ * `position` and `next` are keys under `index`, as in `ascendingPage`.
+ */
+export async function indexedPage<T>(
+  store: Store,
+  index: string,
+  docKey: (id: string) => string,
+  schema: z.ZodType<T>,
+  opts: PageOptions<T>,
+): Promise<Page<T>> {
+  const scanMax = opts.scanMax ?? PAGE_SCAN_MAX;
+  const out: Kv<T>[] = [];
+  let from = opts.position ?? index;
+  let read = 0;
+  for (;;) {
+    const page = await store.list(index, ENTRY, {
+      from,
+      limit: Math.max(1, Math.min(scanMax - read, opts.limit - out.length)),
+    });
+    const entries = [...page.items, ...page.unreadable].map((e) => e.key)
+      .sort();
+    read += entries.length;
+    const docs = await store.getMany(
+      entries.map((k) => docKey(idOf(k))),
+      schema,
+    );
+    const byKey = new Map(docs.items.map((kv) => [kv.key, kv]));
+    for (const entry of entries) {
+      const kv = byKey.get(docKey(idOf(entry)));
+      if (!kv || (opts.match && !opts.match(kv.value))) continue;
+      out.push(kv);
+      if (out.length === opts.limit) {
+        const end = entry === entries.at(-1) && !page.more;
+        return { items: out, next: end ? null : `${entry}\0` };
+      }
+    }
+    const last = entries.at(-1);
+    if (!page.more || last === undefined) return { items: out, next: null };
     from = `${last}\0`;
     if (read >= scanMax) return { items: out, next: from };
   }

@@ -1,12 +1,14 @@
 /**
  * The fixture of the resources/ tests: one throwaway etcd per test file
  * (core/etcd_server.ts), a fresh store with its own prefix per test, and
- * the config the resource functions read. Torn down by `stop()`.
+ * the config the resource functions read. Torn down by `stop()`;
+ * `etcdTest()` registers a test whose steps share one.
  *
  * @example
  * ```ts
- * const etcd = await etcdFixture();
- * try { const { store } = etcd.deps(); ... } finally { await etcd.stop(); }
+ * etcdTest("VMs against a real etcd", async ({ etcd, step }) => {
+ *   await step("createVm() ...", async () => { const { store } = etcd.deps(); });
+ * });
  * ```
  */
 import { ConfigSchema, defaultNetworkConfig } from "../core/config.ts";
@@ -51,4 +53,35 @@ export async function etcdFixture(): Promise<EtcdFixture> {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** What the steps of an {@linkcode etcdTest} share. */
+export interface EtcdTestEnv {
+  etcd: EtcdFixture;
+  /** Runs one step (sanitizers off). */
+  step(name: string, fn: () => Promise<void>): Promise<boolean>;
+}
+
+/**
+ * Registers test `name` (sanitizers off): `body` runs its steps on one
+ * etcd fixture, stopped at the end.
+ */
+export function etcdTest(
+  name: string,
+  body: (env: EtcdTestEnv) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ...noSanitize,
+    async fn(t) {
+      const etcd = await etcdFixture();
+      const step = (name: string, fn: () => Promise<void>) =>
+        t.step({ name, ...noSanitize, fn });
+      try {
+        await body({ etcd, step });
+      } finally {
+        await etcd.stop();
+      }
+    },
+  });
 }

@@ -26,6 +26,7 @@ import { idOf, keys } from "../core/keys.ts";
 import { leasePool } from "../core/lease_pool.ts";
 import { NO_USAGE } from "../core/quota_schemas.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
+import { unindexOwner } from "../resources/vms/owner_index.ts";
 import {
   changeUsage,
   readUsage,
@@ -112,7 +113,7 @@ export async function evacuate(
     vm.value,
   );
   if (vm.value.desired === "deleted") {
-    txn.delete(vm.key).delete(keys.userData(id));
+    unindexOwner(txn.delete(vm.key).delete(keys.userData(id)), vm.value);
     await releaseNics(ctx.store, txn, id, vm.value.nics);
     const usage = await readUsage(ctx.store, vm.value.owner);
     changeUsage(txn, usage, NO_USAGE, vmAmounts(vm.value.spec));

@@ -4,6 +4,7 @@
  * `maintenance.schedule`): it deletes finished tasks older than
  * `maintenance.taskRetentionSeconds` (tasks/retention.ts), writes every
  * user's usage document once in the cluster's life (tasks/usage_backfill.ts),
+ * and every VM's owner index entry likewise (tasks/vm_owner_backfill.ts),
  * then defragments the etcd members whose free space passes
  * `maintenance.defragFreeRatio` and `maintenance.defragMinFreeBytes`, one
  * at a time, followers first and the leader last
@@ -36,6 +37,10 @@ import type { Store } from "../core/store.ts";
 import { defragMembers, type MemberResult } from "./maintenance_defrag.ts";
 import { collectTasks, type RetentionResult } from "./retention.ts";
 import { type BackfillResult, backfillUsage } from "./usage_backfill.ts";
+import {
+  backfillOwners,
+  type OwnerBackfillResult,
+} from "./vm_owner_backfill.ts";
 
 /** The job name: lock `cron/maintenance`, rounds `cron-round/maintenance/`. */
 export const MAINTENANCE = "maintenance";
@@ -58,6 +63,8 @@ export interface MaintenanceResult {
   tasks?: RetentionResult;
   /** What the usage backfill did; absent when it did not run. */
   usage?: BackfillResult;
+  /** What the owner index backfill did; absent when it did not run. */
+  owners?: OwnerBackfillResult;
   etcd: MemberResult[];
 }
 
@@ -127,26 +134,39 @@ export async function maintenanceOnce(
       if (tasks.fenced) return { ...lost, etcd: [] };
       const usage = await backfillUsage(store, { by: opts.by, fence, now });
       if (usage.fenced) return { ...lost, usage, etcd: [] };
+      const owners = await backfillOwners(store, { by: opts.by, fence, now });
+      if (owners.fenced) return { ...lost, usage, owners, etcd: [] };
       await opts.afterTasks?.();
       const held = async () => (await fence().commit()).ok;
-      if (!(await held())) return { ...lost, usage, etcd: [] };
+      if (!(await held())) return { ...lost, usage, owners, etcd: [] };
       const etcd = await defragMembers(store, config.maintenance, {
         log: opts.log,
         fence: held,
       });
       if (etcd.some((m) => m.skipped === "lost the lock")) {
-        return { ...lost, usage, etcd };
+        return { ...lost, usage, owners, etcd };
       }
       const n = etcd.filter((m) => m.defragmented).length;
-      const level = n || tasks.deleted || usage.written ? "info" : "debug";
+      const level = n || tasks.deleted || usage.written || owners.written
+        ? "info"
+        : "debug";
       opts.log?.[level]("maintenance round", {
         by: opts.by,
         tasksDeleted: tasks.deleted,
         tasksKept: tasks.kept,
         usageWritten: usage.written,
+        ownersWritten: owners.written,
         defragmented: n,
       });
-      return { ...base, ran: true, reason: "done", tasks, usage, etcd };
+      return {
+        ...base,
+        ran: true,
+        reason: "done",
+        tasks,
+        usage,
+        owners,
+        etcd,
+      };
     } finally {
       await store.txn().ifLease(lock, lease).delete(lock).commit();
     }

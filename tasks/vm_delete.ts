@@ -2,7 +2,8 @@
  * `vm.delete` (target: the VM's host, or `any` when it was never placed):
  * stops the process (the hard stop: the VM and its disk go, so a guest
  * shutdown would protect nothing), removes its files, then deletes the VM
- * document and its user data and releases its reservation and its NICs'
+ * document, its user data and its owner index entry
+ * (resources/vms/owner_index.ts) and releases its reservation and its NICs'
  * addresses in one transaction, which also gives its cores, memory and
  * disk back to its owner's usage (resources/quotas/usage.ts, comparing
  * that document's revision). Other deletes contend on that document and
@@ -15,6 +16,7 @@
 import { keys } from "../core/keys.ts";
 import { NO_USAGE } from "../core/quota_schemas.ts";
 import { releaseNics } from "../resources/networks/nics.ts";
+import { unindexOwner } from "../resources/vms/owner_index.ts";
 import type { Txn } from "../core/store.ts";
 import {
   changeUsage,
@@ -44,8 +46,11 @@ export const vmDelete: TaskHandler = async (ctx) => {
   // Before the document goes: an image is deletable once no VM names it.
   await removeVmDisk(ctx, vm.value);
   const final = async (): Promise<{ txn: Txn; usage: UsageRead }> => {
-    const txn = ctx.guard().ifModRevision(vm.key, vm.modRevision)
-      .delete(vm.key).delete(keys.userData(id));
+    const txn = unindexOwner(
+      ctx.guard().ifModRevision(vm.key, vm.modRevision)
+        .delete(vm.key).delete(keys.userData(id)),
+      vm.value,
+    );
     if (host) await releaseAlloc(ctx, txn, host, id);
     await releaseNics(ctx.store, txn, id, vm.value.nics);
     const usage = await readUsage(ctx.store, vm.value.owner);

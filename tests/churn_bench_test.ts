@@ -1,8 +1,8 @@
 /**
  * The churn benchmark's phase (scripts/bench/churn.ts) at a tiny scale, on
  * a real etcd and a real worker with the sim driver: after the cycles, the
- * retention and a last maintenance round, no VM, task, queue, claim or
- * IPAM key is left and etcd holds a short history. The full comparison
+ * retention and a last maintenance round, no VM, owner index, task, queue,
+ * claim or IPAM key is left and etcd holds a short history. The full comparison
  * (2,000 against 10,000 cycles) is `deno task bench --only=churn`.
  */
 import assert from "node:assert/strict";
@@ -26,6 +26,7 @@ Deno.test("churnRun() leaves no VM or task key and a short etcd history after 30
       "retention/",
       "usage/",
       "usage-backfilled",
+      "vmowner-backfilled",
     ]
       .includes(p)
   );

@@ -11,11 +11,10 @@ import { eui64 } from "../core/netaddr.ts";
 import { type Network, Vm } from "../core/schemas.ts";
 import { tapName } from "../drivers/net/mod.ts";
 import { main } from "../cli/main.ts";
-import { HostNet } from "../workers/net.ts";
 import { call, headerAuth, noSanitize } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
-import { VmCaches } from "./helpers/host_vms.ts";
+import { hostNet, VmCaches } from "./helpers/host_vms.ts";
 import { ETH, frame } from "./helpers/frames.ts";
 import { marker, sendFrames } from "./helpers/vm_wire.ts";
 
@@ -46,15 +45,8 @@ Deno.test({
           const ns = env.net.host("h1").ns;
           await b.store.txn().put(keys.network(lan.id), lan).commit();
           const worker = await b.incarnation("h1");
-          const hostNet = new HostNet({
-            store: b.store,
-            host: "h1",
-            driver: env.driver("h1", false),
-            underlay: null,
-            lease: () => worker.lease,
-            log: env.log.child({ host: "h1" }),
+          const net = await hostNet(env, b.store, caches, worker, {
             spoofDropsIntervalMs: 0,
-            vms: await caches.start(b.store, "h1", env.log),
           });
           const x = await env.vms.create({
             name: "x",
@@ -73,7 +65,7 @@ Deno.test({
             }],
           }));
           const read = async () => (await b.store.get(keys.vm("vm-x"), Vm))!;
-          await hostNet.sync({ vm: "vm-x" });
+          await net.sync({ vm: "vm-x" });
           // Nothing dropped yet: nothing written.
           assert.equal((await read()).value.status.spoofDrops, undefined);
 
@@ -90,13 +82,13 @@ Deno.test({
               udp("fdc1:d00:8::42"),
             ),
           ], { repeat: 5 });
-          await hostNet.sync({ vm: "vm-x" });
+          await net.sync({ vm: "vm-x" });
           const vm = await read();
           const d = vm.value.status.spoofDrops?.["0"];
           assert.ok(d && d.packets >= 10, JSON.stringify(vm.value.status));
           assert.ok(Date.now() - Date.parse(d.at) < 60_000);
           // Unchanged counters: no further write.
-          await hostNet.sync({ vm: "vm-x" });
+          await net.sync({ vm: "vm-x" });
           assert.equal((await read()).modRevision, vm.modRevision);
 
           // The API shows it; the CLI warns.

@@ -15,7 +15,7 @@ import { run } from "../drivers/runner.ts";
 import { HostNet } from "../workers/net.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { waitFor } from "./helpers/cluster.ts";
-import { VmCaches } from "./helpers/host_vms.ts";
+import { hostNet, VmCaches } from "./helpers/host_vms.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
 
@@ -65,15 +65,7 @@ Deno.test({
           const ns = env.net.host("h1").ns;
           await b.store.txn().put(keys.network(lan.id), lan).commit();
           const worker = await b.incarnation("h1");
-          const net = new HostNet({
-            store: b.store,
-            host: "h1",
-            driver: env.driver("h1", false),
-            underlay: null,
-            lease: () => worker.lease,
-            log: env.log.child({ host: "h1" }),
-            vms: await caches.start(b.store, "h1", env.log),
-          });
+          const net = await hostNet(env, b.store, caches, worker);
           await net.sync();
           running = net.run(stop.signal);
           const tap = tapName(mac);

@@ -18,10 +18,12 @@ import { waitFor, withCluster } from "./helpers/cluster.ts";
 import {
   grant,
   noSanitize,
+  oneSmallHost,
   placementTest,
   post,
   register,
   revoke,
+  WAITING_VM,
 } from "./helpers/placement.ts";
 
 Deno.test({
@@ -137,23 +139,12 @@ placementTest(
     await step(
       "at most maxPendingVmsPerUser of a user's VMs wait: one more that fits nowhere is refused with 409, another user's is not, a delete frees a place",
       async () => {
-        const store = connect();
-        await cacheFor(store);
-        const lease = await grant(store);
-        await register(store, lease, [{
-          name: "h1",
-          cpus: 1,
-          memoryMiB: 4096,
-        }]);
-        const deps = {
-          store,
-          config: {
-            ...config,
-            scheduler: SchedulerConfig.parse({ maxPendingVmsPerUser: 2 }),
-          },
-        };
+        const { store, lease, deps } = await oneSmallHost(
+          { connect, cacheFor, config },
+          2,
+        );
         const alice = { name: "alice", admin: false };
-        const big = { name: "big", cpus: 2, memory: 128, image: "tiny" };
+        const big = WAITING_VM;
         const a1 = await createVm(deps, alice, { ...big, name: "a1" });
         const a2 = await createVm(deps, alice, { ...big, name: "a2" });
         for (const a of [a1, a2]) assert.equal(a.vm.status.phase, "pending");

@@ -17,7 +17,6 @@ import { bridgeOf, tapName } from "../drivers/net/mod.ts";
 import { run } from "../drivers/runner.ts";
 import { PermanentError } from "../tasks/context.ts";
 import { vmStart } from "../tasks/vm_start.ts";
-import { HostNet } from "../workers/net.ts";
 import {
   assertError,
   call,
@@ -27,7 +26,7 @@ import {
 } from "./helpers/api.ts";
 import { withNetHosts } from "./helpers/net_hosts.ts";
 import { vmDoc, withBench } from "./helpers/task_ctx.ts";
-import { VmCaches } from "./helpers/host_vms.ts";
+import { hostNet, VmCaches } from "./helpers/host_vms.ts";
 
 const ALICE = { "x-user": "alice" };
 const ADMIN = { "x-user": "root/admin" };
@@ -162,15 +161,7 @@ Deno.test({
             await b.store.txn().put(keys.network(n.id), n).commit();
           }
           const worker = await b.incarnation("h1");
-          const hostNet = new HostNet({
-            store: b.store,
-            host: "h1",
-            driver: env.driver("h1", false),
-            underlay: null,
-            lease: () => worker.lease,
-            log: env.log.child({ host: "h1" }),
-            vms: await caches.start(b.store, "h1", env.log),
-          });
+          const net = await hostNet(env, b.store, caches, worker);
           // Written directly: the API would refuse this NIC (no gone0 on h1).
           await b.putVm(vmDoc("vm-bad", { phase: "running", host: "h1" }, {
             nics: [nic(gone, "02:c1:0d:00:00:01")],
@@ -180,7 +171,7 @@ Deno.test({
           }));
           const start = async (id: string) => {
             const ctx = await b.context(worker, "vm.start", { vm: id });
-            return await vmStart({ ...ctx, net: hostNet });
+            return await vmStart({ ...ctx, net });
           };
           const out = await start("vm-good");
           assert.ok(out.txn, "vm.start of the good VM did not finish");

@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { QuotaConfig } from "../core/config_quota.ts";
-import { SchedulerConfig } from "../core/config_scheduler.ts";
 import { ConflictError, QuotaError } from "../core/errors.ts";
 import { keys } from "../core/keys.ts";
 import { Usage } from "../core/quota_schemas.ts";
@@ -30,7 +29,11 @@ import { hostFailed } from "../tasks/host_failed.ts";
 import { complete } from "../tasks/queue.ts";
 import { vmDelete } from "../tasks/vm_delete.ts";
 import { call, dump, noSanitize } from "./helpers/api.ts";
-import { grant, placementTest, register } from "./helpers/placement.ts";
+import {
+  oneSmallHost,
+  placementTest,
+  WAITING_VM,
+} from "./helpers/placement.ts";
 import { type Bench, vmDoc, withBench } from "./helpers/task_ctx.ts";
 
 const alice = { name: "alice", admin: false };
@@ -268,22 +271,11 @@ placementTest(
     await step(
       "12 concurrent creates that fit nowhere leave exactly maxPendingVmsPerUser (3) pending, the rest 409",
       async () => {
-        const store = connect();
-        await cacheFor(store);
-        const lease = await grant(store);
-        await register(store, lease, [{
-          name: "h1",
-          cpus: 1,
-          memoryMiB: 4096,
-        }]);
-        const deps = {
-          store,
-          config: {
-            ...config,
-            scheduler: SchedulerConfig.parse({ maxPendingVmsPerUser: 3 }),
-          },
-        };
-        const big = { name: "big", cpus: 2, memory: 128, image: "tiny" };
+        const { store, deps } = await oneSmallHost(
+          { connect, cacheFor, config },
+          3,
+        );
+        const big = WAITING_VM;
         const rs = await Promise.allSettled(
           Array.from(
             { length: 12 },

@@ -1,6 +1,7 @@
 /**
  * Creating a VM: its NICs (slots, MACs, addresses) and the VM document
- * with its first task in one transaction. When the placement cache finds a
+ * with its owner index entry (owner_index.ts) and its first task in one
+ * transaction. When the placement cache finds a
  * host with room, the VM is placed in that same transaction (phase
  * `scheduled`, its reservation on the host, `vm.start` there; the choice
  * is scheduler/place.ts'); otherwise it is `pending` with `status.reason`
@@ -44,6 +45,7 @@ import { type Charge, chargeFor, vmAmounts } from "../quotas/mod.ts";
 import { type NicPlan, planNics } from "../networks/nics.ts";
 import { ATTEMPTS } from "./change.ts";
 import { type MetadataPlan, planMetadata } from "./metadata_input.ts";
+import { indexOwner } from "./owner_index.ts";
 import { checkPending } from "./pending.ts";
 import {
   type IdemKey,
@@ -162,7 +164,10 @@ export async function createVm(
       now,
       by: who,
     });
-    const txn = store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm);
+    const txn = indexOwner(
+      store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), vm),
+      vm,
+    );
     enqueue(usesImage(txn, image), t, {
       vm: vm.id,
       owner,
@@ -298,7 +303,10 @@ async function placeInline(
       });
       const txn = reserveIn(
         usesImage(
-          store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), placed),
+          indexOwner(
+            store.txn().ifAbsent(keys.vm(vm.id)).put(keys.vm(vm.id), placed),
+            vm,
+          ),
           image,
         ),
         p,

@@ -8,7 +8,7 @@ import { NotFoundError } from "../../core/errors.ts";
 import { keys } from "../../core/keys.ts";
 import { VmCreateInput } from "../../core/schemas.ts";
 import type { Store } from "../../core/store.ts";
-import { etcdFixture, noSanitize } from "../_fixture.ts";
+import { etcdTest } from "../_fixture.ts";
 import { sshKeygen } from "../keys/_keygen.ts";
 import { createKey } from "../keys/create.ts";
 import { deleteKey } from "../keys/delete.ts";
@@ -19,15 +19,10 @@ import { planMetadata } from "./metadata_input.ts";
 const ALICE = { name: "alice", admin: false };
 const BOB = { name: "bob", admin: false };
 
-Deno.test({
-  name:
-    "vmMetadata() gives a VM's named keys or all of its owner's, as they are now",
-  ...noSanitize,
-  async fn(t) {
-    const etcd = await etcdFixture();
+etcdTest(
+  "vmMetadata() gives a VM's named keys or all of its owner's, as they are now",
+  async ({ etcd, step }) => {
     const dir = await Deno.makeTempDir({ prefix: "ucloud-vmmeta-" });
-    const step = (name: string, fn: () => Promise<void>) =>
-      t.step({ name, ...noSanitize, fn });
     try {
       const deps = etcd.deps();
       const { store } = deps;
@@ -125,7 +120,6 @@ Deno.test({
       });
     } finally {
       await Deno.remove(dir, { recursive: true });
-      await etcd.stop();
     }
   },
-});
+);

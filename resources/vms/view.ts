@@ -2,9 +2,15 @@
  * Reading VMs as a caller may see them: its own, every VM for an admin. A
  * VM the caller may not see is not found, also when it exists. Listings
  * come in pages (core/store_page.ts) with a sealed continue token
- * (core/page_token.ts): `vm/` keys are not per owner, so a user's page
- * reads at most `PAGE_SCAN_MAX` keys of everyone's and may end early with
- * fewer items and a token.
+ * (core/page_token.ts). One owner's VMs (a user's own listing, or
+ * `owner`) are read through the owner index (owner_index.ts): that
+ * owner's `vmowner/<owner>/` keys and their documents, so the cost grows
+ * with their VMs, not the cluster's. Until the index is backfilled, and
+ * for an admin's listing of everyone, pages read `vm/` keys in order: a
+ * page reads at most `PAGE_SCAN_MAX` keys of everyone's and may end early
+ * with fewer items and a token. Both order by VM id and the token holds a
+ * position in `vm/`, so a listing begun before the backfill goes on after
+ * it.
  *
  * @example
  * ```ts
@@ -17,8 +23,13 @@ import { keys } from "../../core/keys.ts";
 import { Vm } from "../../core/schemas.ts";
 import { openPosition, sealPosition } from "../../core/page_token.ts";
 import type { Kv, Store } from "../../core/store.ts";
-import { ascendingPage } from "../../core/store_page.ts";
+import {
+  ascendingPage,
+  indexedPage,
+  type Page,
+} from "../../core/store_page.ts";
 import { type Caller, canSee } from "../deps.ts";
+import { ownerIndexReady } from "./owner_index.ts";
 
 /** Reads a VM `who` may see, with its revision; NotFoundError otherwise. */
 export async function readVm(
@@ -53,16 +64,43 @@ export async function listVms(
     return { items: [], continue: null };
   }
   const owner = q.owner ?? (who.admin ? undefined : who.name);
-  const page = await ascendingPage(store, keys.vms, Vm, {
-    limit: q.limit,
-    position,
-    match: owner === undefined ? undefined : (v) => v.owner === owner,
-  });
+  const page = owner !== undefined && await ownerIndexReady(store)
+    ? await ownedPage(store, owner, q.limit, position)
+    : await ascendingPage(store, keys.vms, Vm, {
+      limit: q.limit,
+      position,
+      match: owner === undefined ? undefined : (v) => v.owner === owner,
+    });
   return {
     items: page.items.map((kv) => kv.value),
     continue: page.next === null
       ? null
       : await sealPosition(store, keys.vms, page.next),
+  };
+}
+
+/**
+ * A page of `owner`'s VMs read through the owner index; `position` and
+ * `next` are positions in `vm/` (the same VM ids under `vm/` and under
+ * `vmowner/<owner>/`).
+ */
+async function ownedPage(
+  store: Store,
+  owner: string,
+  limit: number,
+  position: string | undefined,
+): Promise<Page<Vm>> {
+  const index = keys.vmsOwnedBy(owner);
+  const page = await indexedPage(store, index, keys.vm, Vm, {
+    limit,
+    position: position === undefined
+      ? undefined
+      : index + position.slice(keys.vms.length),
+    match: (v) => v.owner === owner,
+  });
+  return {
+    items: page.items,
+    next: page.next === null ? null : keys.vms + page.next.slice(index.length),
   };
 }
 

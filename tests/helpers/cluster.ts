@@ -11,6 +11,15 @@ import {
 } from "../../core/etcd_server.ts";
 import type { Vm } from "../../core/schemas.ts";
 import { prefixEnd, Store } from "../../core/store.ts";
+import { killQemus, reapFencers, simPids } from "./host_procs.ts";
+
+export {
+  fencerPids,
+  killQemus,
+  qemuPids,
+  reapFencers,
+  simPids,
+} from "./host_procs.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -202,6 +211,11 @@ export class Cluster {
     for (const w of this.workers.values()) {
       await w.kill("SIGKILL");
       await w.killFencer();
+    }
+    // Also fencers without a pid file yet (one starting when its worker
+    // was killed): an older version's never exits without a deadline.
+    await reapFencers(this.dir);
+    for (const w of this.workers.values()) {
       await Deno.remove(w.runDir, { recursive: true }).catch(() => {});
     }
     await killQemus(this.dir);
@@ -253,41 +267,6 @@ export async function startCluster(
   return new Cluster(dir, etcd, store, config, env, images);
 }
 
-/** Pids of qemu processes whose command line mentions `needle`. */
-export async function qemuPids(needle: string): Promise<number[]> {
-  const pids: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      if (cmd.split("\0")[0].includes("qemu-system") && cmd.includes(needle)) {
-        pids.push(Number(e.name));
-      }
-    } catch { /* exited */ }
-  }
-  return pids;
-}
-
-/**
- * Live sim VM processes (drivers/sim: argv[0] `ucloud-sim <pidfile>`) of the
- * state dir `under` or dirs below it: VM id -> pids. A killed process that
- * lingers as a zombie has no command line and is not counted.
- */
-export async function simPids(under: string): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>();
-  const root = under.endsWith("/") ? under : `${under}/`;
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(
-      () => "",
-    );
-    const m = cmd.match(/^ucloud-sim (.*)\/vms\/([^/]+)\/sim\.pid/);
-    if (!m || !`${m[1]}/`.startsWith(root)) continue;
-    out.set(m[2], [...(out.get(m[2]) ?? []), Number(e.name)]);
-  }
-  return out;
-}
-
 /** Creates a VM through `app` (an API app); returns the created document. */
 export async function createVm(
   app: {
@@ -306,15 +285,6 @@ export async function createVm(
     );
   }
   return (await res.json()).vm;
-}
-
-/** SIGKILLs every qemu started under `stateDir`. */
-export async function killQemus(stateDir: string): Promise<void> {
-  for (const pid of await qemuPids(stateDir)) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* gone */ }
-  }
 }
 
 /** Polls `f` until it returns a truthy value or `timeoutMs` passes. */

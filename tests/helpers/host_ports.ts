@@ -11,9 +11,9 @@ import type { Network, Nic } from "../../core/schemas.ts";
 import { nicChain } from "../../drivers/net/mod.ts";
 import { run } from "../../drivers/runner.ts";
 import { vmStart } from "../../tasks/vm_start.ts";
-import { HostNet } from "../../workers/net.ts";
+import type { HostNet } from "../../workers/net.ts";
 import { type NetEnv, nftTable, withNetHosts } from "./net_hosts.ts";
-import { VmCaches } from "./host_vms.ts";
+import { hostNet, VmCaches } from "./host_vms.ts";
 import { type Bench, withBench } from "./task_ctx.ts";
 
 /** A private network. */
@@ -64,24 +64,21 @@ export async function withHost(
         await b.store.txn().put(keys.network(lan.id), lan).commit();
         const worker = await b.incarnation("h1");
         // A new one is a restarted worker's: it lists the VMs again.
-        const hostNet = async () =>
-          new HostNet({
-            store: b.store,
-            host: "h1",
-            driver: env.driver("h1", false),
-            underlay: null,
-            lease: () => worker.lease,
-            log: env.log.child({ host: "h1" }),
-            vms: await caches.start(b.store, "h1", env.log),
-          });
-        const net = await hostNet();
+        const restarted = () => hostNet(env, b.store, caches, worker);
+        const net = await restarted();
         const start = async (id: string, n = net) => {
           const ctx = await b.context(worker, "vm.start", { vm: id });
           const out = await vmStart({ ...ctx, net: n });
           assert.ok(out.txn, `vm.start of ${id} did not finish`);
           assert.ok((await out.txn.commit()).ok);
         };
-        await f({ env, b, ns: env.net.host("h1").ns, hostNet, start });
+        await f({
+          env,
+          b,
+          ns: env.net.host("h1").ns,
+          hostNet: restarted,
+          start,
+        });
         await b.driver.fence();
       } finally {
         await caches.close();

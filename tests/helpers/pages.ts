@@ -50,15 +50,27 @@ export async function allPages<T>(
   return { pages, tokens };
 }
 
-/** Counts the keys etcd returns to `store`, by wrapping its client's range. */
+/**
+ * Counts the keys etcd returns to `store` and the requests that read them,
+ * by wrapping its client's range and txn (a txn of range reads counts as
+ * one request).
+ */
 export function countReads(store: Store) {
   const kv = store.client.kv;
   const range = kv.range.bind(kv);
+  const txn = kv.txn.bind(kv);
   const seen = { requests: 0, keys: 0 };
   kv.range = async (...args: Parameters<typeof range>) => {
     const res = await range(...args);
     seen.requests++;
     seen.keys += res.kvs.length;
+    return res;
+  };
+  kv.txn = async (...args: Parameters<typeof txn>) => {
+    const res = await txn(...args);
+    const ranges = res.responses.filter((r) => r.response_range);
+    if (ranges.length) seen.requests++;
+    for (const r of ranges) seen.keys += r.response_range.kvs.length;
     return res;
   };
   return seen;

@@ -12,6 +12,8 @@ import { type Config, parseConfig } from "../../core/config.ts";
 import { type EtcdServer, startEtcd } from "../../core/etcd_server.ts";
 import { idOf, keys } from "../../core/keys.ts";
 import { logger } from "../../core/log.ts";
+import { SchedulerConfig } from "../../core/config_scheduler.ts";
+import type { ResourceDeps } from "../../resources/deps.ts";
 import { PlacementCache } from "../../scheduler/cache.ts";
 import {
   type Alive,
@@ -240,6 +242,30 @@ export function ctxFor(
     log: logger({ test: "scheduler" }),
     guard: () => guard(store, task.id, worker),
     progress: () => Promise.resolve(),
+  };
+}
+
+/** A VM of 2 CPUs: it fits on no host of {@linkcode oneSmallHost}. */
+export const WAITING_VM = { name: "big", cpus: 2, memory: 128, image: "tiny" };
+
+/**
+ * A fresh store with a ready placement cache and one live host `h1` of 1
+ * CPU (its alive key on `lease`), and the VM resource's deps on it with
+ * `scheduler.maxPendingVmsPerUser` set: a {@linkcode WAITING_VM} waits.
+ */
+export async function oneSmallHost(
+  env: Pick<PlacementEnv, "connect" | "cacheFor" | "config">,
+  maxPendingVmsPerUser: number,
+): Promise<{ store: Store; lease: string; deps: ResourceDeps }> {
+  const store = env.connect();
+  await env.cacheFor(store);
+  const lease = await grant(store);
+  await register(store, lease, [{ name: "h1", cpus: 1, memoryMiB: 4096 }]);
+  const scheduler = SchedulerConfig.parse({ maxPendingVmsPerUser });
+  return {
+    store,
+    lease,
+    deps: { store, config: { ...env.config, scheduler } },
   };
 }
 

@@ -8,9 +8,10 @@
  *   missing from etcd (or answered 404 during the run); one it deleted
  *   still exists or still runs; `desired` in etcd is not what the workload
  *   last set; a placed VM without its reservation (`allocvm/`); a NIC
- *   without its `ipam/` entries; a network without its VNI or /64 entry.
- * - leaked: an `alloc/`, `allocvm/`, `claim/`, `queue/`, `ipam/`, `netmember/`
- *   or `netvm/` key, or a name in a network's `vms`, that belongs to no live
+ *   without its `ipam/` entries; a network without its VNI or /64 entry; a
+ *   VM without its owner index entry (`vmowner/<owner>/<vm>`).
+ * - leaked: an `alloc/`, `allocvm/`, `claim/`, `queue/`, `ipam/`, `netmember/`,
+ *   `netvm/` or `vmowner/` key, or a name in a network's `vms`, that belongs to no live
  *   document (or to another than it names); sums in `alloc/<host>` above
  *   those of its entries (below: lost); a VM or network nobody created; a VM
  *   process of a VM that does not exist or is placed on another host.
@@ -243,6 +244,27 @@ export function check(snap: Snapshot, want: Expectations): Violation[] {
         `vm ${id}`,
         `placed on ${host} without a reservation (allocvm/${host}/${id})`,
       );
+    }
+  }
+
+  // The owner index names every VM under its owner, and nothing else.
+  const indexed = new Set<string>();
+  for (const k of Object.keys(kv)) {
+    if (!k.startsWith("vmowner/")) continue;
+    const [owner, id] = k.slice("vmowner/".length).split("/");
+    indexed.add(`${decodeURIComponent(owner)}/${id}`);
+    const vm = vms.get(id);
+    if (vm?.owner !== decodeURIComponent(owner)) {
+      add(
+        "leaked",
+        `key ${k}`,
+        `the VM is ${vm ? `owned by ${vm.owner}` : "absent"}`,
+      );
+    }
+  }
+  for (const [id, vm] of vms) {
+    if (!indexed.has(`${vm.owner}/${id}`)) {
+      add("lost", `vm ${id}`, `no owner index entry vmowner/${vm.owner}/${id}`);
     }
   }
 

@@ -16,11 +16,13 @@ function clean(): { kv: Record<string, string>; procs: VmProc[] } {
     kv: {
       "vm/vm-1": j({
         id: "vm-1",
+        owner: "alice",
         desired: "running",
         nics: [{ slot: 0, network: NET, mac: MAC, ipv4: "10.0.0.2" }],
         status: { phase: "running", host: "h1" },
       }),
       "alloc/h1": j({ vms: { "vm-1": { cpus: 1, memoryMiB: 128 } } }),
+      "vmowner/alice/vm-1": j({}),
       "alloc/h2": j({ vms: {} }),
       [`network/${NET}`]: j({
         id: NET,
@@ -124,7 +126,7 @@ Deno.test("check() calls keys of finished or absent documents leaked and unfinis
 
 Deno.test("check() calls the NIC addresses of a VM deleted by failover leaked (issue 9, defect 3)", () => {
   const s = clean();
-  const { "vm/vm-1": _, ...kv } = s.kv;
+  const { "vm/vm-1": _, "vmowner/alice/vm-1": _o, ...kv } = s.kv;
   kv["alloc/h1"] = JSON.stringify({ vms: {} });
   const gone = { ...want, vms: [{ id: "vm-1", desired: "deleted" as const }] };
   assert.deepEqual(summary(check({ kv, procs: [] }, gone)).sort(), [
@@ -159,9 +161,11 @@ Deno.test("check() calls a placed VM without a reservation lost and documents no
     "alloc/h1": JSON.stringify({ vms: {} }),
     "vm/vm-2": JSON.stringify({
       id: "vm-2",
+      owner: "alice",
       desired: "stopped",
       status: { phase: "stopped" },
     }),
+    "vmowner/alice/vm-2": "{}",
   };
   assert.deepEqual(summary(check({ kv, procs: s.procs }, want)).sort(), [
     "leaked vm vm-2",
@@ -229,4 +233,17 @@ Deno.test("check() takes allocvm entries as reservations and calls sums unlike t
     ),
     ["lost vm vm-1"],
   );
+});
+
+Deno.test("check() calls a VM without its owner index entry lost and an entry without its VM leaked", () => {
+  const s = clean();
+  const { "vmowner/alice/vm-1": _, ...bare } = s.kv;
+  assert.deepEqual(summary(check({ kv: bare, procs: s.procs }, want)), [
+    "lost vm vm-1",
+  ]);
+  const kv = { ...s.kv, "vmowner/bob/vm-1": "{}", "vmowner/bob/vm-9": "{}" };
+  assert.deepEqual(summary(check({ kv, procs: s.procs }, want)).sort(), [
+    "leaked key vmowner/bob/vm-1",
+    "leaked key vmowner/bob/vm-9",
+  ]);
 });

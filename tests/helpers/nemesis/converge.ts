@@ -2,8 +2,10 @@
  * After the faults and the workload stopped: polls etcd's VM documents and
  * the process table until every VM is in its desired state, no task is
  * unfinished and every host is registered, or the settle time is over. Records when each VM got there
- * (the last time it changed from wrong to right) and which VMs that should
- * run did not by the deadline (lease TTL + 2 s after quiet).
+ * (the last time it changed from wrong to right), which VMs were not in
+ * their desired state at the first look (their last change was still in
+ * flight at quiet), and which VMs that should run did not by the deadline
+ * (lease TTL + 2 s after quiet).
  *
  * @example
  * ```ts
@@ -32,6 +34,8 @@ export interface ConvergeOptions {
 export interface Convergence {
   /** VM id -> ms after quiet when it was last seen turning right. */
   readyAfterMs: Map<string, number>;
+  /** VM ids not in their desired state at the first look after quiet. */
+  inFlight: Set<string>;
   /** VM ids that should run and did not at the deadline, with why. */
   late: Map<string, string>;
   /** ms after quiet when everything was right; null: never within settle. */
@@ -79,6 +83,7 @@ export async function converge(
   const readyAfterMs = new Map<string, number>();
   const wrong = new Set(want.map((v) => v.id));
   const late = new Map<string, string>();
+  let inFlight: Set<string> | undefined;
   let deadlineChecked = false;
   let settledAfterMs: number | null = null;
   while (true) {
@@ -108,6 +113,7 @@ export async function converge(
         wrong.add(w.id);
       } else if (wrong.delete(w.id)) readyAfterMs.set(w.id, Math.max(0, since));
     }
+    inFlight ??= new Set(why.keys());
     if (!deadlineChecked && since >= opts.deadlineMs) {
       deadlineChecked = true;
       for (const w of want) {
@@ -123,5 +129,10 @@ export async function converge(
     if (since >= opts.settleMs) break;
     await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
   }
-  return { readyAfterMs, late, settledAfterMs };
+  return {
+    readyAfterMs,
+    inFlight: inFlight ?? new Set(),
+    late,
+    settledAfterMs,
+  };
 }

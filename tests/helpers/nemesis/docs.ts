@@ -13,6 +13,7 @@ import type { VmProc } from "./procs.ts";
 /** The fields of a VM document the checker reads. */
 export interface VmDoc {
   id: string;
+  owner?: string;
   desired: string;
   nics?: { network: string; mac: string; ipv4?: string; slot: number }[];
   status: {

@@ -63,6 +63,14 @@ export interface NemesisReport {
   settledAfterMs: number | null;
   /** The slowest VM's time to its desired state after quiet, ms. */
   slowestVmMs: number;
+  /**
+   * The median time to its desired state after quiet of the VMs whose last
+   * change was in flight at quiet (0 without any): how fast the cluster
+   * carried out one change in this run, on this machine's load.
+   */
+  medianInFlightMs: number;
+  /** The longest gap between two samples of the processes: a stall, ms. */
+  maxGapMs: number;
   verdict: string;
   ok: boolean;
   dir: string;
@@ -196,6 +204,9 @@ export async function runNemesis(
     const slowestVm = [...conv.readyAfterMs].find(([, ms]) =>
       ms === slowestVmMs
     )?.[0] ?? "none";
+    const medianInFlightMs = median(
+      [...conv.inFlight].flatMap((id) => conv.readyAfterMs.get(id) ?? []),
+    );
 
     await printDetails({
       env,
@@ -212,7 +223,7 @@ export async function runNemesis(
         2 * SAMPLE_MS
       } ms, longest ${sampled.maxGapMs} ms (ending ${
         at(start, sampled.maxGapAt)
-      }); ${want.length} VMs, at most ${sampled.maxVms} with a process at once, the slowest (${slowestVm}) reached its desired state ${slowestVmMs} ms after quiet; ${
+      }); ${want.length} VMs, at most ${sampled.maxVms} with a process at once, the slowest (${slowestVm}) reached its desired state ${slowestVmMs} ms after quiet, the median of the ${conv.inFlight.size} in flight at quiet ${medianInFlightMs} ms; ${
         conv.settledAfterMs === null
           ? `not settled within ${settleMs} ms`
           : `settled ${conv.settledAfterMs} ms after quiet`
@@ -237,6 +248,8 @@ export async function runNemesis(
       counts,
       settledAfterMs: conv.settledAfterMs,
       slowestVmMs,
+      medianInFlightMs,
+      maxGapMs: sampled.maxGapMs,
       verdict,
       ok: Object.values(counts).every((c) => c === 0),
       dir: env.dir,
@@ -247,4 +260,11 @@ export async function runNemesis(
     await env.stop();
     if (opts.keep) print(`kept ${env.dir}`);
   }
+}
+
+/** The median of `xs` (the mean of the middle two), 0 when empty. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? 0 : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
