@@ -192,6 +192,13 @@ Deno.test({
           "the image's bytes are the file's",
         );
 
+        // The same name again: the API's refusal, said under the form.
+        await startUpload(page, "one", two.path);
+        await page.getByText("image one exists and is ready").waitFor();
+        await shot(page, dir, "03b-upload-refused");
+        assert.equal(await page.locator("#up-progress").isVisible(), false);
+        assert.equal((await doc("bob/one"))?.sha256, one.sha256);
+
         // Upload two, cut off by leaving the page after two chunks (the
         // third never reaches the server).
         const cut: number[] = [];

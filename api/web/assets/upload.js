@@ -112,6 +112,10 @@
     submit.disabled = true;
     errorBox.hidden = true;
     retry.hidden = true;
+    // What an earlier upload showed is not this one's.
+    box.hidden = true;
+    bar.value = 0;
+    status.textContent = "";
     try {
       if (file.size === 0) throw new Refused("the file is empty");
       let st = await state(name);
