@@ -102,6 +102,10 @@ const server = Deno.serve({
 const apiUrl = `http://${
   config.api.listen.includes(":") ? `[${config.api.listen}]` : config.api.listen
 }:${config.api.port}`;
+// The web pages need the login (LDAP password and TOTP): no identity, none.
+const webLine = identity
+  ? `${apiUrl}/web/login  (your LDAP password and TOTP token)`
+  : "no web pages: they need identity (set identity.ldap.url / UCLOUD_LDAP_URL)";
 // Prometheus finds this API through apimetrics/ (api/announce.ts).
 const announcement = ApiAnnouncement.start(
   store,
@@ -143,7 +147,9 @@ ucloud is up.
   state:  ${config.stateDir}
   host:   ${config.worker.host}
 
-Use the CLI from another terminal:
+In a browser: ${webLine}
+
+Or use the CLI from another terminal:
   export PATH="${root}bin:$PATH"
   ucloud vm create --name web1 --cpus 1 --memory 128
   ucloud network create --name lan

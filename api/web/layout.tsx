@@ -40,6 +40,8 @@ const NAV = [
   { href: "/web/vms", label: "VMs" },
   { href: "/web/networks", label: "Networks" },
   { href: "/web/keys", label: "SSH keys" },
+  { href: "/web/images", label: "Images" },
+  { href: "/web/tasks", label: "Tasks" },
 ];
 
 /** `HH:MM UTC` of an ISO time. */

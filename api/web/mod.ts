@@ -19,10 +19,12 @@ import { csrf } from "./csrf.ts";
 import type { WebDeps, WebEnv } from "./env.ts";
 import { errorPage, webError, webNotFound } from "./errors.tsx";
 import { fragments } from "./fragments.tsx";
+import { imagePages } from "./images.tsx";
 import { keyPages } from "./keys.tsx";
 import { loginPages, logout } from "./login.tsx";
 import { networkPages } from "./networks.tsx";
 import { securityHeaders } from "./headers.ts";
+import { taskPages } from "./tasks.tsx";
 import { webSession } from "./session.ts";
 import { vmPages } from "./vm_pages.ts";
 
@@ -55,6 +57,8 @@ export function webApp(w: WebDeps): Hono<WebEnv> {
   web.route("/vms", vmPages(w));
   web.route("/networks", networkPages(w));
   web.route("/keys", keyPages(w));
+  web.route("/images", imagePages(w));
+  web.route("/tasks", taskPages(w));
   web.route("/fragments", fragments(w));
   // The API's own 404 would answer JSON: unknown pages get the web's.
   web.all(

@@ -74,7 +74,9 @@ export function VmRow({ vm }: { vm: Vm }) {
 export function TaskRow({ task }: { task: Task }) {
   return (
     <tr data-task={task.id}>
-      <th scope="row">{task.kind}</th>
+      <th scope="row">
+        <a href={`/web/tasks/${task.id}`}>{task.kind}</a>
+      </th>
       <td data-field="state">
         <span class={`badge task-${task.state}`}>{task.state}</span>
       </td>

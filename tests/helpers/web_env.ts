@@ -2,7 +2,9 @@
  * The environment of the web page tests: a real slapd (alice admin, bob,
  * carol) and etcd, one worker with the sim driver (host h1), the real app
  * with the identity auth served over HTTP on 127.0.0.1 (the browser needs a
- * port), each user's TOTP seed, and tokens from oathtool that were not
+ * port), an upload directory and file store for images shared by the app
+ * and the worker (URLs on 127.0.0.1 allowed: tests serve images there),
+ * each user's TOTP seed, and tokens from oathtool that were not
  * used yet. The clock of the session tokens can be moved forward to
  * expire sessions. `withWebEnv()` runs a test body in it and tears it
  * all down after.
@@ -11,7 +13,7 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { createApp } from "../../api/app.ts";
 import { createIdentity } from "../../api/identity.ts";
-import { parseConfig } from "../../core/config.ts";
+import { type Config, parseConfig } from "../../core/config.ts";
 import { keys } from "../../core/keys.ts";
 import { Alive } from "../../core/schemas.ts";
 import { importHostKey, newHostKey } from "../../core/secrets.ts";
@@ -39,6 +41,8 @@ export interface WebTestEnv {
   /** The app's base URL, `http://127.0.0.1:<port>`. */
   base: string;
   app: ReturnType<typeof createApp>;
+  /** The app's configuration (its `images` section is the worker's too). */
+  config: Config;
   log: ReturnType<typeof captureLog>;
   /** A TOTP token of `name` whose time step no login used yet. */
   token: (name: string) => Promise<string>;
@@ -71,10 +75,21 @@ export async function withWebEnv(
         groupLdif("ucloud-admins", ["alice"]),
       ].join("\n"),
     );
-    await cluster.addWorker({ name: "h1" });
+    const images = {
+      uploadDir: `${cluster.dir}/www`,
+      fileStoreDir: `${cluster.dir}/image-store`,
+      allowPrivateUrls: true,
+    };
+    const workerConfig = `${cluster.dir}/web-worker.json`;
+    await Deno.writeTextFile(workerConfig, JSON.stringify({ images }));
+    await cluster.addWorker({
+      name: "h1",
+      env: { UCLOUD_CONFIG: workerConfig },
+    });
     const config = parseConfig({
       stateDir: `${cluster.dir}/api`,
       etcd: cluster.config.etcd,
+      images,
       identity: {
         ldap: {
           url: slapd.url,
@@ -152,6 +167,7 @@ export async function withWebEnv(
       cluster,
       base,
       app,
+      config,
       log,
       token,
       advance: (ms) => {
