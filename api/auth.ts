@@ -162,6 +162,29 @@ async function readCredentials(c: Context): Promise<Credentials | null> {
 }
 
 /**
+ * True for a write (not GET, HEAD or OPTIONS) that a browser says comes
+ * from another origin: `Sec-Fetch-Site` other than `same-origin`, or an
+ * `Origin` whose host is not this request's `Host`. The session cookie is
+ * SameSite=Strict, but a sibling subdomain or another port is the same
+ * site; the web pages' forms carry a CSRF token of their own (api/web/),
+ * and this guards the cookie-authenticated `/v1` writes (a body-less POST
+ * needs no CORS preflight). A request with neither header (no browser, or
+ * a very old one) is left to SameSite.
+ */
+export function crossOriginWrite(c: Context): boolean {
+  if (["GET", "HEAD", "OPTIONS"].includes(c.req.method)) return false;
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined) return site !== "same-origin";
+  const origin = c.req.header("origin");
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== c.req.header("host");
+  } catch {
+    return true;
+  }
+}
+
+/**
  * The auth middleware: sets `c.get("principal")` from a bearer token or TOTP
  * credentials, or answers 401 / 429 / 503 itself.
  */
@@ -231,6 +254,19 @@ export function totpAuth({
     const cred = await readCredentials(c);
     const cookie = sessions ? getCookie(c, SESSION_COOKIE) : undefined;
     if (!cred && sessions && cookie !== undefined) {
+      if (crossOriginWrite(c)) {
+        countFailure(failures, "session", "cross_origin");
+        log.warn("session write from another origin refused", {
+          address: addr,
+          origin: c.req.header("origin"),
+          site: c.req.header("sec-fetch-site"),
+        });
+        return errorJson(
+          c,
+          403,
+          "A request with the session cookie that changes something must come from this site's own pages",
+        );
+      }
       return await signed(sessions, cookie, "session");
     }
     if (!cred) {

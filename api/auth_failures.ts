@@ -43,6 +43,7 @@ export type AuthFailureReason =
   | "signature"
   | "expired"
   | "revoked"
+  | "cross_origin"
   | "unavailable";
 
 /** The counter type `countFailure` takes. */

@@ -130,6 +130,34 @@ Deno.test({
           admin: false,
           method: "session",
         });
+        // A write with the cookie from another origin (a sibling subdomain
+        // is the same site, so SameSite does not stop it): 403, nothing
+        // written. The same request from the site's own page goes on.
+        const beforeCross = await dump(store);
+        for (
+          const cross of [
+            { "sec-fetch-site": "same-site" },
+            { "sec-fetch-site": "cross-site" },
+            { origin: "http://evil.example" },
+          ] as Record<string, string>[]
+        ) {
+          const r = await call("POST", "/v1/keys", {
+            headers: { ...cookieOf(session), ...cross },
+            json: { name: "k1", publicKey: "ssh-ed25519 AAAA" },
+          });
+          assert.equal(r.status, 403, `${JSON.stringify(cross)}: ${r.text}`);
+        }
+        assert.deepEqual(await dump(store), beforeCross);
+        const same = await call("GET", "/v1/keys", {
+          headers: { ...cookieOf(session), "sec-fetch-site": "cross-site" },
+        });
+        assert.equal(same.status, 200, same.text);
+        const own = await call("POST", "/v1/keys", {
+          headers: { ...cookieOf(session), "sec-fetch-site": "same-origin" },
+          json: { name: "k1", publicKey: "ssh-ed25519 AAAA" },
+        });
+        assert.notEqual(own.status, 403, own.text);
+        assert.notEqual(own.status, 401, own.text);
         // Replay-protected; a session is no bearer and extends nothing.
         const replay = await call("POST", "/v1/auth/session", {
           json: { name: "bob", password: "bob-pw", token },
