@@ -5,15 +5,15 @@
  * the VMs moved in the drain report, enables it again; sees carol's task
  * among all tasks; sets carol's quota and sees it, and an invalid value is
  * a field error that writes nothing. A non-admin is refused on every admin
- * page and POST with etcd unchanged. At 375 px no admin page scrolls
- * sideways; axe-core finds no serious violation on them. Screenshots go to
- * .state/screenshots/web_admin/.
+ * page and POST with etcd unchanged; a host whose worker died shows dead.
+ * At 375 px no admin page scrolls sideways; axe-core finds no serious
+ * violation on them. Screenshots go to .state/screenshots/web_admin/.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { keys } from "../core/keys.ts";
 import { QuotaDoc } from "../core/quota_schemas.ts";
-import { AllocEntry, Host, Task, Vm } from "../core/schemas.ts";
+import { Alive, AllocEntry, Host, Task, Vm } from "../core/schemas.ts";
 import { createVm } from "../resources/vms/mod.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { waitFor } from "./helpers/cluster.ts";
@@ -364,6 +364,35 @@ Deno.test({
           await page.goto(`${env.base}/web/admin/hosts`);
           await shot(page, dir, "12-non-admin-refused");
           assert.deepEqual(changed(before, await env.snapshot()), []);
+        });
+
+        await step("a host whose worker died shows dead", async () => {
+          const h3 = await env.cluster.addWorker({ name: "h3", cpus: 8 });
+          await waitFor("h3 alive", () => store.get(keys.alive("h3"), Alive));
+          await h3.kill("SIGKILL");
+          await h3.killFencer();
+          await waitFor(
+            "h3's lease gone",
+            async () => !(await store.get(keys.alive("h3"), Alive)),
+            30_000,
+          );
+          await page.getByRole("button", { name: "Log out" }).click();
+          await env.login(page, "alice");
+          await page.goto(`${env.base}/web/admin/hosts`);
+          const row = 'tr[data-host="h3"]';
+          assert.match(
+            (await text(page, `${row} td[data-field="state"]`))!,
+            /active\s*dead/,
+          );
+          assert.equal(
+            await text(page, `${row} td[data-field="heartbeat"]`),
+            "–",
+          );
+          assert.match(
+            (await text(page, `${row} td[data-field="capacity"]`))!,
+            /^8 cores/,
+          );
+          await shot(page, dir, "13-host-dead");
         });
       } finally {
         await browser?.close();
