@@ -1,7 +1,8 @@
 /**
  * `/v1/users/{name}/quota`: a user's limits (the config defaults and what
  * an admin set for the user) and usage. A user shows their own, an admin
- * anyone's; only an admin sets them. The handlers validate (zod) and call
+ * anyone's; only an admin sets them. `GET /v1/users` (admins) lists the
+ * users with usage or quota documents, by name, with the same view. The handlers validate (zod) and call
  * resources/quotas/; api/errors.ts maps what it throws.
  *
  * @example
@@ -80,9 +81,45 @@ const setQuota = createRoute({
   },
 });
 
+const UserListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(res.MAX_USERS_PAGE).default(100),
+  after: z.string().regex(NAME_RE, "after must be a user name").optional()
+    .openapi({ description: "The `next` of the previous page" }),
+});
+
+const listUsers = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List users with usage or own limits, by name (admins)",
+  description: "Users who hold something (a usage document) or have " +
+    "limits an admin set; others have the config defaults. Follow `next` " +
+    "as `after` until it is null.",
+  request: { query: UserListQuery },
+  responses: {
+    200: json(
+      z.object({
+        items: z.array(QuotaView),
+        next: z.string().nullable().openapi({
+          description: "The last user of this page; null on the last page",
+        }),
+      }).openapi("UserPage"),
+      "A page of users with their quotas",
+    ),
+    ...errorResponses(400, 403, 503),
+  },
+});
+
 /** Builds the `/v1/users` sub-app. */
 export function quotas(deps: Deps) {
   return router()
+    .openapi(listUsers, async (c) => {
+      const page = await res.listQuotaUsers(
+        deps,
+        c.get("principal"),
+        c.req.valid("query"),
+      );
+      return c.json(page, 200);
+    })
     .openapi(showQuota, async (c) => {
       const q = await res.showQuota(
         deps,

@@ -355,6 +355,11 @@ export interface components {
         error?: string;
       }[];
     };
+    UserPage: {
+      items: components["schemas"]["Quota"][];
+      /** @description The last user of this page; null on the last page */
+      next: string | null;
+    };
     Quota: {
       user: string;
       /** @description The limits in effect; null: unlimited */

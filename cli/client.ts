@@ -28,6 +28,8 @@ export type Network = Schemas["Network"];
 export type SshKey = Schemas["SshKey"];
 /** A user's limits and usage (`GET /v1/users/{name}/quota`). */
 export type Quota = Schemas["Quota"];
+/** A page of `GET /v1/users`: users with their quotas, by name. */
+export type UserPage = Schemas["UserPage"];
 /** What `PUT /v1/users/{name}/quota` takes: the user's own limits. */
 export type QuotaLimits = Quota["own"];
 /** What `POST /v1/keys` takes. */
@@ -247,6 +249,19 @@ export function apiClient(send: Transport) {
       etcd: () => send<EtcdStatus>("GET", "/v1/maintenance/etcd"),
     },
     quotas: {
+      /** Every user with usage or own limits (admins), over pages. */
+      list: async () => {
+        const items: Quota[] = [];
+        let after: string | null = null;
+        do {
+          const q = new URLSearchParams({ limit: "200" });
+          if (after !== null) q.set("after", after);
+          const page: UserPage = await send<UserPage>("GET", `/v1/users?${q}`);
+          items.push(...page.items);
+          after = page.next;
+        } while (after !== null);
+        return items;
+      },
       get: (user: string) => send<Quota>("GET", quotaPath(user)),
       set: (user: string, body: QuotaLimits) =>
         send<Quota>("PUT", quotaPath(user), { body }),

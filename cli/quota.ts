@@ -1,7 +1,8 @@
 /**
- * `ucloud quota show [USER] | set USER --cpus N ...`: a user's limits and
- * usage (your own, or anyone's for an admin) and, for admins, setting a
- * user's own limits. `set` changes only the limits it is given: it reads
+ * `ucloud quota show [USER] | set USER --cpus N ... | list`: a user's
+ * limits and usage (your own, or anyone's for an admin) and, for admins,
+ * setting a user's own limits and listing every user with usage or own
+ * limits. `set` changes only the limits it is given: it reads
  * what is set and sends it back with the changes (`unlimited`: no limit,
  * `default`: the config default again).
  *
@@ -60,6 +61,43 @@ const show = command({
     const user = args.user ?? (await ctx.client.auth.whoami()).name;
     const q = await ctx.client.quotas.get(user);
     return ctx.json ? printJson(ctx, q) : print(ctx, quotaTable(q));
+  },
+});
+
+type UserRow = Quota;
+
+const cell = (q: Quota, key: keyof Quota["usage"]) => {
+  const l = q.limits[key];
+  return `${q.usage[key]}/${l === null ? "unlimited" : l}${
+    q.own[key] === undefined ? "" : "*"
+  }`;
+};
+
+const USER_COLUMNS: Column<UserRow>[] = [
+  { header: "USER", value: (q) => q.user },
+  ...RESOURCES.map(([key]): Column<UserRow> => ({
+    header: key.toUpperCase(),
+    value: (q) => cell(q, key),
+  })),
+];
+
+const list = command({
+  summary: "List users with usage or own limits: used/limit (admins)",
+  usage: "ucloud quota list [--json]",
+  flags: {},
+  examples: ["ucloud quota list"],
+  parse({ args, topic }: Input) {
+    noArgs(args, topic);
+    return {};
+  },
+  async run(_args, ctx) {
+    const users = await ctx.client.quotas.list();
+    if (ctx.json) return printJson(ctx, users);
+    return print(
+      ctx,
+      `${formatTable(users, USER_COLUMNS)}
+* set for the user; others: the default`,
+    );
   },
 });
 
@@ -128,4 +166,8 @@ const set = command({
 });
 
 /** The `quota` command group. */
-export const QUOTA_COMMANDS = { "quota show": show, "quota set": set };
+export const QUOTA_COMMANDS = {
+  "quota show": show,
+  "quota set": set,
+  "quota list": list,
+};

@@ -2,7 +2,9 @@
  * `ucloud quota show | set` (cli/main.ts) against the real API (createApp
  * on a real etcd): a user sees their own limits and usage, an admin sets
  * one limit and the others stay, `unlimited` and `default`, a user cannot
- * set a quota, and a create over quota says what is used and allowed.
+ * set a quota, a create over quota says what is used and allowed, and an
+ * admin lists the users with usage or own limits (`quota list`, `GET
+ * /v1/users`), which a user may not.
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
@@ -138,6 +140,31 @@ Deno.test({
             );
           },
         );
+
+        await step("quota list: admins only, used/limit per user", async () => {
+          const no = await ucloud("bob", ["quota", "list"]);
+          assert.equal(no.code, 1);
+          assert.match(no.err, /bob is not an admin/);
+          // carol has own limits and holds nothing; bob holds a VM.
+          const set = await ucloud("root/admin", [
+            "quota",
+            "set",
+            "carol",
+            "--vms",
+            "0",
+          ]);
+          assert.equal(set.code, 0, set.err);
+          const r = await ucloud("root/admin", ["quota", "list"]);
+          assert.equal(r.code, 0, r.err);
+          assert.match(r.out, /^USER\s+VMS\s+CPUS\s+MEMORYMIB/m);
+          assert.match(r.out, /^bob\s+1\/3\*\s+2\/4\s+128\/unlimited\s/m);
+          assert.match(r.out, /^carol\s+0\/0\*\s+0\/4\s/m);
+          const j = await ucloud("root/admin", ["quota", "list", "--json"]);
+          assert.deepEqual(
+            JSON.parse(j.out).map((q: { user: string }) => q.user),
+            ["bob", "carol"],
+          );
+        });
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

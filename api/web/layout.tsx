@@ -44,6 +44,13 @@ const NAV = [
   { href: "/web/tasks", label: "Tasks" },
 ];
 
+/** The entries only admins see. */
+const ADMIN_NAV = [
+  { href: "/web/admin/hosts", label: "Hosts" },
+  { href: "/web/admin/tasks", label: "All tasks" },
+  { href: "/web/admin/users", label: "Users" },
+];
+
 /** `HH:MM UTC` of an ISO time. */
 export function clock(iso: string): string {
   return `${iso.slice(11, 16)} UTC`;
@@ -100,7 +107,7 @@ export function Layout(
             {ctx && (
               <nav aria-label="Main">
                 <ul>
-                  {NAV.map((n) => (
+                  {[...NAV, ...ctx.who.admin ? ADMIN_NAV : []].map((n) => (
                     <li>
                       <a
                         href={n.href}

@@ -14,6 +14,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { MAX_USER_DATA_BYTES } from "../../core/schemas.ts";
+import { adminPages } from "./admin.ts";
 import { assets } from "./assets.ts";
 import { csrf } from "./csrf.ts";
 import type { WebDeps, WebEnv } from "./env.ts";
@@ -60,6 +61,7 @@ export function webApp(w: WebDeps): Hono<WebEnv> {
   web.route("/images", imagePages(w));
   web.route("/tasks", taskPages(w));
   web.route("/fragments", fragments(w));
+  web.route("/admin", adminPages(w));
   // The API's own 404 would answer JSON: unknown pages get the web's.
   web.all(
     "*",

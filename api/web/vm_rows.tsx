@@ -12,6 +12,7 @@
  * <tbody data-live-list="vms">{vms.map((v) => <VmRow vm={v} />)}</tbody>
  * ```
  */
+import type { Child } from "hono/jsx";
 import type { Task, Vm } from "../../core/schemas.ts";
 
 /** The addresses of a VM's attached NICs: IPv6 first, then IPv4. */
@@ -70,8 +71,11 @@ export function VmRow({ vm }: { vm: Vm }) {
   );
 }
 
-/** One task of a list. */
-export function TaskRow({ task }: { task: Task }) {
+/**
+ * One task of a list; `extra` cells go last (a fragment row, which has
+ * none, still lines up with the others).
+ */
+export function TaskRow({ task, extra }: { task: Task; extra?: Child }) {
   return (
     <tr data-task={task.id}>
       <th scope="row">
@@ -86,6 +90,7 @@ export function TaskRow({ task }: { task: Task }) {
           {task.createdAt.slice(11, 19)}
         </time>
       </td>
+      {extra}
     </tr>
   );
 }

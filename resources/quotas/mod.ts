@@ -10,3 +10,4 @@
 export * from "./limits.ts";
 export * from "./manage.ts";
 export * from "./usage.ts";
+export * from "./users.ts";

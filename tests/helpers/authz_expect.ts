@@ -58,6 +58,7 @@ export const EXPECT: Record<string, UserExpect> = {
   "DELETE /v1/auth/session": "own",
   "POST /v1/auth/revoke": "own",
   "POST /v1/auth/services": "forbidden",
+  "GET /v1/users": "forbidden",
   "GET /v1/users/{name}/quota": "forbidden",
   "PUT /v1/users/{name}/quota": "forbidden",
 };
