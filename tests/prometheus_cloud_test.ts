@@ -294,8 +294,8 @@ Deno.test({
           try {
             const busy = await one(
               `rate(${cpu}[5s])`,
-              (s) => s.value > Math.max(3 * idle, idle + 0.05),
-              `the CPU rate at 3 x ${idle} and 0.05 cores above at least`,
+              (s) => s.value > Math.max(2 * idle, idle + 0.04),
+              `the CPU rate at 2 x ${idle} and 0.04 cores above at least`,
             );
             console.log(
               `guest CPU: idle ${idle.toFixed(3)}, busy ${
