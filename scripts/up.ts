@@ -22,7 +22,7 @@ import { type EtcdServer, startEtcd } from "../core/etcd_server.ts";
 import { logger } from "../core/log.ts";
 import { PlacementCache } from "../scheduler/cache.ts";
 import { startSftp } from "./sftp/service.ts";
-import { startUpPrometheus } from "./up_prometheus.ts";
+import { startUpPrometheus, upWorkerMetricsEnv } from "./up_prometheus.ts";
 import { Store } from "../core/store.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -134,6 +134,8 @@ const worker = new Deno.Command(Deno.execPath(), {
   env: {
     UCLOUD_STATE: config.stateDir,
     UCLOUD_ETCD: config.etcd.endpoints.join(","),
+    // Its Prometheus scrapes it from this host's address.
+    ...upWorkerMetricsEnv(config),
   },
   stdin: "null",
 }).spawn();

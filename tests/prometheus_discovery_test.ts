@@ -4,35 +4,34 @@
  * `GET /v1/monitoring/targets` of real API processes (api/main.ts, which
  * announce themselves under `apimetrics/`) and scrapes them, with the
  * metrics bearer token on discovery and scrapes (the API allows no
- * address, so nothing gets in without it). Workers are host documents
- * with `metrics.url`: until the worker serves its own /metrics, h1's
- * points at a fixture endpoint of this test serving a fixed exposition
- * (tests/helpers/prometheus.ts) and h2's at a port nobody listens on,
- * which fires the host-dead alert of monitoring/rules.yml (its `for:`
- * shortened to 1 s in the test's copy; the 30 s are tested by
- * monitoring/rules_test.yml). A host document deleted, or an API replica
- * stopped, takes its target away (a crashed one when its lease expires). The API's /metrics passes
+ * address, so nothing gets in without it). Workers are found by the
+ * `metrics.url` of their host documents: h1 is a real worker process (sim
+ * driver) that also takes only the token, and h2 a host document whose
+ * URL is a port nobody listens on, which fires the host-dead alert of
+ * monitoring/rules.yml (its `for:` shortened to 1 s in the test's copy;
+ * the 30 s are tested by monitoring/rules_test.yml). A host document
+ * deleted, or an API replica stopped, takes its target away (a crashed
+ * one when its lease expires). The API's and the worker's /metrics pass
  * `promtool check metrics`.
  */
 import assert from "node:assert/strict";
-import { freePort, startEtcd } from "../core/etcd_server.ts";
+import { freePort } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
 import type { Host } from "../core/schemas.ts";
-import { Store } from "../core/store.ts";
 import { startPrometheus } from "../scripts/prometheus.ts";
 import {
   prometheusConfigText,
   RULES_FILE,
 } from "../scripts/prometheus_config.ts";
-import { waitFor } from "./helpers/cluster.ts";
+import { startCluster, waitFor } from "./helpers/cluster.ts";
 import { ApiProc } from "./helpers/nemesis/api_proc.ts";
 import {
   activeTargets,
   alerts,
   promtool,
   query,
-  serveExposition,
 } from "./helpers/prometheus.ts";
+import { metricsUrl, scrape } from "./helpers/worker_metrics.ts";
 
 const TOKEN = "prometheus-test-token-0123456789";
 const WAIT_MS = 60_000;
@@ -56,39 +55,37 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "uc-prom-" });
-    const etcd = await startEtcd({ dataDir: `${dir}/etcd` });
-    const prefix = "/prom";
-    const store = Store.connect({ endpoints: [etcd.endpoint], prefix });
-    const fixture = serveExposition(
-      "# HELP ucloud_fixture_up A fixed value of the test's fixture.\n" +
-        "# TYPE ucloud_fixture_up gauge\nucloud_fixture_up 7\n",
-    );
+    const c = await startCluster({ guest: false });
+    const { dir, store } = c;
     const tokenFile = `${dir}/token`;
     await Deno.writeTextFile(tokenFile, TOKEN + "\n");
     const configFile = `${dir}/config.json`;
+    const onlyToken = { allow: [], bearerTokenFile: tokenFile };
     await Deno.writeTextFile(
       configFile,
       JSON.stringify({
         stateDir: `${dir}/state`,
-        api: { metrics: { allow: [], bearerTokenFile: tokenFile } },
+        api: { metrics: onlyToken },
+        worker: { metrics: onlyToken },
       }),
     );
-    const env = {
-      UCLOUD_CONFIG: configFile,
-      UCLOUD_ETCD: etcd.endpoint,
-      UCLOUD_PREFIX: prefix,
-    };
+    const env = { ...c.env, UCLOUD_CONFIG: configFile };
     const apiA = new ApiProc({ env, logFile: `${dir}/api-a.log` });
     const apiB = new ApiProc({ env, logFile: `${dir}/api-b.log` });
     let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
     try {
       await apiA.start();
+      await c.addWorker({
+        name: "h1",
+        env: {
+          UCLOUD_CONFIG: configFile,
+          UCLOUD_DRIVER: "sim",
+          UCLOUD_WORKER_METRICS_LISTEN: "127.0.0.1",
+        },
+      });
+      const workerUrl = await metricsUrl(store, "h1");
       const down = `http://127.0.0.1:${freePort()}/metrics`;
-      await store.txn()
-        .put(keys.host("h1"), hostDoc("h1", fixture.url))
-        .put(keys.host("h2"), hostDoc("h2", down))
-        .commit();
+      await store.txn().put(keys.host("h2"), hostDoc("h2", down)).commit();
 
       // The rules with every `for:` at 1 s, so the alert fires at once.
       const rules = (await Deno.readTextFile(RULES_FILE))
@@ -144,20 +141,29 @@ Deno.test({
         },
       );
 
-      await t.step("host h1 is scraped at its metrics.url", async () => {
-        const v = await waitFor(
-          "the fixture's value",
-          async () => {
-            const r = await query(url, 'ucloud_fixture_up{host="h1"}');
-            return r.length === 1 ? r[0] : null;
-          },
-          WAIT_MS,
-          250,
-        );
-        assert.equal(v.value, 7);
-        assert.equal(v.metric.job, "ucloud-worker");
-        assert.ok(fixture.authorizations.includes(`Bearer ${TOKEN}`));
-      });
+      await t.step(
+        "worker h1 is scraped at its metrics.url with the token; promtool checks its metrics",
+        async () => {
+          const cpus = await waitFor(
+            "h1's cores from Prometheus",
+            async () => {
+              const r = await query(url, 'ucloud_host_cpus{host="h1"}');
+              return r.length === 1 ? r[0] : null;
+            },
+            WAIT_MS,
+            250,
+          );
+          assert.equal(cpus.value, 4);
+          assert.equal(cpus.metric.job, "ucloud-worker");
+          assert.equal(cpus.metric.instance, new URL(workerUrl).host);
+          // The worker takes nobody without the token: Prometheus sent it.
+          assert.equal((await scrape(workerUrl)).status, 403);
+          const r = await scrape(workerUrl, { token: TOKEN });
+          assert.equal(r.status, 200, r.text);
+          const lint = await promtool(["check", "metrics"], r.text);
+          assert.equal(lint.code, 0, lint.output);
+        },
+      );
 
       await t.step("host h2, not answering, fires UcloudHostDead", async () => {
         const a = await waitFor(
@@ -247,10 +253,7 @@ Deno.test({
       await prom?.stop();
       await apiB.kill();
       await apiA.kill();
-      await fixture.close();
-      store.close();
-      await etcd.stop("SIGKILL");
-      await Deno.remove(dir, { recursive: true });
+      await c.stop();
     }
   },
 });

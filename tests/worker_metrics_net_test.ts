@@ -15,13 +15,18 @@ import { ConfigSchema } from "../core/config.ts";
 import { ImagesConfig } from "../core/config_images.ts";
 import { Image } from "../core/image_schemas.ts";
 import { keys } from "../core/keys.ts";
-import { linkLocal } from "../core/netaddr.ts";
-import { type Network, Vm } from "../core/schemas.ts";
 import { tapName } from "../drivers/net/mod.ts";
 import { startCluster, waitFor } from "./helpers/cluster.ts";
-import { guestExec } from "./helpers/console.ts";
 import { ensureDiskGuest } from "./helpers/disk_guest.ts";
-import { api, inHost, printNet } from "./helpers/net_e2e.ts";
+import {
+  addBridge,
+  guestAnswers,
+  pingGuest,
+  publicNetwork,
+  spoofMac,
+  startGuest,
+} from "./helpers/guest_net.ts";
+import { printNet } from "./helpers/net_e2e.ts";
 import { createHostNet } from "./helpers/netns.ts";
 import {
   deleteResources,
@@ -48,8 +53,7 @@ Deno.test({
     const net = await createHostNet(["h1"]);
     try {
       await serveEtcdOn(c, net);
-      await inHost(net, "h1", "ip", "link", "add", "pub0", "type", "bridge");
-      await inHost(net, "h1", "ip", "link", "set", "pub0", "up");
+      await addBridge(net, "h1", "pub0");
       const images = ImagesConfig.parse({
         uploadDir: `${c.dir}/www`,
         fileStoreDir: `${c.dir}/store`,
@@ -103,41 +107,14 @@ Deno.test({
         120_000,
         200,
       );
-      const pub = (await api(app, "POST", "/v1/networks", {
-        name: "internet",
-        kind: "public",
-        bridge: "pub0",
-        prefix: "fd9e:1:2:4::/64",
-      })).body as Network;
-      const made = await api(app, "POST", "/v1/vms", {
+      const pub = await publicNetwork(app, "pub0", "fd9e:1:2:4::/64");
+      const guest = await startGuest(c, app, {
         name: "g",
-        cpus: 1,
-        memory: 128,
         image: "tinydisk",
         disk: 1,
         networks: [pub.id],
       });
-      assert.equal(made.status, 201, JSON.stringify(made.body));
-      const vm = await waitFor(
-        "VM running",
-        async () => {
-          const d = (await c.store.get(keys.vm(made.body.vm.id), Vm))?.value;
-          return d?.status.phase === "running" ? d : null;
-        },
-        120_000,
-        200,
-      );
-      const sock = String(vm.status.handle!.console);
-      const serial = String(vm.status.handle!.serial);
-      await waitFor(
-        "guest booted from its disk",
-        async () => {
-          const log = await Deno.readTextFile(serial).catch(() => "");
-          return log.includes("UCLOUD-GUEST-READY");
-        },
-        180_000,
-        500,
-      );
+      const vm = guest.vm;
       const id = { vm: vm.id, name: "g", owner: vm.owner };
       const nic = {
         ...id,
@@ -195,19 +172,8 @@ Deno.test({
       );
 
       // The host pings the guest on pub0: the tap's counters rise.
-      const ping = (n: number) =>
-        inHost(
-          net,
-          "h1",
-          ...["busybox", "ping", "-6", "-c", String(n), "-W", "2"],
-          ...["-I", "pub0", linkLocal(vm.nics[0].mac)],
-        );
-      await waitFor(
-        "guest answers on pub0",
-        () => ping(1).then(() => true),
-        60_000,
-        500,
-      );
+      const ping = (n: number) => pingGuest(net, "h1", "pub0", vm, n);
+      await guestAnswers(net, "h1", "pub0", vm);
       const before = series(await read());
       await ping(5);
       const after = series(await read());
@@ -223,11 +189,7 @@ Deno.test({
       assert.equal(value(after, spoofName, spoof), 0);
 
       // The guest sends with a MAC that is not its NIC's.
-      await guestExec(
-        sock,
-        "ip link set dev eth0 address 02:c1:0d:ee:ee:01; ping -6 -c 5 -W 1 -I eth0 ff02::1",
-        { timeoutMs: 60_000 },
-      );
+      await spoofMac(guest, 5);
       const dropped = value(series(await read()), spoofName, spoof);
       assert.ok(dropped >= 5, `mac-spoof drops ${dropped}`);
 

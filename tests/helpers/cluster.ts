@@ -258,8 +258,10 @@ export async function startCluster(
     // The workers' cron rounds still resume drains, but never move VMs for
     // balance: that would race with tests that check where VMs run.
     UCLOUD_REBALANCE_MAX_MOVES: "0",
-    // Several workers share the test's network namespace: any free port.
+    // Several workers share the test's network namespace: any free port
+    // (the console relay's and /metrics'; each worker announces its URL).
     UCLOUD_CONSOLE_PORT: "0",
+    UCLOUD_WORKER_METRICS_PORT: "0",
   };
   const config = parseConfig({}, (n) => env[n]);
   config.worker.monitorIntervalMs = 250;

@@ -1,15 +1,11 @@
 /**
  * Reading a real Prometheus in tests through its HTTP API: instant
- * queries, active targets and alerts; running promtool; and a fixture
- * `/metrics` endpoint serving a fixed exposition (standing in for a
- * worker's until it serves its own), which records the Authorization
- * headers it got.
+ * queries, active targets and alerts; and running promtool.
  *
  * @example
  * ```ts
  * const up = await query(prom.url, 'up{job="ucloud-api"}');
- * const fixture = serveExposition("ucloud_fixture_up 1\n");
- * await fixture.close();
+ * const lint = await promtool(["check", "metrics"], text);
  * ```
  */
 
@@ -90,35 +86,5 @@ export async function promtool(
   return {
     code: out.code,
     output: dec.decode(out.stdout) + dec.decode(out.stderr),
-  };
-}
-
-/** A fixture `/metrics` on a loopback port (see the module comment). */
-export interface ExpositionServer {
-  url: string;
-  /** The Authorization headers of the requests so far. */
-  authorizations: (string | null)[];
-  close(): Promise<void>;
-}
-
-/** Serves `text` as a Prometheus exposition at `/metrics` on loopback. */
-export function serveExposition(text: string): ExpositionServer {
-  const authorizations: (string | null)[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (req) => {
-      authorizations.push(req.headers.get("authorization"));
-      if (new URL(req.url).pathname !== "/metrics") {
-        return new Response("not found", { status: 404 });
-      }
-      return new Response(text, {
-        headers: { "content-type": "text/plain; version=0.0.4" },
-      });
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/metrics`,
-    authorizations,
-    close: () => server.shutdown(),
   };
 }
