@@ -225,7 +225,6 @@ links_up() {
 links_up
 (while true; do sleep 1; links_up; done) &
 sed "s|@CAD@|\$cad|" /etc/inittab.in >/etc/inittab
-echo $marker
 # The marker on the VGA screen too, once its driver is up (fbcon on tty0).
 (
   for m in \$(cat /lib/modules/load-display); do insmod /lib/modules/\$m; done
@@ -237,7 +236,12 @@ export PS1='# '
 # the kernel's instant reset off, so the key sends it SIGINT) runs \$cad.
 exec /bin/init
 EOF
-cat >"$root/etc/inittab.in" <<'EOF'
+# The marker comes from init's first action: by then init has turned the
+# kernel's instant reset on ctrl-alt-del off, so a test that presses it
+# once it sees the marker always reaches the ctrlaltdel action (printed
+# before exec /bin/init, a slow boot could take the key as a hard reset).
+cat >"$root/etc/inittab.in" <<EOF
+::sysinit:/bin/echo $marker
 ::respawn:/bin/cttyhack /bin/sh
 ::ctrlaltdel:@CAD@
 EOF
