@@ -1,6 +1,7 @@
 /**
  * The environment of the web page tests: a real slapd (alice admin, bob,
- * carol) and etcd, one worker with the sim driver (host h1), the real app
+ * carol) and etcd, one worker with the sim driver (host h1; or the hosts
+ * of `WebEnvOptions.hosts`, e.g. tests/helpers/web_qemu.ts), the real app
  * with the identity auth served over HTTP on 127.0.0.1 (the browser needs a
  * port), each user's TOTP seed, and tokens from oathtool that were not
  * used yet. The clock of the session tokens can be moved forward to
@@ -12,6 +13,7 @@ import type { Page } from "playwright-core";
 import { createApp } from "../../api/app.ts";
 import { createIdentity } from "../../api/identity.ts";
 import { parseConfig } from "../../core/config.ts";
+import type { ImagesConfig } from "../../core/config_images.ts";
 import { keys } from "../../core/keys.ts";
 import { Alive } from "../../core/schemas.ts";
 import { importHostKey, newHostKey } from "../../core/secrets.ts";
@@ -54,14 +56,45 @@ export interface WebTestEnv {
   ) => Promise<void>;
 }
 
-/** Runs `body` against a fresh slapd, etcd, sim worker and app server. */
+/** The hosts a `WebEnvOptions.hosts` function started. */
+export interface WebHosts {
+  /** The images configuration the app shares with the workers. */
+  images?: ImagesConfig;
+  /** Runs before the cluster stops (e.g. the workers delete their VMs). */
+  beforeStop?: () => Promise<void>;
+  /** Runs after the cluster stopped (e.g. removes the host namespaces). */
+  afterStop?: () => Promise<void>;
+  /** Prints what helps when the test failed (e.g. the host network). */
+  printState?: () => Promise<void>;
+}
+
+/** How `withWebEnv()` sets up the cluster. */
+export interface WebEnvOptions {
+  /** `startCluster`'s options; default: no test guest. */
+  cluster?: Parameters<typeof startCluster>[0];
+  /**
+   * Starts the cluster's hosts, one of them named h1; default: one
+   * worker with the sim driver.
+   */
+  hosts?: (cluster: Cluster) => Promise<WebHosts>;
+}
+
+/** The default hosts: one worker h1 with the sim driver. */
+async function simHost(cluster: Cluster): Promise<WebHosts> {
+  cluster.env.UCLOUD_DRIVER = "sim";
+  await cluster.addWorker({ name: "h1" });
+  return {};
+}
+
+/** Runs `body` against a fresh slapd, etcd, worker(s) and app server. */
 export async function withWebEnv(
   body: (env: WebTestEnv) => Promise<void>,
+  opts: WebEnvOptions = {},
 ): Promise<void> {
   const slapd = await startSlapd();
-  const cluster = await startCluster({ guest: false });
-  cluster.env.UCLOUD_DRIVER = "sim";
+  const cluster = await startCluster(opts.cluster ?? { guest: false });
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let hosts: WebHosts = {};
   try {
     await slapd.add(
       [
@@ -71,10 +104,11 @@ export async function withWebEnv(
         groupLdif("ucloud-admins", ["alice"]),
       ].join("\n"),
     );
-    await cluster.addWorker({ name: "h1" });
+    hosts = await (opts.hosts ?? simHost)(cluster);
     const config = parseConfig({
       stateDir: `${cluster.dir}/api`,
       etcd: cluster.config.etcd,
+      ...(hosts.images ? { images: hosts.images } : {}),
       identity: {
         ldap: {
           url: slapd.url,
@@ -162,10 +196,13 @@ export async function withWebEnv(
     });
   } catch (err) {
     await cluster.printLogs();
+    await hosts.printState?.();
     throw err;
   } finally {
     await server?.shutdown();
+    await hosts.beforeStop?.();
     await cluster.stop();
+    await hosts.afterStop?.();
     await slapd.close();
   }
 }
