@@ -147,16 +147,31 @@ export async function phaseSeen(
   return await h.jsonValue() as number;
 }
 
+/** In the console page: when noVNC connected (page clock to wall clock). */
+function connectedAt(): number {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  return g.performance.timeOrigin + Number(g.document.body.dataset.connectedAt);
+}
+
+/** When a console was asked for and shown (`Date.now()` in the page). */
+export interface ConsoleTimes {
+  clickedAt: number;
+  /** noVNC's `connect` event: the websocket and the RFB handshake are done. */
+  connectedAt: number;
+  /** The canvas first showed more than one colour (polled every 20 ms). */
+  frameAt: number;
+}
+
 /**
  * On VM `id`'s page (loaded in `page`), clicks its Console link and waits
- * for the console page's first non-blank frame; returns the click's time
- * and the frame's (polled every 20 ms).
+ * for the console page's first non-blank frame.
  */
 export async function openConsole(
   page: Page,
   id: string,
   timeoutMs: number,
-): Promise<{ clickedAt: number; frameAt: number }> {
+): Promise<ConsoleTimes> {
   const link = page.getByRole("link", { name: /^Console/ });
   await link.waitFor();
   await page.evaluate(noteClick, `a[href="/web/console/${id}"]`);
@@ -169,5 +184,9 @@ export async function openConsole(
     polling: 20,
   });
   const frameAt = await h.jsonValue() as number;
-  return { clickedAt: await page.evaluate(clickedAt), frameAt };
+  return {
+    clickedAt: await page.evaluate(clickedAt),
+    connectedAt: Math.round(await page.evaluate(connectedAt)),
+    frameAt,
+  };
 }

@@ -1,0 +1,205 @@
+/**
+ * Bench phase `web`: the web pages in headless Chromium as a user sees
+ * them (tests/helpers/web_env.ts: real slapd, etcd, the app over HTTP; the
+ * steps of tests/helpers/web_flow.ts).
+ *
+ * - create: with a VM list open in a second tab, the time from clicking
+ *   "Create VM" on the form to that list showing the new VM running
+ *   (live.js, no reload), one VM after another (each deleted before the
+ *   next), after one warm-up VM. The
+ *   host is a sim worker, so this is the control plane, the event stream
+ *   and the page, not a qemu boot (the `vm` phase has that).
+ * - console: on a qemu host in a namespace (tests/helpers/web_qemu.ts,
+ *   TCG), one tiny guest booted until its screen shows, then the time from
+ *   clicking the VM page's Console link to noVNC connected and to the
+ *   console's first non-blank frame, after one warm-up open.
+ *
+ * Usage: through `scripts/bench/main.ts --only=web [--web-vms=5]
+ * [--web-consoles=3]`.
+ */
+import type { Page } from "playwright-core";
+import { keys } from "../../core/keys.ts";
+import { Vm } from "../../core/schemas.ts";
+import { launchBrowser } from "../../tests/helpers/browser.ts";
+import { waitFor } from "../../tests/helpers/cluster.ts";
+import { type WebTestEnv, withWebEnv } from "../../tests/helpers/web_env.ts";
+import {
+  createFromForm,
+  openConsole,
+  phaseSeen,
+  recordPhases,
+} from "../../tests/helpers/web_flow.ts";
+import { qemuHost } from "../../tests/helpers/web_qemu.ts";
+import { progress, type Row, summarize, type Summary } from "./util.ts";
+
+/** How long one sim VM may take from the click to running on the page. */
+const SIM_TIMEOUT_MS = 60_000;
+/** How long the tiny guest may take to boot and show its screen (TCG). */
+const BOOT_TIMEOUT_MS = 300_000;
+
+/** Result of {@linkcode benchWeb}. */
+export interface WebResult {
+  vms: number;
+  /** Click on "Create VM" to the list tab showing the row. */
+  clickToRowMs: Summary;
+  /** Click on "Create VM" to the list tab showing it running. */
+  clickToRunningMs: Summary;
+  consoles: number;
+  /** Click on "Console" to noVNC connected. */
+  clickToConnectedMs: Summary;
+  /** Click on "Console" to the first non-blank frame. */
+  clickToFrameMs: Summary;
+}
+
+/** Opens a browser, logs bob in and runs `f` with two tabs. */
+async function withTabs<T>(
+  env: WebTestEnv,
+  f: (page: Page, list: Page) => Promise<T>,
+): Promise<T> {
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.page();
+    await env.login(page, "bob");
+    const list = await browser.page();
+    await list.goto(`${env.base}/web/vms`);
+    await recordPhases(list);
+    return await f(page, list);
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Times `vms` creates from the form (plus a warm-up) on a sim host. */
+async function createTimes(vms: number) {
+  const row: number[] = [];
+  const running: number[] = [];
+  await withWebEnv((env) =>
+    withTabs(env, async (page, list) => {
+      for (let i = 0; i <= vms; i++) {
+        const { id, clickedAt } = await createFromForm(page, env.base, {
+          name: `web${i}`,
+          memory: 128,
+        });
+        const runAt = await phaseSeen(list, id, "running", SIM_TIMEOUT_MS);
+        const seen = await list.evaluate(
+          // deno-lint-ignore no-explicit-any
+          (id) => Object.values((globalThis as any).ucloudPhases[id]),
+          id,
+        ) as number[];
+        // Deleted before the next: the sim host has room for 4.
+        const del = await page.request.delete(`${env.base}/v1/vms/${id}`);
+        if (del.status() !== 202) {
+          throw new Error(`Cannot delete VM ${id}: ${await del.text()}`);
+        }
+        await list.locator(`tr[data-vm="${id}"]`).waitFor({
+          state: "detached",
+          timeout: SIM_TIMEOUT_MS,
+        });
+        if (i === 0) continue;
+        row.push(Math.min(...seen) - clickedAt);
+        running.push(runAt - clickedAt);
+        progress(
+          `web: VM ${i}/${vms} running on the page ${
+            runAt - clickedAt
+          } ms after the click`,
+        );
+      }
+    })
+  );
+  return { row, running };
+}
+
+/** Times `opens` console opens (plus a warm-up) of a tiny guest in qemu. */
+async function consoleTimes(opens: number) {
+  const connected: number[] = [];
+  const frame: number[] = [];
+  await withWebEnv(
+    (env) =>
+      withTabs(env, async (page) => {
+        const { id } = await createFromForm(page, env.base, {
+          name: "console",
+          memory: 128,
+        });
+        const store = env.cluster.store;
+        const vm = await waitFor(
+          "the console VM running",
+          async () => {
+            const v = (await store.get(keys.vm(id), Vm))?.value;
+            return v?.status.phase === "running" && v;
+          },
+          BOOT_TIMEOUT_MS,
+          200,
+        );
+        const serial = String(vm.status.handle!.serial);
+        await waitFor(
+          "the guest's marker",
+          async () => {
+            const log = await Deno.readTextFile(serial).catch(() => "");
+            return log.includes("UCLOUD-GUEST-READY");
+          },
+          BOOT_TIMEOUT_MS,
+          200,
+        );
+        for (let i = 0; i <= opens; i++) {
+          await page.goto(`${env.base}/web/vms/${id}`);
+          // The warm-up also waits for the guest's display driver.
+          const t = await openConsole(
+            page,
+            id,
+            i === 0 ? BOOT_TIMEOUT_MS : 60_000,
+          );
+          if (i === 0) continue;
+          connected.push(t.connectedAt - t.clickedAt);
+          frame.push(t.frameAt - t.clickedAt);
+          progress(
+            `web: console ${i}/${opens} first frame ${
+              t.frameAt - t.clickedAt
+            } ms after the click`,
+          );
+        }
+      }),
+    { cluster: { leaseTtlSeconds: 3 }, hosts: qemuHost },
+  );
+  return { connected, frame };
+}
+
+/** Runs the phase: `vms` creates on a sim host, `consoles` console opens. */
+export async function benchWeb(
+  { vms, consoles }: { vms: number; consoles: number },
+): Promise<WebResult> {
+  progress(`web: ${vms} VMs created from the form (sim host), list in a tab`);
+  const c = await createTimes(vms);
+  progress(`web: ${consoles} console opens of a qemu guest`);
+  const k = await consoleTimes(consoles);
+  return {
+    vms,
+    clickToRowMs: summarize(c.row),
+    clickToRunningMs: summarize(c.running),
+    consoles,
+    clickToConnectedMs: summarize(k.connected),
+    clickToFrameMs: summarize(k.frame),
+  };
+}
+
+/** The table rows of {@linkcode benchWeb}'s result. */
+export function webRows(r: WebResult): Row[] {
+  return [
+    {
+      name: "web: click create to the page showing running, p50",
+      value: r.clickToRunningMs.p50,
+      unit: "ms",
+      notes: `max ${r.clickToRunningMs.max} ms, row shown p50 ` +
+        `${r.clickToRowMs.p50} ms; ${r.vms} VMs one at a time, VM list ` +
+        `in a second tab (live.js); sim host: control plane, events and ` +
+        `page, no qemu boot`,
+    },
+    {
+      name: "web: console click to first frame, p50",
+      value: r.clickToFrameMs.p50,
+      unit: "ms",
+      notes: `max ${r.clickToFrameMs.max} ms, noVNC connected p50 ` +
+        `${r.clickToConnectedMs.p50} ms; ${r.consoles} opens of a booted ` +
+        `qemu guest (TCG) from the VM page's Console link`,
+    },
+  ];
+}
