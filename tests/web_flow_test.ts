@@ -4,10 +4,11 @@
  * qemu worker (TCG) with host networking in a namespace
  * (tests/helpers/web_qemu.ts): log in, add an SSH key and a network,
  * upload the disk-booting test image from the page, create a VM with the
- * key and the network from the form, see its row appear in a VM list
- * opened before and turn running without that page loading again
- * (live.js), open its console from the VM page and see the guest's screen,
- * delete it and see its row go. Screenshots of every step go to
+ * key and the network from the form, see the VM page the form leads to
+ * and a VM list opened before (its row appears) turn running, with its
+ * Console link, without loading either again (live.js), open the console
+ * from the VM page and see the guest's screen, delete the VM and see its
+ * row go and the list's "no VMs" line come back. Screenshots of every step go to
  * .state/screenshots/web_flow/.
  */
 import assert from "node:assert/strict";
@@ -28,10 +29,11 @@ import { canvasVariance } from "./helpers/console_screen.ts";
 import { ensureDiskGuest } from "./helpers/disk_guest.ts";
 import {
   createFromForm,
+  markPage,
+  notReloaded,
   openConsole,
   phaseSeen,
   recordPhases,
-  stillRecording,
 } from "./helpers/web_flow.ts";
 import { withWebEnv } from "./helpers/web_env.ts";
 import { qemuHost } from "./helpers/web_qemu.ts";
@@ -145,6 +147,8 @@ Deno.test({
         list.on("console", onConsole);
         await list.goto(`${env.base}/web/vms`);
         await recordPhases(list);
+        await markPage(list);
+        await recordPhases(page);
 
         const { id } = await createFromForm(page, env.base, {
           name: "flow1",
@@ -153,6 +157,7 @@ Deno.test({
           keys: ["k1"],
           networks: [/^n1 \(/],
         });
+        await markPage(page);
         await shot(page, dir, "04-vm-created");
         const vm = (await store.get(keys.vm(id), Vm))!.value;
         assert.equal(vm.owner, "bob");
@@ -162,8 +167,26 @@ Deno.test({
 
         const row = list.locator(`tr[data-vm="${id}"]`);
         await row.waitFor({ timeout: 60_000 });
+        const empty = list.getByText("You have no VMs yet.");
+        await empty.waitFor({ state: "hidden" });
         await shot(list, dir, "05-list-row-appeared");
-        await phaseSeen(list, id, "running", 300_000);
+        // The VM page the form led to and the list, neither loaded again.
+        await phaseSeen(page, id, "running", 300_000);
+        await page.getByRole("link", { name: /^Console/ }).waitFor();
+        // Its tasks finished on the page, each still with its badge.
+        const tasks = page.locator('tbody[data-live-list="tasks"] tr');
+        await page.locator('tr[data-task] [data-field="state"]', {
+          hasText: /^\s*(queued|running)\s*$/,
+        }).first().waitFor({ state: "detached", timeout: 60_000 });
+        assert.equal(
+          await tasks.locator(".badge.task-succeeded").count(),
+          await tasks.count(),
+        );
+        assert.ok(await notReloaded(page), "the VM page was not reloaded");
+        await shot(page, dir, "06-vm-page-running");
+        await phaseSeen(list, id, "running", 60_000);
+        await row.getByRole("link", { name: /^Console/ }).waitFor();
+        assert.equal(await row.locator(".badge.phase-running").count(), 1);
         assert.equal(
           (await row.locator('[data-field="host"]').textContent())?.trim(),
           "h1",
@@ -172,8 +195,8 @@ Deno.test({
           (await row.locator('[data-field="addresses"]').textContent()) ?? "",
           new RegExp(vm.nics[0].ipv6.replaceAll(".", "\\.")),
         );
-        assert.ok(await stillRecording(list), "the list was not reloaded");
-        await shot(list, dir, "06-list-running");
+        assert.ok(await notReloaded(list), "the list was not reloaded");
+        await shot(list, dir, "07-list-running");
 
         // The guest's marker on its serial line: its screen shows it too.
         const running = (await store.get(keys.vm(id), Vm))!.value;
@@ -188,8 +211,6 @@ Deno.test({
           500,
         );
 
-        await page.goto(`${env.base}/web/vms/${id}`);
-        await shot(page, dir, "07-vm-page-running");
         const { clickedAt, frameAt } = await openConsole(page, id, 120_000);
         console.log(`console: click to first frame ${frameAt - clickedAt} ms`);
         // The first frame may be drawn before the whole screen is.
@@ -203,7 +224,8 @@ Deno.test({
         await page.getByRole("button", { name: "Delete" }).click();
         await page.getByText("Deleting the VM.").waitFor();
         await row.waitFor({ state: "detached", timeout: 180_000 });
-        assert.ok(await stillRecording(list), "the list was not reloaded");
+        await empty.waitFor();
+        assert.ok(await notReloaded(list), "the list was not reloaded");
         await shot(list, dir, "09-list-row-gone");
         assert.equal(await store.get(keys.vm(id), Vm), null);
         assert.deepEqual(csp, [], "no CSP violation on any page");

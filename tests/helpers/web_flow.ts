@@ -2,8 +2,9 @@
  * Steps of a user's way through the web pages in a playwright page, shared
  * by tests/web_flow_test.ts and the bench's `web` phase
  * (scripts/bench/web.ts): fill and send the create form (the click's time
- * taken in the page), follow when each VM row of a live list page
- * (api/web/assets/live.js) first shows each phase, and open the console
+ * taken in the page), follow when each VM of a live page (a VM list or VM
+ * page, api/web/assets/live.js) first shows each phase and whether the
+ * page was loaded again, and open the console
  * from the VM page until its first non-blank frame. Times are `Date.now()`
  * in the page (the same clock as the test's).
  *
@@ -11,8 +12,9 @@
  * ```ts
  * await list.goto(`${base}/web/vms`);
  * await recordPhases(list);
+ * await recordPhases(page);
  * const { id, clickedAt } = await createFromForm(page, base, { name: "a" });
- * const runningAt = await phaseSeen(list, id, "running", 60_000);
+ * const runningAt = await phaseSeen(page, id, "running", 60_000);
  * ```
  */
 import type { Page } from "playwright-core";
@@ -83,9 +85,9 @@ export async function createFromForm(
 }
 
 /**
- * In the page: from now on, the first time each VM row (`tr[data-vm]`)
- * shows each phase, in `globalThis.ucloudPhases[id][phase]`, and whether
- * the page was loaded again since (a reload drops it all).
+ * In the page: from now on (from its start, as an init script), the first
+ * time each VM element (`[data-vm]`: a list's row, the VM page's state)
+ * shows each phase, in `globalThis.ucloudPhases[id][phase]`.
  */
 function watchPhases(): void {
   // deno-lint-ignore no-explicit-any
@@ -95,15 +97,15 @@ function watchPhases(): void {
   g.ucloudPhases = seen;
   const scan = () => {
     const now = Date.now();
-    for (const row of g.document.querySelectorAll("tr[data-vm]")) {
-      const phase = row.querySelector('[data-field="phase"]')?.textContent
+    for (const el of g.document.querySelectorAll("[data-vm]")) {
+      const phase = el.querySelector('[data-field="phase"]')?.textContent
         ?.trim();
       if (!phase) continue;
-      seen[row.dataset.vm] ??= {};
-      seen[row.dataset.vm][phase] ??= now;
+      seen[el.dataset.vm] ??= {};
+      seen[el.dataset.vm][phase] ??= now;
     }
   };
-  new g.MutationObserver(scan).observe(g.document.body, {
+  new g.MutationObserver(scan).observe(g.document, {
     subtree: true,
     childList: true,
     characterData: true,
@@ -111,28 +113,38 @@ function watchPhases(): void {
   scan();
 }
 
-/** In the page: when the row of VM `id` first showed `phase`, else 0. */
+/** In the page: when VM `id` first showed `phase`, else 0. */
 function seenAt([id, phase]: string[]): number {
   // deno-lint-ignore no-explicit-any
   return (globalThis as any).ucloudPhases?.[id]?.[phase] ?? 0;
 }
 
-/** Starts noting the phases the VM rows of `page` show (see `phaseSeen`). */
+/**
+ * Notes the phases the VMs in `page` show (see `phaseSeen`), in the page
+ * loaded now and in every page it loads later, from their start.
+ */
 export async function recordPhases(page: Page): Promise<void> {
+  await page.addInitScript(watchPhases);
   await page.evaluate(watchPhases);
 }
 
-/** Whether `page` still runs the script `recordPhases` put in (no reload). */
-export async function stillRecording(page: Page): Promise<boolean> {
+/** Marks the document `page` shows now (see `notReloaded`). */
+export async function markPage(page: Page): Promise<void> {
+  // deno-lint-ignore no-explicit-any
+  await page.evaluate(() => (globalThis as any).ucloudMark = true);
+}
+
+/** Whether `page` still shows the document `markPage` marked. */
+export async function notReloaded(page: Page): Promise<boolean> {
   return await page.evaluate(() =>
     // deno-lint-ignore no-explicit-any
-    (globalThis as any).ucloudPhases !== undefined
+    (globalThis as any).ucloudMark === true
   );
 }
 
 /**
- * Waits until the row of VM `id` in `page` (after `recordPhases`) showed
- * `phase`; returns when it first did.
+ * Waits until VM `id` in `page` (after `recordPhases`) showed `phase`;
+ * returns when it first did.
  */
 export async function phaseSeen(
   page: Page,
