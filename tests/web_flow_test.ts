@@ -103,6 +103,8 @@ Deno.test({
       let browser: TestBrowser | undefined;
       try {
         browser = await launchBrowser();
+        // Generous: qemu under TCG on a loaded machine.
+        browser.context.setDefaultTimeout(120_000);
         const page = await browser.page();
         page.on("dialog", (d) => d.accept());
         const csp: string[] = [];
