@@ -290,10 +290,10 @@ async function main(): Promise<number> {
       results.debianBoot = await benchDebianBoot({ boots: 3 }, cleanup);
     }
     if (opts.only.has("web")) {
-      results.web = await benchWeb({
-        vms: opts.webVms,
-        consoles: opts.webConsoles,
-      });
+      results.web = await benchWeb(
+        { vms: opts.webVms, consoles: opts.webConsoles },
+        cleanup,
+      );
     }
   } finally {
     await cleanup.run();

@@ -15,14 +15,19 @@
  *   console's first non-blank frame, after one warm-up open.
  *
  * Usage: through `scripts/bench/main.ts --only=web [--web-vms=5]
- * [--web-consoles=3]`.
+ * [--web-consoles=3]`. What it starts is ended after each part, or by the
+ * bench's cleanup on a signal or the watchdog.
  */
 import type { Page } from "playwright-core";
 import { keys } from "../../core/keys.ts";
 import { Vm } from "../../core/schemas.ts";
 import { launchBrowser } from "../../tests/helpers/browser.ts";
 import { waitFor } from "../../tests/helpers/cluster.ts";
-import { type WebTestEnv, withWebEnv } from "../../tests/helpers/web_env.ts";
+import {
+  startWebEnv,
+  type WebEnvOptions,
+  type WebTestEnv,
+} from "../../tests/helpers/web_env.ts";
 import {
   createFromForm,
   openConsole,
@@ -30,7 +35,13 @@ import {
   recordPhases,
 } from "../../tests/helpers/web_flow.ts";
 import { qemuHost } from "../../tests/helpers/web_qemu.ts";
-import { progress, type Row, summarize, type Summary } from "./util.ts";
+import {
+  type Cleanup,
+  progress,
+  type Row,
+  summarize,
+  type Summary,
+} from "./util.ts";
 
 /** How long one sim VM may take from the click to running on the page. */
 const SIM_TIMEOUT_MS = 60_000;
@@ -51,110 +62,122 @@ export interface WebResult {
   clickToFrameMs: Summary;
 }
 
-/** Opens a browser, logs bob in and runs `f` with two tabs. */
+/**
+ * Starts a web environment (`opts`), opens a browser, logs bob in and
+ * runs `f` with two tabs: the one logged in and a VM list. Both are ended
+ * after, or by `cleanup` on a signal.
+ */
 async function withTabs<T>(
-  env: WebTestEnv,
-  f: (page: Page, list: Page) => Promise<T>,
+  cleanup: Cleanup,
+  opts: WebEnvOptions,
+  f: (env: WebTestEnv, page: Page, list: Page) => Promise<T>,
 ): Promise<T> {
-  const browser = await launchBrowser();
+  const env = await startWebEnv(opts);
+  cleanup.add("web environment", env.close);
+  let browser;
   try {
+    // On a signal the bench's cleanup closes it (and the rest), not playwright.
+    browser = await launchBrowser({ signals: false });
+    cleanup.add("browser", browser.close);
     const page = await browser.page();
     await env.login(page, "bob");
     const list = await browser.page();
     await list.goto(`${env.base}/web/vms`);
     await recordPhases(list);
     await recordPhases(page);
-    return await f(page, list);
+    return await f(env, page, list);
+  } catch (err) {
+    await env.printState();
+    throw err;
   } finally {
-    await browser.close();
+    await browser?.close();
+    await env.close();
   }
 }
 
 /** Times `vms` creates from the form (plus a warm-up) on a sim host. */
-async function createTimes(vms: number) {
+async function createTimes(vms: number, cleanup: Cleanup) {
   const onPage: number[] = [];
   const onList: number[] = [];
-  await withWebEnv((env) =>
-    withTabs(env, async (page, list) => {
-      for (let i = 0; i <= vms; i++) {
-        const { id, clickedAt } = await createFromForm(page, env.base, {
-          name: `web${i}`,
-          memory: 128,
-        });
-        const pageAt = await phaseSeen(page, id, "running", SIM_TIMEOUT_MS);
-        const listAt = await phaseSeen(list, id, "running", SIM_TIMEOUT_MS);
-        // Deleted before the next: the sim host has room for 4.
-        const del = await page.request.delete(`${env.base}/v1/vms/${id}`);
-        if (del.status() !== 202) {
-          throw new Error(`Cannot delete VM ${id}: ${await del.text()}`);
-        }
-        await list.locator(`tr[data-vm="${id}"]`).waitFor({
-          state: "detached",
-          timeout: SIM_TIMEOUT_MS,
-        });
-        if (i === 0) continue;
-        onPage.push(pageAt - clickedAt);
-        onList.push(listAt - clickedAt);
-        progress(
-          `web: VM ${i}/${vms} running on its page ${pageAt - clickedAt} ms ` +
-            `after the click, on the list ${listAt - clickedAt} ms`,
-        );
+  await withTabs(cleanup, {}, async (env, page, list) => {
+    for (let i = 0; i <= vms; i++) {
+      const { id, clickedAt } = await createFromForm(page, env.base, {
+        name: `web${i}`,
+        memory: 128,
+      });
+      const pageAt = await phaseSeen(page, id, "running", SIM_TIMEOUT_MS);
+      const listAt = await phaseSeen(list, id, "running", SIM_TIMEOUT_MS);
+      // Deleted before the next: the sim host has room for 4.
+      const del = await page.request.delete(`${env.base}/v1/vms/${id}`);
+      if (del.status() !== 202) {
+        throw new Error(`Cannot delete VM ${id}: ${await del.text()}`);
       }
-    })
-  );
+      await list.locator(`tr[data-vm="${id}"]`).waitFor({
+        state: "detached",
+        timeout: SIM_TIMEOUT_MS,
+      });
+      if (i === 0) continue;
+      onPage.push(pageAt - clickedAt);
+      onList.push(listAt - clickedAt);
+      progress(
+        `web: VM ${i}/${vms} running on its page ${pageAt - clickedAt} ms ` +
+          `after the click, on the list ${listAt - clickedAt} ms`,
+      );
+    }
+  });
   return { onPage, onList };
 }
 
 /** Times `opens` console opens (plus a warm-up) of a tiny guest in qemu. */
-async function consoleTimes(opens: number) {
+async function consoleTimes(opens: number, cleanup: Cleanup) {
   const connected: number[] = [];
   const frame: number[] = [];
-  await withWebEnv(
-    (env) =>
-      withTabs(env, async (page) => {
-        const { id } = await createFromForm(page, env.base, {
-          name: "console",
-          memory: 128,
-        });
-        const store = env.cluster.store;
-        const vm = await waitFor(
-          "the console VM running",
-          async () => {
-            const v = (await store.get(keys.vm(id), Vm))?.value;
-            return v?.status.phase === "running" && v;
-          },
-          BOOT_TIMEOUT_MS,
-          200,
-        );
-        const serial = String(vm.status.handle!.serial);
-        await waitFor(
-          "the guest's marker",
-          async () => {
-            const log = await Deno.readTextFile(serial).catch(() => "");
-            return log.includes("UCLOUD-GUEST-READY");
-          },
-          BOOT_TIMEOUT_MS,
-          200,
-        );
-        for (let i = 0; i <= opens; i++) {
-          await page.goto(`${env.base}/web/vms/${id}`);
-          // The warm-up also waits for the guest's display driver.
-          const t = await openConsole(
-            page,
-            id,
-            i === 0 ? BOOT_TIMEOUT_MS : 60_000,
-          );
-          if (i === 0) continue;
-          connected.push(t.connectedAt - t.clickedAt);
-          frame.push(t.frameAt - t.clickedAt);
-          progress(
-            `web: console ${i}/${opens} first frame ${
-              t.frameAt - t.clickedAt
-            } ms after the click`,
-          );
-        }
-      }),
+  await withTabs(
+    cleanup,
     { cluster: { leaseTtlSeconds: 3 }, hosts: qemuHost },
+    async (env, page) => {
+      const { id } = await createFromForm(page, env.base, {
+        name: "console",
+        memory: 128,
+      });
+      const store = env.cluster.store;
+      const vm = await waitFor(
+        "the console VM running",
+        async () => {
+          const v = (await store.get(keys.vm(id), Vm))?.value;
+          return v?.status.phase === "running" && v;
+        },
+        BOOT_TIMEOUT_MS,
+        200,
+      );
+      const serial = String(vm.status.handle!.serial);
+      await waitFor(
+        "the guest's marker",
+        async () => {
+          const log = await Deno.readTextFile(serial).catch(() => "");
+          return log.includes("UCLOUD-GUEST-READY");
+        },
+        BOOT_TIMEOUT_MS,
+        200,
+      );
+      for (let i = 0; i <= opens; i++) {
+        await page.goto(`${env.base}/web/vms/${id}`);
+        // The warm-up also waits for the guest's display driver.
+        const t = await openConsole(
+          page,
+          id,
+          i === 0 ? BOOT_TIMEOUT_MS : 60_000,
+        );
+        if (i === 0) continue;
+        connected.push(t.connectedAt - t.clickedAt);
+        frame.push(t.frameAt - t.clickedAt);
+        progress(
+          `web: console ${i}/${opens} first frame ${
+            t.frameAt - t.clickedAt
+          } ms after the click`,
+        );
+      }
+    },
   );
   return { connected, frame };
 }
@@ -162,11 +185,12 @@ async function consoleTimes(opens: number) {
 /** Runs the phase: `vms` creates on a sim host, `consoles` console opens. */
 export async function benchWeb(
   { vms, consoles }: { vms: number; consoles: number },
+  cleanup: Cleanup,
 ): Promise<WebResult> {
   progress(`web: ${vms} VMs created from the form (sim host), list in a tab`);
-  const c = await createTimes(vms);
+  const c = await createTimes(vms, cleanup);
   progress(`web: ${consoles} console opens of a qemu guest`);
-  const k = await consoleTimes(consoles);
+  const k = await consoleTimes(consoles, cleanup);
   return {
     vms,
     clickToPageRunningMs: summarize(c.onPage),

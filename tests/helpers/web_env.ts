@@ -6,7 +6,7 @@
  * port), each user's TOTP seed, and tokens from oathtool that were not
  * used yet. The clock of the session tokens can be moved forward to
  * expire sessions. `withWebEnv()` runs a test body in it and tears it
- * all down after.
+ * all down after; `startWebEnv()` starts it for whoever ends it.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
@@ -86,15 +86,54 @@ async function simHost(cluster: Cluster): Promise<WebHosts> {
   return {};
 }
 
+/** A started web environment and how to print and end it. */
+export interface RunningWebEnv extends WebTestEnv {
+  /** Prints the workers' logs and the hosts' state (a failure). */
+  printState: () => Promise<void>;
+  /** Stops it all; runs once (later calls wait for the first). */
+  close: () => Promise<void>;
+}
+
 /** Runs `body` against a fresh slapd, etcd, worker(s) and app server. */
 export async function withWebEnv(
   body: (env: WebTestEnv) => Promise<void>,
   opts: WebEnvOptions = {},
 ): Promise<void> {
+  const env = await startWebEnv(opts);
+  try {
+    await body(env);
+  } catch (err) {
+    await env.printState();
+    throw err;
+  } finally {
+    await env.close();
+  }
+}
+
+/**
+ * Starts slapd, etcd, the hosts and the app server (`withWebEnv` without
+ * the body: for the bench, which must be able to end it on a signal).
+ */
+export async function startWebEnv(
+  opts: WebEnvOptions = {},
+): Promise<RunningWebEnv> {
   const slapd = await startSlapd();
   const cluster = await startCluster(opts.cluster ?? { guest: false });
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   let hosts: WebHosts = {};
+  const printState = async () => {
+    await cluster.printLogs();
+    await hosts.printState?.();
+  };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      await server?.shutdown();
+      await hosts.beforeStop?.();
+      await cluster.stop();
+      await hosts.afterStop?.();
+      await slapd.close();
+    })();
   try {
     await slapd.add(
       [
@@ -182,7 +221,7 @@ export async function withWebEnv(
         page.getByRole("button", { name: "Log in" }).click(),
       ]);
     };
-    await body({
+    return {
       cluster,
       base,
       app,
@@ -193,16 +232,12 @@ export async function withWebEnv(
       },
       snapshot: () => dump(cluster.store),
       login,
-    });
+      printState,
+      close,
+    };
   } catch (err) {
-    await cluster.printLogs();
-    await hosts.printState?.();
+    await printState();
+    await close();
     throw err;
-  } finally {
-    await server?.shutdown();
-    await hosts.beforeStop?.();
-    await cluster.stop();
-    await hosts.afterStop?.();
-    await slapd.close();
   }
 }
