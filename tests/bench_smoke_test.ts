@@ -84,3 +84,31 @@ Deno.test("bench --only=scale at 2 hosts measures etcd, CPU and memory for each 
   assert.ok(g === null || Number.isFinite(g), JSON.stringify(scale.growth));
   assert.match(stdout, /scale idle growth 2 -> 4 VMs\/host/);
 });
+
+Deno.test("bench --only=web --quick times the page from clicking create to running and the console from clicking to its first frame", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}scripts/bench/main.ts`,
+      "--quick",
+      "--no-write",
+      "--only=web",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, new TextDecoder().decode(out.stderr).slice(-3000));
+  const { web } = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.equal(web.clickToPageRunningMs.n, 2, JSON.stringify(web));
+  assert.equal(web.clickToListRunningMs.n, 2, JSON.stringify(web));
+  assert.equal(web.clickToFrameMs.n, 1, JSON.stringify(web));
+  for (const s of ["clickToPageRunningMs", "clickToConnectedMs"]) {
+    assert.ok(web[s].min > 0, JSON.stringify(web));
+  }
+  // The first frame comes after the connect.
+  assert.ok(web.clickToFrameMs.min >= web.clickToConnectedMs.min);
+  assert.match(stdout, /web: click create to the page showing running/);
+  assert.match(stdout, /web: console click to first frame/);
+});

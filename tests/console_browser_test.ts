@@ -14,6 +14,11 @@ import { MARKER, serialHasMarker } from "../drivers/qemu/_test_guest.ts";
 import { noSanitize } from "./helpers/api.ts";
 import { GUEST_CACHE, waitFor } from "./helpers/cluster.ts";
 import { withConsoleEnv } from "./helpers/console_env.ts";
+import {
+  canvasVariance,
+  connected,
+  notBlankAt,
+} from "./helpers/console_screen.ts";
 import { withConsoleVm } from "./helpers/console_vm.ts";
 
 /** Where screenshots go: the state dir, never the checkout. */
@@ -45,46 +50,6 @@ async function launch() {
   };
 }
 
-/**
- * Spread of the canvas's grey values: 0 for a blank screen. Run in the
- * page as a function (playwright evaluates a string with eval, which the
- * page's CSP forbids).
- */
-function canvasVariance(): number {
-  // deno-lint-ignore no-explicit-any
-  const doc = (globalThis as any).document;
-  const c = doc.querySelector("#console-screen canvas");
-  if (!c || !c.width) return 0;
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let n = 0, sum = 0, sq = 0;
-  for (let i = 0; i < d.length; i += 16) {
-    const g = (d[i] + d[i + 1] + d[i + 2]) / 3;
-    n++;
-    sum += g;
-    sq += g * g;
-  }
-  return sq / n - (sum / n) ** 2;
-}
-
-/** Whether the page's script says it is connected. */
-function connected(): boolean {
-  // deno-lint-ignore no-explicit-any
-  return (globalThis as any).document.body.dataset.state === "connected";
-}
-
-/** Whether the screen shows more than one colour. */
-function notBlank(): boolean {
-  // deno-lint-ignore no-explicit-any
-  const doc = (globalThis as any).document;
-  const c = doc.querySelector("#console-screen canvas");
-  if (!c || !c.width) return false;
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  for (let i = 4; i < d.length; i += 4) {
-    if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
-  }
-  return false;
-}
-
 Deno.test({
   name:
     "the console page shows the guest's screen in Chromium, with the session or the CLI's URL",
@@ -112,7 +77,7 @@ Deno.test({
           await page.goto(`${env.origin}/web/console/${id}`);
           await page.waitForFunction(connected, null, { timeout: 60_000 });
           // The guest's marker is drawn once its display driver is up.
-          await page.waitForFunction(notBlank, null, {
+          await page.waitForFunction(notBlankAt, null, {
             timeout: 120_000,
             polling: 200,
           });
@@ -137,7 +102,7 @@ Deno.test({
           try {
             const p2 = await fresh.browser.newPage();
             await p2.goto(cli.body.url as string);
-            await p2.waitForFunction(notBlank, null, {
+            await p2.waitForFunction(notBlankAt, null, {
               timeout: 60_000,
               polling: 200,
             });

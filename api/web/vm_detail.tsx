@@ -4,7 +4,7 @@
  * internals; an admin also sees the driver handle and incarnation), its
  * NICs with detach buttons, a form to attach a network, the power and
  * delete buttons, the console link while it runs, and its recent tasks
- * (live.js keeps them current). Another user's VM is a 404, as in the API.
+ * (live.js keeps the state and the tasks current). Another user's VM is a 404, as in the API.
  *
  * @example
  * ```ts
@@ -55,8 +55,11 @@ function Facts({ vm, admin }: { vm: Vm; admin: boolean }) {
   return (
     <dl class="facts">
       <dt>State</dt>
-      <dd data-field="phase">
-        <Phase phase={vm.status.phase} /> (wanted: {vm.desired})
+      <dd>
+        <span data-field="phase">
+          <Phase phase={vm.status.phase} />
+        </span>{" "}
+        (wanted: {vm.desired})
       </dd>
       {vm.status.reason && (
         <>
@@ -185,6 +188,22 @@ function Actions({ vm, csrf }: { vm: Vm; csrf: string }) {
   );
 }
 
+/**
+ * The state part of the VM page: its facts and buttons, one element that
+ * live.js replaces by `/web/fragments/vm-state/{id}` when the phase
+ * changes (the buttons and the Console link depend on it).
+ */
+export function VmState(
+  { vm, admin, csrf }: { vm: Vm; admin: boolean; csrf: string },
+) {
+  return (
+    <div data-vm={vm.id} data-fragment="vm-state">
+      <Facts vm={vm} admin={admin} />
+      <Actions vm={vm} csrf={csrf} />
+    </div>
+  );
+}
+
 /** Renders the VM page; `problem`: an action on it was refused. */
 export async function detailPage(
   c: Context<WebEnv>,
@@ -209,8 +228,7 @@ export async function detailPage(
       <ErrorBanner problem={problem} />
       <section aria-labelledby="h-state">
         <h2 id="h-state">State</h2>
-        <Facts vm={vm} admin={who.admin} />
-        <Actions vm={vm} csrf={csrf} />
+        <VmState vm={vm} admin={who.admin} csrf={csrf} />
       </section>
       <section aria-labelledby="h-nics">
         <h2 id="h-nics">Networks</h2>

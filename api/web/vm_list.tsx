@@ -54,7 +54,8 @@ export function listPage({ deps }: WebDeps): Handler<WebEnv> {
             </tbody>
           </table>
         </div>
-        {vms.length === 0 && !cont && <p class="empty">You have no VMs yet.</p>}
+        {/* Shown by the CSS only while the list has no row (live.js). */}
+        {!cont && <p class="empty">You have no VMs yet.</p>}
         {page.continue && (
           <p>
             <a

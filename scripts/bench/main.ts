@@ -32,7 +32,10 @@
  *            API's and a worker's memory (`scale.ts`); only with
  *            `--only=scale` (minutes);
  * - `debian-boot`: 3 boots of the Debian image under TCG, VM create to ssh
- *            login (`debian_boot.ts`); only with `--only=debian-boot`.
+ *            login (`debian_boot.ts`); only with `--only=debian-boot`;
+ * - `web`:   headless Chromium: click "Create VM" to the VM list showing it
+ *            running (sim host), and the Console link to the first frame
+ *            of a qemu guest (`web.ts`); only with `--only=web`.
  *
  * Prints a table (name, value, unit, notes) and then one JSON line with
  * every figure, also written to `bench-results.json` in the working
@@ -40,11 +43,12 @@
  *
  * Usage:
  *   deno run -A scripts/bench/main.ts [--quick]
- *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot]
+ *     [--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot,web]
  *     [--no-write] [--n=2000] [--vms=10] [--image-vms=5] [--import-mib=256]
  *     [--place-vms=10000] [--hosts=100] [--policy=spread|pack] [--gap-ms=5000]
  *     [--cycles=2000,10000] [--scale-hosts=20] [--scale-vms=50,200]
- *     [--idle-s=60] [--churn-s=30] [--scale-ttl=10]
+ *     [--idle-s=60] [--churn-s=30] [--scale-ttl=10] [--web-vms=5]
+ *     [--web-consoles=3]
  *
  * `--quick` (smaller N, 20 hosts and 500 placements, 3 VMs, 2 image VMs of
  * each kind and a 32 MiB import, 1 kill, 5 sim VMs, 5 scrapes) is the test suite's
@@ -82,6 +86,7 @@ import { type ScaleResult, scaleRows, scaleRun } from "./scale.ts";
 import { type ScrapeResult, scrapeRows, scrapeRun } from "./scrape.ts";
 import { Cleanup, progress, round, type Row, table } from "./util.ts";
 import { benchVm, type VmResult, vmRows } from "./vm.ts";
+import { benchWeb, type WebResult, webRows } from "./web.ts";
 
 /** Private networks (one port each) the net phase syncs. */
 const NET_NETWORKS = 50;
@@ -118,6 +123,7 @@ function rows(r: Results): Row[] {
     ...(r.churn ? churnRows(r.churn) : []),
     ...(r.scale ? scaleRows(r.scale) : []),
     ...(r.debianBoot ? debianBootRows(r.debianBoot) : []),
+    ...(r.web ? webRows(r.web) : []),
   ];
 }
 
@@ -150,6 +156,7 @@ interface Results {
   churn?: ChurnRun[];
   scale?: ScaleResult;
   debianBoot?: DebianBootResult;
+  web?: WebResult;
 }
 
 async function main(): Promise<number> {
@@ -171,6 +178,8 @@ async function main(): Promise<number> {
   const watchdogMs = (opts.quick ? 360_000 : 1_500_000) +
     (opts.only.has("debian-boot") ? 3_900_000 : 0) +
     (opts.only.has("scale") ? 3_600_000 : 0) +
+    // web: a guest boot under TCG, and the image of the tiny guest.
+    (opts.only.has("web") ? 900_000 : 0) +
     // churn: 250 ms a cycle (it runs at about 15 cycles/s).
     (opts.only.has("churn")
       ? opts.churnCycles.reduce((a, b) => a + b, 0) * 250
@@ -279,6 +288,12 @@ async function main(): Promise<number> {
     if (opts.only.has("debian-boot")) {
       progress("debian-boot: 3 boots of the Debian image to ssh (TCG)");
       results.debianBoot = await benchDebianBoot({ boots: 3 }, cleanup);
+    }
+    if (opts.only.has("web")) {
+      results.web = await benchWeb(
+        { vms: opts.webVms, consoles: opts.webConsoles },
+        cleanup,
+      );
     }
   } finally {
     await cleanup.run();

@@ -2,7 +2,8 @@
  * The flags of `deno task bench` (`scripts/bench/main.ts`): which phases to
  * run (`--only`), their sizes, the placement policy and whether to write
  * `bench-results.json`; `--quick` is the test suite's smoke run.
- * `debian-boot` runs only when `--only` names it.
+ * `churn`, `scale`, `debian-boot` and `web` run only when `--only` names
+ * them.
  */
 import type { Policy } from "../../scheduler/mod.ts";
 
@@ -22,14 +23,16 @@ export const PHASES = [
   "churn",
   "scale",
   "debian-boot",
+  "web",
 ] as const;
 /** One phase of the bench. */
 export type Phase = typeof PHASES[number];
 /**
  * Phases run only when `--only` names them: `churn` and `scale` take
- * minutes, `debian-boot` about 3 min per TCG boot.
+ * minutes, `debian-boot` about 3 min per TCG boot, `web` needs Chromium
+ * and slapd and boots a guest.
  */
-const OPT_IN: readonly Phase[] = ["churn", "scale", "debian-boot"];
+const OPT_IN: readonly Phase[] = ["churn", "scale", "debian-boot", "web"];
 
 /** The phases run without `--only`. */
 export const DEFAULT_PHASES: readonly Phase[] = PHASES.filter((p) =>
@@ -66,16 +69,19 @@ export interface Options {
   /** The scrape phase: sim VMs on the worker, scrapes. */
   scrapeVms: number;
   scrapes: number;
+  /** The web phase: VMs created from the form, console opens. */
+  webVms: number;
+  webConsoles: number;
 }
 
 function usage(): never {
   console.error(
     "usage: deno run -A scripts/bench/main.ts [--quick] " +
-      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot] " +
+      "[--only=cas,claim,api,place,vm,image,failover,failover-sim,net,metadata,scrape,churn,scale,debian-boot,web] " +
       "[--no-write] [--n=N] [--vms=N] [--image-vms=N] [--import-mib=N] " +
       "[--place-vms=N] [--hosts=N] [--policy=spread|pack] [--gap-ms=MS] " +
       "[--cycles=N,N] [--scale-hosts=N] [--scale-vms=N,N] [--idle-s=S] " +
-      "[--churn-s=S] [--scale-ttl=S]",
+      "[--churn-s=S] [--scale-ttl=S] [--web-vms=N] [--web-consoles=N]",
   );
   Deno.exit(2);
 }
@@ -99,6 +105,8 @@ export function parseArgs(args: string[]): Options {
   let idleSeconds: number | undefined;
   let churnSeconds: number | undefined;
   let scaleTtlSeconds = 10;
+  let webVms: number | undefined;
+  let webConsoles: number | undefined;
   const int = (v: string, min: number) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x < min) usage();
@@ -134,6 +142,8 @@ export function parseArgs(args: string[]): Options {
     } else if (flag === "--idle-s") idleSeconds = int(value, 1);
     else if (flag === "--churn-s") churnSeconds = int(value, 0);
     else if (flag === "--scale-ttl") scaleTtlSeconds = int(value, 2);
+    else if (flag === "--web-vms") webVms = int(value, 1);
+    else if (flag === "--web-consoles") webConsoles = int(value, 1);
     else if (flag === "--policy") {
       if (value !== "spread" && value !== "pack") usage();
       policy = value;
@@ -163,5 +173,7 @@ export function parseArgs(args: string[]): Options {
     scaleTtlSeconds,
     scrapeVms: quick ? 5 : 50,
     scrapes: quick ? 5 : 50,
+    webVms: webVms ?? (quick ? 2 : 5),
+    webConsoles: webConsoles ?? (quick ? 1 : 3),
   };
 }

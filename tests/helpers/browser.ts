@@ -44,8 +44,14 @@ export interface TestBrowser {
   close: () => Promise<void>;
 }
 
-/** Launches Chromium with a fresh profile. */
-export async function launchBrowser(): Promise<TestBrowser> {
+/**
+ * Launches Chromium with a fresh profile. `signals: false` leaves SIGINT,
+ * SIGTERM and SIGHUP to the caller (the bench's cleanup); by default
+ * playwright closes the browser on them and exits the process.
+ */
+export async function launchBrowser(
+  { signals = true }: { signals?: boolean } = {},
+): Promise<TestBrowser> {
   const profile = await Deno.makeTempDir({ prefix: "ucloud-chromium-" });
   let context: BrowserContext;
   try {
@@ -56,6 +62,9 @@ export async function launchBrowser(): Promise<TestBrowser> {
       headless: true,
       args: CHROMIUM_FLAGS,
       viewport: { width: 1024, height: 768 },
+      handleSIGINT: signals,
+      handleSIGTERM: signals,
+      handleSIGHUP: signals,
     });
   } catch (err) {
     await Deno.remove(profile, { recursive: true }).catch(() => {});

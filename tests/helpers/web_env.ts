@@ -1,19 +1,21 @@
 /**
  * The environment of the web page tests: a real slapd (alice admin, bob,
- * carol) and etcd, one worker with the sim driver (host h1), the real app
+ * carol) and etcd, one worker with the sim driver (host h1; or the hosts
+ * of `WebEnvOptions.hosts`, e.g. tests/helpers/web_qemu.ts), the real app
  * with the identity auth served over HTTP on 127.0.0.1 (the browser needs a
  * port), an upload directory and file store for images shared by the app
  * and the worker (URLs on 127.0.0.1 allowed: tests serve images there),
  * each user's TOTP seed, and tokens from oathtool that were not
  * used yet. The clock of the session tokens can be moved forward to
  * expire sessions. `withWebEnv()` runs a test body in it and tears it
- * all down after.
+ * all down after; `startWebEnv()` starts it for whoever ends it.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { createApp } from "../../api/app.ts";
 import { createIdentity } from "../../api/identity.ts";
 import { type Config, parseConfig } from "../../core/config.ts";
+import { ImagesConfig } from "../../core/config_images.ts";
 import { keys } from "../../core/keys.ts";
 import { Alive } from "../../core/schemas.ts";
 import { importHostKey, newHostKey } from "../../core/secrets.ts";
@@ -58,14 +60,95 @@ export interface WebTestEnv {
   ) => Promise<void>;
 }
 
-/** Runs `body` against a fresh slapd, etcd, sim worker and app server. */
+/** The hosts a `WebEnvOptions.hosts` function started. */
+export interface WebHosts {
+  /** The images configuration the app shares with the workers. */
+  images?: ImagesConfig;
+  /** Runs before the cluster stops (e.g. the workers delete their VMs). */
+  beforeStop?: () => Promise<void>;
+  /** Runs after the cluster stopped (e.g. removes the host namespaces). */
+  afterStop?: () => Promise<void>;
+  /** Prints what helps when the test failed (e.g. the host network). */
+  printState?: () => Promise<void>;
+}
+
+/** How `withWebEnv()` sets up the cluster. */
+export interface WebEnvOptions {
+  /** `startCluster`'s options; default: no test guest. */
+  cluster?: Parameters<typeof startCluster>[0];
+  /**
+   * Starts the cluster's hosts, one of them named h1; default: one
+   * worker with the sim driver.
+   */
+  hosts?: (cluster: Cluster) => Promise<WebHosts>;
+}
+
+/** The default hosts: one worker h1 with the sim driver. */
+async function simHost(cluster: Cluster): Promise<WebHosts> {
+  cluster.env.UCLOUD_DRIVER = "sim";
+  // The app and the worker share the upload area and the image store.
+  const images = {
+    uploadDir: `${cluster.dir}/www`,
+    fileStoreDir: `${cluster.dir}/image-store`,
+    allowPrivateUrls: true,
+  };
+  const workerConfig = `${cluster.dir}/web-worker.json`;
+  await Deno.writeTextFile(workerConfig, JSON.stringify({ images }));
+  await cluster.addWorker({
+    name: "h1",
+    env: { UCLOUD_CONFIG: workerConfig },
+  });
+  return { images: ImagesConfig.parse(images) };
+}
+
+/** A started web environment and how to print and end it. */
+export interface RunningWebEnv extends WebTestEnv {
+  /** Prints the workers' logs and the hosts' state (a failure). */
+  printState: () => Promise<void>;
+  /** Stops it all; runs once (later calls wait for the first). */
+  close: () => Promise<void>;
+}
+
+/** Runs `body` against a fresh slapd, etcd, worker(s) and app server. */
 export async function withWebEnv(
   body: (env: WebTestEnv) => Promise<void>,
+  opts: WebEnvOptions = {},
 ): Promise<void> {
+  const env = await startWebEnv(opts);
+  try {
+    await body(env);
+  } catch (err) {
+    await env.printState();
+    throw err;
+  } finally {
+    await env.close();
+  }
+}
+
+/**
+ * Starts slapd, etcd, the hosts and the app server (`withWebEnv` without
+ * the body: for the bench, which must be able to end it on a signal).
+ */
+export async function startWebEnv(
+  opts: WebEnvOptions = {},
+): Promise<RunningWebEnv> {
   const slapd = await startSlapd();
-  const cluster = await startCluster({ guest: false });
-  cluster.env.UCLOUD_DRIVER = "sim";
+  const cluster = await startCluster(opts.cluster ?? { guest: false });
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let hosts: WebHosts = {};
+  const printState = async () => {
+    await cluster.printLogs();
+    await hosts.printState?.();
+  };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      await server?.shutdown();
+      await hosts.beforeStop?.();
+      await cluster.stop();
+      await hosts.afterStop?.();
+      await slapd.close();
+    })();
   try {
     await slapd.add(
       [
@@ -75,21 +158,11 @@ export async function withWebEnv(
         groupLdif("ucloud-admins", ["alice"]),
       ].join("\n"),
     );
-    const images = {
-      uploadDir: `${cluster.dir}/www`,
-      fileStoreDir: `${cluster.dir}/image-store`,
-      allowPrivateUrls: true,
-    };
-    const workerConfig = `${cluster.dir}/web-worker.json`;
-    await Deno.writeTextFile(workerConfig, JSON.stringify({ images }));
-    await cluster.addWorker({
-      name: "h1",
-      env: { UCLOUD_CONFIG: workerConfig },
-    });
+    hosts = await (opts.hosts ?? simHost)(cluster);
     const config = parseConfig({
       stateDir: `${cluster.dir}/api`,
       etcd: cluster.config.etcd,
-      images,
+      ...(hosts.images ? { images: hosts.images } : {}),
       identity: {
         ldap: {
           url: slapd.url,
@@ -163,7 +236,7 @@ export async function withWebEnv(
         page.getByRole("button", { name: "Log in" }).click(),
       ]);
     };
-    await body({
+    return {
       cluster,
       base,
       app,
@@ -175,13 +248,12 @@ export async function withWebEnv(
       },
       snapshot: () => dump(cluster.store),
       login,
-    });
+      printState,
+      close,
+    };
   } catch (err) {
-    await cluster.printLogs();
+    await printState();
+    await close();
     throw err;
-  } finally {
-    await server?.shutdown();
-    await cluster.stop();
-    await slapd.close();
   }
 }

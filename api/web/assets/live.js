@@ -3,7 +3,10 @@
 // script-src 'self'). A `vm` event updates every `[data-vm="ID"]
 // [data-field=F]` cell (phase, host, addresses); a VM without a row gets one
 // appended to `<tbody data-live-list="vms">` from
-// `/web/fragments/vm-row/ID`; `vm-deleted` removes its rows. Tasks the same
+// `/web/fragments/vm-row/ID`; `vm-deleted` removes its rows. When a VM's
+// phase (a task's: state) changed, its element is replaced by a fresh one
+// from its fragment (`data-fragment`, else `vm-row` or `task-row`): the
+// badge, the buttons and the Console link go with the phase. Tasks the same
 // with `data-task`, fields `state` and `progress`, list `tasks`, fragment
 // `/web/fragments/task-row/ID`. Once a connection's snapshot is in
 // (`synced`), rows it did not mention are checked against the API: a VM row
@@ -21,6 +24,7 @@
       attr: "data-vm",
       list: "vms",
       fragment: "vm-row",
+      swapOn: "phase",
       fields: {
         phase: (vm) => vm.status.phase,
         host: (vm) => vm.status.host ?? "",
@@ -31,6 +35,7 @@
       attr: "data-task",
       list: "tasks",
       fragment: "task-row",
+      swapOn: "state",
       fields: {
         state: (t) => t.state,
         progress: (t) => t.progress ?? "",
@@ -58,10 +63,51 @@
     }
   }
 
+  /** Whether `el` shows another phase (a task: state) than `doc` has. */
+  function stale(kind, el, doc) {
+    const shown = el.querySelector(`[data-field="${kind.swapOn}"]`);
+    return shown !== null &&
+      shown.textContent.trim() !== kind.fields[kind.swapOn](doc);
+  }
+
   function update(kind, doc) {
     const rows = rowsOf(kind, doc.id);
     if (rows.length === 0) return addRow(kind, doc);
-    for (const row of rows) fill(kind, row, doc);
+    for (const row of rows) {
+      if (stale(kind, row, doc)) swap(kind, row, doc);
+      else fill(kind, row, doc);
+    }
+  }
+
+  /** Elements being replaced by their fragment: the newest document seen. */
+  const swapping = new Map();
+
+  /** Replaces `el` by its fragment read again (its phase changed). */
+  async function swap(kind, el, doc) {
+    const busy = swapping.has(el);
+    swapping.set(el, doc);
+    if (busy) return;
+    let fresh = null;
+    try {
+      const name = el.dataset.fragment ?? kind.fragment;
+      const res = await fetch(
+        `/web/fragments/${name}/${encodeURIComponent(doc.id)}`,
+        { credentials: "same-origin", headers: { accept: "text/html" } },
+      );
+      if (res.ok) {
+        const template = document.createElement("template");
+        template.innerHTML = (await res.text()).trim();
+        fresh = template.content.firstElementChild;
+      }
+    } catch {
+      // The API is not reachable: the next event tries again.
+    }
+    const latest = swapping.get(el);
+    swapping.delete(el);
+    if (!el.isConnected) return;
+    if (fresh) el.replaceWith(fresh);
+    // An event that came while the fragment was on its way may be newer.
+    if (latest !== doc) update(kind, latest);
   }
 
   async function addRow(kind, doc) {
@@ -83,11 +129,14 @@
       template.innerHTML = (await res.text()).trim();
       const row = template.content.querySelector("tr");
       if (!row || rowsOf(kind, doc.id).length > 0) return;
-      // Events that came while the fragment was on its way are newer.
-      fill(kind, row, fetching.get(key));
       list.append(row);
     } finally {
+      const latest = fetching.get(key);
       fetching.delete(key);
+      // Events that came while the fragment was on its way are newer.
+      if (latest && latest !== doc && rowsOf(kind, doc.id).length > 0) {
+        update(kind, latest);
+      }
     }
   }
 
