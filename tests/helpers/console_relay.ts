@@ -19,6 +19,8 @@ export interface RelayFixture {
   openVnc: () => number;
   /** VNC connections the relay opened in all. */
   openedVnc: () => number;
+  /** Stops the relay (as the worker's shutdown does). */
+  stop: () => void;
 }
 
 /** Runs `body` with VM `id` (of `env`) running on h1 behind h1's relay. */
@@ -63,7 +65,13 @@ export async function withRelay(
   }, stop.signal);
   try {
     await waitFor("h1's VM cache to hold the VM", () => vms.get(id));
-    await body({ relay, vms, openVnc: () => open, openedVnc: () => opened });
+    await body({
+      relay,
+      vms,
+      openVnc: () => open,
+      openedVnc: () => opened,
+      stop: () => stop.abort(),
+    });
   } finally {
     stop.abort();
     await relay.done;
