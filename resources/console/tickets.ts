@@ -118,7 +118,8 @@ export interface RedeemRequest {
   vm: string;
   /**
    * The web session the request carries (its token id and user), if it
-   * carries a valid one; a ticket made with a session needs that session.
+   * carries a valid one; a ticket made with a session needs that session,
+   * and any other ticket is refused with a session of another user.
    */
   session?: { tokenId: string; user: string };
   /** Whether a token id was revoked (api/revocations.ts). */
@@ -132,6 +133,7 @@ export type RedeemRefusal =
   | "other vm"
   | "expired"
   | "other session"
+  | "other user's session"
   | "revoked"
   | "vm not running"
   | "no relay"
@@ -164,11 +166,21 @@ export async function redeemTicket(
   const t = kv.value;
   if (t.vm !== req.vm) return no("other vm");
   if (Date.parse(t.expiresAt) <= now.getTime()) return no("expired");
+  // Who made the ticket: the admin when one acted for the user.
+  const maker = t.actor ?? t.user;
   if (
     t.via === "session" &&
-    (req.session?.tokenId !== t.tokenId || req.session?.user !== t.user)
+    (req.session?.tokenId !== t.tokenId || req.session?.user !== maker)
   ) {
     return no("other session");
+  }
+  // A ticket of a bearer token or TOTP opened in someone else's logged-in
+  // browser would show the maker's VM on this origin there (phishing).
+  if (
+    req.session !== undefined && req.session.user !== maker &&
+    req.session.user !== t.user
+  ) {
+    return no("other user's session");
   }
   if (t.tokenId !== undefined && await req.isRevoked(t.tokenId)) {
     return no("revoked");
