@@ -19,6 +19,7 @@ import { ConflictError, UnavailableError } from "../../core/errors.ts";
 import { ConsoleRelay, ConsoleTicket } from "../../core/console_schemas.ts";
 import type { ConsoleConfig } from "../../core/config_console.ts";
 import { keys } from "../../core/keys.ts";
+import { leasePool } from "../../core/lease_pool.ts";
 import { Vm } from "../../core/schemas.ts";
 import type { Store } from "../../core/store.ts";
 import type { Caller } from "../deps.ts";
@@ -102,9 +103,10 @@ export async function issueTicket(
     createdAt: now.toISOString(),
     expiresAt,
   };
-  // One second more than the ticket's life: the key is there to be
-  // refused as expired, not gone early.
-  const lease = await store.grantLease(cfg.ticketTtlSeconds + 1);
+  // A shared lease (at least one second more than the ticket's life: the
+  // key is there to be refused as expired, not gone early): the lease
+  // count does not follow the request rate.
+  const lease = await leasePool(store, cfg.ticketTtlSeconds + 1).take();
   const key = keys.consoleTicket(await ticketHash(ticket));
   const r = await store.txn().ifAbsent(key).put(key, doc, { lease }).commit();
   if (!r.ok) throw new UnavailableError("Cannot store the console ticket");
