@@ -19,11 +19,18 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ConsoleConfig } from "../core/config_console.ts";
+import { SlidingWindow } from "../core/rate_limit.ts";
 import type { Store } from "../core/store.ts";
 import { issueTicket, type TicketBinding } from "../resources/console/mod.ts";
 import { authMethod, currentToken } from "./auth.ts";
 import { IdParams, router } from "./env.ts";
-import { errorResponses } from "./errors.ts";
+import { errorJson, errorResponses } from "./errors.ts";
+
+/**
+ * Tickets one person (the admin when acting for a user) may ask for per
+ * minute on one API replica: each is an etcd write, so the rate is bounded.
+ */
+export const TICKETS_PER_MINUTE = 20;
 
 const ConsoleTicketDoc = z.object({
   ticket: z.string().openapi({
@@ -53,7 +60,7 @@ export const consoleRoute = createRoute({
       description: "A ticket",
       content: { "application/json": { schema: ConsoleTicketDoc } },
     },
-    ...errorResponses(400, 404, 409, 503),
+    ...errorResponses(400, 404, 409, 429, 503),
   },
 });
 
@@ -67,8 +74,26 @@ export function consoleTickets(
   { store, console: cfg }: { store: Store; console: ConsoleConfig },
 ) {
   const app = router();
+  const asked = new SlidingWindow({
+    limit: TICKETS_PER_MINUTE,
+    windowMs: 60_000,
+    maxKeys: 10_000,
+    now: () => performance.now(),
+  });
   app.openapi(consoleRoute, async (c) => {
     const { id } = c.req.valid("param");
+    const who = c.get("principal");
+    const wait = asked.retryAfterMs(who.actor ?? who.name);
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      c.header("Retry-After", String(seconds));
+      return errorJson(
+        c,
+        429,
+        `Too many console tickets: retry in ${seconds} s`,
+      ) as never;
+    }
+    asked.fail(who.actor ?? who.name);
     const method = authMethod(c);
     const token = currentToken(c);
     const binding: TicketBinding = method === "session" || method === "bearer"

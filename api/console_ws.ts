@@ -47,9 +47,8 @@ export function consoleSocket(o: ConsoleSocketOptions): Handler {
   return async (c) => {
     const id = c.req.param("id") ?? "";
     if (!ID_RE.test(id)) return errorJson(c, 400, "Invalid VM id");
-    if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
-      return errorJson(c, 400, "Expected a websocket upgrade");
-    }
+    const bad = badUpgrade(c);
+    if (bad) return errorJson(c, 400, `Expected a websocket upgrade: ${bad}`);
     if (!sameOrigin(c)) {
       o.log.warn("console refused", { vm: id, reason: "cross-origin" });
       return errorJson(c, 403, "Cannot open the console: cross-origin request");
@@ -78,16 +77,46 @@ export function consoleSocket(o: ConsoleSocketOptions): Handler {
       log.error("console relay unreachable", { error: String(err) });
       return errorJson(c, 502, "Cannot reach the VM's console on its host");
     }
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(c.req.raw);
+    } catch (err) {
+      relay.close();
+      log.warn("console upgrade failed", { error: String(err) });
+      return errorJson(c, 400, "Cannot upgrade to a websocket");
+    }
+    const { socket, response } = upgraded;
     socket.binaryType = "arraybuffer";
-    const until = Math.min(
-      Date.now() + o.console.maxSeconds * 1000,
-      t.tokenExpiresAt ? Date.parse(t.tokenExpiresAt) : Infinity,
+    // A deadline on the monotonic clock (DESIGN.md rule 8): the token's
+    // expiry is turned into a time left once, here.
+    const until = performance.now() + Math.min(
+      o.console.maxSeconds * 1000,
+      t.tokenExpiresAt ? Date.parse(t.tokenExpiresAt) - Date.now() : Infinity,
     );
     pipe(socket, relay, first, { ...o, log, until, tokenId: t.tokenId });
     log.info("console open", { via: t.via });
     return response;
   };
+}
+
+/** A websocket key: 16 bytes in base64 (RFC 6455 section 4.1). */
+const WS_KEY_RE = /^[A-Za-z0-9+/]{22}==$/;
+
+/**
+ * Why the request cannot be upgraded to a websocket, checked before the
+ * ticket is spent; undefined when it can.
+ */
+function badUpgrade(c: Context): string | undefined {
+  if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
+    return "no Upgrade: websocket";
+  }
+  if (!WS_KEY_RE.test(c.req.header("sec-websocket-key") ?? "")) {
+    return "no valid Sec-WebSocket-Key";
+  }
+  if (c.req.header("sec-websocket-version") !== "13") {
+    return "Sec-WebSocket-Version must be 13";
+  }
+  return undefined;
 }
 
 /** A websocket's Origin, when sent, must be the page's own. */
@@ -170,7 +199,7 @@ function pipe(
     o.log.info("console closed", { reason });
   };
   const check = setInterval(async () => {
-    if (Date.now() >= o.until) return close(4001, "session ended");
+    if (performance.now() >= o.until) return close(4001, "session ended");
     try {
       if (o.tokenId !== undefined && await o.isRevoked(o.tokenId)) {
         close(4001, "session ended");

@@ -6,7 +6,12 @@
  * the client sends `UCLOUD-CONSOLE <grant id>\n`, the relay consumes the
  * grant, checks that the VM runs here (the host's VM cache, host_vms.ts)
  * and answers `OK\n`, then pipes the VM's VNC socket both ways; anything
- * else is answered `NO <reason>\n` and closed. A console closes when its VM
+ * else is answered `NO <reason>\n` and closed. At most `MAX_HANDSHAKES`
+ * connections may be in their handshake at once (more are answered `NO
+ * busy`), and an address whose hellos failed (malformed, timed out, or an
+ * unknown grant: each of those costs a read or an etcd get) `limit` times
+ * in a minute is refused without a read until the minute has passed. A
+ * handshake that ends after the relay stopped opens nothing. A console closes when its VM
  * leaves this host or stops running (its handle changes), and when the
  * worker's session ends. Where the relay listens is announced under
  * `consolerelay/<host>` on the worker's lease.
@@ -22,6 +27,8 @@ import type { ConsoleConfig } from "../core/config_console.ts";
 import { keys } from "../core/keys.ts";
 import type { Logger } from "../core/log.ts";
 import type { Store } from "../core/store.ts";
+import { addressBucket } from "../core/client_address.ts";
+import { SlidingWindow } from "../core/rate_limit.ts";
 import { consumeGrant } from "../resources/console/grants.ts";
 import type { HostVms } from "./host_vms.ts";
 
@@ -29,6 +36,10 @@ import type { HostVms } from "./host_vms.ts";
 export const RELAY_HELLO = "UCLOUD-CONSOLE";
 const LINE_MAX = 128;
 const HELLO_TIMEOUT_MS = 5000;
+/** Connections in their handshake at once, at most. */
+export const MAX_HANDSHAKES = 32;
+/** Failed hellos per address (bucket) and minute before it is refused. */
+export const HELLO_FAILURES = { limit: 10, windowMs: 60_000 };
 
 /** Options of {@linkcode ConsoleRelayServer.start}. */
 export interface ConsoleRelayOptions {
@@ -55,6 +66,16 @@ export class ConsoleRelayServer {
   readonly #listener: Deno.TcpListener;
   /** Open consoles by VM id, each closed by its function. */
   readonly #open = new Map<string, Set<() => void>>();
+  /** Connections in their handshake now. */
+  #handshakes = 0;
+  /** Failed hellos per address bucket (on the monotonic clock). */
+  readonly #failures = new SlidingWindow({
+    ...HELLO_FAILURES,
+    maxKeys: 10_000,
+    now: () => performance.now(),
+  });
+  /** Set by the stop: a handshake ending later opens nothing. */
+  #closed = false;
   /** Resolves once the listener and every console are closed. */
   done: Promise<void> = Promise.resolve();
 
@@ -66,6 +87,11 @@ export class ConsoleRelayServer {
   /** The address it listens on. */
   get address(): string {
     return this.#listener.addr.hostname;
+  }
+
+  /** Connections in their handshake now. */
+  get handshakes(): number {
+    return this.#handshakes;
   }
 
   /** The port it listens on. */
@@ -110,6 +136,7 @@ export class ConsoleRelayServer {
       }
     });
     const stop = () => {
+      relay.#closed = true;
       listener.close();
       for (const id of [...relay.#open.keys()]) {
         relay.#closeVm(id, "the worker stops");
@@ -154,18 +181,31 @@ export class ConsoleRelayServer {
 
   async #handle(conn: Deno.TcpConn): Promise<void> {
     const { store, host, vms, log } = this.#o;
-    const refuse = async (reason: string) => {
-      log.warn("console connection refused", { reason });
+    const address = addressBucket(conn.remoteAddr.hostname);
+    const refuse = async (reason: string, failed = false) => {
+      if (failed) this.#failures.fail(address);
+      log.warn("console connection refused", { reason, address });
       await write(conn, `NO ${reason}\n`).catch(() => {});
       try {
         conn.close();
       } catch { /* closed by the hello timeout */ }
     };
-    const line = await readLine(conn, HELLO_TIMEOUT_MS);
-    const m = line?.match(new RegExp(`^${RELAY_HELLO} (\\S+)$`));
-    if (!m) return await refuse("bad hello");
-    const grant = await consumeGrant(store, host, m[1]);
-    if (!grant) return await refuse("unknown or used grant");
+    if (this.#failures.retryAfterMs(address) > 0) {
+      return await refuse("too many failed hellos");
+    }
+    if (this.#handshakes >= MAX_HANDSHAKES) return await refuse("busy");
+    this.#handshakes++;
+    let grant;
+    try {
+      const line = await readLine(conn, HELLO_TIMEOUT_MS);
+      const m = line?.match(new RegExp(`^${RELAY_HELLO} (\\S+)$`));
+      if (!m) return await refuse("bad hello", true);
+      if (this.#closed) return await refuse("the relay stops");
+      grant = await consumeGrant(store, host, m[1]);
+      if (!grant) return await refuse("unknown or used grant", true);
+    } finally {
+      this.#handshakes--;
+    }
     const vnc = vncOf(vms.get(grant.vm)?.value.status.handle);
     const phase = vms.get(grant.vm)?.value.status.phase;
     if (!vnc || phase !== "running") {
@@ -176,6 +216,10 @@ export class ConsoleRelayServer {
       vncConn = await Deno.connect({ transport: "unix", path: vnc });
     } catch (err) {
       return await refuse(`cannot reach the VM's VNC: ${(err as Error).name}`);
+    }
+    if (this.#closed) {
+      vncConn.close();
+      return await refuse("the relay stops");
     }
     await write(conn, "OK\n");
     log.info("console opened", { vm: grant.vm, user: grant.user });

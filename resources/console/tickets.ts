@@ -19,6 +19,7 @@ import { ConflictError, UnavailableError } from "../../core/errors.ts";
 import { ConsoleRelay, ConsoleTicket } from "../../core/console_schemas.ts";
 import type { ConsoleConfig } from "../../core/config_console.ts";
 import { keys } from "../../core/keys.ts";
+import { leasePool } from "../../core/lease_pool.ts";
 import { Vm } from "../../core/schemas.ts";
 import type { Store } from "../../core/store.ts";
 import type { Caller } from "../deps.ts";
@@ -102,9 +103,10 @@ export async function issueTicket(
     createdAt: now.toISOString(),
     expiresAt,
   };
-  // One second more than the ticket's life: the key is there to be
-  // refused as expired, not gone early.
-  const lease = await store.grantLease(cfg.ticketTtlSeconds + 1);
+  // A shared lease (at least one second more than the ticket's life: the
+  // key is there to be refused as expired, not gone early): the lease
+  // count does not follow the request rate.
+  const lease = await leasePool(store, cfg.ticketTtlSeconds + 1).take();
   const key = keys.consoleTicket(await ticketHash(ticket));
   const r = await store.txn().ifAbsent(key).put(key, doc, { lease }).commit();
   if (!r.ok) throw new UnavailableError("Cannot store the console ticket");
@@ -118,7 +120,8 @@ export interface RedeemRequest {
   vm: string;
   /**
    * The web session the request carries (its token id and user), if it
-   * carries a valid one; a ticket made with a session needs that session.
+   * carries a valid one; a ticket made with a session needs that session,
+   * and any other ticket is refused with a session of another user.
    */
   session?: { tokenId: string; user: string };
   /** Whether a token id was revoked (api/revocations.ts). */
@@ -132,6 +135,7 @@ export type RedeemRefusal =
   | "other vm"
   | "expired"
   | "other session"
+  | "other user's session"
   | "revoked"
   | "vm not running"
   | "no relay"
@@ -164,11 +168,21 @@ export async function redeemTicket(
   const t = kv.value;
   if (t.vm !== req.vm) return no("other vm");
   if (Date.parse(t.expiresAt) <= now.getTime()) return no("expired");
+  // Who made the ticket: the admin when one acted for the user.
+  const maker = t.actor ?? t.user;
   if (
     t.via === "session" &&
-    (req.session?.tokenId !== t.tokenId || req.session?.user !== t.user)
+    (req.session?.tokenId !== t.tokenId || req.session?.user !== maker)
   ) {
     return no("other session");
+  }
+  // A ticket of a bearer token or TOTP opened in someone else's logged-in
+  // browser would show the maker's VM on this origin there (phishing).
+  if (
+    req.session !== undefined && req.session.user !== maker &&
+    req.session.user !== t.user
+  ) {
+    return no("other user's session");
   }
   if (t.tokenId !== undefined && await req.isRevoked(t.tokenId)) {
     return no("revoked");
