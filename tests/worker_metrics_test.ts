@@ -79,6 +79,11 @@ Deno.test({
       assert.equal(value(s, "ucloud_host_vms", { phase: "running" }), 1);
       assert.ok(value(s, "ucloud_host_load1") >= 0);
       assert.ok(value(s, "ucloud_host_memory_available_bytes") > 0);
+      // Disk use: the state directory's filesystem, as statfs tells.
+      const fsSize = value(s, "ucloud_host_filesystem_size_bytes");
+      const fsUsed = value(s, "ucloud_host_filesystem_used_bytes");
+      assert.ok(fsSize > 0 && fsUsed > 0 && fsUsed <= fsSize, `${fsUsed}`);
+      assert.ok(value(s, "ucloud_host_filesystem_available_bytes") <= fsSize);
       assert.equal(value(s, "ucloud_host_info", { host: "h1" }), 1);
       // Lease health: a keep-alive within the TTL, the deadline ahead.
       const age = value(s, "ucloud_lease_keepalive_age_seconds");
@@ -110,9 +115,14 @@ Deno.test("processStats() reads a busy process's CPU time rising, and nothing of
     stderr: "null",
   }).spawn();
   try {
+    // Right after the spawn, /proc may show the process before its
+    // memory is mapped (RSS 0): wait for the running process.
     const first = await waitFor(
       "busy process seen",
-      () => processStats(busy.pid, pidfile),
+      async () => {
+        const p = await processStats(busy.pid, pidfile);
+        return p && p.rssBytes > 0 ? p : null;
+      },
     );
     assert.ok(first.cpuSeconds >= 0 && first.rssBytes > 0);
     const later = await waitFor(

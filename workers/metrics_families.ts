@@ -6,7 +6,9 @@
  *   what placement may allocate (`ucloud_host_allocatable_*`), the
  *   reservations (`ucloud_host_reserved_*`), use from the kernel
  *   (`ucloud_host_cpu_seconds_total{mode}`,
- *   `ucloud_host_memory_available_bytes`), `ucloud_host_load1`/`5`/`15`,
+ *   `ucloud_host_memory_available_bytes`, the state directory's filesystem
+ *   `ucloud_host_filesystem_{size,used,available}_bytes`),
+ *   `ucloud_host_load1`/`5`/`15`,
  *   `ucloud_host_vms{phase}`, `ucloud_host_info`;
  * - lease health: `ucloud_lease_keepalive_age_seconds` (since the last
  *   acknowledged keep-alive was sent), `ucloud_lease_deadline_margin_seconds`
@@ -146,6 +148,21 @@ const HOST: Family[] = [
       for (const [mode, v] of s.cpu ?? []) yield [{ mode }, v];
     },
   },
+  gauge(
+    "ucloud_host_filesystem_size_bytes",
+    "Size of the filesystem of the worker's state directory (VM disks, images)",
+    (s) => s.disk?.sizeBytes,
+  ),
+  gauge(
+    "ucloud_host_filesystem_used_bytes",
+    "Bytes in use on the filesystem of the worker's state directory",
+    (s) => s.disk?.usedBytes,
+  ),
+  gauge(
+    "ucloud_host_filesystem_available_bytes",
+    "Bytes still free for the worker on the filesystem of its state directory",
+    (s) => s.disk?.availableBytes,
+  ),
   gauge(
     "ucloud_host_memory_available_bytes",
     "Memory the kernel can give without swapping (MemAvailable)",

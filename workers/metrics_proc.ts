@@ -2,7 +2,7 @@
  * What the kernel tells the worker's `/metrics` (workers/metrics.ts) from
  * /proc: a VM process's CPU time and resident memory (checked to be the
  * process of the VM's pidfile, so a reused pid is never counted), the
- * host's load averages, memory and CPU times. Each read is one small file.
+ * host's load averages, memory, CPU times and disk use (statfs). Each read is one small file.
  *
  * @example
  * ```ts
@@ -10,6 +10,7 @@
  * p?.cpuSeconds; // user + system time so far
  * ```
  */
+import { statfs } from "node:fs/promises";
 
 /** Clock ticks per second of /proc times (USER_HZ, 100 on Linux). */
 const TICKS = 100;
@@ -71,6 +72,21 @@ export async function memInfo(): Promise<
     Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) *
     1024;
   return { totalBytes: kb("MemTotal"), availableBytes: kb("MemAvailable") };
+}
+
+/**
+ * The filesystem holding `dir` (the worker's state directory: VM disks and
+ * images): its size, the bytes in use and those still free for this user.
+ */
+export async function diskUse(dir: string): Promise<
+  { sizeBytes: number; usedBytes: number; availableBytes: number }
+> {
+  const f = await statfs(dir);
+  return {
+    sizeBytes: f.blocks * f.bsize,
+    usedBytes: (f.blocks - f.bfree) * f.bsize,
+    availableBytes: f.bavail * f.bsize,
+  };
 }
 
 /** The modes of the first line of /proc/stat, in order. */

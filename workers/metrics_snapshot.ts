@@ -29,6 +29,7 @@ import type { HostNetState } from "../drivers/net/types.ts";
 import type { Candidate } from "../scheduler/resources.ts";
 import {
   cpuTimes,
+  diskUse,
   loadAverages,
   memInfo,
   type ProcessStats,
@@ -51,6 +52,8 @@ export interface MetricsSources {
   net?: { state: () => HostNetState | undefined; counters: NetCounters };
   /** How long one VM's QMP answer may take. */
   qmpTimeoutMs: number;
+  /** The state directory: the host's disk use is its filesystem's. */
+  stateDir?: string;
 }
 
 /** Everything one scrape reports (see the module comment). */
@@ -66,6 +69,7 @@ export interface Snapshot {
   drops?: Map<string, Map<string, RuleCount>>;
   load?: [number, number, number];
   memory?: { totalBytes: number; availableBytes: number };
+  disk?: { sizeBytes: number; usedBytes: number; availableBytes: number };
   cpu?: Map<string, number>;
   /** Sources that failed, each once per failure ("qmp" once per VM). */
   errors: string[];
@@ -104,12 +108,13 @@ export async function gather(src: MetricsSources): Promise<Snapshot> {
   });
   const netState = src.net?.state();
   const ports = netState?.ports.length ?? 0;
-  const [links, drops, load, memory, cpu] = await Promise.all([
+  const [links, drops, load, memory, cpu, disk] = await Promise.all([
     src.net ? soft("links", src.net.counters.links()) : undefined,
     src.net && ports ? soft("nft", src.net.counters.ruleDrops()) : undefined,
     soft("loadavg", loadAverages()),
     soft("meminfo", memInfo()),
     soft("stat", cpuTimes()),
+    src.stateDir ? soft("statfs", diskUse(src.stateDir)) : undefined,
     ...perVm,
   ]);
   const now = monotonicMs();
@@ -131,6 +136,7 @@ export async function gather(src: MetricsSources): Promise<Snapshot> {
     load,
     memory,
     cpu,
+    disk,
     errors,
     seconds: (performance.now() - started) / 1000,
   };

@@ -127,6 +127,7 @@ export class Worker {
     // This incarnation's /metrics, announced in the host document.
     const metrics = new WorkerMetrics({
       qmpTimeoutMs: config.worker.metrics.qmpTimeoutMs,
+      stateDir: config.stateDir,
       lease: session,
       leaseTtlSeconds: config.worker.leaseTtlSeconds,
       candidate: () => PlacementCache.for(this.#o.store)?.candidate(this.host),
