@@ -23,10 +23,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { keys } from "../core/keys.ts";
 import { type Logger, logger } from "../core/log.ts";
 import { Task, Vm } from "../core/schemas.ts";
-import type { Store } from "../core/store.ts";
-import { decodeRaw, listPages } from "../core/watch.ts";
+import type { Kv, Store } from "../core/store.ts";
+import { indexedPage } from "../core/store_page.ts";
+import { decodeRaw, LIST_PAGE, listPages } from "../core/watch.ts";
 import type { Caller } from "../resources/deps.ts";
 import { taskView, vmView } from "../resources/host_internals.ts";
+import { ownerIndexReady } from "../resources/vms/owner_index.ts";
 import { authMethod, currentToken } from "./auth.ts";
 import { requireAdmin, router } from "./env.ts";
 import { errorResponses } from "./errors.ts";
@@ -175,7 +177,7 @@ async function follow(
     throw err;
   }
   const log = opts.log ?? logger({ component: "events" });
-  snapshot(opts.store, sse, who, visible, known, log).then((revision) => {
+  snapshot(opts.store, sse, who, all, known, log).then((revision) => {
     if (revision === null) return;
     synced = BigInt(revision);
     sse.send(frame("synced", { revision }, revision));
@@ -192,20 +194,26 @@ async function snapshot(
   store: Store,
   sse: SseStream,
   who: Caller,
-  visible: (owner: string) => boolean,
+  all: boolean,
   known: Set<string>,
   log: Logger,
 ): Promise<string | null> {
+  const send = async (kv: { value: Vm; modRevision: string }) => {
+    if (!sse.open) throw new Error("stream ended");
+    known.add(kv.value.id);
+    await sse.sendPaced(frame("vm", vmView(who, kv.value), kv.modRevision));
+  };
   try {
-    const revision = await listPages(store, keys.vms, async (page) => {
-      for (const kv of page) {
-        if (!sse.open) throw new Error("stream ended");
-        const vm = decodeRaw(kv, Vm);
-        if (!vm || !visible(vm.owner)) continue;
-        known.add(vm.id);
-        await sse.sendPaced(frame("vm", vmView(who, vm), kv.modRevision));
-      }
-    });
+    const revision = !all && await ownerIndexReady(store)
+      ? await ownedSnapshot(store, who.name, send)
+      : await listPages(store, keys.vms, async (page) => {
+        for (const kv of page) {
+          const vm = decodeRaw(kv, Vm);
+          if (vm && (all || vm.owner === who.name)) {
+            await send({ value: vm, modRevision: kv.modRevision });
+          }
+        }
+      });
     return sse.open ? revision : null;
   } catch (err) {
     if (!sse.open) return null;
@@ -216,4 +224,30 @@ async function snapshot(
     sse.drop("snapshot failed");
     return null;
   }
+}
+
+/**
+ * `owner`'s VMs through the owner index (resources/vms/owner_index.ts),
+ * its keys and the documents at one revision, in pages; that revision.
+ */
+async function ownedSnapshot(
+  store: Store,
+  owner: string,
+  send: (kv: Kv<Vm>) => Promise<void>,
+): Promise<string> {
+  let position: string | undefined;
+  let revision: string | undefined;
+  do {
+    const page = await indexedPage(
+      store,
+      keys.vmsOwnedBy(owner),
+      keys.vm,
+      Vm,
+      { limit: LIST_PAGE, position, revision, match: (v) => v.owner === owner },
+    );
+    revision = page.revision!;
+    for (const kv of page.items) await send(kv);
+    position = page.next ?? undefined;
+  } while (position !== undefined);
+  return revision;
 }
