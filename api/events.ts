@@ -12,7 +12,11 @@
  * stream with `event: end` (`{"reason"}`); a stream authenticated by TOTP
  * ends after the lifetime of a bearer token. A client that does not keep
  * up, or a broken watch, gets `event: reset` and the end: it connects
- * again and starts from a new snapshot (api/sse_stream.ts).
+ * again and starts from a new snapshot (api/sse_stream.ts). A user holds
+ * at most `maxStreamsPerUser` streams open at once and the process
+ * `maxStreams`: beyond, 429 with `Retry-After` (api/stream_slots.ts). A
+ * user's snapshot reads their VMs through the owner index, `?all=1` and a
+ * cluster not backfilled yet read `vm/` (resources/vms/view.ts).
  *
  * @example
  * ```ts
@@ -31,15 +35,18 @@ import { taskView, vmView } from "../resources/host_internals.ts";
 import { ownerIndexReady } from "../resources/vms/owner_index.ts";
 import { authMethod, currentToken } from "./auth.ts";
 import { requireAdmin, router } from "./env.ts";
-import { errorResponses } from "./errors.ts";
+import { errorJson, errorResponses } from "./errors.ts";
 import type { EventHub, HubEvent } from "./event_hub.ts";
 import { frame, SSE_HEADERS, SseStream } from "./sse_stream.ts";
+import { type SlotRefusal, StreamSlots } from "./stream_slots.ts";
 import type { BearerTokens } from "./tokens.ts";
 
 /** The feeds of the stream: VM and task documents. */
 export const VM_FEED = { prefix: keys.vms, schema: Vm };
 export const TASK_FEED = { prefix: keys.tasks, schema: Task };
 
+/** The wait a refused stream is told to keep before it tries again. */
+const RETRY_AFTER_SECONDS = 10;
 /** Events that arrive while the snapshot is read, at most. */
 const MAX_EARLY_EVENTS = 10_000;
 
@@ -52,6 +59,10 @@ export interface EventsOptions {
   heartbeatMs?: number;
   /** Bytes queued per client at most (api/sse_stream.ts). */
   maxBufferBytes?: number;
+  /** Streams one user may hold open at once; 8 by default. */
+  maxStreamsPerUser?: number;
+  /** Streams this process holds open at most; 2000 by default. */
+  maxStreams?: number;
   log?: Logger;
 }
 
@@ -65,7 +76,9 @@ const route = createRoute({
     '(`{"id"}`) and `task` (as `GET /v1/tasks` shows it), each with the ' +
     "etcd mod revision as its `id`. `all=1` (admins): everyone's. A " +
     "comment every 15 s; `end` when the session or token is revoked or " +
-    "expires; `reset` when the client fell behind (connect again).",
+    "expires; `reset` when the client fell behind (connect again). " +
+    "429 (with `Retry-After`) when the caller or the server holds too " +
+    "many open streams.",
   request: {
     query: z.object({
       all: z.enum(["0", "1"]).optional().openapi({
@@ -78,20 +91,37 @@ const route = createRoute({
       description: "The event stream",
       content: { "text/event-stream": { schema: z.string() } },
     },
-    ...errorResponses(400, 403, 503),
+    ...errorResponses(400, 403, 429, 503),
   },
 });
 
 /** Builds the `/v1/events` sub-app. */
 export function events(opts: EventsOptions) {
+  const slots = new StreamSlots({
+    perUser: opts.maxStreamsPerUser ?? 8,
+    total: opts.maxStreams ?? 2000,
+  });
   return router().openapi(route, async (c) => {
     const who = c.get("principal");
     const all = c.req.valid("query").all === "1";
     if (all) requireAdmin(who, "follow every user's events");
     const check = tokenCheck(opts, authMethod(c), currentToken(c));
-    const stream = await follow(opts, who, all, c.req.raw.signal, check);
+    const slot = slots.take(who.name);
+    if ("refused" in slot) {
+      c.header("Retry-After", String(RETRY_AFTER_SECONDS));
+      return errorJson(c, 429, refusal(slot.refused, slots));
+    }
+    const stream = await follow(opts, who, all, c.req.raw.signal, check, slot);
     return c.body(stream, 200, SSE_HEADERS);
   });
+}
+
+/** The message of a 429: which cap, and what to do. */
+function refusal(cap: SlotRefusal, slots: StreamSlots): string {
+  const then = `close one or retry in ${RETRY_AFTER_SECONDS} s`;
+  return cap === "user"
+    ? `You have at most ${slots.caps.perUser} open event streams: ${then}`
+    : `This server holds at most ${slots.caps.total} event streams: ${then}`;
 }
 
 /** What ends a stream besides the client: the token's lapse, checked. */
@@ -120,6 +150,7 @@ async function follow(
   all: boolean,
   signal: AbortSignal,
   check: (() => Promise<string | null>) | undefined,
+  slot: { release: () => void },
 ): Promise<ReadableStream<Uint8Array>> {
   const visible = (owner: string | undefined) =>
     all || (owner !== undefined && owner === who.name);
@@ -136,6 +167,7 @@ async function follow(
     onClose: () => {
       for (const leave of leaves.splice(0)) leave();
       early = [];
+      slot.release();
     },
   });
   const later = (send: () => void) => {

@@ -14,6 +14,7 @@ import type { Vm } from "../core/schemas.ts";
 import { Store } from "../core/store.ts";
 import { headerAuth, noSanitize } from "./helpers/api.ts";
 import { countReads, putAll, vmId } from "./helpers/pages.ts";
+import { waitFor } from "./helpers/cluster.ts";
 import { EventLog } from "./helpers/sse.ts";
 import { vmDoc } from "./helpers/task_ctx.ts";
 
@@ -124,4 +125,44 @@ Deno.test({
       const all = await snapshotOf(app, "root/admin", "/v1/events?all=1");
       assert.equal(all.vms.length, OTHERS + 5);
     }),
+});
+
+Deno.test({
+  name:
+    "/v1/events answers 429 with Retry-After beyond the per-user and per-process caps of open streams, and a closed stream frees its place",
+  ...noSanitize,
+  fn: () =>
+    withEventsApp(async ({ app }) => {
+      const open = async (user: string) => {
+        const res = await app.request("/v1/events", {
+          headers: { "x-user": user },
+        });
+        if (res.status !== 200) {
+          return { status: res.status, res, body: await res.json() };
+        }
+        const log = new EventLog(res);
+        await log.waitEvent("synced");
+        return { status: 200, res, log };
+      };
+      const bob = [await open("bob"), await open("bob")];
+      assert.deepEqual(bob.map((s) => s.status), [200, 200]);
+      const third = await open("bob");
+      assert.equal(third.status, 429);
+      assert.ok(Number(third.res.headers.get("retry-after")) > 0);
+      assert.match(third.body.error.message, /at most 2 .*event streams/);
+
+      const carol = await open("carol");
+      assert.equal(carol.status, 200);
+      const dave = await open("dave");
+      assert.equal(dave.status, 429, "the process holds 3 at most");
+      assert.ok(Number(dave.res.headers.get("retry-after")) > 0);
+      assert.match(dave.body.error.message, /server .*3 event streams/);
+
+      await bob[0].log!.cancel();
+      const again = await waitFor("bob's stream freed its place", async () => {
+        const s = await open("bob");
+        if (s.status === 200) return s;
+      });
+      for (const s of [bob[1], carol, again]) await s.log!.cancel();
+    }, { maxStreamsPerUser: 2, maxStreams: 3 }),
 });
