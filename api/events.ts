@@ -131,13 +131,19 @@ function tokenCheck(
   claims: ReturnType<typeof currentToken>,
 ): (() => Promise<string | null>) | undefined {
   if (!tokens) return undefined;
-  if (method === "totp") {
-    const end = Date.now() + tokens.bearer.ttlSeconds * 1000;
-    return () => Promise.resolve(Date.now() >= end ? "expired" : null);
-  }
+  if (method === "totp") return lifetimeCheck(tokens.bearer.ttlSeconds * 1000);
   const issuer = method === "session" ? tokens.sessions : tokens.bearer;
   if (!issuer || !claims) return undefined;
   return () => issuer.lapsed(claims);
+}
+
+/**
+ * The check of a stream that may stay open `ms` from now (one opened with
+ * TOTP credentials): `expired` after that, measured on a monotonic clock.
+ */
+export function lifetimeCheck(ms: number): () => Promise<string | null> {
+  const end = performance.now() + ms;
+  return () => Promise.resolve(performance.now() >= end ? "expired" : null);
 }
 
 /**
