@@ -248,6 +248,7 @@ export function createApp({
   app.route(
     "/v1/events",
     events({
+      ...config.api?.events,
       ...eventOptions,
       store,
       log,

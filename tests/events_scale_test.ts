@@ -3,11 +3,13 @@
  * user's snapshot reads only their owner index keys and VM documents
  * beside 1000 other users' VMs (keys counted on the store's client), at
  * one revision (a VM changed between the index read and the document read
- * is shown as it was at that revision), and `?all=1` still reads every VM.
+ * is shown as it was at that revision), and `?all=1` still reads every VM;
+ * the caps of config `api.events` on open streams answer 429.
  */
 import assert from "node:assert/strict";
 import { createApp } from "../api/app.ts";
 import { EventHub } from "../api/event_hub.ts";
+import { ConfigSchema } from "../core/config.ts";
 import { startEtcd } from "../core/etcd_server.ts";
 import { keys } from "../core/keys.ts";
 import type { Vm } from "../core/schemas.ts";
@@ -20,8 +22,8 @@ import { vmDoc } from "./helpers/task_ctx.ts";
 
 const OTHERS = 1000;
 
-/** An app with its own etcd and hub; `f` runs with them. */
-export async function withEventsApp(
+/** An app with its own etcd and hub (`limits`: config api.events). */
+async function withEventsApp(
   f: (a: { app: ReturnType<typeof createApp>; store: Store }) => Promise<
     void
   >,
@@ -34,7 +36,11 @@ export async function withEventsApp(
   const app = createApp({
     store,
     auth: headerAuth,
-    events: { hub, heartbeatMs: 300, ...limits },
+    config: {
+      tasks: ConfigSchema.shape.tasks.parse(undefined),
+      api: ConfigSchema.shape.api.parse({ events: limits }),
+    },
+    events: { hub, heartbeatMs: 300 },
   });
   try {
     await f({ app, store });
