@@ -95,10 +95,7 @@ export class ApiAnnouncement {
           url: this.url,
           lease: s.lease,
         });
-        await new Promise<void>((resolve) => {
-          s.signal.addEventListener("abort", () => resolve(), { once: true });
-          stop.addEventListener("abort", () => resolve(), { once: true });
-        });
+        await untilAborted(s.signal, stop);
         if (!stop.aborted) {
           log?.warn("api metrics announcement lost its lease, renewing", {
             replica: this.replica,
@@ -122,4 +119,18 @@ export class ApiAnnouncement {
     await this.#loop;
     await this.#session?.close();
   }
+}
+
+/** Resolves when either signal aborts; leaves no listener on the other. */
+function untilAborted(a: AbortSignal, b: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      a.removeEventListener("abort", done);
+      b.removeEventListener("abort", done);
+      resolve();
+    };
+    if (a.aborted || b.aborted) return resolve();
+    a.addEventListener("abort", done, { once: true });
+    b.addEventListener("abort", done, { once: true });
+  });
 }

@@ -99,7 +99,7 @@ export interface AppOptions {
     & { hub?: EventHub }
     & Pick<
       EventsOptions,
-      "heartbeatMs" | "maxBufferBytes"
+      "heartbeatMs" | "maxBufferBytes" | "maxStreamsPerUser" | "maxStreams"
     >;
   /** Where metrics are registered; a new registry per app by default. */
   registry?: Registry;
@@ -248,6 +248,7 @@ export function createApp({
   app.route(
     "/v1/events",
     events({
+      ...config.api?.events,
       ...eventOptions,
       store,
       log,

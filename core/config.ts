@@ -89,6 +89,11 @@ export const ConfigSchema = z.object({
     ).default([]),
     /** Who may scrape `GET /metrics` (core/config_metrics.ts). */
     metrics: MetricsConfig.prefault({}),
+    /** Open `/v1/events` streams at most, per user and per API process. */
+    events: z.object({
+      maxStreamsPerUser: z.number().int().min(1).default(8),
+      maxStreams: z.number().int().min(1).default(2000),
+    }).prefault({}),
   }).prefault({}),
   worker: z.object({
     host: z.string().regex(HOST_RE).default(() =>

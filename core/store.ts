@@ -163,6 +163,7 @@ export class Store {
   async getMany<T>(
     keys: string[],
     schema: z.ZodType<T>,
+    opts: Pick<ListOptions, "revision"> = {},
   ): Promise<{ items: Kv<T>[]; unreadable: Unreadable[] }> {
     const items: Kv<T>[] = [];
     const unreadable: Unreadable[] = [];
@@ -173,7 +174,7 @@ export class Store {
         () =>
           this.client.kv.txn({
             success: batch.map((k) => ({
-              request_range: { key: this.full(k) },
+              request_range: { key: this.full(k), revision: opts.revision },
             })),
           }),
       );

@@ -39,12 +39,16 @@ export interface PageOptions<T> {
   /** Which documents count; all when absent. */
   match?: (value: T) => boolean;
   scanMax?: number;
+  /** Read at this revision (`indexedPage`): a previous page's `revision`. */
+  revision?: string;
 }
 
 export interface Page<T> {
   items: Kv<T>[];
   /** Where the next page starts; null when this was the last. */
   next: string | null;
+  /** The revision `indexedPage` read its keys and documents at. */
+  revision?: string;
 }
 
 const chunkOf = (limit: number, got: number, budget: number) =>
@@ -93,6 +97,8 @@ export async function ascendingPage<T>(
  * prefix. An entry whose document is gone (or unreadable, reported) is
  * skipped; `match` is checked on the document, which stays the authority.
  * `position` and `next` are keys under `index`, as in `ascendingPage`.
+ * Keys and documents are read at one revision (`opts.revision`, or that of
+ * the first read), returned as `revision` so further pages can use it.
  */
 export async function indexedPage<T>(
   store: Store,
@@ -105,17 +111,21 @@ export async function indexedPage<T>(
   const out: Kv<T>[] = [];
   let from = opts.position ?? index;
   let read = 0;
+  let revision = opts.revision;
   for (;;) {
     const page = await store.list(index, ENTRY, {
       from,
       limit: Math.max(1, Math.min(scanMax - read, opts.limit - out.length)),
+      revision,
     });
+    revision ??= page.revision;
     const entries = [...page.items, ...page.unreadable].map((e) => e.key)
       .sort();
     read += entries.length;
     const docs = await store.getMany(
       entries.map((k) => docKey(idOf(k))),
       schema,
+      { revision },
     );
     const byKey = new Map(docs.items.map((kv) => [kv.key, kv]));
     for (const entry of entries) {
@@ -124,13 +134,15 @@ export async function indexedPage<T>(
       out.push(kv);
       if (out.length === opts.limit) {
         const end = entry === entries.at(-1) && !page.more;
-        return { items: out, next: end ? null : `${entry}\0` };
+        return { items: out, next: end ? null : `${entry}\0`, revision };
       }
     }
     const last = entries.at(-1);
-    if (!page.more || last === undefined) return { items: out, next: null };
+    if (!page.more || last === undefined) {
+      return { items: out, next: null, revision };
+    }
     from = `${last}\0`;
-    if (read >= scanMax) return { items: out, next: from };
+    if (read >= scanMax) return { items: out, next: from, revision };
   }
 }
 

@@ -39,7 +39,7 @@ async function withApp(
   const app = createApp({
     store,
     auth: headerAuth,
-    events: { hub, heartbeatMs: 300, maxBufferBytes },
+    events: { hub, heartbeatMs: 300, maxBufferBytes, maxStreamsPerUser: 50 },
   });
   try {
     await f({ app, hub, store, endpoint: etcd.endpoint });
