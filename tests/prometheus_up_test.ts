@@ -191,8 +191,16 @@ Deno.test({
         "the worker serves on the host's address",
       );
       assert.notEqual(host, "::1");
-      assert.ok(
-        targets.some((x) => x.labels.job === "ucloud-api" && x.health === "up"),
+      // Targets are scraped at their own offsets in the interval: the API's
+      // may not have had its first scrape when the worker's series came.
+      await waitFor(
+        "up's Prometheus to have scraped the API",
+        async () =>
+          (await activeTargets(url)).some((x) =>
+            x.labels.job === "ucloud-api" && x.health === "up"
+          ),
+        60_000,
+        500,
       );
     } finally {
       try {
