@@ -181,6 +181,13 @@ async function openRelay(
 }
 
 /** Pipes a websocket and a relay connection until either ends. */
+/** The browser's bytes waiting for the relay; past it the console closes. */
+const MAX_QUEUED_BYTES = 1 << 20;
+/** Bytes unsent to the browser at which reading from the VM pauses. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+/** How long the browser may leave that much unread before it is closed. */
+const STALL_MS = 10_000;
+
 function pipe(
   socket: WebSocket,
   relay: Deno.TcpConn,
@@ -208,8 +215,10 @@ function pipe(
       o.log.warn("console session check failed", { error: String(err) });
     }
   }, o.console.sessionCheckSeconds * 1000);
-  // Bytes the browser sends before the socket opened on our side wait.
+  // Bytes the browser sends wait for the relay, at most MAX_QUEUED_BYTES:
+  // a browser sending faster than the VM reads is closed, not buffered.
   const writes: Uint8Array[] = [];
+  let queued = 0;
   let writing = false;
   const drain = async () => {
     if (writing) return;
@@ -219,6 +228,7 @@ function pipe(
         const data = writes.shift()!;
         let off = 0;
         while (off < data.length) off += await relay.write(data.subarray(off));
+        queued -= data.length;
       }
     } catch {
       close(1011, "console connection lost");
@@ -230,7 +240,12 @@ function pipe(
     if (!(ev.data instanceof ArrayBuffer)) {
       return close(1003, "binary frames only");
     }
-    writes.push(new Uint8Array(ev.data));
+    const data = new Uint8Array(ev.data);
+    if (queued + data.length > MAX_QUEUED_BYTES) {
+      return close(1008, "console input faster than the VM takes it");
+    }
+    queued += data.length;
+    writes.push(data);
     drain();
   };
   socket.onclose = () => close(1000, "closed by the browser");
@@ -239,7 +254,16 @@ function pipe(
     if (first.length) socket.send(first);
     try {
       for await (const chunk of relay.readable) {
-        if (socket.readyState !== WebSocket.OPEN) break;
+        // The VM's screen waits while the browser has much unread: reading
+        // pauses (qemu's VNC then sends less), and a browser that reads
+        // nothing for STALL_MS is closed.
+        const since = performance.now();
+        while (socket.bufferedAmount > MAX_BUFFERED_BYTES && !closed) {
+          if (performance.now() - since > STALL_MS) {
+            close(1008, "the browser does not read the console");
+          } else await new Promise((r) => setTimeout(r, 20));
+        }
+        if (closed || socket.readyState !== WebSocket.OPEN) break;
         socket.send(chunk);
       }
     } catch { /* relay closed */ }

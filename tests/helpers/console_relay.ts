@@ -23,16 +23,23 @@ export interface RelayFixture {
   stop: () => void;
 }
 
-/** Runs `body` with VM `id` (of `env`) running on h1 behind h1's relay. */
+/**
+ * Runs `body` with VM `id` (of `env`) running on h1 behind h1's relay.
+ * `readVnc: false`: the stand-in never reads what it is sent (a VM whose
+ * VNC server is stuck), so the bytes back up to the API.
+ */
 export async function withRelay(
   env: ConsoleEnv,
   id: string,
   body: (f: RelayFixture) => Promise<void>,
+  { readVnc = true }: { readVnc?: boolean } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ucloud-vnc-" });
   const path = `${dir}/vnc.sock`;
   const vnc = Deno.listen({ transport: "unix", path });
   let open = 0, opened = 0;
+  let release = () => {};
+  const released = new Promise<void>((r) => release = r);
   const served = (async () => {
     const conns: Promise<void>[] = [];
     for await (const c of vnc) {
@@ -40,7 +47,11 @@ export async function withRelay(
       conns.push((async () => {
         try {
           await c.write(new TextEncoder().encode("RFB 003.008\n"));
-          for await (const _ of c.readable) { /* discard */ }
+          if (readVnc) { for await (const _ of c.readable) { /* discard */ } }
+          else {
+            await released;
+            c.close();
+          }
         } catch { /* closed */ }
         open--;
       })());
@@ -74,6 +85,7 @@ export async function withRelay(
     });
   } finally {
     stop.abort();
+    release();
     await relay.done;
     await vms.done;
     vnc.close();
